@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Types shared by the extractor and user space. harness/event.py mirrors struct xhdr_event and
+ * harness/counters.py mirrors enum xhdr_counter; tests/test_layout.py keeps them from drifting.
+ */
+#ifndef XHDR_EVENT_H
+#define XHDR_EVENT_H
+
+#ifndef XHDR_MAX_VALUE_LEN
+#define XHDR_MAX_VALUE_LEN 128
+#endif
+#ifndef XHDR_MAX_TARGET_LEN
+#define XHDR_MAX_TARGET_LEN 128
+#endif
+#ifndef XHDR_MAX_HEADER_LINES
+#define XHDR_MAX_HEADER_LINES 32
+#endif
+#ifndef XHDR_MAX_SCAN_BYTES
+#define XHDR_MAX_SCAN_BYTES 1024
+#endif
+#ifndef XHDR_MAX_REQUESTS
+#define XHDR_MAX_REQUESTS 4
+#endif
+#ifndef XHDR_RINGBUF_PAGES
+#define XHDR_RINGBUF_PAGES 64
+#endif
+
+#define XHDR_SLOTS 8		/* configured header rules; slot masks are one byte */
+#define XHDR_METHOD_MAX 16
+#define XHDR_SCHEME_MAX 16
+#define XHDR_NAME_MAX 32
+
+enum xhdr_mode {
+	XHDR_MODE_NONE = 0,
+	XHDR_MODE_VALUE = 1,
+	XHDR_MODE_HASH = 2,
+	XHDR_MODE_AUTH = 3,
+	XHDR_MODE_PRESENCE = 4,
+};
+
+enum xhdr_event_flag {
+	XHDR_F_TARGET_TRUNCATED = 1 << 0,
+	XHDR_F_LINE_CUT = 1 << 1,
+	XHDR_F_HEADERS_CUT = 1 << 2,
+	XHDR_F_SCAN_LIMIT = 1 << 3,
+	XHDR_F_TOO_MANY_HEADERS = 1 << 4,
+	XHDR_F_BAD_LINE = 1 << 5,
+};
+
+enum xhdr_slot_flag {
+	XHDR_S_PRESENT = 1 << 0,
+	XHDR_S_TRUNCATED = 1 << 1,
+	XHDR_S_CUT = 1 << 2,
+	XHDR_S_REPEATED = 1 << 3,
+};
+
+/* Each frame counts once in packets and once in exactly one outcome (docs/EXTRACTION.md, R1-R8). */
+enum xhdr_counter {
+	XHDR_C_PACKETS,
+	XHDR_C_MALFORMED,
+	XHDR_C_VLAN_TOO_DEEP,
+	XHDR_C_NOT_IP,
+	XHDR_C_LATER_FRAGMENT,
+	XHDR_C_IPV6_EXT_HEADER,
+	XHDR_C_NOT_TCP,
+	XHDR_C_PORT_NOT_WATCHED,
+	XHDR_C_TCP_WATCHED,
+	XHDR_C_NO_PAYLOAD,
+	XHDR_C_NOT_HTTP,
+	XHDR_C_HTTP_REQUEST,
+	XHDR_C_EVENTS,
+	XHDR_C_EVENTS_LOST,
+	XHDR_C_COUNT,
+};
+
+struct xhdr_counters {
+	__u64 count[XHDR_C_COUNT];
+};
+
+struct xhdr_slot {
+	__u64 hash;		/* SipHash-2-4 of the value (hash and auth modes) */
+	__u16 length;		/* trimmed value length as seen, before truncation */
+	__u16 value_len;	/* bytes used in the slot's value buffer */
+	__u8 flags;		/* enum xhdr_slot_flag */
+	__u8 reserved[3];
+};
+
+struct xhdr_event {
+	__u64 timestamp_ns;
+	__u8 saddr[16];		/* IPv4 uses the first four bytes */
+	__u8 daddr[16];
+	__u32 ifindex;
+	__u16 sport;
+	__u16 dport;
+	__u16 vlan_ids[2];
+	__u16 target_length;	/* target bytes seen, before truncation */
+	__u16 flags;		/* enum xhdr_event_flag */
+	__u8 family;		/* 4 or 6 */
+	__u8 version;		/* 10, 11, or 0 when the request line was cut before it */
+	__u8 method_len;
+	__u8 vlan_count;
+	__u8 request_index;
+	__u8 header_lines;
+	__u16 reserved;
+	/* Everything above is zeroed when a request starts; the buffers below are only read up to their lengths. */
+	struct xhdr_slot slots[XHDR_SLOTS];
+	__u8 method[XHDR_METHOD_MAX];
+	__u8 target[XHDR_MAX_TARGET_LEN];
+	__u8 values[XHDR_SLOTS][XHDR_MAX_VALUE_LEN];
+};
+
+/* Byte classes of RFC 9110/9112 that the parser tests on every byte. */
+enum xhdr_char_class {
+	XHDR_CC_TCHAR = 1 << 0,		/* token character: methods, header names, auth schemes */
+	XHDR_CC_TARGET = 1 << 1,	/* may appear in a request target */
+};
+
+/* Written by user space (harness/program.py); read once per packet. */
+struct xhdr_names {
+	__u64 key[2];				/* SipHash key for hash and auth modes */
+	__u8 mode[XHDR_SLOTS];			/* enum xhdr_mode per slot */
+	__u8 char_class[256];			/* enum xhdr_char_class per byte */
+	__u8 first_slot[256];			/* index of the lowest set bit of a mask */
+	__u8 len_mask[XHDR_NAME_MAX + 1];	/* slots whose name has this length */
+	__u8 char_mask[XHDR_NAME_MAX][256];	/* slots whose name has this byte, either case, here */
+};
+
+#endif /* XHDR_EVENT_H */

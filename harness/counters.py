@@ -1,0 +1,56 @@
+"""The extractor's counters: one table, in the order of enum xhdr_counter in bpf/xhdr_event.h."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Counter(enum.IntEnum):
+    """Index into the per-CPU counter array. Outcome counters partition ``PACKETS`` (docs/EXTRACTION.md)."""
+
+    PACKETS = 0
+    MALFORMED = 1
+    VLAN_TOO_DEEP = 2
+    NOT_IP = 3
+    LATER_FRAGMENT = 4
+    IPV6_EXT_HEADER = 5
+    NOT_TCP = 6
+    PORT_NOT_WATCHED = 7
+    TCP_WATCHED = 8
+    NO_PAYLOAD = 9
+    NOT_HTTP = 10
+    HTTP_REQUEST = 11
+    EVENTS = 12
+    EVENTS_LOST = 13
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+# Every frame ends in exactly one of these; the rest (packets, tcp_watched, events, events_lost) are tallies.
+OUTCOMES = frozenset(
+    {
+        Counter.MALFORMED,
+        Counter.VLAN_TOO_DEEP,
+        Counter.NOT_IP,
+        Counter.LATER_FRAGMENT,
+        Counter.IPV6_EXT_HEADER,
+        Counter.NOT_TCP,
+        Counter.PORT_NOT_WATCHED,
+        Counter.NO_PAYLOAD,
+        Counter.NOT_HTTP,
+        Counter.HTTP_REQUEST,
+    }
+)
+
+Counts = dict[Counter, int]
+
+
+def zero_counts() -> Counts:
+    return {counter: 0 for counter in Counter}
+
+
+def counts_difference(after: Counts, before: Counts) -> Counts:
+    """What moved between two readings, so tests need not reset maps between cases."""
+    return {counter: after[counter] - before[counter] for counter in Counter}

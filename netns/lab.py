@@ -1,0 +1,327 @@
+"""Two network namespaces joined by a veth pair: the place where the extractor meets real traffic.
+
+The client namespace sends (raw frames or real HTTP clients), the gateway namespace receives (the XDP
+program is attached to the gateway's veth end by harness code, the recording server listens there).
+Every lab has a unique name prefix, so parallel runs never collide and leftovers of a killed run can
+be recognised by the dead pid in their name and swept away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from pyroute2 import IPRoute
+from pyroute2 import netns as pr_netns
+from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
+
+from harness.wait import wait_until
+from netns.addressing import CLIENT, GATEWAY, IPV4_PREFIXLEN, IPV6_PREFIXLEN, Endpoint
+from netns.cleanup import CleanupStack, TeardownError, describe
+from netns.nsenter import socket_in
+
+NAME_PREFIX = "xhdr"
+_OWNED = re.compile(rf"^{NAME_PREFIX}-(\d+)-")
+ETH_P_ALL = 0x0003
+NUD_PERMANENT = 0x80
+STOP_GRACE_S = 3.0
+
+
+class CommandError(RuntimeError):
+    """A program run inside a lab namespace failed; the message is one line with its last stderr line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    """One side of the lab: its namespace, its veth end (index valid inside that namespace), addresses."""
+
+    netns: str
+    ifname: str
+    ifindex: int
+    endpoint: Endpoint
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_stale(name: str) -> bool:
+    match = _OWNED.match(name)
+    return match is not None and not _pid_alive(int(match.group(1)))
+
+
+def _kill_processes_in(name: str) -> None:
+    """Kill what still runs in a stale namespace; otherwise it would keep the namespace and veth alive."""
+    for pid in pr_netns.ns_pids().get(name, []):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _remove_netns(name: str) -> None:
+    """Delete a named namespace; already gone is fine (a concurrent sweeper may have won)."""
+    try:
+        pr_netns.remove(name)
+    except FileNotFoundError:
+        pass
+
+
+def sweep_stale() -> list[str]:
+    """Delete the namespaces of earlier xhdr runs whose process is dead, and return their names.
+
+    Names carry the pid of the process that made them (``xhdr-<pid>-...``), so a namespace of a live
+    process - a parallel run, or this one - is never touched. Processes still running in a stale
+    namespace (a recorder orphaned by the kill) are killed first, as they would keep it and its veth
+    alive; the stale run's temporary directory is removed too.
+    """
+    removed = []
+    for name in sorted(pr_netns.listnetns()):
+        if not _is_stale(name):
+            continue
+        _kill_processes_in(name)
+        if name in pr_netns.listnetns():
+            _remove_netns(name)
+            removed.append(name)
+    for workdir in Path(tempfile.gettempdir()).glob(f"{NAME_PREFIX}-*"):
+        if workdir.is_dir() and _is_stale(workdir.name):
+            shutil.rmtree(workdir, ignore_errors=True)  # logs of the killed run; not reported
+    return removed
+
+
+def _stop_process(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> None:
+    """Terminate, give it ``grace`` seconds, then kill: a stuck child must not hang the teardown."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=grace)
+
+
+def last_line(data: bytes) -> str:
+    """The last non-blank line of a program's output: usually the error that matters."""
+    lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no output)"
+
+
+class Lab:
+    """A client and a gateway namespace joined by a veth pair; a context manager that always cleans up.
+
+    Use ``with Lab() as lab:``. Everything the lab creates - and whatever a caller registers with
+    :meth:`defer`, such as an XDP attach - is undone in reverse order when the block exits, whether
+    normally, by an exception or by KeyboardInterrupt.
+    """
+
+    def __init__(self, *, sweep: bool = True) -> None:
+        tag = secrets.token_hex(3)
+        self.prefix = f"{NAME_PREFIX}-{os.getpid()}-{tag}"
+        self._sweep = sweep
+        self._cleanup = CleanupStack()
+        self._tx: socket.socket | None = None
+        self._entered = False
+        self.swept: list[str] = []
+        self.workdir: Path | None = None
+        self._outputs: dict[int, tuple[Path, Path]] = {}
+        self._names = {
+            "client": (f"{self.prefix}-cli", f"xc{tag}", CLIENT),
+            "gateway": (f"{self.prefix}-gw", f"xg{tag}", GATEWAY),
+        }
+        self.client: Host
+        self.gateway: Host
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError(f"lab {self.prefix} was already used; make a new Lab")
+        self._entered = True
+        try:
+            if self._sweep:
+                self.swept = sweep_stale()
+            self._build()
+        except BaseException as exc:
+            failures = self._cleanup.unwind()
+            if failures:
+                exc.add_note(f"lab {self.prefix} teardown after failed setup: {describe(failures)}")
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        failures = self._cleanup.unwind()
+        if not failures:
+            return
+        message = f"lab {self.prefix} teardown: {describe(failures)}"
+        if exc is not None:
+            exc.add_note(message)  # the error that ended the block stays the one reported
+            return
+        if any(isinstance(e, KeyboardInterrupt) for _, e in failures):
+            raise KeyboardInterrupt(message)
+        raise TeardownError(message)
+
+    def defer(self, action: Callable[[], object], what: str | None = None) -> None:
+        """Register a cleanup action, run before everything registered earlier (a stack)."""
+        self._cleanup.push(action, what)
+
+    # -- building ----------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
+        workdir = self.workdir
+        self.defer(lambda: shutil.rmtree(workdir, ignore_errors=True), f"remove {workdir}")
+        for ns, _, _ in self._names.values():
+            pr_netns.create(ns)
+            self.defer(lambda ns=ns: _remove_netns(ns), f"remove netns {ns}")
+
+        cli_ns, cli_if, _ = self._names["client"]
+        gw_ns, gw_if, _ = self._names["gateway"]
+        with IPRoute(netns=cli_ns, flags=0) as ipr:
+            # Created inside the client namespace with the peer placed directly in the gateway's,
+            # so no veth end ever appears in the root namespace.
+            ipr.link("add", ifname=cli_if, kind="veth", peer={"ifname": gw_if, "net_ns_fd": gw_ns})
+        self.defer(lambda: self._delete_link(cli_ns, cli_if), f"delete veth {cli_if}")
+
+        self.client = self._configure("client", peer=GATEWAY)
+        self.gateway = self._configure("gateway", peer=CLIENT)
+        wait_until(lambda: self._both_up(), 5.0, f"veth {cli_if}/{gw_if} to be up")
+
+    def _configure(self, role: str, peer: Endpoint) -> Host:
+        """Set lo and the veth end up with the fixed MAC and addresses, and a permanent neighbour entry.
+
+        The static neighbour entries mean a lab sends no ARP or neighbour solicitation before the first
+        TCP segment, so a capture or an XDP counter sees only the traffic a test made.
+        """
+        ns, ifname, endpoint = self._names[role]
+        with IPRoute(netns=ns, flags=0) as ipr:
+            lo = ipr.link_lookup(ifname="lo")[0]
+            ipr.link("set", index=lo, state="up")
+            index = ipr.link_lookup(ifname=ifname)[0]
+            ipr.link("set", index=index, address=endpoint.mac)
+            ipr.addr("add", index=index, address=endpoint.ipv4, prefixlen=IPV4_PREFIXLEN)
+            ipr.addr("add", index=index, address=endpoint.ipv6, prefixlen=IPV6_PREFIXLEN, flags=IFA_F_NODAD)
+            ipr.link("set", index=index, state="up")
+            for dst in (peer.ipv4, peer.ipv6):
+                ipr.neigh("add", dst=dst, lladdr=peer.mac, ifindex=index, state=NUD_PERMANENT)
+        return Host(netns=ns, ifname=ifname, ifindex=index, endpoint=endpoint)
+
+    def _both_up(self) -> bool:
+        for host in (self.client, self.gateway):
+            with IPRoute(netns=host.netns, flags=0) as ipr:
+                if ipr.get_links(host.ifindex)[0].get_attr("IFLA_OPERSTATE") != "UP":
+                    return False
+        return True
+
+    @staticmethod
+    def _delete_link(ns: str, ifname: str) -> None:
+        if ns not in pr_netns.listnetns():
+            return  # flags=0 below would fail anyway; never recreate a namespace to delete a link
+        with IPRoute(netns=ns, flags=0) as ipr:
+            found = ipr.link_lookup(ifname=ifname)
+            if found:
+                ipr.link("del", index=found[0])
+
+    # -- traffic -----------------------------------------------------------------------------------
+    def send(self, frames: Iterable[bytes]) -> int:
+        """Write raw Ethernet frames out of the client's veth end, byte for byte; return how many.
+
+        The AF_PACKET socket is created inside the client namespace once and reused. The kernel refuses
+        frames shorter than an Ethernet header or longer than the MTU; that is raised as one line.
+        """
+        if self._tx is None:
+            tx = socket_in(self.client.netns, socket.AF_PACKET, socket.SOCK_RAW, 0)
+            self.defer(tx.close, f"close tx socket on {self.client.ifname}")
+            tx.bind((self.client.ifname, 0))
+            self._tx = tx
+        count = 0
+        for frame in frames:
+            try:
+                sent = self._tx.send(frame)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"frame {count} ({len(frame)} bytes) not sent on {self.client.ifname}: {exc.strerror}",
+                ) from None
+            if sent != len(frame):
+                raise OSError(
+                    f"frame {count}: only {sent} of {len(frame)} bytes sent on {self.client.ifname}"
+                )
+            count += 1
+        return count
+
+    # -- processes ---------------------------------------------------------------------------------
+    def run(
+        self,
+        host: Host,
+        argv: Sequence[str],
+        *,
+        timeout: float = 30.0,
+        check: bool = True,
+        input: bytes | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a program inside ``host``'s namespace to completion, capturing its output."""
+        cmd = ["ip", "netns", "exec", host.netns, *argv]
+        try:
+            done = subprocess.run(cmd, check=False, capture_output=True, timeout=timeout, input=input)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(
+                f"{shlex.join(argv)} in {host.netns} did not finish within {timeout}s"
+            ) from None
+        if check and done.returncode != 0:
+            raise CommandError(
+                f"{shlex.join(argv)} in {host.netns} exited {done.returncode}: {last_line(done.stderr)}"
+            )
+        return done
+
+    def spawn(
+        self, host: Host, argv: Sequence[str], *, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a long-running program inside ``host``'s namespace; the lab stops it at teardown.
+
+        Its stdout and stderr go to files in :attr:`workdir` (read them with :meth:`output_of`), so a
+        chatty child can never block on a full pipe.
+        """
+        assert self.workdir is not None, "spawn() needs an entered lab"
+        cmd = ["ip", "netns", "exec", host.netns, *argv]
+        n = len(self._cleanup)
+        out_path = self.workdir / f"proc{n}.out"
+        err_path = self.workdir / f"proc{n}.err"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            # A new session keeps a terminal's Ctrl-C away from children, so the lab stops them in order.
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, start_new_session=True)
+        self._outputs[proc.pid] = (out_path, err_path)
+        self.defer(lambda: _stop_process(proc), f"stop {shlex.join(argv)} (pid {proc.pid})")
+        return proc
+
+    def output_of(self, proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+        """What a spawned process wrote so far to stdout and stderr."""
+        out_path, err_path = self._outputs[proc.pid]
+        return out_path.read_bytes(), err_path.read_bytes()
+
+    def check_alive(self, proc: subprocess.Popen[bytes], what: str) -> None:
+        """Raise one line with the last stderr line if a spawned process has exited."""
+        code = proc.poll()
+        if code is not None:
+            raise CommandError(f"{what} exited {code}: {last_line(self.output_of(proc)[1])}")

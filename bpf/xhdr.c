@@ -671,12 +671,13 @@ int xhdr_emit(struct xdp_md *ctx)
 	/* R7: more payload than the view, and the frame really holds it */
 	scan_limit = m.sc->pk.payload_len > XHDR_MAX_SCAN_BYTES &&
 		     (void *)(payload + XHDR_MAX_SCAN_BYTES + 1) <= data_end;
+	/* All requests are counted before any event, so readers waiting for events == requests see no gap. */
+	m.cnt->count[XHDR_C_HTTP_REQUEST] += logged;
 	for (r = 0; r < XHDR_MAX_REQUESTS; r++) {
 		struct xhdr_event *ev = &m.sc->events[r];
 
 		if (r >= logged)
 			break;
-		count(m.cnt, XHDR_C_HTTP_REQUEST);
 		ev->timestamp_ns = bpf_ktime_get_ns();
 		ev->ifindex = ctx->ingress_ifindex;
 		ev->family = flow->family;

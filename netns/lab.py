@@ -26,11 +26,12 @@ from typing import Self
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
+from pyroute2.netlink.rtnl.ifinfmsg import IFF_MULTICAST, IFF_NOARP
 
 from harness.wait import wait_until
 from netns.addressing import CLIENT, GATEWAY, IPV4_PREFIXLEN, IPV6_PREFIXLEN, Endpoint
 from netns.cleanup import CleanupStack, TeardownError, describe
-from netns.nsenter import socket_in
+from netns.nsenter import inside, socket_in
 
 NAME_PREFIX = "xhdr"
 _OWNED = re.compile(rf"^{NAME_PREFIX}-(\d+)-")
@@ -123,6 +124,19 @@ def last_line(data: bytes) -> str:
     """The last non-blank line of a program's output: usually the error that matters."""
     lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()]
     return lines[-1].strip() if lines else "(no output)"
+
+
+def _quiet_ipv6(ns: str, ifname: str) -> None:
+    """Stops the IPv6 chatter a new link sends by itself (router solicitations, MLD reports).
+
+    Those packets would reach the extractor in the middle of a test and move its counters; with them
+    gone, every counter movement in a lab is traffic a test sent.
+    """
+    # No link-local address (so no DAD for it), no DAD at all, no router solicitations.
+    settings = {"addr_gen_mode": "1", "accept_dad": "0", "router_solicitations": "0", "accept_ra": "0"}
+    with inside(ns):
+        for name, value in settings.items():
+            Path(f"/proc/sys/net/ipv6/conf/{ifname}/{name}").write_text(value)
 
 
 class Lab:
@@ -221,6 +235,10 @@ class Lab:
             index = ipr.link_lookup(ifname=ifname)[0]
             ipr.link("set", index=index, address=endpoint.mac)
             ipr.addr("add", index=index, address=endpoint.ipv4, prefixlen=IPV4_PREFIXLEN)
+            _quiet_ipv6(ns, ifname)
+            # IFF_NOARP: IPv6 joins no solicited-node groups (no MLD reports) and IPv4 sends no ARP; the
+            # permanent neighbour entries below still give each side the other's MAC.
+            ipr.link("set", index=index, flags=IFF_NOARP, change=IFF_NOARP | IFF_MULTICAST)
             ipr.addr("add", index=index, address=endpoint.ipv6, prefixlen=IPV6_PREFIXLEN, flags=IFA_F_NODAD)
             ipr.link("set", index=index, state="up")
             for dst in (peer.ipv4, peer.ipv6):

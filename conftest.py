@@ -13,3 +13,76 @@ def lab() -> Iterator[Lab]:
     """A fresh client/gateway namespace pair joined by a veth pair; torn down after the test."""
     with Lab() as built:
         yield built
+
+
+# --- kernel (harness/) -----------------------------------------------------------------------------
+import os  # noqa: E402
+
+from harness.bcc_loader import BccUnavailable, import_bcc  # noqa: E402
+from harness.driver import Driver, TestRunDriver  # noqa: E402
+from harness.program import Program  # noqa: E402
+from harness.xdp import XdpMode  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def kernel_unavailable() -> str | None:
+    """Why kernel tests cannot run here, or None. Only a truly missing root or BCC counts."""
+    if os.geteuid() != 0:
+        return "needs root to load BPF programs and build namespaces"
+    try:
+        import_bcc()
+    except BccUnavailable as error:
+        return str(error)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reason = kernel_unavailable()
+    if reason is None:
+        return
+    for item in items:
+        if item.get_closest_marker("kernel") or item.get_closest_marker("lab"):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Under CI=true a skipped test is a failure: CI has root and BCC, so a skip means a broken set-up."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which counts as a failure: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def program() -> Iterator[Program]:
+    """The extractor with the default configuration, loaded once for the session."""
+    with Program() as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="session")
+def session_labs() -> Iterator[dict[XdpMode, Lab]]:
+    """One lab per XDP mode for the whole session; each test's frames are told apart by counters."""
+    with Lab() as native_lab, Lab() as generic_lab:
+        yield {XdpMode.NATIVE: native_lab, XdpMode.GENERIC: generic_lab}
+
+
+_DRIVERS: dict[str, Driver] = {}
+
+
+@pytest.fixture(params=["test-run", "lab-native", "lab-generic"])
+def driver(request: pytest.FixtureRequest, program: Program) -> Driver:
+    """Each driver in turn, sharing the session's program (one attachment per lab, made once)."""
+    if request.param not in _DRIVERS:
+        if request.param == "test-run":
+            _DRIVERS[request.param] = TestRunDriver(program)
+        else:
+            from netns.driver import LabDriver
+
+            mode = XdpMode(request.param.removeprefix("lab-"))
+            labs = request.getfixturevalue("session_labs")
+            _DRIVERS[request.param] = LabDriver(program, labs[mode], mode)
+    return _DRIVERS[request.param]

@@ -103,12 +103,12 @@ class Program:
         except Exception as error:
             self.bpf.cleanup()
             raise ProgramError(f"the verifier rejected {source.name}: {error}") from error
-        stages = self.bpf["stages"]
+        stages = self.bpf[b"stages"]
         for index, name in enumerate(STAGES):
             stages[ctypes.c_int(index)] = ctypes.c_int(self.functions[name].fd)
         self.fd: int = self.functions[ENTRY_POINT].fd
         self._events: list[HeaderEvent] = []
-        self.bpf["events"].open_ring_buffer(self._on_event)
+        self.bpf[b"events"].open_ring_buffer(self._on_event)
         self.configure(self.config)
 
     # -- configuration -------------------------------------------------------------------------
@@ -117,7 +117,7 @@ class Program:
         """Writes ports and header rules into the maps; limits must match the compiled ones."""
         if config.compile_flags() != self.config.compile_flags():
             raise ProgramError("limits differ from the loaded program's; build a new Program for new limits")
-        ports = self.bpf["watched_ports"]
+        ports = self.bpf[b"watched_ports"]
         for port in set(self.config.ports) - set(config.ports):
             ports[ports.Key(port)] = ports.Leaf(0)
         for port in config.ports:
@@ -134,7 +134,7 @@ class Program:
         ctypes.memmove(value.char_mask, char_mask, len(char_mask))
         # BCC's own leaf type for this map flattens the 2-D char_mask, so the update goes through our struct.
         key = ctypes.c_uint32(0)
-        if self._bcc.libbcc.lib.bpf_update_elem(self.bpf["names"].map_fd, ctypes.byref(key), ctypes.byref(value), 0):
+        if self._bcc.libbcc.lib.bpf_update_elem(self.bpf[b"names"].map_fd, ctypes.byref(key), ctypes.byref(value), 0):
             raise ProgramError(f"cannot write the header rules into the names map: errno {ctypes.get_errno()}")
         self.config = config
 
@@ -152,7 +152,7 @@ class Program:
 
     def counters(self) -> Counts:
         """Counters summed over CPUs. They only grow: compare two readings to see what a step did."""
-        per_cpu = self.bpf["counters"][0]
+        per_cpu = self.bpf[b"counters"][0]
         return {counter: sum(cpu.count[counter] for cpu in per_cpu) for counter in Counter}
 
     # -- attachment ----------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+"""The ``xhdr`` command line.
+
+Subcommands are found by convention, not imported here: each package that offers one declares it in
+pyproject.toml under ``[project.entry-points."xhdr.commands"]``, pointing at a module with a
+``register(subcommands)`` function. That keeps harness free of imports from netns, bench, fuzz and
+reports while ``xhdr demo`` (netns) and later ``xhdr bench`` (bench) live with the code they drive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib.metadata import entry_points
+
+from harness.bcc_loader import BccUnavailable
+from harness.config import ConfigError
+from harness.program import ProgramError
+from harness.xdp import AttachError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# Errors whose message is already one line that names the thing and the fix.
+USER_ERRORS = (ConfigError, ProgramError, BccUnavailable, AttachError, FileNotFoundError, PermissionError)
+
+
+class CommandError(RuntimeError):
+    """A subcommand's own one-line failure."""
+
+
+def require_root(what: str) -> None:
+    """Loading BPF and building namespaces need CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN."""
+    if os.geteuid() != 0:
+        raise PermissionError(f"{what} needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN); run it with sudo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xhdr", description="Test and benchmark XDP programs that log HTTP headers.")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for entry in sorted(entry_points(group="xhdr.commands"), key=lambda e: e.name):
+        entry.load().register(subcommands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print("xhdr: interrupted; everything xhdr started was removed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (*USER_ERRORS, CommandError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"xhdr {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

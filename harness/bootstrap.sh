@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Prepares a Debian 12 machine for xhdr: system packages, the kernel-header links BCC needs, and the
 # virtual environment. Every step checks first and does nothing when its work is already done, so the
-# README's commands can call this every time.
+# README's commands can call this every time. Then runs what was asked:
+#   bootstrap.sh demo [xhdr demo options]   the main job on built-in defaults
+#   bootstrap.sh test [pytest options]      the whole test suite
+#   bootstrap.sh                            set-up only
 set -euo pipefail
+action="${1:-}"
+[ $# -gt 0 ] && shift
+case "$action" in
+    ""|demo|test) ;;
+    *) echo "xhdr setup: unknown action '$action'; use demo, test, or nothing for set-up only" >&2; exit 2 ;;
+esac
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 venv="${XHDR_VENV:-$top/.venv}"
@@ -55,3 +64,10 @@ if [ ! -f "$stamp" ] || [ "$top/pyproject.toml" -nt "$stamp" ]; then
     "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$top[test]"
     touch "$stamp"
 fi
+
+cd "$top"
+case "$action" in
+    demo) exec "$venv/bin/xhdr" demo "$@" ;;
+    test) exec "$venv/bin/python" -m pytest "$@" ;;
+esac
+say "ready: $venv/bin/xhdr --help"

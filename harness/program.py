@@ -150,6 +150,15 @@ class Program:
         events, self._events = self._events, []
         return events
 
+    def poll_events(self, timeout_ms: int) -> list[HeaderEvent]:
+        """Like take_events, but waits up to ``timeout_ms`` for the first event instead of spinning.
+
+        A live logger needs a blocking wait that still returns often enough to notice Ctrl-C/SIGTERM.
+        """
+        self.bpf.ring_buffer_poll(timeout_ms)
+        events, self._events = self._events, []
+        return events
+
     def counters(self) -> Counts:
         """Counters summed over CPUs. They only grow: compare two readings to see what a step did."""
         per_cpu = self.bpf[b"counters"][0]

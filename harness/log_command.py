@@ -61,12 +61,10 @@ def run(args: argparse.Namespace) -> int:
     check_interface(args.iface, args.netns)
     render = event_json if args.json else event_line
     with stop_signals() as stopped, Program(config) as program:
-        try:
-            with program.attached(args.iface, mode, args.netns):
-                print(f"xhdr log: logging requests on {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
-                stream(program, render, stopped)
-        except KeyboardInterrupt:
-            pass  # the normal way to stop; attached() has detached already
+        # suppress() is entered first, so attached() detaches before the interrupt is swallowed.
+        with contextlib.suppress(KeyboardInterrupt), program.attached(args.iface, mode, args.netns):
+            print(f"xhdr log: logging requests on {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
+            stream(program, render, stopped)
         # Events that reached the ring buffer before the detach are still worth printing.
         with contextlib.suppress(BrokenPipeError):
             write_events(program.take_events(), render)
@@ -93,11 +91,14 @@ def check_interface(ifname: str, netns: str | None) -> None:
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[list[int]]:
-    """SIGINT and SIGTERM both raise KeyboardInterrupt once, and are ignored while we clean up.
+    """SIGINT and SIGTERM both raise KeyboardInterrupt, but only while events stream (see stream()).
 
-    Ignoring the second signal keeps an impatient Ctrl-C from interrupting the detach. The yielded
-    list records the signal too, because a KeyboardInterrupt raised inside a ctypes callback (the ring
-    buffer's) is printed and swallowed by ctypes; the streaming loop checks the list after each poll.
+    Both are blocked for the rest of the run, so a stop request during the compile, the attach or the
+    detach waits instead of cutting a netlink exchange in half (an attach that happened but was never
+    undone); it takes effect as soon as streaming starts. After the first signal both are ignored, so
+    an impatient second Ctrl-C cannot interrupt the detach either. The yielded list records signals
+    too, because a KeyboardInterrupt raised inside a ctypes callback (the ring buffer's) is printed
+    and swallowed by ctypes; the streaming loop checks the list after each poll.
     """
     received: list[int] = []
 
@@ -108,24 +109,39 @@ def stop_signals() -> Iterator[list[int]]:
         raise KeyboardInterrupt
 
     previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield received
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)  # a pending signal is delivered here
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def signals_unblocked() -> Iterator[None]:
+    """Lets SIGINT/SIGTERM in for the duration of the block only (stop_signals blocks them)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
 def stream(program: Program, render: Callable[[HeaderEvent], str], stopped: list[int]) -> None:
     """Prints events as they come until a stop signal, or until nobody reads stdout any more."""
-    while not stopped:
-        try:
-            write_events(program.poll_events(POLL_TIMEOUT_MS), render)
-        except BrokenPipeError:
-            # `xhdr log | head`: the reader left. Point stdout at /dev/null so the exit flush is quiet.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-            return
+    with signals_unblocked():
+        while not stopped:
+            try:
+                write_events(program.poll_events(POLL_TIMEOUT_MS), render)
+            except BrokenPipeError:
+                # `xhdr log | head`: the reader left. Point stdout at /dev/null so the exit flush is quiet.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+                return
 
 
 def write_events(events: list[HeaderEvent], render: Callable[[HeaderEvent], str]) -> None:

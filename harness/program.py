@@ -99,7 +99,9 @@ class Program:
         except Exception as error:  # BCC raises bare Exception for compile errors
             raise ProgramError(f"{source.name} did not compile: {error}") from error
         try:
-            self.functions = {name: self.bpf.load_func(name, bcc.BPF.XDP) for name in (ENTRY_POINT, *STAGES)}
+            self.functions = {
+                name: self.bpf.load_func(name.encode(), bcc.BPF.XDP) for name in (ENTRY_POINT, *STAGES)
+            }
         except Exception as error:
             self.bpf.cleanup()
             raise ProgramError(f"the verifier rejected {source.name}: {error}") from error

@@ -55,6 +55,16 @@ class Call:
     auth: bool = True
     cookie: bool = True
 
+    @property
+    def body_segments(self) -> int:
+        """Segments that carry only body bytes, as observed on this stack (each counts as ``not_http``).
+
+        http.client (3.11) writes the header block and the body with two send() calls, and Nagle holds the
+        small second one until the first is acknowledged, so the body always travels alone. curl writes a
+        small body in the same send() as its headers, so the body follows the request in one segment.
+        """
+        return int(self.client == "http.client" and self.body is not None)
+
 
 FULL = {
     "Host": "shop.example",
@@ -117,10 +127,14 @@ def send(lab: Lab, servers: dict[int, RecordingServer], sent: Sent) -> None:
     call = sent.call
     server = servers[call.port]
     if call.client == "curl":
-        response = curl(lab, server.url(call.target, family=call.family), sent.headers, method=call.method, data=call.body)
+        response = curl(
+            lab, server.url(call.target, family=call.family), sent.headers, method=call.method, data=call.body
+        )
     else:
         address = lab.gateway.endpoint.ipv4 if call.family == 4 else lab.gateway.endpoint.ipv6
-        response = http_client(lab, address, call.port, call.method, call.target, sent.headers, body=call.body)
+        response = http_client(
+            lab, address, call.port, call.method, call.target, sent.headers, body=call.body
+        )
     assert response.status == 200, f"{call.client} {call.method} {call.target}: status {response.status}"
 
 
@@ -135,7 +149,9 @@ def attached(request: pytest.FixtureRequest, program: Program) -> Iterator[tuple
     with Lab() as lab:
         gateway = lab.gateway
         attach_xdp(program.fd, gateway.ifname, mode, gateway.netns)
-        lab.defer(lambda: detach_xdp(gateway.ifname, mode, gateway.netns), f"detach XDP from {gateway.ifname}")
+        lab.defer(
+            lambda: detach_xdp(gateway.ifname, mode, gateway.netns), f"detach XDP from {gateway.ifname}"
+        )
         assert attached_mode(gateway.ifname, gateway.netns) == REPORTED_MODE[mode]
         yield lab, mode
 
@@ -160,25 +176,29 @@ def test_real_clients_are_logged_as_the_server_received_them(
         delta = counts_difference(program.counters(), before)
         return delta if len(events) >= count and delta[Counter.EVENTS] >= count else None
 
-    delta = wait_until(all_logged, EVENT_DEADLINE_S, f"{count} events from {lab.gateway.ifname} ({mode.value})")
+    delta = wait_until(
+        all_logged, EVENT_DEADLINE_S, f"{count} events from {lab.gateway.ifname} ({mode.value})"
+    )
     shown = {counter.label: value for counter, value in delta.items() if value}
     assert delta[Counter.HTTP_REQUEST] == delta[Counter.EVENTS] == len(events) == count, shown
     assert delta[Counter.EVENTS_LOST] == 0, shown
     # Every connection's SYN and bare ACKs reach a watched port with no payload (3 or more per request).
     assert delta[Counter.NO_PAYLOAD] >= count, shown
-    # Each request arrived in one segment, with its body if any: no segment held anything but a request.
-    assert delta[Counter.NOT_HTTP] == 0, shown
+    # Every request line and header block arrived in one segment; only bodies sent on their own are not_http.
+    assert delta[Counter.NOT_HTTP] == sum(one.call.body_segments for one in sent), shown
 
+    # Request by request, keyed by X-Request-ID on both sides (client ports may repeat across IPv4 and IPv6).
+    ids = sorted(one.request_id for one in sent)
     recorded = {
-        entry["port"]: entry for server in servers.values() for entry in server.requests()
-    }  # keyed by client port below, once the event names it
-    assert len(recorded) == count, f"the servers recorded {len(recorded)} requests, {count} were sent"
-    by_id = {event.header("X-Request-ID").value.decode("latin-1"): event for event in events}
-    assert sorted(by_id) == sorted(one.request_id for one in sent), "events do not carry the request ids sent"
+        recorded_headers(entry)["x-request-id"]: entry
+        for server in servers.values()
+        for entry in server.requests()
+    }
+    assert sorted(recorded) == ids, "the servers did not record exactly the requests sent"
+    logged = {event.header("X-Request-ID").value.decode("latin-1"): event for event in events}
+    assert sorted(logged) == ids, "the events do not carry exactly the request ids sent"
     for one in sent:
-        event = by_id[one.request_id]
-        entry = recorded[event.sport]
-        check_event(event, entry, one, program.key, dport=one.call.port)
+        check_event(logged[one.request_id], recorded[one.request_id], one, program.key, dport=one.call.port)
 
 
 def recorded_headers(entry: dict[str, Any]) -> dict[str, str]:
@@ -208,7 +228,9 @@ def check_event(event: HeaderEvent, entry: dict[str, Any], sent: Sent, key: byte
         value = headers.get(slot.name.lower())
         label = f"{what} {slot.name}"
         if value is None:
-            assert slot.flags == SlotFlag(0) and slot.length == 0, f"{label}: absent at the server, logged {slot}"
+            assert slot.flags == SlotFlag(0) and slot.length == 0, (
+                f"{label}: absent at the server, logged {slot}"
+            )
             continue
         raw = value.encode("latin-1")
         assert slot.flags == SlotFlag.PRESENT, f"{label}: {slot.flags!r}"

@@ -1,0 +1,216 @@
+"""Nothing of a lab outlives it: not after an exception, not after Ctrl-C, and after kill -9 the next run sweeps it.
+
+A leaked namespace keeps a veth and maybe an attached XDP program alive, and a leaked attachment makes the
+next ``attach_xdp`` fail (it refuses to replace a program). Each way a run can end is tried for real here:
+an exception in-process, SIGINT and SIGKILL to a separate Python process that holds a lab with the
+extractor attached, and SIGINT to ``xhdr demo``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyroute2 import IPRoute
+from pyroute2 import netns as pr_netns
+
+from harness.counters import Counter
+from harness.frames import FrameSpec, build
+from harness.program import Program
+from harness.wait import wait_until
+from harness.xdp import XdpMode, attached_mode
+from netns.driver import LabDriver
+from netns.lab import Lab, last_line, sweep_stale
+
+pytestmark = [pytest.mark.kernel, pytest.mark.lab]
+
+ROOT = Path(__file__).resolve().parent.parent
+XHDR = Path(sys.executable).parent / "xhdr"
+# Compiling the extractor takes about 4 s; the rest of a lab's setup well under one.
+READY_DEADLINE_S = 60.0
+EXIT_DEADLINE_S = 20.0
+EXIT_INTERRUPTED = 130  # harness.cli's exit code after Ctrl-C
+# Under pytest-xdist another worker's Lab() may sweep a stale namespace first (see tests/test_lab.py).
+CONCURRENT_SWEEPERS = "PYTEST_XDIST_WORKER" in os.environ
+
+REQUEST = FrameSpec(payload=b"GET /again HTTP/1.1\r\nHost: a.example\r\n\r\n")
+
+# A process that holds a lab with the extractor attached and a recorder running, until a signal ends it.
+HOLDING_RUN = """
+import json, signal
+from harness.program import Program
+from harness.xdp import XdpMode
+from netns.driver import LabDriver
+from netns.lab import Lab
+from netns.servers import RecordingServer
+
+with Program() as program, Lab() as lab:
+    LabDriver(program, lab, XdpMode.NATIVE)
+    server = RecordingServer(lab)
+    facts = {"prefix": lab.prefix, "gateway": [lab.gateway.netns, lab.gateway.ifname],
+             "recorder": server.proc.pid, "workdir": str(lab.workdir)}
+    print(json.dumps(facts), flush=True)
+    print("ready", flush=True)
+    signal.pause()
+"""
+
+
+def lab_namespaces(prefix: str) -> list[str]:
+    return sorted(name for name in pr_netns.listnetns() if name.startswith(prefix))
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def root_links(*names: str) -> list[str]:
+    """Which of ``names`` exist as interfaces in the root namespace (a lab's veth ends never should)."""
+    with IPRoute() as ipr:
+        return [name for name in names if ipr.link_lookup(ifname=name)]
+
+
+class Spawned:
+    """A child process whose stdout and stderr go to files, so polling them never blocks on a pipe."""
+
+    def __init__(self, argv: list[str], workdir: Path) -> None:
+        self.out = workdir / "stdout"
+        self.err = workdir / "stderr"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines reach the file as they are printed
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT, env=env)
+
+    def wait_for_line(self, text: str, timeout: float = READY_DEADLINE_S) -> list[str]:
+        """All stdout lines once one contains ``text``; a child that exits first fails with its last stderr line."""
+
+        def seen() -> list[str] | None:
+            lines = self.out.read_text(errors="replace").splitlines()
+            if any(text in line for line in lines):
+                return lines
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"exited {self.proc.returncode} before printing {text!r}: {last_line(self.err.read_bytes())}"
+                )
+            return None
+
+        return wait_until(seen, timeout, f"pid {self.proc.pid} to print {text!r}")
+
+    def stop(self, sig: signal.Signals) -> int:
+        """Send ``sig`` and return the exit code once the process has exited (a deadline, not a sleep)."""
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=EXIT_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"pid {self.proc.pid} still running {EXIT_DEADLINE_S}s after {sig.name}"
+            ) from None
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Callable[[list[str]], Spawned]]:
+    """Starts children; any still running at the end is killed and its leftovers swept, so a failure leaks nothing."""
+    children: list[Spawned] = []
+
+    def start(argv: list[str]) -> Spawned:
+        workdir = tmp_path / str(len(children))
+        workdir.mkdir()
+        children.append(Spawned(argv, workdir))
+        return children[-1]
+
+    yield start
+    for child in children:
+        if child.proc.poll() is None:
+            child.proc.kill()
+            child.proc.wait()
+    if children:
+        sweep_stale()
+
+
+def holding_run(spawn: Callable[[list[str]], Spawned]) -> tuple[Spawned, dict[str, Any]]:
+    """Starts HOLDING_RUN, waits until it is ready, and checks its lab is really up with XDP attached."""
+    child = spawn([sys.executable, "-c", HOLDING_RUN])
+    lines = child.wait_for_line("ready")
+    facts = json.loads(lines[0])
+    assert facts["prefix"].startswith(f"xhdr-{child.proc.pid}-")
+    assert lab_namespaces(facts["prefix"]) == [f"{facts['prefix']}-cli", f"{facts['prefix']}-gw"]
+    netns, ifname = facts["gateway"]
+    assert attached_mode(ifname, netns) == "xdp"
+    assert running(facts["recorder"])
+    return child, facts
+
+
+@pytest.mark.parametrize("mode", list(XdpMode), ids=[mode.value for mode in XdpMode])
+def test_exception_inside_a_lab_with_the_extractor_attached_leaves_nothing(
+    program: Program, mode: XdpMode
+) -> None:
+    with pytest.raises(RuntimeError, match="failed inside the lab"), Lab() as lab:
+        LabDriver(program, lab, mode)
+        assert attached_mode(lab.gateway.ifname, lab.gateway.netns) is not None
+        raise RuntimeError("failed inside the lab")
+    assert lab_namespaces(lab.prefix) == []
+    assert root_links(lab.client.ifname, lab.gateway.ifname) == []
+    assert lab.workdir is not None and not lab.workdir.exists()
+
+    # Nothing stale: the same program attaches to a new lab (attach refuses to replace) and works there.
+    with Lab() as again:
+        driver = LabDriver(program, again, mode)
+        [outcome] = driver.feed([build(REQUEST)])
+        assert outcome.counters[Counter.HTTP_REQUEST] == 1
+        assert [event.target for event in outcome.events] == [b"/again"]
+    assert lab_namespaces(again.prefix) == []
+
+
+def test_sigint_to_a_process_holding_a_lab_removes_everything(spawn: Callable[[list[str]], Spawned]) -> None:
+    child, facts = holding_run(spawn)
+    code = child.stop(signal.SIGINT)
+    # An uncaught KeyboardInterrupt ends Python by re-raising SIGINT: the unwinding ran, then the signal.
+    assert code == -signal.SIGINT, f"exit {code}: {last_line(child.err.read_bytes())}"
+    assert "KeyboardInterrupt" in child.err.read_text()
+    assert lab_namespaces(facts["prefix"]) == []
+    assert not running(facts["recorder"])
+    assert not Path(facts["workdir"]).exists()
+
+
+def test_sigkill_leaves_a_lab_that_sweep_stale_removes_and_live_labs_survive(
+    spawn: Callable[[list[str]], Spawned],
+) -> None:
+    child, facts = holding_run(spawn)
+    prefix = facts["prefix"]
+    names = [f"{prefix}-cli", f"{prefix}-gw"]
+    assert child.stop(signal.SIGKILL) == -signal.SIGKILL
+    # No cleanup ran: the namespaces, the attachment and the orphaned recorder are all still there.
+    assert lab_namespaces(prefix) == names
+    netns, ifname = facts["gateway"]
+    assert attached_mode(ifname, netns) == "xdp"
+    assert running(facts["recorder"])
+
+    with Lab(sweep=False) as live:  # a lab of a live pid (this one): the sweep must not touch it
+        removed = sweep_stale()
+        assert set(names) <= set(removed) or CONCURRENT_SWEEPERS
+        assert not set(lab_namespaces(live.prefix)) & set(removed)
+        assert lab_namespaces(prefix) == []
+        assert lab_namespaces(live.prefix) == [live.client.netns, live.gateway.netns]
+    wait_until(lambda: not running(facts["recorder"]), 5.0, "the orphaned recorder to die")
+    assert not Path(facts["workdir"]).exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("netns.demo") is None, reason="netns/demo.py is not written yet")
+def test_xhdr_demo_exits_130_on_sigint_and_leaves_no_namespace(spawn: Callable[[list[str]], Spawned]) -> None:
+    child = spawn([str(XHDR), "demo"])
+    child.wait_for_line("lab up")
+    prefix = f"xhdr-{child.proc.pid}-"
+    assert lab_namespaces(prefix), "the demo says its lab is up but no namespace carries its pid"
+    code = child.stop(signal.SIGINT)
+    assert code == EXIT_INTERRUPTED, f"exit {code}: {last_line(child.err.read_bytes())}"
+    assert lab_namespaces(prefix) == []

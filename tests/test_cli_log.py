@@ -1,0 +1,172 @@
+"""``xhdr log`` run for real, as a user runs it: a subprocess, real signals, a real interface.
+
+The error cases check the CLI contract (one line on stderr, non-zero exit, nothing attached); the live
+cases check that a stop signal detaches and exits 0 after every event reached stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute
+from pyroute2 import netns as pr_netns
+
+from harness.frames import FrameSpec, build
+from harness.program import Program
+from harness.wait import wait_until
+from harness.xdp import XdpMode, attach_xdp, attached_mode, detach_xdp
+from netns.lab import Lab
+
+pytestmark = pytest.mark.kernel
+
+REPO = Path(__file__).resolve().parent.parent
+# Compiling the extractor takes a few seconds; a loaded CI machine gets generous room.
+ATTACH_DEADLINE_S = 60.0
+EVENT_DEADLINE_S = 10.0
+EXIT_DEADLINE_S = 15.0
+ATTACHED = {XdpMode.NATIVE: "xdp", XdpMode.GENERIC: "xdpgeneric"}
+
+
+# The console script installed next to the interpreter running the tests, as a user runs it. Not
+# `python -m harness.cli`: that imports cli twice (as __main__ and as harness.cli), so a subcommand's
+# harness.cli.CommandError is not the class __main__ catches and escapes as a traceback.
+XHDR = Path(sys.executable).parent / "xhdr"
+
+
+def xhdr(*args: str) -> list[str]:
+    return [str(XHDR), *args]
+
+
+def run_xhdr(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(xhdr(*args), cwd=REPO, capture_output=True, text=True, timeout=EXIT_DEADLINE_S * 4)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """A failed command says why in exactly one stderr line, prefixed like every xhdr error."""
+    assert done.returncode != 0, done
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got:\n{done.stderr}"
+    assert lines[0].startswith("xhdr log: error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def xdp_prog_id(ifname: str, netns: str) -> int | None:
+    """The id of the XDP program attached to the interface, to tell one program from another."""
+    with IPRoute(netns=netns, flags=0) as ipr:
+        link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
+        xdp = link.get_attr("IFLA_XDP")
+        return xdp.get_attr("IFLA_XDP_PROG_ID") if xdp else None
+
+
+# --- errors ----------------------------------------------------------------------------------------
+
+
+def test_unknown_interface_is_one_line_naming_it() -> None:
+    assert_one_line_error(run_xhdr("log", "--iface", "xhdrnosuch0"), "xhdrnosuch0")
+
+
+def test_unknown_namespace_is_one_line_and_not_created() -> None:
+    name = "xhdr-no-such-namespace"
+    assert_one_line_error(run_xhdr("log", "--iface", "lo", "--netns", name), name)
+    assert name not in pr_netns.listnetns()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("ports = [80\n", "not valid TOML"),
+        ("colour = 'blue'\n", "'colour'"),
+        ("max_scan_bytes = 4096\n", "max_scan_bytes"),
+    ],
+    ids=["bad-toml", "unknown-key", "scan-bytes-out-of-range"],
+)
+def test_bad_config_is_one_line(tmp_path: Path, text: str, needle: str) -> None:
+    config = tmp_path / "xhdr.toml"
+    config.write_text(text)
+    assert_one_line_error(run_xhdr("log", "--iface", "lo", "--config", str(config)), str(config), needle)
+
+
+def test_interface_with_xdp_is_refused_and_left_alone(lab: Lab, program: Program) -> None:
+    gateway = lab.gateway
+    attach_xdp(program.fd, gateway.ifname, XdpMode.NATIVE, gateway.netns)
+    lab.defer(lambda: detach_xdp(gateway.ifname, XdpMode.NATIVE, gateway.netns), "detach the other program")
+    before = xdp_prog_id(gateway.ifname, gateway.netns)
+    assert before
+
+    for mode in XdpMode:
+        done = run_xhdr("log", "--iface", gateway.ifname, "--netns", gateway.netns, "--mode", mode.value)
+        assert_one_line_error(done, gateway.ifname, "already has an XDP program")
+
+    assert attached_mode(gateway.ifname, gateway.netns) == "xdp"
+    assert xdp_prog_id(gateway.ifname, gateway.netns) == before
+
+
+# --- live ------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def running_log(lab: Lab, tmp_path: Path, mode: XdpMode) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
+    """``xhdr log --json`` on the lab's gateway end, output in files; killed if a test leaves it running."""
+    out, err = tmp_path / "log.out", tmp_path / "log.err"
+    argv = xhdr("log", "--iface", lab.gateway.ifname, "--netns", lab.gateway.netns, "--mode", mode.value, "--json")
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=stdout, stderr=stderr)
+    try:
+        yield proc, out, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=EXIT_DEADLINE_S)
+
+
+def request(host: str, sport: int) -> bytes:
+    payload = f"GET /{host} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: xhdr-test\r\n\r\n".encode()
+    return build(FrameSpec(payload=payload, sport=sport))
+
+
+@pytest.mark.parametrize(
+    ("stop", "mode"),
+    [(signal.SIGINT, XdpMode.NATIVE), (signal.SIGTERM, XdpMode.GENERIC)],
+    ids=["sigint-native", "sigterm-generic"],
+)
+def test_live_log_streams_events_and_detaches_on_signal(
+    lab: Lab, tmp_path: Path, stop: signal.Signals, mode: XdpMode
+) -> None:
+    gateway = lab.gateway
+    hosts = ["a.example", "b.example", "c.example"]
+    with running_log(lab, tmp_path, mode) as (proc, out, err):
+
+        def attached() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"xhdr log exited {proc.returncode} early: {err.read_text()}")
+            return attached_mode(gateway.ifname, gateway.netns) == ATTACHED[mode]
+
+        wait_until(attached, ATTACH_DEADLINE_S, f"xhdr log to attach to {gateway.ifname}")
+        assert lab.send([request(host, 41000 + index) for index, host in enumerate(hosts)]) == 3
+
+        def three_lines() -> bool:
+            return out.read_bytes().count(b"\n") >= len(hosts)
+
+        wait_until(three_lines, EVENT_DEADLINE_S, "three events on xhdr log's stdout")
+        proc.send_signal(stop)
+        code = proc.wait(timeout=EXIT_DEADLINE_S)
+
+    stderr = err.read_text()
+    assert code == 0, stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(event["headers"]["Host"]["value"] for event in events) == hosts
+    assert {event["target"] for event in events} == {f"/{host}" for host in hosts}
+    assert all(event["headers"]["User-Agent"]["value"] == "xhdr-test" for event in events)
+    assert attached_mode(gateway.ifname, gateway.netns) is None
+    assert "detached from" in stderr
+    counters = dict(line.split() for line in stderr.splitlines() if line.startswith("  "))
+    assert counters["http_request"] == counters["events"] == "3"

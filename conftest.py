@@ -70,19 +70,34 @@ def session_labs() -> Iterator[dict[XdpMode, Lab]]:
         yield {XdpMode.NATIVE: native_lab, XdpMode.GENERIC: generic_lab}
 
 
-_DRIVERS: dict[str, Driver] = {}
+class DriverPool:
+    """Builds each driver once per session: a lab driver attaches the program when first asked for."""
+
+    def __init__(self, program: Program, request: pytest.FixtureRequest) -> None:
+        self.program = program
+        self.request = request
+        self.built: dict[str, Driver] = {}
+
+    def get(self, name: str) -> Driver:
+        if name not in self.built:
+            self.built[name] = self._build(name)
+        return self.built[name]
+
+    def _build(self, name: str) -> Driver:
+        if name == "test-run":
+            return TestRunDriver(self.program)
+        from netns.driver import LabDriver
+
+        mode = XdpMode(name.removeprefix("lab-"))
+        return LabDriver(self.program, self.request.getfixturevalue("session_labs")[mode], mode)
+
+
+@pytest.fixture(scope="session")
+def driver_pool(program: Program, request: pytest.FixtureRequest) -> DriverPool:
+    return DriverPool(program, request)
 
 
 @pytest.fixture(params=["test-run", "lab-native", "lab-generic"])
-def driver(request: pytest.FixtureRequest, program: Program) -> Driver:
+def driver(request: pytest.FixtureRequest, driver_pool: DriverPool) -> Driver:
     """Each driver in turn, sharing the session's program (one attachment per lab, made once)."""
-    if request.param not in _DRIVERS:
-        if request.param == "test-run":
-            _DRIVERS[request.param] = TestRunDriver(program)
-        else:
-            from netns.driver import LabDriver
-
-            mode = XdpMode(request.param.removeprefix("lab-"))
-            labs = request.getfixturevalue("session_labs")
-            _DRIVERS[request.param] = LabDriver(program, labs[mode], mode)
-    return _DRIVERS[request.param]
+    return driver_pool.get(request.param)

@@ -1,8 +1,8 @@
 """``xhdr log``: attach the extractor to a real interface and print what it logs until stopped.
 
 This is the extractor outside any test: a person (or a script, with ``--json``) watches the requests
-that reach an interface. Stopping is the normal end, so Ctrl-C and SIGTERM both detach, print the
-counters and exit 0; every other failure is one line on stderr and leaves nothing attached.
+that reach an interface. Stopping is the normal end, so Ctrl-C and SIGTERM both detach, print any
+events still buffered and the counters, and exit 0; every other failure is one line on stderr and leaves nothing attached.
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     where = f"{args.iface} in namespace {args.netns}" if args.netns else args.iface
     check_interface(args.iface, args.netns)
     render = event_json if args.json else event_line
-    with stop_signals() as stopped, Program(config) as program:
-        # suppress() is entered first, so attached() detaches before the interrupt is swallowed.
-        with contextlib.suppress(KeyboardInterrupt), program.attached(args.iface, mode, args.netns):
+    # Signals are taken over only once compiled: a Ctrl-C during the compile just ends the command.
+    with Program(config) as program, stop_signals() as stopped:
+        with program.attached(args.iface, mode, args.netns):
             print(f"xhdr log: logging requests on {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
             stream(program, render, stopped)
         # Events that reached the ring buffer before the detach are still worth printing.
@@ -91,57 +91,39 @@ def check_interface(ifname: str, netns: str | None) -> None:
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[list[int]]:
-    """SIGINT and SIGTERM both raise KeyboardInterrupt, but only while events stream (see stream()).
+    """SIGINT and SIGTERM both ask the streaming loop to stop; the yielded list records them.
 
-    Both are blocked for the rest of the run, so a stop request during the compile, the attach or the
-    detach waits instead of cutting a netlink exchange in half (an attach that happened but was never
-    undone); it takes effect as soon as streaming starts. After the first signal both are ignored, so
-    an impatient second Ctrl-C cannot interrupt the detach either. The yielded list records signals
-    too, because a KeyboardInterrupt raised inside a ctypes callback (the ring buffer's) is printed
-    and swallowed by ctypes; the streaming loop checks the list after each poll.
+    The handler records instead of raising KeyboardInterrupt, for two reasons. While the loop waits,
+    the only Python code that runs is the ring buffer's ctypes callback, and an exception raised there
+    is printed as a traceback and swallowed by ctypes, losing the event being delivered. And an
+    exception raised in the middle of the attach or the detach could leave a program attached. The loop
+    polls with a short timeout and checks the list, so a stop takes effect within POLL_TIMEOUT_MS. The
+    previous handlers are restored on the way out.
     """
     received: list[int] = []
 
     def interrupt(signum: int, _frame: FrameType | None) -> None:
-        for number in STOP_SIGNALS:
-            signal.signal(number, signal.SIG_IGN)
         received.append(signum)
-        raise KeyboardInterrupt
 
     previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
-    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield received
     finally:
-        try:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)  # a pending signal is delivered here
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
-
-
-@contextlib.contextmanager
-def signals_unblocked() -> Iterator[None]:
-    """Lets SIGINT/SIGTERM in for the duration of the block only (stop_signals blocks them)."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def stream(program: Program, render: Callable[[HeaderEvent], str], stopped: list[int]) -> None:
     """Prints events as they come until a stop signal, or until nobody reads stdout any more."""
-    with signals_unblocked():
-        while not stopped:
-            try:
-                write_events(program.poll_events(POLL_TIMEOUT_MS), render)
-            except BrokenPipeError:
-                # `xhdr log | head`: the reader left. Point stdout at /dev/null so the exit flush is quiet.
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-                os.close(devnull)
-                return
+    while not stopped:
+        try:
+            write_events(program.poll_events(POLL_TIMEOUT_MS), render)
+        except BrokenPipeError:
+            # `xhdr log | head`: the reader left. Point stdout at /dev/null so the exit flush is quiet.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            return
 
 
 def write_events(events: list[HeaderEvent], render: Callable[[HeaderEvent], str]) -> None:

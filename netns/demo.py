@@ -35,7 +35,8 @@ from netns.servers import RecordingServer
 
 DEFAULT_OUT = Path("reports/out")
 STANDARD_CASE = "00_standard_api_request"
-TABLE_COLUMNS = ("Host", "User-Agent", "X-Request-ID", "Authorization", "Cookie")
+# Header columns of the live table and their widths; secrets show as scheme and hash.
+TABLE_COLUMNS = {"Host": 16, "User-Agent": 14, "X-Request-ID": 12, "Authorization": 19, "Cookie": 17}
 EVENT_DEADLINE_S = 10.0
 
 
@@ -65,16 +66,18 @@ class EventTable:
     """Prints one row per event as it arrives: the demo's live view and its progress display."""
 
     def __init__(self) -> None:
-        header = f"{'mode':8} {'src':5} {'method':7} {'target':28} " + " ".join(f"{c:18}" for c in TABLE_COLUMNS)
-        print(header + " check")
+        header = f"{'mode':8} {'src':5} {'method':7} {'target':24} "
+        print(header + " ".join(f"{name[:width]:{width}}" for name, width in TABLE_COLUMNS.items()) + " check")
         self.rows = 0
 
     def row(self, mode: str, source: str, event: HeaderEvent, ok: bool) -> None:
         self.rows += 1
-        cells = " ".join(f"{_clip(event.header(name).shown(), 18):18}" for name in TABLE_COLUMNS)
-        method = event.method.decode("latin-1")
-        target = _clip(event.target.decode("latin-1"), 28)
-        print(f"{mode:8} {source:5} {method:7} {target:28} {cells} {'ok' if ok else 'DIFF'}", flush=True)
+        cells = " ".join(
+            f"{_clip(event.header(name).shown(), width):{width}}" for name, width in TABLE_COLUMNS.items()
+        )
+        method = _clip(event.method.decode("latin-1"), 7)
+        target = _clip(event.target.decode("latin-1"), 24)
+        print(f"{mode:8} {source:5} {method:7} {target:24} {cells} {'ok' if ok else 'DIFF'}", flush=True)
 
 
 def _clip(text: str, width: int) -> str:

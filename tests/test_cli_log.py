@@ -45,7 +45,9 @@ def xhdr(*args: str) -> list[str]:
 
 
 def run_xhdr(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(xhdr(*args), cwd=REPO, capture_output=True, text=True, timeout=EXIT_DEADLINE_S * 4)
+    return subprocess.run(
+        xhdr(*args), check=False, cwd=REPO, capture_output=True, text=True, timeout=EXIT_DEADLINE_S * 4
+    )
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str) -> str:
@@ -114,10 +116,14 @@ def test_interface_with_xdp_is_refused_and_left_alone(lab: Lab, program: Program
 
 
 @contextmanager
-def running_log(lab: Lab, tmp_path: Path, mode: XdpMode) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
+def running_log(
+    lab: Lab, tmp_path: Path, mode: XdpMode
+) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
     """``xhdr log --json`` on the lab's gateway end, output in files; killed if a test leaves it running."""
     out, err = tmp_path / "log.out", tmp_path / "log.err"
-    argv = xhdr("log", "--iface", lab.gateway.ifname, "--netns", lab.gateway.netns, "--mode", mode.value, "--json")
+    argv = xhdr(
+        "log", "--iface", lab.gateway.ifname, "--netns", lab.gateway.netns, "--mode", mode.value, "--json"
+    )
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         proc = subprocess.Popen(argv, cwd=REPO, stdout=stdout, stderr=stderr)
     try:

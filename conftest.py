@@ -1,9 +1,14 @@
 """Fixtures shared by all tests (sections appended by each package's owner)."""
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
+from harness.bcc_loader import BccUnavailable, import_bcc
+from harness.driver import Driver, TestRunDriver
+from harness.program import Program
+from harness.xdp import XdpMode
 from netns.lab import Lab
 
 
@@ -16,13 +21,6 @@ def lab() -> Iterator[Lab]:
 
 
 # --- kernel (harness/) -----------------------------------------------------------------------------
-import os  # noqa: E402
-
-from harness.bcc_loader import BccUnavailable, import_bcc  # noqa: E402
-from harness.driver import Driver, TestRunDriver  # noqa: E402
-from harness.program import Program  # noqa: E402
-from harness.xdp import XdpMode  # noqa: E402
-
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 

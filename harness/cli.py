@@ -37,7 +37,9 @@ def require_root(what: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xhdr", description="Test and benchmark XDP programs that log HTTP headers.")
+    parser = argparse.ArgumentParser(
+        prog="xhdr", description="Test and benchmark XDP programs that log HTTP headers."
+    )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for entry in sorted(entry_points(group="xhdr.commands"), key=lambda e: e.name):
         entry.load().register(subcommands)

@@ -37,7 +37,9 @@ def outcome_differences(outcome: Outcome, expected: Expected) -> list[str]:
                 f"counter {counter.label}: kernel {outcome.counters[counter]}, reference {expected.counters[counter]}"
             )
     if len(outcome.events) != len(expected.events):
-        lines.append(f"{len(outcome.events)} events from the kernel, {len(expected.events)} from the reference")
+        lines.append(
+            f"{len(outcome.events)} events from the kernel, {len(expected.events)} from the reference"
+        )
     for index, (got, want) in enumerate(zip(outcome.events, expected.events)):
         lines.extend(f"event {index}: {line}" for line in event_differences(got, want))
     return lines

@@ -80,7 +80,9 @@ class ExtractorConfig:
         for field, (low, high) in LIMIT_RANGES.items():
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ConfigError(f"{field} = {value!r} is out of range; choose an integer from {low} to {high}")
+                raise ConfigError(
+                    f"{field} = {value!r} is out of range; choose an integer from {low} to {high}"
+                )
         if self.ringbuf_pages & (self.ringbuf_pages - 1):
             raise ConfigError(f"ringbuf_pages = {self.ringbuf_pages} must be a power of two (1, 2, 4, ...)")
         if not self.ports:
@@ -89,11 +91,17 @@ class ExtractorConfig:
             if not isinstance(port, int) or not 1 <= port <= 65535:
                 raise ConfigError(f"port {port!r} is not a TCP port; use integers from 1 to 65535")
         if not 1 <= len(self.headers) <= MAX_HEADER_RULES:
-            raise ConfigError(f"headers lists {len(self.headers)} rules; give between 1 and {MAX_HEADER_RULES}")
+            raise ConfigError(
+                f"headers lists {len(self.headers)} rules; give between 1 and {MAX_HEADER_RULES}"
+            )
         seen: set[str] = set()
         for rule in self.headers:
             name = rule.name
-            if not name or len(name) > MAX_HEADER_NAME_LEN or not set(name.encode("latin-1", "replace")) <= TCHARS:
+            if (
+                not name
+                or len(name) > MAX_HEADER_NAME_LEN
+                or not set(name.encode("latin-1", "replace")) <= TCHARS
+            ):
                 raise ConfigError(
                     f"header name {name!r} is not a token of 1 to {MAX_HEADER_NAME_LEN} characters "
                     "(letters, digits and !#$%&'*+-.^_`|~)"
@@ -140,7 +148,9 @@ def load_config(path: str | Path) -> ExtractorConfig:
     known = {field.name for field in dataclasses.fields(ExtractorConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"config file {path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"config file {path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}"
+        )
     if "ports" in raw:
         raw["ports"] = tuple(raw["ports"])
     if "headers" in raw:
@@ -159,5 +169,7 @@ def _header_rule(path: Path, entry: object) -> HeaderRule:
         mode = HeaderMode[mode_name.upper()]
     except KeyError:
         choices = ", ".join(m.name.lower() for m in HeaderMode)
-        raise ConfigError(f"config file {path}: header mode {mode_name!r} unknown; use one of {choices}") from None
+        raise ConfigError(
+            f"config file {path}: header mode {mode_name!r} unknown; use one of {choices}"
+        ) from None
     return HeaderRule(str(entry["name"]), mode)

@@ -60,5 +60,7 @@ class TestRunDriver:
             before = self.program.counters()
             result = test_run(self.program.fd, frame)
             events = tuple(self.program.take_events())
-            outcomes.append(Outcome(result.verdict, events, counts_difference(self.program.counters(), before)))
+            outcomes.append(
+                Outcome(result.verdict, events, counts_difference(self.program.counters(), before))
+            )
         return outcomes

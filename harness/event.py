@@ -34,13 +34,16 @@ class SlotFlag(enum.IntFlag):
     REPEATED = 1 << 3
 
 
+NO_SLOT_FLAGS = SlotFlag(0)
+
+
 @dataclasses.dataclass(frozen=True)
 class HeaderValue:
     """One configured header in one event. An absent header has flags 0 and empty fields."""
 
     name: str
     mode: HeaderMode
-    flags: SlotFlag = SlotFlag(0)
+    flags: SlotFlag = NO_SLOT_FLAGS
     length: int = 0
     value: bytes = b""  # value mode: the (truncated) value; auth mode: the scheme; otherwise empty
     hash: int = 0  # hash and auth modes: SipHash-2-4 of the trimmed value

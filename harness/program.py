@@ -11,6 +11,7 @@ import ctypes
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 from harness.bcc_loader import BccUnavailable, import_bcc
 from harness.config import MAX_HEADER_NAME_LEN, TCHARS, ExtractorConfig, HeaderRule
@@ -136,8 +137,12 @@ class Program:
         ctypes.memmove(value.char_mask, char_mask, len(char_mask))
         # BCC's own leaf type for this map flattens the 2-D char_mask, so the update goes through our struct.
         key = ctypes.c_uint32(0)
-        if self._bcc.libbcc.lib.bpf_update_elem(self.bpf[b"names"].map_fd, ctypes.byref(key), ctypes.byref(value), 0):
-            raise ProgramError(f"cannot write the header rules into the names map: errno {ctypes.get_errno()}")
+        if self._bcc.libbcc.lib.bpf_update_elem(
+            self.bpf[b"names"].map_fd, ctypes.byref(key), ctypes.byref(value), 0
+        ):
+            raise ProgramError(
+                f"cannot write the header rules into the names map: errno {ctypes.get_errno()}"
+            )
         self.config = config
 
     # -- results -------------------------------------------------------------------------------
@@ -180,7 +185,7 @@ class Program:
     def close(self) -> None:
         self.bpf.cleanup()
 
-    def __enter__(self) -> Program:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

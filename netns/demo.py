@@ -42,7 +42,9 @@ EVENT_DEADLINE_S = 10.0
 
 def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser("demo", help="lab up, traffic replayed, headers logged, report written")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where events.jsonl and summary.json go")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="where events.jsonl and summary.json go"
+    )
     parser.add_argument(
         "--mode", choices=[mode.value for mode in XdpMode], action="append", help="XDP mode (default: both)"
     )
@@ -67,7 +69,9 @@ class EventTable:
 
     def __init__(self) -> None:
         header = f"{'mode':8} {'src':5} {'method':7} {'target':24} "
-        print(header + " ".join(f"{name[:width]:{width}}" for name, width in TABLE_COLUMNS.items()) + " check")
+        print(
+            header + " ".join(f"{name[:width]:{width}}" for name, width in TABLE_COLUMNS.items()) + " check"
+        )
         self.rows = 0
 
     def row(self, mode: str, source: str, event: HeaderEvent, ok: bool) -> None:
@@ -113,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
                 result.counters = {
                     c.label: n for c, n in counts_difference(program.counters(), before).items() if n
                 }
-            print(f"[{mode.value}] lab removed; counters: " + ", ".join(f"{k} {v}" for k, v in result.counters.items()))
+            print(
+                f"[{mode.value}] lab removed; counters: "
+                + ", ".join(f"{k} {v}" for k, v in result.counters.items())
+            )
             results.append(result)
         standard = next(case for case in cases if case.name == STANDARD_CASE).frames[0]
         cost = measure_cost(program, standard)
@@ -131,7 +138,9 @@ def _replay_corpus(driver: LabDriver, cases, table: EventTable, result: ModeResu
             result.frames_sent += 1
 
 
-def _real_requests(program: Program, lab: Lab, count: int, table: EventTable, result: ModeResult, events_file) -> None:
+def _real_requests(
+    program: Program, lab: Lab, count: int, table: EventTable, result: ModeResult, events_file
+) -> None:
     """curl to a real server, half over IPv4 and half over IPv6; events checked against the frames the
     gateway received (through the reference) and against what the server itself logged."""
     server = RecordingServer(lab)
@@ -166,7 +175,11 @@ def _real_requests(program: Program, lab: Lab, count: int, table: EventTable, re
     result.curl_requests = count
     for event in events:
         recorded = received.get(event.header("X-Request-ID").value.decode())
-        if recorded and recorded["target"] == event.target.decode() and recorded["method"] == event.method.decode():
+        if (
+            recorded
+            and recorded["target"] == event.target.decode()
+            and recorded["method"] == event.method.decode()
+        ):
             result.server_matched += 1
 
 
@@ -189,7 +202,9 @@ def _wait_for_events(program: Program, before: Counts, count: int) -> list[Heade
     return events
 
 
-def _record(result, source_name, outcome: Outcome, expected, table: EventTable, source: str, events_file) -> None:
+def _record(
+    result, source_name, outcome: Outcome, expected, table: EventTable, source: str, events_file
+) -> None:
     differences = outcome_differences(outcome, expected)
     if differences:
         result.mismatches.append(f"{result.mode} {source_name}: " + "; ".join(differences))
@@ -224,6 +239,11 @@ def _summarise(results: list[ModeResult], cost, out: Path, events_path: Path) ->
         f"extractor {cost.extractor_ns:.0f} ns, empty XDP program {cost.empty_ns:.0f} ns ({cost.ratio:.0f}x)"
     )
     print(f"Wrote {events_path} ({total} events) and {summary_path}")
-    all_good = matched == total and all(not r.mismatches and r.server_matched == r.curl_requests for r in results)
-    print(f"{matched} of {total} events matched the reference" + ("" if all_good else "; see the mismatches above"))
+    all_good = matched == total and all(
+        not r.mismatches and r.server_matched == r.curl_requests for r in results
+    )
+    print(
+        f"{matched} of {total} events matched the reference"
+        + ("" if all_good else "; see the mismatches above")
+    )
     return 0 if all_good else 1

@@ -28,7 +28,9 @@ class LabDriver:
         self.name = f"lab-{mode.value}"
         gateway = lab.gateway
         attach_xdp(program.fd, gateway.ifname, mode, gateway.netns)
-        lab.defer(lambda: detach_xdp(gateway.ifname, mode, gateway.netns), f"detach XDP from {gateway.ifname}")
+        lab.defer(
+            lambda: detach_xdp(gateway.ifname, mode, gateway.netns), f"detach XDP from {gateway.ifname}"
+        )
 
     def feed(self, frames: Sequence[bytes]) -> list[Outcome]:
         return [self._feed_one(frame) for frame in frames]
@@ -45,5 +47,7 @@ class LabDriver:
             finished = delta[Counter.PACKETS] >= 1 and settled(before, after)
             return delta if finished and len(events) == delta[Counter.EVENTS] else None
 
-        delta = wait_until(done, FRAME_DEADLINE_S, f"the extractor to see a frame on {self.lab.gateway.ifname}")
+        delta = wait_until(
+            done, FRAME_DEADLINE_S, f"the extractor to see a frame on {self.lab.gateway.ifname}"
+        )
         return Outcome(None, tuple(events), delta)

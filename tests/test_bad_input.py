@@ -25,7 +25,9 @@ STANDARD = next(case for case in load_corpus() if case.name == "00_standard_api_
 
 
 def _header_request(value_len: int) -> bytes:
-    return b"GET /big HTTP/1.1\r\nHost: h\r\nX-Request-ID: " + b"r" * value_len + b"\r\nUser-Agent: ua\r\n\r\n"
+    return (
+        b"GET /big HTTP/1.1\r\nHost: h\r\nX-Request-ID: " + b"r" * value_len + b"\r\nUser-Agent: ua\r\n\r\n"
+    )
 
 
 def _junk_frames() -> list[bytes]:

@@ -61,4 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Import by name so `python -m harness.cli` and the installed script share one module (one CommandError).
+    from harness.cli import main as installed_main
+
+    sys.exit(installed_main())

@@ -140,9 +140,13 @@ def load_config(path: str | Path) -> ExtractorConfig:
     """
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; check the path") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8 TOML") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read ({error.strerror}); give a readable file") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     known = {field.name for field in dataclasses.fields(ExtractorConfig)}
@@ -151,6 +155,9 @@ def load_config(path: str | Path) -> ExtractorConfig:
         raise ConfigError(
             f"config file {path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}"
         )
+    for key in ("ports", "headers"):
+        if key in raw and not isinstance(raw[key], list):
+            raise ConfigError(f"config file {path}: {key} must be a list (for example {key} = [...])")
     if "ports" in raw:
         raw["ports"] = tuple(raw["ports"])
     if "headers" in raw:

@@ -33,7 +33,7 @@ def _ifindex(ipr: IPRoute, ifname: str, netns: str | None) -> int:
 
 
 def _set_xdp(ifname: str, netns: str | None, fd: int, flags: int) -> None:
-    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+    with IPRoute(netns=netns, flags=0) if netns else IPRoute() as ipr:
         index = _ifindex(ipr, ifname, netns)
         ipr.link("set", index=index, xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
 
@@ -59,7 +59,7 @@ def detach_xdp(ifname: str, mode: XdpMode, netns: str | None = None) -> None:
 
 def attached_mode(ifname: str, netns: str | None = None) -> str | None:
     """'xdp' (native), 'xdpgeneric', or None: what the kernel reports for the interface."""
-    with IPRoute(netns=netns) if netns else IPRoute() as ipr:
+    with IPRoute(netns=netns, flags=0) if netns else IPRoute() as ipr:
         index = _ifindex(ipr, ifname, netns)
         link = ipr.get_links(index)[0]
         xdp = link.get_attr("IFLA_XDP")

@@ -99,3 +99,42 @@ def driver_pool(program: Program, request: pytest.FixtureRequest) -> DriverPool:
 def driver(request: pytest.FixtureRequest, driver_pool: DriverPool) -> Driver:
     """Each driver in turn, sharing the session's program (one attachment per lab, made once)."""
     return driver_pool.get(request.param)
+
+
+# --- leak check (tests/test_cleanup.py) ------------------------------------------------------------
+from pyroute2 import IPRoute
+from pyroute2 import netns as pr_netns
+
+from netns.lab import NAME_PREFIX
+
+
+def _xdp_in_root_namespace() -> dict[str, str]:
+    """Interface name -> XDP attach mode ('xdp', 'xdpgeneric', ...) for every root-namespace link that has one."""
+    attached = {}
+    with IPRoute() as ipr:
+        for link in ipr.get_links():
+            xdp = link.get_attr("IFLA_XDP")
+            mode = xdp.get_attr("IFLA_XDP_ATTACHED") if xdp else None
+            if mode:
+                attached[link.get_attr("IFLA_IFNAME")] = str(mode)
+    return attached
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_leaks() -> Iterator[None]:
+    """Fails the run if any test left a namespace of this process or an XDP program in the root namespace.
+
+    Autouse and session-scoped, so it is set up before and torn down after every other fixture (the
+    session's labs included): what remains then leaked, whichever test made it. Only this process's
+    namespaces (``xhdr-<pid>-``) are checked, so parallel runs and xdist workers never blame each other,
+    and only attachments made during the session, so a host's own XDP programs are not reported.
+    """
+    attached_before = _xdp_in_root_namespace()
+    yield
+    own = f"{NAME_PREFIX}-{os.getpid()}-"
+    namespaces = sorted(name for name in pr_netns.listnetns() if name.startswith(own))
+    attached = {name: mode for name, mode in _xdp_in_root_namespace().items() if name not in attached_before}
+    leaks = [f"namespace {name}" for name in namespaces]
+    leaks += [f"XDP ({mode}) on {name} in the root namespace" for name, mode in sorted(attached.items())]
+    if leaks:
+        pytest.fail(f"the test session leaked: {', '.join(leaks)}", pytrace=False)

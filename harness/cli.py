@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from harness.bcc_loader import BccUnavailable
 from harness.config import ConfigError
 from harness.program import ProgramError
+from harness.wait import install_interrupt_handler
 from harness.xdp import AttachError
 
 EXIT_ERROR = 1
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    install_interrupt_handler()
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:

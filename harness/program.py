@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
@@ -63,6 +64,21 @@ def name_tables(rules: tuple[HeaderRule, ...]) -> tuple[bytes, bytes, bytes]:
                 char_mask[position * 256 + variant] |= bit
     first_slot = bytes((mask & -mask).bit_length() - 1 if mask else 0 for mask in range(256))
     return bytes(char_mask), bytes(len_mask), first_slot
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Holds SIGINT and SIGTERM while BCC runs our ring-buffer callback.
+
+    An exception raised inside a ctypes callback is printed and swallowed, and the event being delivered
+    is lost; with the signals held, Ctrl-C arrives just after the call, where Python can raise it.
+    """
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class NamesValue(ctypes.Structure):
@@ -153,7 +169,8 @@ class Program:
 
     def take_events(self) -> list[HeaderEvent]:
         """Every event the ring buffer holds now, oldest first; they are removed from the buffer."""
-        self.bpf.ring_buffer_consume()
+        with _signals_deferred():
+            self.bpf.ring_buffer_consume()
         events, self._events = self._events, []
         return events
 
@@ -162,7 +179,8 @@ class Program:
 
         A live logger needs a blocking wait that still returns often enough to notice Ctrl-C/SIGTERM.
         """
-        self.bpf.ring_buffer_poll(timeout_ms)
+        with _signals_deferred():
+            self.bpf.ring_buffer_poll(timeout_ms)
         events, self._events = self._events, []
         return events
 

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import TypeVar
 
 T = TypeVar("T")
+
+# Set by the SIGINT handler of the command line. A KeyboardInterrupt raised while Python runs a callback
+# (ctypes, weakref finalisers) is printed and swallowed; the flag lets the next poll raise it again.
+_interrupted = threading.Event()
+
+
+def _on_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    _interrupted.set()
+    raise KeyboardInterrupt
+
+
+def install_interrupt_handler() -> None:
+    """Makes Ctrl-C stick: polls started after it notice an interrupt even if a callback swallowed it."""
+    _interrupted.clear()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # leave an inherited SIG_IGN alone
+        signal.signal(signal.SIGINT, _on_interrupt)
 
 
 def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
@@ -18,6 +37,8 @@ def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: 
     """
     deadline = time.monotonic() + timeout
     while True:
+        if _interrupted.is_set():
+            raise KeyboardInterrupt
         result = predicate()
         if result:
             return result

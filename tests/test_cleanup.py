@@ -41,6 +41,12 @@ EXIT_INTERRUPTED = 130  # harness.cli's exit code after Ctrl-C
 # Under pytest-xdist another worker's Lab() may sweep a stale namespace first (see tests/test_lab.py).
 CONCURRENT_SWEEPERS = "PYTEST_XDIST_WORKER" in os.environ
 
+# Children start through this shim, which sets SIGINT back to its default action and execs the real
+# command (same pid). A shell starts background jobs (``pytest ... &``, some CI runners) with SIGINT
+# ignored, that survives exec, and Python then installs no KeyboardInterrupt handler: without the shim
+# the child would shrug off the very Ctrl-C under test.
+UNIGNORE_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+
 REQUEST = FrameSpec(payload=b"GET /again HTTP/1.1\r\nHost: a.example\r\n\r\n")
 
 # A process that holds a lab with the extractor attached and a recorder running, until a signal ends it.
@@ -89,7 +95,9 @@ class Spawned:
         self.err = workdir / "stderr"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines reach the file as they are printed
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT, env=env)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", UNIGNORE_SIGINT, *argv], stdout=out, stderr=err, cwd=ROOT, env=env
+            )
 
     def wait_for_line(self, text: str, timeout: float = READY_DEADLINE_S) -> list[str]:
         """All stdout lines once one contains ``text``; a child that exits first fails with its last stderr line."""
@@ -105,6 +113,11 @@ class Spawned:
             return None
 
         return wait_until(seen, timeout, f"pid {self.proc.pid} to print {text!r}")
+
+    def stderr_tail(self, lines: int = 6) -> str:
+        """The last non-blank stderr lines joined by ' | ': enough to tell a swallowed Ctrl-C from a crash."""
+        text = [line.strip() for line in self.err.read_text(errors="replace").splitlines() if line.strip()]
+        return " | ".join(text[-lines:]) or "(nothing)"
 
     def stop(self, sig: signal.Signals) -> int:
         """Send ``sig`` and return the exit code once the process has exited (a deadline, not a sleep)."""
@@ -175,7 +188,7 @@ def test_sigint_to_a_process_holding_a_lab_removes_everything(spawn: Callable[[l
     child, facts = holding_run(spawn)
     code = child.stop(signal.SIGINT)
     # An uncaught KeyboardInterrupt ends Python by re-raising SIGINT: the unwinding ran, then the signal.
-    assert code == -signal.SIGINT, f"exit {code}: {last_line(child.err.read_bytes())}"
+    assert code == -signal.SIGINT, f"exit {code}: {child.stderr_tail()}"
     assert "KeyboardInterrupt" in child.err.read_text()
     assert lab_namespaces(facts["prefix"]) == []
     assert not running(facts["recorder"])
@@ -206,11 +219,13 @@ def test_sigkill_leaves_a_lab_that_sweep_stale_removes_and_live_labs_survive(
 
 
 @pytest.mark.skipif(importlib.util.find_spec("netns.demo") is None, reason="netns/demo.py is not written yet")
-def test_xhdr_demo_exits_130_on_sigint_and_leaves_no_namespace(spawn: Callable[[list[str]], Spawned]) -> None:
-    child = spawn([str(XHDR), "demo"])
+def test_xhdr_demo_exits_130_on_sigint_and_leaves_no_namespace(
+    spawn: Callable[[list[str]], Spawned], tmp_path: Path
+) -> None:
+    child = spawn([str(XHDR), "demo", "--out", str(tmp_path / "demo-out")])  # not the repo's reports/out
     child.wait_for_line("lab up")
     prefix = f"xhdr-{child.proc.pid}-"
     assert lab_namespaces(prefix), "the demo says its lab is up but no namespace carries its pid"
     code = child.stop(signal.SIGINT)
-    assert code == EXIT_INTERRUPTED, f"exit {code}: {last_line(child.err.read_bytes())}"
+    assert code == EXIT_INTERRUPTED, f"exit {code} after one SIGINT; stderr ends: {child.stderr_tail()}"
     assert lab_namespaces(prefix) == []

@@ -1,0 +1,104 @@
+"""One result format for every benchmark: tidy rows plus where and on what they were measured.
+
+Each suite writes one JSON file (``write_results``); reports/ reads any number of them (``read_results``)
+and plots rows without knowing which suite made them. A row is one measured figure:
+``{"method": "extractor", "metric": "ns_per_packet", "value": 212.0, "unit": "ns", "params": {...}}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from harness.config import ExtractorConfig
+
+RESULTS_DIR = Path("reports/out/bench")
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    method: str  # what was measured: "extractor", "empty", "af_packet_python", "nginx_access_log", ...
+    metric: str  # "ns_per_packet", "ns_per_byte", "ratio_to_empty", "requests_per_second", ...
+    value: float
+    unit: str
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # frame_bytes, header_count, mode, ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultFile:
+    suite: str
+    created: str
+    machine: dict[str, Any]
+    config: dict[str, Any]
+    rows: tuple[Row, ...]
+    path: Path | None = None
+
+
+def machine_info() -> dict[str, Any]:
+    """What a reader needs to judge a figure: CPU, cores, kernel, Python, and the commit measured."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "commit": commit,
+    }
+
+
+def write_results(
+    suite: str, rows: list[Row], config: ExtractorConfig | None = None, directory: Path = RESULTS_DIR
+) -> Path:
+    """Writes ``<directory>/<suite>.json`` and returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    document = {
+        "format": FORMAT_VERSION,
+        "suite": suite,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "config": dataclasses.asdict(config or ExtractorConfig()),
+        "rows": [dataclasses.asdict(row) for row in rows],
+    }
+    path = directory / f"{suite}.json"
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    return path
+
+
+def read_results(paths: list[Path]) -> list[ResultFile]:
+    """Reads result files; a file of another format is an error naming it."""
+    files = []
+    for path in paths:
+        document = json.loads(Path(path).read_text())
+        if document.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path} is not an xhdr result file of format {FORMAT_VERSION}")
+        files.append(
+            ResultFile(
+                suite=document["suite"],
+                created=document["created"],
+                machine=document["machine"],
+                config=document["config"],
+                rows=tuple(Row(**row) for row in document["rows"]),
+                path=Path(path),
+            )
+        )
+    return files

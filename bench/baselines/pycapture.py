@@ -1,0 +1,271 @@
+"""Baselines (a) and (b): an AF_PACKET socket in Python, parsed by the reference or by httptools.
+
+Run as ``python -m bench.baselines.pycapture --parser reference|httptools [capture.c's options] ring IFNAME``;
+it takes the same options as capture.c and writes the same lines, so the three baselines are started,
+stopped and checked the same way. This is "the traditional way": every frame is copied into a Python
+bytes object by recvmsg, walked in Python, and handed to a parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import signal
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from bench.baselines import event_line, socket_filter
+from harness.config import ExtractorConfig, HeaderMode, HeaderRule
+from harness.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
+from harness.reference import _Outcome, _read_layers, auth_scheme, extract, siphash24
+
+SOL_PACKET = 263
+PACKET_AUXDATA = 8
+PACKET_STATISTICS = 6
+PACKET_IGNORE_OUTGOING = 23
+SO_ATTACH_FILTER = 26
+TP_STATUS_VLAN_VALID = 1 << 4
+TP_STATUS_VLAN_TPID_VALID = 1 << 6
+ETH_P_ALL = 0x0003
+AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
+FRAME_MAX = 65536
+
+Parser = Callable[[bytes, ExtractorConfig, bytes], list[HeaderEvent]]
+
+
+def reference_events(frame: bytes, config: ExtractorConfig, key: bytes) -> list[HeaderEvent]:
+    """Baseline (a): the reference extractor, the whole of docs/EXTRACTION.md in Python."""
+    return list(extract(frame, config, key).events)
+
+
+class _Message:
+    """What httptools reports of one request; header values trimmed by R13 as llhttp leaves some OWS."""
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.fields: list[tuple[bytes, bytes]] = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name, value.strip(b" \t")))
+
+
+def httptools_events(
+    frame: bytes, config: ExtractorConfig, key: bytes, *, strict: bool = False
+) -> list[HeaderEvent] | None:
+    """Baseline (b): the same L2-L4 walk, then httptools (llhttp) for the requests of the view.
+
+    llhttp is a stream parser, so pipelined requests come out one after the other; a request it
+    refuses, or one the view cuts, ends the frame. llhttp is stricter than the rules (bare LF, NUL,
+    bytes >= 0x80 in a target, unknown methods), so it is compared on the requests both call well
+    formed: with ``strict``, a frame llhttp refuses anywhere gives None instead of the requests before.
+    """
+    import httptools
+
+    try:
+        flow, payload = _read_layers(frame, config)
+    except _Outcome:
+        return []
+    view = payload[: config.max_scan_bytes]
+    messages: list[tuple[_Message, bytes, int]] = []
+    current = _Message()
+
+    class Protocol:
+        def on_url(self, url: bytes) -> None:
+            current.url += url
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            current.on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            nonlocal current
+            version = {"1.0": 10, "1.1": 11}.get(parser.get_http_version(), 0)
+            messages.append((current, parser.get_method(), version))
+            current = _Message()
+
+    parser = httptools.HttpRequestParser(Protocol())
+    try:
+        parser.feed_data(view)
+    except httptools.HttpParserError:
+        if strict:
+            return None
+    scan_limit = EventFlag.SCAN_LIMIT if len(payload) > len(view) else EventFlag(0)
+    events = []
+    for index, (message, method, version) in enumerate(messages[: config.max_requests_per_packet]):
+        flags = scan_limit | (EventFlag.TARGET_TRUNCATED if len(message.url) > config.max_target_len else 0)
+        events.append(
+            HeaderEvent(
+                family=flow.family,
+                saddr=flow.saddr,
+                daddr=flow.daddr,
+                sport=flow.sport,
+                dport=flow.dport,
+                vlan_ids=flow.vlan_ids,
+                request_index=index,
+                method=method,
+                target=message.url[: config.max_target_len],
+                target_length=len(message.url),
+                version=version,
+                flags=EventFlag(flags),
+                header_lines=len(message.fields),
+                headers=_slots(message.fields, config, key),
+            )
+        )
+    return events
+
+
+def _slots(fields: list[tuple[bytes, bytes]], config: ExtractorConfig, key: bytes) -> tuple[HeaderValue, ...]:
+    """R13 on httptools' fields: the first occurrence fills a slot, later ones add REPEATED."""
+    slots = []
+    for rule in config.headers:
+        values = [value for name, value in fields if name.lower() == rule.name.lower().encode()]
+        slots.append(_slot(rule, values, config, key))
+    return tuple(slots)
+
+
+def _slot(rule: HeaderRule, values: list[bytes], config: ExtractorConfig, key: bytes) -> HeaderValue:
+    if not values:
+        return HeaderValue(rule.name, rule.mode)
+    value = values[0]
+    flags = SlotFlag.PRESENT | (SlotFlag.REPEATED if len(values) > 1 else SlotFlag(0))
+    kept, digest = b"", 0
+    if rule.mode is HeaderMode.VALUE:
+        kept = value[: config.max_value_len]
+        flags |= SlotFlag.TRUNCATED if len(value) > config.max_value_len else SlotFlag(0)
+    elif rule.mode in (HeaderMode.HASH, HeaderMode.AUTH):
+        digest = siphash24(key, value)
+        kept = auth_scheme(value) if rule.mode is HeaderMode.AUTH else b""
+    return HeaderValue(rule.name, rule.mode, flags, len(value), kept, digest)
+
+
+def _httptools_lenient(frame: bytes, config: ExtractorConfig, key: bytes) -> list[HeaderEvent]:
+    return httptools_events(frame, config, key) or []
+
+
+PARSERS: dict[str, Parser] = {"reference": reference_events, "httptools": _httptools_lenient}
+
+
+# --- capture ----------------------------------------------------------------------------------------
+
+
+def _attach_filter(sock: socket.socket, ports: tuple[int, ...]) -> None:
+    """SO_ATTACH_FILTER with the baselines' shared classic BPF program (struct sock_fprog)."""
+    code = socket_filter(ports)
+    array = (ctypes.c_uint8 * (8 * len(code)))()
+    for index, (op, jt, jf, k) in enumerate(code):
+        struct.pack_into("=HBBI", array, 8 * index, op, jt, jf, k)
+    fprog = struct.pack("=HxxxxxxQ", len(code), ctypes.addressof(array))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def _with_tag(frame: bytes, ancillary: list[tuple[int, int, bytes]]) -> bytes:
+    """Puts back the outer VLAN tag the kernel moved into the packet's metadata (PACKET_AUXDATA)."""
+    for level, kind, data in ancillary:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= AUXDATA.size:
+            status, _, _, _, _, tci, tpid = AUXDATA.unpack_from(data)
+            if status & TP_STATUS_VLAN_VALID:
+                tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+                return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
+    return frame
+
+
+def capture(
+    ifname: str, parser: Parser, config: ExtractorConfig, key: bytes, args: argparse.Namespace
+) -> None:
+    """Reads frames until a signal, ``-c`` packets or ``-t`` seconds; one line per request unless ``-q``."""
+    stopped: list[int] = []
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        stopped.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+    sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    _attach_filter(sock, config.ports)
+    sock.bind((ifname, ETH_P_ALL))
+    sock.settimeout(0.1)
+    print("ready", file=sys.stderr, flush=True)
+    out = sys.stdout
+    packets = requests = 0
+    deadline = time.monotonic() + args.seconds if args.seconds > 0 else float("inf")
+    buffer = bytearray(FRAME_MAX)
+    view = memoryview(buffer)
+    ancillary_size = socket.CMSG_SPACE(AUXDATA.size)
+    drops = 0
+    while not stopped and (not args.count or packets + drops < args.count) and time.monotonic() < deadline:
+        try:
+            size, ancillary, _, _ = sock.recvmsg_into([view], ancillary_size)
+        except (TimeoutError, InterruptedError):
+            drops += _drops(sock)  # idle: a count that lost packets ends here
+            continue
+        packets += 1
+        events = parser(_with_tag(bytes(view[:size]), ancillary), config, key)
+        requests += len(events)
+        if not args.quiet:
+            for event in events:
+                out.write(event_line(event) + "\n")
+            if events:
+                out.flush()
+    drops += _drops(sock)
+    out.flush()
+    print(f"stats packets={packets} requests={requests} drops={drops}", file=sys.stderr, flush=True)
+
+
+def _drops(sock: socket.socket) -> int:
+    """Packets the kernel dropped for a full receive queue since the last call (reading resets them)."""
+    return struct.unpack("=II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """capture.c's command line, so the harness builds one argument list for all three baselines."""
+    parser = argparse.ArgumentParser(prog="pycapture")
+    parser.add_argument("--parser", choices=sorted(PARSERS), required=True)
+    parser.add_argument("-p", dest="ports", type=int, action="append", required=True)
+    parser.add_argument("-H", dest="rules", action="append", required=True)
+    parser.add_argument("-k", dest="key", default="00" * 16)
+    parser.add_argument("-L", dest="max_header_lines", type=int, default=32)
+    parser.add_argument("-V", dest="max_value_len", type=int, default=128)
+    parser.add_argument("-T", dest="max_target_len", type=int, default=128)
+    parser.add_argument("-S", dest="max_scan_bytes", type=int, default=1024)
+    parser.add_argument("-R", dest="max_requests_per_packet", type=int, default=4)
+    parser.add_argument("-c", dest="count", type=int, default=0)
+    parser.add_argument("-t", dest="seconds", type=float, default=0.0)
+    parser.add_argument("-q", dest="quiet", action="store_true")
+    parser.add_argument("source", choices=["ring"])
+    parser.add_argument("ifname")
+    return parser.parse_args(argv)
+
+
+def config_from(args: argparse.Namespace) -> ExtractorConfig:
+    rules = []
+    for rule in args.rules:
+        name, _, mode = rule.partition("=")
+        rules.append(HeaderRule(name, HeaderMode[(mode or "value").upper()]))
+    return ExtractorConfig(
+        ports=tuple(args.ports),
+        headers=tuple(rules),
+        max_header_lines=args.max_header_lines,
+        max_value_len=args.max_value_len,
+        max_target_len=args.max_target_len,
+        max_scan_bytes=args.max_scan_bytes,
+        max_requests_per_packet=args.max_requests_per_packet,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        capture(args.ifname, PARSERS[args.parser], config_from(args), bytes.fromhex(args.key), args)
+    except OSError as error:
+        print(f"pycapture: {args.ifname}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

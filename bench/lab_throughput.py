@@ -1,0 +1,418 @@
+"""Benchmark 3: the standard request over the lab's veth pair at the highest rate trafgen reaches.
+
+Each mode receives the same burst of frames on the gateway's veth end: nothing attached, the empty XDP
+program and the extractor in native and in generic mode (the extractor with its C event consumer), and each
+user-space baseline capturing instead. Modes are measured round by round, interleaved, so noise from other
+work on the machine hits all of them alike; the figures are medians over rounds.
+
+CPU time comes from the kernel's own accounting: the sender's rusage (the kernel has no IRQ time accounting
+here, so the receive softirq that runs inline after a veth transmit is charged to the sender), the runtime of
+the ksoftirqd threads (softirq work deferred to them), and the rusage of the capturing or consuming process.
+With bpf_stats enabled, the kernel also times the XDP program itself (run_time_ns). The decomposition per
+XDP mode: hook = empty - nothing, program = extractor - empty (kernel side), consumer = the event consumer;
+for a baseline: its extra kernel work (capture - nothing) plus its process.
+
+The frames carry a destination MAC that is not the gateway's, so after the hook the stack drops them at
+once instead of answering each with a TCP reset: the common work every mode pays stays small.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import os
+import re
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from bench.baselines import BASELINES, CaptureCommand, consumer_argv
+from bench.results import Row, write_results
+from harness.bcc_loader import import_bcc
+from harness.config import ExtractorConfig
+from harness.corpus import load_corpus
+from harness.cost import EMPTY_SOURCE
+from harness.counters import Counter
+from harness.program import Program
+from harness.testrun import _libbpf
+from harness.wait import wait_until
+from harness.xdp import XdpMode
+from netns.lab import Lab
+
+SUITE = "lab_throughput"
+OTHER_HOST_MAC = bytes.fromhex("027868000099")
+XDP_MODES = {"native": XdpMode.NATIVE, "generic": XdpMode.GENERIC}
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+def standard_frame(dst_mac: bytes = OTHER_HOST_MAC) -> bytes:
+    """The corpus's standard request (00_standard_api_request), addressed to ``dst_mac``."""
+    frame = load_corpus()[0].frames[0]
+    return dst_mac + frame[6:]
+
+
+# --- the kernel's accounting --------------------------------------------------------------------------
+
+
+def ksoftirqd_ns() -> int:
+    """Total runtime (ns, CFS accounting) of the ksoftirqd threads: softirq work deferred to them."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().startswith("ksoftirqd/"):
+                total += int((entry / "schedstat").read_text().split()[0])
+        except OSError:
+            continue
+    return total
+
+
+def softirq_ticks() -> int:
+    """The softirq column of /proc/stat, all CPUs (tick samples: informative, system wide)."""
+    with open("/proc/stat") as stat:
+        return int(stat.readline().split()[7])
+
+
+def rx_packets(lab: Lab) -> int:
+    with IPRoute(netns=lab.gateway.netns, flags=0) as ipr:
+        return ipr.get_links(lab.gateway.ifindex)[0].get_attr("IFLA_STATS64")["rx_packets"]
+
+
+class _ProgInfo(ctypes.Structure):
+    """The head of struct bpf_prog_info up to run_cnt (offsets of the UAPI header, 192 and 200)."""
+
+    _fields_ = [
+        ("head", ctypes.c_uint8 * 192),
+        ("run_time_ns", ctypes.c_uint64),
+        ("run_cnt", ctypes.c_uint64),
+    ]
+
+
+def prog_runtime(fd: int) -> tuple[int, int]:
+    """(run_time_ns, run_cnt) the kernel counted for a program while bpf_stats is enabled."""
+    info = _ProgInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    library = _libbpf()
+    if library.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) != 0:
+        raise OSError(ctypes.get_errno(), "bpf_obj_get_info_by_fd failed")
+    return info.run_time_ns, info.run_cnt
+
+
+@contextlib.contextmanager
+def bpf_stats() -> Iterator[None]:
+    """Turns on the kernel's per-program run time accounting for the block, restoring the old setting."""
+    previous = BPF_STATS.read_text().strip()
+    BPF_STATS.write_text("1")
+    try:
+        yield
+    finally:
+        BPF_STATS.write_text(previous)
+
+
+# --- processes started in the lab, reaped with their rusage -----------------------------------------------
+
+
+@dataclasses.dataclass
+class Child:
+    """A process in a lab namespace whose CPU time the kernel reports at exit (wait4)."""
+
+    proc: subprocess.Popen[bytes]
+    err_path: Path
+    cpu_ns: int = 0
+    status: int | None = None
+
+    def poll(self) -> bool:
+        """True once exited (and reaped, with its user + system time recorded)."""
+        if self.status is None:
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+            if pid == 0:
+                return False
+            self.status = os.waitstatus_to_exitcode(status)
+            self.proc.returncode = self.status
+            self.cpu_ns = int((usage.ru_utime + usage.ru_stime) * 1e9)
+        return True
+
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+    def alive_or_fail(self, what: str) -> None:
+        if self.poll():
+            lines = [line for line in self.stderr().splitlines() if line.strip()]
+            raise RuntimeError(f"{what} exited {self.status}: {lines[-1] if lines else '(no output)'}")
+
+
+def start(lab: Lab, netns: str | None, argv: list[str], name: str, pass_fds: tuple[int, ...] = ()) -> Child:
+    """Starts ``argv`` (in ``netns`` unless None), stdout to /dev/null, stderr kept; the lab stops it."""
+    assert lab.workdir is not None
+    err_path = lab.workdir / f"{name}-{time.monotonic_ns()}.err"
+    cmd = ["ip", "netns", "exec", netns, *argv] if netns else argv
+    with open(os.devnull, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, pass_fds=pass_fds, start_new_session=True)
+    child = Child(proc, err_path)
+    lab.defer(lambda: _stop(child), f"stop {name} (pid {proc.pid})")
+    return child
+
+
+def _stop(child: Child) -> None:
+    if child.poll():
+        return
+    child.proc.kill()
+    wait_until(child.poll, 10.0, f"pid {child.proc.pid} to exit")
+
+
+def stats_of(child: Child) -> dict[str, int]:
+    """The ``stats packets=.. requests=.. drops=..`` line every capture and consumer prints at exit."""
+    found = re.search(r"stats packets=(\d+) requests=(\d+) drops=(\d+)", child.stderr())
+    if not found:
+        raise RuntimeError(f"no stats line from pid {child.proc.pid}: {child.stderr()[-200:]!r}")
+    return {"packets": int(found[1]), "requests": int(found[2]), "drops": int(found[3])}
+
+
+# --- the sender ---------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Burst:
+    sent: int
+    seconds: float
+    sender_cpu_ns: int  # trafgen's user + system time, including the receive softirq run inline
+
+
+def trafgen_config(lab: Lab, frame: bytes) -> Path:
+    assert lab.workdir is not None
+    path = lab.workdir / "standard.trafgen"
+    path.write_text("{ " + ", ".join(f"0x{byte:02x}" for byte in frame) + " }\n")
+    return path
+
+
+def blast(lab: Lab, config_path: Path, count: int, timeout: float = 60.0) -> Burst:
+    """trafgen sends ``count`` frames from the client as fast as it can (one process, bounded count)."""
+    argv = ["trafgen", "-o", lab.client.ifname, "-i", str(config_path), "-n", str(count), "-P", "1"]
+    child = start(lab, lab.client.netns, [*argv, "--no-sock-mem", "--notouch-irq"], "trafgen")
+    started = time.monotonic()
+    wait_until(child.poll, timeout, f"trafgen to send {count} frames", interval=0.005)
+    seconds = time.monotonic() - started
+    if child.status != 0:
+        raise RuntimeError(f"trafgen exited {child.status}: {child.stderr().strip().splitlines()[-1:]}")
+    return Burst(count, seconds, child.cpu_ns)
+
+
+# --- one measurement ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One mode, one round."""
+
+    mode: str
+    sent: int
+    received: int  # by the gateway's veth
+    handled: int  # requests logged by the extractor's consumer or the baseline
+    lost: int  # events lost (ring buffer full) or packets the capture socket dropped
+    seconds: float
+    kernel_ns: int  # sender + inline and deferred softirq
+    process_ns: int  # the consumer or capturing process
+    prog_ns: float  # the XDP program's own run time per run (bpf_stats), 0 without one
+    softirq_ticks: int
+
+    @property
+    def pps(self) -> float:
+        return self.received / self.seconds
+
+
+def measure(
+    lab: Lab,
+    config_path: Path,
+    mode: str,
+    count: int,
+    programs: dict[str, Program | int],
+    config: ExtractorConfig,
+    key: bytes,
+) -> Sample:
+    """Sends one burst with ``mode`` in place and returns what the kernel accounted for it."""
+    kind, _, xdp = mode.partition("-")
+    child: Child | None = None
+    with contextlib.ExitStack() as stack:
+        program = programs.get(kind)
+        fd = program.fd if isinstance(program, Program) else program
+        if xdp:
+            from harness.xdp import attach_xdp, detach_xdp
+
+            attach_xdp(fd, lab.gateway.ifname, XDP_MODES[xdp], lab.gateway.netns)
+            stack.callback(detach_xdp, lab.gateway.ifname, XDP_MODES[xdp], lab.gateway.netns)
+        before_counts = program.counters() if isinstance(program, Program) else None
+        if isinstance(program, Program):
+            map_fd = program.bpf[b"events"].map_fd
+            argv = consumer_argv(config, map_fd, quiet=False, max_events=0, max_seconds=120.0)
+            child = start(lab, None, argv, "consumer", pass_fds=(map_fd,))
+        elif kind in BASELINES:
+            command = CaptureCommand(kind, config, key, max_packets=count, max_seconds=120.0)
+            child = start(lab, lab.gateway.netns, command.argv(lab.gateway.ifname), kind)
+        if child is not None:
+            wait_until(lambda: _ready(child, mode), 20.0, f"{mode} to be ready")
+        run_before = prog_runtime(fd) if xdp else (0, 0)
+        rx_before, ksoft_before, ticks_before = rx_packets(lab), ksoftirqd_ns(), softirq_ticks()
+        burst = blast(lab, config_path, count)
+        handled = lost = 0
+        if isinstance(program, Program):
+            wait_until(
+                lambda: _processed(program, before_counts) >= count, 30.0, f"{mode} to process {count} frames"
+            )
+            child.proc.send_signal(signal.SIGTERM)  # the consumer drains what is left, then exits
+        if child is not None:
+            wait_until(child.poll, 60.0, f"{mode} to finish")
+            stats = stats_of(child)
+            handled = stats["requests"]
+            lost = stats["drops"]
+        if isinstance(program, Program):
+            lost = program.counters()[Counter.EVENTS_LOST] - before_counts[Counter.EVENTS_LOST]
+        run_after = prog_runtime(fd) if xdp else (0, 0)
+        received = rx_packets(lab) - rx_before
+        kernel_ns = burst.sender_cpu_ns + ksoftirqd_ns() - ksoft_before
+        ticks = softirq_ticks() - ticks_before
+    runs = run_after[1] - run_before[1]
+    return Sample(
+        mode=mode,
+        sent=burst.sent,
+        received=received,
+        handled=handled,
+        lost=lost,
+        seconds=burst.seconds,
+        kernel_ns=kernel_ns,
+        process_ns=child.cpu_ns if child else 0,
+        prog_ns=(run_after[0] - run_before[0]) / runs if runs else 0.0,
+        softirq_ticks=ticks,
+    )
+
+
+def _ready(child: Child, what: str) -> bool:
+    child.alive_or_fail(what)
+    return "ready" in child.stderr()
+
+
+def _processed(program: Program, before: dict[Counter, int]) -> int:
+    return program.counters()[Counter.PACKETS] - before[Counter.PACKETS]
+
+
+# --- the suite -----------------------------------------------------------------------------------------------
+
+MODES = (
+    "none",
+    "empty-native",
+    "extractor-native",
+    "empty-generic",
+    "extractor-generic",
+    "c_tpacket_v3",
+    "af_packet_httptools",
+    "af_packet_python",
+)
+
+
+def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
+    """Benchmark 3; writes reports/out/bench/lab_throughput.json and returns its path.
+
+    quick: 1 round of 100,000 frames per mode (about 20 s); full: 3 rounds of 1,000,000 (about 2-3 min).
+    """
+    rounds, count = (1, 100_000) if quick else (3, 1_000_000)
+    config, key = ExtractorConfig(), os.urandom(16)
+    samples: dict[str, list[Sample]] = {mode: [] for mode in MODES}
+    progress(f"{SUITE}: compiling the extractor")
+    bcc = import_bcc()
+    empty = bcc.BPF(src_file=str(EMPTY_SOURCE).encode())
+    try:
+        empty_fd = empty.load_func(b"xdp_pass", bcc.BPF.XDP).fd
+        with Program(config, key=key) as extractor, Lab() as lab, bpf_stats():
+            programs: dict[str, Program | int] = {"extractor": extractor, "empty": empty_fd}
+            config_path = trafgen_config(lab, standard_frame())
+            for round_number in range(rounds):
+                for mode in MODES:
+                    progress(f"{SUITE}: round {round_number + 1}/{rounds}, {mode}, {count:,} frames")
+                    samples[mode].append(measure(lab, config_path, mode, count, programs, config, key))
+    finally:
+        empty.cleanup()
+    rows = summarise(samples, count, rounds)
+    return write_results(SUITE, rows, config)
+
+
+def summarise(samples: dict[str, list[Sample]], count: int, rounds: int) -> list[Row]:
+    """Medians per mode, then the decomposition: hook, program, consumer, baseline costs per packet."""
+    rows: list[Row] = []
+    params = {"frames": count, "rounds": rounds, "frame_bytes": len(standard_frame())}
+    kernel: dict[str, float] = {}
+    process: dict[str, float] = {}
+    for mode, taken in samples.items():
+        method, mode_params = _method(mode)
+        p = params | mode_params
+        kernel[mode] = statistics.median(s.kernel_ns / s.sent for s in taken)
+        handled = statistics.median(s.handled for s in taken)
+        process[mode] = statistics.median(s.process_ns / max(s.handled, 1) for s in taken) if handled else 0.0
+        rows += [
+            Row(method, "packets_per_second", statistics.median(s.pps for s in taken), "pps", p),
+            Row(method, "kernel_cpu_ns_per_packet", kernel[mode], "ns", p),
+            Row(method, "process_cpu_ns_per_request", process[mode], "ns", p),
+            Row(method, "requests_handled", handled, "requests", p),
+            Row(method, "events_lost", statistics.median(s.lost for s in taken), "events", p),
+            Row(method, "softirq_ticks", statistics.median(s.softirq_ticks for s in taken), "ticks", p),
+        ]
+        if any(s.prog_ns for s in taken):
+            rows.append(
+                Row(method, "bpf_run_ns_per_packet", statistics.median(s.prog_ns for s in taken), "ns", p)
+            )
+    for xdp in XDP_MODES:
+        p = params | {"mode": xdp}
+        hook = kernel[f"empty-{xdp}"] - kernel["none"]
+        program = kernel[f"extractor-{xdp}"] - kernel[f"empty-{xdp}"]
+        total = kernel[f"extractor-{xdp}"] - kernel["none"] + process[f"extractor-{xdp}"]
+        rows += [
+            Row("extractor", "hook_cost_ns", hook, "ns", p),
+            Row("extractor", "program_cost_ns", program, "ns", p),
+            Row("extractor", "consumer_cost_ns", process[f"extractor-{xdp}"], "ns", p),
+            Row("extractor", "cpu_ns_per_logged_request", total, "ns", p),
+        ]
+    for baseline in BASELINES:
+        p = params | {"baseline": baseline}
+        extra_kernel = kernel[baseline] - kernel["none"]
+        total = extra_kernel + process[baseline]
+        rows += [
+            Row(baseline, "kernel_delivery_cost_ns", extra_kernel, "ns", p),
+            Row(baseline, "cpu_ns_per_logged_request", total, "ns", p),
+        ]
+    c_total = next(
+        r.value for r in rows if r.method == "c_tpacket_v3" and r.metric == "cpu_ns_per_logged_request"
+    )
+    for xdp in XDP_MODES:
+        ours = next(
+            r.value
+            for r in rows
+            if r.method == "extractor" and r.metric == "cpu_ns_per_logged_request" and r.params["mode"] == xdp
+        )
+        rows.append(
+            Row(
+                "extractor",
+                "ratio_to_c_baseline",
+                ours / c_total if c_total else 0.0,
+                "x",
+                params | {"mode": xdp},
+            )
+        )
+    return rows
+
+
+def _method(mode: str) -> tuple[str, dict[str, str]]:
+    kind, _, xdp = mode.partition("-")
+    if kind == "none":
+        return "nothing_attached", {}
+    return (kind if kind != "empty" else "empty", {"mode": xdp} if xdp else {})
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(run(quick="--quick" in sys.argv))

@@ -1,0 +1,156 @@
+"""The user-space baselines extract what the reference extracts, before anyone times them.
+
+A baseline that is fast because it skips rules would make every ratio a lie, so each one is held to the
+reference on the corpus: the C parser on every corpus frame under two configurations (defaults, and small
+limits with every header mode), httptools on the requests both it and the rules call well formed, and all
+three through a real AF_PACKET socket in a lab, where the frames cross a veth pair and the classic BPF
+filter, the ring and the VLAN tag re-insertion all take part.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from bench.baselines import BASELINES, CaptureCommand, c_parse_lines, consumer_argv, event_line
+from bench.baselines.pycapture import httptools_events
+from harness.config import ExtractorConfig, HeaderMode, HeaderRule
+from harness.corpus import load_corpus
+from harness.event import EventFlag, HeaderEvent, SlotFlag
+from harness.program import Program
+from harness.reference import extract
+from harness.testrun import test_run
+from harness.wait import wait_until
+from netns.lab import Lab
+
+KEY = bytes(range(16, 32))
+SMALL_LIMITS = ExtractorConfig(
+    ports=(80,),
+    headers=(
+        HeaderRule("host", HeaderMode.PRESENCE),
+        HeaderRule("Authorization", HeaderMode.AUTH),
+        HeaderRule("User-Agent"),
+        HeaderRule("x-request-id", HeaderMode.HASH),
+    ),
+    max_header_lines=3,
+    max_value_len=16,
+    max_target_len=8,
+    max_scan_bytes=64,
+    max_requests_per_packet=2,
+)
+NOT_WELL_FORMED = (
+    EventFlag.LINE_CUT
+    | EventFlag.HEADERS_CUT
+    | EventFlag.BAD_LINE
+    | EventFlag.TOO_MANY_HEADERS
+    | EventFlag.SCAN_LIMIT
+)
+CORPUS = load_corpus()
+FRAMES = [frame for case in CORPUS for frame in case.frames]
+
+
+def reference_lines(frames: list[bytes], config: ExtractorConfig) -> list[str]:
+    return [event_line(event) for frame in frames for event in extract(frame, config, KEY).events]
+
+
+def well_formed(events: tuple[HeaderEvent, ...]) -> bool:
+    """Complete requests with nothing cut or skipped: what any HTTP parser should read the same way."""
+    return bool(events) and not any(
+        event.flags & NOT_WELL_FORMED or any(slot.flags & SlotFlag.CUT for slot in event.headers)
+        for event in events
+    )
+
+
+@pytest.mark.parametrize("config", [ExtractorConfig(), SMALL_LIMITS], ids=["defaults", "small-limits"])
+def test_c_parser_matches_reference_on_every_corpus_frame(config: ExtractorConfig) -> None:
+    expected = reference_lines(FRAMES, config)
+    assert len(expected) >= 40, "the corpus should give the comparison something to compare"
+    assert c_parse_lines(FRAMES, config, KEY) == expected
+
+
+def test_httptools_matches_reference_on_well_formed_requests() -> None:
+    compared, refused = [], []
+    for case in CORPUS:
+        for frame in case.frames:
+            events = extract(frame, ExtractorConfig(), KEY).events
+            if not well_formed(events):
+                continue
+            parsed = httptools_events(frame, ExtractorConfig(), KEY, strict=True)
+            if parsed is None:
+                refused.append(case.name)
+                continue
+            compared.append(case.name)
+            assert [event_line(e) for e in parsed] == [event_line(e) for e in events], case.name
+    assert len(compared) >= 25, f"only {len(compared)} corpus requests compared"
+    # llhttp is stricter than the rules; these are the corpus's deliberate edge cases, not parser slips.
+    assert set(refused) <= {"10_method_16_chars", "11_target_high_bytes", "20_bare_lf_lines",
+                            "20_nul_and_high_bytes", "30_pipelined_three"}  # fmt: skip
+
+
+@pytest.mark.lab
+@pytest.mark.kernel
+def test_every_baseline_logs_the_corpus_through_a_real_socket(lab: Lab) -> None:
+    config = ExtractorConfig()
+    expected = {
+        "c_tpacket_v3": reference_lines(FRAMES, config),
+        "af_packet_python": reference_lines(FRAMES, config),
+        "af_packet_httptools": [
+            event_line(event) for frame in FRAMES for event in httptools_events(frame, config, KEY) or []
+        ],
+    }
+    procs = {}
+    for baseline in BASELINES:
+        command = CaptureCommand(baseline, config, KEY, max_seconds=45.0)
+        procs[baseline] = lab.spawn(lab.gateway, command.argv(lab.gateway.ifname))
+    for baseline, proc in procs.items():
+        wait_until(lambda p=proc, b=baseline: _ready(lab, p, b), 20.0, f"{baseline} to bind its socket")
+    lab.send(frame for frame in FRAMES if len(frame) >= 14)  # the kernel refuses shorter frames
+    for baseline, proc in procs.items():
+        count = len(expected[baseline])
+        wait_until(
+            lambda p=proc, b=baseline, n=count: _logged(lab, p, b, n),
+            20.0,
+            f"{baseline} to log {count} requests",
+        )
+    for baseline, proc in procs.items():
+        proc.terminate()
+        wait_until(lambda p=proc: p.poll() is not None, 10.0, f"{baseline} to stop")
+        stats = re.search(rb"stats packets=(\d+) requests=(\d+) drops=(\d+)", lab.output_of(proc)[1])
+        assert stats, f"{baseline} printed no stats: {lab.output_of(proc)[1][-200:]!r}"
+        assert _lines(lab, proc) == expected[baseline], baseline
+        assert int(stats[2]) == len(expected[baseline]) and int(stats[3]) == 0, baseline
+
+
+def _ready(lab: Lab, proc: subprocess.Popen[bytes], baseline: str) -> bool:
+    """True once the capture announced its bound socket; one-line error if it died first."""
+    lab.check_alive(proc, baseline)
+    return b"ready" in lab.output_of(proc)[1]
+
+
+def _logged(lab: Lab, proc: subprocess.Popen[bytes], baseline: str, count: int) -> bool:
+    lab.check_alive(proc, baseline)
+    return len(_lines(lab, proc)) >= count
+
+
+def _lines(lab: Lab, proc: subprocess.Popen[bytes]) -> list[str]:
+    return lab.output_of(proc)[0].decode().splitlines()
+
+
+@pytest.mark.kernel
+def test_c_event_consumer_writes_the_reference_lines_from_the_extractors_ring_buffer() -> None:
+    """The consumer that bench/lab_throughput.py charges to the extractor reads every event, field for field."""
+    config = ExtractorConfig()
+    expected = reference_lines(FRAMES, config)
+    with Program(config, key=KEY) as program:
+        map_fd = program.bpf[b"events"].map_fd
+        argv = consumer_argv(config, map_fd, quiet=False, max_events=len(expected), max_seconds=30.0)
+        with subprocess.Popen(
+            argv, pass_fds=[map_fd], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as proc:
+            for frame in FRAMES:
+                test_run(program.fd, frame)
+            out, err = proc.communicate(timeout=40)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().splitlines() == expected

@@ -1,0 +1,47 @@
+"""The lab benchmarks' plumbing counts what it claims to count (short runs; the figures are not judged).
+
+A throughput or logging figure is only as good as its bookkeeping: every frame trafgen sends must reach the
+gateway, and every one must end up either handled or counted as lost, for the extractor (events plus
+events_lost) as for the C baseline (requests plus socket drops). For real HTTP, nginx's own access log must
+hold every request wrk completed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bench import http_nginx
+from bench.lab_throughput import bpf_stats, measure, standard_frame, trafgen_config
+from harness.config import ExtractorConfig
+from harness.program import Program
+from netns.lab import Lab
+
+FRAMES = 20_000
+
+
+@pytest.mark.lab
+@pytest.mark.kernel
+def test_every_frame_is_received_and_either_handled_or_counted_lost(lab: Lab) -> None:
+    config, key = ExtractorConfig(), os.urandom(16)
+    with Program(config, key=key) as program, bpf_stats():
+        path = trafgen_config(lab, standard_frame())
+        for mode in ("none", "extractor-native", "c_tpacket_v3"):
+            sample = measure(lab, path, mode, FRAMES, {"extractor": program}, config, key)
+            assert sample.received == FRAMES, mode
+            assert sample.kernel_ns > 0 and sample.pps > 0, mode
+            if mode != "none":
+                assert sample.handled > 0 and sample.handled + sample.lost == FRAMES, mode
+                assert sample.process_ns > 0, mode
+            if mode == "extractor-native":
+                assert sample.prog_ns > 0, "bpf_stats should time the attached program"
+
+
+@pytest.mark.lab
+def test_nginx_access_log_holds_every_request_wrk_completed(lab: Lab) -> None:
+    with Program() as program:
+        figures = http_nginx.measure(lab, "nginx_access_log", 1, program, ExtractorConfig())
+    assert figures["requests"] > 0 and figures["requests_per_second"] > 0
+    assert figures["requests"] <= figures["logged"] <= figures["requests"] + http_nginx.CONNECTIONS
+    assert figures["latency_p50_us"] <= figures["latency_p99_us"]

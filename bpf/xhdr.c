@@ -130,6 +130,9 @@ BPF_PERCPU_ARRAY(counters, struct xhdr_counters, 1);
 BPF_RINGBUF_OUTPUT(events, XHDR_RINGBUF_PAGES);
 
 /* Bytes (or hash steps) one stage invocation handles; see the comment at the top. */
+/* Consumers are woken once per this many events on a CPU (a power of two). */
+#define XHDR_WAKEUP_EVERY 64
+
 #ifndef XHDR_CHUNK
 #define XHDR_CHUNK 256
 #endif
@@ -171,7 +174,15 @@ static __always_inline void finish_value(struct xhdr_scratch *sc, struct xhdr_na
 	if (cut)
 		slot->flags |= XHDR_S_CUT;
 	if (mode == XHDR_MODE_VALUE) {
+#ifdef XHDR_PLANTED_BUG
+		/*
+		 * Exists only for the fuzzer's self-test (tests/test_fuzz.py): a deliberate off-by-one that flags a
+		 * value of exactly XHDR_MAX_VALUE_LEN bytes as TRUNCATED. No real build defines XHDR_PLANTED_BUG.
+		 */
+		if (len >= XHDR_MAX_VALUE_LEN) {
+#else
 		if (len > XHDR_MAX_VALUE_LEN) {
+#endif
 			slot->value_len = XHDR_MAX_VALUE_LEN;
 			slot->flags |= XHDR_S_TRUNCATED;
 		} else {
@@ -659,6 +670,7 @@ int xhdr_emit(struct xdp_md *ctx)
 	struct stage_ctx m;
 	struct flow *flow;
 	__u32 r, logged, scan_limit;
+	__u64 wakeup;
 	__u8 *payload;
 
 	if (!stage_maps(&m))
@@ -671,6 +683,26 @@ int xhdr_emit(struct xdp_md *ctx)
 	/* R7: more payload than the view, and the frame really holds it */
 	scan_limit = m.sc->pk.payload_len > XHDR_MAX_SCAN_BYTES &&
 		     (void *)(payload + XHDR_MAX_SCAN_BYTES + 1) <= data_end;
+#ifdef XHDR_PLANTED_SLOWDOWN
+	/*
+	 * Exists only for the regression gate's self-test (tests/test_bench_gate.py): one extra pass over the
+	 * view whose result nobody reads, so `xhdr bench --compare` must report a slowdown. No real build
+	 * defines XHDR_PLANTED_SLOWDOWN; the default build is unchanged.
+	 */
+	{
+		__u32 i, sum = 0, view_len = m.sc->pk.view_len;
+
+		for (i = 0; i < XHDR_MAX_SCAN_BYTES; i++) {
+			__u8 *byte = payload + bounded_offset(i);
+
+			if (i >= view_len || (void *)(byte + 1) > data_end)
+				break;
+			sum = sum * 31 + m.n->char_class[*byte];
+			sum ^= m.n->first_slot[sum & 255];
+		}
+		asm volatile("" : : "r"(sum));
+	}
+#endif
 	/* All requests are counted before any event, so readers waiting for events == requests see no gap. */
 	m.cnt->count[XHDR_C_HTTP_REQUEST] += logged;
 	for (r = 0; r < XHDR_MAX_REQUESTS; r++) {
@@ -691,7 +723,12 @@ int xhdr_emit(struct xdp_md *ctx)
 		ev->request_index = r;
 		if (scan_limit)
 			ev->flags |= XHDR_F_SCAN_LIMIT;
-		if (events.ringbuf_output(ev, sizeof(*ev), 0) == 0)
+		/*
+		 * Waking the consumer for every event costs more than the whole extraction; readers poll
+		 * with a short timeout, so a wakeup every XHDR_WAKEUP_EVERY events per CPU is enough.
+		 */
+		wakeup = (m.cnt->count[XHDR_C_EVENTS] & (XHDR_WAKEUP_EVERY - 1)) ? BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP;
+		if (events.ringbuf_output(ev, sizeof(*ev), wakeup) == 0)
 			count(m.cnt, XHDR_C_EVENTS);
 		else
 			count(m.cnt, XHDR_C_EVENTS_LOST);

@@ -74,7 +74,7 @@ class ExtractorConfig:
     max_target_len: int = 128
     max_scan_bytes: int = 1024
     max_requests_per_packet: int = 4
-    ringbuf_pages: int = 64
+    ringbuf_pages: int = 512  # 2 MiB: about 1,500 events of backlog before any is lost
 
     def __post_init__(self) -> None:
         for field, (low, high) in LIMIT_RANGES.items():

@@ -43,8 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for entry in sorted(entry_points(group="xhdr.commands"), key=lambda e: e.name):
-        entry.load().register(subcommands)
+        try:
+            module = entry.load()
+        except ImportError as error:
+            _register_unavailable(subcommands, entry.name, error)
+            continue
+        module.register(subcommands)
     return parser
+
+
+def _register_unavailable(subcommands: argparse._SubParsersAction, name: str, error: ImportError) -> None:
+    """A subcommand whose module does not import still shows up, and says why, instead of breaking the rest."""
+    reason = f"xhdr {name} is unavailable ({error}); reinstall with `bash harness/bootstrap.sh`"
+    parser = subcommands.add_parser(name, help=f"(unavailable: {error})")
+    parser.add_argument("ignored", nargs="*", help=argparse.SUPPRESS)
+
+    def fail(_args: argparse.Namespace) -> int:
+        raise CommandError(reason)
+
+    parser.set_defaults(run=fail)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,186 @@
+"""Differential fuzzing in the normal suite: a bounded derandomized campaign, the planted bug, the saved repros,
+and a sample that proves the lab path agrees with the test-run path.
+
+Longer campaigns are ``xhdr fuzz``'s job; here every run is derandomized, so a failure is the same failure on
+every machine and rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from fuzz import repro
+from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign
+from fuzz.runner import BatchTestRunDriver
+from fuzz.strategies import batches
+from harness import reference
+from harness.cli import main
+from harness.compare import outcome_differences
+from harness.config import ExtractorConfig
+from harness.counters import Counter
+from harness.driver import TestRunDriver
+from harness.program import Program
+
+pytestmark = pytest.mark.kernel
+
+BOUNDED_EXAMPLES = 1500
+PLANTED_BUG_FLAG = "-DXHDR_PLANTED_BUG"
+PLANTED_BUDGET = 1000  # examples to find the planted bug within; it takes about 200
+LAB_FRAMES = 30
+LAB_MAX_FRAME = 1514  # the veth MTU plus the Ethernet header
+REPROS = repro.load_all()
+
+
+@pytest.fixture(scope="module")
+def programs() -> Iterator[dict[ExtractorConfig, Program]]:
+    """Programs by configuration, built on first use and shared by the tests of this module."""
+    built: dict[ExtractorConfig, Program] = {}
+    yield built
+    for program in built.values():
+        program.close()
+
+
+def program_for(programs: dict[ExtractorConfig, Program], config: ExtractorConfig) -> Program:
+    if config not in programs:
+        programs[config] = Program(config, key=FUZZ_KEY)
+    return programs[config]
+
+
+def test_bounded_differential_campaign(programs) -> None:
+    """A few thousand frames of every kind: the kernel equals the reference on each, and the run reaches most
+    outcome counters (a strategy that stopped producing requests would pass vacuously otherwise)."""
+    campaign = Campaign(program_for(programs, FUZZ_CONFIG), target="all")
+    found = campaign.run(BOUNDED_EXAMPLES, derandomize=True)
+    assert not found, "\n".join(str(disagreement) for disagreement in found)
+    assert campaign.progress.examples >= BOUNDED_EXAMPLES
+    reached = {name.split("/")[0] for name in campaign.progress.classes}
+    wanted = {"http_request", "not_http", "malformed", "port_not_watched", "vlan_too_deep", "not_tcp"}
+    assert wanted <= reached, f"the campaign never reached {sorted(wanted - reached)}"
+    assert len(campaign.progress.classes) >= 30, f"only {len(campaign.progress.classes)} outcome classes"
+
+
+def test_batch_driver_equals_the_plain_driver(programs) -> None:
+    """The batched driver is only a shortcut: the same frames give the same outcomes as TestRunDriver."""
+    program = program_for(programs, FUZZ_CONFIG)
+    frames: list[bytes] = []
+
+    @settings(
+        max_examples=40,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(batches(FUZZ_CONFIG))
+    def collect(drawn: list[bytes]) -> None:
+        frames.extend(drawn)
+
+    collect()
+    batched = BatchTestRunDriver(program).feed(frames)
+    plain = TestRunDriver(program).feed(frames)
+    assert batched == plain
+    assert sum(outcome.counters[Counter.EVENTS] for outcome in batched) > 0
+
+
+def test_planted_off_by_one_is_found_and_shrunk(programs, tmp_path) -> None:
+    """The extractor built with a deliberate off-by-one (a value of exactly max_value_len bytes flagged
+    TRUNCATED): the full campaign (every layer mixed) finds it within the budget, shrinks it to a one-header request, and
+    the saved repro replays (failing on the planted build, passing on the real one)."""
+    with Program(FUZZ_CONFIG, key=FUZZ_KEY, extra_cflags=(PLANTED_BUG_FLAG,)) as planted:
+        campaign = Campaign(planted, target="all")
+        started = time.perf_counter()
+        found = campaign.run(PLANTED_BUDGET, derandomize=True)
+        elapsed = time.perf_counter() - started
+        assert found, f"the planted bug was not found in {campaign.progress.examples} examples"
+        first_at, first_s = campaign.progress.first_failure
+        print(
+            f"planted bug: first seen at example {first_at} after {first_s:.2f}s; shrunk after {elapsed:.1f}s"
+        )
+        (shrunk,) = found
+        assert first_at <= PLANTED_BUDGET
+        assert any("TRUNCATED" in line for line in shrunk.differences), shrunk.differences
+        expected_value = shrunk.expected.events[0].header("Host")
+        payload = reference._read_layers(shrunk.frame, FUZZ_CONFIG)[1]
+        assert len(payload) <= 60, f"not shrunk: {payload!r}"
+        assert expected_value.length == FUZZ_CONFIG.max_value_len
+        path = repro.save(shrunk, FUZZ_CONFIG, FUZZ_KEY, tmp_path, cflags=(PLANTED_BUG_FLAG,))
+        saved = repro.load(path)
+        assert saved.frame == shrunk.frame == repro.pcap_frame(path)
+        (again,) = BatchTestRunDriver(planted).feed([saved.frame])
+        assert outcome_differences(again, reference.extract(saved.frame, saved.config, saved.key))
+    (real,) = BatchTestRunDriver(program_for(programs, FUZZ_CONFIG)).feed([saved.frame])
+    assert not outcome_differences(real, reference.extract(saved.frame, saved.config, saved.key))
+
+
+def test_corpus_is_not_empty() -> None:
+    """Replay below must have something to replay: at least the planted bug's shrunk repro is kept."""
+    assert REPROS, f"no repro files in {repro.CORPUS_DIR}"
+
+
+@pytest.mark.parametrize("saved", REPROS, ids=[saved.path.stem for saved in REPROS])
+def test_saved_repro_replays(programs, saved: repro.Repro) -> None:
+    """Every disagreement the fuzzer ever found stays fixed on the real build; the pcap is the same frame."""
+    assert repro.pcap_frame(saved.path) == saved.frame
+    program = program_for(programs, saved.config)
+    (outcome,) = BatchTestRunDriver(program).feed([saved.frame])
+    differences = outcome_differences(outcome, reference.extract(saved.frame, saved.config, program.key))
+    assert not differences, f"{saved.path.name}: " + "; ".join(differences)
+
+
+@pytest.mark.lab
+def test_lab_agrees_with_test_run_on_fuzzed_frames(driver_pool) -> None:
+    """A sample of fuzzed frames over the veth pair, native and generic: the same events and counters as
+    BPF_PROG_TEST_RUN gives, and as the reference predicts."""
+    program = driver_pool.program
+    frames: list[bytes] = []
+
+    @settings(
+        max_examples=60,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(batches(program.config))
+    def collect(drawn: list[bytes]) -> None:
+        frames.extend(frame for frame in drawn if len(frame) <= LAB_MAX_FRAME)
+
+    collect()
+    sample = frames[:: max(1, len(frames) // LAB_FRAMES)][:LAB_FRAMES]
+    assert len(sample) == LAB_FRAMES
+    test_run = BatchTestRunDriver(program).feed(sample)
+    requests = 0
+    for name in ("lab-native", "lab-generic"):
+        live = driver_pool.get(name).feed(sample)
+        for index, (frame, via_lab, via_test_run) in enumerate(zip(sample, live, test_run, strict=True)):
+            assert via_lab.events == via_test_run.events, (
+                f"{name} frame {index} ({frame.hex()}): events differ"
+            )
+            assert via_lab.counters == via_test_run.counters, (
+                f"{name} frame {index} ({frame.hex()}): counters differ"
+            )
+            differences = outcome_differences(via_lab, reference.extract(frame, program.config, program.key))
+            assert not differences, f"{name} frame {index}: " + "; ".join(differences)
+            requests += via_lab.counters[Counter.HTTP_REQUEST]
+    assert requests > 0, "the sample held no request, so it proved little"
+
+
+def test_fuzz_command_runs_a_campaign(tmp_path, capsys) -> None:
+    """``xhdr fuzz`` end to end: exit 0 on agreement, the progress line on stderr, a JSON summary with the
+    throughput and the time split, and no repro when nothing disagreed."""
+    summary_path = tmp_path / "summary.json"
+    argv = ["fuzz", "--examples", "60", "--seed", "1", "--db", str(tmp_path / "db")]
+    argv += ["--corpus", str(tmp_path / "corpus"), "--json", str(summary_path)]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "examples 60 |" in captured.err and "outcome classes" in captured.err
+    summary = json.loads(summary_path.read_text())
+    assert summary["examples"] == 60 and summary["frames"] >= 60 and summary["repros"] == []
+    assert set(summary["time_split_seconds"]) == {"generation", "test_run", "reference", "compare"}
+    assert summary["examples_per_second"] > 0 and "60 examples" in captured.out
+    assert not (tmp_path / "corpus").exists()

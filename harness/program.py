@@ -181,6 +181,9 @@ class Program:
         """
         with _signals_deferred():
             self.bpf.ring_buffer_poll(timeout_ms)
+            # The extractor wakes readers only once per batch of events; what came without a wakeup is
+            # read here, so an event waits at most timeout_ms.
+            self.bpf.ring_buffer_consume()
         events, self._events = self._events, []
         return events
 

@@ -1,0 +1,253 @@
+"""``xhdr bench``: run the benchmark suites under pytest-benchmark, or the A/B regression gate.
+
+``xhdr bench`` runs the kernel-cost suite (bench/test_kernel_cost.py) in this process through
+``pytest.main`` with a progress display, then each module suite of part B (``run(quick, progress)``:
+baselines, lab throughput, nginx/wrk), writes pytest-benchmark's JSON and each suite's xhdr summary
+(bench/results.py) to ``--out``, and saves the pytest-benchmark run into its storage (files by default,
+its Elasticsearch storage when ``--storage`` is an ``elasticsearch+http(s)://`` URL): the history that
+``xhdr report`` plots as a trend.
+
+``xhdr bench --compare REF`` runs the gate instead (bench/compare.py): exit 0 on pass or inconclusive
+(too noisy, said so), 1 on a significant slowdown larger than ``--threshold``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from bench.results import RESULTS_DIR
+from harness.cli import EXIT_ERROR, CommandError, require_root
+
+BENCH_DIR = Path(__file__).resolve().parent
+KERNEL_SUITE = "kernel_cost"  # the pytest-benchmark suite, bench/test_kernel_cost.py
+# Part B's suites: modules with run(quick, progress) -> Path that write their own result file.
+MODULE_SUITES = {
+    "baselines": "bench.baselines.suite",
+    "lab_throughput": "bench.lab_throughput",
+    "http_nginx": "bench.http_nginx",
+}
+SUITES = (KERNEL_SUITE, *MODULE_SUITES)
+DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own default, relative to the working directory
+
+
+def register(subcommands: argparse._SubParsersAction) -> None:
+    """Adds ``bench`` to the ``xhdr`` command line (found through the xhdr.commands entry point)."""
+    parser = subcommands.add_parser(
+        "bench",
+        help="run the benchmarks (kernel cost, baselines, lab, HTTP) or the performance regression gate",
+        description="Run the benchmark suites under pytest-benchmark and write JSON results, or with "
+        "--compare REF run the paired A/B regression gate against another build of the extractor.",
+    )
+    parser.add_argument("--quick", action="store_true", help="the quick profile (under a minute; CI)")
+    parser.add_argument(
+        "--compare",
+        metavar="REF",
+        help="regression gate: a git ref (bpf/ at that commit) or a stored program (.c file or directory)",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=10.0,
+        metavar="PCT",
+        help="minimum slowdown that can fail the gate, in percent (default 10)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="gate: paired rounds per case (default 36, or 72 without --quick)"
+    )
+    parser.add_argument(
+        "--loads", type=int, default=3, help="gate: loads of each build, paired in rotation (default 3)"
+    )
+    parser.add_argument(
+        "--cflags",
+        default="",
+        help="gate: extra flags for the current build, e.g. -DXHDR_PLANTED_SLOWDOWN (the gate's self-test)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS_DIR, help=f"results directory (default {RESULTS_DIR})"
+    )
+    parser.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        metavar="URL",
+        help="pytest-benchmark storage for the history: file://DIR (default ./.benchmarks) or "
+        "elasticsearch+http://HOST:PORT/INDEX/DOCTYPE",
+    )
+    parser.add_argument(
+        "--suite", action="append", choices=SUITES, help="run only this suite (repeatable; default: all)"
+    )
+    parser.add_argument(
+        "-k", dest="select", metavar="EXPR", help="kernel_cost: only cases matching this pytest -k expression"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    require_root("xhdr bench")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.compare:
+        return run_gate(args)
+    return run_suites(args)
+
+
+# -- suites ------------------------------------------------------------------------------------------
+
+
+class ProgressPlugin:
+    """One line per finished benchmark on stderr: count, name, outcome, the suite's own summary, ETA."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.started = time.monotonic()
+        self.failures: list[str] = []
+
+    def pytest_collection_finish(self, session) -> None:
+        self.total = len(session.items)
+        print(f"xhdr bench: {self.total} benchmarks", file=sys.stderr)
+
+    def pytest_runtest_logreport(self, report) -> None:
+        if report.outcome == "failed":
+            message = str(report.longrepr).strip().splitlines() or [""]
+            self.failures.append(f"{report.nodeid}: {message[-1]}")
+        # A test is finished after its call, or at setup when it never gets to run (skip, error).
+        if not (report.when == "call" or (report.when == "setup" and report.outcome != "passed")):
+            return
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / self.done * (self.total - self.done)
+        summary = dict(report.user_properties).get("xhdr_summary", "")
+        status = "ok" if report.outcome == "passed" else report.outcome.upper()
+        print(
+            f"[{self.done:>3}/{self.total}] {report.nodeid.split('::')[-1]:<36} {status:<7} {summary}"
+            f"  ({elapsed:.0f} s, ~{eta:.0f} s left)",
+            file=sys.stderr,
+        )
+
+
+def run_suites(args: argparse.Namespace) -> int:
+    """The pytest-benchmark suite first, then each module suite; every result file ends up in --out."""
+    suites = args.suite or list(SUITES)
+    if KERNEL_SUITE in suites:
+        run_kernel_suite(args)
+    for name in suites:
+        if name in MODULE_SUITES:
+            run_module_suite(name, args)
+    return 0
+
+
+def run_module_suite(name: str, args: argparse.Namespace) -> None:
+    import importlib
+    import shutil
+
+    started = time.monotonic()
+    print(f"xhdr bench: {name}", file=sys.stderr)
+    module = importlib.import_module(MODULE_SUITES[name])
+    path = Path(
+        module.run(quick=args.quick, progress=lambda line: print(f"  {name}: {line}", file=sys.stderr))
+    )
+    if path.resolve().parent != args.out.resolve():
+        shutil.copy(path, args.out / path.name)
+    print(f"xhdr bench: {name} done in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+def run_kernel_suite(args: argparse.Namespace) -> int:
+    import pytest
+
+    os.environ["XHDR_BENCH_PROFILE"] = "quick" if args.quick else "full"
+    os.environ["XHDR_BENCH_OUT"] = str(args.out.resolve())
+    pytest_args = [
+        str(BENCH_DIR),
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:terminal",  # the progress plugin is the display; pytest's dots would interleave with it
+        "-o",
+        "addopts=--strict-markers",  # the project's -ra is a terminal option, gone with the terminal
+        "--benchmark-quiet",
+        f"--benchmark-json={args.out / 'pytest-benchmark.json'}",
+        "--benchmark-autosave",
+        f"--benchmark-storage={args.storage}",
+        "--benchmark-name=short",
+    ]
+    if args.select:
+        pytest_args += ["-k", args.select]
+    plugin = ProgressPlugin()
+    started = time.monotonic()
+    code = pytest.main(pytest_args, plugins=[plugin])
+    print(
+        f"xhdr bench: finished in {time.monotonic() - started:.0f} s; results in {args.out}", file=sys.stderr
+    )
+    summary = args.out / "kernel_cost.json"
+    if summary.is_file():
+        print(headline(summary))
+    if code not in (0, 5):
+        first = plugin.failures[0] if plugin.failures else f"pytest exit status {int(code)}"
+        raise CommandError(f"{len(plugin.failures) or 'some'} benchmark(s) failed; first: {first}")
+    if code == 5:
+        raise CommandError("no benchmark matched; check -k")
+    return 0
+
+
+def headline(path: Path) -> str:
+    """The standard request's figures from a kernel_cost result file, as one line."""
+    from bench.results import read_results
+
+    (result,) = read_results([path])
+    figures = {
+        (row.method, row.metric): row.value for row in result.rows if row.params.get("case") == "standard"
+    }
+    if not figures:
+        return "standard request: not measured in this run"
+    return (
+        f"standard request: extractor {figures[('extractor', 'ns_per_packet')]:.0f} ns/packet, "
+        f"empty program {figures[('empty', 'ns_per_packet')]:.1f} ns, "
+        f"{figures[('extractor', 'ratio_to_empty')]:.1f}x the empty program "
+        f"(targets: <= 300 ns, <= 40x); render plots with `xhdr report`"
+    )
+
+
+# -- gate --------------------------------------------------------------------------------------------
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    from bench.compare import GateError, current_version, reference_version, render_gate, run_gate
+    from bench.results import machine_info
+
+    def progress(case: str, number: int, rounds: int, done: object) -> None:
+        if done is not None:
+            result = done.assessment  # type: ignore[attr-defined]
+            print(
+                f"\r\x1b[K[{number}] {case}: ratio {result.estimate:.3f} [{result.low:.3f}, {result.high:.3f}] "
+                f"after {rounds} rounds: {result.verdict}",
+                file=sys.stderr,
+            )
+        elif sys.stderr.isatty():
+            print(f"\r[{number}] {case}: round {rounds}", end="", file=sys.stderr, flush=True)
+
+    try:
+        with reference_version(args.compare) as reference:
+            current = current_version(tuple(shlex.split(args.cflags)))
+            print(f"xhdr bench: gate {reference.label} -> {current.label}", file=sys.stderr)
+            document = run_gate(
+                reference,
+                current,
+                profile="quick" if args.quick else "full",
+                rounds=args.rounds,
+                threshold_pct=args.threshold,
+                loads=args.loads,
+                progress=progress,
+            )
+    except GateError as error:
+        raise CommandError(str(error)) from None
+    document["machine"] = machine_info()
+    path = args.out / "gate.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(render_gate(document))
+    print(f"xhdr bench: gate document in {path}", file=sys.stderr)
+    return EXIT_ERROR if document["verdict"] == "fail" else 0

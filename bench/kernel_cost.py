@@ -1,0 +1,347 @@
+"""Benchmark 1: the extractor's in-kernel cost per packet (BPF_PROG_TEST_RUN) against the empty XDP program.
+
+Why it is measured this way:
+
+- The floor (bpf/xdp_pass.c) is measured in the same run, round by round, interleaved with the extractor,
+  so a ratio compares two figures taken under the same load; on a shared 2-core machine the absolute
+  figures drift by tens of percent between runs while the paired ratio barely moves.
+- Each round runs every subject ``repeat`` times (the kernel reports the mean per run, excluding time the
+  task was scheduled out) in ABBA order, so a drift within a round hits both sides alike.
+- After every extractor run the ring buffer is drained, and the number of events is checked: a full ring
+  makes ``bpf_ringbuf_output`` fail early, which would make the figure cheaper than live traffic and
+  dishonest. ``repeat`` is therefore capped by the ring's capacity.
+
+The matrix is a table of cases (``cases(profile)``); a new variant is one more entry. ``bench/test_kernel_cost.py``
+runs it under pytest-benchmark, ``bench/compare.py`` reuses ``interleaved_round`` for the A/B gate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import statistics
+from collections.abc import Callable, Iterator, Sequence
+from typing import Literal
+
+from bench.results import Row
+from harness.bcc_loader import import_bcc
+from harness.config import DEFAULT_HEADERS, ExtractorConfig
+from harness.corpus import CORPUS_DIR, load_case
+from harness.counters import Counter
+from harness.event import event_struct
+from harness.frames import FrameSpec, build
+from harness.program import BPF_DIR, Program
+from harness.testrun import test_run
+
+EMPTY_SOURCE = BPF_DIR / "xdp_pass.c"
+STANDARD_CASE = CORPUS_DIR / "00_standard_api_request.toml"
+FRAME_OVERHEAD = 54  # Ethernet 14 + IPv4 20 + TCP 20: the bytes of a frame that are not payload
+
+Profile = Literal["quick", "full"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ProfileSettings:
+    """How long each case is measured: rounds of interleaved test runs, and runs per test run."""
+
+    rounds: int
+    warmup: int
+    repeat: int  # capped by the ring buffer's capacity, see max_repeat()
+
+
+PROFILES: dict[str, ProfileSettings] = {
+    "quick": ProfileSettings(rounds=15, warmup=2, repeat=100),
+    "full": ProfileSettings(rounds=41, warmup=3, repeat=100),
+}
+
+# Sweeps: which values each profile measures. The full profile is the issue's matrix.
+FRAME_SIZES = {"quick": (64, 512, 1500), "full": (64, 128, 256, 512, 768, 1024, 1280, 1500)}
+HEADER_COUNTS = {"quick": (0, 8, 32), "full": (0, 1, 2, 4, 8, 12, 16, 24, 32)}
+CONFIGURED = {"quick": (1, 8), "full": (1, 2, 3, 4, 5, 6, 7, 8)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One frame under one configuration; ``group`` names the sweep it belongs to (the plot it feeds)."""
+
+    name: str
+    group: str  # "standard", "frame_size", "header_count", "configured", "worst"
+    frame: bytes
+    config: ExtractorConfig
+    params: dict[str, int | str]
+    description: str = ""
+
+    @property
+    def payload_bytes(self) -> int:
+        return len(self.frame) - FRAME_OVERHEAD
+
+
+def standard_frame() -> bytes:
+    """The standard request of the corpus: the realistic 8-header API call the targets are set on."""
+    return load_case(STANDARD_CASE).frames[0]
+
+
+def _frame(payload: bytes) -> bytes:
+    return build(FrameSpec(payload=payload))
+
+
+def sized_request(frame_bytes: int) -> bytes:
+    """A request whose frame is exactly ``frame_bytes`` long: a filler header grows it, a cut shrinks it."""
+    head = b"GET /api/v2/items HTTP/1.1\r\nHost: api.shop.example\r\nX-Fill: "
+    tail = b"\r\n\r\n"
+    payload_len = frame_bytes - FRAME_OVERHEAD
+    filler = max(0, payload_len - len(head) - len(tail))
+    payload = (head + b"f" * filler + tail)[:payload_len]
+    return _frame(payload)
+
+
+def request_with_headers(count: int, value_len: int = 20) -> bytes:
+    """A request with ``count`` header lines, none of them configured: pure scanning and name matching."""
+    lines = b"".join(b"X-Filler-%02d: %s\r\n" % (i, b"v" * value_len) for i in range(count))
+    return _frame(b"GET /api/v2/items HTTP/1.1\r\n" + lines + b"\r\n")
+
+
+def _fill_to(head: bytes, tail_line: bytes, lines_left: int, size: int) -> bytes:
+    """``head``, then ``lines_left`` filler lines, then ``tail_line`` and the empty line, ``size`` bytes."""
+    room = size - len(head) - len(tail_line) - 2
+    per_line = room // lines_left
+    lines = []
+    for i in range(lines_left):
+        width = per_line + (room - per_line * lines_left if i == lines_left - 1 else 0)
+        prefix = b"X-F%02d: " % i
+        lines.append(prefix + b"w" * (width - len(prefix) - 2) + b"\r\n")
+    payload = head + b"".join(lines) + tail_line + b"\r\n"
+    assert len(payload) == size, (len(payload), size)
+    return payload
+
+
+def worst_scan_limit(config: ExtractorConfig) -> bytes:
+    """Header lines up to both limits at once: max_header_lines lines filling exactly max_scan_bytes."""
+    head = b"GET /api/v2/items HTTP/1.1\r\n"
+    last = b"X-Filler-last: " + b"w" * 8 + b"\r\n"
+    return _frame(_fill_to(head, last, config.max_header_lines - 1, config.max_scan_bytes))
+
+
+def worst_last_header_last(config: ExtractorConfig) -> bytes:
+    """Every configured header present with long values, secrets to hash, and the last one on the last line.
+
+    The last configured header (Cookie) ends exactly at the scan limit and the header-line limit, so the
+    scan, the name matching of every line and both hash passes all run to their bounds.
+    """
+    long = b"a" * config.max_value_len
+    head = (
+        b"POST /api/v2/orders/81723?include=items HTTP/1.1\r\n"
+        b"Host: api.shop.example\r\nUser-Agent: " + long[:64] + b"\r\nX-Request-ID: " + long[:36] + b"\r\n"
+        b"X-Forwarded-For: 203.0.113.7\r\nReferer: https://shop.example/" + long[:64] + b"\r\n"
+        b"X-API-Version: 2024-06-01\r\nAuthorization: Bearer " + long + b"\r\n"
+    )
+    last = b"Cookie: " + b"c" * 96 + b"\r\n"
+    return _frame(_fill_to(head, last, config.max_header_lines - 8, config.max_scan_bytes))
+
+
+def cases(profile: Profile = "full", config: ExtractorConfig | None = None) -> list[Case]:
+    """The matrix of benchmark 1 for a profile: standard request, the three sweeps, the worst cases."""
+    config = config or ExtractorConfig()
+    standard = standard_frame()
+    found: list[Case] = [
+        Case("standard", "standard", standard, config, {}, "the standard API request (corpus fixture)")
+    ]
+    for size in FRAME_SIZES[profile]:
+        found.append(
+            Case(f"frame_{size}", "frame_size", sized_request(size), config, {"frame_bytes_target": size})
+        )
+    for count in HEADER_COUNTS[profile]:
+        found.append(
+            Case(f"headers_{count}", "header_count", request_with_headers(count), config, {"headers": count})
+        )
+    for configured in CONFIGURED[profile]:
+        subset = config.with_changes(headers=DEFAULT_HEADERS[:configured])
+        found.append(
+            Case(
+                f"configured_{configured}",
+                "configured",
+                standard,
+                subset,
+                {"configured_headers": configured},
+            )
+        )
+    found.append(
+        Case("worst_scan_limit", "worst", worst_scan_limit(config), config, {}, "header lines to both limits")
+    )
+    found.append(
+        Case(
+            "worst_last_header_last",
+            "worst",
+            worst_last_header_last(config),
+            config,
+            {},
+            "all configured headers, long values, the last one last at the scan limit",
+        )
+    )
+    return found
+
+
+# -- measuring ---------------------------------------------------------------------------------------
+
+
+def max_repeat(config: ExtractorConfig, events_per_run: int = 1) -> int:
+    """The most runs one test run may make before its events could fill the ring buffer."""
+    record = ctypes.sizeof(event_struct(config.max_target_len, config.max_value_len)) + 8  # + ring header
+    record = (record + 7) // 8 * 8
+    return max(1, (config.ringbuf_pages * 4096) // record // max(1, events_per_run) - 1)
+
+
+@dataclasses.dataclass
+class Subject:
+    """One loaded program under measurement; ``drain`` empties its ring buffer and says how many events."""
+
+    name: str
+    fd: int
+    drain: Callable[[], int] | None = None
+
+
+class RingFull(RuntimeError):
+    """A round lost events: the figure would be too cheap to be honest."""
+
+
+def interleaved_round(
+    subjects: Sequence[Subject], frame: bytes, repeat: int, events: int | None
+) -> list[float]:
+    """Kernel ns per run of each subject, measured twice in ABBA order; returns the mean of the two.
+
+    ``events`` is how many events one run of an extractor emits (None: not checked); each drain must
+    find exactly ``repeat * events``, or the ring filled and the round would understate the cost.
+    """
+    totals = [0.0] * len(subjects)
+    order = list(range(len(subjects)))
+    for sequence in (order, order[::-1]):
+        for index in sequence:
+            subject = subjects[index]
+            totals[index] += test_run(subject.fd, frame, repeat).duration_ns
+            if subject.drain is not None:
+                found = subject.drain()
+                if events is not None and found != repeat * events:
+                    raise RingFull(
+                        f"{subject.name}: {found} events after {repeat} runs, expected {repeat * events}; "
+                        "lower the repeat count or enlarge the ring buffer"
+                    )
+    return [total / 2 for total in totals]
+
+
+@contextlib.contextmanager
+def empty_program() -> Iterator[Subject]:
+    """The floor: bpf/xdp_pass.c loaded by BCC, closed on exit."""
+    bcc = import_bcc()
+    empty = bcc.BPF(src_file=str(EMPTY_SOURCE).encode())
+    try:
+        yield Subject("empty", empty.load_func(b"xdp_pass", bcc.BPF.XDP).fd)
+    finally:
+        empty.cleanup()
+
+
+def program_subject(name: str, program: Program) -> Subject:
+    return Subject(name, program.fd, lambda: len(program.take_events()))
+
+
+def events_per_run(program: Program, frame: bytes) -> int:
+    """How many events one run of ``frame`` emits (the expectation every later drain is checked against)."""
+    program.take_events()
+    test_run(program.fd, frame, 1)
+    return len(program.take_events())
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseResult:
+    """Per-round kernel ns of the extractor and the floor for one case, and the figures derived from them."""
+
+    case: Case
+    extractor: tuple[float, ...]
+    empty: tuple[float, ...]
+    repeat: int
+    events_per_run: int
+
+    @property
+    def extractor_ns(self) -> float:
+        return statistics.median(self.extractor)
+
+    @property
+    def empty_ns(self) -> float:
+        return statistics.median(self.empty)
+
+    @property
+    def ratio(self) -> float:
+        """Median of the paired per-round ratios: robust to a noisy round hitting one side only."""
+        return statistics.median(x / e for x, e in zip(self.extractor, self.empty, strict=True) if e > 0)
+
+    @property
+    def spread_pct(self) -> float:
+        """Interquartile range of the extractor's rounds, as a percentage of their median."""
+        q1, _, q3 = statistics.quantiles(self.extractor, n=4)
+        return 100 * (q3 - q1) / self.extractor_ns
+
+    def rows(self) -> list[Row]:
+        """The result rows of this case; the metric names are those of reports/metrics.py."""
+        params = {
+            "case": self.case.name,
+            "group": self.case.group,
+            "frame_bytes": len(self.case.frame),
+            "payload_bytes": self.case.payload_bytes,
+            "bytes_scanned": min(self.case.payload_bytes, self.case.config.max_scan_bytes),
+            "configured_headers": len(self.case.config.headers),
+            "rounds": len(self.extractor),
+            "repeat": self.repeat,
+            "events_per_run": self.events_per_run,
+            **self.case.params,
+        }
+        payload = max(1, self.case.payload_bytes)
+        return [
+            Row("extractor", "ns_per_packet", round(self.extractor_ns, 2), "ns", params),
+            Row("empty", "ns_per_packet", round(self.empty_ns, 2), "ns", params),
+            Row("extractor", "ns_per_byte", round(self.extractor_ns / payload, 3), "ns/B", params),
+            Row("extractor", "ratio_to_empty", round(self.ratio, 2), "x", params),
+            Row("extractor", "spread_pct", round(self.spread_pct, 1), "%", params),
+        ]
+
+
+class CaseMeasurement:
+    """Rounds of one case, one at a time, so pytest-benchmark can time each round it asks for.
+
+    The program is reconfigured (maps only, no reload) to the case's headers first, and the number of
+    events one run emits is taken as the expectation every drain is checked against.
+    """
+
+    def __init__(self, program: Program, empty: Subject, case: Case, repeat: int = 100) -> None:
+        if case.config.headers != program.config.headers:
+            program.configure(program.config.with_changes(headers=case.config.headers))
+        self.program = program
+        self.case = case
+        self.per_run = events_per_run(program, case.frame)
+        self.repeat = min(repeat, max_repeat(program.config, self.per_run))
+        self.subjects = [program_subject("extractor", program), empty]
+        self.lost_before = program.counters()[Counter.EVENTS_LOST]
+        self.extractor: list[float] = []
+        self.empty: list[float] = []
+
+    def round(self) -> None:
+        x, e = interleaved_round(self.subjects, self.case.frame, self.repeat, self.per_run)
+        self.extractor.append(x)
+        self.empty.append(e)
+
+    def result(self, rounds: int) -> CaseResult:
+        """The last ``rounds`` rounds (earlier ones were warm-up); fails if any event was lost."""
+        if self.program.counters()[Counter.EVENTS_LOST] != self.lost_before:
+            raise RingFull(f"{self.case.name}: the extractor lost events during the measurement")
+        return CaseResult(
+            self.case, tuple(self.extractor[-rounds:]), tuple(self.empty[-rounds:]), self.repeat, self.per_run
+        )
+
+
+def measure_case(
+    program: Program, empty: Subject, case: Case, rounds: int, warmup: int = 2, repeat: int = 100
+) -> CaseResult:
+    """Interleaved rounds of one case, without pytest-benchmark (the gate and scripts use this)."""
+    measurement = CaseMeasurement(program, empty, case, repeat)
+    for _ in range(warmup + rounds):
+        measurement.round()
+    return measurement.result(rounds)

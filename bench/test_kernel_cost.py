@@ -1,0 +1,82 @@
+"""Benchmark 1 under pytest-benchmark: the extractor's in-kernel cost per packet against the empty program.
+
+pytest-benchmark's own timer measures one round from user space: two test-run syscalls per subject plus
+draining and decoding the events, which is mostly Python and syscall overhead. The figure that matters
+is the one the kernel reports (``duration`` of BPF_PROG_TEST_RUN, excluding time scheduled out), so each
+benchmark stores it in ``extra_info`` (the history pytest-benchmark keeps), and the module writes xhdr's
+summary rows (bench/results.py) to ``$XHDR_BENCH_OUT/kernel_cost.json`` when it finishes.
+
+Environment: ``XHDR_BENCH_PROFILE`` = quick (default; under a minute) or full; ``XHDR_BENCH_OUT`` = the
+results directory (default reports/out/bench).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.kernel_cost import PROFILES, Case, CaseMeasurement, CaseResult, Subject, cases, empty_program
+from bench.results import RESULTS_DIR, write_results
+from harness.config import ExtractorConfig
+from harness.program import Program
+
+pytestmark = pytest.mark.kernel
+
+PROFILE = os.environ.get("XHDR_BENCH_PROFILE", "quick")
+if PROFILE not in PROFILES:
+    raise pytest.UsageError(f"XHDR_BENCH_PROFILE={PROFILE!r}; use one of {', '.join(PROFILES)}")
+SETTINGS = PROFILES[PROFILE]
+CASES = cases(PROFILE)  # type: ignore[arg-type]
+SUITE = "kernel_cost"
+
+
+@pytest.fixture(scope="module")
+def subjects() -> Iterator[tuple[Program, Subject, list[CaseResult]]]:
+    """One extractor and one empty program for the module; their results are written when it ends."""
+    results: list[CaseResult] = []
+    with Program() as program, empty_program() as empty:
+        yield program, empty, results
+    if results:
+        out = Path(os.environ.get("XHDR_BENCH_OUT", RESULTS_DIR))
+        rows = [row for result in results for row in result.rows()]
+        write_results(SUITE, rows, config=ExtractorConfig(), directory=out)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_kernel_cost(
+    benchmark, record_property, subjects: tuple[Program, Subject, list[CaseResult]], case: Case
+) -> None:
+    program, empty, results = subjects
+    benchmark.group = f"kernel_cost:{case.group}"
+    measurement = CaseMeasurement(program, empty, case, SETTINGS.repeat)
+    benchmark.pedantic(measurement.round, rounds=SETTINGS.rounds, warmup_rounds=SETTINGS.warmup, iterations=1)
+    result = measurement.result(min(SETTINGS.rounds, len(measurement.extractor)))
+    results.append(result)
+    benchmark.extra_info.update(
+        {
+            "suite": SUITE,
+            "profile": PROFILE,
+            "case": case.name,
+            "group": case.group,
+            "frame_bytes": len(case.frame),
+            "payload_bytes": case.payload_bytes,
+            "kernel_ns_per_packet": round(result.extractor_ns, 2),
+            "empty_ns_per_packet": round(result.empty_ns, 2),
+            "ratio_to_empty": round(result.ratio, 2),
+            "spread_pct": round(result.spread_pct, 1),
+            "repeat": result.repeat,
+            "kernel_ns_rounds": [round(value, 1) for value in result.extractor],
+            "empty_ns_rounds": [round(value, 1) for value in result.empty],
+        }
+    )
+    record_property(
+        "xhdr_summary",
+        f"{result.extractor_ns:7.0f} ns  empty {result.empty_ns:5.1f} ns  {result.ratio:6.1f}x",
+    )
+    # Every case is an HTTP request on a watched port: it must emit its event each run, and doing so
+    # must cost more than doing nothing.
+    assert result.events_per_run >= 1, f"{case.name} emitted no event; the frame is not what it claims"
+    assert result.ratio > 1.0, f"{case.name}: the extractor measured cheaper than the empty program"

@@ -1,0 +1,126 @@
+"""``xhdr bench`` end to end: a real (small) kernel-cost run through pytest-benchmark, and the gate's CLI.
+
+Only structure and provenance are asserted (what was measured, on what, where it was written), never a
+timing: timings are asserted only as paired ratios, in tests/test_bench_gate.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.kernel_cost import (
+    FRAME_OVERHEAD,
+    cases,
+    max_repeat,
+    sized_request,
+    worst_last_header_last,
+    worst_scan_limit,
+)
+from harness.config import ExtractorConfig
+from harness.event import event_struct
+from harness.reference import extract
+
+ROOT = Path(__file__).resolve().parent.parent
+XHDR = [sys.executable, "-m", "harness.cli"]
+
+
+def test_matrix_covers_the_issue() -> None:
+    """Frame sizes 64..1500, header counts 0..32, configured headers 1..8, standard and worst cases."""
+    full = cases("full")
+    groups = {case.group for case in full}
+    assert groups == {"standard", "frame_size", "header_count", "configured", "worst"}
+    sizes = [len(case.frame) for case in full if case.group == "frame_size"]
+    assert min(sizes) == 64 and max(sizes) == 1500
+    counts = [case.params["headers"] for case in full if case.group == "header_count"]
+    assert min(counts) == 0 and max(counts) == 32
+    configured = [len(case.config.headers) for case in full if case.group == "configured"]
+    assert sorted(configured) == list(range(1, 9))
+    assert {case.name for case in cases("quick")} <= {case.name for case in full}
+
+
+@pytest.mark.parametrize("size", [64, 100, 512, 1500])
+def test_sized_request_has_the_exact_frame_size(size: int) -> None:
+    assert len(sized_request(size)) == size
+
+
+def test_worst_cases_reach_both_limits() -> None:
+    """The worst cases must really fill the view and the header-line limit, per the reference extractor."""
+    config = ExtractorConfig()
+    for frame in (worst_scan_limit(config), worst_last_header_last(config)):
+        assert len(frame) - FRAME_OVERHEAD == config.max_scan_bytes
+        expected = extract(frame, config)
+        assert len(expected.events) == 1
+        assert expected.events[0].header_lines == config.max_header_lines
+    last = extract(worst_last_header_last(config), config).events[0]
+    assert all(slot.present for slot in last.headers), "every configured header must be present"
+
+
+def test_repeat_is_capped_by_the_ring() -> None:
+    """A round's events must fit the ring: repeat times the record size never exceeds its capacity."""
+    config = ExtractorConfig()
+    record = ctypes.sizeof(event_struct(config.max_target_len, config.max_value_len)) + 8
+    assert 1 <= max_repeat(config) * record <= config.ringbuf_pages * 4096
+    assert max_repeat(config, events_per_run=4) <= max_repeat(config) // 4
+    assert max_repeat(ExtractorConfig(ringbuf_pages=1)) < max_repeat(ExtractorConfig(ringbuf_pages=2))
+
+
+@pytest.mark.kernel
+def test_quick_bench_writes_results_with_provenance(tmp_path: Path) -> None:
+    out, storage = tmp_path / "out", tmp_path / "history"
+    done = subprocess.run(
+        [
+            *XHDR,
+            "bench",
+            "--quick",
+            "-k",
+            "standard or frame_64",
+            "--out",
+            str(out),
+            "--storage",
+            f"file://{storage}",
+        ],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "[  1/2]" in done.stderr and "standard request: extractor" in done.stdout
+    summary = json.loads((out / "kernel_cost.json").read_text())
+    assert summary["format"] == 1 and summary["suite"] == "kernel_cost"
+    assert {"cpu", "cores", "kernel", "commit"} <= set(summary["machine"])
+    assert summary["machine"]["kernel"] and summary["machine"]["commit"] != "unknown"
+    assert summary["config"]["max_scan_bytes"] == ExtractorConfig().max_scan_bytes
+    metrics = {(row["method"], row["metric"], row["params"]["case"]) for row in summary["rows"]}
+    for case in ("standard", "frame_64"):
+        for key in (
+            ("extractor", "ns_per_packet"),
+            ("empty", "ns_per_packet"),
+            ("extractor", "ratio_to_empty"),
+        ):
+            assert (*key, case) in metrics
+    native = json.loads((out / "pytest-benchmark.json").read_text())
+    infos = [bench["extra_info"] for bench in native["benchmarks"]]
+    assert {info["case"] for info in infos} == {"standard", "frame_64"}
+    assert all(info["kernel_ns_per_packet"] > info["empty_ns_per_packet"] > 0 for info in infos)
+    assert list(storage.glob("*/*.json")), "the run must be saved in pytest-benchmark's storage"
+
+
+def test_gate_with_unknown_ref_is_one_line_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*XHDR, "bench", "--compare", "no-such-ref-xyz", "--out", str(tmp_path)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "no-such-ref-xyz" in done.stderr, done.stderr

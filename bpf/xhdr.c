@@ -517,6 +517,14 @@ static __always_inline __u8 *payload_of(struct xdp_md *ctx, struct xhdr_scratch 
 	return (__u8 *)(long)ctx->data + off;
 }
 
+/* The maps and the payload for a stage after the entry program; NULL when either cannot be had. */
+static __always_inline __u8 *stage_begin(struct xdp_md *ctx, struct stage_ctx *m)
+{
+	if (!stage_maps(m))
+		return 0;
+	return payload_of(ctx, m->sc);
+}
+
 /* Stage after the scan: hash secrets if any were seen, else emit. */
 static __always_inline int after_scan(struct xdp_md *ctx, struct stage_ctx *m)
 {
@@ -537,9 +545,7 @@ int xhdr_scan(struct xdp_md *ctx)
 	__u32 k, pos, view_len, end;
 	__u8 *payload;
 
-	if (!stage_maps(&m))
-		return XDP_PASS;
-	payload = payload_of(ctx, m.sc);
+	payload = stage_begin(ctx, &m);
 	if (!payload)
 		return XDP_PASS;
 	pos = m.sc->pk.pos;
@@ -586,13 +592,11 @@ int xhdr_hash(struct xdp_md *ctx)
 	__u8 *payload;
 	__u32 step;
 
-	if (!stage_maps(&m))
+	payload = stage_begin(ctx, &m);
+	if (!payload)
 		return XDP_PASS;
 	sc = m.sc;
 	h = &sc->h;
-	payload = payload_of(ctx, sc);
-	if (!payload)
-		return XDP_PASS;
 	for (step = 0; step < XHDR_CHUNK; step++) {
 		struct hash_range *hr;
 		struct xhdr_event *ev;
@@ -673,9 +677,7 @@ int xhdr_emit(struct xdp_md *ctx)
 	__u64 wakeup;
 	__u8 *payload;
 
-	if (!stage_maps(&m))
-		return XDP_PASS;
-	payload = payload_of(ctx, m.sc);
+	payload = stage_begin(ctx, &m);
 	if (!payload)
 		return XDP_PASS;
 	flow = &m.sc->flow;

@@ -147,6 +147,31 @@ enum xhdr_stage {
 BPF_PROG_ARRAY(stages, XHDR_STAGES);
 
 #define EVENT_HEAD_BYTES offsetof(struct xhdr_event, method)
+/* The last place a value can start: the target and seven values before it. */
+#define XHDR_LAST_VALUE_OFF (XHDR_MAX_TARGET_LEN + (XHDR_SLOTS - 1) * XHDR_MAX_VALUE_LEN)
+
+/*
+ * An auth value that turned out to have no scheme: its candidate bytes sit past data_len, so they are
+ * never sent, but they are a secret's first bytes and do not stay in the scratch map either.
+ */
+/*
+ * Writes one byte of data[]. Offsets here are sums of map values; clang re-associates such sums in 32
+ * bits and the verifier loses their bound, so the sum is fixed in a register first and checked there.
+ */
+static __always_inline void put_data(struct xhdr_event *ev, __u64 at, __u8 c)
+{
+	asm volatile("" : "+r"(at));
+	if (at < sizeof(ev->data))
+		ev->data[at] = c;
+}
+
+static __always_inline void wipe_scheme(struct xhdr_event *ev)
+{
+	__u32 base = ev->data_len;
+
+	if (base <= XHDR_LAST_VALUE_OFF)
+		__builtin_memset(&ev->data[base], 0, XHDR_SCHEME_MAX);
+}
 
 static __always_inline void start_request(struct xhdr_scratch *sc, __u32 req)
 {
@@ -183,11 +208,11 @@ static __always_inline void finish_value(struct xhdr_scratch *sc, struct xhdr_na
 #else
 		if (len > XHDR_MAX_VALUE_LEN) {
 #endif
-			slot->value_len = XHDR_MAX_VALUE_LEN;
+			len = XHDR_MAX_VALUE_LEN;
 			slot->flags |= XHDR_S_TRUNCATED;
-		} else {
-			slot->value_len = len;
 		}
+		slot->value_len = len;
+		ev->data_len = slot->value_off + len;
 	} else if (mode == XHDR_MODE_HASH || mode == XHDR_MODE_AUTH) {
 		__u32 r = p->nranges;
 
@@ -275,10 +300,12 @@ static __always_inline int scan_byte(struct xhdr_scratch *sc, struct xhdr_names 
 		}
 		if (!(cls & XHDR_CC_TARGET))
 			goto invalid;
-		if (count < XHDR_MAX_TARGET_LEN)
-			ev->target[count] = c;
-		else
+		if (count < XHDR_MAX_TARGET_LEN) {
+			ev->data[count] = c;
+			ev->data_len = count + 1;
+		} else {
 			ev->flags |= XHDR_F_TARGET_TRUNCATED;
+		}
 		p->count = count + 1;
 		ev->target_length = count + 1;
 		return 0;
@@ -332,6 +359,7 @@ static __always_inline int scan_byte(struct xhdr_scratch *sc, struct xhdr_names 
 				return 0;
 			}
 			ev->slots[s].flags = XHDR_S_PRESENT;
+			ev->slots[s].value_off = ev->data_len;
 			p->slot = s;
 			p->state = ST_VALUE_LEAD;
 			return 0;
@@ -386,9 +414,10 @@ static __always_inline int scan_byte(struct xhdr_scratch *sc, struct xhdr_names 
 copy_value: {
 	__u32 s = p->slot & (XHDR_SLOTS - 1);
 	__u32 off = i - p->vstart;
+	__u32 base = ev->slots[s].value_off;
 
 	if (n->mode[s] == XHDR_MODE_VALUE && off < XHDR_MAX_VALUE_LEN)
-		ev->values[s][off] = c;
+		put_data(ev, (__u64)base + off, c);
 	return 0;
 }
 line_done:
@@ -616,10 +645,8 @@ int xhdr_hash(struct xdp_md *ctx)
 		s = hr->slot & (XHDR_SLOTS - 1);
 		if (pos >= hr->end) {
 			ev->slots[s].hash = hasher_finish(h, pos - hr->start);
-			if (h->scheme_open && h->scheme_len > 0) {
-				/* R13: a scheme must be followed by SP; this value ended first */
-				__builtin_memset(ev->values[s], 0, XHDR_SCHEME_MAX);
-			}
+			if (h->scheme_open && h->scheme_len > 0)	/* R13: no SP after the scheme */
+				wipe_scheme(ev);
 			hasher_start(sc, m.n, r + 1);
 			continue;
 		}
@@ -630,18 +657,21 @@ int xhdr_hash(struct xdp_md *ctx)
 			goto finished;
 		c = *byte;
 		if (hr->mode == XHDR_MODE_AUTH && h->scheme_open) {
+			/* The scheme is written past data_len and only becomes part of the record once SP follows. */
 			__u32 len = h->scheme_len;
+			__u32 base = ev->data_len;
 
 			if (c == ' ' && len > 0) {
+				ev->slots[s].value_off = base;
 				ev->slots[s].value_len = len;
+				ev->data_len = base + len;
 				h->scheme_open = 0;
 			} else if ((m.n->char_class[c] & XHDR_CC_TCHAR) && len < XHDR_SCHEME_MAX) {
-				ev->values[s][len] = c;
+				put_data(ev, (__u64)base + len, c);
 				h->scheme_len = len + 1;
 			} else {
-				/* Not a scheme: wipe what was written so no byte of the secret is logged. */
 				if (len > 0)
-					__builtin_memset(ev->values[s], 0, XHDR_SCHEME_MAX);
+					wipe_scheme(ev);
 				h->scheme_open = 0;
 			}
 		}
@@ -673,7 +703,7 @@ int xhdr_emit(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct stage_ctx m;
 	struct flow *flow;
-	__u32 r, logged, scan_limit;
+	__u32 r, logged, scan_limit, size;
 	__u64 wakeup;
 	__u8 *payload;
 
@@ -730,7 +760,10 @@ int xhdr_emit(struct xdp_md *ctx)
 		 * with a short timeout, so a wakeup every XHDR_WAKEUP_EVERY events per CPU is enough.
 		 */
 		wakeup = (m.cnt->count[XHDR_C_EVENTS] & (XHDR_WAKEUP_EVERY - 1)) ? BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP;
-		if (events.ringbuf_output(ev, sizeof(*ev), wakeup) == 0)
+		size = ev->data_len;
+		if (size > sizeof(ev->data))
+			size = sizeof(ev->data);
+		if (events.ringbuf_output(ev, XHDR_EVENT_FIXED_BYTES + size, wakeup) == 0)
 			count(m.cnt, XHDR_C_EVENTS);
 		else
 			count(m.cnt, XHDR_C_EVENTS_LOST);

@@ -80,9 +80,10 @@ struct xhdr_counters {
 struct xhdr_slot {
 	__u64 hash;		/* SipHash-2-4 of the value (hash and auth modes) */
 	__u16 length;		/* trimmed value length as seen, before truncation */
-	__u16 value_len;	/* bytes used in the slot's value buffer */
+	__u16 value_len;	/* bytes of the logged value (or scheme) in data[] */
+	__u16 value_off;	/* where they start in data[] */
 	__u8 flags;		/* enum xhdr_slot_flag */
-	__u8 reserved[3];
+	__u8 reserved;
 };
 
 struct xhdr_event {
@@ -101,13 +102,19 @@ struct xhdr_event {
 	__u8 vlan_count;
 	__u8 request_index;
 	__u8 header_lines;
-	__u16 reserved;
-	/* Everything above is zeroed when a request starts; the buffers below are only read up to their lengths. */
+	__u16 data_len;		/* bytes used in data[]; the ring-buffer record ends there */
 	struct xhdr_slot slots[XHDR_SLOTS];
+	/* Everything above is zeroed when a request starts; the buffers below are only read up to their lengths. */
 	__u8 method[XHDR_METHOD_MAX];
-	__u8 target[XHDR_MAX_TARGET_LEN];
-	__u8 values[XHDR_SLOTS][XHDR_MAX_VALUE_LEN];
+	/*
+	 * The target (its first min(target_length, XHDR_MAX_TARGET_LEN) bytes), then each logged value or
+	 * scheme where its slot says. Packed, so a record carries only what was found: sending the whole
+	 * worst-case buffer made writing the record cost more than parsing the request.
+	 */
+	__u8 data[XHDR_MAX_TARGET_LEN + XHDR_SLOTS * XHDR_MAX_VALUE_LEN];
 };
+
+#define XHDR_EVENT_FIXED_BYTES offsetof(struct xhdr_event, data)
 
 /* Byte classes of RFC 9110/9112 that the parser tests on every byte. */
 enum xhdr_char_class {

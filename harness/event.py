@@ -128,8 +128,9 @@ class _Slot(ctypes.Structure):
         ("hash", ctypes.c_uint64),
         ("length", ctypes.c_uint16),
         ("value_len", ctypes.c_uint16),
+        ("value_off", ctypes.c_uint16),
         ("flags", ctypes.c_uint8),
-        ("reserved", ctypes.c_uint8 * 3),
+        ("reserved", ctypes.c_uint8),
     ]
 
 
@@ -154,24 +155,31 @@ def event_struct(max_target_len: int, max_value_len: int) -> type[ctypes.Structu
             ("vlan_count", ctypes.c_uint8),
             ("request_index", ctypes.c_uint8),
             ("header_lines", ctypes.c_uint8),
-            ("reserved", ctypes.c_uint16),
+            ("data_len", ctypes.c_uint16),
             ("slots", _Slot * SLOTS),
             ("method", ctypes.c_uint8 * METHOD_MAX_LEN),
-            ("target", ctypes.c_uint8 * max_target_len),
-            ("values", (ctypes.c_uint8 * max_value_len) * SLOTS),
+            ("data", ctypes.c_uint8 * (max_target_len + SLOTS * max_value_len)),
         ]
 
     Event.__name__ = f"Event_t{max_target_len}_v{max_value_len}"
     return Event
 
 
-def decode_event(raw: bytes | int, config: ExtractorConfig) -> HeaderEvent:
-    """Turns the bytes of one ring-buffer record (or a pointer to them) into a HeaderEvent."""
+def decode_event(raw: bytes, config: ExtractorConfig) -> HeaderEvent:
+    """Turns the bytes of one ring-buffer record into a HeaderEvent.
+
+    A record ends where its data[] is used up (data_len), so it is usually shorter than the struct.
+    """
     struct_type = event_struct(config.max_target_len, config.max_value_len)
-    if isinstance(raw, int):
-        record = struct_type.from_address(raw)
-    else:
-        record = struct_type.from_buffer_copy(raw[: ctypes.sizeof(struct_type)])
+    data_offset = struct_type.data.offset
+    if len(raw) < data_offset:
+        raise ValueError(
+            f"a {len(raw)}-byte ring-buffer record is shorter than an event's {data_offset}-byte head"
+        )
+    record = struct_type.from_buffer_copy(
+        raw[: ctypes.sizeof(struct_type)].ljust(ctypes.sizeof(struct_type), b"\0")
+    )
+    data = raw[data_offset : data_offset + record.data_len]
     family = record.family
     address_len = 4 if family == 4 else 16
 
@@ -187,7 +195,7 @@ def decode_event(raw: bytes | int, config: ExtractorConfig) -> HeaderEvent:
                 mode=rule.mode,
                 flags=SlotFlag(slot.flags),
                 length=slot.length,
-                value=bytes(record.values[index][: slot.value_len]),
+                value=data[slot.value_off : slot.value_off + slot.value_len],
                 hash=slot.hash,
             )
         )
@@ -200,7 +208,7 @@ def decode_event(raw: bytes | int, config: ExtractorConfig) -> HeaderEvent:
         vlan_ids=tuple(record.vlan_ids[: record.vlan_count]),
         request_index=record.request_index,
         method=bytes(record.method[: record.method_len]),
-        target=bytes(record.target[: min(record.target_length, config.max_target_len)]),
+        target=data[: min(record.target_length, config.max_target_len)],
         target_length=record.target_length,
         version=record.version,
         flags=EventFlag(record.flags),

@@ -163,8 +163,8 @@ class Program:
 
     # -- results -------------------------------------------------------------------------------
 
-    def _on_event(self, _ctx: object, data: int, _size: int) -> int:
-        self._events.append(decode_event(data, self.config))
+    def _on_event(self, _ctx: object, data: int, size: int) -> int:
+        self._events.append(decode_event(ctypes.string_at(data, size), self.config))
         return 0
 
     def take_events(self) -> list[HeaderEvent]:

@@ -637,7 +637,7 @@ static void print_record(const struct xhdr_event *e)
 	memcpy(flow.vlan_ids, e->vlan_ids, sizeof(flow.vlan_ids));
 	req.method = e->method;
 	req.method_len = e->method_len;
-	req.target = e->target;
+	req.target = e->data;
 	req.target_seen = e->target_length;
 	req.version = e->version;
 	req.flags = e->flags & ~(F_TARGET_TRUNCATED | F_LINE_CUT);
@@ -648,7 +648,7 @@ static void print_record(const struct xhdr_event *e)
 		req.slots[i].length = e->slots[i].length;
 		req.slots[i].hash = e->slots[i].hash;
 		req.slots[i].value_len = e->slots[i].value_len;
-		memcpy(req.slots[i].value, e->values[i], e->slots[i].value_len);
+		memcpy(req.slots[i].value, e->data + e->slots[i].value_off, e->slots[i].value_len);
 	}
 	print_event(stdout, &flow, &req, e->request_index, 0);
 }

@@ -176,10 +176,17 @@ static __always_inline void wipe_scheme(struct xhdr_event *ev)
 static __always_inline void start_request(struct xhdr_scratch *sc, __u32 req)
 {
 	struct parser *p = &sc->p;
+	__u64 index = req;
 
-	if (req >= XHDR_MAX_REQUESTS)
+	/*
+	 * req is the previous request's index plus one, and clang drops this check as implied by the
+	 * caller's. Verifiers before 6.8 do not carry a bound across that "+ 1", so the value is hidden
+	 * from the compiler and checked in the register that indexes the array.
+	 */
+	asm volatile("" : "+r"(index));
+	if (index >= XHDR_MAX_REQUESTS)
 		return;
-	__builtin_memset(&sc->events[req], 0, EVENT_HEAD_BYTES);
+	__builtin_memset(&sc->events[index], 0, EVENT_HEAD_BYTES);
 	p->req = req;
 	p->state = ST_METHOD;
 	p->count = 0;

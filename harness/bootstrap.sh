@@ -16,7 +16,8 @@ esac
 top=$(cd "$(dirname "$0")/.." && pwd)
 venv="${XHDR_VENV:-$top/.venv}"
 apt_packages=(python3-bpfcc libbpfcc libbpf1 linux-headers-amd64 python3-venv python3-pip
-              iproute2 nginx-light curl wrk iputils-ping netsniff-ng)
+              iproute2 nginx-light curl wrk iputils-ping netsniff-ng
+              gcc libc6-dev qemu-system-x86 busybox-static)  # gcc: C baselines and the guest loader
 
 say() { printf 'xhdr setup: %s\n' "$*"; }
 

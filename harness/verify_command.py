@@ -19,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+from harness import kernel_matrix
 from harness.cli import EXIT_ERROR, CommandError, require_root
+from harness.kernels import HOST, parse_kernels
 from harness.matrix import DEFAULT_MATRIX, SINGLE_BUILD, Variant, load_matrix
 from harness.program import EXTRACTOR_SOURCE
 from harness.verifier import VariantResult, verify_variant, xdp_functions
@@ -79,6 +81,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--jobs", type=int, default=DEFAULT_JOBS, help=f"variants built at once (default {DEFAULT_JOBS})"
     )
+    parser.add_argument(
+        "--kernels",
+        metavar="LIST",
+        help="also verify and run the corpus on these kernels, booted under qemu: a comma-separated list of "
+        "5.10, 6.1, 6.12 and host (Debian's cloud kernels, fetched once into /var/cache/xhdr/kernels)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -89,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
     baseline = load_baseline(args.baseline) if args.baseline else None
     if args.jobs < 1:
         raise CommandError(f"--jobs {args.jobs} is not a number of worker processes; use 1 or more")
+    kernels = parse_kernels(args.kernels) if args.kernels else [HOST]
+    if kernels != [HOST]:
+        return run_matrix(builds, kernels, args)
     results = verify_all(builds, least_privilege=args.least_privilege, jobs=args.jobs)
     document = build_document(results, least_privilege=args.least_privilege)
     if baseline is not None:
@@ -100,6 +111,42 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return report(document, args)
+
+
+def run_matrix(
+    builds: list[tuple[Path, Variant, list[str]]], kernels: list[str], args: argparse.Namespace
+) -> int:
+    """``--kernels``: the host's own verify (when listed) plus one qemu guest per other kernel, one table.
+
+    The host's run keeps its full report (JSON, markdown, gate); the matrix table follows it, and any
+    rejection or behaviour difference on any kernel fails the command with one line per problem.
+    """
+    started = time.monotonic()
+    status = 0
+    host: list[tuple[bool, int | None]] = [(False, None)] * len(builds)
+    if HOST in kernels:
+        results = verify_all(builds, least_privilege=args.least_privilege, jobs=args.jobs)
+        document = build_document(results, least_privilege=args.least_privilege)
+        if args.baseline:
+            document["gate"] = compare(document, load_baseline(args.baseline), args.threshold)
+        status = report(document, args)
+        host = [(result.accepted, result.totals()["verified_insns"]) for result in results]
+    described = kernel_matrix.build_all(builds, args.jobs)
+    columns = kernel_matrix.run_kernels(kernels, described)
+    human = sys.stdout if "-" not in {str(args.json), str(args.markdown)} else sys.stderr
+    print(
+        f"\nKernel matrix (verified instructions; processed instructions before 5.16; '!' = behaviour "
+        f"differs from the reference over {len(kernel_matrix.corpus_frames())} corpus frames):",
+        file=human,
+    )
+    print(kernel_matrix.render(kernels, described, columns, host), file=human)
+    for column in columns:
+        print(f"  {column.kernel}: {column.release}, guest {column.seconds:.1f} s", file=human)
+    print(f"  wall time {time.monotonic() - started:.1f} s", file=human)
+    problems = kernel_matrix.failures(described, columns)
+    for problem in problems:
+        print(f"xhdr verify: {problem}", file=sys.stderr)
+    return EXIT_ERROR if problems else status
 
 
 def plan(sources: list[Path], matrix: Path | None) -> list[tuple[Path, Variant, list[str]]]:

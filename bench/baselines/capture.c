@@ -42,6 +42,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/types.h>
+/* The flag and mode values are the extractor's own, so both write the same lines. */
+#include "xhdr_event.h"
+
 #define MAX_PORTS 16
 #define MAX_RULES 8
 #define NAME_MAX_LEN 32
@@ -51,24 +55,6 @@
 #define VALUE_MAX 256
 #define TARGET_MAX 512
 #define FRAME_MAX 65536
-
-enum mode { MODE_VALUE = 1, MODE_HASH = 2, MODE_AUTH = 3, MODE_PRESENCE = 4 };
-
-enum event_flag {
-	F_TARGET_TRUNCATED = 1 << 0,
-	F_LINE_CUT = 1 << 1,
-	F_HEADERS_CUT = 1 << 2,
-	F_SCAN_LIMIT = 1 << 3,
-	F_TOO_MANY_HEADERS = 1 << 4,
-	F_BAD_LINE = 1 << 5,
-};
-
-enum slot_flag {
-	S_PRESENT = 1 << 0,
-	S_TRUNCATED = 1 << 1,
-	S_CUT = 1 << 2,
-	S_REPEATED = 1 << 3,
-};
 
 struct config {
 	uint16_t ports[MAX_PORTS];
@@ -297,22 +283,22 @@ static void fill(struct slot *slot, int mode, const uint8_t *value, size_t len, 
 {
 	size_t end;
 
-	if (slot->flags & S_REPEATED)
+	if (slot->flags & XHDR_S_REPEATED)
 		return;
-	if (slot->flags & S_PRESENT) {
-		slot->flags |= S_REPEATED;
+	if (slot->flags & XHDR_S_PRESENT) {
+		slot->flags |= XHDR_S_REPEATED;
 		return;
 	}
-	slot->flags = S_PRESENT | (cut ? S_CUT : 0);
+	slot->flags = XHDR_S_PRESENT | (cut ? XHDR_S_CUT : 0);
 	slot->length = len;
-	if (mode == MODE_VALUE) {
+	if (mode == XHDR_MODE_VALUE) {
 		slot->value_len = len < cfg.max_value_len ? len : cfg.max_value_len;
 		memcpy(slot->value, value, slot->value_len);
 		if (len > cfg.max_value_len)
-			slot->flags |= S_TRUNCATED;
-	} else if (mode == MODE_HASH || mode == MODE_AUTH) {
+			slot->flags |= XHDR_S_TRUNCATED;
+	} else if (mode == XHDR_MODE_HASH || mode == XHDR_MODE_AUTH) {
 		slot->hash = siphash24(value, len);
-		if (mode == MODE_AUTH) {
+		if (mode == XHDR_MODE_AUTH) {
 			end = run_length(value, len, 0, tchar, SCHEME_MAX);
 			if (end && end < len && value[end] == ' ') {
 				memcpy(slot->value, value, end);
@@ -342,7 +328,7 @@ static size_t field_line(const uint8_t *v, size_t n, size_t start, struct reques
 	else if (name_len == 0)
 		bad = 1;
 	if (bad)
-		req->flags |= F_BAD_LINE;
+		req->flags |= XHDR_F_BAD_LINE;
 	if (!bad && colon && name_len) {
 		index = slot_of(line, name_len);
 		if (index >= 0) {
@@ -367,7 +353,7 @@ static long header_section(const uint8_t *v, size_t n, size_t pos, struct reques
 {
 	for (;;) {
 		if (pos == n || (pos + 1 == n && v[pos] == '\r')) {
-			req->flags |= F_HEADERS_CUT;
+			req->flags |= XHDR_F_HEADERS_CUT;
 			return -1;
 		}
 		if (v[pos] == '\r' && v[pos + 1] == '\n')
@@ -375,7 +361,7 @@ static long header_section(const uint8_t *v, size_t n, size_t pos, struct reques
 		if (v[pos] == '\n')
 			return (long)pos + 1;
 		if (req->header_lines == cfg.max_header_lines) {
-			req->flags |= F_TOO_MANY_HEADERS;
+			req->flags |= XHDR_F_TOO_MANY_HEADERS;
 			return -1;
 		}
 		req->header_lines++;
@@ -430,9 +416,9 @@ static void print_event(FILE *out, const struct flow *flow, const struct request
 	unsigned int flags = req->flags | extra;
 
 	if (req->target_seen > cfg.max_target_len)
-		flags |= F_TARGET_TRUNCATED;
+		flags |= XHDR_F_TARGET_TRUNCATED;
 	if (req->line_cut)
-		flags |= F_LINE_CUT;
+		flags |= XHDR_F_LINE_CUT;
 	inet_ntop(af, flow->saddr, saddr, sizeof(saddr));
 	inet_ntop(af, flow->daddr, daddr, sizeof(daddr));
 	fprintf(out, "E %d %s %s %u %u ", flow->family, saddr, daddr, flow->sport, flow->dport);
@@ -473,7 +459,7 @@ static int handle_frame(const uint8_t *frame, size_t len, int print)
 	if (print)
 		for (i = 0; i < count; i++)
 			print_event(stdout, &flow, &reqs[i], i,
-				    payload_len > view_len ? F_SCAN_LIMIT : 0);
+				    payload_len > view_len ? XHDR_F_SCAN_LIMIT : 0);
 	return count;
 }
 
@@ -615,8 +601,6 @@ static int capture(const char *ifname, const char *filter, unsigned long long ma
 /* --- Event consumer: the extractor's ring buffer, read the way libbpf reads it ---------------- */
 
 #ifdef XHDR_EVENTS
-#include <linux/types.h>
-#include "xhdr_event.h"
 
 #define RINGBUF_BUSY (1U << 31)
 #define RINGBUF_DISCARD (1U << 30)
@@ -640,8 +624,8 @@ static void print_record(const struct xhdr_event *e)
 	req.target = e->data;
 	req.target_seen = e->target_length;
 	req.version = e->version;
-	req.flags = e->flags & ~(F_TARGET_TRUNCATED | F_LINE_CUT);
-	req.line_cut = !!(e->flags & F_LINE_CUT);
+	req.flags = e->flags & ~(XHDR_F_TARGET_TRUNCATED | XHDR_F_LINE_CUT);
+	req.line_cut = !!(e->flags & XHDR_F_LINE_CUT);
 	req.header_lines = e->header_lines;
 	for (i = 0; i < cfg.nrules; i++) {
 		req.slots[i].flags = e->slots[i].flags;
@@ -771,7 +755,7 @@ static int add_rule(const char *arg)
 		return -1;
 	memcpy(cfg.names[cfg.nrules], arg, len);
 	cfg.name_len[cfg.nrules] = len;
-	cfg.modes[cfg.nrules] = MODE_VALUE;
+	cfg.modes[cfg.nrules] = XHDR_MODE_VALUE;
 	if (eq) {
 		for (m = 1; m <= 4; m++)
 			if (!strcmp(eq + 1, modes[m]))

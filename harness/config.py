@@ -146,7 +146,9 @@ def load_config(path: str | Path) -> ExtractorConfig:
     except UnicodeDecodeError:
         raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8 TOML") from None
     except OSError as error:
-        raise ConfigError(f"config file {path} cannot be read ({error.strerror}); give a readable file") from None
+        raise ConfigError(
+            f"config file {path} cannot be read ({error.strerror}); give a readable file"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     known = {field.name for field in dataclasses.fields(ExtractorConfig)}

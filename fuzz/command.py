@@ -21,12 +21,14 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from fuzz import repro
 from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, Progress
+from fuzz.lab_sample import Reservoir, lab_differences
 from fuzz.strategies import TARGETS
 from harness.cli import CommandError, require_root
 from harness.config import load_config
 from harness.program import Program
 
 DEFAULT_EXAMPLES = 2000
+DEFAULT_LAB_SAMPLE = 30
 ROUND_EXAMPLES = 500  # examples per Hypothesis run when the budget is time; each round gets the next seed
 PROGRESS_INTERVAL_S = 0.5
 EXIT_FOUND = 1
@@ -54,6 +56,14 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--redis", metavar="URL", help="share the example database in Redis (needs redis-py)")
     parser.add_argument("--corpus", type=Path, default=repro.CORPUS_DIR, help="where repro files go")
     parser.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
+    parser.add_argument(
+        "--lab-sample",
+        type=int,
+        default=DEFAULT_LAB_SAMPLE,
+        metavar="N",
+        help=f"also send N of the campaign's frames over the lab, native and generic (default {DEFAULT_LAB_SAMPLE}; "
+        "0: none)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -109,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--examples {args.examples} must be at least 1")
     if args.minutes is not None and args.minutes <= 0:
         raise CommandError(f"--minutes {args.minutes} must be more than 0")
+    if args.lab_sample < 0:
+        raise CommandError(f"--lab-sample {args.lab_sample} must be 0 or more")
     config = load_config(args.config) if args.config else FUZZ_CONFIG
     database = example_database(args)
     require_root("xhdr fuzz")
@@ -119,15 +131,18 @@ def run(args: argparse.Namespace) -> int:
     )
     line = ProgressLine(sys.stderr)
     with Program(config, key=FUZZ_KEY) as program:
-        campaign = Campaign(program, target=args.target, on_example=line)
+        sample = Reservoir(args.lab_sample, seed)
+        campaign = Campaign(program, target=args.target, on_example=line, on_frames=sample.offer)
         saved = _rounds(campaign, args, seed, database, line)
         line.failures = len(saved)
         line.show(campaign.progress, final=True)
+        lab_lines = lab_differences(program, sample.frames) if sample.frames else []
         summary = _summary(campaign, args, seed, saved)
+        summary["lab_sample"] = {"frames": len(sample.frames), "modes": 2, "differences": lab_lines}
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     _print_summary(summary)
-    return EXIT_FOUND if saved else 0
+    return EXIT_FOUND if saved or lab_lines else 0
 
 
 def _rounds(
@@ -195,3 +210,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
     )
     for path in summary["repros"]:
         print(f"disagreement saved: {path}")
+    lab = summary["lab_sample"]
+    if lab["frames"]:
+        verdict = "all agree" if not lab["differences"] else f"{len(lab['differences'])} differences"
+        print(f"lab sample: {lab['frames']} frames over veth, native and generic: {verdict}")
+        for line in lab["differences"]:
+            print(f"  {line}")

@@ -94,8 +94,10 @@ class Campaign:
         *,
         target: str = "all",
         on_example: Callable[[Progress], None] | None = None,
+        on_frames: Callable[[list[bytes]], None] | None = None,
     ) -> None:
         self.program = program
+        self.on_frames = on_frames  # sees every example's frames, e.g. to keep a sample for the lab
         self.driver = BatchTestRunDriver(program)
         self.strategy = batches(program.config, target)
         self.target = target
@@ -108,6 +110,8 @@ class Campaign:
         progress = self.progress
         progress.examples += 1
         progress.frames += len(frames)
+        if self.on_frames is not None:
+            self.on_frames(frames)
         try:
             with self.clock.timing("test_run"):
                 outcomes = self.driver.feed(frames)

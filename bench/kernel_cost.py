@@ -25,16 +25,15 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 from bench.results import Row
-from harness.bcc_loader import import_bcc
 from harness.config import DEFAULT_HEADERS, ExtractorConfig
 from harness.corpus import CORPUS_DIR, load_case
+from harness.cost import empty_program_fd
 from harness.counters import Counter
 from harness.event import event_struct
 from harness.frames import FrameSpec, build
-from harness.program import BPF_DIR, Program
+from harness.program import Program
 from harness.testrun import test_run
 
-EMPTY_SOURCE = BPF_DIR / "xdp_pass.c"
 STANDARD_CASE = CORPUS_DIR / "00_standard_api_request.toml"
 FRAME_OVERHEAD = 54  # Ethernet 14 + IPv4 20 + TCP 20: the bytes of a frame that are not payload
 
@@ -232,12 +231,8 @@ def interleaved_round(
 @contextlib.contextmanager
 def empty_program() -> Iterator[Subject]:
     """The floor: bpf/xdp_pass.c loaded by BCC, closed on exit."""
-    bcc = import_bcc()
-    empty = bcc.BPF(src_file=str(EMPTY_SOURCE).encode())
-    try:
-        yield Subject("empty", empty.load_func(b"xdp_pass", bcc.BPF.XDP).fd)
-    finally:
-        empty.cleanup()
+    with empty_program_fd() as fd:
+        yield Subject("empty", fd)
 
 
 def program_subject(name: str, program: Program) -> Subject:

@@ -34,10 +34,9 @@ from pyroute2 import IPRoute
 
 from bench.baselines import BASELINES, CaptureCommand, consumer_argv
 from bench.results import Row, write_results
-from harness.bcc_loader import import_bcc
 from harness.config import ExtractorConfig
 from harness.corpus import load_corpus
-from harness.cost import EMPTY_SOURCE
+from harness.cost import empty_program_fd
 from harness.counters import Counter
 from harness.program import Program
 from harness.testrun import _libbpf
@@ -324,19 +323,13 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     config, key = ExtractorConfig(), os.urandom(16)
     samples: dict[str, list[Sample]] = {mode: [] for mode in MODES}
     progress(f"{SUITE}: compiling the extractor")
-    bcc = import_bcc()
-    empty = bcc.BPF(src_file=str(EMPTY_SOURCE).encode())
-    try:
-        empty_fd = empty.load_func(b"xdp_pass", bcc.BPF.XDP).fd
-        with Program(config, key=key) as extractor, Lab() as lab, bpf_stats():
-            programs: dict[str, Program | int] = {"extractor": extractor, "empty": empty_fd}
-            config_path = trafgen_config(lab, standard_frame())
-            for round_number in range(rounds):
-                for mode in MODES:
-                    progress(f"{SUITE}: round {round_number + 1}/{rounds}, {mode}, {count:,} frames")
-                    samples[mode].append(measure(lab, config_path, mode, count, programs, config, key))
-    finally:
-        empty.cleanup()
+    with empty_program_fd() as empty_fd, Program(config, key=key) as extractor, Lab() as lab, bpf_stats():
+        programs: dict[str, Program | int] = {"extractor": extractor, "empty": empty_fd}
+        config_path = trafgen_config(lab, standard_frame())
+        for round_number in range(rounds):
+            for mode in MODES:
+                progress(f"{SUITE}: round {round_number + 1}/{rounds}, {mode}, {count:,} frames")
+                samples[mode].append(measure(lab, config_path, mode, count, programs, config, key))
     rows = summarise(samples, count, rounds)
     return write_results(SUITE, rows, config)
 

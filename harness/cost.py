@@ -7,8 +7,10 @@ and then drains the ring buffer, so the extractor always pays for writing its ev
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import statistics
+from collections.abc import Iterator
 
 from harness.bcc_loader import import_bcc
 from harness.program import BPF_DIR, Program
@@ -32,17 +34,23 @@ class CostFigure:
         return dataclasses.asdict(self) | {"ratio": round(self.ratio, 2)}
 
 
-def measure_cost(program: Program, frame: bytes, rounds: int = 40, repeat: int = 100) -> CostFigure:
-    """Median cost of the extractor and of the empty program on one frame."""
+@contextlib.contextmanager
+def empty_program_fd() -> Iterator[int]:
+    """The floor, bpf/xdp_pass.c, loaded by BCC: its program fd, unloaded on exit."""
     bcc = import_bcc()
     empty = bcc.BPF(src_file=str(EMPTY_SOURCE).encode())
     try:
-        empty_fd = empty.load_func(b"xdp_pass", bcc.BPF.XDP).fd
-        extractor, floor = [], []
+        yield empty.load_func(b"xdp_pass", bcc.BPF.XDP).fd
+    finally:
+        empty.cleanup()
+
+
+def measure_cost(program: Program, frame: bytes, rounds: int = 40, repeat: int = 100) -> CostFigure:
+    """Median cost of the extractor and of the empty program on one frame."""
+    extractor, floor = [], []
+    with empty_program_fd() as empty_fd:
         for _ in range(rounds):
             extractor.append(test_run(program.fd, frame, repeat).duration_ns)
             program.take_events()
             floor.append(test_run(empty_fd, frame, repeat).duration_ns)
-    finally:
-        empty.cleanup()
     return CostFigure(statistics.median(extractor), statistics.median(floor), len(frame), rounds)

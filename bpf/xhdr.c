@@ -5,17 +5,32 @@
  * The rules (R1..R14) are in docs/EXTRACTION.md; harness/reference.py implements the same rules in
  * Python and the tests compare the two. The verdict is always XDP_PASS.
  *
+ * How it works: the payload is read 8 bytes at a time straight from the packet. A header line costs one
+ * search for the end of its name (a byte below 0x21, above 0x7E, or a colon), one comparison of the
+ * name's words with the configured names (case-folded with a mask), and one search for its LF, which also
+ * finds where the value's leading and trailing whitespace ends. Targets and values are not copied while
+ * scanning: the scan records byte ranges, and two flat loops copy them into the records and digest the
+ * secrets with SipHash a word at a time, its state in registers. Each record leaves with one
+ * bpf_ringbuf_output() of the length it uses.
+ *
+ * Secrets: the bytes of a hash or auth value are only ever in registers, never stored in a map, so no
+ * record and no map can hold them; the scheme of an auth value is copied only when the SP after it is
+ * there. A record's method[] and data[] are written whole words at a time with zeros after the bytes
+ * they hold, and the head of a record is cleared when its request starts.
+ *
  * Shapes forced by the verifier:
- * - The payload is scanned one byte per iteration of a bounded loop, and the verifier walks every
- *   iteration. All parser state that survives an iteration lives in the per-CPU scratch map, never in
- *   registers: values loaded from a map are unknown to the verifier, so the states reached at the loop
- *   head through different branches compare equal and are pruned. State kept in registers would make
- *   each combination of known constants a separate state, and the exploration would grow exponentially.
- * - The verifier keeps at most 8192 unexplored branches while it walks one path, and every byte of the
- *   scan adds a few dozen. So the work is split into stages chained by tail calls, each a separate
- *   program that loops over at most XHDR_CHUNK bytes and then tail-calls itself or the next stage:
- *   entry (Ethernet to TCP) -> scan (request lines and headers) -> hash (secret values) -> emit.
- *   BCC cannot pass the callback bpf_loop() needs, which would have avoided this.
+ * - It walks every iteration of a bounded loop, and of every loop nested in it. So the scan is a machine
+ *   of resumable steps: one step handles the parts of one line (start, name, value or rest) and no part
+ *   reads more than XHDR_STEP_WORDS words; a longer part goes on in the next step. The scan program runs
+ *   XHDR_STEPS_PER_CALL steps and tail-calls itself, so one program's work is bounded whatever the
+ *   limits. The stages: entry (Ethernet to TCP) -> scan -> values (copies) -> hash -> emit. BCC inlines
+ *   every function and cannot pass bpf_loop() a callback.
+ * - A comparison narrows the range of every register that holds a copy of the compared value, and the
+ *   verifier keeps paths apart whose ranges differ. Parser state lives in the scratch map, and offsets
+ *   that leave a loop, or enter one, pass through the map (launder()), so the paths out of a loop reach
+ *   the code after it in equal states and are pruned instead of multiplying.
+ * - Near the end of the view a word is loaded from 8 bytes before the end and shifted (word_at()), so no
+ *   loop has a branch for a partial word.
  */
 #include <uapi/linux/bpf.h>
 #include <linux/if_ether.h>
@@ -26,82 +41,112 @@
 
 #include "xhdr_event.h"
 
-#define XHDR_RANGES (XHDR_MAX_REQUESTS * XHDR_SLOTS)
+/*
+ * Byte ranges the values stages copy or digest: per request its target, and per slot a value, or a digest
+ * and a scheme.
+ */
+#define XHDR_RANGES (XHDR_MAX_REQUESTS * (2 * XHDR_SLOTS + 1))
+/* Words one step of the parser looks at, at most (see xhdr_scan()). */
+#ifndef XHDR_STEP_WORDS
+#define XHDR_STEP_WORDS 4
+#endif
+/*
+ * Steps one packet can need: a step either completes a line, or reads XHDR_STEP_WORDS words of the view
+ * in its last part (a long name's first words are read twice), and a request line takes two more.
+ */
+#define XHDR_STEPS (XHDR_MAX_REQUESTS * (XHDR_MAX_HEADER_LINES + 4) + \
+		    2 * (XHDR_MAX_SCAN_BYTES / 8 + 1) / XHDR_STEP_WORDS + 1)
+/*
+ * Steps per scan invocation: at least 16, and few enough invocations for the largest limits to stay within
+ * the kernel's 33 tail calls together with the entry, values, hash and emit stages.
+ */
+#define XHDR_SCAN_CALLS 28
+#ifndef XHDR_STEPS_PER_CALL
+#define XHDR_STEPS_PER_CALL ((XHDR_STEPS + XHDR_SCAN_CALLS - 1) / XHDR_SCAN_CALLS > 16 ? \
+			     (XHDR_STEPS + XHDR_SCAN_CALLS - 1) / XHDR_SCAN_CALLS : 16)
+#endif
+
+/* Words a search over the whole view may step through. */
+#define XHDR_VIEW_WORDS (XHDR_MAX_SCAN_BYTES / 8 + 1)
+
 #define ETH_P_8021AD_TAG 0x88A8
 #define ETH_P_8021Q_TAG 0x8100
 #define IP_FRAGMENT_OFFSET 0x1FFF
+/* Covers every frame offset the parser reads: headers at most 255 bytes, then at most 1536 of view. */
+#define XHDR_FRAME_MASK 2047
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+/* "HTTP/1.0" as a little-endian word. */
+#define HTTP10 0x302E312F50545448ULL
+
+/* Consumers are woken once per this many events on a CPU (a power of two). */
+#define XHDR_WAKEUP_EVERY 64
 
 /*
- * A power-of-two mask covering every view offset. After a bounds check, clang may add a different
- * register copy of an offset to a packet pointer, one the verifier saw unchecked; hiding the value
- * behind an empty asm and masking it gives the verifier a bound on the register actually used.
- */
-#define XHDR_VIEW_MASK 2047
-/*
- * Forgets what the compiler knows about memory, so the loops re-read their state from the scratch map on
- * every iteration. Otherwise clang forwards stored values in registers, and the verifier sees the state
- * machine's constants again (see the comment at the top).
+ * Forgets what the compiler knows about memory, so state is re-read from the scratch map (see the top).
  */
 #define forget_memory() asm volatile("" ::: "memory")
-#define bounded_offset(x) ({ __u32 __v = (x); asm volatile("" : "+r"(__v)); __v & XHDR_VIEW_MASK; })
+/*
+ * A frame offset masked in the register that is added to a packet pointer: clang drops a mask it can
+ * prove redundant, and older verifiers (5.10) then see an offset without a lower bound.
+ */
+#define frame_offset(x) ({ __u32 __v = (x); asm volatile("" : "+r"(__v)); __v & XHDR_FRAME_MASK; })
 
-/* Where the parser is within a request (docs/EXTRACTION.md R9-R14). */
-enum parse_state {
-	ST_METHOD,
-	ST_TARGET,
-	ST_VERSION,		/* count = index into "HTTP/1.x" */
-	ST_VERSION_CR,		/* CR after the version, LF must follow */
-	ST_LINE_START,		/* first byte of a header line or of the empty line */
-	ST_START_CR,		/* CR at the start of a line */
-	ST_NAME,
-	ST_VALUE_LEAD,		/* optional whitespace after the colon */
-	ST_VALUE,
-	ST_SKIP,		/* rest of a line that is not logged */
-	ST_STOP,		/* scan over; the current request is not logged */
-	ST_STOP_LOG,		/* scan over; the current request is logged as it stands */
+/* What the next step of the parser reads (see xhdr_scan()). */
+enum phase {
+	PH_METHOD,		/* a request's method */
+	PH_TARGET,		/* its target, version and line end */
+	PH_LINE,		/* the start of a header line or of the empty line */
+	PH_NAME,		/* a field name */
+	PH_LONG_NAME,		/* a field name longer than NAME_SEARCH_WORDS words */
+	PH_VALUE,		/* a logged field value */
+	PH_SKIP,		/* the rest of a line that is not logged */
+	PH_DONE,
 };
+
+#define NOWHERE 0xFFFFFFFFU	/* no frame offset yet */
+/* What a part of step() returns instead of the next phase. */
+#define STEP_OVER 100		/* the next step goes on (p.phase and p.pos say where) */
+#define SCAN_OVER 101		/* stop() was called */
+/* Words the cheap search for a name's end reads: a configured name and its colon fit. */
+#define NAME_SEARCH_WORDS ((XHDR_NAME_MAX + 1 + 7) / 8)
 
 struct parser {
-	__u32 state;
+	__u32 phase;		/* enum phase */
+	__u32 pos;		/* frame offset where the next step reads */
+	__u32 line;		/* frame offset of the current line (request line: its method) */
+	__u32 tstart;		/* frame offset of the target */
 	__u32 req;		/* index of the request being read */
-	__u32 count;		/* bytes of the current token: method, target, version or name */
-	__u32 mask;		/* slots whose name still matches the name being read */
 	__u32 slot;		/* slot of the value being read */
-	__u32 vstart;		/* view offset of the first value byte */
-	__u32 trim_end;		/* view offset after the last value byte that is not SP or HT */
-	__u32 trim_end_before_cr; /* trim_end before the latest byte, used when that byte is a final CR */
-	__u32 last_cr;		/* the latest value byte was CR */
-	__u32 lines;		/* header lines of the current request */
-	__u32 nranges;		/* hash ranges recorded */
-};
-
-/* A hash or auth value to digest after the scan (R13). */
-struct hash_range {
-	__u16 start;
-	__u16 end;
-	__u8 request;
-	__u8 slot;
-	__u8 mode;
-	__u8 reserved;
-};
-
-/* State of the SipHash pass; in the map for the same reason as struct parser. */
-struct hasher {
-	__u64 v[4];
-	__u64 tail;		/* bytes of the current 8-byte block */
-	__u32 range;		/* index of the range being digested */
-	__u32 pos;		/* view offset of the next byte */
-	__u32 scheme_len;	/* auth: scheme bytes written so far */
-	__u32 scheme_open;	/* auth: still reading the scheme */
+	__u32 vfirst;		/* the value's first byte that is not SP or HT, or NOWHERE */
+	__u32 vlast;		/* its last such byte */
+	__u32 vbefore;		/* the one before that */
+	__u32 logged;		/* requests to emit, once PH_DONE */
+	__u32 nranges;		/* ranges recorded for the values stages */
+	__u32 hashes;		/* of which to digest */
+	__u32 laundry;		/* see launder() */
 };
 
 /* Where the payload is, for the stages after the entry program. */
 struct packet {
-	__u32 payload_off;	/* from the start of the frame */
-	__u32 payload_len;	/* by the IP length: may run past the frame's end */
-	__u32 view_len;		/* at most XHDR_MAX_SCAN_BYTES */
-	__u32 pos;		/* next view offset for the scan stage */
-	__u32 logged;		/* requests to emit */
+	__u32 view_start;	/* frame offset of the payload */
+	__u32 view_end;		/* frame offset after the last byte of the view (R7) */
+	__u32 scan_limit;	/* the payload is longer than the view (R7) */
+};
+
+/*
+ * A target or value for the values stage (R9, R13): copied into data[] at `dst` (XHDR_MODE_VALUE, also
+ * used for the target) or digested (XHDR_MODE_HASH, XHDR_MODE_AUTH). Frame offsets.
+ */
+struct value_range {
+	__u16 start;
+	__u16 end;
+	__u16 dst;
+	__u8 request;
+	__u8 slot;
+	__u8 mode;
+	__u8 reserved;
 };
 
 struct flow {
@@ -114,13 +159,18 @@ struct flow {
 	__u8 vlan_count;
 };
 
+/* An event being built, with room for a whole-word copy that ends past its last data byte. */
+struct record {
+	struct xhdr_event ev;
+	__u8 slack[8];
+};
+
 struct xhdr_scratch {
 	struct packet pk;
 	struct parser p;
-	struct hasher h;
 	struct flow flow;
-	struct hash_range ranges[XHDR_RANGES];
-	struct xhdr_event events[XHDR_MAX_REQUESTS];
+	struct value_range ranges[XHDR_RANGES];
+	struct record rec[XHDR_MAX_REQUESTS];
 };
 
 BPF_ARRAY(watched_ports, __u8, 65536);
@@ -129,83 +179,627 @@ BPF_PERCPU_ARRAY(scratch, struct xhdr_scratch, 1);
 BPF_PERCPU_ARRAY(counters, struct xhdr_counters, 1);
 BPF_RINGBUF_OUTPUT(events, XHDR_RINGBUF_PAGES);
 
-/* Bytes (or hash steps) one stage invocation handles; see the comment at the top. */
-/* Consumers are woken once per this many events on a CPU (a power of two). */
-#define XHDR_WAKEUP_EVERY 64
-
-#ifndef XHDR_CHUNK
-#define XHDR_CHUNK 256
-#endif
-
 /* The stage programs, filled in by user space right after loading (harness/program.py). */
 enum xhdr_stage {
 	XHDR_STAGE_SCAN,
+	XHDR_STAGE_VALUES,
 	XHDR_STAGE_HASH,
 	XHDR_STAGE_EMIT,
 	XHDR_STAGES,
 };
 BPF_PROG_ARRAY(stages, XHDR_STAGES);
 
-#define EVENT_HEAD_BYTES offsetof(struct xhdr_event, method)
-/* The last place a value can start: the target and seven values before it. */
-#define XHDR_LAST_VALUE_OFF (XHDR_MAX_TARGET_LEN + (XHDR_SLOTS - 1) * XHDR_MAX_VALUE_LEN)
+#define EVENT_HEAD_BYTES offsetof(struct xhdr_event, data)
 
-/*
- * An auth value that turned out to have no scheme: its candidate bytes sit past data_len, so they are
- * never sent, but they are a secret's first bytes and do not stay in the scratch map either.
- */
-/*
- * Writes one byte of data[]. Offsets here are sums of map values; clang re-associates such sums in 32
- * bits and the verifier loses their bound, so the sum is fixed in a register first and checked there.
- */
-static __always_inline void put_data(struct xhdr_event *ev, __u64 at, __u8 c)
+/* The per-packet maps every stage needs; NULL only if a map is missing, which loading rules out. */
+struct stage_ctx {
+	struct xdp_md *ctx;
+	void *data;		/* the frame */
+	void *data_end;
+	struct xhdr_scratch *sc;
+	struct xhdr_names *n;
+	struct xhdr_counters *cnt;
+};
+
+static __always_inline int stage_maps(struct xdp_md *ctx, struct stage_ctx *m)
 {
-	asm volatile("" : "+r"(at));
-	if (at < sizeof(ev->data))
-		ev->data[at] = c;
+	__u32 zero = 0;
+
+	m->ctx = ctx;
+	m->data = (void *)(long)ctx->data;
+	m->data_end = (void *)(long)ctx->data_end;
+	m->cnt = counters.lookup(&zero);
+	m->sc = scratch.lookup(&zero);
+	m->n = names.lookup(&zero);
+	return m->cnt && m->sc && m->n;
 }
 
-static __always_inline void wipe_scheme(struct xhdr_event *ev)
+static __always_inline void count(struct xhdr_counters *cnt, enum xhdr_counter which)
 {
-	__u32 base = ev->data_len;
-
-	if (base <= XHDR_LAST_VALUE_OFF)
-		__builtin_memset(&ev->data[base], 0, XHDR_SCHEME_MAX);
+	cnt->count[which]++;
 }
 
-static __always_inline void start_request(struct xhdr_scratch *sc, __u32 req)
+/*
+ * Passes x through the scratch map, so the verifier sees an unknown value instead of x's history. The
+ * search loops launder their arguments too: a comparison inside a loop narrows the range of every
+ * register that holds a copy of the compared value, the caller's included, and each exit from the
+ * loop would then carry a different range and be explored on its own.
+ */
+static __always_inline __u32 launder(struct xhdr_scratch *sc, __u32 x)
 {
-	struct parser *p = &sc->p;
+	sc->p.laundry = x;
+	return *(volatile __u32 *)&sc->p.laundry;
+}
+
+/* --- Reading the packet ------------------------------------------------------------------------ */
+
+/*
+ * The 8 bytes at frame offset a as a little-endian word, those at or past `end` read as zero. Needs
+ * a < end, 8 <= end, and end within the frame: near `end` the load moves back to end - 8 and the
+ * word is shifted down, so no loop needs a branch for a partial word.
+ */
+static __always_inline __u64 word_at(struct stage_ctx *m, __u32 a, __u32 end)
+{
+	__u32 at = a + 8 <= end ? a : end - 8;
+	__u8 *p;
+
+	p = m->data + frame_offset(at);
+	if ((void *)(p + 8) > m->data_end)
+		return 0;
+	return *(__u64 *)p >> (((a - at) & 7) * 8);
+}
+
+/* The byte at frame offset a (0 past the frame's end, which callers rule out). */
+static __always_inline __u8 byte_at(struct stage_ctx *m, __u32 a)
+{
+	__u8 *p;
+
+	a = launder(m->sc, a);
+	p = m->data + frame_offset(a);
+	if ((void *)(p + 1) > m->data_end)
+		return 0;
+	return *p;
+}
+
+/* The low n bytes of a word (n <= 8). */
+static __always_inline __u64 low_bytes(__u32 n)
+{
+	return n >= 8 ? ~0ULL : (1ULL << (n * 8)) - 1;
+}
+
+/* High bit of each byte that is zero; exact for every byte. */
+static __always_inline __u64 zero_bytes(__u64 x)
+{
+	return ~(((x & ~HIGHS) + ~HIGHS) | x) & HIGHS;
+}
+
+static __always_inline __u64 bytes_equal(__u64 w, __u8 c)
+{
+	return zero_bytes(w ^ (ONES * c));
+}
+
+/* High bit of each byte below n (n <= 0x80); exact for every byte. */
+static __always_inline __u64 bytes_below(__u64 w, __u8 n)
+{
+	return ~(((w & ~HIGHS) + ONES * (0x80 - n)) | w) & HIGHS;
+}
+
+/* Index of the lowest byte whose high bit is set in m (m != 0, only high bits set). */
+static __always_inline __u32 lowest_marked(__u64 m)
+{
+	return (((m & -m) >> 7) * 0x0001020304050607ULL) >> 56;
+}
+
+/* One bit per byte: bit j is the high bit of byte j. */
+static __always_inline __u32 gather_marks(__u64 m)
+{
+	return ((m >> 7) * 0x0102040810204080ULL) >> 56;
+}
+
+static __always_inline __u64 whitespace(__u64 w)
+{
+	return bytes_equal(w, ' ') | bytes_equal(w, '\t');
+}
+
+/* Bit j set when byte j of w is a tchar. */
+static __always_inline __u32 tchar_bits(struct xhdr_names *n, __u64 w)
+{
+	__u32 bits = 0, j;
+
+#pragma unroll
+	for (j = 0; j < 8; j++)
+		bits |= (n->char_class[(w >> (j * 8)) & 0xFF] & XHDR_CC_TCHAR) << j;
+	return bits;
+}
+
+/*
+ * The searches below look at most `words` words from frame offset a and return where they stopped: the
+ * byte they looked for (before min(a + 8 * words, end)), `end` when the view ended first, or a + 8 *
+ * words when the caller must go on from there in its next step (see xhdr_scan()). Their arguments are
+ * laundered: a comparison inside a loop narrows the range of every register holding a copy of the
+ * compared value, the caller's included, and each exit from the loop would then carry a different
+ * range and be explored on its own.
+ */
+
+/* The first byte that is not a tchar. Words past `end` read as zero, which is not a tchar. */
+static __always_inline __u32 skip_tchars(struct stage_ctx *m, __u32 a, __u32 end, __u32 words)
+{
+	__u32 k, bits;
+
+	a = launder(m->sc, a);
+	end = launder(m->sc, end);
+	for (k = 0; k < words; k++) {
+		if (a >= end)
+			return end;
+		bits = tchar_bits(m->n, word_at(m, a, end));
+		if (bits != 0xFF) {
+			a += m->n->lowest_bit[~bits & 0xFF];
+			return a < end ? a : end;
+		}
+		a += 8;
+	}
+	return a < end ? a : end;
+}
+
+/* The first byte c (c != 0). */
+static __always_inline __u32 find_byte(struct stage_ctx *m, __u32 a, __u32 end, __u8 c, __u32 words)
+{
+	__u32 k;
+
+	a = launder(m->sc, a);
+	end = launder(m->sc, end);
+	for (k = 0; k < words; k++) {
+		__u64 hits;
+
+		if (a >= end)
+			return end;
+		hits = bytes_equal(word_at(m, a, end), c);
+		if (hits) {
+			a += lowest_marked(hits);
+			return a < end ? a : end;
+		}
+		a += 8;
+	}
+	return a < end ? a : end;
+}
+
+/* R9: the first byte that cannot be in a target (CTL, SP, DEL). */
+static __always_inline __u32 skip_target(struct stage_ctx *m, __u32 a, __u32 end, __u32 words)
+{
+	__u32 k;
+
+	a = launder(m->sc, a);
+	end = launder(m->sc, end);
+	for (k = 0; k < words; k++) {
+		__u64 w, hits;
+
+		if (a >= end)
+			return end;
+		w = word_at(m, a, end);
+		hits = bytes_below(w, 0x21) | bytes_equal(w, 0x7F);
+		if (hits) {
+			a += lowest_marked(hits);
+			return a < end ? a : end;
+		}
+		a += 8;
+	}
+	return a < end ? a : end;
+}
+
+/*
+ * R12: the first byte that is below 0x21, above 0x7E or a colon, within NAME_SEARCH_WORDS words: each is
+ * a byte no field name has, and one of them ends every well-formed name.
+ */
+static __always_inline __u32 find_name_end(struct stage_ctx *m, __u32 a, __u32 end)
+{
+	__u32 k;
+
+	a = launder(m->sc, a);
+	end = launder(m->sc, end);
+	for (k = 0; k < NAME_SEARCH_WORDS; k++) {
+		__u64 w, hits;
+
+		if (a >= end)
+			return end;
+		w = word_at(m, a, end);
+		hits = bytes_below(w, 0x21) | (w & HIGHS) | bytes_equal(w, 0x7F) | bytes_equal(w, ':');
+		if (hits) {
+			a += lowest_marked(hits);
+			return a < end ? a : end;
+		}
+		a += 8;
+	}
+	return a < end ? a : end;
+}
+
+/*
+ * R13: the LF that ends a field value. On the way it keeps, in the parser state, the first byte that is
+ * not SP or HT and the last two such bytes, so the final CR can be dropped and both ends trimmed without
+ * a second pass (finish_value()).
+ */
+static __always_inline __u32 scan_value(struct stage_ctx *m, __u32 a, __u32 end, __u32 words)
+{
+	struct parser *p = &m->sc->p;
+	__u32 k, first = p->vfirst, last = p->vlast, before_last = p->vbefore, marks, top;
+	__u64 w, lfs, solid;
+
+	a = launder(m->sc, a);
+	end = launder(m->sc, end);
+	for (k = 0; k < words; k++) {
+		if (a >= end)
+			break;
+		w = word_at(m, a, end);
+		solid = ~whitespace(w) & HIGHS & low_bytes(end - a);
+		lfs = bytes_equal(w, '\n');
+		if (lfs)
+			solid &= (lfs & -lfs) - 1;	/* only the bytes before the LF */
+		marks = gather_marks(solid);
+		if (marks) {
+			top = m->n->highest_bit[marks & 0xFF];
+			if (first == NOWHERE)
+				first = a + m->n->lowest_bit[marks & 0xFF];
+			marks &= ~(1U << top);
+			before_last = marks ? a + m->n->highest_bit[marks & 0xFF] : last;
+			last = a + top;
+		}
+		if (lfs) {
+			a += lowest_marked(lfs);
+			break;
+		}
+		a += 8;
+	}
+	p->vfirst = first;
+	p->vlast = last;
+	p->vbefore = before_last;
+	return a < end ? a : end;
+}
+
+/* Records a range for the values stage; beyond XHDR_RANGES (which the limits rule out) it is dropped. */
+static __always_inline void record_range(struct xhdr_scratch *sc, __u32 start, __u32 end, __u32 dst, __u32 slot,
+				      __u8 mode)
+{
+	__u32 r = sc->p.nranges;
+
+	if (r >= XHDR_RANGES)
+		return;
+	sc->ranges[r].start = start;
+	sc->ranges[r].end = end;
+	sc->ranges[r].dst = dst;
+	sc->ranges[r].request = sc->p.req;
+	sc->ranges[r].slot = slot;
+	sc->ranges[r].mode = mode;
+	sc->p.nranges = r + 1;
+}
+
+/* --- Requests: R9-R14 -------------------------------------------------------------------------- */
+
+/* Scanning of the packet is over; `logged` requests are emitted. */
+static __always_inline int stop(struct xhdr_scratch *sc, __u32 logged)
+{
+	sc->p.logged = logged;
+	sc->p.phase = PH_DONE;
+	return 1;
+}
+
+static __always_inline struct record *record_of(struct xhdr_scratch *sc, __u32 req)
+{
 	__u64 index = req;
 
-	/*
-	 * req is the previous request's index plus one, and clang drops this check as implied by the
-	 * caller's. Verifiers before 6.8 do not carry a bound across that "+ 1", so the value is hidden
-	 * from the compiler and checked in the register that indexes the array.
-	 */
+	/* Verifiers before 6.8 lose the bound of "previous + 1": check in the register that indexes. */
 	asm volatile("" : "+r"(index));
 	if (index >= XHDR_MAX_REQUESTS)
-		return;
-	__builtin_memset(&sc->events[index], 0, EVENT_HEAD_BYTES);
-	p->req = req;
-	p->state = ST_METHOD;
-	p->count = 0;
+		return 0;
+	/* and clang would compute the address before the check, from an unchecked copy */
+	asm volatile("" : "+r"(index));
+	return &sc->rec[index];
 }
 
-/* R13: the value of the slot being read ends at view offset end. */
-static __always_inline void finish_value(struct xhdr_scratch *sc, struct xhdr_names *n,
-					 struct xhdr_event *ev, __u32 end, int cut)
+/* R14: a request begins at frame offset pos; its event starts out empty, method included. */
+static __always_inline int start_request(struct xhdr_scratch *sc, __u32 req, __u32 pos)
 {
-	struct parser *p = &sc->p;
-	__u32 s = p->slot & (XHDR_SLOTS - 1);
-	struct xhdr_slot *slot = &ev->slots[s];
-	__u32 len = end - p->vstart;
-	__u8 mode = n->mode[s];
+	struct record *rec = record_of(sc, req);
 
+	if (!rec)
+		return stop(sc, req);
+	__builtin_memset(&rec->ev, 0, EVENT_HEAD_BYTES);
+	sc->p.req = req;
+	sc->p.pos = pos;
+	sc->p.phase = PH_METHOD;
+	return 0;
+}
+
+/* R11, R14: the empty line ended request req; the next one, if any, begins at next. */
+static __always_inline int request_complete(struct xhdr_scratch *sc, __u32 req, __u32 next)
+{
+	if (req + 1 >= XHDR_MAX_REQUESTS || next >= sc->pk.view_end || start_request(sc, req + 1, next)) {
+		stop(sc, req + 1);
+		return SCAN_OVER;
+	}
+	return STEP_OVER;
+}
+
+/* R9: the method, 1 to 16 tchar then SP, at the start of a request. Returns 1 when the scan is over. */
+static __always_inline int method_step(struct stage_ctx *m)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 s = sc->p.pos, end = sc->pk.view_end, limit, q;
+
+	if (s >= end)
+		return stop(sc, sc->p.req);
+	limit = end < s + XHDR_METHOD_MAX + 1 ? end : s + XHDR_METHOD_MAX + 1;
+	q = launder(sc, skip_tchars(m, s, limit, 3));
+	if (q >= end || q == s || q - s > XHDR_METHOD_MAX || byte_at(m, q) != ' ')
+		return stop(sc, sc->p.req);
+	sc->p.line = s;
+	sc->p.tstart = q + 1;
+	sc->p.pos = q + 1;
+	sc->p.phase = PH_TARGET;
+	return 0;
+}
+
+/*
+ * R9, R10: the target from the parser's position, then the version and the line end. The event is only
+ * written once the request line is known to be logged. Returns 1 when the scan is over.
+ */
+static __always_inline int target_step(struct stage_ctx *m)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 a = sc->p.pos, end = sc->pk.view_end, req = sc->p.req, s = sc->p.line;
+	__u32 q, tstart, tend, tlen, v, avail, after, version = 0, line_end = 0, stored;
+	struct record *rec = record_of(sc, req);
+	struct xhdr_event *ev;
+	__u64 w;
+	__u8 c;
+
+	if (!rec)
+		return stop(sc, req);
+	ev = &rec->ev;
+	tend = launder(sc, skip_target(m, a, end, XHDR_STEP_WORDS));
+	if (tend >= end)
+		goto cut;
+	if (tend == a + 8 * XHDR_STEP_WORDS) {
+		sc->p.pos = tend;	/* no end yet: go on in the next step */
+		return 0;
+	}
+	tstart = sc->p.tstart;
+	if (tend == tstart || byte_at(m, tend) != ' ')
+		return stop(sc, req);
+	/* Version: exactly HTTP/1.0 or HTTP/1.1, as far as the view shows it. */
+	v = tend + 1;
+	if (v >= end)
+		goto cut;
+	avail = end - v;
+	w = word_at(m, v, end);
+	if ((w ^ HTTP10) & low_bytes(avail < 7 ? avail : 7))
+		return stop(sc, req);
+	if (avail < 8)
+		goto cut;
+	c = w >> 56;
+	if (c == '0')
+		version = 10;
+	else if (c == '1')
+		version = 11;
+	else
+		return stop(sc, req);
+	after = v + 8;
+	if (after >= end)
+		goto cut;
+	c = byte_at(m, after);
+	if (c == '\n') {
+		line_end = after + 1;
+	} else if (c == '\r') {
+		if (after + 1 >= end)
+			goto cut;
+		if (byte_at(m, after + 1) != '\n')
+			return stop(sc, req);
+		line_end = after + 2;
+	} else {
+		return stop(sc, req);
+	}
+cut:
+	if (!line_end && req > 0)	/* R14: a later request needs its whole request line */
+		return stop(sc, req);
+	/* The method is the tchar run before the SP that starts the target. */
+	tstart = launder(sc, sc->p.tstart);
+	q = tstart - 1;
+	stored = q - s;
+	/* The method's words, zero after it: the record's method[] never holds other bytes. */
+	*(__u64 *)&ev->method[0] = word_at(m, s, q);
+	*(__u64 *)&ev->method[8] = stored > 8 ? word_at(m, s + 8, q) : 0;
+	ev->method_len = stored;
+	ev->version = version;
+	tlen = tend - tstart;
+	ev->target_length = tlen;
+	stored = tlen;
+	if (tlen > XHDR_MAX_TARGET_LEN) {
+		stored = XHDR_MAX_TARGET_LEN;
+		ev->flags |= XHDR_F_TARGET_TRUNCATED;
+	}
+	record_range(sc, tstart, tstart + stored, 0, XHDR_SLOTS, XHDR_MODE_VALUE);
+	ev->data_len = stored;
+	if (!line_end) {
+		ev->flags |= XHDR_F_LINE_CUT;	/* R10: no header fields, no HEADERS_CUT */
+		return stop(sc, req + 1);
+	}
+	sc->p.pos = line_end;
+	sc->p.phase = PH_LINE;
+	return 0;
+}
+
+/* R12: the configured slot whose name is the field name [p, q), or XHDR_SLOTS. */
+static __always_inline __u32 match_name(struct stage_ctx *m, __u32 p, __u32 q)
+{
+	__u32 len = q - p, candidates, s, i;
+	__u64 w;
+
+	if (len > XHDR_NAME_MAX)
+		return XHDR_SLOTS;
+	candidates = m->n->len_mask[len];
+#pragma unroll
+	for (s = 0; s < XHDR_SLOTS; s++) {
+		if (!(candidates & (1 << s)))
+			continue;
+		/* Same length, so the name's words past the field name are zero: compare only these. */
+#pragma unroll
+		for (i = 0; i < XHDR_NAME_WORDS; i++) {
+			if (p + i * 8 >= q)
+				return s;
+			w = word_at(m, p + i * 8, q);
+			if ((w | m->n->fold[s][i]) != m->n->name[s][i])
+				break;
+		}
+		if (i == XHDR_NAME_WORDS)
+			return s;
+	}
+	return XHDR_SLOTS;
+}
+
+/* The view ended before the empty line (R11). */
+static __always_inline int headers_cut(struct xhdr_scratch *sc, struct xhdr_event *ev)
+{
+	ev->flags |= XHDR_F_HEADERS_CUT;
+	stop(sc, sc->p.req + 1);
+	return SCAN_OVER;
+}
+
+/* R11: the start of a header line or of the empty line. Returns the next part (see step()). */
+static __always_inline int line_part(struct stage_ctx *m, struct xhdr_event *ev)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 p = sc->p.pos, end = sc->pk.view_end, lines;
+	__u8 c;
+
+	if (p >= end)
+		return headers_cut(sc, ev);
+	c = byte_at(m, p);
+	if (c == '\n')
+		return request_complete(sc, sc->p.req, p + 1);
+	if (c == '\r') {
+		if (p + 1 >= end)
+			return headers_cut(sc, ev);	/* a lone CR at the view's end: unknown, not counted */
+		if (byte_at(m, p + 1) == '\n')
+			return request_complete(sc, sc->p.req, p + 2);
+	}
+	lines = ev->header_lines;
+	if (lines >= XHDR_MAX_HEADER_LINES) {
+		ev->flags |= XHDR_F_TOO_MANY_HEADERS;
+		stop(sc, sc->p.req + 1);
+		return SCAN_OVER;
+	}
+	ev->header_lines = lines + 1;
+	sc->p.line = p;
+	return PH_NAME;
+}
+
+/* The rest of the line is skipped from frame offset q. */
+static __always_inline int skip_from(struct xhdr_scratch *sc, __u32 q)
+{
+	sc->p.pos = q;
+	return PH_SKIP;
+}
+
+/*
+ * R12: the field name. The first byte that is below 0x21, above 0x7E or a colon ends it; that search is
+ * cheap, and a name that matches a configured one needs no other check. Any other name is checked byte
+ * by byte for tchar, since it only decides BAD_LINE. A name longer than any configured one goes on in
+ * PH_LONG_NAME.
+ */
+static __always_inline int name_part(struct stage_ctx *m, struct xhdr_event *ev)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 line = sc->p.line, end = sc->pk.view_end, q, s;
+
+	q = launder(sc, find_name_end(m, line, end));
+	if (q >= end)
+		return headers_cut(sc, ev);	/* the view ends inside the name: not known to be bad */
+	if (q == line + 8 * NAME_SEARCH_WORDS)
+		return PH_LONG_NAME;
+	if (q == line || byte_at(m, q) != ':') {
+		ev->flags |= XHDR_F_BAD_LINE;	/* obs-fold, empty name, no colon, CR or SP before it */
+		return skip_from(sc, q);
+	}
+	/* laundered: the slot is a different constant on each path out of match_name() */
+	s = launder(sc, match_name(m, line, q));
+	if (s >= XHDR_SLOTS) {
+		if (launder(sc, skip_tchars(m, line, q, NAME_SEARCH_WORDS)) < q)
+			ev->flags |= XHDR_F_BAD_LINE;	/* a separator such as '(' or '@' in the name */
+		return skip_from(sc, q);
+	}
+	if (ev->slots[s].flags & XHDR_S_PRESENT) {
+		ev->slots[s].flags |= XHDR_S_REPEATED;
+		return skip_from(sc, q);
+	}
+	sc->p.slot = s;
+	sc->p.pos = q + 1;
+	sc->p.vfirst = NOWHERE;
+	sc->p.vlast = NOWHERE;
+	sc->p.vbefore = NOWHERE;
+	return PH_VALUE;
+}
+
+/* R12: a name longer than NAME_SEARCH_WORDS words, checked for tchar from its start. */
+static __always_inline int long_name_part(struct stage_ctx *m, struct xhdr_event *ev)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 a = sc->p.phase == PH_LONG_NAME ? sc->p.pos : sc->p.line, end = sc->pk.view_end, q;
+
+	q = launder(sc, skip_tchars(m, a, end, XHDR_STEP_WORDS));
+	if (q >= end)
+		return headers_cut(sc, ev);
+	if (q == a + 8 * XHDR_STEP_WORDS) {
+		sc->p.pos = q;
+		sc->p.phase = PH_LONG_NAME;
+		return STEP_OVER;
+	}
+	if (byte_at(m, q) != ':')
+		ev->flags |= XHDR_F_BAD_LINE;
+	return skip_from(sc, q);	/* too long to be a configured name */
+}
+
+/*
+ * R13 auth mode: the scheme (1 to 16 tchar, then SP) at the start of the value [start, end), copied to
+ * data[] by the values stage like any logged value; nothing of the value past it is ever stored.
+ */
+static __always_inline void add_scheme(struct stage_ctx *m, struct record *rec, __u32 s, __u32 start,
+				       __u32 end)
+{
+	struct xhdr_event *ev = &rec->ev;
+	__u32 limit = end < start + XHDR_SCHEME_MAX + 1 ? end : start + XHDR_SCHEME_MAX + 1;
+	__u32 q = launder(m->sc, skip_tchars(m, start, limit, 3)), len = q - start, at;
+
+	if (q >= end || len == 0 || len > XHDR_SCHEME_MAX || byte_at(m, q) != ' ')
+		return;
+	at = ev->data_len;
+	record_range(m->sc, start, q, at, s, XHDR_MODE_VALUE);
+	ev->slots[s].value_off = at;
+	ev->slots[s].value_len = len;
+	ev->data_len = at + len;
+}
+
+/* R13: the value of slot p.slot, trimmed, ends at the LF at frame offset lf (or the view's end). */
+static __always_inline void finish_value(struct stage_ctx *m, struct record *rec, __u32 lf)
+{
+	struct xhdr_scratch *sc = m->sc;
+	struct xhdr_event *ev = &rec->ev;
+	__u32 s = sc->p.slot & (XHDR_SLOTS - 1), end = sc->pk.view_end;
+	__u32 first = sc->p.vfirst, last = sc->p.vlast, start, stop_at, len, kept, at;
+	struct xhdr_slot *slot = &ev->slots[s];
+	__u8 mode = m->n->mode[s];
+
+	if (first == NOWHERE) {
+		start = lf;
+		stop_at = lf;
+	} else {
+		if (last + 1 == lf && byte_at(m, last) == '\r')	/* the final CR, then trim again */
+			last = first < last ? sc->p.vbefore : first - 1;
+		start = first;
+		stop_at = last + 1 > first ? last + 1 : first;
+	}
+	len = stop_at - start;
 	slot->length = len;
-	if (cut)
-		slot->flags |= XHDR_S_CUT;
+	slot->flags = lf >= end ? XHDR_S_PRESENT | XHDR_S_CUT : XHDR_S_PRESENT;
 	if (mode == XHDR_MODE_VALUE) {
+		kept = len;
 #ifdef XHDR_PLANTED_BUG
 		/*
 		 * Exists only for the fuzzer's self-test (tests/test_fuzz.py): a deliberate off-by-one that flags a
@@ -215,513 +809,271 @@ static __always_inline void finish_value(struct xhdr_scratch *sc, struct xhdr_na
 #else
 		if (len > XHDR_MAX_VALUE_LEN) {
 #endif
-			len = XHDR_MAX_VALUE_LEN;
+			kept = XHDR_MAX_VALUE_LEN;
 			slot->flags |= XHDR_S_TRUNCATED;
 		}
-		slot->value_len = len;
-		ev->data_len = slot->value_off + len;
+		at = ev->data_len;
+		record_range(sc, start, start + kept, at, s, mode);
+		slot->value_off = at;
+		slot->value_len = kept;
+		ev->data_len = at + kept;
 	} else if (mode == XHDR_MODE_HASH || mode == XHDR_MODE_AUTH) {
-		__u32 r = p->nranges;
-
-		if (r < XHDR_RANGES) {
-			sc->ranges[r].start = p->vstart;
-			sc->ranges[r].end = end;
-			sc->ranges[r].request = p->req;
-			sc->ranges[r].slot = s;
-			sc->ranges[r].mode = mode;
-			p->nranges = r + 1;
-		}
+		record_range(sc, start, stop_at, 0, s, mode);
+		sc->p.hashes++;
+		if (mode == XHDR_MODE_AUTH)
+			add_scheme(m, rec, s, start, stop_at);
 	}
 }
 
-/* R11: the first byte of a non-empty header line. Returns 1 when the scan must stop. */
-static __always_inline int begin_line(struct xhdr_scratch *sc, struct xhdr_names *n,
-				      struct xhdr_event *ev, __u8 c, int is_tchar)
+/* R13: a logged field value, up to its LF. Returns the next part (see step()). */
+static __always_inline int value_part(struct stage_ctx *m, struct record *rec)
 {
-	struct parser *p = &sc->p;
-	__u32 lines = p->lines;
+	struct xhdr_scratch *sc = m->sc;
+	__u32 a = sc->p.pos, end = sc->pk.view_end, lf;
 
-	if (lines >= XHDR_MAX_HEADER_LINES) {
-		ev->flags |= XHDR_F_TOO_MANY_HEADERS;
-		p->state = ST_STOP_LOG;
-		return 1;
+	lf = launder(sc, scan_value(m, a, end, XHDR_STEP_WORDS));
+	if (lf == a + 8 * XHDR_STEP_WORDS && lf < end) {
+		sc->p.pos = lf;
+		sc->p.phase = PH_VALUE;
+		return STEP_OVER;
 	}
-	p->lines = lines + 1;
-	ev->header_lines = lines + 1;
-	if (is_tchar) {
-		p->mask = n->char_mask[0][c];
-		p->count = 1;
-		p->state = ST_NAME;
-	} else {
-		ev->flags |= XHDR_F_BAD_LINE;	/* R12: obs-fold, empty name or a bad first byte */
-		p->state = ST_SKIP;
-	}
-	return 0;
+	forget_memory();
+	finish_value(m, rec, lf);
+	if (lf >= end)
+		return headers_cut(sc, &rec->ev);
+	sc->p.pos = lf + 1;
+	sc->p.phase = PH_LINE;
+	return STEP_OVER;
 }
 
-/* R11: an empty line ends the request; R14: another may follow. Returns 1 when the scan must stop. */
-static __always_inline int finish_request(struct xhdr_scratch *sc)
+/* R12: the rest of a line that is not logged. Returns the next part (see step()). */
+static __always_inline int skip_part(struct stage_ctx *m, struct xhdr_event *ev)
 {
-	__u32 next = sc->p.req + 1;
+	struct xhdr_scratch *sc = m->sc;
+	__u32 a = sc->p.pos, end = sc->pk.view_end, lf;
 
-	if (next >= XHDR_MAX_REQUESTS) {
-		sc->p.req = next;
-		sc->p.state = ST_STOP;
-		return 1;
-	}
-	start_request(sc, next);
-	return 0;
+	lf = launder(sc, find_byte(m, a, end, '\n', XHDR_STEP_WORDS));
+	if (lf >= end)
+		return headers_cut(sc, ev);
+	sc->p.pos = lf == a + 8 * XHDR_STEP_WORDS ? lf : lf + 1;
+	sc->p.phase = lf == a + 8 * XHDR_STEP_WORDS ? PH_SKIP : PH_LINE;
+	return STEP_OVER;
 }
 
-/* Reads one view byte at offset i. Returns 1 when the scan must stop. */
-static __always_inline int scan_byte(struct xhdr_scratch *sc, struct xhdr_names *n, __u32 i, __u8 c)
+/*
+ * One step of the parser: the parts of a header line run one after the other until the line is done or
+ * a part has read its XHDR_STEP_WORDS words; the next step goes on where this one stopped. A typical
+ * line takes one step. Returns 1 when the scan is over.
+ */
+static __always_inline int step(struct stage_ctx *m)
 {
-	struct parser *p = &sc->p;
-	__u32 req = p->req;
-	__u32 count = p->count;
-	__u8 cls = n->char_class[c];
+	struct xhdr_scratch *sc = m->sc;
+	struct record *rec = record_of(sc, sc->p.req);
 	struct xhdr_event *ev;
+	int next = sc->p.phase;
 
-	if (req >= XHDR_MAX_REQUESTS)
-		return 1;
-	ev = &sc->events[req];
-
-	switch (p->state) {
-	case ST_METHOD:		/* R9 */
-		if (c == ' ' && count > 0) {
-			ev->method_len = count;
-			p->count = 0;
-			p->state = ST_TARGET;
-			return 0;
-		}
-		if (!(cls & XHDR_CC_TCHAR) || count >= XHDR_METHOD_MAX)
-			goto invalid;
-		ev->method[count] = c;
-		p->count = count + 1;
-		return 0;
-	case ST_TARGET:		/* R9 */
-		if (c == ' ' && count > 0) {
-			p->count = 0;
-			p->state = ST_VERSION;
-			return 0;
-		}
-		if (!(cls & XHDR_CC_TARGET))
-			goto invalid;
-		if (count < XHDR_MAX_TARGET_LEN) {
-			ev->data[count] = c;
-			ev->data_len = count + 1;
-		} else {
-			ev->flags |= XHDR_F_TARGET_TRUNCATED;
-		}
-		p->count = count + 1;
-		ev->target_length = count + 1;
-		return 0;
-	case ST_VERSION:	/* R9: "HTTP/1." then 0 or 1 then CR LF or LF */
-		if (count < 7) {
-			/* "HTTP/1." as little-endian bytes of one constant: no string in .rodata */
-			if (c != ((0x2E312F50545448ULL >> (count * 8)) & 0xFF))
-				goto invalid;
-		} else if (count == 7) {
-			if (c != '0' && c != '1')
-				goto invalid;
-			ev->version = c == '0' ? 10 : 11;
-		} else if (c == '\r') {
-			p->state = ST_VERSION_CR;
-			return 0;
-		} else if (c == '\n') {
-			goto line_done;
-		} else {
-			goto invalid;
-		}
-		p->count = count + 1;
-		return 0;
-	case ST_VERSION_CR:
-		if (c != '\n')
-			goto invalid;
-		goto line_done;
-	case ST_LINE_START:	/* R11 */
-		if (c == '\n')
-			return finish_request(sc);
-		if (c == '\r') {
-			p->state = ST_START_CR;
-			return 0;
-		}
-		return begin_line(sc, n, ev, c, cls & XHDR_CC_TCHAR);
-	case ST_START_CR:
-		if (c == '\n')
-			return finish_request(sc);
-		/* The line starts with a CR that is not a line end; c is consumed by ST_SKIP. */
-		return begin_line(sc, n, ev, c, 0);
-	case ST_NAME:		/* R12 */
-		if (c == ':') {
-			__u32 match = count <= XHDR_NAME_MAX ? p->mask & n->len_mask[count] : 0;
-			__u32 s;
-
-			p->state = ST_SKIP;
-			if (!match)
-				return 0;
-			s = n->first_slot[match & 0xFF] & (XHDR_SLOTS - 1);
-			if (ev->slots[s].flags & XHDR_S_PRESENT) {
-				ev->slots[s].flags |= XHDR_S_REPEATED;
-				return 0;
-			}
-			ev->slots[s].flags = XHDR_S_PRESENT;
-			ev->slots[s].value_off = ev->data_len;
-			p->slot = s;
-			p->state = ST_VALUE_LEAD;
-			return 0;
-		}
-		if (cls & XHDR_CC_TCHAR) {
-			if (count < XHDR_NAME_MAX)
-				p->mask &= n->char_mask[count][c];
-			else
-				p->mask = 0;
-			p->count = count + 1;
-			return 0;
-		}
-		ev->flags |= XHDR_F_BAD_LINE;
-		p->state = c == '\n' ? ST_LINE_START : ST_SKIP;
-		return 0;
-	case ST_SKIP:
-		if (c == '\n')
-			p->state = ST_LINE_START;
-		return 0;
-	case ST_VALUE_LEAD:	/* R13 */
-		if (c == ' ' || c == '\t')
-			return 0;
-		p->vstart = i;
-		if (c == '\n') {
-			finish_value(sc, n, ev, i, 0);
-			p->state = ST_LINE_START;
-			return 0;
-		}
-		p->trim_end_before_cr = i;
-		p->trim_end = i + 1;
-		p->last_cr = c == '\r';
-		p->state = ST_VALUE;
-		goto copy_value;
-	case ST_VALUE:		/* R13 */
-		if (c == '\n') {
-			finish_value(sc, n, ev, p->last_cr ? p->trim_end_before_cr : p->trim_end, 0);
-			p->state = ST_LINE_START;
-			return 0;
-		}
-		if (c == ' ' || c == '\t') {
-			p->last_cr = 0;
-		} else {
-			p->trim_end_before_cr = p->trim_end;
-			p->trim_end = i + 1;
-			p->last_cr = c == '\r';
-		}
-		goto copy_value;
-	default:
-		return 1;
-	}
-
-copy_value: {
-	__u32 s = p->slot & (XHDR_SLOTS - 1);
-	__u32 off = i - p->vstart;
-	__u32 base = ev->slots[s].value_off;
-
-	if (n->mode[s] == XHDR_MODE_VALUE && off < XHDR_MAX_VALUE_LEN)
-		put_data(ev, (__u64)base + off, c);
-	return 0;
+	if (!rec)
+		return stop(sc, sc->p.req);
+	ev = &rec->ev;
+	if (next == PH_METHOD)
+		return method_step(m);
+	if (next == PH_TARGET)
+		return target_step(m);
+	if (next == PH_LINE)
+		next = line_part(m, ev);
+	if (next == PH_NAME)
+		next = name_part(m, ev);
+	if (next == PH_LONG_NAME)
+		next = long_name_part(m, ev);
+	if (next == PH_VALUE)
+		next = value_part(m, rec);
+	if (next == PH_SKIP)
+		next = skip_part(m, ev);
+	return next != STEP_OVER;
 }
-line_done:
-	p->lines = 0;
-	p->state = ST_LINE_START;
-	return 0;
-invalid:
-	p->state = ST_STOP;
+
+/* --- Values: copies, and SipHash-2-4 a word at a time with its state in registers ----------------- */
+
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND(d)								\
+	do {									\
+		d.v0 += d.v1; d.v1 = ROTL(d.v1, 13); d.v1 ^= d.v0; d.v0 = ROTL(d.v0, 32); \
+		d.v2 += d.v3; d.v3 = ROTL(d.v3, 16); d.v3 ^= d.v2;			\
+		d.v0 += d.v3; d.v3 = ROTL(d.v3, 21); d.v3 ^= d.v0;			\
+		d.v2 += d.v1; d.v1 = ROTL(d.v1, 17); d.v1 ^= d.v2; d.v2 = ROTL(d.v2, 32); \
+	} while (0)
+
+/* The range being worked on; the compiler keeps it in registers. */
+struct cursor {
+	__u64 v0, v1, v2, v3;	/* SipHash state */
+	struct record *rec;
+	__u32 a;		/* frame offset of the next word */
+	__u32 start, end;
+	__u32 dst, slot, mode;
+};
+
+/* Starts range r for the stage that handles `kind` (XHDR_MODE_VALUE or XHDR_MODE_HASH); 0 when none is left. */
+static __always_inline int begin_range(struct stage_ctx *m, __u32 r, struct cursor *d, __u8 kind)
+{
+	struct value_range *rg;
+
+	if (r >= m->sc->p.nranges || r >= XHDR_RANGES)
+		return 0;
+	rg = &m->sc->ranges[r];
+	d->rec = record_of(m->sc, rg->request);
+	if (!d->rec)
+		return 0;
+	d->slot = rg->slot;
+	d->mode = rg->mode;
+	d->dst = rg->dst;
+	d->start = rg->start;
+	d->end = rg->end;
+	d->a = d->start;
+	if (kind == XHDR_MODE_HASH) {
+		d->v0 = m->n->key[0] ^ 0x736f6d6570736575ULL;
+		d->v1 = m->n->key[1] ^ 0x646f72616e646f6dULL;
+		d->v2 = m->n->key[0] ^ 0x6c7967656e657261ULL;
+		d->v3 = m->n->key[1] ^ 0x7465646279746573ULL;
+	}
 	return 1;
 }
 
-/* After the scan: how many requests are logged, closing the one the view ended in (R10, R11, R13). */
-static __always_inline __u32 close_scan(struct xhdr_scratch *sc, struct xhdr_names *n, __u32 view_len)
+/*
+ * R9, R13: copies every logged target and value into its record, straight from the packet. One flat loop
+ * steps through the words of all ranges (a loop per range inside a loop over ranges would multiply the
+ * verifier's work); the ranges are disjoint parts of the view, so the steps are bounded by its words
+ * plus the ranges. Digests are left to xhdr_hash(), so each loop's body stays small for the verifier.
+ */
+int xhdr_values(struct xdp_md *ctx)
 {
-	struct parser *p = &sc->p;
-	__u32 req = p->req;
-	struct xhdr_event *ev;
+	struct stage_ctx m;
+	struct cursor d;
+	__u32 step, r, dst;
 
-	if (req >= XHDR_MAX_REQUESTS)
-		return XHDR_MAX_REQUESTS;
-	ev = &sc->events[req];
-
-	switch (p->state) {
-	case ST_TARGET:
-	case ST_VERSION:
-	case ST_VERSION_CR:
-		if (req > 0)		/* R14: a later request needs its whole request line */
-			return req;
-		ev->flags |= XHDR_F_LINE_CUT;
-		return 1;
-	case ST_VALUE_LEAD:
-		p->vstart = view_len;
-		finish_value(sc, n, ev, view_len, 1);
-		break;
-	case ST_VALUE:
-		finish_value(sc, n, ev, p->last_cr ? p->trim_end_before_cr : p->trim_end, 1);
-		break;
-	case ST_LINE_START:
-	case ST_START_CR:
-	case ST_NAME:
-	case ST_SKIP:
-		break;
-	case ST_STOP_LOG:
-		return req + 1;
-	default:		/* ST_METHOD, ST_STOP: nothing open */
-		return req;
+	if (!stage_maps(ctx, &m))
+		return XDP_PASS;
+	r = launder(m.sc, 0);
+	if (!begin_range(&m, r, &d, XHDR_MODE_VALUE))
+		goto done;
+	for (step = 0; step < XHDR_VIEW_WORDS + XHDR_RANGES; step++) {
+		/* laundered: the position differs on every path through the ranges (see launder()) */
+		d.a = launder(m.sc, d.a);
+		if (d.mode == XHDR_MODE_VALUE && d.a < d.end) {
+			/* bytes past the range read as zero and land in the record's slack at worst */
+			dst = launder(m.sc, d.dst + d.a - d.start);
+			if (dst > sizeof(d.rec->ev.data))
+				break;
+			*(__u64 *)&d.rec->ev.data[dst] = word_at(&m, d.a, d.end);
+			d.a += 8;
+			continue;
+		}
+		r = launder(m.sc, r + 1);
+		if (!begin_range(&m, r, &d, XHDR_MODE_VALUE))
+			break;
 	}
-	ev->flags |= XHDR_F_HEADERS_CUT;
-	return req + 1;
-}
-
-#define SIPROUND(v)							\
-	do {								\
-		v[0] += v[1]; v[1] = (v[1] << 13) | (v[1] >> 51);	\
-		v[1] ^= v[0]; v[0] = (v[0] << 32) | (v[0] >> 32);	\
-		v[2] += v[3]; v[3] = (v[3] << 16) | (v[3] >> 48);	\
-		v[3] ^= v[2];						\
-		v[0] += v[3]; v[3] = (v[3] << 21) | (v[3] >> 43);	\
-		v[3] ^= v[0];						\
-		v[2] += v[1]; v[1] = (v[1] << 17) | (v[1] >> 47);	\
-		v[1] ^= v[2]; v[2] = (v[2] << 32) | (v[2] >> 32);	\
-	} while (0)
-
-static __always_inline void hasher_start(struct xhdr_scratch *sc, struct xhdr_names *n, __u32 range)
-{
-	struct hasher *h = &sc->h;
-
-	h->v[0] = n->key[0] ^ 0x736f6d6570736575ULL;
-	h->v[1] = n->key[1] ^ 0x646f72616e646f6dULL;
-	h->v[2] = n->key[0] ^ 0x6c7967656e657261ULL;
-	h->v[3] = n->key[1] ^ 0x7465646279746573ULL;
-	h->tail = 0;
-	h->range = range;
-	h->scheme_len = 0;
-	h->scheme_open = 1;
-	h->pos = range < XHDR_RANGES ? sc->ranges[range].start : 0;
-}
-
-/* SipHash-2-4 finalisation for a message of len bytes; tail holds its last len % 8 bytes. */
-static __always_inline __u64 hasher_finish(struct hasher *h, __u32 len)
-{
-	__u64 *v = h->v;
-	__u64 b = ((__u64)len << 56) | h->tail;
-
-	v[3] ^= b;
-	SIPROUND(v);
-	SIPROUND(v);
-	v[0] ^= b;
-	v[2] ^= 0xFF;
-	SIPROUND(v);
-	SIPROUND(v);
-	SIPROUND(v);
-	SIPROUND(v);
-	return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
-
-static __always_inline void count(struct xhdr_counters *cnt, enum xhdr_counter which)
-{
-	cnt->count[which]++;
-}
-
-/* The per-packet maps every stage needs; NULL only if a map is missing, which loading rules out. */
-struct stage_ctx {
-	struct xhdr_scratch *sc;
-	struct xhdr_names *n;
-	struct xhdr_counters *cnt;
-};
-
-static __always_inline int stage_maps(struct stage_ctx *m)
-{
-	__u32 zero = 0;
-
-	m->cnt = counters.lookup(&zero);
-	m->sc = scratch.lookup(&zero);
-	m->n = names.lookup(&zero);
-	return m->cnt && m->sc && m->n;
-}
-
-/* The payload pointer for a later stage, re-derived from the offset the entry program saved. */
-static __always_inline __u8 *payload_of(struct xdp_md *ctx, struct xhdr_scratch *sc)
-{
-	__u32 off = sc->pk.payload_off;
-
-	if (off > 255)		/* Ethernet, two tags, IPv4 with options and TCP with options fit in 142 */
-		return 0;
-	return (__u8 *)(long)ctx->data + off;
-}
-
-/* The maps and the payload for a stage after the entry program; NULL when either cannot be had. */
-static __always_inline __u8 *stage_begin(struct xdp_md *ctx, struct stage_ctx *m)
-{
-	if (!stage_maps(m))
-		return 0;
-	return payload_of(ctx, m->sc);
-}
-
-/* Stage after the scan: hash secrets if any were seen, else emit. */
-static __always_inline int after_scan(struct xdp_md *ctx, struct stage_ctx *m)
-{
-	if (m->sc->p.nranges > 0) {
-		hasher_start(m->sc, m->n, 0);
+done:
+	if (m.sc->p.hashes)
 		stages.call(ctx, XHDR_STAGE_HASH);
-	} else {
-		stages.call(ctx, XHDR_STAGE_EMIT);
-	}
+	stages.call(ctx, XHDR_STAGE_EMIT);
 	return XDP_PASS;
 }
 
-/* R7-R14: reads up to XHDR_CHUNK view bytes per invocation, then tail-calls itself or moves on. */
+/* R13: digests every hash or auth value, straight from the packet, the same way as xhdr_values(). */
+int xhdr_hash(struct xdp_md *ctx)
+{
+	struct stage_ctx m;
+	struct cursor d;
+	__u32 step, r;
+	__u64 w;
+
+	if (!stage_maps(ctx, &m))
+		return XDP_PASS;
+	r = launder(m.sc, 0);
+	if (!begin_range(&m, r, &d, XHDR_MODE_HASH))
+		goto done;
+	for (step = 0; step < XHDR_VIEW_WORDS + XHDR_RANGES; step++) {
+		d.a = launder(m.sc, d.a);
+		if (d.mode == XHDR_MODE_VALUE) {
+			/* not ours: on to the next range */
+		} else if (d.a + 8 <= d.end) {
+			w = word_at(&m, d.a, d.end);
+			d.v3 ^= w;
+			SIPROUND(d);
+			SIPROUND(d);
+			d.v0 ^= w;
+			d.a += 8;
+			continue;
+		} else {
+			/* The last 0 to 7 bytes and the length, then the finalisation. */
+			w = (d.a < d.end ? word_at(&m, d.a, d.end) : 0) | (__u64)(d.end - d.start) << 56;
+			d.v3 ^= w;
+			SIPROUND(d);
+			SIPROUND(d);
+			d.v0 ^= w;
+			d.v2 ^= 0xFF;
+			SIPROUND(d);
+			SIPROUND(d);
+			SIPROUND(d);
+			SIPROUND(d);
+			d.rec->ev.slots[d.slot & (XHDR_SLOTS - 1)].hash = d.v0 ^ d.v1 ^ d.v2 ^ d.v3;
+		}
+		r = launder(m.sc, r + 1);
+		if (!begin_range(&m, r, &d, XHDR_MODE_HASH))
+			break;
+	}
+done:
+	stages.call(ctx, XHDR_STAGE_EMIT);
+	return XDP_PASS;
+}
+
+/* --- Stages ------------------------------------------------------------------------------------ */
+
+/*
+ * R8-R14: runs up to XHDR_STEPS_PER_CALL steps of the parser, then tail-calls itself or moves on. A step
+ * handles one part of a line (method, target, line start, name, value, rest of line) and looks at no
+ * more than XHDR_STEP_WORDS words; a longer part takes several steps.
+ */
 int xhdr_scan(struct xdp_md *ctx)
 {
-	void *data_end = (void *)(long)ctx->data_end;
 	struct stage_ctx m;
-	__u32 k, pos, view_len, end;
-	__u8 *payload;
+	__u32 i;
+	int over;
 
-	payload = stage_begin(ctx, &m);
-	if (!payload)
+	if (!stage_maps(ctx, &m))
 		return XDP_PASS;
-	pos = m.sc->pk.pos;
-	view_len = m.sc->pk.view_len;
-	end = pos;
-	for (k = 0; k < XHDR_CHUNK; k++) {
-		__u32 i = pos + k;
-		__u8 *byte;
-
+	for (i = 0; i < XHDR_STEPS_PER_CALL; i++) {
 		forget_memory();
-		end = i;
-		if (i >= view_len || i >= XHDR_MAX_SCAN_BYTES)
-			goto finished;
-		byte = payload + bounded_offset(i);
-		if ((void *)(byte + 1) > data_end)	/* a frame shorter than its IP length (R4, R5) */
-			goto finished;
-		if (scan_byte(m.sc, m.n, i, *byte))
+		over = step(&m);
+		if (over)
 			goto finished;
 	}
-	m.sc->pk.pos = pos + XHDR_CHUNK;
 	stages.call(ctx, XHDR_STAGE_SCAN);
 	return XDP_PASS;
 
 finished:
-	/* The view is what was read; `end` is its length unless the scan stopped on a byte. */
-	m.sc->pk.logged = close_scan(m.sc, m.n, end);
-	if (m.sc->pk.logged == 0) {
+	if (m.sc->p.logged == 0) {
 		count(m.cnt, XHDR_C_NOT_HTTP);
 		return XDP_PASS;
 	}
-	return after_scan(ctx, &m);
-}
-
-/*
- * R13: digests each recorded hash or auth value, byte by byte, straight from the packet. One flat loop
- * over all ranges instead of a loop per range: nested loops would multiply the verifier's work.
- */
-int xhdr_hash(struct xdp_md *ctx)
-{
-	void *data_end = (void *)(long)ctx->data_end;
-	struct stage_ctx m;
-	struct xhdr_scratch *sc;
-	struct hasher *h;
-	__u8 *payload;
-	__u32 step;
-
-	payload = stage_begin(ctx, &m);
-	if (!payload)
-		return XDP_PASS;
-	sc = m.sc;
-	h = &sc->h;
-	for (step = 0; step < XHDR_CHUNK; step++) {
-		struct hash_range *hr;
-		struct xhdr_event *ev;
-		__u32 r, pos, s, off;
-		__u8 *byte;
-		__u8 c;
-
-		forget_memory();
-		r = h->range;
-		pos = h->pos;
-		if (r >= sc->p.nranges || r >= XHDR_RANGES)
-			goto finished;
-		hr = &sc->ranges[r];
-		if (hr->request >= XHDR_MAX_REQUESTS)
-			goto finished;
-		ev = &sc->events[hr->request];
-		s = hr->slot & (XHDR_SLOTS - 1);
-		if (pos >= hr->end) {
-			ev->slots[s].hash = hasher_finish(h, pos - hr->start);
-			if (h->scheme_open && h->scheme_len > 0)	/* R13: no SP after the scheme */
-				wipe_scheme(ev);
-			hasher_start(sc, m.n, r + 1);
-			continue;
-		}
-		if (pos >= XHDR_MAX_SCAN_BYTES)
-			goto finished;
-		byte = payload + bounded_offset(pos);
-		if ((void *)(byte + 1) > data_end)
-			goto finished;
-		c = *byte;
-		if (hr->mode == XHDR_MODE_AUTH && h->scheme_open) {
-			/* The scheme is written past data_len and only becomes part of the record once SP follows. */
-			__u32 len = h->scheme_len;
-			__u32 base = ev->data_len;
-
-			if (c == ' ' && len > 0) {
-				ev->slots[s].value_off = base;
-				ev->slots[s].value_len = len;
-				ev->data_len = base + len;
-				h->scheme_open = 0;
-			} else if ((m.n->char_class[c] & XHDR_CC_TCHAR) && len < XHDR_SCHEME_MAX) {
-				put_data(ev, (__u64)base + len, c);
-				h->scheme_len = len + 1;
-			} else {
-				if (len > 0)
-					wipe_scheme(ev);
-				h->scheme_open = 0;
-			}
-		}
-		off = (pos - hr->start) & 7;
-		h->tail |= (__u64)c << (off * 8);
-		if (off == 7) {
-			__u64 *v = h->v;
-			__u64 word = h->tail;
-
-			v[3] ^= word;
-			SIPROUND(v);
-			SIPROUND(v);
-			v[0] ^= word;
-			h->tail = 0;
-		}
-		h->pos = pos + 1;
-	}
-	stages.call(ctx, XHDR_STAGE_HASH);
-	return XDP_PASS;
-
-finished:
-	stages.call(ctx, XHDR_STAGE_EMIT);
+	if (m.sc->p.nranges > 0)
+		stages.call(ctx, XHDR_STAGE_VALUES);
+	else
+		stages.call(ctx, XHDR_STAGE_EMIT);
 	return XDP_PASS;
 }
 
 /* R8: one ring-buffer record per request found, with the flow's addresses. */
 int xhdr_emit(struct xdp_md *ctx)
 {
-	void *data_end = (void *)(long)ctx->data_end;
 	struct stage_ctx m;
 	struct flow *flow;
-	__u32 r, logged, scan_limit, size;
-	__u64 wakeup;
-	__u8 *payload;
+	__u32 r, logged, size;
+	__u64 wakeup, now;
 
-	payload = stage_begin(ctx, &m);
-	if (!payload)
+	if (!stage_maps(ctx, &m))
 		return XDP_PASS;
 	flow = &m.sc->flow;
-	logged = m.sc->pk.logged;
-	/* R7: more payload than the view, and the frame really holds it */
-	scan_limit = m.sc->pk.payload_len > XHDR_MAX_SCAN_BYTES &&
-		     (void *)(payload + XHDR_MAX_SCAN_BYTES + 1) <= data_end;
+	logged = m.sc->p.logged;
 #ifdef XHDR_PLANTED_SLOWDOWN
 	/*
 	 * Exists only for the regression gate's self-test (tests/test_bench_gate.py): one extra pass over the
@@ -729,27 +1081,26 @@ int xhdr_emit(struct xdp_md *ctx)
 	 * defines XHDR_PLANTED_SLOWDOWN; the default build is unchanged.
 	 */
 	{
-		__u32 i, sum = 0, view_len = m.sc->pk.view_len;
+		__u32 i, sum = 0, a = m.sc->pk.view_start, end = m.sc->pk.view_end;
 
 		for (i = 0; i < XHDR_MAX_SCAN_BYTES; i++) {
-			__u8 *byte = payload + bounded_offset(i);
-
-			if (i >= view_len || (void *)(byte + 1) > data_end)
+			if (a + i >= end)
 				break;
-			sum = sum * 31 + m.n->char_class[*byte];
-			sum ^= m.n->first_slot[sum & 255];
+			sum = sum * 31 + m.n->char_class[byte_at(m, a + i)];
+			sum ^= m.n->lowest_bit[sum & 255];
 		}
 		asm volatile("" : : "r"(sum));
 	}
 #endif
 	/* All requests are counted before any event, so readers waiting for events == requests see no gap. */
 	m.cnt->count[XHDR_C_HTTP_REQUEST] += logged;
+	now = bpf_ktime_get_ns();
 	for (r = 0; r < XHDR_MAX_REQUESTS; r++) {
-		struct xhdr_event *ev = &m.sc->events[r];
+		struct xhdr_event *ev = &m.sc->rec[r].ev;
 
 		if (r >= logged)
 			break;
-		ev->timestamp_ns = bpf_ktime_get_ns();
+		ev->timestamp_ns = now;
 		ev->ifindex = ctx->ingress_ifindex;
 		ev->family = flow->family;
 		__builtin_memcpy(ev->saddr, flow->saddr, sizeof(ev->saddr));
@@ -760,7 +1111,7 @@ int xhdr_emit(struct xdp_md *ctx)
 		ev->vlan_ids[1] = flow->vlan_ids[1];
 		ev->vlan_count = flow->vlan_count;
 		ev->request_index = r;
-		if (scan_limit)
+		if (m.sc->pk.scan_limit)
 			ev->flags |= XHDR_F_SCAN_LIMIT;
 		/*
 		 * Waking the consumer for every event costs more than the whole extraction; readers poll
@@ -778,6 +1129,22 @@ int xhdr_emit(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+/* The frame's length when it is below `below`, found by comparing packet pointers (no helper on 5.10). */
+static __always_inline __u32 frame_length(struct xdp_md *ctx, struct xhdr_scratch *sc, __u32 below)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	__u32 len = 0, step, next;
+
+#pragma unroll
+	for (step = 1024; step; step >>= 1) {
+		next = launder(sc, len + step);
+		if (next < below && data + frame_offset(next) <= data_end)
+			len = next;
+	}
+	return len;
+}
+
 /* R1-R6: Ethernet, VLAN, IP and TCP; hands a watched, non-empty payload to the scan stage. */
 int xhdr_extract(struct xdp_md *ctx)
 {
@@ -787,12 +1154,12 @@ int xhdr_extract(struct xdp_md *ctx)
 	struct stage_ctx m;
 	struct flow *flow;
 	struct tcphdr *tcp;
-	__u32 ip_end, l4_off, payload_off, payload_len, port, i;
+	__u32 ip_end, l4_off, payload_off, port, view_end, i;
 	__u32 l3_off = sizeof(struct ethhdr);
-	__u8 *payload, *watched;
+	__u8 *watched;
 	__u16 proto;
 
-	if (!stage_maps(&m))
+	if (!stage_maps(ctx, &m))
 		return XDP_PASS;
 	flow = &m.sc->flow;
 	count(m.cnt, XHDR_C_PACKETS);
@@ -892,20 +1259,21 @@ int xhdr_extract(struct xdp_md *ctx)
 	count(m.cnt, XHDR_C_TCP_WATCHED);
 	flow->sport = bpf_ntohs(tcp->source);
 	flow->dport = port;
-	payload = data + payload_off;
-	payload_len = ip_end - payload_off;
-	if (payload_len == 0 || (void *)(payload + 1) > data_end) {
+	/* R7: the view, within the IP length and within the frame (it may be shorter than its IP length). */
+	view_end = ip_end < payload_off + XHDR_MAX_SCAN_BYTES ? ip_end : payload_off + XHDR_MAX_SCAN_BYTES;
+	if (data + frame_offset(view_end) > data_end)
+		view_end = frame_length(ctx, m.sc, view_end);
+	if (view_end <= payload_off) {
 		count(m.cnt, XHDR_C_NO_PAYLOAD);
 		return XDP_PASS;
 	}
-
-	m.sc->pk.payload_off = payload_off;
-	m.sc->pk.payload_len = payload_len;
-	m.sc->pk.view_len = payload_len < XHDR_MAX_SCAN_BYTES ? payload_len : XHDR_MAX_SCAN_BYTES;
-	m.sc->pk.pos = 0;
-	m.sc->pk.logged = 0;
+	m.sc->pk.view_start = payload_off;
+	m.sc->pk.view_end = view_end;
+	m.sc->pk.scan_limit = ip_end > payload_off + XHDR_MAX_SCAN_BYTES &&
+			      data + frame_offset(payload_off + XHDR_MAX_SCAN_BYTES + 1) <= data_end;
 	m.sc->p.nranges = 0;
-	start_request(m.sc, 0);
+	m.sc->p.hashes = 0;
+	start_request(m.sc, 0, payload_off);
 	stages.call(ctx, XHDR_STAGE_SCAN);
 	return XDP_PASS;
 

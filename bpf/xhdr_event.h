@@ -116,20 +116,23 @@ struct xhdr_event {
 
 #define XHDR_EVENT_FIXED_BYTES offsetof(struct xhdr_event, data)
 
-/* Byte classes of RFC 9110/9112 that the parser tests on every byte. */
+/* Byte classes of RFC 9110/9112 that the parser tests. */
 enum xhdr_char_class {
 	XHDR_CC_TCHAR = 1 << 0,		/* token character: methods, header names, auth schemes */
-	XHDR_CC_TARGET = 1 << 1,	/* may appear in a request target */
 };
+
+#define XHDR_NAME_WORDS (XHDR_NAME_MAX / 8)
 
 /* Written by user space (harness/program.py); read once per packet. */
 struct xhdr_names {
 	__u64 key[2];				/* SipHash key for hash and auth modes */
+	__u64 name[XHDR_SLOTS][XHDR_NAME_WORDS];	/* each name lower-cased, zero-padded, little-endian words */
+	__u64 fold[XHDR_SLOTS][XHDR_NAME_WORDS];	/* 0x20 where the name has a letter: (word | fold) == name */
 	__u8 mode[XHDR_SLOTS];			/* enum xhdr_mode per slot */
 	__u8 char_class[256];			/* enum xhdr_char_class per byte */
-	__u8 first_slot[256];			/* index of the lowest set bit of a mask */
+	__u8 lowest_bit[256];			/* index of the lowest set bit of a byte (0 for 0) */
+	__u8 highest_bit[256];			/* index of the highest set bit of a byte (0 for 0) */
 	__u8 len_mask[XHDR_NAME_MAX + 1];	/* slots whose name has this length */
-	__u8 char_mask[XHDR_NAME_MAX][256];	/* slots whose name has this byte, either case, here */
 };
 
 #endif /* XHDR_EVENT_H */

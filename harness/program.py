@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Self
 
 from harness.bcc_loader import BccUnavailable, import_bcc
-from harness.config import MAX_HEADER_NAME_LEN, TCHARS, ExtractorConfig, HeaderRule
+from harness.config import MAX_HEADER_NAME_LEN, TCHARS, ExtractorConfig
 from harness.counters import Counter, Counts
 from harness.event import SLOTS, HeaderEvent, decode_event
 from harness.xdp import XdpMode, attach_xdp, detach_xdp
@@ -24,10 +24,10 @@ BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 EXTRACTOR_SOURCE = BPF_DIR / "xhdr.c"
 ENTRY_POINT = "xhdr_extract"
 # Tail-called stages, in the order of enum xhdr_stage in bpf/xhdr.c.
-STAGES = ("xhdr_scan", "xhdr_hash", "xhdr_emit")
+STAGES = ("xhdr_scan", "xhdr_values", "xhdr_hash", "xhdr_emit")
 
 CHAR_CLASS_TCHAR = 1
-CHAR_CLASS_TARGET = 2
+NAME_WORDS = MAX_HEADER_NAME_LEN // 8
 
 __all__ = ["BccUnavailable", "Program", "ProgramError", "XdpMode"]
 
@@ -37,33 +37,29 @@ class ProgramError(RuntimeError):
 
 
 def char_classes() -> bytes:
-    """The byte classes of RFC 9110/9112 the parser needs (enum xhdr_char_class)."""
-    classes = bytearray(256)
-    for byte in range(256):
-        if byte in TCHARS:
-            classes[byte] |= CHAR_CLASS_TCHAR
-        if 0x21 <= byte <= 0x7E or byte >= 0x80:
-            classes[byte] |= CHAR_CLASS_TARGET
-    return bytes(classes)
+    """The byte classes of RFC 9110 the parser needs (enum xhdr_char_class)."""
+    return bytes(CHAR_CLASS_TCHAR if byte in TCHARS else 0 for byte in range(256))
 
 
-def name_tables(rules: tuple[HeaderRule, ...]) -> tuple[bytes, bytes, bytes]:
-    """Slot masks per (position, byte) and per name length, and the lowest set bit of each mask.
+def name_words(name: str) -> tuple[list[int], list[int]]:
+    """A configured name as the kernel compares it: lower-cased words, and the case-fold mask per word.
 
-    The kernel matches a header name in one pass by AND-ing the mask of every byte it reads: a slot
-    survives only if its name has that byte, in either case, at that position (see struct xhdr_names).
+    The kernel ORs each word of a field name with the fold mask (0x20 on the name's letters) and compares
+    it with the lower-cased name, so a name matches ignoring ASCII case in four comparisons (R12).
     """
-    char_mask = bytearray(MAX_HEADER_NAME_LEN * 256)
-    len_mask = bytearray(MAX_HEADER_NAME_LEN + 1)
-    for slot, rule in enumerate(rules):
-        bit = 1 << slot
-        name = rule.name.encode("ascii")
-        len_mask[len(name)] |= bit
-        for position, byte in enumerate(name):
-            for variant in {byte, ord(chr(byte).lower()), ord(chr(byte).upper())}:
-                char_mask[position * 256 + variant] |= bit
-    first_slot = bytes((mask & -mask).bit_length() - 1 if mask else 0 for mask in range(256))
-    return bytes(char_mask), bytes(len_mask), first_slot
+    raw = name.encode("ascii").ljust(MAX_HEADER_NAME_LEN, b"\0")
+    lower = raw.lower()
+    fold = bytes(0x20 if chr(byte).isalpha() else 0 for byte in raw)
+    words = [int.from_bytes(lower[i : i + 8], "little") for i in range(0, MAX_HEADER_NAME_LEN, 8)]
+    folds = [int.from_bytes(fold[i : i + 8], "little") for i in range(0, MAX_HEADER_NAME_LEN, 8)]
+    return words, folds
+
+
+def bit_index_tables() -> tuple[bytes, bytes]:
+    """The lowest and the highest set bit of every byte value (0 for 0): BPF has no bit-scan instruction."""
+    lowest = bytes((mask & -mask).bit_length() - 1 if mask else 0 for mask in range(256))
+    highest = bytes(mask.bit_length() - 1 if mask else 0 for mask in range(256))
+    return lowest, highest
 
 
 @contextlib.contextmanager
@@ -86,11 +82,13 @@ class NamesValue(ctypes.Structure):
 
     _fields_ = [
         ("key", ctypes.c_uint64 * 2),
+        ("name", (ctypes.c_uint64 * NAME_WORDS) * SLOTS),
+        ("fold", (ctypes.c_uint64 * NAME_WORDS) * SLOTS),
         ("mode", ctypes.c_uint8 * SLOTS),
         ("char_class", ctypes.c_uint8 * 256),
-        ("first_slot", ctypes.c_uint8 * 256),
+        ("lowest_bit", ctypes.c_uint8 * 256),
+        ("highest_bit", ctypes.c_uint8 * 256),
         ("len_mask", ctypes.c_uint8 * (MAX_HEADER_NAME_LEN + 1)),
-        ("char_mask", (ctypes.c_uint8 * 256) * MAX_HEADER_NAME_LEN),
     ]
 
 
@@ -142,16 +140,20 @@ class Program:
         for port in config.ports:
             ports[ports.Key(port)] = ports.Leaf(1)
         value = NamesValue()
-        char_mask, len_mask, first_slot = name_tables(config.headers)
         value.key[0] = int.from_bytes(self.key[:8], "little")
         value.key[1] = int.from_bytes(self.key[8:], "little")
-        for slot in range(SLOTS):
-            value.mode[slot] = int(config.headers[slot].mode) if slot < len(config.headers) else 0
+        for slot, rule in enumerate(config.headers):
+            value.mode[slot] = int(rule.mode)
+            value.len_mask[len(rule.name)] |= 1 << slot
+            words, folds = name_words(rule.name)
+            for index in range(NAME_WORDS):
+                value.name[slot][index] = words[index]
+                value.fold[slot][index] = folds[index]
+        lowest, highest = bit_index_tables()
         ctypes.memmove(value.char_class, char_classes(), 256)
-        ctypes.memmove(value.first_slot, first_slot, 256)
-        ctypes.memmove(value.len_mask, len_mask, len(len_mask))
-        ctypes.memmove(value.char_mask, char_mask, len(char_mask))
-        # BCC's own leaf type for this map flattens the 2-D char_mask, so the update goes through our struct.
+        ctypes.memmove(value.lowest_bit, lowest, 256)
+        ctypes.memmove(value.highest_bit, highest, 256)
+        # BCC's own leaf type for this map flattens the 2-D name arrays, so the update goes through our struct.
         key = ctypes.c_uint32(0)
         if self._bcc.libbcc.lib.bpf_update_elem(
             self.bpf[b"names"].map_fd, ctypes.byref(key), ctypes.byref(value), 0

@@ -125,6 +125,8 @@ class Program:
             stages[ctypes.c_int(index)] = ctypes.c_int(self.functions[name].fd)
         self.fd: int = self.functions[ENTRY_POINT].fd
         self._events: list[HeaderEvent] = []
+        self.keep_records = False  # also keep each event's raw record (take_records)
+        self._records: list[bytes] = []
         self.bpf[b"events"].open_ring_buffer(self._on_event)
         self.configure(self.config)
 
@@ -166,8 +168,19 @@ class Program:
     # -- results -------------------------------------------------------------------------------
 
     def _on_event(self, _ctx: object, data: int, size: int) -> int:
-        self._events.append(decode_event(ctypes.string_at(data, size), self.config))
+        raw = ctypes.string_at(data, size)
+        self._events.append(decode_event(raw, self.config))
+        if self.keep_records:
+            self._records.append(raw)
         return 0
+
+    def take_records(self) -> list[bytes]:
+        """The raw ring-buffer records behind the events taken since keep_records was set, oldest first.
+
+        For tests of what leaves the kernel byte for byte (padding and unused space included).
+        """
+        records, self._records = self._records, []
+        return records
 
     def take_events(self) -> list[HeaderEvent]:
         """Every event the ring buffer holds now, oldest first; they are removed from the buffer."""

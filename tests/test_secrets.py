@@ -1,0 +1,163 @@
+"""Secrets stay in the kernel, checked on raw bytes (issue 9: S1, S3, docs/EXTRACTION.md R13).
+
+Every Cookie and Authorization token here is drawn fresh and unique, so any run of RUN of its bytes found in a
+ring-buffer record (padding and unused space included) or in any map after the packet is a leak. Requests are
+split at random points (a segment that starts inside a secret), cut short and pipelined, the shapes that
+leaked before. Every event must also equal the reference's, so the property cannot pass by logging nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import random
+import string
+from collections.abc import Iterator
+
+import pytest
+
+from harness import reference
+from harness.compare import event_differences
+from harness.config import ExtractorConfig
+from harness.event import SLOTS, event_struct
+from harness.frames import FrameSpec, build
+from harness.kernels import _libbcc
+from harness.program import Program
+from harness.testrun import test_run
+
+pytestmark = pytest.mark.kernel
+
+KEY = bytes(range(0x10, 0x20))
+CONFIG = ExtractorConfig()
+RUN = 6  # the shortest run of a secret's bytes that counts as a leak
+TOKEN_BYTES = (string.ascii_letters + string.digits + "-._~").encode()
+BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_PERCPU_ARRAY = 6
+
+
+def token(rng: random.Random) -> bytes:
+    return bytes(rng.choice(TOKEN_BYTES) for _ in range(rng.randint(16, 72)))
+
+
+def request(rng: random.Random, secrets: list[bytes], target: bytes = b"/api/v2/items") -> bytes:
+    """A request with a Cookie and an Authorization value made of fresh tokens (recorded in ``secrets``)."""
+    cookie, bearer = token(rng), token(rng)
+    secrets += [cookie, bearer]
+    fields = [
+        b"Host: api.shop.example",
+        b"User-Agent: okhttp/4.12.0",
+        b"Cookie: sid=" + cookie,
+        b"Authorization: Bearer " + bearer,
+        b"X-Filler-%d: %s" % (rng.randint(0, 99), b"f" * rng.randint(0, 40)),
+    ]
+    rng.shuffle(fields)
+    return b"GET " + target + b" HTTP/1.1\r\n" + b"\r\n".join(fields) + b"\r\n\r\n"
+
+
+def frames(rng: random.Random, secrets: list[bytes]) -> Iterator[bytes]:
+    """Payloads split inside a request, cut short, and pipelined, each followed by a clean request."""
+    for _ in range(40):
+        whole = request(rng, secrets)
+        cut = rng.randint(1, len(whole) - 1)
+        yield whole[:cut]  # cut short (R10, R11, R13 CUT)
+        yield whole[cut:]  # a segment that starts anywhere, inside a secret too
+        yield request(rng, secrets) * rng.randint(2, 4)  # pipelined (R14)
+        yield request(rng, secrets, b"/next")  # reuses the scratch that the segments above wrote
+
+
+def leaks(blob: bytes, secrets: list[bytes]) -> list[str]:
+    """Every secret with a run of RUN bytes inside ``blob``."""
+    found = []
+    for secret in secrets:
+        runs = {secret[i : i + RUN] for i in range(len(secret) - RUN + 1)}
+        hits = [run for run in runs if run in blob]
+        if hits:
+            found.append(f"{secret!r} (e.g. {hits[0]!r})")
+    return found
+
+
+def map_contents(program: Program) -> dict[str, bytes]:
+    """The bytes of every array map of the program, per-CPU maps on every CPU (the ring buffer aside)."""
+    lib = _libbcc()
+    module = program.bpf.module
+    cpus = _possible_cpus()
+    contents = {}
+    for index in range(lib.bpf_num_tables(module)):
+        kind = lib.bpf_table_type_id(module, index)
+        if kind not in (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY):
+            continue
+        fd = lib.bpf_table_fd_id(module, index)
+        leaf = lib.bpf_table_leaf_size_id(module, index)
+        size = (leaf + 7) // 8 * 8 * cpus if kind == BPF_MAP_TYPE_PERCPU_ARRAY else leaf
+        chunks = []
+        for entry in range(lib.bpf_table_max_entries_id(module, index)):
+            key, value = ctypes.c_uint32(entry), ctypes.create_string_buffer(size)
+            assert lib.bpf_lookup_elem(fd, ctypes.byref(key), value) == 0
+            chunks.append(value.raw)
+        contents[lib.bpf_table_name(module, index).decode()] = b"".join(chunks)
+    return contents
+
+
+def _possible_cpus() -> int:
+    with open("/sys/devices/system/cpu/possible") as possible:
+        return max(int(part.split("-")[-1]) for part in possible.read().strip().split(",")) + 1
+
+
+def record_problems(raw: bytes) -> list[str]:
+    """What a record holds beyond its fields: bytes past data_len, after the method, or in reserved space."""
+    struct_type = event_struct(CONFIG.max_target_len, CONFIG.max_value_len)
+    data_at = struct_type.data.offset
+    record = struct_type.from_buffer_copy(raw[: ctypes.sizeof(struct_type)].ljust(ctypes.sizeof(struct_type), b"\0"))
+    problems = []
+    if len(raw) != data_at + record.data_len:
+        problems.append(f"record of {len(raw)} bytes for a data_len of {record.data_len}")
+    if any(bytes(record.method)[record.method_len :]):
+        problems.append(f"method[] holds bytes after its {record.method_len}: {bytes(record.method)!r}")
+    used = min(record.target_length, CONFIG.max_target_len) + sum(slot.value_len for slot in record.slots)
+    if used != record.data_len:
+        problems.append(f"data_len {record.data_len} but the target and values use {used}")
+    for index in range(SLOTS):
+        slot = record.slots[index]
+        if slot.reserved or (not slot.flags and (slot.hash or slot.length or slot.value_len)):
+            problems.append(f"slot {index} holds bytes it does not use")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def keyed_program() -> Iterator[Program]:
+    with Program(CONFIG, key=KEY) as loaded:
+        loaded.keep_records = True
+        yield loaded
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_secret_byte_in_any_record_or_map(keyed_program: Program, seed: int) -> None:
+    rng, secrets = random.Random(seed), []
+    checked = 0
+    for payload in frames(rng, secrets):
+        frame = build(FrameSpec(payload=payload))
+        test_run(keyed_program.fd, frame)
+        events, records = keyed_program.take_events(), keyed_program.take_records()
+        expected = reference.extract(frame, CONFIG, KEY).events
+        assert len(events) == len(expected), payload
+        for event, want, raw in zip(events, expected, records, strict=True):
+            assert not event_differences(event, want), (payload, event_differences(event, want))
+            assert not record_problems(raw), (payload, record_problems(raw))
+            assert not leaks(raw, secrets), (payload, leaks(raw, secrets))
+            checked += 1
+    assert checked > 150  # the property saw records, not only frames that were not requests
+    for name, blob in map_contents(keyed_program).items():
+        assert not leaks(blob, secrets), f"map {name} still holds {leaks(blob, secrets)}"
+
+
+def test_segment_starting_in_a_cookie_leaves_nothing_in_the_next_record(keyed_program: Program) -> None:
+    """S1 as reported: a segment beginning two bytes before `T0ken`, then `GET /next` on the same CPU."""
+    whole = b"GET /a HTTP/1.1\r\nHost: a\r\nCookie: sid=s3cr3tT0kenValue42\r\n\r\n"
+    split = whole.index(b"T0ken") - 2
+    for payload in (whole[:split], whole[split:], b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"):
+        test_run(keyed_program.fd, build(FrameSpec(payload=payload)))
+    keyed_program.take_events()
+    last = keyed_program.take_records()[-1]
+    struct_type = event_struct(CONFIG.max_target_len, CONFIG.max_value_len)
+    method = last[struct_type.method.offset : struct_type.method.offset + struct_type.method.size]
+    assert method == b"GET".ljust(16, b"\0")
+    assert not leaks(last, [b"s3cr3tT0kenValue42"])

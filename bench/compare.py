@@ -34,6 +34,7 @@ from typing import Literal
 
 import numpy as np
 
+from bench.foreign import ForeignLoadError, ForeignProgram
 from bench.kernel_cost import Case, cases, events_per_run, interleaved_round, max_repeat, program_subject
 from harness.config import ExtractorConfig
 from harness.program import BPF_DIR, EXTRACTOR_SOURCE, Program
@@ -61,6 +62,7 @@ class Version:
     source: Path
     cflags: tuple[str, ...] = ()
     commit: str = ""
+    tree: Path | None = None  # a git ref's whole checkout: its own harness loads it (bench/foreign.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,8 +169,9 @@ def _git(*args: str) -> str:
 def reference_version(ref: str) -> Iterator[Version]:
     """The reference build: a stored program (a .c file, or a directory holding xhdr.c) or a git ref.
 
-    For a git ref every file of bpf/ at that ref is written to a temporary directory, so the reference
-    compiles against its own headers (quoted includes resolve beside the source first).
+    For a git ref the whole tree at that ref is written to a temporary directory: the reference compiles
+    against its own headers and is loaded by its own harness (``_load``), since the maps, stages and event
+    layout of the extractor may differ between commits.
     """
     path = Path(ref)
     if path.is_file():
@@ -184,11 +187,27 @@ def reference_version(ref: str) -> Iterator[Version]:
     if EXTRACTOR_SOURCE.name not in names:
         raise GateError(f"{ref} has no {BPF_DIR.name}/{EXTRACTOR_SOURCE.name}")
     with tempfile.TemporaryDirectory(prefix="xhdr-gate-") as directory:
-        for name in names:
-            if name.endswith((".c", ".h")):
-                content = _git("show", f"{commit}:{BPF_DIR.name}/{name}")
-                (Path(directory) / name).write_text(content)
-        yield Version(f"git {ref}", Path(directory) / EXTRACTOR_SOURCE.name, commit=commit[:12])
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit], cwd=REPO_DIR, capture_output=True, check=False
+        )
+        unpacked = subprocess.run(
+            ["tar", "-x", "-C", directory], input=archive.stdout, capture_output=True, check=False
+        )
+        if archive.returncode or unpacked.returncode:
+            raise GateError(
+                f"cannot export {ref}: {(archive.stderr or unpacked.stderr).decode().strip()[:200]}"
+            )
+        tree = Path(directory)
+        yield Version(
+            f"git {ref}", tree / BPF_DIR.name / EXTRACTOR_SOURCE.name, commit=commit[:12], tree=tree
+        )
+
+
+def _version_json(version: Version) -> dict:
+    """A version as the gate's JSON records it (a git ref's exported tree is temporary: left out)."""
+    document = dataclasses.asdict(version) | {"source": str(version.source)}
+    del document["tree"]
+    return document
 
 
 def current_version(cflags: tuple[str, ...] = ()) -> Version:
@@ -244,7 +263,13 @@ class CaseComparison:
 Progress = Callable[[str, int, int, "CaseComparison | None"], None]
 
 
-def _load(version: Version, config: ExtractorConfig, key: bytes) -> Program:
+def _load(version: Version, config: ExtractorConfig, key: bytes) -> Program | ForeignProgram:
+    """A git ref is loaded by its own commit's harness: the maps and stages may differ from today's."""
+    if version.tree is not None and not version.cflags and config == ExtractorConfig():
+        try:
+            return ForeignProgram(version.tree, key)
+        except ForeignLoadError as error:
+            raise GateError(f"{version.label}: {error}") from None
     return Program(config, key=key, source=version.source, extra_cflags=version.cflags)
 
 
@@ -355,8 +380,8 @@ def run_gate(
         "profile": profile,
         "repeat": repeat,
         "loads": loads,
-        "reference": dataclasses.asdict(reference) | {"source": str(reference.source)},
-        "current": dataclasses.asdict(current) | {"source": str(current.source)},
+        "reference": _version_json(reference),
+        "current": _version_json(current),
         "median_spread_pct": round(float(np.median(spreads)), 2) if spreads else math.nan,
         "cases": [c.to_json() for c in comparisons],
     }

@@ -39,7 +39,7 @@ from harness.corpus import load_corpus
 from harness.cost import empty_program_fd
 from harness.counters import Counter
 from harness.program import Program
-from harness.testrun import _libbpf
+from harness.testrun import libbpf
 from harness.wait import wait_until
 from harness.xdp import XdpMode
 from netns.lab import Lab
@@ -98,7 +98,7 @@ def prog_runtime(fd: int) -> tuple[int, int]:
     """(run_time_ns, run_cnt) the kernel counted for a program while bpf_stats is enabled."""
     info = _ProgInfo()
     size = ctypes.c_uint32(ctypes.sizeof(info))
-    library = _libbpf()
+    library = libbpf()
     if library.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) != 0:
         raise OSError(ctypes.get_errno(), "bpf_obj_get_info_by_fd failed")
     return info.run_time_ns, info.run_cnt

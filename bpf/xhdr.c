@@ -1086,7 +1086,7 @@ int xhdr_emit(struct xdp_md *ctx)
 		for (i = 0; i < XHDR_MAX_SCAN_BYTES; i++) {
 			if (a + i >= end)
 				break;
-			sum = sum * 31 + m.n->char_class[byte_at(m, a + i)];
+			sum = sum * 31 + m.n->char_class[byte_at(&m, a + i)];
 			sum ^= m.n->lowest_bit[sum & 255];
 		}
 		asm volatile("" : : "r"(sum));

@@ -55,7 +55,7 @@ class TestRunResult:
 
 
 @functools.cache
-def _libbpf() -> ctypes.CDLL:
+def libbpf() -> ctypes.CDLL:
     name = ctypes.util.find_library("bpf") or "libbpf.so.1"
     library = ctypes.CDLL(name, use_errno=True)
     library.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
@@ -72,7 +72,7 @@ def test_run(prog_fd: int, frame: bytes, repeat: int = 1) -> TestRunResult:
         data_size_in=len(frame),
         repeat=repeat,
     )
-    if _libbpf().bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts)) != 0:
+    if libbpf().bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts)) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"BPF_PROG_TEST_RUN failed on a {len(frame)}-byte frame: {os.strerror(errno)}")
     return TestRunResult(verdict=opts.retval, duration_ns=opts.duration)

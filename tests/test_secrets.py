@@ -106,7 +106,9 @@ def record_problems(raw: bytes) -> list[str]:
     """What a record holds beyond its fields: bytes past data_len, after the method, or in reserved space."""
     struct_type = event_struct(CONFIG.max_target_len, CONFIG.max_value_len)
     data_at = struct_type.data.offset
-    record = struct_type.from_buffer_copy(raw[: ctypes.sizeof(struct_type)].ljust(ctypes.sizeof(struct_type), b"\0"))
+    record = struct_type.from_buffer_copy(
+        raw[: ctypes.sizeof(struct_type)].ljust(ctypes.sizeof(struct_type), b"\0")
+    )
     problems = []
     if len(raw) != data_at + record.data_len:
         problems.append(f"record of {len(raw)} bytes for a data_len of {record.data_len}")

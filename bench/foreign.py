@@ -1,0 +1,109 @@
+"""A build of another commit, loaded by that commit's own harness, for the A/B gate.
+
+The event layout, the maps and the stages of the extractor change between commits, and the current
+``Program`` only knows its own. So the gate exports the reference commit's whole tree, loads the extractor
+there in a helper process with that tree's ``harness.program.Program``, and takes over the two file
+descriptors it needs over a Unix socket: the entry program (its maps stay alive through it), the program
+array of its stages (the kernel empties a program array when user space holds no descriptor of it) and the
+ring buffer, drained here through libbpf's ring_buffer API. Both builds then run in
+this process, paired round by round, exactly as two current builds would.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Self
+
+from harness.testrun import libbpf
+
+# Runs in the helper: the reference tree first on sys.path, so its harness is the one imported.
+_LOADER = """
+import socket, sys
+sys.path.insert(0, sys.argv[1])
+from harness.config import ExtractorConfig
+from harness.program import Program
+program = Program(ExtractorConfig(), key=bytes.fromhex(sys.argv[2]))
+channel = socket.socket(fileno=int(sys.argv[3]))
+socket.send_fds(channel, [b"fds"], [program.fd, program.bpf[b"events"].map_fd, program.bpf[b"stages"].map_fd])
+channel.recv(1)
+"""
+
+_SAMPLE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+
+class ForeignLoadError(RuntimeError):
+    """The reference commit's harness could not load its extractor; the message says why in one line."""
+
+
+class ForeignProgram:
+    """The extractor of ``tree`` (a checkout of another commit) with the default configuration and ``key``.
+
+    Offers what the gate uses of a Program: ``fd`` and ``take_events()`` (here the raw records).
+    """
+
+    def __init__(self, tree: Path, key: bytes) -> None:
+        parent, child = socket.socketpair()
+        with parent, child:
+            helper = subprocess.Popen(
+                [sys.executable, "-c", _LOADER, str(tree), key.hex(), str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                _, fds, _, _ = socket.recv_fds(parent, 16, 3)
+                parent.send(b"x")
+            finally:
+                _, error = helper.communicate(timeout=300)
+        if len(fds) != 3:
+            last = (error or "").strip().splitlines()[-1:] or ["no message"]
+            raise ForeignLoadError(f"the reference's own harness could not load its extractor: {last[0]}")
+        self.fd, self._ring_fd, self._stages_fd = fds
+        self._records: list[bytes] = []
+        self._callback = _SAMPLE(self._on_record)  # kept: libbpf calls it until ring_buffer__free
+        self._ring = _ring_api().ring_buffer__new(self._ring_fd, self._callback, None, None)
+        if not self._ring:
+            self.close()
+            raise ForeignLoadError(
+                f"libbpf cannot open the reference's ring buffer: {os.strerror(ctypes.get_errno())}"
+            )
+
+    def _on_record(self, _ctx: int | None, data: int, size: int) -> int:
+        self._records.append(ctypes.string_at(data, size))
+        return 0
+
+    def take_events(self) -> list[bytes]:
+        """Every record the ring buffer holds now, oldest first; they are removed from the buffer."""
+        _ring_api().ring_buffer__consume(self._ring)
+        records, self._records = self._records, []
+        return records
+
+    def close(self) -> None:
+        if getattr(self, "_ring", None):
+            _ring_api().ring_buffer__free(self._ring)
+            self._ring = None
+        for fd in (self.fd, self._ring_fd, self._stages_fd):
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _ring_api() -> ctypes.CDLL:
+    lib = libbpf()
+    lib.ring_buffer__new.restype = ctypes.c_void_p
+    lib.ring_buffer__new.argtypes = [ctypes.c_int, _SAMPLE, ctypes.c_void_p, ctypes.c_void_p]
+    lib.ring_buffer__consume.restype = ctypes.c_int
+    lib.ring_buffer__consume.argtypes = [ctypes.c_void_p]
+    lib.ring_buffer__free.restype = None
+    lib.ring_buffer__free.argtypes = [ctypes.c_void_p]
+    return lib

@@ -302,47 +302,47 @@ static __always_inline __u64 whitespace(__u64 w)
 }
 
 /* Bit j set when byte j of w is a tchar. */
-static __always_inline __u32 tchar_bits(struct xhdr_names *n, __u64 w)
-{
-	__u32 bits = 0, j;
+/* What a search looks for (see search()). */
+enum search_for {
+	FIND_LF,		/* R11: the LF that ends a line */
+	FIND_TARGET_END,	/* R9: a byte that cannot be in a target (CTL, SP, DEL) */
+	FIND_NAME_END,		/* R12: a byte below 0x21, above 0x7E or a colon: no field name has one */
+	FIND_NON_TCHAR,		/* R9, R12, R13: a byte that is not a tchar */
+};
 
+/* High bit of each byte of w that the search is for; the lowest marked byte is always right. */
+static __always_inline __u64 search_hits(struct xhdr_names *n, __u64 w, enum search_for what)
+{
+	__u64 hits = 0;
+	__u32 j;
+
+	switch (what) {
+	case FIND_LF:
+		return bytes_equal(w, '\n');
+	case FIND_TARGET_END:
+		return bytes_below(w, 0x21) | bytes_equal(w, 0x7F);
+	case FIND_NAME_END:
+		return bytes_below(w, 0x21) | (w & HIGHS) | bytes_equal(w, 0x7F) | bytes_equal(w, ':');
+	case FIND_NON_TCHAR:
+		/* no branch per byte: each would double the verifier's paths */
 #pragma unroll
-	for (j = 0; j < 8; j++)
-		bits |= (n->char_class[(w >> (j * 8)) & 0xFF] & XHDR_CC_TCHAR) << j;
-	return bits;
+		for (j = 0; j < 8; j++)
+			hits |= (__u64)(~n->char_class[(w >> (j * 8)) & 0xFF] & XHDR_CC_TCHAR) << (j * 8 + 7);
+		return hits;
+	}
+	return 0;
 }
 
 /*
- * The searches below look at most `words` words from frame offset a and return where they stopped: the
- * byte they looked for (before min(a + 8 * words, end)), `end` when the view ended first, or a + 8 *
- * words when the caller must go on from there in its next step (see xhdr_scan()). Their arguments are
- * laundered: a comparison inside a loop narrows the range of every register holding a copy of the
- * compared value, the caller's included, and each exit from the loop would then carry a different
- * range and be explored on its own.
+ * The first byte at or after frame offset a that `what` is for, looking at most `words` words. Returns
+ * it (before min(a + 8 * words, end)), `end` when the view ended first, or a + 8 * words when the caller
+ * goes on from there in its next step (see xhdr_scan()). Words past `end` read as zero, which every
+ * search but FIND_LF marks, so the answer is clamped to `end`. The arguments are laundered: a comparison
+ * inside the loop narrows the range of every register holding a copy of the compared value, the
+ * caller's included, and each exit from the loop would then carry a different range and be explored on
+ * its own.
  */
-
-/* The first byte that is not a tchar. Words past `end` read as zero, which is not a tchar. */
-static __always_inline __u32 skip_tchars(struct stage_ctx *m, __u32 a, __u32 end, __u32 words)
-{
-	__u32 k, bits;
-
-	a = launder(m->sc, a);
-	end = launder(m->sc, end);
-	for (k = 0; k < words; k++) {
-		if (a >= end)
-			return end;
-		bits = tchar_bits(m->n, word_at(m, a, end));
-		if (bits != 0xFF) {
-			a += m->n->lowest_bit[~bits & 0xFF];
-			return a < end ? a : end;
-		}
-		a += 8;
-	}
-	return a < end ? a : end;
-}
-
-/* The first byte c (c != 0). */
-static __always_inline __u32 find_byte(struct stage_ctx *m, __u32 a, __u32 end, __u8 c, __u32 words)
+static __always_inline __u32 search(struct stage_ctx *m, __u32 a, __u32 end, __u32 words, enum search_for what)
 {
 	__u32 k;
 
@@ -353,56 +353,7 @@ static __always_inline __u32 find_byte(struct stage_ctx *m, __u32 a, __u32 end, 
 
 		if (a >= end)
 			return end;
-		hits = bytes_equal(word_at(m, a, end), c);
-		if (hits) {
-			a += lowest_marked(hits);
-			return a < end ? a : end;
-		}
-		a += 8;
-	}
-	return a < end ? a : end;
-}
-
-/* R9: the first byte that cannot be in a target (CTL, SP, DEL). */
-static __always_inline __u32 skip_target(struct stage_ctx *m, __u32 a, __u32 end, __u32 words)
-{
-	__u32 k;
-
-	a = launder(m->sc, a);
-	end = launder(m->sc, end);
-	for (k = 0; k < words; k++) {
-		__u64 w, hits;
-
-		if (a >= end)
-			return end;
-		w = word_at(m, a, end);
-		hits = bytes_below(w, 0x21) | bytes_equal(w, 0x7F);
-		if (hits) {
-			a += lowest_marked(hits);
-			return a < end ? a : end;
-		}
-		a += 8;
-	}
-	return a < end ? a : end;
-}
-
-/*
- * R12: the first byte that is below 0x21, above 0x7E or a colon, within NAME_SEARCH_WORDS words: each is
- * a byte no field name has, and one of them ends every well-formed name.
- */
-static __always_inline __u32 find_name_end(struct stage_ctx *m, __u32 a, __u32 end)
-{
-	__u32 k;
-
-	a = launder(m->sc, a);
-	end = launder(m->sc, end);
-	for (k = 0; k < NAME_SEARCH_WORDS; k++) {
-		__u64 w, hits;
-
-		if (a >= end)
-			return end;
-		w = word_at(m, a, end);
-		hits = bytes_below(w, 0x21) | (w & HIGHS) | bytes_equal(w, 0x7F) | bytes_equal(w, ':');
+		hits = search_hits(m->n, word_at(m, a, end), what);
 		if (hits) {
 			a += lowest_marked(hits);
 			return a < end ? a : end;
@@ -527,7 +478,7 @@ static __always_inline int method_step(struct stage_ctx *m)
 	if (s >= end)
 		return stop(sc, sc->p.req);
 	limit = end < s + XHDR_METHOD_MAX + 1 ? end : s + XHDR_METHOD_MAX + 1;
-	q = launder(sc, skip_tchars(m, s, limit, 3));
+	q = launder(sc, search(m, s, limit, 3, FIND_NON_TCHAR));
 	if (q >= end || q == s || q - s > XHDR_METHOD_MAX || byte_at(m, q) != ' ')
 		return stop(sc, sc->p.req);
 	sc->p.line = s;
@@ -554,7 +505,7 @@ static __always_inline int target_step(struct stage_ctx *m)
 	if (!rec)
 		return stop(sc, req);
 	ev = &rec->ev;
-	tend = launder(sc, skip_target(m, a, end, XHDR_STEP_WORDS));
+	tend = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_TARGET_END));
 	if (tend >= end)
 		goto cut;
 	if (tend == a + 8 * XHDR_STEP_WORDS) {
@@ -709,7 +660,7 @@ static __always_inline int name_part(struct stage_ctx *m, struct xhdr_event *ev)
 	struct xhdr_scratch *sc = m->sc;
 	__u32 line = sc->p.line, end = sc->pk.view_end, q, s;
 
-	q = launder(sc, find_name_end(m, line, end));
+	q = launder(sc, search(m, line, end, NAME_SEARCH_WORDS, FIND_NAME_END));
 	if (q >= end)
 		return headers_cut(sc, ev);	/* the view ends inside the name: not known to be bad */
 	if (q == line + 8 * NAME_SEARCH_WORDS)
@@ -721,7 +672,7 @@ static __always_inline int name_part(struct stage_ctx *m, struct xhdr_event *ev)
 	/* laundered: the slot is a different constant on each path out of match_name() */
 	s = launder(sc, match_name(m, line, q));
 	if (s >= XHDR_SLOTS) {
-		if (launder(sc, skip_tchars(m, line, q, NAME_SEARCH_WORDS)) < q)
+		if (launder(sc, search(m, line, q, NAME_SEARCH_WORDS, FIND_NON_TCHAR)) < q)
 			ev->flags |= XHDR_F_BAD_LINE;	/* a separator such as '(' or '@' in the name */
 		return skip_from(sc, q);
 	}
@@ -743,7 +694,7 @@ static __always_inline int long_name_part(struct stage_ctx *m, struct xhdr_event
 	struct xhdr_scratch *sc = m->sc;
 	__u32 a = sc->p.phase == PH_LONG_NAME ? sc->p.pos : sc->p.line, end = sc->pk.view_end, q;
 
-	q = launder(sc, skip_tchars(m, a, end, XHDR_STEP_WORDS));
+	q = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_NON_TCHAR));
 	if (q >= end)
 		return headers_cut(sc, ev);
 	if (q == a + 8 * XHDR_STEP_WORDS) {
@@ -765,7 +716,7 @@ static __always_inline void add_scheme(struct stage_ctx *m, struct record *rec, 
 {
 	struct xhdr_event *ev = &rec->ev;
 	__u32 limit = end < start + XHDR_SCHEME_MAX + 1 ? end : start + XHDR_SCHEME_MAX + 1;
-	__u32 q = launder(m->sc, skip_tchars(m, start, limit, 3)), len = q - start, at;
+	__u32 q = launder(m->sc, search(m, start, limit, 3, FIND_NON_TCHAR)), len = q - start, at;
 
 	if (q >= end || len == 0 || len > XHDR_SCHEME_MAX || byte_at(m, q) != ' ')
 		return;
@@ -852,7 +803,7 @@ static __always_inline int skip_part(struct stage_ctx *m, struct xhdr_event *ev)
 	struct xhdr_scratch *sc = m->sc;
 	__u32 a = sc->p.pos, end = sc->pk.view_end, lf;
 
-	lf = launder(sc, find_byte(m, a, end, '\n', XHDR_STEP_WORDS));
+	lf = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_LF));
 	if (lf >= end)
 		return headers_cut(sc, ev);
 	sc->p.pos = lf == a + 8 * XHDR_STEP_WORDS ? lf : lf + 1;

@@ -48,7 +48,7 @@
 #define XHDR_RANGES (XHDR_MAX_REQUESTS * (2 * XHDR_SLOTS + 1))
 /* Words one step of the parser looks at, at most (see xhdr_scan()). */
 #ifndef XHDR_STEP_WORDS
-#define XHDR_STEP_WORDS 4
+#define XHDR_STEP_WORDS 8
 #endif
 /*
  * Steps one packet can need: a step either completes a line, or reads XHDR_STEP_WORDS words of the view
@@ -81,7 +81,7 @@
 #define HTTP10 0x302E312F50545448ULL
 
 /* Consumers are woken once per this many events on a CPU (a power of two). */
-#define XHDR_WAKEUP_EVERY 64
+#define XHDR_WAKEUP_EVERY 256
 
 /*
  * Forgets what the compiler knows about memory, so state is re-read from the scratch map (see the top).
@@ -278,6 +278,17 @@ static __always_inline __u64 bytes_equal(__u64 w, __u8 c)
 	return zero_bytes(w ^ (ONES * c));
 }
 
+/*
+ * High bit of the bytes equal to c; only the lowest is sure to be right (a borrow can mark a byte above
+ * a match), which is all a search reads, and it costs two operations less than bytes_equal().
+ */
+static __always_inline __u64 first_equal(__u64 w, __u8 c)
+{
+	__u64 x = w ^ (ONES * c);
+
+	return (x - ONES) & ~x & HIGHS;
+}
+
 /* High bit of each byte below n (n <= 0x80); exact for every byte. */
 static __always_inline __u64 bytes_below(__u64 w, __u8 n)
 {
@@ -318,11 +329,11 @@ static __always_inline __u64 search_hits(struct xhdr_names *n, __u64 w, enum sea
 
 	switch (what) {
 	case FIND_LF:
-		return bytes_equal(w, '\n');
+		return first_equal(w, '\n');
 	case FIND_TARGET_END:
-		return bytes_below(w, 0x21) | bytes_equal(w, 0x7F);
+		return bytes_below(w, 0x21) | first_equal(w, 0x7F);
 	case FIND_NAME_END:
-		return bytes_below(w, 0x21) | (w & HIGHS) | bytes_equal(w, 0x7F) | bytes_equal(w, ':');
+		return bytes_below(w, 0x21) | (w & HIGHS) | first_equal(w, 0x7F) | first_equal(w, ':');
 	case FIND_NON_TCHAR:
 		/* no branch per byte: each would double the verifier's paths */
 #pragma unroll
@@ -661,8 +672,12 @@ static __always_inline int name_part(struct stage_ctx *m, struct xhdr_event *ev)
 	__u32 line = sc->p.line, end = sc->pk.view_end, q, s;
 
 	q = launder(sc, search(m, line, end, NAME_SEARCH_WORDS, FIND_NAME_END));
-	if (q >= end)
-		return headers_cut(sc, ev);	/* the view ends inside the name: not known to be bad */
+	if (q >= end) {
+		/* The view ends inside the name: bad only if a separator such as ';' came before. */
+		if (launder(sc, search(m, line, end, NAME_SEARCH_WORDS, FIND_NON_TCHAR)) < end)
+			ev->flags |= XHDR_F_BAD_LINE;
+		return headers_cut(sc, ev);
+	}
 	if (q == line + 8 * NAME_SEARCH_WORDS)
 		return PH_LONG_NAME;
 	if (q == line || byte_at(m, q) != ':') {

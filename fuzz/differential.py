@@ -7,7 +7,7 @@ hands the shrunk ones back so ``fuzz.repro`` can save them.
 
 ``FUZZ_CONFIG`` has small limits on purpose: with a 16-byte value limit and a 320-byte view, random requests
 cross every truncation and cut rule (R7, R9, R11, R13) all the time, where the default limits would need long
-inputs that Hypothesis rarely draws. A part of a line reads at most 32 bytes per scan step and one scan
+inputs that Hypothesis rarely draws. A part of a line reads at most 64 bytes per scan step and one scan
 invocation runs 16 steps (bpf/xhdr.c), so requests also cross step boundaries and the tail call between two
 scan invocations.
 """

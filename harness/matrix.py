@@ -5,7 +5,7 @@ A matrix is a TOML file with one ``[[variant]]`` table per build::
     [[variant]]
     name = "largest"                                   # unique; the key in results and baselines
     limits = { max_scan_bytes = 1536, max_requests_per_packet = 8 }   # ExtractorConfig limits
-    defines = { XHDR_STEP_WORDS = 2, XHDR_FEATURE = true } # other -D: value, true (defined), false (not)
+    defines = { XHDR_STEP_WORDS = 4, XHDR_FEATURE = true } # other -D: value, true (defined), false (not)
 
 ``limits`` go through ExtractorConfig, so a limit outside LIMIT_RANGES is refused by the same check that
 guards every other way of building the extractor; unset limits keep their defaults. A new variant is a new

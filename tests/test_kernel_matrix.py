@@ -24,7 +24,13 @@ def test_default_build_is_accepted_and_matches_the_reference_on_5_10() -> None:
     (column,) = kernel_matrix.run_kernels(["5.10"], [build])
     (guest,) = column.variants
     assert guest.accepted, guest.reason()
-    assert [p.name for p in guest.programs] == ["xhdr_extract", "xhdr_scan", "xhdr_values", "xhdr_hash", "xhdr_emit"]
+    assert [p.name for p in guest.programs] == [
+        "xhdr_extract",
+        "xhdr_scan",
+        "xhdr_values",
+        "xhdr_hash",
+        "xhdr_emit",
+    ]
     assert len(guest.frames) == len(kernel_matrix.corpus_frames())
     assert column.differences == {}
     assert any(events for _, _, events in guest.frames), "no frame produced a ring-buffer record"

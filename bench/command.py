@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import targets
 from bench.results import RESULTS_DIR
 from harness.cli import EXIT_ERROR, CommandError, require_root
 
@@ -208,7 +209,7 @@ def headline(path: Path) -> str:
         f"standard request: extractor {figures[('extractor', 'ns_per_packet')]:.0f} ns/packet, "
         f"empty program {figures[('empty', 'ns_per_packet')]:.1f} ns, "
         f"{figures[('extractor', 'ratio_to_empty')]:.1f}x the empty program "
-        f"(targets: <= 300 ns, <= 40x); render plots with `xhdr report`"
+        f"(targets: {targets.summary()}); render plots with `xhdr report`"
     )
 
 

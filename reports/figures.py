@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bench.results import ResultFile, Row
+from bench.targets import STANDARD_RATIO
 from reports.metrics import metric
 
 KERNEL_SUITE = "kernel_cost"
@@ -185,7 +186,15 @@ def cost_by_case(files: Sequence[ResultFile], out: Path) -> Path | None:
     for xi, name, height in zip(x, names, extractor, strict=True):
         if name in ratio:
             ax.annotate(f"{ratio[name]:.0f}x", (xi - 0.2, height), ha="center", va="bottom", fontsize=8)
-    ax.axhline(300, color="#2ca02c", linestyle="--", linewidth=1, label="target: 300 ns (standard request)")
+    floor = value.get(("standard", "empty"))
+    if floor:
+        ax.axhline(
+            STANDARD_RATIO * floor,
+            color="#2ca02c",
+            linestyle="--",
+            linewidth=1,
+            label=f"target: standard request at most {STANDARD_RATIO:g}x the empty program (lower is better)",
+        )
     ax.set_xticks(x, [n.replace("_", " ") for n in names], rotation=30, ha="right", fontsize=8)
     _style(ax, "Cost per packet by case (labels: ratio to the empty program)", "", "ns per packet")
     ax.legend(fontsize=8)
@@ -309,7 +318,13 @@ def trend(runs: Sequence[dict], out: Path) -> Path | None:
                 x, [np.nan if v is None else v for v in ratios], marker="o", label=case.replace("_", " ")
             )
             bottom.plot(x, [np.nan if v is None else v for v in ns], marker="o", label=case.replace("_", " "))
-    top.axhline(40, color="#2ca02c", linestyle="--", linewidth=1, label="target 40x (standard)")
+    top.axhline(
+        STANDARD_RATIO,
+        color="#2ca02c",
+        linestyle="--",
+        linewidth=1,
+        label=f"target {STANDARD_RATIO:g}x (standard)",
+    )
     _style(top, "Trend across stored runs (pytest-benchmark history)", "", "ratio to empty program")
     _style(bottom, "", "run (date, commit)", "extractor ns per packet")
     top.legend(fontsize=8)

@@ -117,7 +117,8 @@ def test_report_renders_pngs_and_self_contained_html(tmp_path: Path) -> None:
     assert set(document["plots"]) == expected
     assert document["history_runs"] == 2
     standard = {t["what"]: t for t in document["targets"]}
-    assert standard["standard request, ns per packet"]["met"] is False  # 300 + 3 * 363 ns > 300 ns
+    assert standard["standard request, ratio to the empty program"]["met"] is False
+    assert standard["scan cost per extra payload byte (ns)"]["measured"] == _approx(3.0)
     assert document["linear_fits"]["header_count"]["slope"] == _approx(3.0)
     page = (out / "report.html").read_text()
     sources = re.findall(r'src="([^"]*)"', page)

@@ -12,6 +12,7 @@ this process, paired round by round, exactly as two current builds would.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import socket
 import subprocess
@@ -98,7 +99,9 @@ class ForeignProgram:
         self.close()
 
 
+@functools.cache
 def _ring_api() -> ctypes.CDLL:
+    """libbpf with the ring_buffer functions declared (once: take_events() runs every round)."""
     lib = libbpf()
     lib.ring_buffer__new.restype = ctypes.c_void_p
     lib.ring_buffer__new.argtypes = [ctypes.c_int, _SAMPLE, ctypes.c_void_p, ctypes.c_void_p]

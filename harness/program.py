@@ -48,11 +48,12 @@ def name_words(name: str) -> tuple[list[int], list[int]]:
     it with the lower-cased name, so a name matches ignoring ASCII case in four comparisons (R12).
     """
     raw = name.encode("ascii").ljust(MAX_HEADER_NAME_LEN, b"\0")
-    lower = raw.lower()
     fold = bytes(0x20 if chr(byte).isalpha() else 0 for byte in raw)
-    words = [int.from_bytes(lower[i : i + 8], "little") for i in range(0, MAX_HEADER_NAME_LEN, 8)]
-    folds = [int.from_bytes(fold[i : i + 8], "little") for i in range(0, MAX_HEADER_NAME_LEN, 8)]
-    return words, folds
+    return _little_endian_words(raw.lower()), _little_endian_words(fold)
+
+
+def _little_endian_words(raw: bytes) -> list[int]:
+    return [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]
 
 
 def bit_index_tables() -> tuple[bytes, bytes]:

@@ -21,7 +21,14 @@ from bench.compare import (
     render_gate,
     run_gate,
 )
+from bench.foreign import ForeignProgram
+from bench.kernel_cost import standard_frame
+from harness import reference
+from harness.compare import event_differences
+from harness.config import ExtractorConfig
+from harness.event import decode_event
 from harness.program import Program
+from harness.testrun import XDP_PASS, test_run
 
 # The two cases the kernel tests use: the standard request and a long frame that reaches the scan limit.
 TEST_CASES = ("standard", "frame_1500")
@@ -106,6 +113,18 @@ def test_git_ref_extracts_bpf_sources() -> None:
 def test_reference_from_git_builds_and_loads() -> None:
     with reference_version("HEAD") as version, Program(source=version.source) as program:
         assert program.fd > 0
+
+
+@pytest.mark.kernel
+def test_git_ref_is_loaded_by_its_own_harness() -> None:
+    """The gate's reference from git runs in this process though another commit's harness built it."""
+    key, frame = bytes(range(16)), standard_frame()
+    with reference_version("HEAD") as version, ForeignProgram(version.tree, key) as program:
+        assert test_run(program.fd, frame).verdict == XDP_PASS
+        (record,) = program.take_events()
+        assert program.take_events() == []
+    (expected,) = reference.extract(frame, ExtractorConfig(), key).events
+    assert not event_differences(decode_event(record, ExtractorConfig()), expected)
 
 
 @pytest.mark.kernel

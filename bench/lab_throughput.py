@@ -32,10 +32,10 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
+from bench import kernel_cost
 from bench.baselines import BASELINES, CaptureCommand, consumer_argv
 from bench.results import Row, write_results
 from harness.config import ExtractorConfig
-from harness.corpus import load_corpus
 from harness.cost import empty_program_fd
 from harness.counters import Counter
 from harness.program import Program
@@ -51,9 +51,8 @@ BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
 def standard_frame(dst_mac: bytes = OTHER_HOST_MAC) -> bytes:
-    """The corpus's standard request (00_standard_api_request), addressed to ``dst_mac``."""
-    frame = load_corpus()[0].frames[0]
-    return dst_mac + frame[6:]
+    """Benchmark 1's standard request (a SYN with data, so every copy of the burst is parsed), to ``dst_mac``."""
+    return dst_mac + kernel_cost.standard_frame()[6:]
 
 
 # --- the kernel's accounting --------------------------------------------------------------------------

@@ -102,6 +102,7 @@ enum phase {
 	PH_LONG_NAME,		/* a field name longer than NAME_SEARCH_WORDS words */
 	PH_VALUE,		/* a logged field value */
 	PH_SKIP,		/* the rest of a line that is not logged */
+	PH_LINE_CR,		/* R18: a line start after a lone CR that ended the previous segment */
 	PH_DONE,
 };
 
@@ -126,6 +127,20 @@ struct parser {
 	__u32 nranges;		/* ranges recorded for the values stages */
 	__u32 hashes;		/* of which to digest */
 	__u32 laundry;		/* see launder() */
+	/* R17: the body of the request being read */
+	__u64 body_len;		/* from its Content-Length */
+	__u32 lengths;		/* Content-Length lines seen */
+	__u32 body_unknown;	/* Transfer-Encoding, or a bad or second Content-Length */
+	__u32 length_line;	/* the line being read is a Content-Length line */
+	/* R18: a request whose header section goes on in the next segment */
+	__u32 segments;		/* segments it was read in before this one */
+	__u32 resume;		/* the phase the next segment starts in */
+	__u32 seg_start;	/* frame offset where this segment's reading began */
+	__u32 prev_cr;		/* the previous segment of the request ended with a CR (R19) */
+	/* R14, R15: what the flow expects once the scan is over */
+	__u32 next_mode;	/* enum flow_mode; FLOW_LOST unless the scan ended at a known boundary */
+	__u32 next_at;		/* frame offset (from the payload's start) of the next byte to read */
+	__u64 next_body;	/* in FLOW_BODY: body bytes after the payload */
 };
 
 /* Where the payload is, for the stages after the entry program. */
@@ -133,6 +148,9 @@ struct packet {
 	__u32 view_start;	/* frame offset of the payload */
 	__u32 view_end;		/* frame offset after the last byte of the view (R7) */
 	__u32 scan_limit;	/* the payload is longer than the view (R7) */
+	__u32 payload_end;	/* frame offset after the payload by its IP length (R16), maybe past the frame */
+	__u32 seq;		/* sequence number of the payload's first byte */
+	__u32 fin;		/* the segment closes its flow once read (R15) */
 };
 
 /*
@@ -149,6 +167,7 @@ struct value_range {
 	__u8 reserved;
 };
 
+/* A TCP flow (R15): the key of the flows map, so every byte is written for each packet. */
 struct flow {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -157,6 +176,7 @@ struct flow {
 	__u16 vlan_ids[2];
 	__u8 family;
 	__u8 vlan_count;
+	__u16 zero;		/* a key whose size is a multiple of 4 is hashed a word at a time (jhash2) */
 };
 
 /* An event being built, with room for a whole-word copy that ends past its last data byte. */
@@ -173,7 +193,35 @@ struct xhdr_scratch {
 	struct record rec[XHDR_MAX_REQUESTS];
 };
 
+/* R15: how a flow's next bytes are read. */
+enum flow_mode {
+	FLOW_REQUEST,		/* a request starts at `expect` */
+	FLOW_BODY,		/* body_left bytes of a body start at `expect` */
+	FLOW_HEADERS,		/* a request's header section goes on at `expect` (R18) */
+	FLOW_LOST,		/* out of sync: nothing is read until a SYN */
+};
+
+struct flow_state {
+	__u64 body_left;	/* FLOW_BODY */
+	__u32 expect;		/* sequence number of the next byte to read */
+	__u8 mode;		/* enum flow_mode */
+	/* FLOW_HEADERS: the parser state of the request that goes on; its event is in `pending` */
+	__u8 resume;		/* enum phase */
+	__u8 segments;
+	__u8 lengths;
+	__u64 body_len;
+	__u32 body_unknown;
+	__u32 last_cr;		/* the segment ended with a CR (R19) */
+};
+
 BPF_ARRAY(watched_ports, __u8, 65536);
+BPF_TABLE("lru_hash", struct flow, struct flow_state, flows, XHDR_MAX_FLOWS);
+/*
+ * R18: the events of requests that go on in their flow's next segment (records never hold secrets). One
+ * is only kept between two segments of a header section, so a sixty-fourth of the flows is plenty.
+ */
+#define XHDR_PENDING (XHDR_MAX_FLOWS / 64 > 16 ? XHDR_MAX_FLOWS / 64 : 16)
+BPF_TABLE("lru_hash", struct flow, struct record, pending, XHDR_PENDING);
 BPF_ARRAY(names, struct xhdr_names, 1);
 BPF_PERCPU_ARRAY(scratch, struct xhdr_scratch, 1);
 BPF_PERCPU_ARRAY(counters, struct xhdr_counters, 1);
@@ -464,20 +512,40 @@ static __always_inline int start_request(struct xhdr_scratch *sc, __u32 req, __u
 	if (!rec)
 		return stop(sc, req);
 	__builtin_memset(&rec->ev, 0, EVENT_HEAD_BYTES);
+	sc->p.body_len = 0;
+	sc->p.lengths = 0;
+	sc->p.body_unknown = 0;
+	sc->p.segments = 0;
+	sc->p.prev_cr = 0;
 	sc->p.req = req;
 	sc->p.pos = pos;
 	sc->p.phase = PH_METHOD;
 	return 0;
 }
 
-/* R11, R14: the empty line ended request req; the next one, if any, begins at next. */
-static __always_inline int request_complete(struct xhdr_scratch *sc, __u32 req, __u32 next)
+/*
+ * R11, R14, R17: the empty line ended request req at frame offset end; its body follows, then the next
+ * request. Where that starts decides what the flow expects, or the next request is read now.
+ */
+static __always_inline int request_complete(struct xhdr_scratch *sc, __u32 req, __u32 end)
 {
-	if (req + 1 >= XHDR_MAX_REQUESTS || next >= sc->pk.view_end || start_request(sc, req + 1, next)) {
-		stop(sc, req + 1);
-		return SCAN_OVER;
+	__u64 next = end + sc->p.body_len;
+	__u32 payload_end = sc->pk.payload_end;
+
+	if (sc->p.body_unknown)
+		goto over;	/* the flow is lost: where the body ends is unknown */
+	if (next >= payload_end) {
+		sc->p.next_mode = next == payload_end ? FLOW_REQUEST : FLOW_BODY;
+		sc->p.next_at = payload_end - sc->pk.view_start;
+		sc->p.next_body = next - payload_end;
+		goto over;
 	}
+	if (req + 1 >= XHDR_MAX_REQUESTS || next >= sc->pk.view_end || start_request(sc, req + 1, next))
+		goto over;	/* the flow is lost: a request it cannot read now */
 	return STEP_OVER;
+over:
+	stop(sc, req + 1);
+	return SCAN_OVER;
 }
 
 /* R9: the method, 1 to 16 tchar then SP, at the start of a request. Returns 1 when the scan is over. */
@@ -549,6 +617,7 @@ static __always_inline int target_step(struct stage_ctx *m)
 	c = byte_at(m, after);
 	if (c == '\n') {
 		line_end = after + 1;
+		ev->flags |= XHDR_F_BARE_LF;
 	} else if (c == '\r') {
 		if (after + 1 >= end)
 			goto cut;
@@ -559,8 +628,6 @@ static __always_inline int target_step(struct stage_ctx *m)
 		return stop(sc, req);
 	}
 cut:
-	if (!line_end && req > 0)	/* R14: a later request needs its whole request line */
-		return stop(sc, req);
 	/* The method is the tchar run before the SP that starts the target. */
 	tstart = launder(sc, sc->p.tstart);
 	q = tstart - 1;
@@ -594,6 +661,8 @@ static __always_inline __u32 match_name(struct stage_ctx *m, __u32 p, __u32 q)
 	__u32 len = q - p, candidates, s, i;
 	__u64 w;
 
+	/* clang would reuse what body_length_name() learnt of len and drop this bound */
+	asm volatile("" : "+r"(len));
 	if (len > XHDR_NAME_MAX)
 		return XHDR_SLOTS;
 	candidates = m->n->len_mask[len];
@@ -616,39 +685,170 @@ static __always_inline __u32 match_name(struct stage_ctx *m, __u32 p, __u32 q)
 	return XHDR_SLOTS;
 }
 
-/* The view ended before the empty line (R11). */
-static __always_inline int headers_cut(struct xhdr_scratch *sc, struct xhdr_event *ev)
+/* R17: the names that decide a body's length, as match_name() compares them: lower case, with fold masks. */
+#define CONTENT_LENGTH_LEN 14
+#define CONTENT_LENGTH_0 0x2D746E65746E6F63ULL	/* "content-" */
+#define CONTENT_LENGTH_1 0x00006874676E656CULL	/* "length" */
+#define CONTENT_LENGTH_FOLD_0 0x0020202020202020ULL
+#define CONTENT_LENGTH_FOLD_1 0x0000202020202020ULL
+#define TRANSFER_ENCODING_LEN 17
+#define TRANSFER_ENCODING_0 0x726566736E617274ULL	/* "transfer" */
+#define TRANSFER_ENCODING_1 0x6E69646F636E652DULL	/* "-encodin" */
+#define TRANSFER_ENCODING_2 0x0000000000000067ULL	/* "g" */
+#define TRANSFER_ENCODING_FOLD_0 0x2020202020202020ULL
+#define TRANSFER_ENCODING_FOLD_1 0x2020202020202000ULL
+#define TRANSFER_ENCODING_FOLD_2 0x0000000000000020ULL
+
+/* Whether the 8 bytes at frame offset a, up to q, are `name` ignoring ASCII case (R12). */
+static __always_inline int word_is(struct stage_ctx *m, __u32 a, __u32 q, __u64 name, __u64 fold)
 {
+	return (word_at(m, a, q) | fold) == name;
+}
+
+/*
+ * R17: a field name [p, q) that decides the body's length. Transfer-Encoding makes it unknown at once;
+ * a Content-Length line is noted, and its value read by finish_value().
+ */
+static __always_inline void body_length_name(struct stage_ctx *m, struct xhdr_event *ev, __u32 p, __u32 q)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 len = q - p;
+
+	sc->p.length_line = len == CONTENT_LENGTH_LEN &&
+			    word_is(m, p, q, CONTENT_LENGTH_0, CONTENT_LENGTH_FOLD_0) &&
+			    word_is(m, p + 8, q, CONTENT_LENGTH_1, CONTENT_LENGTH_FOLD_1);
+	if (sc->p.length_line && (ev->flags & XHDR_F_TRANSFER_ENCODING))
+		ev->flags |= XHDR_F_CL_AND_TE;	/* R19 */
+	if (len == TRANSFER_ENCODING_LEN &&
+	    word_is(m, p, q, TRANSFER_ENCODING_0, TRANSFER_ENCODING_FOLD_0) &&
+	    word_is(m, p + 8, q, TRANSFER_ENCODING_1, TRANSFER_ENCODING_FOLD_1) &&
+	    word_is(m, p + 16, q, TRANSFER_ENCODING_2, TRANSFER_ENCODING_FOLD_2)) {
+		ev->flags |= XHDR_F_TRANSFER_ENCODING;
+		if (sc->p.lengths)
+			ev->flags |= XHDR_F_CL_AND_TE;	/* R19 */
+		sc->p.body_unknown = 1;
+	}
+}
+
+/* The number that up to 8 decimal digits make, the first digit in the lowest byte (SWAR, no loop). */
+static __always_inline __u64 digits_value(__u64 w)
+{
+	w = (w & 0x0F0F0F0F0F0F0F0FULL) * 2561 >> 8;
+	w = (w & 0x00FF00FF00FF00FFULL) * 6553601 >> 16;
+	return (w & 0x0000FFFF0000FFFFULL) * 42949672960001ULL >> 32;
+}
+
+/*
+ * R17: the trimmed Content-Length value [start, end): 1 to 16 decimal digits give the body's length;
+ * anything else, or a second Content-Length line, makes it unknown. The digits are shifted so they end
+ * at the top of two words, as if zeros led them, and converted without a loop.
+ */
+static __always_inline void content_length(struct stage_ctx *m, struct xhdr_event *ev, __u32 start, __u32 end)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 len, shift;
+	__u64 w0, w1 = 0, bad, high, low;
+
+	start = launder(sc, start);
+	end = launder(sc, end);
+	len = end - start;
+	if (sc->p.lengths++ || len == 0 || len > 16)
+		goto bad;	/* a second line, or a value that is empty, too long or cut (end == NOWHERE) */
+	w0 = word_at(m, start, end);
+	if (len > 8)
+		w1 = word_at(m, start + 8, end);
+	bad = (bytes_below(w0, '0') | ~bytes_below(w0, '9' + 1)) & HIGHS & low_bytes(len);
+	if (len > 8)
+		bad |= (bytes_below(w1, '0') | ~bytes_below(w1, '9' + 1)) & HIGHS & low_bytes(len - 8);
+	if (bad)
+		goto bad;
+	w0 = (w0 - ONES * '0') & low_bytes(len);
+	if (len > 8) {
+		w1 = (w1 - ONES * '0') & low_bytes(len - 8);
+		shift = (16 - len) * 8;
+		high = w0 << shift;
+		low = shift ? (w1 << shift) | (w0 >> (64 - shift)) : w1;
+	} else {
+		high = 0;
+		low = w0 << ((8 - len) * 8);
+	}
+	sc->p.body_len = digits_value(high) * 100000000ULL + digits_value(low);
+	return;
+bad:
+	ev->flags |= XHDR_F_BAD_CONTENT_LENGTH;
+	sc->p.body_unknown = 1;
+}
+
+/*
+ * The view ended before the empty line (R11). When it ended with the payload, the request goes on in the
+ * flow's next segment, from `resume` (R18): it is kept, not logged. Otherwise it is logged as cut.
+ */
+static __always_inline int headers_cut(struct xhdr_scratch *sc, struct xhdr_event *ev, __u32 resume)
+{
+	if (sc->pk.view_end == sc->pk.payload_end && sc->p.segments + 1 < XHDR_MAX_REQUEST_SEGMENTS) {
+		if (resume == PH_LONG_NAME)
+			ev->flags |= XHDR_F_NAME_SPLIT;
+		sc->p.resume = resume;
+		sc->p.next_mode = FLOW_HEADERS;
+		sc->p.next_at = sc->pk.payload_end - sc->pk.view_start;
+		stop(sc, sc->p.req);
+		return SCAN_OVER;
+	}
 	ev->flags |= XHDR_F_HEADERS_CUT;
 	stop(sc, sc->p.req + 1);
 	return SCAN_OVER;
 }
 
-/* R11: the start of a header line or of the empty line. Returns the next part (see step()). */
-static __always_inline int line_part(struct stage_ctx *m, struct xhdr_event *ev)
+/* R11: a non-empty line begins; returns SCAN_OVER when the request already has all the lines it may. */
+static __always_inline int line_begins(struct xhdr_scratch *sc, struct xhdr_event *ev)
 {
-	struct xhdr_scratch *sc = m->sc;
-	__u32 p = sc->p.pos, end = sc->pk.view_end, lines;
-	__u8 c;
+	__u32 lines = ev->header_lines;
 
-	if (p >= end)
-		return headers_cut(sc, ev);
-	c = byte_at(m, p);
-	if (c == '\n')
-		return request_complete(sc, sc->p.req, p + 1);
-	if (c == '\r') {
-		if (p + 1 >= end)
-			return headers_cut(sc, ev);	/* a lone CR at the view's end: unknown, not counted */
-		if (byte_at(m, p + 1) == '\n')
-			return request_complete(sc, sc->p.req, p + 2);
-	}
-	lines = ev->header_lines;
 	if (lines >= XHDR_MAX_HEADER_LINES) {
 		ev->flags |= XHDR_F_TOO_MANY_HEADERS;
 		stop(sc, sc->p.req + 1);
 		return SCAN_OVER;
 	}
 	ev->header_lines = lines + 1;
+	return 0;
+}
+
+/* R11, R18: a line start after a lone CR that ended the previous segment. */
+static __always_inline int cr_part(struct stage_ctx *m, struct xhdr_event *ev)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 p = sc->p.pos;
+
+	if (byte_at(m, p) == '\n')
+		return request_complete(sc, sc->p.req, p + 1);
+	if (line_begins(sc, ev))
+		return SCAN_OVER;
+	ev->flags |= XHDR_F_BAD_LINE;	/* a line whose first byte, the CR, is not a tchar */
+	return PH_SKIP;
+}
+
+/* R11: the start of a header line or of the empty line. Returns the next part (see step()). */
+static __always_inline int line_part(struct stage_ctx *m, struct xhdr_event *ev)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 p = sc->p.pos, end = sc->pk.view_end;
+	__u8 c;
+
+	if (p >= end)
+		return headers_cut(sc, ev, PH_LINE);
+	c = byte_at(m, p);
+	if (c == '\n') {
+		ev->flags |= XHDR_F_BARE_LF;
+		return request_complete(sc, sc->p.req, p + 1);
+	}
+	if (c == '\r') {
+		if (p + 1 >= end)
+			return headers_cut(sc, ev, PH_LINE_CR);	/* a lone CR: unknown, not counted */
+		if (byte_at(m, p + 1) == '\n')
+			return request_complete(sc, sc->p.req, p + 2);
+	}
+	if (line_begins(sc, ev))
+		return SCAN_OVER;
 	sc->p.line = p;
 	return PH_NAME;
 }
@@ -670,32 +870,43 @@ static __always_inline int name_part(struct stage_ctx *m, struct xhdr_event *ev)
 {
 	struct xhdr_scratch *sc = m->sc;
 	__u32 line = sc->p.line, end = sc->pk.view_end, q, s;
+	__u8 c;
 
 	q = launder(sc, search(m, line, end, NAME_SEARCH_WORDS, FIND_NAME_END));
 	if (q >= end) {
 		/* The view ends inside the name: bad only if a separator such as ';' came before. */
-		if (launder(sc, search(m, line, end, NAME_SEARCH_WORDS, FIND_NON_TCHAR)) < end)
+		if (launder(sc, search(m, line, end, NAME_SEARCH_WORDS, FIND_NON_TCHAR)) < end) {
 			ev->flags |= XHDR_F_BAD_LINE;
-		return headers_cut(sc, ev);
+			return headers_cut(sc, ev, PH_SKIP);
+		}
+		return headers_cut(sc, ev, PH_LONG_NAME);
 	}
 	if (q == line + 8 * NAME_SEARCH_WORDS)
 		return PH_LONG_NAME;
-	if (q == line || byte_at(m, q) != ':') {
+	c = byte_at(m, q);
+	if (q == line || c != ':') {
 		ev->flags |= XHDR_F_BAD_LINE;	/* obs-fold, empty name, no colon, CR or SP before it */
+		if (c == ' ' || c == '\t') {
+			if (q == line)
+				ev->flags |= XHDR_F_OBS_FOLD;
+			else if (launder(sc, search(m, line, q, NAME_SEARCH_WORDS, FIND_NON_TCHAR)) >= q)
+				ev->flags |= XHDR_F_WS_BEFORE_COLON;
+		}
 		return skip_from(sc, q);
 	}
+	body_length_name(m, ev, line, q);
 	/* laundered: the slot is a different constant on each path out of match_name() */
 	s = launder(sc, match_name(m, line, q));
 	if (s >= XHDR_SLOTS) {
 		if (launder(sc, search(m, line, q, NAME_SEARCH_WORDS, FIND_NON_TCHAR)) < q)
 			ev->flags |= XHDR_F_BAD_LINE;	/* a separator such as '(' or '@' in the name */
-		return skip_from(sc, q);
-	}
-	if (ev->slots[s].flags & XHDR_S_PRESENT) {
+	} else if (ev->slots[s].flags & XHDR_S_PRESENT) {
 		ev->slots[s].flags |= XHDR_S_REPEATED;
-		return skip_from(sc, q);
+		s = XHDR_SLOTS;
 	}
-	sc->p.slot = s;
+	if (s >= XHDR_SLOTS && !sc->p.length_line)
+		return skip_from(sc, q);
+	sc->p.slot = s;	/* XHDR_SLOTS: a Content-Length line that fills no slot */
 	sc->p.pos = q + 1;
 	sc->p.vfirst = NOWHERE;
 	sc->p.vlast = NOWHERE;
@@ -708,17 +919,21 @@ static __always_inline int long_name_part(struct stage_ctx *m, struct xhdr_event
 {
 	struct xhdr_scratch *sc = m->sc;
 	__u32 a = sc->p.phase == PH_LONG_NAME ? sc->p.pos : sc->p.line, end = sc->pk.view_end, q;
+	__u8 c;
 
 	q = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_NON_TCHAR));
 	if (q >= end)
-		return headers_cut(sc, ev);
+		return headers_cut(sc, ev, PH_LONG_NAME);
 	if (q == a + 8 * XHDR_STEP_WORDS) {
 		sc->p.pos = q;
 		sc->p.phase = PH_LONG_NAME;
 		return STEP_OVER;
 	}
-	if (byte_at(m, q) != ':')
+	c = byte_at(m, q);
+	if (c != ':')
 		ev->flags |= XHDR_F_BAD_LINE;
+	if (c == ' ' || c == '\t')
+		ev->flags |= XHDR_F_WS_BEFORE_COLON;	/* after a run of tchar from the line's start */
 	return skip_from(sc, q);	/* too long to be a configured name */
 }
 
@@ -750,7 +965,7 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 	__u32 s = sc->p.slot & (XHDR_SLOTS - 1), end = sc->pk.view_end;
 	__u32 first = sc->p.vfirst, last = sc->p.vlast, start, stop_at, len, kept, at;
 	struct xhdr_slot *slot = &ev->slots[s];
-	__u8 mode = m->n->mode[s];
+	__u8 mode = sc->p.slot < XHDR_SLOTS ? m->n->mode[s] : XHDR_MODE_NONE;
 
 	if (first == NOWHERE) {
 		start = lf;
@@ -761,6 +976,10 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 		start = first;
 		stop_at = last + 1 > first ? last + 1 : first;
 	}
+	if (sc->p.length_line)
+		content_length(m, ev, start, lf < end ? stop_at : NOWHERE);
+	if (sc->p.slot >= XHDR_SLOTS)
+		return;
 	len = stop_at - start;
 	slot->length = len;
 	slot->flags = lf >= end ? XHDR_S_PRESENT | XHDR_S_CUT : XHDR_S_PRESENT;
@@ -806,7 +1025,9 @@ static __always_inline int value_part(struct stage_ctx *m, struct record *rec)
 	forget_memory();
 	finish_value(m, rec, lf);
 	if (lf >= end)
-		return headers_cut(sc, &rec->ev);
+		return headers_cut(sc, &rec->ev, PH_SKIP);
+	if (byte_at(m, lf - 1) != '\r')	/* the value starts after the colon, in this segment */
+		rec->ev.flags |= XHDR_F_BARE_LF;
 	sc->p.pos = lf + 1;
 	sc->p.phase = PH_LINE;
 	return STEP_OVER;
@@ -820,7 +1041,10 @@ static __always_inline int skip_part(struct stage_ctx *m, struct xhdr_event *ev)
 
 	lf = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_LF));
 	if (lf >= end)
-		return headers_cut(sc, ev);
+		return headers_cut(sc, ev, PH_SKIP);
+	if (lf < a + 8 * XHDR_STEP_WORDS &&
+	    !(lf > sc->p.seg_start ? byte_at(m, lf - 1) == '\r' : sc->p.prev_cr))
+		ev->flags |= XHDR_F_BARE_LF;	/* an LF first in the segment: the CR was the last of the one before */
 	sc->p.pos = lf == a + 8 * XHDR_STEP_WORDS ? lf : lf + 1;
 	sc->p.phase = lf == a + 8 * XHDR_STEP_WORDS ? PH_SKIP : PH_LINE;
 	return STEP_OVER;
@@ -845,6 +1069,8 @@ static __always_inline int step(struct stage_ctx *m)
 		return method_step(m);
 	if (next == PH_TARGET)
 		return target_step(m);
+	if (next == PH_LINE_CR)
+		next = cr_part(m, ev);
 	if (next == PH_LINE)
 		next = line_part(m, ev);
 	if (next == PH_NAME)
@@ -992,6 +1218,181 @@ done:
 	return XDP_PASS;
 }
 
+/* --- Flows: R15, R16 ------------------------------------------------------------------------------ */
+
+/* R15: the flow's state is removed; flows_closed counts states that were there. */
+static __always_inline void close_flow(struct stage_ctx *m)
+{
+	if (flows.delete(&m->sc->flow) == 0)
+		count(m->cnt, XHDR_C_FLOWS_CLOSED);
+}
+
+/*
+ * R15: a SYN (re)opens its flow, a request expected at `expect`. A state that is there already is reset in
+ * place: an update allocates a new LRU element, which costs more than the rest of a short request.
+ */
+static __always_inline struct flow_state *open_flow(struct stage_ctx *m, __u32 expect)
+{
+	struct flow_state *st = flows.lookup(&m->sc->flow);
+
+	count(m->cnt, XHDR_C_FLOWS_OPENED);
+	if (st) {
+		st->expect = expect;
+		st->mode = FLOW_REQUEST;
+		st->body_left = 0;
+		return st;
+	} else {
+		struct flow_state opened = { .expect = expect, .mode = FLOW_REQUEST };
+
+		flows.update(&m->sc->flow, &opened);
+		return flows.lookup(&m->sc->flow);
+	}
+}
+
+/* R15: a FIN ends the flow once its segment is read. */
+static __always_inline void close_if_fin(struct stage_ctx *m)
+{
+	if (m->sc->pk.fin)
+		close_flow(m);
+}
+
+/* R15: the flow is out of sync until its next SYN. */
+static __always_inline void lose(struct stage_ctx *m, struct flow_state *st)
+{
+	st->mode = FLOW_LOST;
+	count(m->cnt, XHDR_C_FLOWS_LOST);
+}
+
+/*
+ * R14, R15: once the scan is over, the flow expects what the scan found, or is lost. read_from() already
+ * set the state for the usual end, a request right after the payload, so that end needs no second lookup.
+ */
+static __always_inline void settle_flow(struct stage_ctx *m)
+{
+	struct xhdr_scratch *sc = m->sc;
+	struct flow_state *st;
+
+	if (sc->p.next_mode == FLOW_REQUEST && sc->p.next_at == sc->pk.payload_end - sc->pk.view_start)
+		goto closed;
+	st = flows.lookup(&sc->flow);
+	if (st) {
+		if (sc->p.next_mode == FLOW_LOST) {
+			lose(m, st);
+		} else {
+			st->mode = sc->p.next_mode;
+			st->expect = sc->pk.seq + sc->p.next_at;
+			st->body_left = sc->p.next_body;
+			/* R18: what the request that goes on needs; its event is kept by xhdr_emit() */
+			st->resume = sc->p.resume;
+			st->segments = sc->p.segments + 1;
+			st->lengths = sc->p.lengths;
+			st->body_len = sc->p.body_len;
+			st->body_unknown = sc->p.body_unknown;
+			if (sc->p.next_mode == FLOW_HEADERS)
+				st->last_cr = byte_at(m, sc->pk.payload_end - 1) == '\r';
+		}
+	}
+closed:
+	close_if_fin(m);
+}
+
+/* A whole record, a word at a time: BPF has no memcpy() to call, and clang would make one of a plain loop. */
+static __always_inline void copy_record(struct record *to, struct record *from)
+{
+	__u64 *dst = (__u64 *)to, *src = (__u64 *)from, w;
+	__u32 i;
+
+	for (i = 0; i < sizeof(*to) / 8; i++) {
+		w = src[i];
+		asm volatile("" : "+r"(w));
+		dst[i] = w;
+	}
+}
+
+/*
+ * R18: the request that went on from the flow's last segment is read on from frame offset `start`: its
+ * event back in record 0, the parser where the cut left it. Returns 0 when the kept event is gone.
+ */
+static __always_inline int resume_request(struct stage_ctx *m, struct flow_state *st, __u32 start)
+{
+	struct xhdr_scratch *sc = m->sc;
+	struct record *kept = pending.lookup(&sc->flow);
+
+	if (!kept)
+		return 0;
+	copy_record(&sc->rec[0], kept);
+	sc->p.req = 0;
+	sc->p.pos = start;
+	sc->p.line = start;
+	sc->p.phase = st->resume;
+	sc->p.segments = st->segments;
+	sc->p.lengths = st->lengths;
+	sc->p.body_len = st->body_len;
+	sc->p.body_unknown = st->body_unknown;
+	sc->p.prev_cr = st->last_cr;
+	return 1;
+}
+
+/*
+ * R15, R16: the flow's state `st` decides whether the payload is read and from which frame offset; returns
+ * that offset, or 0 when the segment ends here with `outcome` counted.
+ */
+static __always_inline __u32 read_from(struct stage_ctx *m, struct flow_state *st, __u32 payload_off,
+				       __u32 *outcome)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 seq = sc->pk.seq, n = sc->pk.payload_end - payload_off, skip;
+
+	if (!st) {
+		*outcome = XHDR_C_MID_STREAM;
+		return 0;
+	}
+	if (st->mode == FLOW_LOST) {
+		*outcome = XHDR_C_OUT_OF_SYNC;
+		return 0;
+	}
+	if ((__s32)(seq + n - st->expect) <= 0) {
+		*outcome = XHDR_C_RETRANSMITTED;
+		return 0;
+	}
+	if ((__s32)(seq - st->expect) > 0) {
+		*outcome = XHDR_C_OUT_OF_ORDER;
+		return 0;
+	}
+	skip = st->expect - seq;
+	if (st->mode == FLOW_BODY) {
+		if (st->body_left >= n - skip) {
+			st->body_left -= n - skip;
+			st->expect = seq + n;
+			if (!st->body_left)
+				st->mode = FLOW_REQUEST;
+			*outcome = XHDR_C_BODY;
+			return 0;
+		}
+		skip += st->body_left;
+		st->mode = FLOW_REQUEST;
+		st->body_left = 0;
+	}
+	if (payload_off + skip >= sc->pk.view_end)
+		goto lost;
+	sc->p.seg_start = payload_off + skip;
+	if (st->mode == FLOW_HEADERS) {
+		if (!resume_request(m, st, payload_off + skip))
+			goto lost;
+	} else {
+		start_request(sc, 0, payload_off + skip);
+	}
+	/* What the flow expects if the payload ends with a request, as it usually does (settle_flow()). */
+	st->mode = FLOW_REQUEST;
+	st->expect = seq + n;
+	st->body_left = 0;
+	return payload_off + skip;
+lost:
+	lose(m, st);
+	*outcome = XHDR_C_OUT_OF_SYNC;
+	return 0;
+}
+
 /* --- Stages ------------------------------------------------------------------------------------ */
 
 /*
@@ -1017,8 +1418,9 @@ int xhdr_scan(struct xdp_md *ctx)
 	return XDP_PASS;
 
 finished:
-	if (m.sc->p.logged == 0) {
-		count(m.cnt, XHDR_C_NOT_HTTP);
+	settle_flow(&m);
+	if (m.sc->p.logged == 0 && m.sc->p.next_mode != FLOW_HEADERS) {
+		count(m.cnt, XHDR_C_NOT_HTTP);	/* R8 */
 		return XDP_PASS;
 	}
 	if (m.sc->p.nranges > 0)
@@ -1059,7 +1461,10 @@ int xhdr_emit(struct xdp_md *ctx)
 	}
 #endif
 	/* All requests are counted before any event, so readers waiting for events == requests see no gap. */
-	m.cnt->count[XHDR_C_HTTP_REQUEST] += logged;
+	if (logged)
+		m.cnt->count[XHDR_C_HTTP_REQUEST] += logged;
+	else
+		count(m.cnt, XHDR_C_CONTINUED);	/* R18: only a request that goes on */
 	now = bpf_ktime_get_ns();
 	for (r = 0; r < XHDR_MAX_REQUESTS; r++) {
 		struct xhdr_event *ev = &m.sc->rec[r].ev;
@@ -1092,6 +1497,13 @@ int xhdr_emit(struct xdp_md *ctx)
 		else
 			count(m.cnt, XHDR_C_EVENTS_LOST);
 	}
+	/* R18: the request that goes on in the flow's next segment keeps its event until then. */
+	if (m.sc->p.next_mode == FLOW_HEADERS && !m.sc->pk.fin) {
+		struct record *rec = record_of(m.sc, logged);
+
+		if (rec)
+			pending.update(flow, rec);
+	}
 	return XDP_PASS;
 }
 
@@ -1117,10 +1529,11 @@ int xhdr_extract(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
+	struct flow_state *st = 0;
 	struct stage_ctx m;
 	struct flow *flow;
 	struct tcphdr *tcp;
-	__u32 ip_end, l4_off, payload_off, port, view_end, i;
+	__u32 ip_end, l4_off, payload_off, port, view_end, i, outcome;
 	__u32 l3_off = sizeof(struct ethhdr);
 	__u8 *watched;
 	__u16 proto;
@@ -1135,6 +1548,7 @@ int xhdr_extract(struct xdp_md *ctx)
 		goto malformed;
 	proto = eth->h_proto;
 	flow->vlan_count = 0;
+	flow->zero = 0;
 	flow->vlan_ids[0] = 0;
 	flow->vlan_ids[1] = 0;
 #pragma unroll
@@ -1225,22 +1639,41 @@ int xhdr_extract(struct xdp_md *ctx)
 	count(m.cnt, XHDR_C_TCP_WATCHED);
 	flow->sport = bpf_ntohs(tcp->source);
 	flow->dport = port;
+	/* R15: the segment's flags act on its flow first. */
+	m.sc->pk.seq = bpf_ntohl(tcp->seq);
+	m.sc->pk.fin = tcp->fin && !tcp->rst;
+	if (tcp->rst) {
+		close_flow(&m);
+	} else if (tcp->syn) {
+		st = open_flow(&m, m.sc->pk.seq + 1);	/* kept: the payload, if any, needs it */
+		m.sc->pk.seq += 1;
+	}
 	/* R7: the view, within the IP length and within the frame (it may be shorter than its IP length). */
 	view_end = ip_end < payload_off + XHDR_MAX_SCAN_BYTES ? ip_end : payload_off + XHDR_MAX_SCAN_BYTES;
 	if (data + frame_offset(view_end) > data_end)
 		view_end = frame_length(ctx, m.sc, view_end);
 	if (view_end <= payload_off) {
-		count(m.cnt, XHDR_C_NO_PAYLOAD);
-		return XDP_PASS;
+		outcome = XHDR_C_NO_PAYLOAD;
+		goto segment_done;
 	}
 	m.sc->pk.view_start = payload_off;
 	m.sc->pk.view_end = view_end;
+	m.sc->pk.payload_end = ip_end;
 	m.sc->pk.scan_limit = ip_end > payload_off + XHDR_MAX_SCAN_BYTES &&
 			      data + frame_offset(payload_off + XHDR_MAX_SCAN_BYTES + 1) <= data_end;
 	m.sc->p.nranges = 0;
 	m.sc->p.hashes = 0;
-	start_request(m.sc, 0, payload_off);
+	m.sc->p.next_mode = FLOW_LOST;
+	if (!st)
+		st = flows.lookup(flow);	/* after the payload check: bare ACKs need no lookup */
+	if (!read_from(&m, st, payload_off, &outcome))
+		goto segment_done;
 	stages.call(ctx, XHDR_STAGE_SCAN);
+	return XDP_PASS;
+
+segment_done:
+	count(m.cnt, outcome);
+	close_if_fin(&m);
 	return XDP_PASS;
 
 malformed:

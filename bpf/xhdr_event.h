@@ -16,10 +16,16 @@
 #define XHDR_MAX_HEADER_LINES 32
 #endif
 #ifndef XHDR_MAX_SCAN_BYTES
-#define XHDR_MAX_SCAN_BYTES 1024
+#define XHDR_MAX_SCAN_BYTES 1536
 #endif
 #ifndef XHDR_MAX_REQUESTS
 #define XHDR_MAX_REQUESTS 4
+#endif
+#ifndef XHDR_MAX_REQUEST_SEGMENTS
+#define XHDR_MAX_REQUEST_SEGMENTS 8
+#endif
+#ifndef XHDR_MAX_FLOWS
+#define XHDR_MAX_FLOWS 65536
 #endif
 #ifndef XHDR_RINGBUF_PAGES
 #define XHDR_RINGBUF_PAGES 64
@@ -45,6 +51,14 @@ enum xhdr_event_flag {
 	XHDR_F_SCAN_LIMIT = 1 << 3,
 	XHDR_F_TOO_MANY_HEADERS = 1 << 4,
 	XHDR_F_BAD_LINE = 1 << 5,
+	XHDR_F_TRANSFER_ENCODING = 1 << 6,
+	XHDR_F_BAD_CONTENT_LENGTH = 1 << 7,
+	XHDR_F_NAME_SPLIT = 1 << 8,
+	/* R19: ambiguities that request smuggling relies on */
+	XHDR_F_BARE_LF = 1 << 9,
+	XHDR_F_OBS_FOLD = 1 << 10,
+	XHDR_F_WS_BEFORE_COLON = 1 << 11,
+	XHDR_F_CL_AND_TE = 1 << 12,
 };
 
 enum xhdr_slot_flag {
@@ -54,7 +68,7 @@ enum xhdr_slot_flag {
 	XHDR_S_REPEATED = 1 << 3,
 };
 
-/* Each frame counts once in packets and once in exactly one outcome (docs/EXTRACTION.md, R1-R8). */
+/* Each frame counts once in packets and once in exactly one outcome (docs/EXTRACTION.md, R1-R8, R15, R16). */
 enum xhdr_counter {
 	XHDR_C_PACKETS,
 	XHDR_C_MALFORMED,
@@ -70,6 +84,15 @@ enum xhdr_counter {
 	XHDR_C_HTTP_REQUEST,
 	XHDR_C_EVENTS,
 	XHDR_C_EVENTS_LOST,
+	XHDR_C_MID_STREAM,
+	XHDR_C_OUT_OF_SYNC,
+	XHDR_C_RETRANSMITTED,
+	XHDR_C_OUT_OF_ORDER,
+	XHDR_C_BODY,
+	XHDR_C_FLOWS_OPENED,
+	XHDR_C_FLOWS_CLOSED,
+	XHDR_C_FLOWS_LOST,
+	XHDR_C_CONTINUED,
 	XHDR_C_COUNT,
 };
 

@@ -39,8 +39,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser(
         "fuzz",
         help="differential fuzzing: kernel program against the reference extractor",
-        description="Feeds Hypothesis-generated frames to the extractor through BPF_PROG_TEST_RUN and compares "
-        "every event and counter with the reference; shrunk disagreements are saved under fuzz/corpus/.",
+        description="Feeds Hypothesis-generated frames and TCP flows to the extractor through BPF_PROG_TEST_RUN "
+        "and compares every event and counter with the reference; shrunk disagreements are saved under "
+        "fuzz/corpus/.",
     )
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="run for this long (in rounds of Hypothesis runs)")

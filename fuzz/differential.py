@@ -1,9 +1,18 @@
 """The differential property and the campaign that runs it: every frame's kernel outcome equals the reference's.
 
 For each frame Hypothesis draws, the kernel program (through BPF_PROG_TEST_RUN) must write exactly the events
-and move exactly the counters ``harness.reference.extract`` predicts, and the verdict must be XDP_PASS (so never
-XDP_ABORTED). A mismatch raises ``Disagreement``, which Hypothesis shrinks to a minimal frame; the campaign
-hands the shrunk ones back so ``fuzz.repro`` can save them.
+and move exactly the counters the reference predicts, and the verdict must be XDP_PASS (so never XDP_ABORTED).
+The kernel keeps state per TCP flow (docs/EXTRACTION.md R15), so what the reference predicts depends on what
+came before, and an example is made of two kinds of items (``fuzz.strategies.Item``):
+
+- a frame alone is sent right after the SYN that opens its flow (``harness.driver.with_openings``), the state
+  ``reference.extract`` assumes;
+- a ``Flow`` is sent after its reset (an RST for its tuple, which clears what earlier examples left in the
+  kernel's flow map), and its frames are compared one by one with a fresh ``reference.FlowTracker`` fed the
+  same frames.
+
+A mismatch raises ``Disagreement``, which Hypothesis shrinks to a minimal example; the campaign hands the shrunk
+ones back so ``fuzz.repro`` can save them (a frame, or a whole flow).
 
 ``FUZZ_CONFIG`` has small limits on purpose: with a 16-byte value limit and a 320-byte view, random requests
 cross every truncation and cut rule (R7, R9, R11, R13) all the time, where the default limits would need long
@@ -16,18 +25,18 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.database import ExampleDatabase
 
 from fuzz.runner import BatchTestRunDriver, Clock
-from fuzz.strategies import batches
+from fuzz.strategies import Flow, Item, batches
 from harness import reference
 from harness.compare import outcome_differences
 from harness.config import ExtractorConfig
-from harness.driver import Outcome
+from harness.driver import Driver, Outcome, with_openings
 from harness.event import EventFlag, SlotFlag
 from harness.program import Program
 from harness.reference import Expected
@@ -38,15 +47,92 @@ FUZZ_CONFIG = ExtractorConfig(
 FUZZ_KEY = bytes(range(0x40, 0x50))  # fixed, so a repro's hashes are reproducible
 
 
-class Disagreement(AssertionError):
-    """The kernel and the reference disagree on one frame; carries both outcomes for the repro file."""
+def frames_of(item: Item) -> tuple[bytes, ...]:
+    """The frames of an item that are compared with the reference (a flow's reset is not)."""
+    return item.frames if isinstance(item, Flow) else (item,)
 
-    def __init__(self, frame: bytes, outcome: Outcome, expected: Expected, differences: list[str]) -> None:
-        super().__init__(f"{len(frame)}-byte frame {frame.hex()}: " + "; ".join(differences))
-        self.frame = frame
-        self.outcome = outcome
-        self.expected = expected
+
+def expectations(item: Item, config: ExtractorConfig, key: bytes) -> list[Expected]:
+    """What the reference expects of each of the item's frames: a frame alone as right after its SYN, a flow's
+    frames from one fresh FlowTracker fed them in order (the reset would change nothing in it, R15)."""
+    if isinstance(item, Flow):
+        tracker = reference.FlowTracker(config, key)
+        return [tracker.feed(frame) for frame in item.frames]
+    return [reference.extract(item, config, key)]
+
+
+def _set_up(item: Item) -> list[bytes]:
+    """What goes before the item so that the kernel's state is what ``expectations`` assumes."""
+    if isinstance(item, Flow):
+        return [item.reset]
+    sent, positions = with_openings([[item]])
+    return sent[: positions[0]]
+
+
+def feed_items(driver: Driver, items: Sequence[Item]) -> list[list[Outcome]]:
+    """Sends every item after its set-up, all in one ``feed``; the outcomes of each item's own frames."""
+    sent: list[bytes] = []
+    spans: list[range] = []
+    for item in items:
+        sent.extend(_set_up(item))
+        frames = frames_of(item)
+        spans.append(range(len(sent), len(sent) + len(frames)))
+        sent.extend(frames)
+    outcomes = driver.feed(sent)
+    return [[outcomes[position] for position in span] for span in spans]
+
+
+def _differing(outcomes: Sequence[Outcome], expected: Sequence[Expected]) -> Iterator[tuple[int, list[str]]]:
+    """(index, differences) of each frame whose kernel outcome is not the reference's, in order."""
+    for index, (outcome, want) in enumerate(zip(outcomes, expected, strict=True)):
+        differences = outcome_differences(outcome, want)
+        if differences:
+            yield index, differences
+
+
+def replay(driver: Driver, item: Item, config: ExtractorConfig, key: bytes) -> list[str]:
+    """Every difference between the kernel and the reference on one item, each line naming its frame."""
+    (outcomes,) = feed_items(driver, [item])
+    differing = _differing(outcomes, expectations(item, config, key))
+    return [f"frame {index}: {line}" for index, lines in differing for line in lines]
+
+
+class Disagreement(AssertionError):
+    """The kernel and the reference disagree on frame ``index`` of an item; carries what the repro file needs:
+    the item, and the kernel's and the reference's outcomes of all its frames."""
+
+    def __init__(
+        self,
+        item: Item,
+        outcomes: Sequence[Outcome],
+        expected: Sequence[Expected],
+        differences: list[str],
+        index: int = 0,
+    ) -> None:
+        frame = frames_of(item)[index]
+        where = f"{len(frame)}-byte frame {frame.hex()}"
+        if isinstance(item, Flow):
+            sent = " ".join(each.hex() for each in item.sent)
+            where = f"frame {index} of a {len(item.frames)}-frame flow (its reset, then its frames: {sent})"
+        super().__init__(f"{where}: " + "; ".join(differences))
+        self.item = item
+        self.index = index
+        self.outcomes = tuple(outcomes)
+        self.expectations = tuple(expected)
         self.differences = differences
+
+    @property
+    def frame(self) -> bytes:
+        """The frame the two sides disagree on."""
+        return frames_of(self.item)[self.index]
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.outcomes[self.index]
+
+    @property
+    def expected(self) -> Expected:
+        return self.expectations[self.index]
 
 
 def outcome_class(expected: Expected) -> str:
@@ -106,27 +192,29 @@ class Campaign:
         self.progress = Progress()
         self.on_example = on_example
 
-    def check(self, frames: list[bytes]) -> None:
+    def check(self, items: list[Item]) -> None:
         """The property: every frame's kernel outcome equals the reference's; raises Disagreement if not."""
         progress = self.progress
         progress.examples += 1
+        frames = [frame for item in items for frame in frames_of(item)]
         progress.frames += len(frames)
         if self.on_frames is not None:
-            self.on_frames(frames)
+            self.on_frames(frames)  # each alone is valid after its own SYN too, as the lab sample sends them
         try:
             with self.clock.timing("test_run"):
-                outcomes = self.driver.feed(frames)
-            for frame, outcome in zip(frames, outcomes, strict=True):
+                outcomes = feed_items(self.driver, items)
+            for item, got in zip(items, outcomes, strict=True):
                 with self.clock.timing("reference"):
-                    expected = reference.extract(frame, self.program.config, self.program.key)
+                    expected = expectations(item, self.program.config, self.program.key)
                 with self.clock.timing("compare"):
-                    differences = outcome_differences(outcome, expected)
-                progress.classes.add(outcome_class(expected))
-                if differences:
+                    found = next(_differing(got, expected), None)
+                progress.classes.update(outcome_class(want) for want in expected)
+                if found is not None:
                     progress.failing_examples += 1
                     if progress.first_failure is None:
                         progress.first_failure = (progress.examples, progress.elapsed)
-                    raise Disagreement(frame, outcome, expected, differences)
+                    index, differences = found
+                    raise Disagreement(item, got, expected, differences, index)
         finally:
             if self.on_example is not None:
                 self.on_example(progress)
@@ -157,8 +245,8 @@ class Campaign:
             phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
         )
         @given(self.strategy)
-        def differential(frames: list[bytes]) -> None:
-            check(frames)
+        def differential(items: list[Item]) -> None:
+            check(items)
 
         if seed is not None:
             differential = hypothesis.seed(seed)(differential)

@@ -2,6 +2,7 @@
 
 The campaign itself runs through BPF_PROG_TEST_RUN; this proves, for a sample of the same frames, that the
 live path sees exactly what the test-run path saw (events and counters) and what the reference predicts.
+As in the campaign, each frame follows the SYN that opens its flow (``feed_opened``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import random
 from fuzz.runner import BatchTestRunDriver
 from harness import reference
 from harness.compare import outcome_differences
+from harness.driver import feed_opened
 from harness.program import Program
 from harness.xdp import XdpMode
 from netns.driver import LabDriver
@@ -43,11 +45,11 @@ class Reservoir:
 
 def lab_differences(program: Program, frames: list[bytes]) -> list[str]:
     """One line per frame and mode where the lab disagrees with the test run or with the reference."""
-    test_run = BatchTestRunDriver(program).feed(frames)
+    test_run = feed_opened(BatchTestRunDriver(program), frames)
     lines = []
     for mode in XdpMode:
         with Lab() as lab:
-            live = LabDriver(program, lab, mode).feed(frames)
+            live = feed_opened(LabDriver(program, lab, mode), frames)
         for index, (frame, via_lab, via_test_run) in enumerate(zip(frames, live, test_run, strict=True)):
             where = f"{mode.value} frame {index} ({frame.hex()})"
             if via_lab.events != via_test_run.events or via_lab.counters != via_test_run.counters:

@@ -1,9 +1,16 @@
 """Repro files: a shrunk disagreement saved so it can be read by a person and replayed by a test forever after.
 
-Each repro is two files in fuzz/corpus/ sharing a name: ``<name>.json`` holds the frame as hex (the source of
-truth for replay), the configuration and hash key it ran under, the compile flags, what the kernel did, what
-the reference expected, the differences and the frame's layers as scapy reads them; ``<name>.pcap`` holds the
-same frame for Wireshark or tcpdump. tests/test_fuzz.py globs the folder: a new file is a new test.
+Each repro is two files in fuzz/corpus/ sharing a name: ``<name>.json`` holds the example item, the
+configuration and hash key it ran under, the compile flags and the differences; ``<name>.pcap`` holds the same
+frames for Wireshark or tcpdump. The item is one of the campaign's two kinds (``fuzz.differential``):
+
+- ``"kind": "frame"`` (the default, as in files written before flows): ``frame_hex`` is the frame, replayed
+  right after the SYN that opens its flow; ``kernel``, ``reference`` and ``layers`` describe it;
+- ``"kind": "flow"``: ``reset_hex`` and ``frames``, each frame with its ``frame_hex``, ``layers``, ``kernel``
+  and ``reference`` outcomes; ``disagreeing_frame`` is the index of the first frame the two sides disagree on.
+  The pcap holds the reset, then the frames.
+
+The hex is the source of truth for replay. tests/test_fuzz.py globs the folder: a new file is a new test.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap, wrpcap
 
 from fuzz.differential import Disagreement
+from fuzz.strategies import Flow, Item, sent
 from harness.config import ExtractorConfig, HeaderMode, HeaderRule
 from harness.counters import Counter
 from harness.driver import Outcome
@@ -33,7 +41,7 @@ class Repro:
     """One saved disagreement, as replay needs it."""
 
     path: Path
-    frame: bytes
+    item: Item
     config: ExtractorConfig
     key: bytes
     cflags: tuple[str, ...]
@@ -95,6 +103,29 @@ def layers(frame: bytes) -> list[str]:
     return lines
 
 
+def _frame_json(frame: bytes, outcome: Outcome, expected: Expected) -> dict[str, Any]:
+    """One frame as a person reads it: hex, layers, what the kernel did and what the reference expected."""
+    return {
+        "frame_hex": frame.hex(),
+        "layers": layers(frame),
+        "kernel": outcome_json(outcome),
+        "reference": expected_json(expected),
+    }
+
+
+def _item_json(found: Disagreement) -> dict[str, Any]:
+    """The item's part of the record: a frame's keys at the top level, a flow's frames in a list."""
+    if not isinstance(found.item, Flow):
+        return {"kind": "frame", **_frame_json(found.frame, found.outcome, found.expected)}
+    frames = zip(found.item.frames, found.outcomes, found.expectations, strict=True)
+    return {
+        "kind": "flow",
+        "reset_hex": found.item.reset.hex(),
+        "frames": [_frame_json(*frame) for frame in frames],
+        "disagreeing_frame": found.index,
+    }
+
+
 def save(
     found: Disagreement,
     config: ExtractorConfig,
@@ -106,27 +137,33 @@ def save(
 ) -> Path:
     """Writes ``<name>.json`` and ``<name>.pcap`` for one shrunk disagreement; returns the JSON path.
 
-    The name is the frame's digest, so finding the same frame again overwrites rather than duplicates.
+    The name is the digest of the frames, so finding the same example again overwrites rather than duplicates.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    name = "fuzz-" + hashlib.sha256(found.frame).hexdigest()[:12]
+    frames = sent(found.item)
+    name = "fuzz-" + hashlib.sha256(b"".join(frames)).hexdigest()[:12]
     path = directory / f"{name}.json"
     record = {
         "description": found.differences[0],
-        "frame_hex": found.frame.hex(),
-        "layers": layers(found.frame),
+        **_item_json(found),
         "config": config_to_json(config),
         "key_hex": key.hex(),
         "cflags": list(cflags),
         "found": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "found_by": found_by or {},
-        "kernel": outcome_json(found.outcome),
-        "reference": expected_json(found.expected),
         "differences": found.differences,
     }
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    wrpcap(str(path.with_suffix(".pcap")), [Ether(found.frame)])
+    wrpcap(str(path.with_suffix(".pcap")), [Ether(frame) for frame in frames])
     return path
+
+
+def _item(record: dict[str, Any]) -> Item:
+    """The example item a record holds (a file without ``kind`` holds a frame)."""
+    if record.get("kind", "frame") == "frame":
+        return bytes.fromhex(record["frame_hex"])
+    frames = tuple(bytes.fromhex(frame["frame_hex"]) for frame in record["frames"])
+    return Flow(bytes.fromhex(record["reset_hex"]), frames)
 
 
 def load(path: Path) -> Repro:
@@ -134,7 +171,7 @@ def load(path: Path) -> Repro:
     record = json.loads(path.read_text(encoding="utf-8"))
     return Repro(
         path=path,
-        frame=bytes.fromhex(record["frame_hex"]),
+        item=_item(record),
         config=config_from_json(record["config"]),
         key=bytes.fromhex(record["key_hex"]),
         cflags=tuple(record.get("cflags", ())),
@@ -142,10 +179,9 @@ def load(path: Path) -> Repro:
     )
 
 
-def pcap_frame(path: Path) -> bytes:
-    """The single frame of a repro's pcap file, to check it matches the hex."""
-    (packet,) = rdpcap(str(path.with_suffix(".pcap")))
-    return bytes(packet)
+def pcap_frames(path: Path) -> tuple[bytes, ...]:
+    """The frames of a repro's pcap file, to check they match the hex (``fuzz.strategies.sent``)."""
+    return tuple(bytes(packet) for packet in rdpcap(str(path.with_suffix(".pcap"))))
 
 
 def load_all(directory: Path = CORPUS_DIR) -> list[Repro]:

@@ -9,6 +9,11 @@
   ``captures`` cuts the request into two segments at any byte or truncates the frame at any byte.
 - Raw mutations (``mutated``): byte flips, insertions and deletions anywhere in a built frame, for what the
   grammar never writes.
+- Flows (``flows``, docs/EXTRACTION.md R14-R18): the frames of one TCP connection carrying 1-4 requests, some
+  with Content-Length bodies that hold request-looking text, cut at arbitrary bytes (sometimes every byte),
+  with or without its SYN (or data on it), with retransmissions, overlapping re-sends, swaps, losses, RST and
+  FIN anywhere, sequence numbers near the 2^32 wrap. A ``Flow`` is judged as a whole; every other target's
+  frames each on a flow of its own.
 
 Every strategy takes the ``ExtractorConfig`` because the interesting lengths are its limits. Branches that
 Hypothesis shrinks towards come first, so a shrunk failure reads as a plain request with one odd detail.
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
+import struct
 from collections.abc import Callable
 
 from hypothesis import strategies as st
@@ -138,24 +145,25 @@ def line_ends() -> st.SearchStrategy[bytes]:
     return weighted((6, st.just(b"\r\n")), (3, st.just(b"\n")), (1, st.sampled_from([b"\r", b"\r\r\n", b""])))
 
 
+@st.composite
+def case_variants(draw: st.DrawFn, names: st.SearchStrategy[str]) -> bytes:
+    """One of ``names`` with any letters' case flipped (R12 and R17 match names ignoring ASCII case)."""
+    name = draw(names)
+    flips = draw(st.lists(st.booleans(), min_size=len(name), max_size=len(name)))
+    return "".join(c.swapcase() if flip else c for c, flip in zip(name, flips, strict=True)).encode()
+
+
 @functools.cache
 def names(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
     """R12 names: configured ones in any letter case, near misses, random tokens (some over 32 bytes), empty."""
     configured = st.sampled_from([rule.name for rule in config.headers])
-
-    @st.composite
-    def case_variant(draw: st.DrawFn) -> bytes:
-        name = draw(configured)
-        flips = draw(st.lists(st.booleans(), min_size=len(name), max_size=len(name)))
-        return "".join(c.swapcase() if flip else c for c, flip in zip(name, flips, strict=True)).encode()
-
     near_miss = st.tuples(configured, st.integers(-1, 1), latin1(TOKEN, 1, 1)).map(
         lambda drawn: (
             drawn[0][: drawn[1]] if drawn[1] < 0 else drawn[0] + drawn[2].decode() * drawn[1]
         ).encode()
     )
     return weighted(
-        (5, case_variant()),
+        (5, case_variants(configured)),
         (2, latin1(TOKEN, 1, 12)),
         (1, near_miss),
         (1, sized(TOKEN, st.integers(30, 40))),
@@ -206,6 +214,10 @@ def header_lines(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
 SEPARATORS = weighted((15, st.just((b" ", b" "))), (1, st.tuples(latin1(" \t", 0, 2), latin1(" \t", 0, 2))))
 SECTION_ENDS = weighted((6, line_ends()), (1, st.just(b"")))
 BODIES = weighted((6, st.just(b"")), (1, st.binary(max_size=24)))
+Framing = tuple[bytes, bytes]  # (header lines that frame the body, the body)
+# No framing line: the body is bytes where the next request should start (R14). ``_framed_bodies`` gives
+# bodies with a Content-Length.
+UNFRAMED = BODIES.map(lambda body: (b"", body))
 
 
 @functools.cache
@@ -223,21 +235,30 @@ def header_counts(config: ExtractorConfig) -> st.SearchStrategy[int]:
     return weighted((4, st.integers(0, 4)), (1, st.integers(0, config.max_header_lines + 2)))
 
 
+def _framed(draw: st.DrawFn, fields: list[bytes], framing: st.SearchStrategy[Framing]) -> Framing:
+    """(the header lines with the framing lines put among them at a random place, the body)."""
+    lines, body = draw(framing)
+    if lines:
+        fields.insert(draw(st.integers(0, len(fields))), lines)
+    return b"".join(fields), body
+
+
 @st.composite
-def _requests(draw: st.DrawFn, config: ExtractorConfig) -> bytes:
+def _requests(draw: st.DrawFn, config: ExtractorConfig, framing: st.SearchStrategy[Framing]) -> bytes:
+    """A request from the whole grammar, with the body ``framing`` gives."""
     method, target, version = draw(request_lines(config))
     before, after = draw(SEPARATORS)
     start = method + before + target + after + version + draw(line_ends())
     lines = header_lines(config)
-    fields = b"".join(draw(lines) for _ in range(draw(header_counts(config))))
-    return start + fields + draw(SECTION_ENDS) + draw(BODIES)
+    fields, body = _framed(draw, [draw(lines) for _ in range(draw(header_counts(config)))], framing)
+    return start + fields + draw(SECTION_ENDS) + body
 
 
 @functools.cache
 def requests(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
     """One request: request line, header lines (sometimes more than ``max_header_lines``) and an end that may
     be missing, a bare LF or followed by a body."""
-    return _requests(config)
+    return _requests(config, UNFRAMED)
 
 
 @st.composite
@@ -268,18 +289,30 @@ def payloads(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
 
 
 @functools.cache
-def simple_requests(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
-    """Well-formed requests only, for fuzzing the transport alone."""
+def _simple_fields(config: ExtractorConfig) -> st.SearchStrategy[list[bytes]]:
+    """Up to four well-formed lines of configured headers (built once per configuration, not per draw)."""
     field = st.tuples(
         st.sampled_from([rule.name.encode() for rule in config.headers]), latin1(VISIBLE, 1, 12)
     )
-    return st.tuples(
-        st.sampled_from(STANDARD_METHODS).map(str.encode), latin1(VISIBLE, 0, 12), st.lists(field, max_size=4)
-    ).map(
-        lambda drawn: (
-            b"%s /%s HTTP/1.1\r\n" % drawn[:2] + b"".join(b"%s: %s\r\n" % f for f in drawn[2]) + b"\r\n"
-        )
-    )
+    return st.lists(field.map(lambda pair: b"%s: %s\r\n" % pair), max_size=4)
+
+
+METHODS = st.sampled_from([method.encode() for method in STANDARD_METHODS])
+
+
+@st.composite
+def _simple_requests(draw: st.DrawFn, config: ExtractorConfig, framing: st.SearchStrategy[Framing]) -> bytes:
+    """A well-formed request: a standard method, configured headers, and the body ``framing`` gives."""
+    method = draw(METHODS)
+    path = draw(latin1(VISIBLE, 0, 12))
+    fields, body = _framed(draw, draw(_simple_fields(config)), framing)
+    return b"%s /%s HTTP/1.1\r\n" % (method, path) + fields + b"\r\n" + body
+
+
+@functools.cache
+def simple_requests(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
+    """Well-formed requests only, for fuzzing the transport alone."""
+    return _simple_requests(config, st.just((b"", b"")))
 
 
 # --- Transport: R1-R7 ----------------------------------------------------------------------------------
@@ -315,11 +348,37 @@ def dports(config: ExtractorConfig) -> st.SearchStrategy[int]:
     return weighted((8, st.sampled_from(config.ports)), (1, PORTS))
 
 
+@dataclasses.dataclass(frozen=True)
+class Shapes:
+    """Where ``frame_specs`` may take a frame: every variation, or only those that reach a flow (R15)."""
+
+    tag_counts: st.SearchStrategy[int] = TAG_COUNTS
+    fragments: st.SearchStrategy[str] = FRAGMENTS
+    ipv6_ext: st.SearchStrategy[bool] = IPV6_EXT
+    protocols: st.SearchStrategy[str] = PROTOCOLS
+
+
+ANY_SHAPE = Shapes()
+# A flow's frames must all get past R2-R5 to have a flow at all: no third VLAN tag, later fragment, IPv6
+# extension header or UDP (the per-frame targets cover those). A first fragment is parsed like any packet.
+FLOW_SHAPE = Shapes(
+    tag_counts=weighted((6, st.just(0)), (2, st.integers(1, 2))),
+    fragments=weighted((8, st.just("none")), (1, st.just("first"))),
+    ipv6_ext=st.just(False),
+    protocols=st.just("tcp"),
+)
+
+
 @st.composite
-def frame_specs(draw: st.DrawFn, config: ExtractorConfig, payload: st.SearchStrategy[bytes]) -> FrameSpec:
+def frame_specs(
+    draw: st.DrawFn,
+    config: ExtractorConfig,
+    payload: st.SearchStrategy[bytes],
+    shapes: Shapes = ANY_SHAPE,
+) -> FrameSpec:
     """R1-R7 around a payload: family, VLAN tags, options, fragments, ports, protocol, Ethernet padding."""
     family = draw(FAMILIES)
-    tags = draw(TAG_COUNTS)
+    tags = draw(shapes.tag_counts)
     return FrameSpec(
         payload=draw(payload),
         family=family,
@@ -329,9 +388,9 @@ def frame_specs(draw: st.DrawFn, config: ExtractorConfig, payload: st.SearchStra
         vlan_tpids=tuple(draw(TPIDS) for _ in range(tags)),
         ip_options=draw(IP_OPTION_BYTES) if family == 4 else b"",
         tcp_options=draw(TCP_OPTION_BYTES),
-        fragment=draw(FRAGMENTS) if family == 4 else "none",
-        ipv6_ext=draw(IPV6_EXT) if family == 6 else False,
-        protocol=draw(PROTOCOLS),
+        fragment=draw(shapes.fragments) if family == 4 else "none",
+        ipv6_ext=draw(shapes.ipv6_ext) if family == 6 else False,
+        protocol=draw(shapes.protocols),
         pad=draw(PADDING),
     )
 
@@ -384,30 +443,368 @@ def mutated(draw: st.DrawFn, frames: st.SearchStrategy[list[bytes]]) -> list[byt
     return result
 
 
+# --- Flows: R14-R18 ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Flow:
+    """The client frames of one TCP connection, in the order they are sent; judged by one fresh FlowTracker.
+
+    The kernel's flow map outlives an example, so ``reset``, an RST for the flow's tuple, goes first: it
+    removes whatever state an earlier example left (R15), while to a fresh ``FlowTracker`` an RST of a flow
+    without state changes and counts nothing. Both sides so start the flow's frames from no state, and the
+    reset's own outcome is not compared (the kernel's ``flows_closed`` depends on the examples before).
+    Distinct ports per example would need a counter across examples and take the ports from the fuzzer.
+    """
+
+    reset: bytes
+    frames: tuple[bytes, ...]
+
+    @property
+    def sent(self) -> tuple[bytes, ...]:
+        """Every frame the kernel is given, in order: the reset, then the flow's frames."""
+        return (self.reset, *self.frames)
+
+
+Item = bytes | Flow  # what an example is made of: a frame on a flow of its own, or a whole flow
+
+
+def sent(item: Item) -> tuple[bytes, ...]:
+    """The frames an item is made of, in the order they are sent: the frame, or the flow's reset and frames."""
+    return item.sent if isinstance(item, Flow) else (item,)
+
+
+FORGED_BEFORE = weighted(
+    (2, st.just(b"")), (2, latin1(VISIBLE + " \r\n", 1, 40)), (1, st.binary(min_size=1, max_size=8))
+)
+FORGED_AFTER = weighted((1, st.just(b"")), (1, st.binary(min_size=1, max_size=16)))
+
+
+@st.composite
+def _forged(draw: st.DrawFn, config: ExtractorConfig) -> bytes:
+    """A body holding a request, line and headers, at a random offset: only its length says it is a body."""
+    inner = weighted((3, simple_requests(config)), (1, requests(config)))
+    return draw(FORGED_BEFORE) + draw(inner) + draw(FORGED_AFTER)
+
+
+@functools.cache
+def bodies(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
+    """Message bodies (R14): random bytes, request-looking text, none, and longer than the view (R7)."""
+    return weighted(
+        (3, st.binary(max_size=24)),
+        (4, _forged(config)),
+        (1, st.just(b"")),
+        (1, sized(VISIBLE + " \r\n", st.integers(config.max_scan_bytes - 8, 2 * config.max_scan_bytes))),
+    )
+
+
+RIGHT_LENGTH = weighted((12, st.just(True)), (1, st.just(False)))
+# How the length is written: plainly, a leading zero, 17 digits (R17 refuses), not digits at all (None).
+LENGTH_FORMS = weighted(
+    (20, st.just(b"%d")), (1, st.just(b"0%d")), (1, st.just(b"%017d")), (1, st.just(None))
+)
+CONTENT_LENGTH_NAMES = case_variants(st.just("Content-Length"))
+# What follows the Content-Length line: nothing, the same line again, or a Transfer-Encoding (R17: unknown).
+ALSO = weighted((20, st.just("nothing")), (1, st.just("again")), (1, st.just("chunked")))
+# The Content-Length line's end: the odd ones of ``line_ends`` would merge it with the next line (R17: bad).
+LENGTH_LINE_ENDS = weighted((3, st.just(b"\r\n")), (1, st.just(b"\n")), (1, line_ends()))
+
+
+@st.composite
+def _framed_bodies(draw: st.DrawFn, config: ExtractorConfig) -> Framing:
+    """(Content-Length line, body): mostly the body's length, any letter case, OWS (R17); now and then a
+    length that is wrong, one R17 refuses (17 digits, not digits, a second line) or a Transfer-Encoding."""
+    body = draw(bodies(config))
+    declared = len(body) if draw(RIGHT_LENGTH) else draw(st.integers(0, len(body) + 8))
+    form = draw(LENGTH_FORMS)
+    value = form % declared if form is not None else draw(latin1(VISIBLE, 1, 4))
+    ows = whitespace()
+    line = draw(CONTENT_LENGTH_NAMES) + b":" + draw(ows) + value + draw(ows) + draw(LENGTH_LINE_ENDS)
+    also = {"nothing": b"", "again": line, "chunked": b"Transfer-Encoding: chunked\r\n"}[draw(ALSO)]
+    return line + also, body
+
+
+@functools.cache
+def flow_requests(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
+    """The requests of a connection: mostly well-formed, so a flow goes on past them, many with a
+    Content-Length body (R14, R17), some from the whole grammar."""
+    framed = _framed_bodies(config)
+    return weighted(
+        (3, simple_requests(config)),
+        (4, _simple_requests(config, framed)),
+        (1, requests(config)),
+        (1, _requests(config, framed)),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """One segment of a flow before it is built: ``data`` is the stream from byte ``at`` on (a SYN's own
+    sequence number is the one before ``at``, its payload starts after it: R15, R16)."""
+
+    at: int
+    data: bytes = b""
+    flags: str = "PA"
+
+    @property
+    def end(self) -> int:
+        return self.at + len(self.data)
+
+
+MAX_SEGMENT = 1400  # payload bytes, as on a 1500-byte MTU; BPF_PROG_TEST_RUN takes at most a page per frame
+# Besides a few cuts: none more, a cut at every line start (a segment per line, a body in several), or a cut
+# at every byte of a stretch of up to 128 bytes (1-byte segments through a request line, headers or a body).
+CUT_STYLES = weighted((4, st.just("few")), (2, st.just("lines")), (1, st.just("bytes")))
+
+
+@st.composite
+def segmented(draw: st.DrawFn, stream: bytes, starts: frozenset[int]) -> list[Piece]:
+    """The stream cut at a few offsets, half of them where the grammar draws lines (after an LF, at one of
+    the request ``starts`` or just before it, in the body of the request before: R14, R18) and half anywhere,
+    sometimes at every line or every byte (CUT_STYLES)."""
+    size = len(stream)
+    cuts = set(range(MAX_SEGMENT, size, MAX_SEGMENT))
+    if size > 1:
+        before = {start - back for start in starts for back in (1, 4)}
+        lines = starts | before | {at + 1 for at, byte in enumerate(stream) if byte == 0x0A}
+        places = sorted(at for at in lines if 0 < at < size)
+        anywhere = st.integers(1, size - 1)
+        cut = st.one_of(anywhere, st.sampled_from(places)) if places else anywhere
+        cuts.update(draw(st.lists(cut, max_size=6)))
+        style = draw(CUT_STYLES)
+        if style == "lines":
+            cuts.update(places)
+        elif style == "bytes":
+            start = draw(st.integers(1, size - 1))
+            cuts.update(range(start, min(size, start + draw(st.integers(1, 128)))))
+    bounds = [0, *sorted(cuts), size]
+    return [Piece(start, stream[start:end]) for start, end in itertools.pairwise(bounds)]
+
+
+OPENINGS = weighted(
+    (6, st.just("syn")), (1, st.just("none")), (1, st.just("fast open")), (1, st.just("late"))
+)
+
+
+@st.composite
+def opened(draw: st.DrawFn, pieces: list[Piece]) -> list[Piece]:
+    """How the flow begins (R15): a SYN first, no SYN (mid-stream), the first segment's data on the SYN (TCP
+    Fast Open), or a SYN only before a later segment (as after attaching to a busy link)."""
+    how = draw(OPENINGS)
+    if how == "syn":
+        return [Piece(0, flags="S"), *pieces]
+    if how == "fast open":
+        return [Piece(0, pieces[0].data, "S"), *pieces[1:]]
+    if how == "late":
+        at = draw(st.integers(0, len(pieces) - 1))
+        return [*pieces[:at], Piece(pieces[at].at, flags="S"), *pieces[at:]]
+    return pieces
+
+
+def _next_at(pieces: list[Piece], index: int) -> int:
+    """The stream offset a segment put at ``index`` would start at: that of the one it goes before."""
+    return pieces[index].at if index < len(pieces) else max(piece.end for piece in pieces)
+
+
+@st.composite
+def _repeated(draw: st.DrawFn, pieces: list[Piece], stream: bytes) -> list[Piece]:
+    """A segment sent again later (R16: retransmitted once every byte of it was read)."""
+    index = draw(st.integers(0, len(pieces) - 1))
+    again = draw(st.integers(index + 1, len(pieces)))
+    return [*pieces[:again], pieces[index], *pieces[again:]]
+
+
+CHANGED = weighted((3, st.just(False)), (1, st.just(True)))
+
+
+@st.composite
+def _overlapping(draw: st.DrawFn, pieces: list[Piece], stream: bytes) -> list[Piece]:
+    """A re-send that starts up to 64 bytes before a segment and covers it and maybe more, sent in its place
+    or before it: R16 reads from the first new byte, so the old ones, sometimes changed, are never read."""
+    index = draw(st.integers(0, len(pieces) - 1))
+    piece = pieces[index]
+    if not 0 <= piece.at <= len(stream):  # a stray segment: nothing of the stream to re-send
+        return pieces
+    start = max(0, piece.at - draw(st.integers(1, 64)))
+    end = min(len(stream), max(piece.end, piece.at + 1) + draw(st.integers(0, 64)))
+    old = stream[start : piece.at]
+    if draw(CHANGED):
+        old = draw(st.binary(min_size=len(old), max_size=len(old)))
+    resent = Piece(start, old + stream[piece.at : end], piece.flags)
+    return [*pieces[:index], resent, *pieces[index + draw(st.integers(0, 1)) :]]
+
+
+NEIGHBOURS = weighted((3, st.just(True)), (1, st.just(False)))
+
+
+@st.composite
+def _swapped(draw: st.DrawFn, pieces: list[Piece], stream: bytes) -> list[Piece]:
+    """Two segments swapped, mostly neighbours (R16: out_of_order, then retransmitted or read)."""
+    if len(pieces) < 2:
+        return pieces
+    first = draw(st.integers(0, len(pieces) - 2))
+    second = first + 1 if draw(NEIGHBOURS) else draw(st.integers(first + 1, len(pieces) - 1))
+    swapped = list(pieces)
+    swapped[first], swapped[second] = pieces[second], pieces[first]
+    return swapped
+
+
+@st.composite
+def _dropped(draw: st.DrawFn, pieces: list[Piece], stream: bytes) -> list[Piece]:
+    """A segment lost for good: every later one is out_of_order (R16)."""
+    index = draw(st.integers(0, len(pieces) - 1))
+    return [*pieces[:index], *pieces[index + 1 :]]
+
+
+RST_DATA_SIZES = weighted((3, st.just(0)), (1, st.integers(1, 16)))
+
+
+@st.composite
+def _reset(draw: st.DrawFn, pieces: list[Piece], stream: bytes) -> list[Piece]:
+    """An RST anywhere, bare, with ACK or SYN, or carrying the next bytes: the state goes (R15)."""
+    index = draw(st.integers(0, len(pieces)))
+    at = _next_at(pieces, index)
+    data = stream[max(0, at) : max(0, at + draw(RST_DATA_SIZES))]
+    flags = draw(st.sampled_from(["R", "RA", "SR"]))
+    return [*pieces[:index], Piece(at, data, flags), *pieces[index:]]
+
+
+ON_DATA = weighted((2, st.just(False)), (1, st.just(True)))
+
+
+@st.composite
+def _finished(draw: st.DrawFn, pieces: list[Piece], stream: bytes) -> list[Piece]:
+    """A FIN at the end or in the middle, alone or on a data segment (read before the state goes, R15)."""
+    index = len(pieces) - draw(st.integers(0, len(pieces)))  # shrinks towards a FIN at the end
+    if draw(ON_DATA) and index < len(pieces):
+        fin = dataclasses.replace(pieces[index], flags="F" + pieces[index].flags.replace("F", ""))
+        return [*pieces[:index], fin, *pieces[index + 1 :]]
+    return [*pieces[:index], Piece(_next_at(pieces, index), flags="FA"), *pieces[index:]]
+
+
+HALF = 1 << 31
+STRAY_DISTANCES = weighted(
+    (2, st.sampled_from((HALF - 1, HALF, HALF + 1, -HALF, -HALF + 1, -HALF - 1))),
+    (1, st.integers(-(1 << 32), 1 << 32)),
+)
+
+
+@st.composite
+def _stray(draw: st.DrawFn, pieces: list[Piece], stream: bytes) -> list[Piece]:
+    """A segment far off in sequence space: about 2^31 from where it goes, where RFC 1982 order flips (R15)."""
+    index = draw(st.integers(0, len(pieces)))
+    distance = draw(STRAY_DISTANCES)
+    stray = Piece(_next_at(pieces, index) + distance, draw(st.binary(min_size=1, max_size=16)))
+    return [*pieces[:index], stray, *pieces[index:]]
+
+
+Perturbation = Callable[[list[Piece], bytes], st.SearchStrategy[list[Piece]]]
+PERTURBATIONS: st.SearchStrategy[Perturbation] = weighted(
+    (3, st.just(_repeated)),
+    (3, st.just(_overlapping)),
+    (2, st.just(_swapped)),
+    (1, st.just(_dropped)),
+    (2, st.just(_reset)),
+    (2, st.just(_finished)),
+    (1, st.just(_stray)),
+)
+PERTURBATION_COUNTS = weighted((3, st.just(0)), (3, st.just(1)), (1, st.integers(2, 3)))
+
+
+@st.composite
+def perturbed(draw: st.DrawFn, pieces: list[Piece], stream: bytes) -> list[Piece]:
+    """The segments after 0-3 of: a retransmission, an overlapping re-send, a swap, a loss, an RST, a FIN, a
+    segment far away in sequence space."""
+    for _ in range(draw(PERTURBATION_COUNTS)):
+        if not pieces:  # every segment dropped
+            break
+        pieces = draw(draw(PERTURBATIONS)(pieces, stream))
+    return pieces
+
+
+SEQ_SPACE = 1 << 32
+# The sequence number of the stream's first byte: the one the corpus uses, anywhere, or close enough to 2^32
+# that the flow's sequence numbers wrap (R15 compares them modulo 2^32).
+FIRST_SEQS = weighted(
+    (1, st.just(1000)),
+    (2, st.integers(0, SEQ_SPACE - 1)),
+    (2, st.integers(-64, 4).map(lambda first: first % SEQ_SPACE)),
+)
+TRUNCATED = weighted((12, st.just(False)), (1, st.just(True)))
+
+
+@functools.cache
+def flow_messages(config: ExtractorConfig) -> st.SearchStrategy[list[bytes]]:
+    """The 1-4 requests of a connection, in order (``flow_requests``)."""
+    return st.lists(flow_requests(config), min_size=1, max_size=4)
+
+
+@functools.cache
+def flow_specs(config: ExtractorConfig) -> st.SearchStrategy[FrameSpec]:
+    """A flow's transport shape; its frames get their payloads, flags and sequence numbers from the pieces."""
+    return frame_specs(config, st.just(b""), FLOW_SHAPE)
+
+
+def _frame(spec: FrameSpec, piece: Piece, first: int) -> bytes:
+    """The frame of one piece: its data at sequence number ``first + at``, one less on a SYN."""
+    seq = (first + piece.at - ("S" in piece.flags)) % SEQ_SPACE
+    return fast_build(dataclasses.replace(spec, payload=piece.data, flags=piece.flags, seq=seq))
+
+
+@st.composite
+def flows(draw: st.DrawFn, config: ExtractorConfig) -> Flow:
+    """One TCP connection: 1-4 requests (some with bodies, some bodies holding a request) as one stream, cut
+    into segments (``segmented``), begun (``opened``) and perturbed (``perturbed``) in one transport shape, now
+    and then one frame cut shorter than its IP length (R16 counts the IP length)."""
+    spec = draw(flow_specs(config))
+    messages = draw(flow_messages(config))
+    stream = b"".join(messages)
+    starts = frozenset(itertools.accumulate(len(message) for message in messages))
+    pieces = draw(perturbed(draw(opened(draw(segmented(stream, starts)))), stream))
+    first = draw(FIRST_SEQS)
+    frames = [_frame(spec, piece, first) for piece in pieces]
+    if frames and draw(TRUNCATED):
+        index = draw(st.integers(0, len(frames) - 1))
+        frames[index] = frames[index][: draw(st.integers(MIN_FRAME, len(frames[index]) - 1))]
+    return Flow(_frame(spec, Piece(0, flags="R"), first), tuple(frames))
+
+
 # --- Campaign targets ----------------------------------------------------------------------------------
 
 
-def _all(config: ExtractorConfig) -> st.SearchStrategy[list[bytes]]:
+def _flows(config: ExtractorConfig) -> st.SearchStrategy[list[Item]]:
+    return flows(config).map(lambda flow: [flow])
+
+
+def _all(config: ExtractorConfig) -> st.SearchStrategy[list[Item]]:
     whole = captures(frame_specs(config, payloads(config)))
-    return weighted((6, whole), (2, captures(plain_specs(config, payloads(config)))), (1, mutated(whole)))
+    return weighted(
+        (6, whole),
+        (2, captures(plain_specs(config, payloads(config)))),
+        (1, mutated(whole)),
+        (2, _flows(config)),
+    )
 
 
-TARGETS: dict[str, Callable[[ExtractorConfig], st.SearchStrategy[list[bytes]]]] = {
+# Each target gives groups of items: the frames of one capture (each judged on a flow of its own, right after
+# its SYN) or one flow (judged as a whole).
+TARGETS: dict[str, Callable[[ExtractorConfig], st.SearchStrategy[list[Item]]]] = {
     "all": _all,
     "http": lambda config: captures(plain_specs(config, payloads(config))),
     "transport": lambda config: captures(frame_specs(config, simple_requests(config))),
     "mutation": lambda config: mutated(captures(frame_specs(config, payloads(config)))),
+    "flows": _flows,
 }
 
 
 def batches(
     config: ExtractorConfig, target: str = "all", max_captures: int = 4
-) -> st.SearchStrategy[list[bytes]]:
-    """What one example feeds the kernel: 1-``max_captures`` captures of ``target``, as one list of frames."""
+) -> st.SearchStrategy[list[Item]]:
+    """What one example feeds the kernel: 1-``max_captures`` groups of ``target``, as one list of items."""
     if target not in TARGETS:
         raise ValueError(f"unknown fuzz target {target!r}; choose one of {', '.join(TARGETS)}")
     return st.lists(TARGETS[target](config), min_size=1, max_size=max_captures).map(
-        lambda groups: [frame for group in groups for frame in group]
+        lambda groups: [item for group in groups for item in group]
     )
 
 
@@ -416,8 +813,8 @@ def batches(
 
 @functools.lru_cache(maxsize=4096)
 def _template(spec: FrameSpec) -> bytes:
-    """The frame scapy builds for a transport shape: no payload, padding or truncation, placeholder ports and
-    VLAN ids (patched by ``fast_build``, so random ports and ids do not defeat the cache)."""
+    """The frame scapy builds for a transport shape: no payload, padding or truncation, placeholder ports,
+    VLAN ids and sequence number (patched by ``fast_build``, so random ones do not defeat the cache)."""
     return build(spec)
 
 
@@ -437,7 +834,14 @@ def fast_build(spec: FrameSpec) -> bytes:
     if spec.protocol != "tcp" or spec.ipv6_ext:
         return build(spec)
     shape = dataclasses.replace(
-        spec, payload=b"", pad=0, truncate_to=None, sport=1, dport=1, vlan_ids=(0,) * len(spec.vlan_ids)
+        spec,
+        payload=b"",
+        pad=0,
+        truncate_to=None,
+        sport=1,
+        dport=1,
+        vlan_ids=(0,) * len(spec.vlan_ids),
+        seq=0,
     )
     frame = bytearray(_template(shape)) + spec.payload
     for index, vlan in enumerate(spec.vlan_ids):
@@ -454,7 +858,7 @@ def fast_build(spec: FrameSpec) -> bytes:
         frame[l3 + 4 : l3 + 6] = (len(frame) - l3 - 40).to_bytes(2, "big")
         l4 = l3 + 40
         pseudo = bytes(frame[l3 + 8 : l3 + 40]) + (len(frame) - l4).to_bytes(4, "big") + b"\x00\x00\x00\x06"
-    frame[l4 : l4 + 4] = spec.sport.to_bytes(2, "big") + spec.dport.to_bytes(2, "big")
+    frame[l4 : l4 + 8] = struct.pack("!HHI", spec.sport, spec.dport, spec.seq)
     frame[l4 + 16 : l4 + 18] = b"\x00\x00"
     frame[l4 + 16 : l4 + 18] = _checksum(pseudo + bytes(frame[l4:])).to_bytes(2, "big")
     frame += bytes(spec.pad)

@@ -60,6 +60,8 @@ LIMIT_RANGES: dict[str, tuple[int, int]] = {
     "max_scan_bytes": (64, 1536),
     "max_requests_per_packet": (1, 8),
     "ringbuf_pages": (1, 4096),
+    "max_flows": (16, 1 << 18),
+    "max_request_segments": (1, 64),
 }
 
 
@@ -72,9 +74,11 @@ class ExtractorConfig:
     max_header_lines: int = 32
     max_value_len: int = 128
     max_target_len: int = 128
-    max_scan_bytes: int = 1024
+    max_scan_bytes: int = 1536  # R7: a whole segment of a 1500-byte MTU, so R18 can continue its headers
     max_requests_per_packet: int = 4
     ringbuf_pages: int = 512  # 2 MiB: about 1,500 events of backlog before any is lost
+    max_request_segments: int = 8  # R18: segments one request's header section may span
+    max_flows: int = 65536  # R15: TCP flows tracked at once (LRU); about 150 bytes of kernel memory each
 
     def __post_init__(self) -> None:
         for field, (low, high) in LIMIT_RANGES.items():
@@ -119,6 +123,8 @@ class ExtractorConfig:
             f"-DXHDR_MAX_SCAN_BYTES={self.max_scan_bytes}",
             f"-DXHDR_MAX_REQUESTS={self.max_requests_per_packet}",
             f"-DXHDR_RINGBUF_PAGES={self.ringbuf_pages}",
+            f"-DXHDR_MAX_FLOWS={self.max_flows}",
+            f"-DXHDR_MAX_REQUEST_SEGMENTS={self.max_request_segments}",
         ]
 
     def with_changes(self, **changes: object) -> ExtractorConfig:

@@ -2,17 +2,28 @@
 
 A new case is a new file; nothing registers it. Each file has a ``description``, a ``[frame]`` table (the
 fields of :class:`harness.frames.FrameSpec`, plus the helpers below) and an ``[expect]`` table, or one
-``[[expect]]`` table per frame when ``split_at`` makes two frames. A person writes expectations next to
+``[[expect]]`` table per frame when ``segments`` makes several. A person writes expectations next to
 the input so that they keep the reference extractor itself honest; the kernel is then held to the reference.
+
+A case's frames are one TCP flow (docs/EXTRACTION.md R15): it is sent after the SYN that opens the flow at
+the first frame's first payload byte (``harness.frames.opening``; none when the first frame is a SYN itself
+or not TCP), and each frame's expectation is the reference's for that sequence (``CorpusCase.expected``,
+a ``FlowTracker`` fed the SYN and the frames). The SYN has no ``[expect]``.
 
 ``[frame]`` helpers:
 
 - ``payload``: a TOML string (latin-1, so ``\\u00ff`` is byte 0xff), or a list of pieces, each a string or
   ``[string, count]`` (``["GET / HTTP/1.1\\r\\n", ["X-A: 1\\r\\n", 40], "\\r\\n"]``); or ``payload_hex``.
-- ``ip_options`` / ``tcp_options``: hex strings. ``split_at``: send the payload as two segments.
+- ``ip_options`` / ``tcp_options``: hex strings.
+- ``segments``: send the payload as several TCP segments of the flow, in this order, each
+  ``[start, end]`` or ``[start, end, "flags"]``: the payload bytes ``start`` to ``end`` (a Python slice), with
+  the frame's ``flags`` or the ones given (scapy letters: ``"R"``, ``"FA"``, ``"S"``...). Payload byte ``i``
+  has sequence number ``seq + i`` in every segment (a SYN's own number is the one before its payload), so a
+  range that goes back is a retransmission and one that skips ahead is out of order.
 - ``kind = "arp"``: an ARP request instead of an IP frame (no other fields).
 
-``[expect]`` keys: ``outcome`` (counter name, lower-case), ``events`` (count), and optionally, for the first
+``[expect]`` keys: ``outcome`` (counter name, lower-case), ``events`` (count), optionally ``flows_opened``,
+``flows_closed``, ``flows_lost`` (the R15 tallies of this frame) and, for the first
 event: ``flags`` (the exact event flags), ``method``, ``target``, ``target_length``, ``version``,
 ``header_lines``, ``vlan_ids``, ``family``; ``targets`` (every event's target, in order); ``headers``, which
 lists every configured header expected present (the others must be absent), each as the logged value string
@@ -24,18 +35,22 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.config import ExtractorConfig
 from harness.counters import Counter
+from harness.driver import with_openings
 from harness.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
-from harness.frames import FrameSpec, arp_frame, build, split
-from harness.reference import DEFAULT_KEY, Expected, siphash24
+from harness.frames import FrameSpec, arp_frame, build
+from harness.reference import DEFAULT_CONFIG, DEFAULT_KEY, Expected, FlowTracker, siphash24
 
 CORPUS_DIR = Path(__file__).with_name("corpus")
 _HEX_FIELDS = ("ip_options", "tcp_options")
 _TUPLE_FIELDS = ("vlan_ids", "vlan_tpids")
 _FIRST_EVENT_FIELDS = ("method", "target", "target_length", "version", "header_lines", "vlan_ids", "family")
+_FLOW_TALLIES = (Counter.FLOWS_OPENED, Counter.FLOWS_CLOSED, Counter.FLOWS_LOST)
 
 
 class CorpusError(ValueError):
@@ -48,6 +63,9 @@ class FrameExpectation:
 
     outcome: str
     events: int
+    flows_opened: int | None = None
+    flows_closed: int | None = None
+    flows_lost: int | None = None
     flags: tuple[str, ...] | None = None
     method: str | None = None
     target: str | None = None
@@ -69,6 +87,10 @@ class FrameExpectation:
             )
         if len(expected.events) != self.events:
             problems.append(f"{len(expected.events)} events, expected {self.events}")
+        for tally in _FLOW_TALLIES:
+            wanted = getattr(self, tally.label)
+            if wanted is not None and expected.counters[tally] != wanted:
+                problems.append(f"{tally.label} {expected.counters[tally]}, expected {wanted}")
         if self.targets is not None:
             actual = tuple(event.target.decode("latin-1") for event in expected.events)
             if actual != self.targets:
@@ -95,12 +117,30 @@ class FrameExpectation:
 
 @dataclasses.dataclass(frozen=True)
 class CorpusCase:
-    """One corpus file: its frames in sending order and one expectation per frame."""
+    """One corpus file: its frames (one flow) in sending order and one expectation per frame."""
 
     name: str
     description: str
     frames: list[bytes]
     expect: list[FrameExpectation]
+
+    def expected(self, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY) -> list[Expected]:
+        """The reference's expectation of each frame, sent as the kernel gets it: after the flow's opening."""
+        return flow_expectations([self.frames], config, key)
+
+
+def flow_expectations(
+    flows: Sequence[Sequence[bytes]], config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY
+) -> list[Expected]:
+    """What the reference expects of the flows' frames when each flow follows its opening SYN.
+
+    One ``FlowTracker`` sees exactly the sequence ``harness.driver.feed_flows`` sends (``with_openings``),
+    so the expectation of every frame depends on the frames before it as the kernel's state does.
+    """
+    sent, positions = with_openings(flows)
+    tracker = FlowTracker(config, key)
+    expected = [tracker.feed(frame) for frame in sent]
+    return [expected[position] for position in positions]
 
 
 def load_corpus(directory: Path = CORPUS_DIR) -> list[CorpusCase]:
@@ -125,13 +165,22 @@ def load_case(path: Path) -> CorpusCase:
 
 
 def _frames(table: dict[str, Any]) -> list[bytes]:
-    """The frames a [frame] table describes: one, or two when ``split_at`` is given."""
+    """The frames a [frame] table describes: one, or one per entry of ``segments``."""
     if table.pop("kind", "ip") == "arp":
         return [arp_frame()]
-    split_at = table.pop("split_at", None)
+    segments = table.pop("segments", None)
     spec = _spec(table)
-    specs = [spec] if split_at is None else list(split(spec, split_at))
+    specs = [spec] if segments is None else [_segment(spec, *entry) for entry in segments]
     return [build(one) for one in specs]
+
+
+def _segment(spec: FrameSpec, start: int, end: int, flags: str | None = None) -> FrameSpec:
+    """Payload bytes ``start:end`` of ``spec`` as one segment: byte ``i`` keeps sequence number seq + i."""
+    if not 0 <= start <= end <= len(spec.payload):
+        raise ValueError(f"segment [{start}, {end}] is not inside the {len(spec.payload)}-byte payload")
+    flags = spec.flags if flags is None else flags
+    syn = "S" in flags  # the SYN takes the sequence number before its payload (R16)
+    return dataclasses.replace(spec, payload=spec.payload[start:end], flags=flags, seq=spec.seq + start - syn)
 
 
 def _spec(table: dict[str, Any]) -> FrameSpec:

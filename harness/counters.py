@@ -22,13 +22,23 @@ class Counter(enum.IntEnum):
     HTTP_REQUEST = 11
     EVENTS = 12
     EVENTS_LOST = 13
+    MID_STREAM = 14
+    OUT_OF_SYNC = 15
+    RETRANSMITTED = 16
+    OUT_OF_ORDER = 17
+    BODY = 18
+    FLOWS_OPENED = 19
+    FLOWS_CLOSED = 20
+    FLOWS_LOST = 21
+    CONTINUED = 22
 
     @property
     def label(self) -> str:
         return self.name.lower()
 
 
-# Every frame ends in exactly one of these; the rest (packets, tcp_watched, events, events_lost) are tallies.
+# Every frame ends in exactly one of these; the rest (packets, tcp_watched, events, events_lost and the flows_*
+# counters of R15) are tallies.
 OUTCOMES = frozenset(
     {
         Counter.MALFORMED,
@@ -39,6 +49,12 @@ OUTCOMES = frozenset(
         Counter.NOT_TCP,
         Counter.PORT_NOT_WATCHED,
         Counter.NO_PAYLOAD,
+        Counter.MID_STREAM,
+        Counter.OUT_OF_SYNC,
+        Counter.RETRANSMITTED,
+        Counter.OUT_OF_ORDER,
+        Counter.BODY,
+        Counter.CONTINUED,
         Counter.NOT_HTTP,
         Counter.HTTP_REQUEST,
     }

@@ -25,6 +25,13 @@ class EventFlag(enum.IntFlag):
     SCAN_LIMIT = 1 << 3
     TOO_MANY_HEADERS = 1 << 4
     BAD_LINE = 1 << 5
+    TRANSFER_ENCODING = 1 << 6
+    BAD_CONTENT_LENGTH = 1 << 7
+    NAME_SPLIT = 1 << 8
+    BARE_LF = 1 << 9
+    OBS_FOLD = 1 << 10
+    WS_BEFORE_COLON = 1 << 11
+    CL_AND_TE = 1 << 12
 
 
 class SlotFlag(enum.IntFlag):

@@ -11,12 +11,15 @@ The addresses repeat netns/addressing.py on purpose: the harness must not import
 from __future__ import annotations
 
 import dataclasses
+import struct
 from typing import Literal
 
 from scapy.layers.inet import IP, TCP, UDP, IPOption
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import NoPayload, Packet, Raw
+
+from harness.reference import TCP_SYN, tcp_segment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +82,48 @@ def split(spec: FrameSpec, at: int) -> tuple[FrameSpec, FrameSpec]:
     first = dataclasses.replace(spec, payload=spec.payload[:at])
     second = dataclasses.replace(spec, payload=spec.payload[at:], seq=spec.seq + at)
     return first, second
+
+
+def opening(frame: bytes) -> bytes | None:
+    """The SYN that opens ``frame``'s flow so that the flow expects a request at ``frame``'s first payload byte.
+
+    Same Ethernet, VLAN, IP and TCP addressing (and IP/TCP options), TCP flags exactly SYN, sequence number one
+    before ``frame``'s, no payload, no Ethernet padding; the IP length fields, the IPv4 header checksum and the
+    TCP checksum are recomputed, IPv4's MF flag and TCP's ACK number and urgent pointer are cleared. None when
+    ``frame`` is not an IPv4 or IPv6 TCP segment the extractor parses (R1-R6, whatever the port), or when it
+    has the SYN flag itself (it opens its own flow, R15). Byte surgery on the layer offsets, no scapy: the
+    fuzzer calls it for every example.
+    """
+    segment = tcp_segment(frame)
+    if segment is None or segment.syn:
+        return None
+    ip, tcp, end = segment.ip_start, segment.tcp_start, segment.payload_start
+    syn = bytearray(frame[:end])
+    if segment.flow.family == 4:
+        struct.pack_into("!H", syn, ip + 2, end - ip)  # total length
+        syn[ip + 6] &= 0xDF  # no MF: the SYN is a whole packet (the fragment offset is 0 already, R4)
+        struct.pack_into("!H", syn, ip + 10, 0)
+        struct.pack_into("!H", syn, ip + 10, _internet_checksum(syn[ip:tcp]))
+        pseudo = syn[ip + 12 : ip + 20] + struct.pack("!BBH", 0, 6, end - tcp)
+    else:
+        struct.pack_into("!H", syn, ip + 4, end - tcp)  # payload length
+        pseudo = syn[ip + 8 : ip + 40] + struct.pack("!I3xB", end - tcp, 6)
+    struct.pack_into("!II", syn, tcp + 4, (segment.seq - 1) & 0xFFFFFFFF, 0)  # sequence, acknowledgement
+    syn[tcp + 12] &= 0xF0  # data offset kept; the reserved bits and NS cleared
+    syn[tcp + 13] = TCP_SYN
+    struct.pack_into("!HH", syn, tcp + 16, 0, 0)  # checksum (below) and urgent pointer
+    struct.pack_into("!H", syn, tcp + 16, _internet_checksum(pseudo + syn[tcp:end]))
+    return bytes(syn)
+
+
+def _internet_checksum(data: bytes | bytearray) -> int:
+    """RFC 1071: the ones' complement of the ones' complement sum of 16-bit words."""
+    if len(data) % 2:
+        data = bytes(data) + b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
 
 
 def arp_frame() -> bytes:

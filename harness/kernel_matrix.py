@@ -3,8 +3,9 @@
 For each variant, the host compiles it once with BCC (for the extractor: a full :class:`Program` with the
 corpus key and default rules written into its maps) and turns it into a guest description
 (:func:`harness.kernels.describe`). One guest boot per kernel then loads every variant and runs every corpus
-frame through BPF_PROG_TEST_RUN; the results are compared with the reference extractor exactly as the
-host's corpus test does (``harness.compare.outcome_differences``). A rejection, a map the kernel refuses or
+frame through BPF_PROG_TEST_RUN, each case after the SYN that opens its flow, as the host's corpus test sends
+them; the results are compared (``harness.compare.outcome_differences``) with a reference ``FlowTracker`` fed
+the same sequence, the SYNs included, so the guest needs no notion of flows. A rejection, a map the kernel refuses or
 a behaviour difference on any kernel fails the command, naming kernel, variant and reason.
 """
 
@@ -21,6 +22,7 @@ from harness.compare import outcome_differences
 from harness.config import ExtractorConfig
 from harness.corpus import load_corpus
 from harness.counters import Counter
+from harness.driver import with_openings
 from harness.kernels import (
     HOST,
     BootResult,
@@ -52,8 +54,10 @@ class Build:
 
 
 def corpus_frames() -> list[bytes]:
-    """Every frame of the built-in corpus, in a fixed order (the guest runs them in this order)."""
-    return [frame for case in load_corpus() for frame in case.frames]
+    """Every frame of the built-in corpus, each case after its opening SYN, in a fixed order (the guest runs
+    them in this order, one flow state table per variant)."""
+    sent, _ = with_openings([case.frames for case in load_corpus()])
+    return sent
 
 
 def build(source: Path, variant: Variant, cflags: list[str]) -> Build:
@@ -122,8 +126,9 @@ def run_kernel(kernel: str, builds: Sequence[Build], frames: Sequence[bytes]) ->
             continue
         config = ExtractorConfig(**item.limits)
         found = []
+        tracker = reference.FlowTracker(config, reference.DEFAULT_KEY)
         for index, (frame, outcome) in enumerate(zip(frames, outcomes(guest, config), strict=True)):
-            expected = reference.extract(frame, config, reference.DEFAULT_KEY)
+            expected = tracker.feed(frame)
             found += [f"frame {index}: {line}" for line in outcome_differences(outcome, expected)]
         if found:
             differences[item.variant] = found

@@ -12,24 +12,26 @@ Frames and counters
     protocol other than TCP is ``not_tcp``; the IP end is capped by the total length, so Ethernet padding is
     never payload. R5: the same for IPv6, where any extension header is ``ipv6_ext_header``. R6: a TCP header
     that does not fit before the IP end is malformed, an unwatched destination port is ``port_not_watched``;
-    otherwise ``tcp_watched`` counts and an empty payload is ``no_payload``. R7: only the first
-    ``max_scan_bytes`` of the payload (the view) are read, and a longer payload marks every event
-    ``SCAN_LIMIT``. R8: a view that does not begin with a request is ``not_http``; otherwise
-    ``http_request`` and ``events`` count once per request logged.
+    otherwise ``tcp_watched`` counts, the segment's flags act on its flow (R15) and an empty payload is
+    ``no_payload``. R7: only the first ``max_scan_bytes`` of the payload (the view) are read, and a longer
+    payload marks every event ``SCAN_LIMIT``. R8: a segment its flow lets the parser read (R16) is read from
+    its start offset; when no request begins there the outcome is ``not_http`` and the flow is lost,
+    otherwise ``http_request`` and ``events`` count once per request logged.
 
 Request line
     R9: ``method SP target SP version (CRLF | LF)``, with a 1..16 tchar method, a target of visible or high
     bytes (``target`` keeps ``max_target_len`` bytes, ``target_length`` counts them all, a longer one is
     ``TARGET_TRUNCATED``) and exactly ``HTTP/1.0`` or ``HTTP/1.1``. Any byte that breaks the grammar means
     "not a request". R10: a line the view cuts after the method's SP, with every byte so far fitting, is still
-    logged as ``LINE_CUT``, with no headers, version 0 unless all eight version bytes were seen.
+    logged as ``LINE_CUT``, with no headers, version 0 unless all eight version bytes were seen; this holds
+    for every request read, the first of a segment or a later one.
 
 Header section
     R11: lines end at LF, one CR before it is dropped; an empty line (LF or CR LF) completes the request. A CR
     followed by anything else starts a bad non-empty line; a view ending right after a CR at a line start
     leaves that line unknown. Each non-empty line counts in ``header_lines``; one more than
     ``max_header_lines`` sets ``TOO_MANY_HEADERS`` and ends the frame's scan. A view that ends before the
-    empty line sets ``HEADERS_CUT``.
+    empty line sets ``HEADERS_CUT``, unless the request goes on in the next segment (R18).
 
     R12: a field line is ``name ":" value`` with a tchar name; obs-fold, no colon, an empty name or a
     non-tchar before the colon set ``BAD_LINE`` as soon as the offending byte is seen. Names match the
@@ -42,9 +44,48 @@ Header section
     start), ``presence`` keeps flags and length only.
 
 Several requests in one frame
-    R14: after a complete request, the next byte of the view starts another request, up to
-    ``max_requests_per_packet``; it is logged only when its request line is complete and valid, otherwise the
-    scan stops and nothing more is counted.
+    R14: a complete request is followed by its body (R17) and the next request starts after it: past the
+    payload's end the flow goes to ``body`` mode, exactly at it the flow stays in ``request`` mode, inside
+    the view (fewer than ``max_requests_per_packet`` read) the next request is read there, anywhere else the
+    flow is lost. A next request that is not a request loses the flow; the earlier ones stay logged. A
+    request logged with ``LINE_CUT``, ``HEADERS_CUT`` or ``TOO_MANY_HEADERS``, or with an unknown body
+    length, is the frame's last and loses the flow.
+
+Flows
+    R15: a flow is (family, addresses, ports, VLAN ids) with a state ``expect`` and a mode (``request``,
+    ``body`` with ``body_left``, ``headers`` with the kept request of R18, ``lost``); sequence numbers
+    compare modulo 2^32. On a watched segment: RST
+    removes the state (``flows_closed``) and the segment goes on without one; SYN without RST sets
+    ``request`` at seq + 1 (``flows_opened``), its payload (TCP Fast Open) starting there; an empty payload
+    is ``no_payload``; the payload goes to R16; FIN then removes the state (``flows_closed``). Each change to
+    ``lost`` counts once in ``flows_lost``; a lost flow is read again only after a new SYN.
+
+    R16: with ``s`` the payload's sequence number and ``n`` its length by the IP header (even when the frame
+    is cut shorter): no state is ``mid_stream``, a lost flow ``out_of_sync``, ``s + n <= expect``
+    ``retransmitted``, ``s > expect`` ``out_of_order`` (no change); otherwise reading starts at ``expect -
+    s``: a body covering the rest of the payload consumes it (``body``), else the requests after the body are
+    read (R8), and a start at or past the view's end is ``out_of_sync`` and loses the flow.
+
+    R17: a ``Transfer-Encoding`` line sets ``TRANSFER_ENCODING`` as soon as its colon is seen; a
+    ``Content-Length`` line with a trimmed value of 1..16 digits gives the body length, any other value, a
+    second such line or a value cut before its LF (by the view or the payload's end) sets
+    ``BAD_CONTENT_LENGTH``; either flag makes the body length unknown. Neither line: no body.
+
+    R18: a header section cut by the payload's end (the view holds the whole payload by its IP length), after
+    a complete request line, read in fewer than ``max_request_segments`` segments, is not logged yet: the
+    request is kept as it stands with where the cut fell, the flow goes to ``headers`` mode after the
+    payload, and a frame that logs no request and ends so is ``continued``. The next segment the flow reads
+    goes on with it from its start offset: at a line start nothing is lost (a lone CR there is the empty line
+    if an LF follows, else a bad counted line); in a field name the rest is checked for tchar up to the colon
+    (a non-tchar or an LF first is ``BAD_LINE``), the line is not matched and the event gets ``NAME_SPLIT``;
+    in the value of a line that filled a slot (``CUT``, R13) or of a ``Content-Length`` line, or in a line
+    being skipped, the rest of the line is skipped. The request is logged where it ends, as that frame's
+    request 0 with that frame's ``SCAN_LIMIT`` and the flags, lines and slots of all its segments; still
+    cut in its ``max_request_segments``th segment, or cut by the view, it is ``HEADERS_CUT`` and loses the
+    flow.
+
+The flow table is a plain dict: the kernel's LRU eviction at ``max_flows`` (R15) is not modelled, so tests and
+the fuzzer keep fewer flows than that alive at once.
 
 Readings chosen where the rules leave room (each is marked "Reading:" in the code below):
 
@@ -56,20 +97,43 @@ Readings chosen where the rules leave room (each is marked "Reading:" in the cod
 - A repeated occurrence that the view cuts sets only ``REPEATED``: the slot keeps the first occurrence, so it
   does not gain ``CUT``.
 - R10 with the view ending right after the method's SP logs an empty target (``target_length`` 0).
+- R15: ``flows_closed`` counts a state actually removed; an RST or FIN of a flow without state counts nothing.
+- R15, R16: sequence numbers compare as the signed 32-bit difference (``a <= b`` when ``int32(a - b) <= 0``),
+  so a distance of exactly 2^31 counts as "before".
+- R6, R16: "empty payload" is judged on the bytes present (R6's payload); only R16 uses the IP header's
+  length ``n``, so a frame cut right after its TCP header is ``no_payload`` whatever ``n`` is.
+- R16: a body "goes on past the payload" when it reaches at least the payload's end: a body ending exactly
+  with its segment is consumed (outcome ``body``) and leaves the flow in ``request`` mode after the payload,
+  as R14 does for a request ending there; the view check applies to the start of the requests after a body.
+- R18: a line the cut finds already bad (a non-tchar before the cut, ``Ho st`` or ``Host\\r``; obs-fold; a
+  CR-started line) is a line being skipped, so it gets no ``NAME_SPLIT``; a name the cut splits is not
+  matched for R17 either (a split ``Content-Length`` or ``Transfer-Encoding`` name says nothing of the body).
+- R18: a cut right after a colon is inside the value. The segments counted are those R16 lets the parser
+  read (retransmitted and out-of-order ones do not count); a continued request counts toward
+  ``max_requests_per_packet`` in the frame where it ends, where it is request 0.
+- R15, R18: an RST or FIN removes the kept request with its flow's state; it is never logged.
+- R17: ``0`` and leading zeros are valid digits (``0000`` is a body of 0 bytes); the 16-digit limit counts
+  the leading zeros.
+- ``extract`` answers for one frame as if its flow expected a request exactly at its first payload byte
+  (the state a SYN with the previous sequence number leaves, see ``harness.frames.opening``); a frame with
+  SYN has no opening and starts from no state, so SYN with RST is ``mid_stream`` and closes nothing. A frame
+  whose header section its payload's end cuts is so ``continued`` (R18), with no event.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import ipaddress
 import struct
+from typing import NamedTuple
 
 from harness.config import METHOD_MAX_LEN, SCHEME_MAX_LEN, TCHARS, ExtractorConfig, HeaderMode, HeaderRule
 from harness.counters import OUTCOMES, Counter
 from harness.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
 
-SP, LF = 0x20, 0x0A
+SP, LF, CR, HT = 0x20, 0x0A, 0x0D, 0x09
 VLAN_TPIDS = (0x8100, 0x88A8)
 MAX_VLAN_TAGS = 2
 ETHERTYPE_IPV4 = 0x0800
@@ -80,6 +144,10 @@ VERSIONS = {b"HTTP/1.0": 10, b"HTTP/1.1": 11}
 VERSION_LEN = 8
 TCHAR_BYTES = bytes(sorted(TCHARS))
 TARGET_BYTES = bytes([*range(0x21, 0x7F), *range(0x80, 0x100)])
+DIGITS = b"0123456789"
+CONTENT_LENGTH_MAX_DIGITS = 16
+TCP_FIN, TCP_SYN, TCP_RST = 0x01, 0x02, 0x04
+SEQ_MASK = (1 << 32) - 1
 DEFAULT_CONFIG = ExtractorConfig()
 DEFAULT_KEY = bytes(16)
 
@@ -93,7 +161,7 @@ class Expected:
 
     @property
     def outcome(self) -> Counter:
-        """The one outcome counter this frame moves (R1-R8)."""
+        """The one outcome counter this frame moves (R1-R8, R16)."""
         (outcome,) = (counter for counter in OUTCOMES if self.counters[counter])
         return outcome
 
@@ -109,7 +177,7 @@ class _Outcome(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class _Flow:
-    """The addressing part of every event of one frame."""
+    """The addressing part of every event of one frame, and the key of its flow state (R15)."""
 
     family: int
     saddr: str
@@ -119,28 +187,203 @@ class _Flow:
     vlan_ids: tuple[int, ...]
 
 
-def extract(frame: bytes, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY) -> Expected:
-    """What the extractor must count and log for ``frame`` under ``config`` with SipHash ``key``."""
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """A TCP segment as R1-R6 read it, whatever its port: addressing, flags, sequence number, payload.
+
+    The offsets are the frame's: where the IP header, the TCP header and the payload start.
+    """
+
+    flow: _Flow
+    ip_start: int
+    tcp_start: int
+    payload_start: int
+    tcp_flags: int
+    seq: int
+    payload: bytes  # the bytes present: up to the IP end, capped by the frame (R4, R5)
+    length: (
+        int  # n of R16: the payload's length as the IP header gives it, even when the frame is cut shorter
+    )
+
+    @property
+    def syn(self) -> bool:
+        return bool(self.tcp_flags & TCP_SYN)
+
+    @property
+    def start(self) -> int:
+        """R16: s, the sequence number of the payload's first byte (one more on a SYN)."""
+        return (self.seq + self.syn) & SEQ_MASK
+
+
+def tcp_segment(frame: bytes) -> Segment | None:
+    """The TCP segment ``frame`` carries, or None when R1-R6 end the frame before its port is looked at."""
     try:
-        flow, payload = _read_layers(frame, config)
+        return _read_segment(frame)
+    except _Outcome:
+        return None
+
+
+# --- Flows: R15, R16, R18 ----------------------------------------------------------------------------------
+
+
+class Mode(enum.Enum):
+    """R15: what the flow expects at ``expect``."""
+
+    REQUEST = "request"
+    BODY = "body"
+    HEADERS = "headers"  # R18: the header section of ``FlowState.pending`` goes on
+    LOST = "lost"
+
+
+class Cut(enum.Enum):
+    """R18: where a payload's end fell in a header section, and so how the next segment goes on."""
+
+    LINE_START = "line start"  # at the start of a line: nothing is lost
+    LONE_CR = "lone CR"  # right after a CR that starts a line (R11): the empty line if an LF comes next
+    NAME = "name"  # inside a field name, every byte a tchar so far: the rest is checked, the line not matched
+    VALUE = "value"  # inside the value of a line that filled a slot or is a Content-Length line
+    SKIPPED = "skipped"  # inside a line being skipped: not configured, bad, or repeated
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowState:
+    """R15: one flow's state."""
+
+    expect: int
+    mode: Mode
+    body_left: int = 0
+    pending: _Request | None = None  # R18, mode HEADERS: the request kept, ``pending.cut`` where it was cut
+
+
+class FlowTracker:
+    """The extractor across frames: R1-R18 with the flow states of R15 (no LRU eviction, see the docstring)."""
+
+    def __init__(self, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY) -> None:
+        self.config = config
+        self.key = key
+        self.states: dict[_Flow, FlowState] = {}
+
+    def feed(self, frame: bytes) -> Expected:
+        """What ``frame`` counts and logs given the flows of the frames fed before; updates the flows."""
+        try:
+            segment = _read_segment(frame)
+        except _Outcome as outcome:
+            return _expected(outcome.counter, tcp_watched=False)
+        return self._segment(segment)
+
+    def _segment(self, segment: Segment) -> Expected:
+        """R6, R15: a parsed segment; a watched one acts on its flow, flags first and FIN last."""
+        if segment.flow.dport not in self.config.ports:
+            return _expected(Counter.PORT_NOT_WATCHED, tcp_watched=False)
+        tallies = dict.fromkeys((Counter.FLOWS_OPENED, Counter.FLOWS_CLOSED, Counter.FLOWS_LOST), 0)
+        flow = segment.flow
+        if segment.tcp_flags & TCP_RST:
+            if self.states.pop(flow, None) is not None:  # Reading: only a state removed counts
+                tallies[Counter.FLOWS_CLOSED] += 1
+        elif segment.syn:
+            self.states[flow] = FlowState(segment.start, Mode.REQUEST)
+            tallies[Counter.FLOWS_OPENED] += 1
+        if segment.payload:
+            outcome, events, lost = self._payload(segment)
+            tallies[Counter.FLOWS_LOST] += lost
+        else:
+            outcome, events = Counter.NO_PAYLOAD, ()  # Reading: the bytes present, not the IP length
+        if segment.tcp_flags & TCP_FIN and self.states.pop(flow, None) is not None:
+            tallies[Counter.FLOWS_CLOSED] += 1
+        return _expected(outcome, tcp_watched=True, events=events, tallies=tallies)
+
+    def _payload(self, segment: Segment) -> tuple[Counter, tuple[HeaderEvent, ...], int]:
+        """R16, R18: (outcome, events, flows lost) of a non-empty payload; updates the flow's state.
+
+        In ``headers`` mode R16 reads the segment as in ``request`` mode, and the kept request goes on from
+        the start offset (R18).
+        """
+        state = self.states.get(segment.flow)
+        if state is None:
+            return Counter.MID_STREAM, (), 0
+        if state.mode is Mode.LOST:
+            return Counter.OUT_OF_SYNC, (), 0
+        s, n = segment.start, segment.length
+        if _serial_diff(s + n, state.expect) <= 0:
+            return Counter.RETRANSMITTED, (), 0
+        if _serial_diff(s, state.expect) > 0:
+            return Counter.OUT_OF_ORDER, (), 0
+        offset = _serial_diff(state.expect, s)  # 0 <= offset < n here
+        end = (s + n) & SEQ_MASK
+        if state.mode is Mode.BODY:
+            body_end = offset + state.body_left
+            if body_end >= n:  # Reading: a body that reaches the payload's end consumes it
+                left = body_end - n
+                self.states[segment.flow] = FlowState(end, Mode.BODY if left else Mode.REQUEST, left)
+                return Counter.BODY, (), 0
+            offset = body_end
+        view = segment.payload[: self.config.max_scan_bytes]  # R7
+        if offset >= len(view):
+            self.states[segment.flow] = FlowState(state.expect, Mode.LOST)
+            return Counter.OUT_OF_SYNC, (), 1
+        # R18. Reading: only segments read here count toward max_request_segments (not retransmitted ones)
+        resumed = state.pending.resumed() if state.mode is Mode.HEADERS and state.pending else None
+        requests, after, pending = _read_requests(view, offset, n, self.config, self.key, resumed)
+        if pending is not None:
+            self.states[segment.flow] = FlowState(end, Mode.HEADERS, pending=pending)  # R18: it goes on
+        elif after is None:
+            self.states[segment.flow] = FlowState(state.expect, Mode.LOST)
+        elif after > n:
+            self.states[segment.flow] = FlowState(end, Mode.BODY, after - n)  # R14: the body goes on
+        else:
+            self.states[segment.flow] = FlowState(end, Mode.REQUEST)  # R14: exactly at the payload's end
+        lost = int(after is None and pending is None)
+        if not requests:
+            return (Counter.CONTINUED if pending else Counter.NOT_HTTP), (), lost  # R18, R8
+        scan_limit = EventFlag.SCAN_LIMIT if len(segment.payload) > len(view) else EventFlag(0)
+        config = self.config
+        events = tuple(
+            request.event(segment.flow, index, config, scan_limit) for index, request in enumerate(requests)
+        )
+        return Counter.HTTP_REQUEST, events, lost
+
+
+def _serial_diff(a: int, b: int) -> int:
+    """R15: a - b modulo 2^32 as a signed 32-bit number (RFC 1982); a <= b when it is <= 0.
+
+    Reading: a distance of exactly 2^31 is negative, as C's ``(s32)(a - b)`` makes it.
+    """
+    return ((a - b + (1 << 31)) & SEQ_MASK) - (1 << 31)
+
+
+def extract(frame: bytes, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY) -> Expected:
+    """What the extractor must count and log for ``frame`` under ``config`` with SipHash ``key``.
+
+    Reading: the frame's flow expects a request exactly at its first payload byte, as right after the SYN
+    that opened it: a ``FlowTracker`` fed ``harness.frames.opening(frame)`` and then ``frame`` says the same of
+    ``frame``. A frame with an RST removes that state first, so it is ``mid_stream``. A frame with SYN has no
+    opening: it opens its flow itself, starting from no state (so SYN with RST is ``mid_stream`` and closes
+    nothing).
+    """
+    try:
+        segment = _read_segment(frame)
     except _Outcome as outcome:
-        return _expected(outcome.counter, outcome.tcp_watched, ())
-    view = payload[: config.max_scan_bytes]  # R7
-    requests = _scan(view, config, key)
-    if not requests:
-        return _expected(Counter.NOT_HTTP, True, ())  # R8
-    scan_limit = EventFlag.SCAN_LIMIT if len(payload) > len(view) else EventFlag(0)
-    events = tuple(request.event(flow, index, config, scan_limit) for index, request in enumerate(requests))
-    return _expected(Counter.HTTP_REQUEST, True, events)
+        return _expected(outcome.counter, tcp_watched=False)
+    tracker = FlowTracker(config, key)
+    if not segment.syn:
+        tracker.states[segment.flow] = FlowState(segment.start, Mode.REQUEST)
+    return tracker._segment(segment)
 
 
-def _expected(outcome: Counter, tcp_watched: bool, events: tuple[HeaderEvent, ...]) -> Expected:
+def _expected(
+    outcome: Counter,
+    *,
+    tcp_watched: bool,
+    events: tuple[HeaderEvent, ...] = (),
+    tallies: dict[Counter, int] | None = None,
+) -> Expected:
     """The counter deltas of one frame; the ring buffer is assumed never full, so events_lost stays 0."""
     counters = {counter: 0 for counter in Counter}
     counters[Counter.PACKETS] = 1
     counters[outcome] = len(events) if outcome is Counter.HTTP_REQUEST else 1
     counters[Counter.TCP_WATCHED] = int(tcp_watched)
     counters[Counter.EVENTS] = len(events)
+    counters.update(tallies or {})
     return Expected(counters=counters, events=events)
 
 
@@ -148,16 +391,38 @@ def _expected(outcome: Counter, tcp_watched: bool, events: tuple[HeaderEvent, ..
 
 
 def _read_layers(frame: bytes, config: ExtractorConfig) -> tuple[_Flow, bytes]:
-    """Walks Ethernet, VLAN, IP and TCP; returns the flow and the TCP payload, or raises ``_Outcome``."""
+    """R1-R6 without flows: the flow and the payload of a watched segment, or raises ``_Outcome``.
+
+    Kept for the per-frame baselines (bench/baselines/pycapture.py) and tests that only need the payload.
+    """
+    segment = _read_segment(frame)
+    if segment.flow.dport not in config.ports:
+        raise _Outcome(Counter.PORT_NOT_WATCHED)
+    if not segment.payload:
+        raise _Outcome(Counter.NO_PAYLOAD, tcp_watched=True)
+    return segment.flow, segment.payload
+
+
+def _read_segment(frame: bytes) -> Segment:
+    """Walks Ethernet, VLAN, IP and TCP up to the port check of R6; raises ``_Outcome`` on the way."""
     ethertype, offset, vlan_ids = _ethernet(frame)
     if ethertype == ETHERTYPE_IPV4:
-        family, saddr, daddr, l4_start, ip_end = 4, *_ipv4(frame, offset)
+        family, saddr, daddr, l4_start, ip_end, declared_end = 4, *_ipv4(frame, offset)
     elif ethertype == ETHERTYPE_IPV6:
-        family, saddr, daddr, l4_start, ip_end = 6, *_ipv6(frame, offset)
+        family, saddr, daddr, l4_start, ip_end, declared_end = 6, *_ipv6(frame, offset)
     else:
         raise _Outcome(Counter.NOT_IP)  # R3
-    sport, dport, payload = _tcp(frame, l4_start, ip_end, config)
-    return _Flow(family, saddr, daddr, sport, dport, vlan_ids), payload
+    sport, dport, tcp_flags, seq, payload_start = _tcp(frame, l4_start, ip_end)
+    return Segment(
+        flow=_Flow(family, saddr, daddr, sport, dport, vlan_ids),
+        ip_start=offset,
+        tcp_start=l4_start,
+        payload_start=payload_start,
+        tcp_flags=tcp_flags,
+        seq=seq,
+        payload=frame[payload_start:ip_end],
+        length=declared_end - payload_start,
+    )
 
 
 def _ethernet(frame: bytes) -> tuple[int, int, tuple[int, ...]]:
@@ -176,8 +441,8 @@ def _ethernet(frame: bytes) -> tuple[int, int, tuple[int, ...]]:
     return ethertype, offset, tuple(vlan_ids)
 
 
-def _ipv4(frame: bytes, start: int) -> tuple[str, str, int, int]:
-    """R4: source, destination, TCP start and IP end of an IPv4 packet that carries TCP."""
+def _ipv4(frame: bytes, start: int) -> tuple[str, str, int, int, int]:
+    """R4: source, destination, TCP start, IP end and declared IP end (by the header) of IPv4 with TCP."""
     if len(frame) < start + 20 or frame[start] >> 4 != 4:
         raise _Outcome(Counter.MALFORMED)
     header_len = (frame[start] & 0x0F) * 4
@@ -189,11 +454,12 @@ def _ipv4(frame: bytes, start: int) -> tuple[str, str, int, int]:
     if frame[start + 9] != IPPROTO_TCP:
         raise _Outcome(Counter.NOT_TCP)
     saddr, daddr = (_address(frame[at : at + 4]) for at in (start + 12, start + 16))
-    return saddr, daddr, start + header_len, min(len(frame), start + total_len)
+    declared_end = start + total_len
+    return saddr, daddr, start + header_len, min(len(frame), declared_end), declared_end
 
 
-def _ipv6(frame: bytes, start: int) -> tuple[str, str, int, int]:
-    """R5: source, destination, TCP start and IP end of an IPv6 packet whose next header is TCP."""
+def _ipv6(frame: bytes, start: int) -> tuple[str, str, int, int, int]:
+    """R5: source, destination, TCP start, IP end and declared IP end of IPv6 whose next header is TCP."""
     if len(frame) < start + 40 or frame[start] >> 4 != 6:
         raise _Outcome(Counter.MALFORMED)
     next_header = frame[start + 6]
@@ -202,23 +468,20 @@ def _ipv6(frame: bytes, start: int) -> tuple[str, str, int, int]:
     if next_header != IPPROTO_TCP:
         raise _Outcome(Counter.NOT_TCP)
     saddr, daddr = (_address(frame[at : at + 16]) for at in (start + 8, start + 24))
-    return saddr, daddr, start + 40, min(len(frame), start + 40 + _u16(frame, start + 4))
+    declared_end = start + 40 + _u16(frame, start + 4)
+    return saddr, daddr, start + 40, min(len(frame), declared_end), declared_end
 
 
-def _tcp(frame: bytes, start: int, ip_end: int, config: ExtractorConfig) -> tuple[int, int, bytes]:
-    """R6: ports and payload of a TCP segment to a watched port with a non-empty payload."""
+def _tcp(frame: bytes, start: int, ip_end: int) -> tuple[int, int, int, int, int]:
+    """R6: ports, flags, sequence number and payload start of a TCP header that fits before the IP end."""
     if start + 20 > ip_end:
         raise _Outcome(Counter.MALFORMED)
     header_len = (frame[start + 12] >> 4) * 4
     if header_len < 20 or start + header_len > ip_end:
         raise _Outcome(Counter.MALFORMED)
     sport, dport = _u16(frame, start), _u16(frame, start + 2)
-    if dport not in config.ports:
-        raise _Outcome(Counter.PORT_NOT_WATCHED)
-    payload = frame[start + header_len : ip_end]
-    if not payload:
-        raise _Outcome(Counter.NO_PAYLOAD, tcp_watched=True)
-    return sport, dport, payload
+    seq = int.from_bytes(frame[start + 4 : start + 8], "big")
+    return sport, dport, frame[start + 13], seq, start + header_len
 
 
 def _u16(data: bytes, at: int) -> int:
@@ -229,7 +492,7 @@ def _address(raw: bytes) -> str:
     return str(ipaddress.ip_address(raw))
 
 
-# --- Requests: R9-R14 --------------------------------------------------------------------------------------
+# --- Requests: R8-R14, R17, R18 ----------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,6 +513,21 @@ class _Request:
     slots: list[HeaderValue]
     flags: EventFlag = dataclasses.field(default_factory=lambda: EventFlag(0))
     header_lines: int = 0
+    content_length: int | None = None  # R17: from the first Content-Length line, when its value is valid
+    content_length_lines: int = 0
+    cut: Cut | None = None  # R18: where the view's end fell in the header section, when it did
+    segments: int = 1  # R18: how many segments its header section was read from, this one included
+    last_cr: bool = False  # R19: the segment that cut it ended with a CR
+
+    def resumed(self) -> _Request:
+        """R18: a copy to go on with in the flow's next segment (the kept one is never changed)."""
+        return dataclasses.replace(self, slots=list(self.slots), segments=self.segments + 1)
+
+    def body_length(self) -> int | None:
+        """R17: the body's length in bytes, or None when it is unknown."""
+        if self.flags & (EventFlag.TRANSFER_ENCODING | EventFlag.BAD_CONTENT_LENGTH):
+            return None
+        return self.content_length or 0
 
     def event(self, flow: _Flow, index: int, config: ExtractorConfig, extra: EventFlag) -> HeaderEvent:
         """The event the kernel writes for this request (R9 target truncation, R14 request_index)."""
@@ -271,20 +549,60 @@ class _Request:
         )
 
 
-def _scan(view: bytes, config: ExtractorConfig, key: bytes) -> list[_Request]:
-    """R8, R10, R14: the requests logged from one view, in order."""
+class _Reading(NamedTuple):
+    """What the requests of one segment came to (R14, R18)."""
+
+    requests: list[_Request]  # the requests to log, in order
+    after: int | None  # where the next request starts, at or past the payload's end; None: no request does
+    pending: _Request | None = None  # R18: the last request read, kept because its header section goes on
+
+
+def _read_requests(
+    view: bytes,
+    start: int,
+    length: int,
+    config: ExtractorConfig,
+    key: bytes,
+    resumed: _Request | None = None,
+) -> _Reading:
+    """R8, R10, R14, R17, R18: the requests read from ``start`` (inside the view), in order, and where the
+    request after them starts: a payload offset at or past ``length`` (the payload's end), or None when the
+    flow is lost or the last request goes on in the next segment (``pending``).
+
+    ``resumed`` is a request whose header section the flow's previous segment cut (R18): it is read on from
+    ``start``, as the segment's request 0. Reading: it counts toward ``max_requests_per_packet`` like any
+    request of the segment.
+    """
     requests: list[_Request] = []
-    position: int | None = 0
-    while position is not None and position < len(view) and len(requests) < config.max_requests_per_packet:
-        line = _request_line(view, position)
-        if line is None or (requests and line.end is None):
-            break  # R8 (first request) or R14 (a later one needs a complete, valid request line)
-        request = _Request(line, [HeaderValue(rule.name, rule.mode) for rule in config.headers])
+    position, request = start, resumed
+    while True:
+        if request is None:
+            line = _request_line(view, position)
+            if line is None:
+                return _Reading(requests, None)  # R8 (the first request: not_http) or R14: the flow is lost
+            request = _Request(line, [HeaderValue(rule.name, rule.mode) for rule in config.headers])
+            if line.end is not None and view[line.end - 2] != CR:
+                request.flags |= EventFlag.BARE_LF  # R19: the request line ends in LF alone
+            if line.end is None:
+                requests.append(request)
+                return _Reading(requests, None)  # R10: no fields, no HEADERS_CUT; R14, R18: the flow is lost
+            position = line.end
+        end = _header_section(view, position, request, config, key)
+        if end is None and request.cut is not None:  # the view ended inside the header section
+            if len(view) == length and request.segments < config.max_request_segments:
+                request.last_cr = view.endswith(b"\r")
+                return _Reading(requests, None, request)  # R18: the payload's end cut it; it goes on
+            request.flags |= EventFlag.HEADERS_CUT  # R11; R18: by the view, or in its last segment
         requests.append(request)
-        if line.end is None:
-            break  # R10: a cut request line has no header fields and no HEADERS_CUT
-        position = _header_section(view, line.end, request, config, key)
-    return requests
+        body = request.body_length()
+        if end is None or body is None:
+            return _Reading(requests, None)  # R14: HEADERS_CUT, TOO_MANY_HEADERS or an unknown body (R17)
+        position = end + body
+        if position >= length:
+            return _Reading(requests, position)  # R14: the body goes past the payload, or both end there
+        if position >= len(view) or len(requests) == config.max_requests_per_packet:
+            return _Reading(requests, None)  # R14: in the payload but past the view, or MAX_REQUESTS reached
+        request = None
 
 
 def _request_line(view: bytes, start: int) -> _RequestLine | None:
@@ -336,37 +654,134 @@ def _is_token(data: bytes) -> bool:
 def _header_section(
     view: bytes, position: int, request: _Request, config: ExtractorConfig, key: bytes
 ) -> int | None:
-    """R11: reads header lines up to the empty line; returns where a next request may start, or None."""
-    while True:
-        rest = view[position : position + 2]
-        if rest in (b"", b"\r"):
-            # The view ended before the empty line; a lone CR at its end is an unknown line, not counted.
-            request.flags |= EventFlag.HEADERS_CUT
-            return None
-        if rest == b"\r\n":
-            return position + 2  # the empty line: the request is complete
-        if rest[0] == LF:
-            return position + 1
+    """R11, R18: reads header lines from ``position`` up to the empty line; returns where the header section
+    ends, or None when it does not end in the view: TOO_MANY_HEADERS stopped it, or the view ended inside it
+    (then ``request.cut`` says where; the caller decides between HEADERS_CUT and R18).
+
+    A request whose header section the flow's previous segment cut (``request.cut`` set) goes on inside the
+    line that cut split (R18).
+    """
+    resume, request.cut = request.cut, None
+    if resume is Cut.LONE_CR:
+        if view[position] == LF:
+            return position + 1  # R18: the lone CR and this LF are the empty line
         if request.header_lines == config.max_header_lines:
+            request.flags |= EventFlag.TOO_MANY_HEADERS  # R11: a non-empty line begins
+            return None
+        request.header_lines += 1
+        request.flags |= EventFlag.BAD_LINE  # R11, R12: a line whose first byte, the CR, is not a tchar
+        position = _rest_of_line(view, position, request, Cut.SKIPPED)
+    elif resume is not None and resume is not Cut.LINE_START:
+        position = _rest_of_line(view, position, request, resume)
+    while request.cut is None:
+        rest = view[position : position + 2]
+        if rest == b"":
+            request.cut = Cut.LINE_START
+        elif rest == b"\r":
+            request.cut = Cut.LONE_CR  # R11: an unknown line, not counted
+        elif rest == b"\r\n":
+            return position + 2  # the empty line: the request is complete
+        elif rest[0] == LF:
+            request.flags |= EventFlag.BARE_LF  # R19: the empty line is an LF alone
+            return position + 1
+        elif request.header_lines == config.max_header_lines:
             request.flags |= EventFlag.TOO_MANY_HEADERS
             return None
-        request.header_lines += 1  # Reading: a line counts as soon as it begins, even if the view cuts it
-        position = _field_line(view, position, request, config, key)
+        else:
+            request.header_lines += 1  # Reading: a line counts as soon as it begins, even if the view cuts it
+            position = _field_line(view, position, request, config, key)
+    return None
 
 
 def _field_line(view: bytes, start: int, request: _Request, config: ExtractorConfig, key: bytes) -> int:
-    """R12, R13: reads one non-empty header line, updates the request, returns the next line's start."""
+    """R12, R13, R17: reads one non-empty header line, updates the request, returns the next line's start (the
+    view's end when the view cuts the line, with ``request.cut`` set: R18).
+    """
     line_end = view.find(b"\n", start)
     cut = line_end == -1
     line = view[start:] if cut else view[start:line_end]
+    next_line = len(view) if cut else line_end + 1
     name, bad = _field_name(line, cut)
     if bad:
         request.flags |= EventFlag.BAD_LINE
-    index = None if name is None else _slot_numbers(config.headers).get(name.lower())
+    request.flags |= _ambiguities(line, 0)
+    if not cut and view[line_end - 1] != CR:
+        request.flags |= EventFlag.BARE_LF
+    if name is None:
+        if cut:  # R18. Reading: a line bad before the cut is being skipped (no NAME_SPLIT); else in the name
+            request.cut = Cut.SKIPPED if bad else Cut.NAME
+        return next_line
+    value = _trimmed_value(line[len(name) + 1 :])
+    index = _slot_numbers(config.headers).get(name.lower())
+    fills = index is not None and not request.slots[index].present
     if index is not None:
-        value = _trimmed_value(line[len(name) + 1 :])
         request.slots[index] = _filled(request.slots[index], value, cut, config, key)
-    return len(view) if cut else line_end + 1
+    content_length = _body_field(request, name, value, cut)
+    if cut:  # R18: right after the colon or inside the value
+        request.cut = Cut.VALUE if fills or content_length else Cut.SKIPPED
+    return next_line
+
+
+def _rest_of_line(view: bytes, start: int, request: _Request, cut: Cut) -> int:
+    """R18: the rest, from ``start``, of a line that the previous segment's end split where ``cut`` says;
+    returns the next line's start (the view's end when the view cuts the line again, with ``request.cut``
+    set).
+
+    The rest of a name is checked for tchar up to the colon (a non-tchar byte or an LF first sets
+    ``BAD_LINE``) and the line is never matched (``NAME_SPLIT``); the rest of any other line is skipped.
+    Reading: a name so split is not matched for R17 either, so a split ``Content-Length`` or
+    ``Transfer-Encoding`` name says nothing about the body.
+    """
+    line_end = view.find(b"\n", start)
+    line = view[start:] if line_end == -1 else view[start:line_end]
+    if line_end != -1 and not (view[line_end - 1] == CR if line_end > start else request.last_cr):
+        request.flags |= EventFlag.BARE_LF  # R19: the CR of an LF first in the segment ends the one before
+    if cut is Cut.NAME:
+        request.flags |= EventFlag.NAME_SPLIT
+        request.flags |= _ambiguities(line, 1)
+        colon = line.find(b":")
+        if not _is_token(line if colon == -1 else line[:colon]) or (colon == -1 and line_end != -1):
+            request.flags |= EventFlag.BAD_LINE  # a non-tchar byte (CR too) before the colon, or the LF
+            cut = Cut.SKIPPED
+        elif colon != -1:
+            cut = Cut.SKIPPED  # the name ends here; the line is skipped unmatched
+    if line_end == -1:
+        request.cut = cut
+        return len(view)
+    return line_end + 1
+
+
+def _body_field(request: _Request, name: bytes, value: bytes, cut: bool) -> bool:
+    """R17: what a field line tells about the body's length (``value`` trimmed as in R13, ``cut`` when the
+    line's LF was not seen); True for a ``Content-Length`` line.
+    """
+    lowered = name.lower()
+    if lowered == b"transfer-encoding":
+        request.flags |= EventFlag.TRANSFER_ENCODING  # as soon as its colon is seen; chunks are not followed
+        if request.content_length_lines:
+            request.flags |= EventFlag.CL_AND_TE  # R19
+        return False
+    if lowered != b"content-length":
+        return False
+    if request.flags & EventFlag.TRANSFER_ENCODING:
+        request.flags |= EventFlag.CL_AND_TE  # R19
+    request.content_length_lines += 1
+    digits = 1 <= len(value) <= CONTENT_LENGTH_MAX_DIGITS and not value.translate(None, DIGITS)
+    if cut or request.content_length_lines > 1 or not digits:
+        request.flags |= EventFlag.BAD_CONTENT_LENGTH  # Reading: leading zeros count as digits
+    else:
+        request.content_length = int(value)
+    return True
+
+
+def _ambiguities(line: bytes, before: int) -> EventFlag:
+    """R19: OBS_FOLD for a line that starts with SP or HT; WS_BEFORE_COLON for SP or HT right after the run of
+    tchar a line starts with, when the line (or, ``before`` > 0, the previous segment) holds at least one.
+    """
+    run = _run_length(line, 0, TCHAR_BYTES, len(line))
+    if run == len(line) or line[run] not in (SP, HT):
+        return EventFlag(0)
+    return EventFlag.WS_BEFORE_COLON if run + before else EventFlag.OBS_FOLD
 
 
 def _field_name(line: bytes, cut: bool) -> tuple[bytes | None, bool]:

@@ -20,9 +20,9 @@ from harness.cli import CommandError, require_root
 from harness.compare import outcome_differences
 from harness.config import ExtractorConfig
 from harness.corpus import load_corpus
-from harness.cost import measure_cost
+from harness.cost import fast_open, measure_cost
 from harness.counters import Counter, Counts, counts_difference
-from harness.driver import Outcome, settled
+from harness.driver import Outcome, feed_flows, settled
 from harness.event import HeaderEvent
 from harness.program import Program
 from harness.wait import wait_until
@@ -123,17 +123,17 @@ def run(args: argparse.Namespace) -> int:
             )
             results.append(result)
         standard = next(case for case in cases if case.name == STANDARD_CASE).frames[0]
-        cost = measure_cost(program, standard)
+        cost = measure_cost(program, fast_open(standard))
     return _summarise(results, cost, args.out, events_path)
 
 
 def _replay_corpus(driver: LabDriver, cases, table: EventTable, result: ModeResult, events_file) -> None:
-    """Every corpus frame over the veth pair; each outcome compared with the reference."""
+    """Every corpus case over the veth pair, as one flow after its opening SYN; each frame's outcome compared
+    with the reference's for the same sequence."""
     program = driver.program
     for case in cases:
-        for frame in case.frames:
-            outcome = driver.feed([frame])[0]
-            expected = reference.extract(frame, program.config, program.key)
+        outcomes = feed_flows(driver, [case.frames])
+        for outcome, expected in zip(outcomes, case.expected(program.config, program.key), strict=True):
             _record(result, case.name, outcome, expected, table, "scapy", events_file)
             result.frames_sent += 1
 
@@ -163,8 +163,10 @@ def _real_requests(
             )
         events = _wait_for_events(program, before, count)
         frames = capture.drain()
-    # What the gateway received is what the program saw: the reference's sum over those frames must match.
-    per_frame = [reference.extract(frame, program.config, program.key) for frame in frames]
+    # What the gateway received is what the program saw: the reference's sum over those frames, fed in order
+    # from each connection's SYN (the capture starts before the first curl), must match.
+    tracker = reference.FlowTracker(program.config, program.key)
+    per_frame = [tracker.feed(frame) for frame in frames]
     expected = reference.Expected(
         counters={c: sum(e.counters[c] for e in per_frame) for c in Counter},
         events=tuple(event for e in per_frame for event in e.events),

@@ -25,10 +25,12 @@ from typing import Self
 
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
+from pyroute2.ethtool import Ethtool
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_MULTICAST, IFF_NOARP
 
 from harness.wait import wait_until
+from harness.xdp import XdpMode, attach_xdp, detach_xdp
 from netns.addressing import CLIENT, GATEWAY, IPV4_PREFIXLEN, IPV6_PREFIXLEN, Endpoint
 from netns.cleanup import CleanupStack, TeardownError, describe
 from netns.nsenter import inside, socket_in
@@ -38,6 +40,8 @@ _OWNED = re.compile(rf"^{NAME_PREFIX}-(\d+)-")
 ETH_P_ALL = 0x0003
 NUD_PERMANENT = 0x80
 STOP_GRACE_S = 3.0
+# Offloads that let a veth carry frames larger than its MTU (see _as_wire).
+WIRE_OFFLOADS = ("tx-tcp-segmentation", "tx-tcp6-segmentation", "tx-generic-segmentation", "rx-gro")
 
 
 class CommandError(RuntimeError):
@@ -139,6 +143,19 @@ def _quiet_ipv6(ns: str, ifname: str) -> None:
             Path(f"/proc/sys/net/ipv6/conf/{ifname}/{name}").write_text(value)
 
 
+def _as_wire(ns: str, ifname: str) -> None:
+    """Turns segmentation and receive offloads off, so each frame on the link is one TCP segment.
+
+    veth hands a sender's 64 KiB TSO/GSO super-packet to its peer whole, and generic XDP would see it as one
+    frame; a physical NIC puts MTU-sized segments on the wire, which is what the extractor meets in practice.
+    """
+    with inside(ns), Ethtool() as ethtool:
+        features = ethtool.get_features(ifname)
+        for name in WIRE_OFFLOADS:
+            features.features[name].enable = False
+        ethtool.set_features(ifname, features)
+
+
 class Lab:
     """A client and a gateway namespace joined by a veth pair; a context manager that always cleans up.
 
@@ -147,8 +164,10 @@ class Lab:
     normally, by an exception or by KeyboardInterrupt.
     """
 
-    def __init__(self, *, sweep: bool = True) -> None:
+    def __init__(self, *, sweep: bool = True, wire_mtu: int | None = None) -> None:
+        """``wire_mtu``: make the link behave like a wire of that MTU (see :meth:`_as_wire`)."""
         tag = secrets.token_hex(3)
+        self.wire_mtu = wire_mtu
         self.prefix = f"{NAME_PREFIX}-{os.getpid()}-{tag}"
         self._sweep = sweep
         self._cleanup = CleanupStack()
@@ -197,6 +216,14 @@ class Lab:
             raise KeyboardInterrupt(message)
         raise TeardownError(message)
 
+    def attach(self, prog_fd: int, mode: XdpMode) -> None:
+        """Attaches an XDP program to the gateway's veth end until the lab is torn down."""
+        gateway = self.gateway
+        attach_xdp(prog_fd, gateway.ifname, mode, gateway.netns)
+        self.defer(
+            lambda: detach_xdp(gateway.ifname, mode, gateway.netns), f"detach XDP from {gateway.ifname}"
+        )
+
     def defer(self, action: Callable[[], object], what: str | None = None) -> None:
         """Register a cleanup action, run before everything registered earlier (a stack)."""
         self._cleanup.push(action, what)
@@ -243,6 +270,10 @@ class Lab:
             ipr.link("set", index=index, state="up")
             for dst in (peer.ipv4, peer.ipv6):
                 ipr.neigh("add", dst=dst, lladdr=peer.mac, ifindex=index, state=NUD_PERMANENT)
+            if self.wire_mtu is not None:
+                ipr.link("set", index=index, mtu=self.wire_mtu)
+        if self.wire_mtu is not None:
+            _as_wire(ns, ifname)
         return Host(netns=ns, ifname=ifname, ifindex=index, endpoint=endpoint)
 
     def _both_up(self) -> bool:

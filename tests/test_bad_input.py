@@ -2,6 +2,7 @@
 
 The corpus covers one frame of each kind over every driver; here go the frames a veth pair cannot carry
 (larger than its MTU) and a seeded batch of junk, truncations and byte flips, compared with the reference.
+Each frame follows the SYN that opens its flow (``feed_opened``), as ``reference.extract`` assumes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from harness import reference
 from harness.compare import outcome_differences
 from harness.corpus import load_corpus
 from harness.counters import Counter
-from harness.driver import TestRunDriver
+from harness.driver import TestRunDriver, feed_opened
 from harness.event import EventFlag, SlotFlag
 from harness.frames import FrameSpec, build
 
@@ -59,14 +60,14 @@ def test_run_driver(program) -> TestRunDriver:
 @pytest.mark.parametrize("name", BIG_FRAMES)
 def test_frames_larger_than_the_mtu(test_run_driver, name: str) -> None:
     frame = BIG_FRAMES[name]
-    (outcome,) = test_run_driver.feed([frame])
+    (outcome,) = feed_opened(test_run_driver, [frame])
     expected = reference.extract(frame, test_run_driver.program.config, test_run_driver.program.key)
     assert not outcome_differences(outcome, expected), "\n".join(outcome_differences(outcome, expected))
 
 
 def test_long_header_is_logged_cut_at_the_scan_limit(test_run_driver) -> None:
     """A header longer than the view is still logged, truncated, with the scan-limit flag: never a wrong value."""
-    (outcome,) = test_run_driver.feed([BIG_FRAMES["header past the scan limit"]])
+    (outcome,) = feed_opened(test_run_driver, [BIG_FRAMES["header past the scan limit"]])
     (event,) = outcome.events
     request_id = event.header("X-Request-ID")
     assert request_id.value == b"r" * test_run_driver.program.config.max_value_len
@@ -76,7 +77,7 @@ def test_long_header_is_logged_cut_at_the_scan_limit(test_run_driver) -> None:
 
 def test_junk_truncations_and_mutations(test_run_driver) -> None:
     frames = _junk_frames()
-    outcomes = test_run_driver.feed(frames)
+    outcomes = feed_opened(test_run_driver, frames)
     failures = []
     seen = set()
     for index, (frame, outcome) in enumerate(zip(frames, outcomes, strict=True)):

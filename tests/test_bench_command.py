@@ -22,9 +22,13 @@ from bench.kernel_cost import (
     worst_last_header_last,
     worst_scan_limit,
 )
+from harness.compare import event_differences
 from harness.config import ExtractorConfig
+from harness.counters import Counter
 from harness.event import event_struct
-from harness.reference import extract
+from harness.program import Program
+from harness.reference import FlowTracker, extract
+from harness.testrun import test_run
 
 ROOT = Path(__file__).resolve().parent.parent
 XHDR = [sys.executable, "-m", "harness.cli"]
@@ -59,6 +63,33 @@ def test_worst_cases_reach_both_limits() -> None:
         assert expected.events[0].header_lines == config.max_header_lines
     last = extract(worst_last_header_last(config), config).events[0]
     assert all(slot.present for slot in last.headers), "every configured header must be present"
+
+
+def test_every_repetition_of_a_case_frame_is_a_request_start() -> None:
+    """A case runs one frame many times in a row; each must open its flow again (a SYN with data), or every
+    repetition after the first would be `retransmitted` and the figure would time the cheap path (R16)."""
+    for case in cases("full"):
+        tracker = FlowTracker(case.config)
+        first, again = tracker.feed(case.frame), tracker.feed(case.frame)
+        assert first.outcome is Counter.HTTP_REQUEST and first.counters[Counter.FLOWS_OPENED] == 1, case.name
+        assert again == first == extract(case.frame, case.config), case.name
+
+
+@pytest.mark.kernel
+def test_repeated_case_frame_logs_the_references_events_every_run() -> None:
+    """The kernel agrees: REPEAT runs of one frame in one test run write REPEAT times the reference's events."""
+    repeat = 5
+    with Program() as program:
+        for case in cases("quick", program.config):
+            if case.config.headers != program.config.headers:
+                continue  # the configured-headers sweep reconfigures maps; the frames are the standard one
+            program.take_events()
+            test_run(program.fd, case.frame, repeat)
+            events = program.take_events()
+            expected = extract(case.frame, program.config, program.key).events
+            assert len(events) == repeat * len(expected), case.name
+            for got, want in zip(events, expected * repeat, strict=True):
+                assert not event_differences(got, want), (case.name, event_differences(got, want))
 
 
 def test_repeat_is_capped_by_the_ring() -> None:

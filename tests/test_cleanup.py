@@ -23,6 +23,7 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
 from harness.counters import Counter
+from harness.driver import feed_opened
 from harness.frames import FrameSpec, build
 from harness.program import Program
 from harness.wait import wait_until
@@ -178,7 +179,7 @@ def test_exception_inside_a_lab_with_the_extractor_attached_leaves_nothing(
     # Nothing stale: the same program attaches to a new lab (attach refuses to replace) and works there.
     with Lab() as again:
         driver = LabDriver(program, again, mode)
-        [outcome] = driver.feed([build(REQUEST)])
+        [outcome] = feed_opened(driver, [build(REQUEST)])
         assert outcome.counters[Counter.HTTP_REQUEST] == 1
         assert [event.target for event in outcome.events] == [b"/again"]
     assert lab_namespaces(again.prefix) == []

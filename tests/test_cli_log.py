@@ -18,6 +18,7 @@ import pytest
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
+from harness.driver import with_openings
 from harness.frames import FrameSpec, build
 from harness.program import Program
 from harness.wait import wait_until
@@ -157,7 +158,9 @@ def test_live_log_streams_events_and_detaches_on_signal(
             return attached_mode(gateway.ifname, gateway.netns) == ATTACHED[mode]
 
         wait_until(attached, ATTACH_DEADLINE_S, f"xhdr log to attach to {gateway.ifname}")
-        assert lab.send([request(host, 41000 + index) for index, host in enumerate(hosts)]) == 3
+        requests = [request(host, 41000 + index) for index, host in enumerate(hosts)]
+        sent, _ = with_openings([[frame] for frame in requests])  # each after the SYN of its flow (R15)
+        assert lab.send(sent) == 2 * len(hosts)
 
         def three_lines() -> bool:
             return out.read_bytes().count(b"\n") >= len(hosts)
@@ -175,4 +178,4 @@ def test_live_log_streams_events_and_detaches_on_signal(
     assert attached_mode(gateway.ifname, gateway.netns) is None
     assert "detached from" in stderr
     counters = dict(line.split() for line in stderr.splitlines() if line.startswith("  "))
-    assert counters["http_request"] == counters["events"] == "3"
+    assert counters["http_request"] == counters["events"] == counters["flows_opened"] == "3"

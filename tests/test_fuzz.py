@@ -1,5 +1,5 @@
-"""Differential fuzzing in the normal suite: a bounded derandomized campaign, the planted bug, the saved repros,
-and a sample that proves the lab path agrees with the test-run path.
+"""Differential fuzzing in the normal suite: a bounded derandomized campaign of every kind and one of flows, the
+planted bug, the saved repros, and a sample that proves the lab path agrees with the test-run path.
 
 Longer campaigns are ``xhdr fuzz``'s job; here every run is derandomized, so a failure is the same failure on
 every machine and rerun.
@@ -15,13 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from fuzz import repro
-from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign
+from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, feed_items, frames_of, replay
 from fuzz.lab_sample import LAB_MAX_FRAME, lab_differences
 from fuzz.runner import BatchTestRunDriver
-from fuzz.strategies import batches
+from fuzz.strategies import batches, sent
 from harness import reference
 from harness.cli import main
-from harness.compare import outcome_differences
 from harness.config import ExtractorConfig
 from harness.counters import Counter
 from harness.driver import TestRunDriver
@@ -30,6 +29,18 @@ from harness.program import Program
 pytestmark = pytest.mark.kernel
 
 BOUNDED_EXAMPLES = 1500
+FLOW_EXAMPLES = 150  # 1-4 flows each, about 5000 frames: three seconds
+# What a run of flows must reach, or the flow layer (R15-R18) would pass without being exercised.
+FLOW_OUTCOMES = {
+    "http_request",
+    "mid_stream",
+    "out_of_sync",
+    "retransmitted",
+    "out_of_order",
+    "body",
+    "continued",
+    "no_payload",
+}
 PLANTED_BUG_FLAG = "-DXHDR_PLANTED_BUG"
 PLANTED_BUDGET = 1000  # examples to find the planted bug within; it takes about 200
 LAB_FRAMES = 30
@@ -64,10 +75,22 @@ def test_bounded_differential_campaign(programs) -> None:
     assert len(campaign.progress.classes) >= 30, f"only {len(campaign.progress.classes)} outcome classes"
 
 
+def test_flow_campaign(programs) -> None:
+    """Flows only (target ``flows``): every frame of every flow equals a fresh FlowTracker's expectation, and
+    the run reaches the flow outcomes of R15-R18."""
+    campaign = Campaign(program_for(programs, FUZZ_CONFIG), target="flows")
+    found = campaign.run(FLOW_EXAMPLES, derandomize=True)
+    assert not found, "\n".join(str(disagreement) for disagreement in found)
+    assert campaign.progress.examples >= FLOW_EXAMPLES
+    reached = {name.split("/")[0] for name in campaign.progress.classes}
+    assert FLOW_OUTCOMES <= reached, f"the flow campaign never reached {sorted(FLOW_OUTCOMES - reached)}"
+
+
 def test_batch_driver_equals_the_plain_driver(programs) -> None:
-    """The batched driver is only a shortcut: the same frames give the same outcomes as TestRunDriver."""
+    """The batched driver is only a shortcut: the same items (frames and flows) give the same outcomes as
+    TestRunDriver."""
     program = program_for(programs, FUZZ_CONFIG)
-    frames: list[bytes] = []
+    items = []
 
     @settings(
         max_examples=40,
@@ -77,14 +100,14 @@ def test_batch_driver_equals_the_plain_driver(programs) -> None:
         suppress_health_check=list(HealthCheck),
     )
     @given(batches(FUZZ_CONFIG))
-    def collect(drawn: list[bytes]) -> None:
-        frames.extend(drawn)
+    def collect(drawn: list) -> None:
+        items.extend(drawn)
 
     collect()
-    batched = BatchTestRunDriver(program).feed(frames)
-    plain = TestRunDriver(program).feed(frames)
+    batched = feed_items(BatchTestRunDriver(program), items)  # each item after its set-up: same state
+    plain = feed_items(TestRunDriver(program), items)
     assert batched == plain
-    assert sum(outcome.counters[Counter.EVENTS] for outcome in batched) > 0
+    assert sum(outcome.counters[Counter.EVENTS] for outcomes in batched for outcome in outcomes) > 0
 
 
 def test_planted_off_by_one_is_found_and_shrunk(programs, tmp_path) -> None:
@@ -110,11 +133,11 @@ def test_planted_off_by_one_is_found_and_shrunk(programs, tmp_path) -> None:
         assert expected_value.length == FUZZ_CONFIG.max_value_len
         path = repro.save(shrunk, FUZZ_CONFIG, FUZZ_KEY, tmp_path, cflags=(PLANTED_BUG_FLAG,))
         saved = repro.load(path)
-        assert saved.frame == shrunk.frame == repro.pcap_frame(path)
-        (again,) = BatchTestRunDriver(planted).feed([saved.frame])
-        assert outcome_differences(again, reference.extract(saved.frame, saved.config, saved.key))
-    (real,) = BatchTestRunDriver(program_for(programs, FUZZ_CONFIG)).feed([saved.frame])
-    assert not outcome_differences(real, reference.extract(saved.frame, saved.config, saved.key))
+        assert saved.item == shrunk.item
+        assert repro.pcap_frames(path) == sent(saved.item)
+        assert replay(BatchTestRunDriver(planted), saved.item, saved.config, saved.key)
+    real = program_for(programs, FUZZ_CONFIG)
+    assert not replay(BatchTestRunDriver(real), saved.item, saved.config, saved.key)
 
 
 def test_corpus_is_not_empty() -> None:
@@ -124,11 +147,11 @@ def test_corpus_is_not_empty() -> None:
 
 @pytest.mark.parametrize("saved", REPROS, ids=[saved.path.stem for saved in REPROS])
 def test_saved_repro_replays(programs, saved: repro.Repro) -> None:
-    """Every disagreement the fuzzer ever found stays fixed on the real build; the pcap is the same frame."""
-    assert repro.pcap_frame(saved.path) == saved.frame
+    """Every disagreement the fuzzer ever found (a frame or a flow) stays fixed on the real build; the pcap
+    holds the same frames."""
+    assert repro.pcap_frames(saved.path) == sent(saved.item)
     program = program_for(programs, saved.config)
-    (outcome,) = BatchTestRunDriver(program).feed([saved.frame])
-    differences = outcome_differences(outcome, reference.extract(saved.frame, saved.config, program.key))
+    differences = replay(BatchTestRunDriver(program), saved.item, saved.config, program.key)
     assert not differences, f"{saved.path.name}: " + "; ".join(differences)
 
 
@@ -146,8 +169,8 @@ def test_lab_agrees_with_test_run_on_fuzzed_frames(program) -> None:
         suppress_health_check=list(HealthCheck),
     )
     @given(batches(program.config))
-    def collect(drawn: list[bytes]) -> None:
-        frames.extend(frame for frame in drawn if len(frame) <= LAB_MAX_FRAME)
+    def collect(drawn: list) -> None:
+        frames.extend(frame for item in drawn for frame in frames_of(item) if len(frame) <= LAB_MAX_FRAME)
 
     collect()
     sample = frames[:: max(1, len(frames) // LAB_FRAMES)][:LAB_FRAMES]

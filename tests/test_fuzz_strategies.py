@@ -2,42 +2,64 @@
 
 ``fast_build`` replaces scapy in the hot loop, so it is held byte for byte to ``harness.frames.build``; the
 strategies are held to reaching what the issue lists (VLAN depths, IPv6, options, fragments, pipelining,
-obs-fold, bare LF, NUL and high bytes), since a strategy that silently stopped producing them would let the
-differential test pass without testing anything.
+obs-fold, bare LF, NUL and high bytes; for flows, each outcome of R15-R18 as the reference judges them), since a
+strategy that silently stopped producing them would let the differential test pass without testing anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from fuzz import command, repro
-from fuzz.differential import FUZZ_CONFIG, Disagreement, outcome_class
+from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Disagreement, expectations, frames_of, outcome_class
 from fuzz.strategies import (
+    FLOW_SHAPE,
     MIN_FRAME,
     TARGETS,
+    Flow,
     batches,
     fast_build,
+    flows,
     frame_specs,
     payloads,
     requests,
+    sent,
     targets,
 )
 from harness import reference
 from harness.cli import CommandError, build_parser, main
 from harness.counters import Counter
 from harness.driver import Outcome
+from harness.event import EventFlag
 from harness.frames import FrameSpec, build
+from harness.reference import Expected, FlowTracker, Mode, tcp_segment
 
 FAST = settings(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+TCP_FLAGS = st.sampled_from(["PA", "A", "S", "SA", "R", "RA", "SR", "FA", "FPA", "SF"])
 
 
 @settings(FAST, max_examples=300)
-@given(frame_specs(FUZZ_CONFIG, payloads(FUZZ_CONFIG)))
+@given(
+    st.builds(
+        dataclasses.replace,
+        st.one_of(
+            frame_specs(FUZZ_CONFIG, payloads(FUZZ_CONFIG)),
+            frame_specs(FUZZ_CONFIG, payloads(FUZZ_CONFIG), FLOW_SHAPE),
+        ),
+        seq=st.integers(0, (1 << 32) - 1),
+        flags=TCP_FLAGS,
+    )
+)
 def test_fast_build_equals_scapy_build(spec: FrameSpec) -> None:
+    """Flows give every frame its own flags and sequence number: those are patched too, not cached."""
     assert fast_build(spec) == build(spec)
 
 
@@ -88,12 +110,98 @@ def test_every_target_yields_test_runnable_frames(target: str) -> None:
 
     @settings(FAST, max_examples=150)
     @given(batches(FUZZ_CONFIG, target))
-    def frames_of(frames: list[bytes]) -> None:
+    def judged(items: list) -> None:
+        frames = [frame for item in items for frame in sent(item)]
         assert frames and all(len(frame) >= MIN_FRAME for frame in frames)
-        outcomes.update(reference.extract(frame, FUZZ_CONFIG).outcome for frame in frames)
+        outcomes.update(want.outcome for item in items for want in expectations(item, FUZZ_CONFIG, FUZZ_KEY))
 
-    frames_of()
+    judged()
     assert Counter.HTTP_REQUEST in outcomes and len(outcomes) >= 2, sorted(c.label for c in outcomes)
+
+
+def test_the_default_mix_holds_flows_and_frames() -> None:
+    """``all`` fuzzes both kinds of items, so the everyday campaign reaches the flow rules too."""
+    find(
+        batches(FUZZ_CONFIG),
+        lambda items: {isinstance(item, Flow) for item in items} == {True, False},
+        settings=SEARCH,
+    )
+
+
+class Judged:
+    """A flow's frames as the reference judges them, each with the mode its flow was in before it."""
+
+    def __init__(self, flow: Flow) -> None:
+        tracker = FlowTracker(FUZZ_CONFIG, FUZZ_KEY)
+        tracker.feed(flow.reset)
+        self.frames = flow.frames
+        self.before: list[Mode | None] = []
+        self.expected: list[Expected] = []
+        for frame in flow.frames:
+            segment = tcp_segment(frame)
+            state = tracker.states.get(segment.flow) if segment is not None else None
+            self.before.append(state.mode if state is not None else None)
+            self.expected.append(tracker.feed(frame))
+
+    def outcomes(self) -> set[Counter]:
+        return {want.outcome for want in self.expected}
+
+    def any(self, test: Callable[[bytes, Mode | None, Expected], bool]) -> bool:
+        return any(map(test, self.frames, self.before, self.expected))
+
+
+def _segment(frame: bytes) -> reference.Segment:
+    segment = tcp_segment(frame)
+    assert segment is not None
+    return segment
+
+
+def _wraps(frame: bytes, expected: Expected) -> bool:
+    """A payload the flow read whose sequence numbers cross 2^32."""
+    if expected.outcome not in (Counter.HTTP_REQUEST, Counter.BODY, Counter.CONTINUED):
+        return False
+    segment = _segment(frame)
+    return segment.start + segment.length > 1 << 32
+
+
+FLOW_FEATURES: dict[str, Callable[[Judged], bool]] = {
+    **{
+        outcome.label: (lambda judged, outcome=outcome: outcome in judged.outcomes())
+        for outcome in (
+            Counter.MID_STREAM,
+            Counter.RETRANSMITTED,
+            Counter.OUT_OF_ORDER,
+            Counter.OUT_OF_SYNC,
+            Counter.BODY,
+            Counter.CONTINUED,
+        )
+    },
+    "request after a body (pipelining)": lambda judged: judged.any(
+        lambda frame, before, want: before is Mode.BODY and want.outcome is Counter.HTTP_REQUEST
+    ),
+    "request-looking body skipped": lambda judged: judged.any(
+        lambda frame, before, want: want.outcome is Counter.BODY and b" HTTP/1." in _segment(frame).payload
+    ),
+    "request read on a SYN (fast open)": lambda judged: judged.any(
+        lambda frame, before, want: want.outcome is Counter.HTTP_REQUEST and _segment(frame).syn
+    ),
+    "header section across segments": lambda judged: judged.any(
+        lambda frame, before, want: before is Mode.HEADERS and want.outcome is Counter.HTTP_REQUEST
+    ),
+    "NAME_SPLIT": lambda judged: judged.any(
+        lambda frame, before, want: any(event.flags & EventFlag.NAME_SPLIT for event in want.events)
+    ),
+    "closed in the middle": lambda judged: any(
+        want.counters[Counter.FLOWS_CLOSED] for want in judged.expected[:-1]
+    ),
+    "read across the 2^32 wrap": lambda judged: judged.any(lambda frame, before, want: _wraps(frame, want)),
+}
+
+
+@pytest.mark.parametrize("feature", FLOW_FEATURES)
+def test_flows_produce(feature: str) -> None:
+    """The flow strategy reaches each outcome of R15-R18, as the reference judges its frames."""
+    find(flows(FUZZ_CONFIG), lambda flow: FLOW_FEATURES[feature](Judged(flow)), settings=SEARCH)
 
 
 def test_unknown_target_is_one_clear_error() -> None:
@@ -101,24 +209,64 @@ def test_unknown_target_is_one_clear_error() -> None:
         batches(FUZZ_CONFIG, "nope")
 
 
-def test_repro_round_trip(tmp_path) -> None:
-    """A saved repro reads back as the same frame, configuration and key, and its pcap holds the same bytes."""
-    frame = build(FrameSpec(payload=b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"))
-    expected = reference.extract(frame, FUZZ_CONFIG)
-    wrong = Outcome(2, (), {**expected.counters, Counter.EVENTS: 0})
-    found = Disagreement(frame, wrong, expected, ["counter events: kernel 0, reference 1"])
+REQUEST = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+
+
+def _flow(*payloads: bytes) -> Flow:
+    """A flow of a SYN and ``payloads`` in order, as ``flows`` would build it."""
+    specs = [FrameSpec(flags="S", seq=999)]
+    at = 1000
+    for payload in payloads:
+        specs.append(FrameSpec(payload, seq=at))
+        at += len(payload)
+    return Flow(build(FrameSpec(flags="R")), tuple(build(spec) for spec in specs))
+
+
+# The flow's request is cut after its request line, so its Host line is read whole in the second segment.
+ITEMS = {"frame": build(FrameSpec(payload=REQUEST)), "flow": _flow(REQUEST[:16], REQUEST[16:])}
+
+
+@pytest.mark.parametrize("kind", ITEMS)
+def test_repro_round_trip(tmp_path, kind: str) -> None:
+    """A saved repro reads back as the same item (a frame, or a flow with its reset), configuration and key;
+    its pcap holds the same frames; the JSON shows the kernel's and the reference's view of the bad frame."""
+    item = ITEMS[kind]
+    expected = expectations(item, FUZZ_CONFIG, FUZZ_KEY)
+    index = len(expected) - 1  # the frame that logs the request
+    outcomes = [Outcome(2, want.events, want.counters) for want in expected]
+    outcomes[index] = Outcome(2, (), {**expected[index].counters, Counter.EVENTS: 0})
+    found = Disagreement(item, outcomes, expected, ["counter events: kernel 0, reference 1"], index)
+    assert found.frame == frames_of(item)[index] and found.expected == expected[index]
     path = repro.save(found, FUZZ_CONFIG, bytes(range(16)), tmp_path, cflags=("-DX",))
     saved = repro.load(path)
-    assert (saved.frame, saved.config, saved.key, saved.cflags) == (
-        frame,
+    assert (saved.item, saved.config, saved.key, saved.cflags) == (
+        item,
         FUZZ_CONFIG,
         bytes(range(16)),
         ("-DX",),
     )
-    assert repro.pcap_frame(path) == frame
-    assert saved.record["reference"]["events"][0]["headers"]["Host"]["value"] == "h"
-    assert saved.record["kernel"]["events"] == []
-    assert outcome_class(expected).startswith("http_request/")
+    assert repro.pcap_frames(path) == ((item.reset, *item.frames) if kind == "flow" else (item,))
+    record = saved.record if kind == "frame" else saved.record["frames"][index]
+    assert record["reference"]["events"][0]["headers"]["Host"]["value"] == "h"
+    assert record["kernel"]["events"] == []
+    assert saved.record["kind"] == kind
+    assert outcome_class(expected[index]).startswith("http_request/")
+
+
+def test_a_repro_without_a_kind_is_a_frame(tmp_path) -> None:
+    """Repro files written before flows have no ``kind``: they still load as a frame."""
+    frame = ITEMS["frame"]
+    (expected,) = expectations(frame, FUZZ_CONFIG, FUZZ_KEY)
+    path = repro.save(
+        Disagreement(frame, [Outcome(2, (), expected.counters)], [expected], ["x"]),
+        FUZZ_CONFIG,
+        FUZZ_KEY,
+        tmp_path,
+    )
+    record = json.loads(path.read_text())
+    del record["kind"]
+    path.write_text(json.dumps(record))
+    assert repro.load(path).item == frame
 
 
 def test_fuzz_command_is_registered() -> None:

@@ -57,7 +57,7 @@ class Call:
 
     @property
     def body_segments(self) -> int:
-        """Segments that carry only body bytes, as observed on this stack (each counts as ``not_http``).
+        """Segments that carry only body bytes, as observed on this stack (each counts as ``body``, R16).
 
         http.client (3.11) writes the header block and the body with two send() calls, and Nagle holds the
         small second one until the first is acknowledged, so the body always travels alone. curl writes a
@@ -172,9 +172,13 @@ def test_real_clients_are_logged_as_the_server_received_them(
     events: list[HeaderEvent] = []
 
     def all_logged() -> Counts | None:
+        """Every event, and every connection's FIN (which can trail the last event) seen."""
         events.extend(program.take_events())
         delta = counts_difference(program.counters(), before)
-        return delta if len(events) >= count and delta[Counter.EVENTS] >= count else None
+        done = (
+            len(events) >= count and delta[Counter.EVENTS] >= count and delta[Counter.FLOWS_CLOSED] >= count
+        )
+        return delta if done else None
 
     delta = wait_until(
         all_logged, EVENT_DEADLINE_S, f"{count} events from {lab.gateway.ifname} ({mode.value})"
@@ -182,10 +186,16 @@ def test_real_clients_are_logged_as_the_server_received_them(
     shown = {counter.label: value for counter, value in delta.items() if value}
     assert delta[Counter.HTTP_REQUEST] == delta[Counter.EVENTS] == len(events) == count, shown
     assert delta[Counter.EVENTS_LOST] == 0, shown
-    # Every connection's SYN and bare ACKs reach a watched port with no payload (3 or more per request).
-    assert delta[Counter.NO_PAYLOAD] >= count, shown
-    # Every request line and header block arrived in one segment; only bodies sent on their own are not_http.
-    assert delta[Counter.NOT_HTTP] == sum(one.call.body_segments for one in sent), shown
+    # One connection per request, opened by its SYN and closed by the client's FIN (R15); nothing lost.
+    assert delta[Counter.FLOWS_OPENED] == delta[Counter.FLOWS_CLOSED] == count, shown
+    assert delta[Counter.FLOWS_LOST] == 0, shown
+    # Every request line and header block arrived in one segment; only bodies sent on their own are body.
+    assert delta[Counter.BODY] == sum(one.call.body_segments for one in sent), shown
+    # Nothing else carried payload: each segment was a request, a body, or empty (the SYN, the FIN and
+    # bare ACKs: at least those three per connection).
+    others = (Counter.HTTP_REQUEST, Counter.BODY, Counter.NO_PAYLOAD)
+    assert delta[Counter.PACKETS] == sum(delta[counter] for counter in others), shown
+    assert delta[Counter.NO_PAYLOAD] >= 3 * count, shown
 
     # Request by request, keyed by X-Request-ID on both sides (client ports may repeat across IPv4 and IPv6).
     ids = sorted(one.request_id for one in sent)

@@ -3,7 +3,9 @@
 Every Cookie and Authorization token here is drawn fresh and unique, so any run of RUN of its bytes found in a
 ring-buffer record (padding and unused space included) or in any map after the packet is a leak. Requests are
 split at random points (a segment that starts inside a secret), cut short and pipelined, the shapes that
-leaked before. Every event must also equal the reference's, so the property cannot pass by logging nothing.
+leaked before, and sent as flows whose header sections go on in the next segment (R18: the request's record
+waits in the `pending` map between them). Every event must also equal the reference's, so the property cannot
+pass by logging nothing. Maps are read whole, the hash maps (flows, pending) key and value.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness import reference
 from harness.compare import event_differences
 from harness.config import ExtractorConfig
+from harness.corpus import flow_expectations
+from harness.counters import Counter
+from harness.driver import TestRunDriver, feed_flows, feed_opened
 from harness.event import SLOTS, event_struct
-from harness.frames import FrameSpec, build
+from harness.frames import FrameSpec, build, split
 from harness.kernels import _libbcc
 from harness.program import Program
-from harness.testrun import test_run
 
 pytestmark = pytest.mark.kernel
 
@@ -30,8 +33,10 @@ KEY = bytes(range(0x10, 0x20))
 CONFIG = ExtractorConfig()
 RUN = 6  # the shortest run of a secret's bytes that counts as a leak
 TOKEN_BYTES = (string.ascii_letters + string.digits + "-._~").encode()
+BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_ARRAY = 2
 BPF_MAP_TYPE_PERCPU_ARRAY = 6
+BPF_MAP_TYPE_LRU_HASH = 9
 
 
 def token(rng: random.Random) -> bytes:
@@ -53,15 +58,18 @@ def request(rng: random.Random, secrets: list[bytes], target: bytes = b"/api/v2/
     return b"GET " + target + b" HTTP/1.1\r\n" + b"\r\n".join(fields) + b"\r\n\r\n"
 
 
-def frames(rng: random.Random, secrets: list[bytes]) -> Iterator[bytes]:
-    """Payloads split inside a request, cut short, and pipelined, each followed by a clean request."""
+def flows(rng: random.Random, secrets: list[bytes]) -> Iterator[list[bytes]]:
+    """Flows of one frame each (split, cut short, pipelined) and of two segments, each then a clean request."""
     for _ in range(40):
         whole = request(rng, secrets)
         cut = rng.randint(1, len(whole) - 1)
-        yield whole[:cut]  # cut short (R10, R11, R13 CUT)
-        yield whole[cut:]  # a segment that starts anywhere, inside a secret too
-        yield request(rng, secrets) * rng.randint(2, 4)  # pipelined (R14)
-        yield request(rng, secrets, b"/next")  # reuses the scratch that the segments above wrote
+        yield [build(FrameSpec(payload=whole[:cut]))]  # cut short, alone in its flow (R10, R11, R13 CUT)
+        yield [build(FrameSpec(payload=whole[cut:]))]  # a segment that starts anywhere, inside a secret too
+        yield [build(FrameSpec(payload=request(rng, secrets) * rng.randint(2, 4)))]  # pipelined (R14)
+        whole = request(rng, secrets)
+        segments = split(FrameSpec(payload=whole), rng.randint(1, len(whole) - 1))
+        yield [build(segment) for segment in segments]  # the first kept in `pending` (R18)
+        yield [build(FrameSpec(payload=request(rng, secrets, b"/next")))]  # reuses the scratch used above
 
 
 def leaks(blob: bytes, secrets: list[bytes]) -> list[str]:
@@ -76,25 +84,41 @@ def leaks(blob: bytes, secrets: list[bytes]) -> list[str]:
 
 
 def map_contents(program: Program) -> dict[str, bytes]:
-    """The bytes of every array map of the program, per-CPU maps on every CPU (the ring buffer aside)."""
+    """The bytes of every array and hash map of the program, per-CPU maps on every CPU (the ring buffer aside)."""
     lib = _libbcc()
     module = program.bpf.module
-    cpus = _possible_cpus()
     contents = {}
     for index in range(lib.bpf_num_tables(module)):
         kind = lib.bpf_table_type_id(module, index)
-        if kind not in (BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY):
+        if kind not in (
+            BPF_MAP_TYPE_ARRAY,
+            BPF_MAP_TYPE_PERCPU_ARRAY,
+            BPF_MAP_TYPE_HASH,
+            BPF_MAP_TYPE_LRU_HASH,
+        ):
             continue
         fd = lib.bpf_table_fd_id(module, index)
+        key_size = lib.bpf_table_key_size_id(module, index)
         leaf = lib.bpf_table_leaf_size_id(module, index)
-        size = (leaf + 7) // 8 * 8 * cpus if kind == BPF_MAP_TYPE_PERCPU_ARRAY else leaf
+        size = (leaf + 7) // 8 * 8 * _possible_cpus() if kind == BPF_MAP_TYPE_PERCPU_ARRAY else leaf
         chunks = []
-        for entry in range(lib.bpf_table_max_entries_id(module, index)):
-            key, value = ctypes.c_uint32(entry), ctypes.create_string_buffer(size)
-            assert lib.bpf_lookup_elem(fd, ctypes.byref(key), value) == 0
-            chunks.append(value.raw)
+        for key in _keys(lib, fd, key_size):
+            value = ctypes.create_string_buffer(size)
+            assert lib.bpf_lookup_elem(fd, key, value) == 0
+            chunks += [key.raw, value.raw]
         contents[lib.bpf_table_name(module, index).decode()] = b"".join(chunks)
     return contents
+
+
+def _keys(lib: ctypes.CDLL, fd: int, key_size: int) -> Iterator[ctypes.Array[ctypes.c_char]]:
+    """Every key of a map, in the kernel's order (for an array, 0 to max_entries - 1)."""
+    key = None
+    while True:
+        following = ctypes.create_string_buffer(key_size)
+        if lib.bpf_get_next_key(fd, key, following) != 0:
+            return
+        yield following
+        key = following
 
 
 def _possible_cpus() -> int:
@@ -135,19 +159,25 @@ def keyed_program() -> Iterator[Program]:
 def test_no_secret_byte_in_any_record_or_map(keyed_program: Program, seed: int) -> None:
     rng, secrets = random.Random(seed), []
     checked = 0
-    for payload in frames(rng, secrets):
-        frame = build(FrameSpec(payload=payload))
-        test_run(keyed_program.fd, frame)
-        events, records = keyed_program.take_events(), keyed_program.take_records()
-        expected = reference.extract(frame, CONFIG, KEY).events
-        assert len(events) == len(expected), payload
+    driver = TestRunDriver(keyed_program)
+    kept = 0
+    for flow in flows(rng, secrets):
+        outcomes = feed_flows(driver, [flow])
+        records = keyed_program.take_records()  # the SYN before the flow logs nothing
+        events = [event for outcome in outcomes for event in outcome.events]
+        expected = [event for one in flow_expectations([flow], CONFIG, KEY) for event in one.events]
+        assert len(events) == len(expected) == len(records), flow
         for event, want, raw in zip(events, expected, records, strict=True):
-            assert not event_differences(event, want), (payload, event_differences(event, want))
-            assert not record_problems(raw), (payload, record_problems(raw))
-            assert not leaks(raw, secrets), (payload, leaks(raw, secrets))
+            assert not event_differences(event, want), (flow, event_differences(event, want))
+            assert not record_problems(raw), (flow, record_problems(raw))
+            assert not leaks(raw, secrets), (flow, leaks(raw, secrets))
             checked += 1
+        kept += sum(outcome.counters[Counter.CONTINUED] for outcome in outcomes)
     assert checked > 150  # the property saw records, not only frames that were not requests
-    for name, blob in map_contents(keyed_program).items():
+    assert kept > 10  # and requests whose record waited in `pending` for the next segment
+    contents = map_contents(keyed_program)
+    assert contents["pending"] and contents["flows"], "the flow maps were not read"
+    for name, blob in contents.items():
         assert not leaks(blob, secrets), f"map {name} still holds {leaks(blob, secrets)}"
 
 
@@ -155,9 +185,9 @@ def test_segment_starting_in_a_cookie_leaves_nothing_in_the_next_record(keyed_pr
     """S1 as reported: a segment beginning two bytes before `T0ken`, then `GET /next` on the same CPU."""
     whole = b"GET /a HTTP/1.1\r\nHost: a\r\nCookie: sid=s3cr3tT0kenValue42\r\n\r\n"
     split = whole.index(b"T0ken") - 2
-    for payload in (whole[:split], whole[split:], b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n"):
-        test_run(keyed_program.fd, build(FrameSpec(payload=payload)))
-    keyed_program.take_events()
+    payloads = (whole[:split], whole[split:], b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+    # Each segment opened as its own flow, so the one starting in the cookie is read from its first byte.
+    feed_opened(TestRunDriver(keyed_program), [build(FrameSpec(payload=payload)) for payload in payloads])
     last = keyed_program.take_records()[-1]
     struct_type = event_struct(CONFIG.max_target_len, CONFIG.max_value_len)
     method = last[struct_type.method.offset : struct_type.method.offset + struct_type.method.size]

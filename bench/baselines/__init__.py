@@ -4,9 +4,10 @@ Three ways of doing the extractor's job without XDP, each a separate process so 
 accounting can charge it its CPU time:
 
 - ``c_tpacket_v3``: bench/baselines/capture.c, built here with gcc: a TPACKET_V3 ring and a C port of the
-  rules (the strongest baseline, the one the issue's headline ratio is against);
-- ``af_packet_python``: an AF_PACKET socket in Python and ``harness.reference.extract``;
-- ``af_packet_httptools``: the same socket, the same Python L2-L4 walk, and httptools (llhttp) for HTTP.
+  rules, flows included (the strongest baseline, the one the issue's headline ratio is against);
+- ``af_packet_python``: an AF_PACKET socket in Python and ``harness.reference.FlowTracker`` fed every frame;
+- ``af_packet_httptools``: the same socket, the same Python L2-L4 walk, and httptools (llhttp) for HTTP,
+  frame by frame (no flow state: each segment is read as if its flow expected a request at its start).
 
 All three attach the same classic BPF filter (TCP to a watched port, so only candidate frames are copied
 to user space, as a performance engineer would do) and write one line per request in the format of
@@ -137,7 +138,8 @@ def config_args(config: ExtractorConfig, key: bytes) -> list[str]:
     args += [arg for rule in config.headers for arg in ("-H", f"{rule.name}={rule.mode.name.lower()}")]
     args += ["-k", key.hex(), "-L", str(config.max_header_lines), "-V", str(config.max_value_len)]
     args += ["-T", str(config.max_target_len), "-S", str(config.max_scan_bytes)]
-    return [*args, "-R", str(config.max_requests_per_packet)]
+    args += ["-R", str(config.max_requests_per_packet), "-G", str(config.max_request_segments)]
+    return [*args, "-F", str(config.max_flows)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,8 +213,10 @@ def write_frames(path: Path, frames: list[bytes]) -> Path:
     return path
 
 
-def c_parse_lines(frames: list[bytes], config: ExtractorConfig, key: bytes) -> list[str]:
-    """The lines capture.c writes for ``frames``, parsed from a file instead of a socket."""
+def c_parse(frames: list[bytes], config: ExtractorConfig, key: bytes) -> tuple[list[str], dict[str, int]]:
+    """What capture.c makes of ``frames``, read in order from a file instead of a socket (one flow table
+    for all of them, as for a capture): the lines it writes, and its counters by name (``stats_counters``).
+    """
     with tempfile.TemporaryDirectory(prefix="xhdr-cache-frames-") as scratch:
         path = write_frames(Path(scratch) / "frames.bin", frames)
         done = subprocess.run(
@@ -222,11 +226,31 @@ def c_parse_lines(frames: list[bytes], config: ExtractorConfig, key: bytes) -> l
             timeout=60,
             check=True,
         )
-    return done.stdout.splitlines()
+    return done.stdout.splitlines(), stats_counters(done.stderr)
+
+
+def c_parse_lines(frames: list[bytes], config: ExtractorConfig, key: bytes) -> list[str]:
+    """The lines capture.c writes for ``frames``, parsed from a file instead of a socket."""
+    return c_parse(frames, config, key)[0]
+
+
+def stats_counters(stderr: str) -> dict[str, int]:
+    """The ``name=N`` pairs of the last ``stats`` line capture.c printed (its counters, by the labels of
+    harness.counters.Counter, plus ``requests`` and ``drops``); empty when there is none.
+    """
+    lines = [line for line in stderr.splitlines() if line.startswith("stats ")]
+    if not lines:
+        return {}
+    pairs = (field.partition("=") for field in lines[-1].split()[1:])
+    return {name: int(value) for name, _, value in pairs}
 
 
 def c_parse_ns(frame: bytes, config: ExtractorConfig, key: bytes, repeat: int) -> float:
-    """capture.c's parse of one frame in a loop (R1-R14, no log line): nanoseconds per frame."""
+    """capture.c's parse of one frame in a loop (R1-R18, no log line): nanoseconds per frame.
+
+    The frame should be a SYN with data (``bench.kernel_cost.standard_frame``): it opens its flow each time,
+    so every repetition is parsed, as by the extractor's test runs.
+    """
     with tempfile.TemporaryDirectory(prefix="xhdr-cache-frames-") as scratch:
         path = write_frames(Path(scratch) / "frame.bin", [frame])
         done = subprocess.run(

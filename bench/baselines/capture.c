@@ -5,23 +5,29 @@
  * What a performance engineer would write instead of XDP: an AF_PACKET socket with a TPACKET_V3
  * memory-mapped ring (no copy per packet into user space, one poll() per block), a classic BPF
  * filter so only TCP to the watched ports is copied, and a parser in plain C that implements the
- * rules of docs/EXTRACTION.md (R1-R14) exactly as harness/reference.py reads them. Every request
- * found is written as one line (see print_event(); bench/baselines/events.py reads and writes the
- * same format), so tests can compare it field by field with the reference.
+ * rules of docs/EXTRACTION.md (R1-R19) exactly as harness/reference.py reads them: a flow table
+ * (open addressing, at most -F flows, CLOCK eviction as the kernel's LRU map evicts) follows each
+ * TCP flow from its SYN, skips bodies by Content-Length, carries a header section cut by the end
+ * of a segment into the next one and flags the bytes other parsers read differently. Every request found is written as one line (see
+ * print_event(); bench/baselines/__init__.py reads and writes the same format), so tests can
+ * compare it field by field with the reference.
  *
  * Usage:
  *   capture [options] ring IFNAME   capture until SIGINT/SIGTERM, -c packets or -t seconds
- *   capture [options] file PATH     parse frames stored as (u32 length, bytes) records
+ *   capture [options] file PATH     parse frames stored as (u32 length, bytes) records, in order
  *   capture [options] bench PATH N  parse the first frame of PATH N times, print ns per parse
  *   capture [options] ringbuf FD    consume the extractor's events from its BPF ring buffer map
  *                                   (inherited descriptor FD, -B data bytes) and write the same lines
  * Options: -p PORT (repeatable), -H NAME=MODE (value|hash|auth|presence, repeatable, in slot
  * order), -k KEYHEX (16 bytes), -L max_header_lines, -V max_value_len, -T max_target_len,
- * -S max_scan_bytes, -R max_requests, -c PACKETS, -t SECONDS, -f FILTER (tcpdump -ddd text),
- * -q (count requests, print nothing per request), -B ring buffer bytes.
+ * -S max_scan_bytes, -R max_requests, -G max_request_segments, -F max_flows, -c PACKETS,
+ * -t SECONDS, -f FILTER (tcpdump -ddd text), -q (count requests, print nothing per request),
+ * -B ring buffer bytes.
  * -c stops once packets seen plus packets dropped reach the count (events, in ringbuf mode).
  * ringbuf mode needs -DXHDR_EVENTS and the extractor's -D limits, so struct xhdr_event matches.
- * On exit it prints "stats packets=N requests=N drops=N" on stderr; "ready" once the ring is bound.
+ * On exit (ring and file modes) it prints "stats packets=N requests=N drops=N" on stderr, followed
+ * by every counter of docs/EXTRACTION.md as " name=N" (the extractor's counters, summed over the
+ * frames; events_lost stays 0); "ready" once the ring is bound.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +37,7 @@
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,12 +45,13 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/types.h>
-/* The flag and mode values are the extractor's own, so both write the same lines. */
+/* The flag, mode and counter values are the extractor's own, so both write the same lines. */
 #include "xhdr_event.h"
 
 #define MAX_PORTS 16
@@ -55,6 +63,14 @@
 #define VALUE_MAX 256
 #define TARGET_MAX 512
 #define FRAME_MAX 65536
+#define MIN_FLOWS 16
+#define MAX_FLOWS (1 << 18)
+#define MAX_SEGMENTS 64
+#define LENGTH_MAX_DIGITS 16		/* R17: digits of a Content-Length value */
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define NO_NEXT UINT64_MAX
 
 struct config {
 	uint16_t ports[MAX_PORTS];
@@ -64,23 +80,47 @@ struct config {
 	int modes[MAX_RULES];
 	int nrules;
 	size_t max_header_lines, max_value_len, max_target_len, max_scan_bytes, max_requests;
+	size_t max_segments, max_flows;
 	uint64_t k0, k1;
 };
 
+/* A TCP flow (R15), the key of the flow table: every byte is written for each frame. */
 struct flow {
-	int family;
-	uint8_t saddr[16], daddr[16];
+	uint8_t saddr[16], daddr[16];	/* IPv4 uses the first four bytes */
 	uint16_t sport, dport;
 	uint16_t vlan_ids[2];
-	int vlan_count;
+	uint8_t family;
+	uint8_t vlan_count;
+	uint16_t zero[3];
+};
+
+_Static_assert(sizeof(struct flow) == 48, "the flow key is hashed as six words");
+
+/* What R1-R6 found in a frame for a watched port. */
+struct segment {
+	struct flow flow;
+	uint8_t tcp_flags;
+	uint32_t seq;
+	const uint8_t *payload;
+	size_t present;		/* payload bytes in the frame (R6) */
+	size_t length;		/* n of R16: the payload's length by the IP header */
+};
+
+/* R18: where the end of a segment fell in a header section, and so how the next one goes on. */
+enum cut {
+	CUT_NONE,
+	CUT_LINE_START,		/* at a line start: nothing is lost */
+	CUT_LONE_CR,		/* after a CR that starts a line: the empty line if an LF comes next */
+	CUT_NAME,		/* inside a field name, all tchar so far: the rest is checked, not matched */
+	CUT_REST,		/* in a value (its slot has CUT) or a skipped line: its rest is skipped */
 };
 
 struct slot {
 	uint8_t flags;
 	size_t length;
-	uint8_t value[VALUE_MAX];
-	size_t value_len;
 	uint64_t hash;
+	size_t value_len;
+	uint8_t value[VALUE_MAX];
 };
 
 struct request {
@@ -90,17 +130,68 @@ struct request {
 	int line_cut;
 	unsigned int flags;
 	size_t header_lines;
-	struct slot slots[MAX_RULES];
+	uint64_t content_length;	/* R17: from the first Content-Length line, when valid */
+	unsigned int length_lines;	/* R17: Content-Length lines seen */
+	int cut;			/* R18: enum cut */
+	int last_cr;			/* R19: the segment that cut it ended with a CR */
+	size_t segments;		/* R18: segments its header section was read in, this one included */
+	struct slot slots[MAX_RULES];	/* the last member: only cfg.nrules are used */
+};
+
+/* R15: how a flow's next bytes are read. */
+enum flow_mode {
+	MODE_REQUEST,		/* a request starts at expect */
+	MODE_BODY,		/* body_left bytes of a body start at expect */
+	MODE_HEADERS,		/* the header section of the kept request goes on at expect (R18) */
+	MODE_LOST,		/* nothing is read until a SYN */
+};
+
+struct flow_state {
+	struct flow key;
+	uint64_t hash;
+	uint64_t body_left;	/* MODE_BODY */
+	uint64_t ticket;	/* MODE_HEADERS: the kept request's, in pending[kept] */
+	uint32_t kept;
+	uint32_t expect;	/* sequence number of the next byte to read */
+	uint8_t live;
+	uint8_t mode;		/* enum flow_mode */
+	uint8_t used;		/* CLOCK: looked up since the hand last passed */
+};
+
+/*
+ * R18: a request whose header section goes on in its flow's next segment, with copies of the bytes
+ * its pointers showed. As in the extractor, these are few: a sixty-fourth of the flows, at least 16.
+ */
+struct pending {
+	uint64_t ticket;	/* 0: free */
+	struct request req;
+	uint8_t method[METHOD_MAX];
+	uint8_t target[TARGET_MAX];
 };
 
 static struct config cfg = {
 	.max_header_lines = 32, .max_value_len = 128, .max_target_len = 128,
-	.max_scan_bytes = 1024, .max_requests = 4,
+	.max_scan_bytes = 1536, .max_requests = 4, .max_segments = 8, .max_flows = 65536,
 };
 static uint8_t tchar[256], target_char[256];
 static volatile sig_atomic_t stop;
-static unsigned long long n_packets, n_requests;
+static unsigned long long counts[XHDR_C_COUNT];
 static int quiet;
+
+static const char *const counter_names[XHDR_C_COUNT] = {
+	[XHDR_C_PACKETS] = "packets", [XHDR_C_MALFORMED] = "malformed",
+	[XHDR_C_VLAN_TOO_DEEP] = "vlan_too_deep", [XHDR_C_NOT_IP] = "not_ip",
+	[XHDR_C_LATER_FRAGMENT] = "later_fragment", [XHDR_C_IPV6_EXT_HEADER] = "ipv6_ext_header",
+	[XHDR_C_NOT_TCP] = "not_tcp", [XHDR_C_PORT_NOT_WATCHED] = "port_not_watched",
+	[XHDR_C_TCP_WATCHED] = "tcp_watched", [XHDR_C_NO_PAYLOAD] = "no_payload",
+	[XHDR_C_NOT_HTTP] = "not_http", [XHDR_C_HTTP_REQUEST] = "http_request",
+	[XHDR_C_EVENTS] = "events", [XHDR_C_EVENTS_LOST] = "events_lost",
+	[XHDR_C_MID_STREAM] = "mid_stream", [XHDR_C_OUT_OF_SYNC] = "out_of_sync",
+	[XHDR_C_RETRANSMITTED] = "retransmitted", [XHDR_C_OUT_OF_ORDER] = "out_of_order",
+	[XHDR_C_BODY] = "body", [XHDR_C_FLOWS_OPENED] = "flows_opened",
+	[XHDR_C_FLOWS_CLOSED] = "flows_closed", [XHDR_C_FLOWS_LOST] = "flows_lost",
+	[XHDR_C_CONTINUED] = "continued",
+};
 
 /* --- SipHash-2-4, 64-bit output (R13) ------------------------------------------------------- */
 
@@ -147,6 +238,11 @@ static uint16_t u16(const uint8_t *p)
 	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
+static uint32_t u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 static int watched(uint16_t port)
 {
 	int i;
@@ -157,67 +253,232 @@ static int watched(uint16_t port)
 	return 0;
 }
 
-/* Returns 0 and sets the flow and payload for a TCP segment to a watched port with a payload. */
-static int read_layers(const uint8_t *f, size_t len, struct flow *flow,
-		       const uint8_t **payload, size_t *payload_len)
+static int ipv6_extension(uint8_t next)
 {
-	size_t off = 14, l4, ip_end, hl, total;
+	switch (next) {
+	case 0: case 43: case 44: case 50: case 51: case 60: case 135: case 139: case 140:
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * R1-R6: fills the segment of a TCP frame to a watched port and returns XHDR_C_TCP_WATCHED, or
+ * returns the outcome counter that ends the frame.
+ */
+static int read_layers(const uint8_t *f, size_t len, struct segment *seg)
+{
+	struct flow *flow = &seg->flow;
+	size_t off = 14, l4, ip_end, declared, hl, total;
 	uint16_t type;
 
 	if (len < 14)
-		return -1;
+		return XHDR_C_MALFORMED;
+	memset(flow, 0, sizeof(*flow));
 	type = u16(f + 12);
-	flow->vlan_count = 0;
 	while ((type == 0x8100 || type == 0x88a8) && flow->vlan_count < 2) {
 		if (len < off + 4)
-			return -1;
+			return XHDR_C_MALFORMED;
 		flow->vlan_ids[flow->vlan_count++] = u16(f + off) & 0x0fff;
 		type = u16(f + off + 2);
 		off += 4;
 	}
 	if (type == 0x8100 || type == 0x88a8)
-		return -1;
+		return XHDR_C_VLAN_TOO_DEEP;
 	if (type == 0x0800) {
 		if (len < off + 20 || f[off] >> 4 != 4)
-			return -1;
+			return XHDR_C_MALFORMED;
 		hl = (f[off] & 0x0f) * 4;
 		total = u16(f + off + 2);
 		if (hl < 20 || len < off + hl || total < hl)
-			return -1;
-		if (u16(f + off + 6) & 0x1fff || f[off + 9] != 6)
-			return -1;
+			return XHDR_C_MALFORMED;
+		if (u16(f + off + 6) & 0x1fff)
+			return XHDR_C_LATER_FRAGMENT;
+		if (f[off + 9] != 6)
+			return XHDR_C_NOT_TCP;
 		flow->family = 4;
 		memcpy(flow->saddr, f + off + 12, 4);
 		memcpy(flow->daddr, f + off + 16, 4);
 		l4 = off + hl;
-		ip_end = off + total < len ? off + total : len;
+		declared = off + total;
 	} else if (type == 0x86dd) {
-		if (len < off + 40 || f[off] >> 4 != 6 || f[off + 6] != 6)
-			return -1;	/* extension headers (R5) are not TCP either */
+		if (len < off + 40 || f[off] >> 4 != 6)
+			return XHDR_C_MALFORMED;
+		if (ipv6_extension(f[off + 6]))
+			return XHDR_C_IPV6_EXT_HEADER;
+		if (f[off + 6] != 6)
+			return XHDR_C_NOT_TCP;
 		flow->family = 6;
 		memcpy(flow->saddr, f + off + 8, 16);
 		memcpy(flow->daddr, f + off + 24, 16);
 		l4 = off + 40;
-		total = 40 + u16(f + off + 4);
-		ip_end = off + total < len ? off + total : len;
+		declared = off + 40 + u16(f + off + 4);
 	} else {
-		return -1;
+		return XHDR_C_NOT_IP;
 	}
+	ip_end = declared < len ? declared : len;	/* Ethernet padding is never payload */
 	if (l4 + 20 > ip_end)
-		return -1;
+		return XHDR_C_MALFORMED;
 	hl = (f[l4 + 12] >> 4) * 4;
 	if (hl < 20 || l4 + hl > ip_end)
-		return -1;
+		return XHDR_C_MALFORMED;
 	flow->sport = u16(f + l4);
 	flow->dport = u16(f + l4 + 2);
-	if (!watched(flow->dport) || l4 + hl == ip_end)
-		return -1;
-	*payload = f + l4 + hl;
-	*payload_len = ip_end - l4 - hl;
-	return 0;
+	if (!watched(flow->dport))
+		return XHDR_C_PORT_NOT_WATCHED;
+	seg->seq = u32(f + l4 + 4);
+	seg->tcp_flags = f[l4 + 13];
+	seg->payload = f + l4 + hl;
+	seg->present = ip_end - l4 - hl;
+	seg->length = declared - l4 - hl;
+	return XHDR_C_TCP_WATCHED;
 }
 
-/* --- Requests: R9-R14 ------------------------------------------------------------------------ */
+/* --- Flows: R15 ------------------------------------------------------------------------------ */
+
+/*
+ * Open addressing with linear probing, at most cfg.max_flows entries in twice as many slots (so a
+ * probe is short), removal by backward shift (no tombstones). When the table is full, a new flow
+ * evicts one the CLOCK hand finds not used since it last passed: an approximation of the kernel's
+ * LRU map, and as there an evicted flow is as if never seen.
+ */
+static struct flow_state *flows;
+static size_t flow_mask, nflows, clock_hand;
+static uint64_t hash_seed;
+static struct pending *pendings;
+static size_t npending, pending_hand;
+static uint64_t next_ticket = 1;
+
+static uint64_t flow_hash(const struct flow *key)
+{
+	uint64_t w[6], h = hash_seed;
+	int i;
+
+	memcpy(w, key, sizeof(w));
+	for (i = 0; i < 6; i++) {
+		h = (h ^ w[i]) * 0x9e3779b97f4a7c15ULL;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
+static struct flow_state *flow_find(const struct flow *key, uint64_t h)
+{
+	size_t i = h & flow_mask;
+
+	for (;; i = (i + 1) & flow_mask) {
+		struct flow_state *e = &flows[i];
+
+		if (!e->live)
+			return NULL;
+		if (e->hash == h && !memcmp(&e->key, key, sizeof(*key))) {
+			e->used = 1;
+			return e;
+		}
+	}
+}
+
+/* R18: the kept request of a flow in MODE_HEADERS, or NULL when it was evicted since. */
+static struct pending *kept_request(const struct flow_state *st)
+{
+	struct pending *p = &pendings[st->kept];
+
+	return st->mode == MODE_HEADERS && p->ticket == st->ticket ? p : NULL;
+}
+
+static void forget_kept(struct flow_state *st)
+{
+	struct pending *p = kept_request(st);
+
+	if (p)
+		p->ticket = 0;
+}
+
+static void flow_remove(size_t i)
+{
+	size_t j = i;
+
+	forget_kept(&flows[i]);
+	for (;;) {
+		j = (j + 1) & flow_mask;
+		if (!flows[j].live)
+			break;
+		/* the entry at j may fill the hole at i unless its home lies in (i, j] */
+		if (((j - flows[j].hash) & flow_mask) >= ((j - i) & flow_mask)) {
+			flows[i] = flows[j];
+			i = j;
+		}
+	}
+	flows[i].live = 0;
+	nflows--;
+}
+
+static void flow_evict(void)
+{
+	for (;; clock_hand = (clock_hand + 1) & flow_mask) {
+		struct flow_state *e = &flows[clock_hand];
+
+		if (!e->live)
+			continue;
+		if (!e->used) {
+			flow_remove(clock_hand);
+			return;
+		}
+		e->used = 0;
+	}
+}
+
+/* R15: a SYN (re)opens its flow, a request expected at `expect`; returns its state. */
+static struct flow_state *flow_open(struct flow_state *st, const struct flow *key, uint64_t h,
+				    uint32_t expect)
+{
+	size_t i;
+
+	if (st) {
+		forget_kept(st);
+	} else {
+		if (nflows == cfg.max_flows)
+			flow_evict();
+		for (i = h & flow_mask; flows[i].live; i = (i + 1) & flow_mask)
+			;
+		st = &flows[i];
+		st->key = *key;
+		st->hash = h;
+		st->live = 1;
+		st->used = 1;
+		nflows++;
+	}
+	st->expect = expect;
+	st->mode = MODE_REQUEST;
+	st->body_left = 0;
+	counts[XHDR_C_FLOWS_OPENED]++;
+	return st;
+}
+
+/* R15: the flow is out of sync until its next SYN. */
+static void lose(struct flow_state *st)
+{
+	forget_kept(st);
+	st->mode = MODE_LOST;
+	counts[XHDR_C_FLOWS_LOST]++;
+}
+
+static int init_flows(void)
+{
+	size_t slots = 1;
+
+	while (slots < 2 * cfg.max_flows)
+		slots <<= 1;
+	flow_mask = slots - 1;
+	npending = cfg.max_flows / 64 > 16 ? cfg.max_flows / 64 : 16;
+	flows = calloc(slots, sizeof(*flows));
+	pendings = calloc(npending, sizeof(*pendings));
+	if (getrandom(&hash_seed, sizeof(hash_seed), 0) != sizeof(hash_seed))
+		hash_seed = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL;
+	return flows && pendings ? 0 : -1;
+}
+
+/* --- Requests: R9-R14, R17-R19 ------------------------------------------------------------- */
 
 static size_t run_length(const uint8_t *v, size_t n, size_t start, const uint8_t *class, size_t limit)
 {
@@ -261,8 +522,10 @@ static long request_line(const uint8_t *v, size_t n, size_t start, struct reques
 	if (after == n || (after + 1 == n && v[after] == '\r'))
 		return 0;
 	req->line_cut = 0;
-	if (v[after] == '\n')
+	if (v[after] == '\n') {
+		req->flags |= XHDR_F_BARE_LF;	/* R19 */
 		return (long)after + 1;
+	}
 	if (v[after] == '\r' && v[after + 1] == '\n')
 		return (long)after + 2;
 	return -1;
@@ -308,12 +571,60 @@ static void fill(struct slot *slot, int mode, const uint8_t *value, size_t len, 
 	}
 }
 
-/* R12, R13: one non-empty header line; returns where the next line starts. */
+/*
+ * R17: what a field line tells about the body's length, configured or not. A value cut before its
+ * LF (`cut`) cannot be trusted. R19: both names in one request are CL_AND_TE.
+ */
+static void body_field(struct request *req, const uint8_t *name, size_t name_len,
+		      const uint8_t *value, size_t len, int cut)
+{
+	uint64_t length = 0;
+	size_t i;
+
+	if (name_len == 17 && !strncasecmp((const char *)name, "transfer-encoding", 17)) {
+		req->flags |= XHDR_F_TRANSFER_ENCODING;	/* chunked bodies are not followed */
+		if (req->length_lines)
+			req->flags |= XHDR_F_CL_AND_TE;
+		return;
+	}
+	if (name_len != 14 || strncasecmp((const char *)name, "content-length", 14))
+		return;
+	if (req->flags & XHDR_F_TRANSFER_ENCODING)
+		req->flags |= XHDR_F_CL_AND_TE;
+	if (req->length_lines++ || cut || !len || len > LENGTH_MAX_DIGITS)
+		goto bad;
+	for (i = 0; i < len; i++) {
+		if (value[i] < '0' || value[i] > '9')
+			goto bad;
+		length = length * 10 + (value[i] - '0');
+	}
+	req->content_length = length;
+	return;
+bad:
+	req->flags |= XHDR_F_BAD_CONTENT_LENGTH;
+}
+
+/*
+ * R19: the byte right after the run of `run` tchar a line starts with (`before`: the previous
+ * segment held the run's start). SP or HT there is obs-fold when the run is empty, else whitespace
+ * before the colon.
+ */
+static unsigned int ambiguity(uint8_t c, size_t run, int before)
+{
+	if (c != ' ' && c != '\t')
+		return 0;
+	return run || before ? XHDR_F_WS_BEFORE_COLON : XHDR_F_OBS_FOLD;
+}
+
+/*
+ * R12, R13, R17, R19: one non-empty header line; returns where the next line starts (n when the view
+ * cuts the line, with req->cut saying where, R18).
+ */
 static size_t field_line(const uint8_t *v, size_t n, size_t start, struct request *req)
 {
-	const uint8_t *lf = memchr(v + start, '\n', n - start);
-	const uint8_t *line = v + start, *colon, *val;
+	const uint8_t *line = v + start, *lf = memchr(line, '\n', n - start), *colon, *val;
 	size_t len = lf ? (size_t)(lf - line) : n - start, name_len, i, vlen;
+	size_t next = lf ? (size_t)(lf - v) + 1 : n;
 	int cut = !lf, bad = 0, index;
 
 	colon = memchr(line, ':', len);
@@ -321,45 +632,116 @@ static size_t field_line(const uint8_t *v, size_t n, size_t start, struct reques
 	for (i = 0; i < name_len; i++)
 		if (!tchar[line[i]])
 			break;
-	if (i < name_len)
+	if (lf && lf[-1] != '\r')
+		req->flags |= XHDR_F_BARE_LF;	/* R19; the line's first byte is not its LF */
+	if (i < name_len) {
 		bad = 1;			/* obs-fold, whitespace or CR before the colon */
+		req->flags |= ambiguity(line[i], i, 0);
+	}
 	else if (!colon)
 		bad = !cut;			/* a colon-less line is bad once its LF is seen */
 	else if (name_len == 0)
 		bad = 1;
 	if (bad)
 		req->flags |= XHDR_F_BAD_LINE;
-	if (!bad && colon && name_len) {
-		index = slot_of(line, name_len);
-		if (index >= 0) {
-			val = colon + 1;
-			vlen = len - name_len - 1;
-			if (vlen && val[vlen - 1] == '\r')
-				vlen--;
-			while (vlen && (*val == ' ' || *val == '\t')) {
-				val++;
-				vlen--;
-			}
-			while (vlen && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t'))
-				vlen--;
-			fill(&req->slots[index], cfg.modes[index], val, vlen, cut);
-		}
+	if (bad || !colon) {
+		if (cut)
+			req->cut = bad ? CUT_REST : CUT_NAME;
+		return next;
 	}
-	return cut ? n : (size_t)(lf - v) + 1;
+	val = colon + 1;
+	vlen = len - name_len - 1;
+	if (vlen && val[vlen - 1] == '\r')
+		vlen--;
+	while (vlen && (*val == ' ' || *val == '\t')) {
+		val++;
+		vlen--;
+	}
+	while (vlen && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t'))
+		vlen--;
+	index = slot_of(line, name_len);
+	if (index >= 0)
+		fill(&req->slots[index], cfg.modes[index], val, vlen, cut);
+	body_field(req, line, name_len, val, vlen, cut);
+	if (cut)
+		req->cut = CUT_REST;	/* a filled slot (CUT), a Content-Length line or a skipped line */
+	return next;
 }
 
-/* R11: the header section; returns where a next request may start, or -1. */
+/*
+ * R18: the rest of a line the previous segment's end split; returns where the next line starts (n
+ * when the view cuts it again). The rest of a name is checked, never matched. R19: an LF first in
+ * the segment ends in CR LF only if the previous segment ended with the CR.
+ */
+static size_t rest_of_line(const uint8_t *v, size_t n, size_t start, struct request *req, int cut)
+{
+	const uint8_t *line = v + start, *lf = memchr(line, '\n', n - start), *colon;
+	size_t len = lf ? (size_t)(lf - line) : n - start, name_len, i;
+
+	if (lf && !(lf > line ? lf[-1] == '\r' : req->last_cr))
+		req->flags |= XHDR_F_BARE_LF;
+	if (cut == CUT_NAME) {
+		req->flags |= XHDR_F_NAME_SPLIT;
+		colon = memchr(line, ':', len);
+		name_len = colon ? (size_t)(colon - line) : len;
+		for (i = 0; i < name_len; i++)
+			if (!tchar[line[i]])
+				break;
+		if (i < name_len)
+			req->flags |= ambiguity(line[i], i, 1);	/* the name began before */
+		if (i < name_len || (!colon && lf)) {
+			req->flags |= XHDR_F_BAD_LINE;	/* a non-tchar (CR too) before the colon, or the LF */
+			cut = CUT_REST;
+		} else if (colon) {
+			cut = CUT_REST;
+		}
+	}
+	if (!lf) {
+		req->cut = cut;
+		return n;
+	}
+	return (size_t)(lf - v) + 1;
+}
+
+/*
+ * R11, R18: the header section from pos (a request the previous segment cut goes on where req->cut
+ * says); returns where it ends, or -1 when TOO_MANY_HEADERS stopped it or the view ended inside it
+ * (then req->cut says where).
+ */
 static long header_section(const uint8_t *v, size_t n, size_t pos, struct request *req)
 {
-	for (;;) {
-		if (pos == n || (pos + 1 == n && v[pos] == '\r')) {
-			req->flags |= XHDR_F_HEADERS_CUT;
+	int resume = req->cut;
+
+	req->cut = CUT_NONE;
+	if (resume == CUT_LONE_CR) {
+		if (v[pos] == '\n')
+			return (long)pos + 1;	/* the lone CR and this LF are the empty line */
+		if (req->header_lines == cfg.max_header_lines) {
+			req->flags |= XHDR_F_TOO_MANY_HEADERS;
 			return -1;
 		}
-		if (v[pos] == '\r' && v[pos + 1] == '\n')
-			return (long)pos + 2;
-		if (v[pos] == '\n')
+		req->header_lines++;
+		req->flags |= XHDR_F_BAD_LINE;	/* a line whose first byte, the CR, is not a tchar */
+		pos = rest_of_line(v, n, pos, req, CUT_REST);
+	} else if (resume == CUT_NAME || resume == CUT_REST) {
+		pos = rest_of_line(v, n, pos, req, resume);
+	}
+	while (req->cut == CUT_NONE) {
+		if (pos == n) {
+			req->cut = CUT_LINE_START;
+			break;
+		}
+		if (v[pos] == '\r') {
+			if (pos + 1 == n) {
+				req->cut = CUT_LONE_CR;	/* an unknown line, not counted (R11) */
+				break;
+			}
+			if (v[pos + 1] == '\n')
+				return (long)pos + 2;
+		} else if (v[pos] == '\n') {
+			req->flags |= XHDR_F_BARE_LF;	/* R19: the empty line is an LF alone */
 			return (long)pos + 1;
+		}
 		if (req->header_lines == cfg.max_header_lines) {
 			req->flags |= XHDR_F_TOO_MANY_HEADERS;
 			return -1;
@@ -367,27 +749,80 @@ static long header_section(const uint8_t *v, size_t n, size_t pos, struct reques
 		req->header_lines++;
 		pos = field_line(v, n, pos, req);
 	}
+	return -1;
 }
 
-/* R8, R10, R14: the requests of one view, at most cfg.max_requests; returns how many. */
-static int scan(const uint8_t *v, size_t n, struct request *reqs)
+/* A request before its request line is read: what print_event() and the parser read, zeroed. */
+static void new_request(struct request *req)
 {
-	long pos = 0, next;
-	int count = 0;
+	int i;
 
-	while (pos >= 0 && (size_t)pos < n && (size_t)count < cfg.max_requests) {
+	memset(req, 0, offsetof(struct request, slots));
+	req->segments = 1;
+	for (i = 0; i < cfg.nrules; i++) {
+		req->slots[i].flags = 0;
+		req->slots[i].length = 0;
+		req->slots[i].hash = 0;
+		req->slots[i].value_len = 0;
+	}
+}
+
+static void copy_request(struct request *to, const struct request *from)
+{
+	memcpy(to, from, offsetof(struct request, slots) + cfg.nrules * sizeof(struct slot));
+}
+
+/*
+ * R8, R10, R14, R17, R18: the requests of the view v[0..len) from start, at most cfg.max_requests;
+ * reqs[0] is already the request the flow's previous segment cut when `resumed`. Returns how many
+ * to log. *next is where the request after them starts, a payload offset at or past n (the
+ * payload's length by its IP header), or NO_NEXT when the flow is lost or, with *kept set, when
+ * reqs[count] goes on in the next segment.
+ */
+static int scan(const uint8_t *v, size_t len, size_t n, size_t start, int resumed,
+		struct request *reqs, uint64_t *next, int *kept)
+{
+	size_t pos = start;
+	uint64_t after;
+	int count = 0;
+	long end;
+
+	*next = NO_NEXT;
+	*kept = 0;
+	for (;;) {
 		struct request *req = &reqs[count];
 
-		memset(req, 0, sizeof(*req));
-		next = request_line(v, n, (size_t)pos, req);
-		if (next < 0 || (count && next == 0))
-			break;
+		if (!resumed) {
+			new_request(req);
+			end = request_line(v, len, pos, req);
+			if (end < 0)
+				return count;		/* R8 (not_http) or R14: the flow is lost */
+			if (end == 0)
+				return count + 1;	/* R10: LINE_CUT, no fields; the flow is lost */
+			pos = (size_t)end;
+		}
+		resumed = 0;
+		end = header_section(v, len, pos, req);
+		if (end < 0 && req->cut != CUT_NONE) {
+			if (len == n && req->segments < cfg.max_segments) {
+				*kept = 1;		/* R18: the payload's end cut it; it goes on */
+				req->last_cr = v[len - 1] == '\r';	/* R19 */
+				return count;
+			}
+			req->flags |= XHDR_F_HEADERS_CUT;
+		}
 		count++;
-		if (next == 0)
-			break;
-		pos = header_section(v, n, (size_t)next, req);
+		if (end < 0 || req->flags & (XHDR_F_TRANSFER_ENCODING | XHDR_F_BAD_CONTENT_LENGTH))
+			return count;	/* R14: cut, too many headers, or a body of unknown length */
+		after = (uint64_t)end + req->content_length;
+		if (after >= n) {
+			*next = after;	/* the body goes past the payload, or both end there */
+			return count;
+		}
+		if (after >= len || (size_t)count == cfg.max_requests)
+			return count;
+		pos = (size_t)after;
 	}
-	return count;
 }
 
 /* --- Output: one line per request (bench/baselines/events.py parses it) ------------------------ */
@@ -441,26 +876,161 @@ static void print_event(FILE *out, const struct flow *flow, const struct request
 	putc_unlocked('\n', out);
 }
 
-/* One frame, arrival to extracted fields: R1-R14, then the log line unless quiet. */
+/* R18: keeps *req until the flow's next segment, in the flow's pending entry if it has one. */
+static void keep(struct flow_state *st, const struct request *req)
+{
+	struct pending *p = kept_request(st);
+	size_t target = req->target_seen < cfg.max_target_len ? req->target_seen : cfg.max_target_len;
+	int i;
+
+	for (i = 0; !p && i < 8; i++) {	/* a free entry if one is near the hand, else the hand's */
+		p = &pendings[pending_hand];
+		pending_hand = (pending_hand + 1) % npending;
+		if (p->ticket && i < 7)
+			p = NULL;
+	}
+	copy_request(&p->req, req);
+	memcpy(p->method, req->method, req->method_len);
+	memcpy(p->target, req->target, target);
+	p->ticket = next_ticket++;
+	st->kept = (uint32_t)(p - pendings);
+	st->ticket = p->ticket;
+}
+
+/* R18: the kept request back in *req, its bytes in buffers that last until the frame is printed. */
+static void resume(const struct pending *p, struct request *req)
+{
+	static uint8_t method[METHOD_MAX], target[TARGET_MAX];
+
+	copy_request(req, &p->req);
+	memcpy(method, p->method, req->method_len);
+	memcpy(target, p->target, req->target_seen < cfg.max_target_len ? req->target_seen :
+	       cfg.max_target_len);
+	req->method = method;
+	req->target = target;
+	req->segments++;
+}
+
+/*
+ * R16, R14, R18: the payload of a segment of flow st (NULL: no state); returns the outcome
+ * counter, with *count requests in reqs to log.
+ */
+static int read_payload(struct flow_state *st, const struct segment *seg, struct request *reqs,
+			int *count)
+{
+	uint32_t s = seg->seq + !!(seg->tcp_flags & TCP_SYN), n = (uint32_t)seg->length;
+	size_t view_len = seg->present < cfg.max_scan_bytes ? seg->present : cfg.max_scan_bytes;
+	struct pending *p = NULL;
+	uint64_t skip, next;
+	int kept;
+
+	*count = 0;
+	if (!st)
+		return XHDR_C_MID_STREAM;
+	if (st->mode == MODE_LOST)
+		return XHDR_C_OUT_OF_SYNC;
+	if ((int32_t)(s + n - st->expect) <= 0)
+		return XHDR_C_RETRANSMITTED;
+	if ((int32_t)(s - st->expect) > 0)
+		return XHDR_C_OUT_OF_ORDER;
+	skip = (uint32_t)(st->expect - s);	/* 0 <= skip < n */
+	if (st->mode == MODE_BODY) {
+		skip += st->body_left;
+		if (skip >= n) {	/* the body reaches the payload's end: it consumes it */
+			st->body_left = skip - n;
+			st->expect = s + n;
+			st->mode = st->body_left ? MODE_BODY : MODE_REQUEST;
+			return XHDR_C_BODY;
+		}
+	}
+	if (skip >= view_len)
+		goto lost;
+	if (st->mode == MODE_HEADERS) {
+		p = kept_request(st);
+		if (!p)
+			goto lost;	/* the kept event is gone */
+		resume(p, &reqs[0]);
+	}
+	*count = scan(seg->payload, view_len, n, (size_t)skip, p != NULL, reqs, &next, &kept);
+	if (kept) {
+		keep(st, &reqs[*count]);
+		st->mode = MODE_HEADERS;
+		st->expect = s + n;
+	} else {
+		forget_kept(st);
+		if (next == NO_NEXT) {
+			lose(st);
+		} else {
+			st->mode = next > n ? MODE_BODY : MODE_REQUEST;
+			st->body_left = next - n;
+			st->expect = s + n;
+		}
+	}
+	if (*count)
+		return XHDR_C_HTTP_REQUEST;
+	return kept ? XHDR_C_CONTINUED : XHDR_C_NOT_HTTP;
+lost:
+	lose(st);
+	return XHDR_C_OUT_OF_SYNC;
+}
+
+/* One frame, arrival to extracted fields: R1-R19, then the log lines unless quiet. */
 static int handle_frame(const uint8_t *frame, size_t len, int print)
 {
 	static struct request reqs[MAX_REQUESTS];
-	const uint8_t *payload;
-	size_t payload_len, view_len;
-	struct flow flow;
-	int count, i;
+	struct flow_state *st;
+	struct segment seg;
+	int outcome, count = 0, i;
+	uint64_t h;
 
-	n_packets++;
-	if (read_layers(frame, len, &flow, &payload, &payload_len))
+	counts[XHDR_C_PACKETS]++;
+	outcome = read_layers(frame, len, &seg);
+	if (outcome != XHDR_C_TCP_WATCHED) {
+		counts[outcome]++;
 		return 0;
-	view_len = payload_len < cfg.max_scan_bytes ? payload_len : cfg.max_scan_bytes;
-	count = scan(payload, view_len, reqs);
-	n_requests += count;
+	}
+	counts[XHDR_C_TCP_WATCHED]++;
+	h = flow_hash(&seg.flow);
+	st = flow_find(&seg.flow, h);
+	if (seg.tcp_flags & TCP_RST) {
+		if (st) {
+			flow_remove((size_t)(st - flows));
+			counts[XHDR_C_FLOWS_CLOSED]++;
+			st = NULL;
+		}
+	} else if (seg.tcp_flags & TCP_SYN) {
+		st = flow_open(st, &seg.flow, h, seg.seq + 1);
+	}
+	if (seg.present)
+		outcome = read_payload(st, &seg, reqs, &count);
+	else
+		outcome = XHDR_C_NO_PAYLOAD;
+	if (outcome == XHDR_C_HTTP_REQUEST) {
+		counts[XHDR_C_HTTP_REQUEST] += count;
+		counts[XHDR_C_EVENTS] += count;
+	} else {
+		counts[outcome]++;
+	}
+	if (seg.tcp_flags & TCP_FIN && st) {
+		flow_remove((size_t)(st - flows));
+		counts[XHDR_C_FLOWS_CLOSED]++;
+	}
 	if (print)
 		for (i = 0; i < count; i++)
-			print_event(stdout, &flow, &reqs[i], i,
-				    payload_len > view_len ? XHDR_F_SCAN_LIMIT : 0);
+			print_event(stdout, &seg.flow, &reqs[i], i,
+				    seg.present > cfg.max_scan_bytes ? XHDR_F_SCAN_LIMIT : 0);
 	return count;
+}
+
+static void print_stats(unsigned long long drops)
+{
+	int i;
+
+	fprintf(stderr, "stats packets=%llu requests=%llu drops=%llu", counts[XHDR_C_PACKETS],
+		counts[XHDR_C_HTTP_REQUEST], drops);
+	for (i = XHDR_C_PACKETS + 1; i < XHDR_C_COUNT; i++)
+		fprintf(stderr, " %s=%llu", counter_names[i], counts[i]);
+	fputc('\n', stderr);
 }
 
 /* --- Capture: TPACKET_V3 ring ------------------------------------------------------------------ */
@@ -550,7 +1120,7 @@ static int capture(const char *ifname, const char *filter, unsigned long long ma
 	}
 	fprintf(stderr, "ready\n");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!stop && (!max_packets || n_packets + dropped < max_packets)) {
+	while (!stop && (!max_packets || counts[XHDR_C_PACKETS] + dropped < max_packets)) {
 		struct tpacket_block_desc *desc = (void *)(ring + (size_t)block * req.tp_block_size);
 		struct tpacket3_hdr *hdr;
 		struct pollfd pfd = { .fd = fd, .events = POLLIN | POLLERR };
@@ -594,7 +1164,7 @@ static int capture(const char *ifname, const char *filter, unsigned long long ma
 	}
 	dropped += drops(fd);
 	fflush(stdout);
-	fprintf(stderr, "stats packets=%llu requests=%llu drops=%llu\n", n_packets, n_requests, dropped);
+	print_stats(dropped);
 	return 0;
 }
 
@@ -681,18 +1251,20 @@ static int consume(int fd, unsigned long size, unsigned long long max_events, do
 	producer = (const unsigned long *)ro;
 	fprintf(stderr, "ready\n");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!stop && (!max_events || n_requests < max_events)) {
+	while (!stop && (!max_events || counts[XHDR_C_EVENTS] < max_events)) {
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (seconds > 0 && now.tv_sec - t0.tv_sec + (now.tv_nsec - t0.tv_nsec) / 1e9 > seconds)
 			break;
-		n_requests += drain(consumer, producer, ro + page, size - 1);
+		counts[XHDR_C_EVENTS] += drain(consumer, producer, ro + page, size - 1);
 		if (!quiet)
 			fflush(stdout);
 		epoll_wait(ep, &out, 1, 100);
 	}
-	n_requests += drain(consumer, producer, ro + page, size - 1);	/* what came before the stop */
+	/* what came before the stop */
+	counts[XHDR_C_EVENTS] += drain(consumer, producer, ro + page, size - 1);
 	fflush(stdout);
-	fprintf(stderr, "stats packets=%llu requests=%llu drops=0\n", n_requests, n_requests);
+	fprintf(stderr, "stats packets=%llu requests=%llu drops=0\n", counts[XHDR_C_EVENTS],
+		counts[XHDR_C_EVENTS]);
 	return 0;
 }
 #endif
@@ -725,6 +1297,7 @@ static int from_file(const char *path, long repeat)
 		while (!read_frame(in, frame, &len))
 			handle_frame(frame, len, 1);
 		fflush(stdout);
+		print_stats(0);
 		return 0;
 	}
 	if (read_frame(in, frame, &len)) {
@@ -738,7 +1311,7 @@ static int from_file(const char *path, long repeat)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("%.3f %llu\n", ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / repeat,
-	       n_requests);
+	       counts[XHDR_C_HTTP_REQUEST]);
 	return 0;
 }
 
@@ -804,7 +1377,7 @@ int main(int argc, char **argv)
 	int opt;
 
 	tables();
-	while ((opt = getopt(argc, argv, "p:H:k:L:V:T:S:R:c:t:f:qB:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:H:k:L:V:T:S:R:G:F:c:t:f:qB:")) != -1) {
 		switch (opt) {
 		case 'p':
 			if (cfg.nports == MAX_PORTS)
@@ -829,6 +1402,8 @@ int main(int argc, char **argv)
 		case 'T': cfg.max_target_len = strtoul(optarg, NULL, 10); break;
 		case 'S': cfg.max_scan_bytes = strtoul(optarg, NULL, 10); break;
 		case 'R': cfg.max_requests = strtoul(optarg, NULL, 10); break;
+		case 'G': cfg.max_segments = strtoul(optarg, NULL, 10); break;
+		case 'F': cfg.max_flows = strtoul(optarg, NULL, 10); break;
 		case 'c': max_packets = strtoull(optarg, NULL, 10); break;
 		case 't': seconds = atof(optarg); break;
 		case 'f': filter = optarg; break;
@@ -839,9 +1414,15 @@ int main(int argc, char **argv)
 		}
 	}
 	if (cfg.max_value_len > VALUE_MAX || cfg.max_target_len > TARGET_MAX ||
-	    cfg.max_requests > MAX_REQUESTS || !cfg.nports || !cfg.nrules) {
+	    !cfg.max_requests || cfg.max_requests > MAX_REQUESTS ||
+	    !cfg.max_segments || cfg.max_segments > MAX_SEGMENTS ||
+	    cfg.max_flows < MIN_FLOWS || cfg.max_flows > MAX_FLOWS || !cfg.nports || !cfg.nrules) {
 		fprintf(stderr, "capture: limits out of range, or no -p/-H given\n");
 		return 2;
+	}
+	if (init_flows()) {
+		fprintf(stderr, "capture: no memory for %zu flows\n", cfg.max_flows);
+		return 1;
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

@@ -4,6 +4,10 @@ Run as ``python -m bench.baselines.pycapture --parser reference|httptools [captu
 it takes the same options as capture.c and writes the same lines, so the three baselines are started,
 stopped and checked the same way. This is "the traditional way": every frame is copied into a Python
 bytes object by recvmsg, walked in Python, and handed to a parser.
+
+The reference parser is one ``FlowTracker`` for the whole capture, so it follows flows (R15-R18) as the
+extractor does. httptools reads each frame on its own, as the first segment of its flow (what
+``reference.extract`` answers), and applies R17's flags; it keeps no flow state.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from types import FrameType
 from bench.baselines import event_line, socket_filter
 from harness.config import ExtractorConfig, HeaderMode, HeaderRule
 from harness.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
-from harness.reference import _Outcome, _read_layers, auth_scheme, extract, siphash24
+from harness.reference import DIGITS, FlowTracker, _Outcome, _read_layers, auth_scheme, siphash24
 
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
@@ -34,12 +38,25 @@ ETH_P_ALL = 0x0003
 AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
 FRAME_MAX = 65536
 
-Parser = Callable[[bytes, ExtractorConfig, bytes], list[HeaderEvent]]
+FrameParser = Callable[[bytes], list[HeaderEvent]]  # one captured frame, in arrival order, to its events
+CONTENT_LENGTH_MAX_DIGITS = 16  # R17
 
 
-def reference_events(frame: bytes, config: ExtractorConfig, key: bytes) -> list[HeaderEvent]:
-    """Baseline (a): the reference extractor, the whole of docs/EXTRACTION.md in Python."""
-    return list(extract(frame, config, key).events)
+def reference_parser(config: ExtractorConfig, key: bytes) -> FrameParser:
+    """Baseline (a): the reference extractor, the whole of docs/EXTRACTION.md in Python, one FlowTracker for
+    every frame of the capture (R15-R18 follow the flows across frames).
+    """
+    tracker = FlowTracker(config, key)
+    return lambda frame: list(tracker.feed(frame).events)
+
+
+def httptools_parser(config: ExtractorConfig, key: bytes) -> FrameParser:
+    """Baseline (b): httptools frame by frame (``httptools_events``), no flow state."""
+    return lambda frame: httptools_events(frame, config, key) or []
+
+
+class _Stop(Exception):
+    """Raised from a callback to end llhttp's parse: the rules read nothing after this request (R14, R17)."""
 
 
 class _Message:
@@ -48,9 +65,30 @@ class _Message:
     def __init__(self) -> None:
         self.url = b""
         self.fields: list[tuple[bytes, bytes]] = []
+        self.flags = EventFlag(0)
+        self.length_lines = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.fields.append((name, value.strip(b" \t")))
+        value = value.strip(b" \t")
+        self.fields.append((name, value))
+        self._body_field(name.lower(), value)
+
+    def _body_field(self, name: bytes, value: bytes) -> None:
+        """R17 on a whole field line (llhttp reports a header once its line ended): TRANSFER_ENCODING, or
+        BAD_CONTENT_LENGTH for a second Content-Length or a value that is not 1 to 16 digits.
+        """
+        if name == b"transfer-encoding":
+            self.flags |= EventFlag.TRANSFER_ENCODING
+        elif name == b"content-length":
+            self.length_lines += 1
+            digits = 1 <= len(value) <= CONTENT_LENGTH_MAX_DIGITS and not value.translate(None, DIGITS)
+            if self.length_lines > 1 or not digits:
+                self.flags |= EventFlag.BAD_CONTENT_LENGTH
+
+    @property
+    def body_unknown(self) -> bool:
+        """R17: the rules cannot know where its body ends, so it is the last request they read (R14)."""
+        return bool(self.flags & (EventFlag.TRANSFER_ENCODING | EventFlag.BAD_CONTENT_LENGTH))
 
 
 def httptools_events(
@@ -58,10 +96,12 @@ def httptools_events(
 ) -> list[HeaderEvent] | None:
     """Baseline (b): the same L2-L4 walk, then httptools (llhttp) for the requests of the view.
 
-    llhttp is a stream parser, so pipelined requests come out one after the other; a request it
-    refuses, or one the view cuts, ends the frame. llhttp is stricter than the rules (bare LF, NUL,
-    bytes >= 0x80 in a target, unknown methods), so it is compared on the requests both call well
-    formed: with ``strict``, a frame llhttp refuses anywhere gives None instead of the requests before.
+    llhttp is a stream parser, so pipelined requests come out one after the other, a Content-Length body
+    skipped; a request it refuses, or one the view cuts, ends the frame, and so does a request whose body
+    length the rules call unknown (R17: Transfer-Encoding, a bad or second Content-Length), as R14 says.
+    llhttp is stricter than the rules (bare LF, NUL, bytes >= 0x80 in a target, unknown methods, a
+    second Content-Length), so it is compared on the requests both call well formed: with ``strict``, a
+    frame llhttp refuses anywhere gives None instead of the requests before.
     """
     import httptools
 
@@ -84,18 +124,22 @@ def httptools_events(
             nonlocal current
             version = {"1.0": 10, "1.1": 11}.get(parser.get_http_version(), 0)
             messages.append((current, parser.get_method(), version))
+            if current.body_unknown:
+                raise _Stop
             current = _Message()
 
     parser = httptools.HttpRequestParser(Protocol())
     try:
         parser.feed_data(view)
-    except httptools.HttpParserError:
-        if strict:
+    except httptools.HttpParserError as error:
+        if strict and not isinstance(error.__context__, _Stop):
             return None
     scan_limit = EventFlag.SCAN_LIMIT if len(payload) > len(view) else EventFlag(0)
     events = []
     for index, (message, method, version) in enumerate(messages[: config.max_requests_per_packet]):
-        flags = scan_limit | (EventFlag.TARGET_TRUNCATED if len(message.url) > config.max_target_len else 0)
+        flags = message.flags | scan_limit
+        if len(message.url) > config.max_target_len:
+            flags |= EventFlag.TARGET_TRUNCATED
         events.append(
             HeaderEvent(
                 family=flow.family,
@@ -141,11 +185,10 @@ def _slot(rule: HeaderRule, values: list[bytes], config: ExtractorConfig, key: b
     return HeaderValue(rule.name, rule.mode, flags, len(value), kept, digest)
 
 
-def _httptools_lenient(frame: bytes, config: ExtractorConfig, key: bytes) -> list[HeaderEvent]:
-    return httptools_events(frame, config, key) or []
-
-
-PARSERS: dict[str, Parser] = {"reference": reference_events, "httptools": _httptools_lenient}
+PARSERS: dict[str, Callable[[ExtractorConfig, bytes], FrameParser]] = {
+    "reference": reference_parser,
+    "httptools": httptools_parser,
+}
 
 
 # --- capture ----------------------------------------------------------------------------------------
@@ -172,9 +215,7 @@ def _with_tag(frame: bytes, ancillary: list[tuple[int, int, bytes]]) -> bytes:
     return frame
 
 
-def capture(
-    ifname: str, parser: Parser, config: ExtractorConfig, key: bytes, args: argparse.Namespace
-) -> None:
+def capture(ifname: str, parser: FrameParser, config: ExtractorConfig, args: argparse.Namespace) -> None:
     """Reads frames until a signal, ``-c`` packets or ``-t`` seconds; one line per request unless ``-q``."""
     stopped: list[int] = []
 
@@ -204,7 +245,7 @@ def capture(
             drops += _drops(sock)  # idle: a count that lost packets ends here
             continue
         packets += 1
-        events = parser(_with_tag(bytes(view[:size]), ancillary), config, key)
+        events = parser(_with_tag(bytes(view[:size]), ancillary))
         requests += len(events)
         if not args.quiet:
             for event in events:
@@ -231,8 +272,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-L", dest="max_header_lines", type=int, default=32)
     parser.add_argument("-V", dest="max_value_len", type=int, default=128)
     parser.add_argument("-T", dest="max_target_len", type=int, default=128)
-    parser.add_argument("-S", dest="max_scan_bytes", type=int, default=1024)
+    parser.add_argument("-S", dest="max_scan_bytes", type=int, default=1536)
     parser.add_argument("-R", dest="max_requests_per_packet", type=int, default=4)
+    parser.add_argument("-G", dest="max_request_segments", type=int, default=8)
+    parser.add_argument("-F", dest="max_flows", type=int, default=65536)
     parser.add_argument("-c", dest="count", type=int, default=0)
     parser.add_argument("-t", dest="seconds", type=float, default=0.0)
     parser.add_argument("-q", dest="quiet", action="store_true")
@@ -254,13 +297,16 @@ def config_from(args: argparse.Namespace) -> ExtractorConfig:
         max_target_len=args.max_target_len,
         max_scan_bytes=args.max_scan_bytes,
         max_requests_per_packet=args.max_requests_per_packet,
+        max_request_segments=args.max_request_segments,
+        max_flows=args.max_flows,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        capture(args.ifname, PARSERS[args.parser], config_from(args), bytes.fromhex(args.key), args)
+        config = config_from(args)
+        capture(args.ifname, PARSERS[args.parser](config, bytes.fromhex(args.key)), config, args)
     except OSError as error:
         print(f"pycapture: {args.ifname}: {error.strerror or error}", file=sys.stderr)
         return 1

@@ -127,6 +127,7 @@ struct parser {
 	__u32 nranges;		/* ranges recorded for the values stages */
 	__u32 hashes;		/* of which to digest */
 	__u32 laundry;		/* see launder() */
+	__u32 calls;		/* invocations of xhdr_scan() for this packet */
 	/* R17: the body of the request being read */
 	__u64 body_len;		/* from its Content-Length */
 	__u32 lengths;		/* Content-Length lines seen */
@@ -1414,8 +1415,16 @@ int xhdr_scan(struct xdp_md *ctx)
 		if (over)
 			goto finished;
 	}
-	stages.call(ctx, XHDR_STAGE_SCAN);
-	return XDP_PASS;
+	if (++m.sc->p.calls < XHDR_SCAN_CALLS) {
+		stages.call(ctx, XHDR_STAGE_SCAN);
+		return XDP_PASS;
+	}
+	/*
+	 * Out of steps, which the step bound rules out: the request being read is dropped and, since no
+	 * verdict was reached, the flow is lost rather than left expecting a request (read_from()). Nothing
+	 * runs after a tail call that returns: 6.12 rejects reading the spilled map pointers there.
+	 */
+	stop(m.sc, m.sc->p.req);
 
 finished:
 	settle_flow(&m);
@@ -1663,6 +1672,7 @@ int xhdr_extract(struct xdp_md *ctx)
 			      data + frame_offset(payload_off + XHDR_MAX_SCAN_BYTES + 1) <= data_end;
 	m.sc->p.nranges = 0;
 	m.sc->p.hashes = 0;
+	m.sc->p.calls = 0;
 	m.sc->p.next_mode = FLOW_LOST;
 	if (!st)
 		st = flows.lookup(flow);	/* after the payload check: bare ACKs need no lookup */

@@ -83,9 +83,11 @@ def check_interface(ifname: str, netns: str | None) -> None:
         raise CommandError(f"no network namespace named {netns!r}; list them with `ip netns list`")
     current = attached_mode(ifname, netns)
     if current:
+        # `ip` names the mode it reports (xdp, xdpgeneric, xdpoffload); `<mode> off` detaches exactly that one.
+        where = f"-n {netns} " if netns is not None else ""
         raise AttachError(
             f"{ifname} already has an XDP program attached ({current}); detach it first "
-            f"(`ip link set dev {ifname} xdp off`)"
+            f"(`ip {where}link set dev {ifname} {current} off`)"
         )
 
 

@@ -18,7 +18,7 @@ from harness.bcc_loader import BccUnavailable, import_bcc
 from harness.config import MAX_HEADER_NAME_LEN, TCHARS, ExtractorConfig
 from harness.counters import Counter, Counts
 from harness.event import SLOTS, HeaderEvent, decode_event
-from harness.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.xdp import XdpMode, attached_while_held
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 EXTRACTOR_SOURCE = BPF_DIR / "xhdr.c"
@@ -210,14 +210,13 @@ class Program:
 
     # -- attachment ----------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def attached(self, ifname: str, mode: XdpMode, netns: str | None = None) -> Iterator[None]:
-        """Attaches to an interface (optionally inside a namespace) and always detaches on exit."""
-        attach_xdp(self.fd, ifname, mode, netns)
-        try:
-            yield
-        finally:
-            detach_xdp(ifname, mode, netns)
+    def attached(
+        self, ifname: str, mode: XdpMode, netns: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """Attaches to an interface (optionally inside a namespace) for the block, through a BPF link where the
+        kernel has one, so the program is detached even if this process is killed (harness.xdp).
+        """
+        return attached_while_held(self.fd, ifname, mode, netns)
 
     def close(self) -> None:
         self.bpf.cleanup()

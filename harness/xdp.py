@@ -1,14 +1,26 @@
-"""Attaching and detaching an XDP program by netlink, in any network namespace (pyroute2)."""
+"""Attaching and detaching an XDP program, in any network namespace: by netlink (pyroute2), or through a BPF
+link (libbpf), whose attachment ends with the process that holds it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import enum
+import errno
+import os
+import socket
+from collections.abc import Iterator
 
 from pyroute2 import IPRoute, NetlinkError
+
+from harness.namespace import inside
+from harness.testrun import libbpf
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
+BPF_XDP = 37  # enum bpf_attach_type
 
 
 class XdpMode(enum.Enum):
@@ -64,3 +76,50 @@ def attached_mode(ifname: str, netns: str | None = None) -> str | None:
         link = ipr.get_links(index)[0]
         xdp = link.get_attr("IFLA_XDP")
         return xdp.get_attr("IFLA_XDP_ATTACHED") if xdp else None
+
+
+class _LinkCreateOpts(ctypes.Structure):
+    """libbpf's struct bpf_link_create_opts: its size, the XDP flags, and zeros for the rest."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("flags", ctypes.c_uint32), ("rest", ctypes.c_uint8 * 36)]
+
+
+def _link_create(fd: int, ifname: str, mode: XdpMode, netns: str | None) -> int:
+    """A BPF link from the program to the interface, made inside ``netns`` (an ifindex is per namespace)."""
+    library = libbpf()
+    library.bpf_link_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    library.bpf_link_create.restype = ctypes.c_int
+    with inside(netns):
+        try:
+            index = socket.if_nametoindex(ifname)
+        except OSError:
+            where = f" in namespace {netns}" if netns else ""
+            raise AttachError(f"no interface named {ifname!r}{where}; list them with `ip link`") from None
+        opts = _LinkCreateOpts(sz=ctypes.sizeof(_LinkCreateOpts), flags=mode.flag)
+        return library.bpf_link_create(fd, index, BPF_XDP, ctypes.byref(opts))
+
+
+@contextlib.contextmanager
+def attached_while_held(fd: int, ifname: str, mode: XdpMode, netns: str | None = None) -> Iterator[None]:
+    """Attaches for the block through a BPF link (Linux 5.9+), by netlink where the kernel has no XDP links.
+
+    A link is released when the last descriptor to it closes, so a process killed with SIGKILL leaves no
+    program attached; a netlink attachment stays until someone detaches it.
+    """
+    link = _link_create(fd, ifname, mode, netns)
+    if link == -errno.EINVAL:  # no BPF_XDP links before 5.9
+        attach_xdp(fd, ifname, mode, netns)
+        try:
+            yield
+        finally:
+            detach_xdp(ifname, mode, netns)
+        return
+    if link < 0:
+        raise AttachError(
+            f"cannot attach XDP in {mode.value} mode to {ifname}: {os.strerror(-link)} (errno {-link});"
+            " is another program attached? (`ip link show`)"
+        )
+    try:
+        yield
+    finally:
+        os.close(link)

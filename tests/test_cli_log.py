@@ -7,6 +7,7 @@ cases check that a stop signal detaches and exits 0 after every event reached st
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -98,19 +99,27 @@ def test_bad_config_is_one_line(tmp_path: Path, text: str, needle: str) -> None:
     assert_one_line_error(run_xhdr("log", "--iface", "lo", "--config", str(config)), str(config), needle)
 
 
-def test_interface_with_xdp_is_refused_and_left_alone(lab: Lab, program: Program) -> None:
+@pytest.mark.parametrize("other", list(XdpMode), ids=[mode.value for mode in XdpMode])
+def test_interface_with_xdp_is_refused_left_alone_and_the_hint_detaches_it(
+    lab: Lab, program: Program, other: XdpMode
+) -> None:
     gateway = lab.gateway
-    attach_xdp(program.fd, gateway.ifname, XdpMode.NATIVE, gateway.netns)
-    lab.defer(lambda: detach_xdp(gateway.ifname, XdpMode.NATIVE, gateway.netns), "detach the other program")
+    attach_xdp(program.fd, gateway.ifname, other, gateway.netns)
+    lab.defer(lambda: detach_xdp(gateway.ifname, other, gateway.netns), "detach the other program")
     before = xdp_prog_id(gateway.ifname, gateway.netns)
-    assert before
+    reported = attached_mode(gateway.ifname, gateway.netns)
+    assert before and reported
 
     for mode in XdpMode:
         done = run_xhdr("log", "--iface", gateway.ifname, "--netns", gateway.netns, "--mode", mode.value)
         assert_one_line_error(done, gateway.ifname, "already has an XDP program")
 
-    assert attached_mode(gateway.ifname, gateway.netns) == "xdp"
+    assert attached_mode(gateway.ifname, gateway.netns) == reported
     assert xdp_prog_id(gateway.ifname, gateway.netns) == before
+    # The hint is a command a person can paste: run as written, it frees the interface.
+    hint = done.stderr.split("`")[1]
+    subprocess.run(shlex.split(hint), check=True, capture_output=True)
+    assert attached_mode(gateway.ifname, gateway.netns) is None
 
 
 # --- live ------------------------------------------------------------------------------------------
@@ -135,6 +144,18 @@ def running_log(
             proc.wait(timeout=EXIT_DEADLINE_S)
 
 
+def wait_attached(lab: Lab, proc: subprocess.Popen[bytes], err: Path, mode: XdpMode) -> None:
+    """Polls until the running xhdr log's program is attached to the gateway's end; fails if it exits first."""
+    gateway = lab.gateway
+
+    def attached() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"xhdr log exited {proc.returncode} early: {err.read_text()}")
+        return attached_mode(gateway.ifname, gateway.netns) == ATTACHED[mode]
+
+    wait_until(attached, ATTACH_DEADLINE_S, f"xhdr log to attach to {gateway.ifname}")
+
+
 def request(host: str, sport: int) -> bytes:
     payload = f"GET /{host} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: xhdr-test\r\n\r\n".encode()
     return build(FrameSpec(payload=payload, sport=sport))
@@ -151,13 +172,7 @@ def test_live_log_streams_events_and_detaches_on_signal(
     gateway = lab.gateway
     hosts = ["a.example", "b.example", "c.example"]
     with running_log(lab, tmp_path, mode) as (proc, out, err):
-
-        def attached() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"xhdr log exited {proc.returncode} early: {err.read_text()}")
-            return attached_mode(gateway.ifname, gateway.netns) == ATTACHED[mode]
-
-        wait_until(attached, ATTACH_DEADLINE_S, f"xhdr log to attach to {gateway.ifname}")
+        wait_attached(lab, proc, err, mode)
         requests = [request(host, 41000 + index) for index, host in enumerate(hosts)]
         sent, _ = with_openings([[frame] for frame in requests])  # each after the SYN of its flow (R15)
         assert lab.send(sent) == 2 * len(hosts)
@@ -179,3 +194,18 @@ def test_live_log_streams_events_and_detaches_on_signal(
     assert "detached from" in stderr
     counters = dict(line.split() for line in stderr.splitlines() if line.startswith("  "))
     assert counters["http_request"] == counters["events"] == counters["flows_opened"] == "3"
+
+
+@pytest.mark.parametrize("mode", list(XdpMode), ids=[mode.value for mode in XdpMode])
+def test_a_killed_log_leaves_nothing_attached(lab: Lab, tmp_path: Path, mode: XdpMode) -> None:
+    """SIGKILL gives xhdr log no chance to detach: the BPF link it attached through goes with the process."""
+    gateway = lab.gateway
+    with running_log(lab, tmp_path, mode) as (proc, _, err):
+        wait_attached(lab, proc, err, mode)
+        proc.kill()
+        assert proc.wait(timeout=EXIT_DEADLINE_S) == -signal.SIGKILL
+
+    def detached() -> bool:
+        return attached_mode(gateway.ifname, gateway.netns) is None
+
+    wait_until(detached, EXIT_DEADLINE_S, f"the program to leave {gateway.ifname} after SIGKILL")

@@ -656,11 +656,16 @@ cut:
 	return 0;
 }
 
+/* Whether the 8 bytes at frame offset a, up to q, are `name` ignoring ASCII case (R12). */
+static __always_inline int word_is(struct stage_ctx *m, __u32 a, __u32 q, __u64 name, __u64 fold)
+{
+	return (word_at(m, a, q) | fold) == name;
+}
+
 /* R12: the configured slot whose name is the field name [p, q), or XHDR_SLOTS. */
 static __always_inline __u32 match_name(struct stage_ctx *m, __u32 p, __u32 q)
 {
 	__u32 len = q - p, candidates, s, i;
-	__u64 w;
 
 	/* clang would reuse what body_length_name() learnt of len and drop this bound */
 	asm volatile("" : "+r"(len));
@@ -676,8 +681,7 @@ static __always_inline __u32 match_name(struct stage_ctx *m, __u32 p, __u32 q)
 		for (i = 0; i < XHDR_NAME_WORDS; i++) {
 			if (p + i * 8 >= q)
 				return s;
-			w = word_at(m, p + i * 8, q);
-			if ((w | m->n->fold[s][i]) != m->n->name[s][i])
+			if (!word_is(m, p + i * 8, q, m->n->name[s][i], m->n->fold[s][i]))
 				break;
 		}
 		if (i == XHDR_NAME_WORDS)
@@ -699,12 +703,6 @@ static __always_inline __u32 match_name(struct stage_ctx *m, __u32 p, __u32 q)
 #define TRANSFER_ENCODING_FOLD_0 0x2020202020202020ULL
 #define TRANSFER_ENCODING_FOLD_1 0x2020202020202000ULL
 #define TRANSFER_ENCODING_FOLD_2 0x0000000000000020ULL
-
-/* Whether the 8 bytes at frame offset a, up to q, are `name` ignoring ASCII case (R12). */
-static __always_inline int word_is(struct stage_ctx *m, __u32 a, __u32 q, __u64 name, __u64 fold)
-{
-	return (word_at(m, a, q) | fold) == name;
-}
 
 /*
  * R17: a field name [p, q) that decides the body's length. Transfer-Encoding makes it unknown at once;
@@ -729,6 +727,12 @@ static __always_inline void body_length_name(struct stage_ctx *m, struct xhdr_ev
 			ev->flags |= XHDR_F_CL_AND_TE;	/* R19 */
 		sc->p.body_unknown = 1;
 	}
+}
+
+/* High bit of each of the low n bytes of w that is not a decimal digit. */
+static __always_inline __u64 non_digits(__u64 w, __u32 n)
+{
+	return (bytes_below(w, '0') | ~bytes_below(w, '9' + 1)) & HIGHS & low_bytes(n);
 }
 
 /* The number that up to 8 decimal digits make, the first digit in the lowest byte (SWAR, no loop). */
@@ -758,9 +762,9 @@ static __always_inline void content_length(struct stage_ctx *m, struct xhdr_even
 	w0 = word_at(m, start, end);
 	if (len > 8)
 		w1 = word_at(m, start + 8, end);
-	bad = (bytes_below(w0, '0') | ~bytes_below(w0, '9' + 1)) & HIGHS & low_bytes(len);
+	bad = non_digits(w0, len);
 	if (len > 8)
-		bad |= (bytes_below(w1, '0') | ~bytes_below(w1, '9' + 1)) & HIGHS & low_bytes(len - 8);
+		bad |= non_digits(w1, len - 8);
 	if (bad)
 		goto bad;
 	w0 = (w0 - ONES * '0') & low_bytes(len);
@@ -1370,9 +1374,7 @@ static __always_inline __u32 read_from(struct stage_ctx *m, struct flow_state *s
 			*outcome = XHDR_C_BODY;
 			return 0;
 		}
-		skip += st->body_left;
-		st->mode = FLOW_REQUEST;
-		st->body_left = 0;
+		skip += st->body_left;	/* the state is rewritten below, whatever the scan finds */
 	}
 	if (payload_off + skip >= sc->pk.view_end)
 		goto lost;

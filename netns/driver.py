@@ -12,7 +12,7 @@ from harness.counters import Counter, Counts, counts_difference
 from harness.driver import Outcome, settled
 from harness.program import Program
 from harness.wait import wait_until
-from harness.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.xdp import XdpMode
 from netns.lab import Lab
 
 FRAME_DEADLINE_S = 5.0
@@ -26,11 +26,7 @@ class LabDriver:
         self.lab = lab
         self.mode = mode
         self.name = f"lab-{mode.value}"
-        gateway = lab.gateway
-        attach_xdp(program.fd, gateway.ifname, mode, gateway.netns)
-        lab.defer(
-            lambda: detach_xdp(gateway.ifname, mode, gateway.netns), f"detach XDP from {gateway.ifname}"
-        )
+        lab.attach(program.fd, mode)
 
     def feed(self, frames: Sequence[bytes]) -> list[Outcome]:
         return [self._feed_one(frame) for frame in frames]

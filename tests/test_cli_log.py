@@ -23,7 +23,7 @@ from harness.driver import with_openings
 from harness.frames import FrameSpec, build
 from harness.program import Program
 from harness.wait import wait_until
-from harness.xdp import XdpMode, attach_xdp, attached_mode, detach_xdp
+from harness.xdp import XdpMode, attached_mode
 from netns.lab import Lab
 
 pytestmark = pytest.mark.kernel
@@ -104,8 +104,7 @@ def test_interface_with_xdp_is_refused_left_alone_and_the_hint_detaches_it(
     lab: Lab, program: Program, other: XdpMode
 ) -> None:
     gateway = lab.gateway
-    attach_xdp(program.fd, gateway.ifname, other, gateway.netns)
-    lab.defer(lambda: detach_xdp(gateway.ifname, other, gateway.netns), "detach the other program")
+    lab.attach(program.fd, other)
     before = xdp_prog_id(gateway.ifname, gateway.netns)
     reported = attached_mode(gateway.ifname, gateway.netns)
     assert before and reported

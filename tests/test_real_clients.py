@@ -24,7 +24,7 @@ from harness.event import EventFlag, HeaderEvent, SlotFlag
 from harness.program import Program
 from harness.reference import siphash24
 from harness.wait import wait_until
-from harness.xdp import XdpMode, attach_xdp, attached_mode, detach_xdp
+from harness.xdp import XdpMode, attached_mode
 from netns.clients import curl, http_client
 from netns.lab import Lab
 from netns.servers import RecordingServer
@@ -147,12 +147,8 @@ def attached(request: pytest.FixtureRequest, program: Program) -> Iterator[tuple
     """
     mode: XdpMode = request.param
     with Lab() as lab:
-        gateway = lab.gateway
-        attach_xdp(program.fd, gateway.ifname, mode, gateway.netns)
-        lab.defer(
-            lambda: detach_xdp(gateway.ifname, mode, gateway.netns), f"detach XDP from {gateway.ifname}"
-        )
-        assert attached_mode(gateway.ifname, gateway.netns) == REPORTED_MODE[mode]
+        lab.attach(program.fd, mode)
+        assert attached_mode(lab.gateway.ifname, lab.gateway.netns) == REPORTED_MODE[mode]
         yield lab, mode
 
 

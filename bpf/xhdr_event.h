@@ -139,11 +139,6 @@ struct xhdr_event {
 
 #define XHDR_EVENT_FIXED_BYTES offsetof(struct xhdr_event, data)
 
-/* Byte classes of RFC 9110/9112 that the parser tests. */
-enum xhdr_char_class {
-	XHDR_CC_TCHAR = 1 << 0,		/* token character: methods, header names, auth schemes */
-};
-
 #define XHDR_NAME_WORDS (XHDR_NAME_MAX / 8)
 
 /* Written by user space (harness/program.py); read once per packet. */
@@ -152,7 +147,6 @@ struct xhdr_names {
 	__u64 name[XHDR_SLOTS][XHDR_NAME_WORDS];	/* each name lower-cased, zero-padded, little-endian words */
 	__u64 fold[XHDR_SLOTS][XHDR_NAME_WORDS];	/* 0x20 where the name has a letter: (word | fold) == name */
 	__u8 mode[XHDR_SLOTS];			/* enum xhdr_mode per slot */
-	__u8 char_class[256];			/* enum xhdr_char_class per byte */
 	__u8 lowest_bit[256];			/* index of the lowest set bit of a byte (0 for 0) */
 	__u8 highest_bit[256];			/* index of the highest set bit of a byte (0 for 0) */
 	__u8 len_mask[XHDR_NAME_MAX + 1];	/* slots whose name has this length */

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Self
 
 from harness.bcc_loader import BccUnavailable, import_bcc
-from harness.config import MAX_HEADER_NAME_LEN, TCHARS, ExtractorConfig
+from harness.config import MAX_HEADER_NAME_LEN, ExtractorConfig
 from harness.counters import Counter, Counts
 from harness.event import SLOTS, HeaderEvent, decode_event
 from harness.xdp import XdpMode, attached_while_held
@@ -26,7 +26,6 @@ ENTRY_POINT = "xhdr_extract"
 # Tail-called stages, in the order of enum xhdr_stage in bpf/xhdr.c.
 STAGES = ("xhdr_scan", "xhdr_values", "xhdr_hash", "xhdr_emit")
 
-CHAR_CLASS_TCHAR = 1
 NAME_WORDS = MAX_HEADER_NAME_LEN // 8
 
 __all__ = ["BccUnavailable", "Program", "ProgramError", "XdpMode"]
@@ -34,11 +33,6 @@ __all__ = ["BccUnavailable", "Program", "ProgramError", "XdpMode"]
 
 class ProgramError(RuntimeError):
     """The program could not be built or loaded; the message says why in one line (details follow)."""
-
-
-def char_classes() -> bytes:
-    """The byte classes of RFC 9110 the parser needs (enum xhdr_char_class)."""
-    return bytes(CHAR_CLASS_TCHAR if byte in TCHARS else 0 for byte in range(256))
 
 
 def name_words(name: str) -> tuple[list[int], list[int]]:
@@ -86,7 +80,6 @@ class NamesValue(ctypes.Structure):
         ("name", (ctypes.c_uint64 * NAME_WORDS) * SLOTS),
         ("fold", (ctypes.c_uint64 * NAME_WORDS) * SLOTS),
         ("mode", ctypes.c_uint8 * SLOTS),
-        ("char_class", ctypes.c_uint8 * 256),
         ("lowest_bit", ctypes.c_uint8 * 256),
         ("highest_bit", ctypes.c_uint8 * 256),
         ("len_mask", ctypes.c_uint8 * (MAX_HEADER_NAME_LEN + 1)),
@@ -153,7 +146,6 @@ class Program:
                 value.name[slot][index] = words[index]
                 value.fold[slot][index] = folds[index]
         lowest, highest = bit_index_tables()
-        ctypes.memmove(value.char_class, char_classes(), 256)
         ctypes.memmove(value.lowest_bit, lowest, 256)
         ctypes.memmove(value.highest_bit, highest, 256)
         # BCC's own leaf type for this map flattens the 2-D name arrays, so the update goes through our struct.

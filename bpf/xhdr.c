@@ -121,8 +121,11 @@ struct parser {
 	__u32 req;		/* index of the request being read */
 	__u32 slot;		/* slot of the value being read */
 	__u32 vfirst;		/* the value's first byte that is not SP or HT, or NOWHERE */
-	__u32 vlast;		/* its last such byte */
-	__u32 vbefore;		/* the one before that */
+	/* The last two words of the value with such bytes: where they start, and the bytes (see scan_value()) */
+	__u32 vlast_at;
+	__u32 vprev_at;
+	__u64 vlast;
+	__u64 vprev;
 	__u32 logged;		/* requests to emit, once PH_DONE */
 	__u32 nranges;		/* ranges recorded for the values stages */
 	__u32 hashes;		/* of which to digest */
@@ -356,6 +359,12 @@ static __always_inline __u32 gather_marks(__u64 m)
 	return ((m >> 7) * 0x0102040810204080ULL) >> 56;
 }
 
+/* Index of the highest byte whose high bit is set in m (m != 0, only high bits set): BPF has no bit scan. */
+static __always_inline __u32 highest_marked(struct xhdr_names *n, __u64 m)
+{
+	return n->highest_bit[gather_marks(m)];
+}
+
 static __always_inline __u64 whitespace(__u64 w)
 {
 	return bytes_equal(w, ' ') | bytes_equal(w, '\t');
@@ -442,15 +451,15 @@ static __always_inline __u32 search(struct stage_ctx *m, __u32 a, __u32 end, __u
 }
 
 /*
- * R13: the LF that ends a field value. On the way it keeps, in the parser state, the first byte that is
- * not SP or HT and the last two such bytes, so the final CR can be dropped and both ends trimmed without
- * a second pass (finish_value()).
+ * R13: the LF that ends a field value. On the way it keeps, in the parser state, the value's first byte that
+ * is not SP or HT, and the last two words that hold such bytes (their high-bit marks): trimming and
+ * dropping the final CR need no second pass (finish_value()), and the loop does no table lookup.
  */
 static __always_inline __u32 scan_value(struct stage_ctx *m, __u32 a, __u32 end, __u32 words)
 {
 	struct parser *p = &m->sc->p;
-	__u32 k, first = p->vfirst, last = p->vlast, before_last = p->vbefore, marks, top;
-	__u64 w, lfs, solid;
+	__u32 k, first = p->vfirst, last_at = p->vlast_at, prev_at = p->vprev_at;
+	__u64 w, lfs, solid, last = p->vlast, prev = p->vprev;
 
 	a = launder(m->sc, a);
 	end = launder(m->sc, end);
@@ -458,18 +467,17 @@ static __always_inline __u32 scan_value(struct stage_ctx *m, __u32 a, __u32 end,
 		if (a >= end)
 			break;
 		w = word_at(m, a, end);
+		lfs = first_equal(w, '\n');
 		solid = ~whitespace(w) & HIGHS & low_bytes(end - a);
-		lfs = bytes_equal(w, '\n');
 		if (lfs)
 			solid &= (lfs & -lfs) - 1;	/* only the bytes before the LF */
-		marks = gather_marks(solid);
-		if (marks) {
-			top = m->n->highest_bit[marks & 0xFF];
+		if (solid) {
 			if (first == NOWHERE)
-				first = a + m->n->lowest_bit[marks & 0xFF];
-			marks &= ~(1U << top);
-			before_last = marks ? a + m->n->highest_bit[marks & 0xFF] : last;
-			last = a + top;
+				first = a + lowest_marked(solid);
+			prev = last;
+			prev_at = last_at;
+			last = solid;
+			last_at = a;
 		}
 		if (lfs) {
 			a += lowest_marked(lfs);
@@ -478,8 +486,10 @@ static __always_inline __u32 scan_value(struct stage_ctx *m, __u32 a, __u32 end,
 		a += 8;
 	}
 	p->vfirst = first;
+	p->vlast_at = last_at;
+	p->vprev_at = prev_at;
 	p->vlast = last;
-	p->vbefore = before_last;
+	p->vprev = prev;
 	return a < end ? a : end;
 }
 
@@ -919,8 +929,8 @@ static __always_inline int name_part(struct stage_ctx *m, struct xhdr_event *ev)
 	sc->p.slot = s;	/* XHDR_SLOTS: a Content-Length line that fills no slot */
 	sc->p.pos = q + 1;
 	sc->p.vfirst = NOWHERE;
-	sc->p.vlast = NOWHERE;
-	sc->p.vbefore = NOWHERE;
+	sc->p.vlast = 0;
+	sc->p.vprev = 0;
 	return PH_VALUE;
 }
 
@@ -973,7 +983,8 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 	struct xhdr_scratch *sc = m->sc;
 	struct xhdr_event *ev = &rec->ev;
 	__u32 s = sc->p.slot & (XHDR_SLOTS - 1), end = sc->pk.view_end;
-	__u32 first = sc->p.vfirst, last = sc->p.vlast, start, stop_at, len, kept, at;
+	__u32 first = sc->p.vfirst, last, start, stop_at, len, kept, at;
+	__u64 marks = sc->p.vlast;
 	struct xhdr_slot *slot = &ev->slots[s];
 	__u8 mode = sc->p.slot < XHDR_SLOTS ? m->n->mode[s] : XHDR_MODE_NONE;
 
@@ -981,8 +992,16 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 		start = lf;
 		stop_at = lf;
 	} else {
-		if (last + 1 == lf && byte_at(m, last) == '\r')	/* the final CR, then trim again */
-			last = first < last ? sc->p.vbefore : first - 1;
+		last = sc->p.vlast_at + highest_marked(m->n, marks);
+		if (last + 1 == lf && byte_at(m, last) == '\r') {	/* the final CR, then trim again */
+			marks &= ~(HIGHS & (0xFFULL << ((last - sc->p.vlast_at) & 7) * 8));
+			if (marks)
+				last = sc->p.vlast_at + highest_marked(m->n, marks);
+			else if (sc->p.vprev)
+				last = sc->p.vprev_at + highest_marked(m->n, sc->p.vprev);
+			else
+				last = first - 1;
+		}
 		start = first;
 		stop_at = last + 1 > first ? last + 1 : first;
 	}
@@ -1471,7 +1490,7 @@ int xhdr_emit(struct xdp_md *ctx)
 			if (a + i >= end)
 				break;
 			sum = sum * 31 + m.n->highest_bit[byte_at(&m, a + i)];
-			sum ^= m.n->lowest_bit[sum & 255];
+			sum ^= m.n->highest_bit[sum & 255];
 		}
 		asm volatile("" : : "r"(sum));
 	}

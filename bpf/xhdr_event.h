@@ -147,7 +147,6 @@ struct xhdr_names {
 	__u64 name[XHDR_SLOTS][XHDR_NAME_WORDS];	/* each name lower-cased, zero-padded, little-endian words */
 	__u64 fold[XHDR_SLOTS][XHDR_NAME_WORDS];	/* 0x20 where the name has a letter: (word | fold) == name */
 	__u8 mode[XHDR_SLOTS];			/* enum xhdr_mode per slot */
-	__u8 lowest_bit[256];			/* index of the lowest set bit of a byte (0 for 0) */
 	__u8 highest_bit[256];			/* index of the highest set bit of a byte (0 for 0) */
 	__u8 len_mask[XHDR_NAME_MAX + 1];	/* slots whose name has this length */
 };

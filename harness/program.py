@@ -50,11 +50,9 @@ def _little_endian_words(raw: bytes) -> list[int]:
     return [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]
 
 
-def bit_index_tables() -> tuple[bytes, bytes]:
-    """The lowest and the highest set bit of every byte value (0 for 0): BPF has no bit-scan instruction."""
-    lowest = bytes((mask & -mask).bit_length() - 1 if mask else 0 for mask in range(256))
-    highest = bytes(mask.bit_length() - 1 if mask else 0 for mask in range(256))
-    return lowest, highest
+def highest_bit_table() -> bytes:
+    """The highest set bit of every byte value (0 for 0): BPF has no bit-scan instruction."""
+    return bytes(mask.bit_length() - 1 if mask else 0 for mask in range(256))
 
 
 @contextlib.contextmanager
@@ -80,7 +78,6 @@ class NamesValue(ctypes.Structure):
         ("name", (ctypes.c_uint64 * NAME_WORDS) * SLOTS),
         ("fold", (ctypes.c_uint64 * NAME_WORDS) * SLOTS),
         ("mode", ctypes.c_uint8 * SLOTS),
-        ("lowest_bit", ctypes.c_uint8 * 256),
         ("highest_bit", ctypes.c_uint8 * 256),
         ("len_mask", ctypes.c_uint8 * (MAX_HEADER_NAME_LEN + 1)),
     ]
@@ -145,9 +142,7 @@ class Program:
             for index in range(NAME_WORDS):
                 value.name[slot][index] = words[index]
                 value.fold[slot][index] = folds[index]
-        lowest, highest = bit_index_tables()
-        ctypes.memmove(value.lowest_bit, lowest, 256)
-        ctypes.memmove(value.highest_bit, highest, 256)
+        ctypes.memmove(value.highest_bit, highest_bit_table(), 256)
         # BCC's own leaf type for this map flattens the 2-D name arrays, so the update goes through our struct.
         key = ctypes.c_uint32(0)
         if self._bcc.libbcc.lib.bpf_update_elem(

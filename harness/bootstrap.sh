@@ -66,6 +66,9 @@ if [ ! -f "$stamp" ] || [ "$top/pyproject.toml" -nt "$stamp" ]; then
     touch "$stamp"
 fi
 
+# The event consumer of `xhdr log` is compiled once per version of its source (cached outside the tree).
+say "building the event consumer: $("$venv/bin/python" -m harness.consumer)"
+
 cd "$top"
 case "$action" in
     demo) exec "$venv/bin/xhdr" demo "$@" ;;

@@ -19,6 +19,7 @@ import pytest
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
+from harness.consumer import build_consumer
 from harness.driver import with_openings
 from harness.frames import FrameSpec, build
 from harness.program import Program
@@ -126,12 +127,13 @@ def test_interface_with_xdp_is_refused_left_alone_and_the_hint_detaches_it(
 
 @contextmanager
 def running_log(
-    lab: Lab, tmp_path: Path, mode: XdpMode
+    lab: Lab, tmp_path: Path, mode: XdpMode, *options: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
     """``xhdr log --json`` on the lab's gateway end, output in files; killed if a test leaves it running."""
     out, err = tmp_path / "log.out", tmp_path / "log.err"
+    gateway = lab.gateway
     argv = xhdr(
-        "log", "--iface", lab.gateway.ifname, "--netns", lab.gateway.netns, "--mode", mode.value, "--json"
+        "log", "--iface", gateway.ifname, "--netns", gateway.netns, "--mode", mode.value, "--json", *options
     )
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         proc = subprocess.Popen(argv, cwd=REPO, stdout=stdout, stderr=stderr)
@@ -160,6 +162,28 @@ def request(host: str, sport: int) -> bytes:
     return build(FrameSpec(payload=payload, sport=sport))
 
 
+def send_requests(lab: Lab, hosts: list[str]) -> None:
+    """One request per host, each on a flow of its own after the SYN that opens it (R15)."""
+    requests = [request(host, 41000 + index) for index, host in enumerate(hosts)]
+    sent, _ = with_openings([[frame] for frame in requests])
+    assert lab.send(sent) == 2 * len(hosts)
+
+
+def consumers_running() -> list[int]:
+    """Pids of every process running the compiled event consumer of xhdr log."""
+    binary = str(build_consumer())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue  # the process ended while the list was read
+            if argv0.decode(errors="replace") == binary:
+                found.append(int(entry.name))
+    return found
+
+
 @pytest.mark.parametrize(
     ("stop", "mode"),
     [(signal.SIGINT, XdpMode.NATIVE), (signal.SIGTERM, XdpMode.GENERIC)],
@@ -172,9 +196,7 @@ def test_live_log_streams_events_and_detaches_on_signal(
     hosts = ["a.example", "b.example", "c.example"]
     with running_log(lab, tmp_path, mode) as (proc, out, err):
         wait_attached(lab, proc, err, mode)
-        requests = [request(host, 41000 + index) for index, host in enumerate(hosts)]
-        sent, _ = with_openings([[frame] for frame in requests])  # each after the SYN of its flow (R15)
-        assert lab.send(sent) == 2 * len(hosts)
+        send_requests(lab, hosts)
 
         def three_lines() -> bool:
             return out.read_bytes().count(b"\n") >= len(hosts)
@@ -208,3 +230,37 @@ def test_a_killed_log_leaves_nothing_attached(lab: Lab, tmp_path: Path, mode: Xd
         return attached_mode(gateway.ifname, gateway.netns) is None
 
     wait_until(detached, EXIT_DEADLINE_S, f"the program to leave {gateway.ifname} after SIGKILL")
+    # The consumer was told by the kernel (PR_SET_PDEATHSIG) that its parent died.
+    wait_until(lambda: not consumers_running(), EXIT_DEADLINE_S, "the event consumer to end after SIGKILL")
+
+
+def test_count_stops_by_itself_after_that_many_events(lab: Lab, tmp_path: Path) -> None:
+    hosts = ["a.example", "b.example", "c.example"]
+    with running_log(lab, tmp_path, XdpMode.GENERIC, "--count", "2") as (proc, out, err):
+        wait_attached(lab, proc, err, XdpMode.GENERIC)
+        send_requests(lab, hosts)
+        code = proc.wait(timeout=EXIT_DEADLINE_S)
+    assert code == 0, err.read_text()
+    assert len(out.read_bytes().splitlines()) == 2
+    assert attached_mode(lab.gateway.ifname, lab.gateway.netns) is None
+    assert "detached from" in err.read_text()
+    assert not consumers_running()
+
+
+def test_output_file_duration_and_counter_lines(lab: Lab, tmp_path: Path) -> None:
+    """Events go to --output, a counter line comes every --stats-every, and --duration ends the run."""
+    output = tmp_path / "events.jsonl"
+    options = ("--output", str(output), "--duration", "4", "--stats-every", "0.5")
+    with running_log(lab, tmp_path, XdpMode.NATIVE, *options) as (proc, out, err):
+        wait_attached(lab, proc, err, XdpMode.NATIVE)
+        send_requests(lab, ["a.example"])
+        wait_until(output.exists, EVENT_DEADLINE_S, "the output file")
+        code = proc.wait(timeout=EXIT_DEADLINE_S + 4)
+    stderr = err.read_text()
+    assert code == 0, stderr
+    assert out.read_bytes() == b""
+    [event] = [json.loads(line) for line in output.read_text().splitlines()]
+    assert event["headers"]["Host"]["value"] == "a.example"
+    counter_lines = [line for line in stderr.splitlines() if " events/s, " in line]
+    assert counter_lines, stderr
+    assert any("http_request 1" in line for line in counter_lines), counter_lines

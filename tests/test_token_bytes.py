@@ -31,7 +31,9 @@ def requests_with(byte: int) -> list[bytes]:
 @pytest.mark.parametrize("high_nibble", range(16), ids=lambda n: f"0x{n:x}0")
 def test_every_byte_classified_as_the_reference_does(program, high_nibble: int) -> None:
     driver = TestRunDriver(program)
-    frames = [frame for byte in range(high_nibble * 16, high_nibble * 16 + 16) for frame in requests_with(byte)]
+    frames = [
+        frame for byte in range(high_nibble * 16, high_nibble * 16 + 16) for frame in requests_with(byte)
+    ]
     for frame, outcome in zip(frames, feed_opened(driver, frames), strict=True):
         differences = outcome_differences(outcome, extract(frame, program.config, program.key))
         assert not differences, f"{frame[54:]!r}:\n  " + "\n  ".join(differences)

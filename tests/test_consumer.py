@@ -1,0 +1,456 @@
+"""The compiled consumer of ``xhdr log`` (harness/consumer) against the Python renderings, byte for byte.
+
+The Python side is the oracle: ``harness.log_format.event_json`` and ``event_line``, applied to the reference's events (harness/reference.py). The consumer
+reads the real ring buffer of a real extractor fed by BPF_PROG_TEST_RUN; nothing here reads the ring in
+Python, so every line compared went through consumer.c.
+
+The program is built with limits other than the defaults (target, value, ring size) to show that the
+consumer depends on none of them, and with a small ring so that records wrap around its end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+
+import harness.consumer
+from harness.config import TCHARS, ExtractorConfig, HeaderMode, HeaderRule
+from harness.consumer import ConsumerBuildError, build_consumer, compile_command, consumer_argv
+from harness.corpus import load_corpus
+from harness.cost import fast_open
+from harness.counters import Counter, counts_difference
+from harness.driver import with_openings
+from harness.event import HeaderEvent
+from harness.frames import FrameSpec, build
+from harness.log_format import event_json, event_line
+from harness.program import Program
+from harness.reference import TARGET_BYTES, FlowTracker, extract
+from harness.testrun import test_run
+from harness.wait import wait_until
+
+CONFIG = ExtractorConfig(
+    max_target_len=40,
+    max_value_len=24,
+    ringbuf_pages=32,  # 128 KiB: the --count test sends about twice that, so records wrap
+    headers=(
+        HeaderRule("Host"),
+        HeaderRule("User-Agent"),
+        HeaderRule("X-Request-ID"),
+        HeaderRule("Referer"),
+        HeaderRule("X-Forwarded-For", HeaderMode.PRESENCE),
+        HeaderRule("Authorization", HeaderMode.AUTH),
+        HeaderRule("Cookie", HeaderMode.HASH),
+        HeaderRule("X-API-Version", HeaderMode.PRESENCE),
+    ),
+)
+KEY = bytes(range(16))
+CASES = load_corpus()
+EXIT_TIMEOUT = 10.0
+SIMPLE_REQUEST = b"GET /simple HTTP/1.1\r\nHost: example.test\r\nCookie: a=1\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def program() -> Iterator[Program]:
+    with Program(CONFIG, key=KEY) as loaded:
+        yield loaded
+
+
+def ring_fd(program: Program) -> int:
+    """The fd of the extractor's ring buffer map, as BCC opened it."""
+    table = program.bpf[b"events"]
+    assert type(table).__name__ == "RingBuf", f"events is a {type(table).__name__}, not BCC's RingBuf"
+    assert isinstance(table.map_fd, int) and table.map_fd >= 0
+    return table.map_fd
+
+
+def start(
+    program: Program,
+    *,
+    json: bool,
+    count: int | None = None,
+    output: Path | None = None,
+    stdout: int = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
+    """Starts the consumer on the program's ring buffer and returns once it says ``ready``."""
+    fd = ring_fd(program)
+    argv = consumer_argv(program.config, fd, json=json, count=count, output=output)
+    proc = subprocess.Popen(argv, pass_fds=(fd,), stdout=stdout, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    said = proc.stderr.readline()
+    if said != b"ready\n":
+        proc.kill()
+        _, rest = proc.communicate(timeout=EXIT_TIMEOUT)
+        pytest.fail(f"the consumer did not get ready: {(said + rest).decode(errors='replace')}")
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], events: int, signum: int = signal.SIGTERM) -> str:
+    """Stops the consumer with ``signum``; checks the exit and the events line; returns its stdout."""
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=EXIT_TIMEOUT)
+    assert proc.returncode == 0, err.decode(errors="replace")
+    assert err.decode() == f"consumer events={events}\n"
+    return out.decode("utf-8")
+
+
+def feed(program: Program, frames: Sequence[bytes], events: int) -> None:
+    """Runs the frames through the program; they must log exactly ``events`` events and lose none."""
+    before = program.counters()
+    for frame in frames:
+        test_run(program.fd, frame)
+    delta = counts_difference(program.counters(), before)
+    assert delta[Counter.EVENTS_LOST] == 0, "the ring buffer overflowed; the test sends too much at once"
+    assert delta[Counter.EVENTS] == events, (
+        f"the kernel logged {delta[Counter.EVENTS]} events, expected {events}"
+    )
+
+
+def lines_of(text: str) -> list[str]:
+    """Lines split at LF only: str.splitlines() would also split at the separators latin-1 holds (0x85...)."""
+    assert text.endswith("\n") or not text, "the last line is not complete"
+    return text.split("\n")[:-1]
+
+
+def assert_json_lines(text: str, expected: Sequence[HeaderEvent]) -> None:
+    """Each line equals the Python rendering of its event, given the kernel's timestamp and ifindex."""
+    lines = lines_of(text)
+    assert len(lines) == len(expected), f"{len(lines)} lines for {len(expected)} events:\n{text}"
+    for index, (line, event) in enumerate(zip(lines, expected, strict=True)):
+        parsed = json.loads(line)
+        assert parsed["timestamp_ns"] > 0, f"line {index} has no kernel timestamp: {line}"
+        stamped = dataclasses.replace(event, timestamp_ns=parsed["timestamp_ns"], ifindex=parsed["ifindex"])
+        assert line == event_json(stamped), f"line {index}"
+
+
+def assert_text_lines(text: str, expected: Sequence[HeaderEvent]) -> None:
+    assert lines_of(text) == [event_line(event) for event in expected]
+
+
+def corpus_run() -> tuple[list[bytes], list[HeaderEvent]]:
+    """Every corpus case's flow after its opening, and the events one FlowTracker expects of the sequence."""
+    frames = [frame for case in CASES for frame in with_openings([case.frames])[0]]
+    tracker = FlowTracker(CONFIG, KEY)
+    return frames, [event for frame in frames for event in tracker.feed(frame).events]
+
+
+# --- the corpus ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(
+    ("as_json", "signum"), [(True, signal.SIGTERM), (False, signal.SIGINT)], ids=["json", "text"]
+)
+def test_corpus_lines_equal_the_python_renderings(program: Program, as_json: bool, signum: int) -> None:
+    frames, expected = corpus_run()
+    assert len(expected) > 50, "the corpus should log many events"
+    proc = start(program, json=as_json)
+    feed(program, frames, len(expected))
+    # Events reach the ring before test_run returns, so the drain after the stop signal finds them all.
+    out = stop(proc, len(expected), signum)
+    if as_json:
+        assert_json_lines(out, expected)
+    else:
+        assert_text_lines(out, expected)
+
+
+# --- arbitrary bytes, addresses and VLAN tags -----------------------------------------------------------
+
+SPECIAL_BYTES = b'\x00\x01\x08\x09\x0c\x0d\x1f "\\\x7f\x80\x9f\xa0\xa1\xad\xe9\xff'
+value_byte = st.one_of(st.sampled_from(SPECIAL_BYTES), st.integers(0, 255)).filter(lambda b: b != 0x0A)
+raw_values = st.lists(value_byte, max_size=40).map(bytes)
+schemes = st.lists(st.sampled_from(sorted(TCHARS)), min_size=1, max_size=17).map(bytes)
+values = st.one_of(raw_values, st.tuples(schemes, raw_values).map(b" ".join))
+target_byte = st.one_of(st.sampled_from(b'"\\%\x80\xa0\xad\xff'), st.sampled_from(TARGET_BYTES))
+targets = st.lists(target_byte, min_size=1, max_size=60).map(bytes)
+methods = st.one_of(
+    st.sampled_from([b"GET", b"POST", b"M-SEARCH"]),
+    st.lists(st.sampled_from(sorted(TCHARS)), min_size=1, max_size=16).map(bytes),
+)
+names = st.sampled_from([*(rule.name for rule in CONFIG.headers), "X-Other"]).flatmap(
+    lambda name: st.sampled_from([name, name.lower(), name.upper()])
+)
+# Lines that set event flags, so their names are rendered too.
+odd_lines = st.sampled_from(
+    [b"Transfer-Encoding: chunked", b"Content-Length: zz", b"Bad Name: v", b" folded", b"NoColon"]
+)
+endings = st.sampled_from([b"\r\n", b"\r\n", b"\n"])
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> bytes:
+    line = b" ".join([draw(methods), draw(targets), draw(st.sampled_from([b"HTTP/1.0", b"HTTP/1.1"]))])
+    fields = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(names, st.sampled_from([b"", b" ", b"\t "]), values).map(
+                    lambda f: f[0].encode() + b":" + f[1] + f[2]
+                ),
+                odd_lines,
+            ),
+            max_size=6,
+        )
+    )
+    return b"".join(part + draw(endings) for part in [line, *fields, b""])
+
+
+ipv4_addresses = st.binary(min_size=4, max_size=4)
+hextets = st.one_of(st.just(0), st.just(0), st.sampled_from([1, 0xFFFF, 0xABCD]), st.integers(0, 0xFFFF))
+ipv6_addresses = st.one_of(
+    st.lists(hextets, min_size=8, max_size=8).map(lambda h: b"".join(x.to_bytes(2, "big") for x in h)),
+    ipv4_addresses.map(lambda v4: bytes(10) + b"\xff\xff" + v4),  # IPv4-mapped: no dotted quad in 3.11
+)
+
+
+@st.composite
+def syn_frames(draw: st.DrawFn) -> bytes:
+    """A SYN with data (``fast_open``): its flow opens on the spot, so its requests are read (R15, R16)."""
+    family = draw(st.sampled_from([4, 6]))
+    spec = FrameSpec(
+        payload=b"".join(draw(st.lists(requests(), min_size=1, max_size=2))),
+        family=family,
+        sport=draw(st.integers(1, 65535)),
+        dport=draw(st.sampled_from(CONFIG.ports)),
+        vlan_ids=tuple(draw(st.lists(st.integers(0, 4095), max_size=2))),
+    )
+    addresses = ipv4_addresses if family == 4 else ipv6_addresses
+    return addressed(spec, draw(addresses), draw(addresses))
+
+
+def addressed(spec: FrameSpec, saddr: bytes, daddr: bytes) -> bytes:
+    """``spec`` as a SYN with data (``fast_open``) between these addresses (harness.frames has fixed ones)."""
+    packet = Ether(build(spec))
+    layer = packet[IP] if spec.family == 4 else packet[IPv6]
+    layer.src = str(ipaddress.ip_address(saddr))
+    layer.dst = str(ipaddress.ip_address(daddr))
+    if spec.family == 4:
+        del packet[IP].chksum
+    del packet[TCP].chksum
+    return fast_open(bytes(packet))
+
+
+@pytest.mark.kernel
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(frame=syn_frames())
+def test_arbitrary_requests_render_as_python_does(program: Program, frame: bytes) -> None:
+    expected = list(extract(frame, CONFIG, KEY).events)
+    proc = start(program, json=True)
+    feed(program, [frame], len(expected))
+    assert_json_lines(stop(proc, len(expected)), expected)
+    proc = start(program, json=False)
+    feed(program, [frame], len(expected))
+    assert_text_lines(stop(proc, len(expected)), expected)
+
+
+# --- every byte and the address forms, each for sure --------------------------------------------------------
+
+VALUE_RULES = [rule.name for rule in CONFIG.headers if rule.mode is HeaderMode.VALUE]
+# Each shape of RFC 5952 compression, ties (the first run wins) and IPv4-mapped and -compatible addresses.
+IPV6_FORMS = [
+    "::",
+    "::1",
+    "1::",
+    "1:0:0:1:0:0:0:1",
+    "1:0:0:2:0:0:3:4",
+    "1:0:1:0:1:0:1:0",
+    "0:1:0:0:0:1:0:0",
+    "2001:db8::1:0:0:1",
+    "fe80::abcd:ef01:2345:6789",
+    "::ffff:1.2.3.4",
+    "::1.2.3.4",
+    "64:ff9b::c000:221",
+    "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+]
+
+
+def every_byte_frames() -> list[bytes]:
+    """Frames whose targets hold every target byte and whose values every byte but LF, in small chunks.
+
+    Chunks fit max_value_len and max_target_len, so nothing is cut off, and each value is bracketed, so
+    that no byte of it is trimmed as whitespace (R13).
+    """
+    target_chunks = [TARGET_BYTES[at : at + 30] for at in range(0, len(TARGET_BYTES), 30)]
+    value_bytes = bytes(byte for byte in range(256) if byte != 0x0A)
+    value_chunks = [b"<" + value_bytes[at : at + 20] + b">" for at in range(0, len(value_bytes), 20)]
+    frames = []
+    for index, target in enumerate(target_chunks):
+        chunk = value_chunks[index * len(VALUE_RULES) : (index + 1) * len(VALUE_RULES)]
+        fields = b"".join(f"{name}: ".encode() + value + b"\r\n" for name, value in zip(VALUE_RULES, chunk))
+        payload = b"GET /" + target + b" HTTP/1.1\r\n" + fields + b"\r\n"
+        frames.append(addressed(FrameSpec(payload=payload, sport=42000 + index), bytes(4), b"\xff" * 4))
+    assert len(target_chunks) * len(VALUE_RULES) >= len(value_chunks)
+    return frames
+
+
+def address_frames() -> list[bytes]:
+    frames = []
+    for index, text in enumerate(IPV6_FORMS):
+        spec = FrameSpec(
+            payload=SIMPLE_REQUEST, family=6, sport=43000 + index, vlan_ids=(index, 4095)[: index % 3]
+        )
+        packed = ipaddress.IPv6Address(text).packed
+        frames.append(addressed(spec, packed, ipaddress.IPv6Address(IPV6_FORMS[-1 - index]).packed))
+    return frames
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_every_byte_and_address_form_renders_as_python_does(program: Program, as_json: bool) -> None:
+    frames = every_byte_frames() + address_frames()
+    expected = [event for frame in frames for event in extract(frame, CONFIG, KEY).events]
+    shown = set()
+    for event in expected:
+        shown |= set(event.target) | {byte for value in event.headers for byte in value.value}
+    assert shown == set(range(256)) - {0x0A}, "the frames must put every byte but LF in a line"
+    addresses = {event.saddr for event in expected} | {event.daddr for event in expected}
+    assert {str(ipaddress.IPv6Address(text)) for text in IPV6_FORMS} <= addresses
+    proc = start(program, json=as_json)
+    feed(program, frames, len(expected))
+    out = stop(proc, len(expected))
+    if as_json:
+        assert_json_lines(out, expected)
+    else:
+        assert_text_lines(out, expected)
+
+
+# --- --count, --output, a reader that leaves ------------------------------------------------------------
+
+
+def simple_frame(sport: int = 41000) -> tuple[bytes, HeaderEvent]:
+    frame = fast_open(build(FrameSpec(payload=SIMPLE_REQUEST, sport=sport)))
+    (event,) = extract(frame, CONFIG, KEY).events
+    return frame, event
+
+
+def line_count(path: Path) -> int:
+    return path.read_bytes().count(b"\n")
+
+
+@pytest.mark.kernel
+def test_count_exits_after_exactly_that_many_events(program: Program, tmp_path: Path) -> None:
+    """The batches add up to about twice the ring, so records wrap around its end on the way."""
+    frame, event = simple_frame()
+    batch, batches, extra = 250, 4, 70
+    count = batch * batches
+    output = tmp_path / "events.txt"
+    proc = start(program, json=False, count=count, output=output)
+    for index in range(batches):
+        before = program.counters()
+        test_run(program.fd, frame, batch + (extra if index == batches - 1 else 0))
+        assert counts_difference(program.counters(), before)[Counter.EVENTS_LOST] == 0
+        if index < batches - 1:
+            written = batch * (index + 1)
+            wait_until(lambda n=written: line_count(output) >= n, 5.0, f"{written} lines from the consumer")
+    _, err = proc.communicate(timeout=EXIT_TIMEOUT)
+    assert proc.returncode == 0, err.decode(errors="replace")
+    assert err.decode() == f"consumer events={count}\n"
+    assert output.read_text("utf-8") == f"{event_line(event)}\n" * count
+    # What it did not take stays in the ring for the next reader.
+    rest = start(program, json=False)
+    assert stop(rest, extra) == f"{event_line(event)}\n" * extra
+
+
+@pytest.mark.kernel
+def test_output_file_is_created_then_appended_to(program: Program, tmp_path: Path) -> None:
+    frame, event = simple_frame(41001)
+    output = tmp_path / "log" / "events.jsonl"
+    output.parent.mkdir()
+    written: list[HeaderEvent] = []
+    for events in (2, 3):
+        proc = start(program, json=True, output=output)
+        feed(program, [frame] * events, events)
+        assert stop(proc, events) == "", "with --output nothing goes to stdout"
+        written += [event] * events
+        assert_json_lines(output.read_text("utf-8"), written)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert output.stat().st_mode & 0o777 == 0o644 & ~umask
+
+
+@pytest.mark.kernel
+def test_a_reader_that_leaves_ends_the_consumer_quietly(program: Program) -> None:
+    frame, _ = simple_frame(41002)
+    proc = start(program, json=False)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    feed(program, [frame], 1)
+    # No stop signal: the write fails with EPIPE at the next drain (within the 100 ms wait) and ends it.
+    _, err = proc.communicate(timeout=EXIT_TIMEOUT)
+    assert proc.returncode == 0
+    assert err.decode() == "consumer events=0\n"
+
+
+# --- errors and the build --------------------------------------------------------------------------------
+
+
+@pytest.mark.kernel
+def test_a_wrong_ring_size_is_one_line_naming_the_right_one(program: Program) -> None:
+    fd = ring_fd(program)
+    argv = consumer_argv(CONFIG.with_changes(ringbuf_pages=64), fd, json=True)
+    done = subprocess.run(argv, pass_fds=(fd,), capture_output=True, timeout=EXIT_TIMEOUT, check=False)
+    assert done.returncode == 1
+    assert done.stdout == b""
+    assert done.stderr.decode() == (
+        f"xhdr log: the ring buffer of --ring-fd {fd} holds {CONFIG.ringbuf_pages * 4096} bytes, not "
+        f"--ring-bytes {64 * 4096}; pass {CONFIG.ringbuf_pages * 4096}\n"
+    )
+
+
+def test_a_descriptor_that_is_not_a_ring_buffer_is_refused() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        argv = consumer_argv(CONFIG, read_end, json=False)
+        done = subprocess.run(
+            argv, pass_fds=(read_end,), capture_output=True, timeout=EXIT_TIMEOUT, check=False
+        )
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert done.returncode == 1
+    message = done.stderr.decode()
+    assert message.startswith(f"xhdr log: --ring-fd {read_end} is not a BPF ring buffer map")
+    assert message.count("\n") == 1
+
+
+def test_the_consumer_builds_without_warnings(tmp_path: Path) -> None:
+    done = subprocess.run(
+        compile_command(tmp_path / "consumer", ("-Werror",)), capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    binary = build_consumer()
+    built_at = binary.stat().st_mtime_ns
+    assert build_consumer() == binary, "the same source must give the same cached binary"
+    assert binary.stat().st_mtime_ns == built_at, "a cached binary is not built again"
+    assert os.access(binary, os.X_OK)
+
+
+def test_a_compile_error_is_one_line_from_gcc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = tmp_path / "consumer.c"
+    broken.write_text("int main(void) { return missing; }\n")
+    monkeypatch.setattr(harness.consumer, "SOURCE", broken)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(ConsumerBuildError) as raised:
+        build_consumer()
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("gcc could not build consumer.c: ")
+    assert "missing" in message and "error" in message
+    assert not list((tmp_path / "cache" / "consumer").iterdir()), "a failed build leaves no file behind"

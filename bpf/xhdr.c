@@ -700,6 +700,8 @@ static __always_inline __u32 match_name(struct stage_ctx *m, __u32 p, __u32 q)
 	if (len > XHDR_NAME_MAX)
 		return XHDR_SLOTS;
 	candidates = m->n->len_mask[len];
+	if (!candidates)
+		return XHDR_SLOTS;	/* most names: no configured name has their length */
 #pragma unroll
 	for (s = 0; s < XHDR_SLOTS; s++) {
 		if (!(candidates & (1 << s)))
@@ -865,19 +867,19 @@ static __always_inline int line_part(struct stage_ctx *m, struct xhdr_event *ev)
 {
 	struct xhdr_scratch *sc = m->sc;
 	__u32 p = sc->p.pos, end = sc->pk.view_end;
-	__u8 c;
+	__u64 w;
 
 	if (p >= end)
 		return headers_cut(sc, ev, PH_LINE);
-	c = byte_at(m, p);
-	if (c == '\n') {
+	w = word_at(m, p, end);	/* one load for the line's first two bytes */
+	if ((w & 0xFF) == '\n') {
 		ev->flags |= XHDR_F_BARE_LF;
 		return request_complete(sc, sc->p.req, p + 1);
 	}
-	if (c == '\r') {
+	if ((w & 0xFF) == '\r') {
 		if (p + 1 >= end)
 			return headers_cut(sc, ev, PH_LINE_CR);	/* a lone CR: unknown, not counted */
-		if (byte_at(m, p + 1) == '\n')
+		if (((w >> 8) & 0xFF) == '\n')
 			return request_complete(sc, sc->p.req, p + 2);
 	}
 	if (line_begins(sc, ev))

@@ -26,6 +26,7 @@ from types import FrameType
 
 from pyroute2 import netns as pr_netns
 
+from harness.audit import AuditError, read_key
 from harness.cli import CommandError, require_root
 from harness.config import ExtractorConfig, load_config
 from harness.consumer import consumer_argv
@@ -61,6 +62,13 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=Path, help="TOML file with an ExtractorConfig; defaults otherwise")
     parser.add_argument("--json", action="store_true", help="one JSON object per event instead of text")
     parser.add_argument("--output", type=Path, help="append the events to this file instead of stdout")
+    parser.add_argument(
+        "--audit",
+        type=Path,
+        metavar="KEYFILE",
+        help="seal each JSON line into a tamper-evident chain with this key (`xhdr audit newkey`, "
+        "`xhdr audit verify`); needs --json",
+    )
     parser.add_argument("--count", type=_positive_int, help="stop after this many events")
     parser.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
     parser.add_argument(
@@ -98,10 +106,19 @@ def run(args: argparse.Namespace) -> int:
     check_interface(args.iface, args.netns)
     if args.output is not None and not args.output.parent.is_dir():
         raise CommandError(f"--output {args.output}: no directory {args.output.parent}; create it first")
+    if args.audit is not None:
+        if not args.json:
+            raise CommandError("--audit seals JSON lines; add --json")
+        try:
+            read_key(args.audit)
+        except AuditError as error:
+            raise CommandError(str(error)) from None
     # Signals are taken over only once compiled: a Ctrl-C during the compile just ends the command.
     with Program(config) as program, stop_signals() as stopped:
         ring_fd = program.bpf[b"events"].map_fd
-        argv = consumer_argv(config, ring_fd, json=args.json, count=args.count, output=args.output)
+        argv = consumer_argv(
+            config, ring_fd, json=args.json, count=args.count, output=args.output, audit_key=args.audit
+        )
         # Left in reverse order: detached first, so the consumer still writes what reached the ring.
         with running_consumer(argv, ring_fd) as consumer, program.attached(args.iface, mode, args.netns):
             print(f"xhdr log: logging requests on {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)

@@ -19,6 +19,7 @@ import pytest
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
+from harness.audit import AuditSummary, new_key, read_key, verify
 from harness.consumer import build_consumer
 from harness.driver import with_openings
 from harness.frames import FrameSpec, build
@@ -264,3 +265,27 @@ def test_output_file_duration_and_counter_lines(lab: Lab, tmp_path: Path) -> Non
     counter_lines = [line for line in stderr.splitlines() if " events/s, " in line]
     assert counter_lines, stderr
     assert any("http_request 1" in line for line in counter_lines), counter_lines
+
+
+def test_audit_without_json_is_one_line(tmp_path: Path) -> None:
+    key = tmp_path / "audit.key"
+    new_key(key)
+    assert_one_line_error(run_xhdr("log", "--iface", "lo", "--audit", str(key)), "--audit", "--json")
+
+
+def test_an_audited_log_is_sealed_and_verifies(lab: Lab, tmp_path: Path) -> None:
+    """``xhdr log --json --audit``: each line sealed, the end record written at the stop, the chain intact."""
+    key, output = tmp_path / "audit.key", tmp_path / "audited.jsonl"
+    new_key(key)
+    options = ("--output", str(output), "--audit", str(key))
+    with running_log(lab, tmp_path, XdpMode.GENERIC, *options) as (proc, _, err):
+        wait_attached(lab, proc, err, XdpMode.GENERIC)
+        send_requests(lab, ["a.example", "b.example"])
+        wait_until(
+            lambda: output.exists() and output.read_bytes().count(b"\n") >= 2, EVENT_DEADLINE_S, "2 lines"
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=EXIT_DEADLINE_S) == 0, err.read_text()
+    lines = output.read_bytes().splitlines(keepends=True)
+    assert verify(lines, read_key(key)) == AuditSummary(lines=3, events=2, runs=1)
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3]

@@ -11,11 +11,14 @@ consumer depends on none of them, and with a small ring so that records wrap aro
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import ipaddress
 import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 import harness.consumer
+from harness.audit import AuditError, AuditSummary, new_key, read_key, verify
 from harness.config import TCHARS, ExtractorConfig, HeaderMode, HeaderRule
 from harness.consumer import ConsumerBuildError, build_consumer, compile_command, consumer_argv
 from harness.corpus import load_corpus
@@ -82,11 +86,12 @@ def start(
     json: bool,
     count: int | None = None,
     output: Path | None = None,
+    audit_key: Path | None = None,
     stdout: int = subprocess.PIPE,
 ) -> subprocess.Popen[bytes]:
     """Starts the consumer on the program's ring buffer and returns once it says ``ready``."""
     fd = ring_fd(program)
-    argv = consumer_argv(program.config, fd, json=json, count=count, output=output)
+    argv = consumer_argv(program.config, fd, json=json, count=count, output=output, audit_key=audit_key)
     proc = subprocess.Popen(argv, pass_fds=(fd,), stdout=stdout, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     said = proc.stderr.readline()
@@ -395,6 +400,86 @@ def test_a_reader_that_leaves_ends_the_consumer_quietly(program: Program) -> Non
     _, err = proc.communicate(timeout=EXIT_TIMEOUT)
     assert proc.returncode == 0
     assert err.decode() == "consumer events=0\n"
+
+
+# --- the audit chain (xhdr log --audit) ---------------------------------------------------------------
+
+
+def audited_log(program: Program, tmp_path: Path, runs: tuple[int, ...]) -> tuple[Path, Path, list[bytes]]:
+    """A log of real events sealed by the consumer, one run per entry of ``runs`` (its event count)."""
+    key, log = tmp_path / "audit.key", tmp_path / "audit.jsonl"
+    new_key(key)
+    frame, _ = simple_frame(41003)
+    for events in runs:
+        proc = start(program, json=True, output=log, audit_key=key)
+        feed(program, [frame] * events, events)
+        stop(proc, events)
+    return key, log, log.read_bytes().splitlines(keepends=True)
+
+
+def audit_problem(lines: Sequence[bytes], key: Path) -> str:
+    with pytest.raises(AuditError) as raised:
+        verify(lines, read_key(key))
+    return str(raised.value)
+
+
+@pytest.mark.kernel
+def test_an_audited_log_verifies_and_each_kind_of_tampering_is_named(
+    program: Program, tmp_path: Path
+) -> None:
+    key, log, lines = audited_log(program, tmp_path, (4, 2))
+    assert len(lines) == 4 + 1 + 2 + 1  # two runs, each closed by its end record
+    assert verify(lines, read_key(key)) == AuditSummary(lines=8, events=6, runs=2)
+    # The seal is HMAC-SHA256 over the zero MAC and the line up to "seq", as docs/AUDIT.md says.
+    first = json.loads(lines[0])
+    body = lines[0][: lines[0].index(b',"mac":')] + b"}"
+    assert first["mac"] == hmac.new(read_key(key), bytes(32) + body, hashlib.sha256).hexdigest()
+    assert first["seq"] == 1 and json.loads(lines[4]) == {**json.loads(lines[4]), "audit": "end", "events": 4}
+
+    changed = [*lines]
+    changed[2] = changed[2].replace(b'"example.test"', b'"example.evil"')
+    assert audit_problem(changed, key) == "line 3 was changed (its MAC does not match)"
+    assert "line 3 has seq 4 where 3 was due: lines were removed" in audit_problem(lines[:2] + lines[3:], key)
+    swapped = [lines[0], lines[2], lines[1], *lines[3:]]
+    assert "line 2 has seq 3 where 2 was due: lines were removed" in audit_problem(swapped, key)
+    repeated = [lines[0], lines[1], *lines[1:]]
+    assert "line 3 has seq 2 where 3 was due: lines were moved or repeated" in audit_problem(repeated, key)
+    assert "ends at line 7 without its end record" in audit_problem(lines[:-1], key)
+    assert "line 6 has seq 2 where 1 was due" in audit_problem(lines[:5] + lines[6:], key)
+    assert "line 5 starts a run, but the run before it has no end record" in audit_problem(
+        lines[:4] + lines[5:], key
+    )
+    assert "line 1 is not sealed" in audit_problem([b'{"family":4}\n', *lines], key)
+    other = tmp_path / "other.key"
+    new_key(other)
+    assert audit_problem(lines, other) == "line 1 was changed (its MAC does not match)"
+
+    # The command a person runs: one line either way, exit 0 when intact and 1 otherwise.
+    xhdr = [str(Path(sys.executable).parent / "xhdr"), "audit", "verify", str(log), "--key", str(key)]
+    intact = subprocess.run(xhdr, capture_output=True, text=True, check=False, timeout=EXIT_TIMEOUT)
+    assert (intact.returncode, intact.stdout, intact.stderr) == (
+        0,
+        f"{log}: intact: 6 events in 2 runs (8 lines)\n",
+        "",
+    )
+    log.write_bytes(b"".join(changed))
+    broken = subprocess.run(xhdr, capture_output=True, text=True, check=False, timeout=EXIT_TIMEOUT)
+    assert (broken.returncode, broken.stdout) == (1, "")
+    assert broken.stderr == f"xhdr audit: error: {log}: line 3 was changed (its MAC does not match)\n"
+
+
+def test_a_key_is_made_private_and_never_overwritten(tmp_path: Path) -> None:
+    key = tmp_path / "audit.key"
+    new_key(key)
+    assert len(read_key(key)) == 32 and key.stat().st_mode & 0o777 == 0o600
+    before = key.read_bytes()
+    with pytest.raises(AuditError, match="exists"):
+        new_key(key)
+    assert key.read_bytes() == before
+    short = tmp_path / "short.key"
+    short.write_bytes(b"x" * 15)
+    with pytest.raises(AuditError, match="has 15 bytes; it needs 16"):
+        read_key(short)
 
 
 # --- errors and the build --------------------------------------------------------------------------------

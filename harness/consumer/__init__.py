@@ -24,6 +24,8 @@ BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 EVENT_HEADER = BPF_DIR / "xhdr_event.h"
 # No -Werror: a newer gcc with a new warning must not stop `xhdr log`; the test builds with it.
 CFLAGS = ("-O2", "-std=c11", "-Wall", "-Wextra")
+# OpenSSL's libcrypto: HMAC-SHA256 for --audit (Debian's libssl-dev, installed at set-up).
+LIBRARIES = ("-lcrypto",)
 # The ring buffer is ringbuf_pages pages of 4 KiB (BPF_RINGBUF_OUTPUT in bpf/xhdr.c).
 RING_PAGE_BYTES = 4096
 
@@ -40,7 +42,7 @@ def cache_dir() -> Path:
 
 def compile_command(output: Path, extra_flags: tuple[str, ...] = ()) -> list[str]:
     """The gcc command line that builds consumer.c into ``output``."""
-    return ["gcc", *CFLAGS, *extra_flags, f"-I{BPF_DIR}", "-o", str(output), str(SOURCE)]
+    return ["gcc", *CFLAGS, *extra_flags, f"-I{BPF_DIR}", "-o", str(output), str(SOURCE), *LIBRARIES]
 
 
 def build_consumer() -> Path:
@@ -51,7 +53,7 @@ def build_consumer() -> Path:
     binary serves every configuration.
     """
     digest = hashlib.sha256(
-        SOURCE.read_bytes() + EVENT_HEADER.read_bytes() + " ".join(CFLAGS).encode()
+        SOURCE.read_bytes() + EVENT_HEADER.read_bytes() + " ".join(CFLAGS + LIBRARIES).encode()
     ).hexdigest()[:16]
     binary = cache_dir() / f"consumer-{digest}"
     if binary.exists():
@@ -88,6 +90,7 @@ def consumer_argv(
     json: bool,
     count: int | None = None,
     output: Path | None = None,
+    audit_key: Path | None = None,
 ) -> list[str]:
     """The consumer's command line for a loaded extractor's ring buffer (``ring_fd`` must be inherited).
 
@@ -108,6 +111,8 @@ def consumer_argv(
         argv += ["--count", str(count)]
     if output is not None:
         argv += ["--output", str(output)]
+    if audit_key is not None:
+        argv += ["--audit", str(audit_key)]
     for rule in config.headers:
         argv += ["--header", f"{rule.name}:{rule.mode.name.lower()}"]
     return argv

@@ -20,6 +20,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <stdarg.h>
@@ -70,8 +72,22 @@ struct settings {
 	enum format format;
 	unsigned long long count;	/* 0: no limit */
 	const char *output;
+	const char *audit_key;		/* --audit: chain the JSON lines with HMAC-SHA256 (docs/AUDIT.md) */
 	struct rule rules[XHDR_SLOTS];
 	int nrules;
+};
+
+/* The audit chain: each line's MAC covers the MAC of the line before it and the line itself. */
+#define AUDIT_KEY_MIN	16
+#define AUDIT_KEY_MAX	1024
+#define AUDIT_MAC	32
+/* What an audited line adds: ,"seq":<20 digits>,"mac":"<64 hex>" */
+#define AUDIT_EXTRA	(8 + 20 + 8 + 2 * AUDIT_MAC + 2)
+
+struct audit {
+	EVP_MAC_CTX *ctx;
+	unsigned char mac[AUDIT_MAC];	/* of the last line; zero before the first */
+	unsigned long long seq;		/* of the last line */
 };
 
 struct ring {
@@ -126,6 +142,7 @@ static char event_flag_text[EVENT_FLAGS][24];
 static char dec_pairs[100][2];
 
 static struct out out = { .fd = STDOUT_FILENO, .where = "stdout" };
+static struct audit audit;
 static int ready_said;
 static volatile sig_atomic_t stopping;
 
@@ -477,7 +494,7 @@ static size_t line_bound(const struct view *v, const struct settings *s)
 
 	for (i = 0; i < s->nrules; i++)
 		bytes += slice(v, v->ev->slots[i].value_off, v->ev->slots[i].value_len, &unused);
-	return LINE_OVERHEAD + 6 * bytes;
+	return LINE_OVERHEAD + AUDIT_EXTRA + 6 * bytes;
 }
 
 /* --- JSON ------------------------------------------------------------------------------------- */
@@ -677,6 +694,79 @@ static void flush_out(void)
 	out.pending = 0;
 }
 
+/* --- Audit chain ------------------------------------------------------------------------------ */
+
+/* The key file's bytes are the key; OpenSSL computes HMAC-SHA256 with the CPU's SHA extensions. */
+static void audit_open(const char *path)
+{
+	unsigned char key[AUDIT_KEY_MAX + 1];
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC *hmac;
+	size_t len;
+	FILE *f = fopen(path, "rb");
+
+	if (!f)
+		fail("cannot read --audit key %s: %s", path, strerror(errno));
+	len = fread(key, 1, sizeof(key), f);
+	fclose(f);
+	if (len < AUDIT_KEY_MIN || len > AUDIT_KEY_MAX)
+		fail("--audit key %s has %zu bytes; it needs %d to %d (xhdr audit newkey FILE makes one)",
+		     path, len, AUDIT_KEY_MIN, AUDIT_KEY_MAX);
+	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	audit.ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+	EVP_MAC_free(hmac);
+	if (!audit.ctx || !EVP_MAC_init(audit.ctx, key, len, params))
+		fail("OpenSSL has no HMAC-SHA256 here; reinstall libssl3");
+	memset(key, 0, sizeof(key));
+}
+
+/*
+ * Seals the line [start, end), which ends in "}": the line gets "seq" (counting from 1 in each run) and
+ * then "mac", HMAC-SHA256 over the previous line's MAC and the line up to and including "seq" with its
+ * closing brace, which is what `xhdr audit verify` recomputes. Returns the new end, after a newline.
+ */
+static char *audit_seal(char *start, char *end)
+{
+	size_t mac_len = 0;
+	char *p = end - 1;	/* the closing brace */
+	int i;
+
+	p = PUT_LIT(p, ",\"seq\":");
+	p = put_u64(p, ++audit.seq);
+	*p = '}';
+	if (!EVP_MAC_init(audit.ctx, NULL, 0, NULL) ||
+	    !EVP_MAC_update(audit.ctx, audit.mac, AUDIT_MAC) ||
+	    !EVP_MAC_update(audit.ctx, (const unsigned char *)start, p + 1 - start) ||
+	    !EVP_MAC_final(audit.ctx, audit.mac, &mac_len, AUDIT_MAC) || mac_len != AUDIT_MAC)
+		fail("HMAC-SHA256 failed in OpenSSL; run again");
+	p = PUT_LIT(p, ",\"mac\":\"");
+	for (i = 0; i < AUDIT_MAC; i++) {
+		*p++ = "0123456789abcdef"[audit.mac[i] >> 4];
+		*p++ = "0123456789abcdef"[audit.mac[i] & 15];
+	}
+	p = PUT_LIT(p, "\"}\n");
+	return p;
+}
+
+/* The last line of a run that ended as asked: without it, a log cut after its last line looks whole. */
+static void audit_close(void)
+{
+	char line[256], *p = line;
+
+	p = PUT_LIT(p, "{\"audit\":\"end\",\"events\":");
+	p = put_u64(p, audit.seq);
+	*p++ = '}';
+	p = audit_seal(line, p);
+	if (out.cap - out.len < (size_t)(p - line))
+		flush_out();
+	memcpy(out.buf + out.len, line, p - line);
+	out.len += p - line;
+	flush_out();
+}
+
 static void render(const __u8 *record, size_t size, const struct settings *s)
 {
 	struct view v;
@@ -698,6 +788,8 @@ static void render(const __u8 *record, size_t size, const struct settings *s)
 		end = json_line(out.buf + out.len, &v, s);
 	else
 		end = text_line(out.buf + out.len, &v, s);
+	if (audit.ctx)
+		end = audit_seal(out.buf + out.len, end - 1);	/* without the newline */
 	out.len = end - out.buf;
 	out.pending++;
 }
@@ -856,7 +948,7 @@ static void __attribute__((noreturn)) usage(const char *problem)
 	fprintf(stderr,
 		"xhdr log: consumer: %s; usage: consumer --ring-fd FD --ring-bytes N "
 		"--max-target-len T --format json|text [--count N] [--output FILE] "
-		"[--header NAME:MODE]...\n",
+		"[--header NAME:MODE]... [--audit KEYFILE]\n",
 		problem);
 	exit(1);
 }
@@ -943,6 +1035,7 @@ static void parse_args(struct settings *s, int argc, char **argv)
 		{ "count", required_argument, NULL, 'c' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "header", required_argument, NULL, 'H' },
+		{ "audit", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char problem[128];
@@ -981,6 +1074,9 @@ static void parse_args(struct settings *s, int argc, char **argv)
 		case 'H':
 			add_rule(s, optarg);
 			break;
+		case 'a':
+			s->audit_key = optarg;
+			break;
 		default:
 			snprintf(problem, sizeof(problem), "%s is unknown or lacks its value",
 				 argv[optind - 1]);
@@ -993,6 +1089,8 @@ static void parse_args(struct settings *s, int argc, char **argv)
 		usage("--ring-fd, --ring-bytes, --max-target-len and --format are required");
 	if (s->ring_bytes & (s->ring_bytes - 1) || s->ring_bytes % sysconf(_SC_PAGESIZE))
 		usage("--ring-bytes must be a power of two and a multiple of the page size");
+	if (s->audit_key && s->format != FORMAT_JSON)
+		usage("--audit needs --format json");
 }
 
 int main(int argc, char **argv)
@@ -1023,6 +1121,10 @@ int main(int argc, char **argv)
 	if (!out.buf)
 		fail("out of memory for the %d-byte output buffer; raise the memory limit",
 		     OUT_BYTES);
+	if (s.audit_key)
+		audit_open(s.audit_key);
 	run(&s, &wait_mask);
+	if (audit.ctx)
+		audit_close();
 	finish(0);
 }

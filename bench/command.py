@@ -2,10 +2,10 @@
 
 ``xhdr bench`` runs the kernel-cost suite (bench/test_kernel_cost.py) in this process through
 ``pytest.main`` with a progress display, then each module suite of part B (``run(quick, progress)``:
-baselines, lab throughput, nginx/wrk), writes pytest-benchmark's JSON and each suite's xhdr summary
-(bench/results.py) to ``--out``, and saves the pytest-benchmark run into its storage (files by default,
-its Elasticsearch storage when ``--storage`` is an ``elasticsearch+http(s)://`` URL): the history that
-``xhdr report`` plots as a trend.
+baselines, lab throughput, nginx/wrk, the event consumer), writes pytest-benchmark's JSON and each
+suite's xhdr summary (bench/results.py) to ``--out``, and saves the pytest-benchmark run into its storage
+(files by default, its Elasticsearch storage when ``--storage`` is an ``elasticsearch+http(s)://`` URL):
+the history that ``xhdr report`` plots as a trend.
 
 ``xhdr bench --compare REF`` runs the gate instead (bench/compare.py): exit 0 on pass or inconclusive
 (too noisy, said so), 1 on a significant slowdown larger than ``--threshold``.
@@ -32,6 +32,7 @@ MODULE_SUITES = {
     "baselines": "bench.baselines.suite",
     "lab_throughput": "bench.lab_throughput",
     "http_nginx": "bench.http_nginx",
+    "consumer": "bench.consumer",
 }
 SUITES = (KERNEL_SUITE, *MODULE_SUITES)
 DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own default, relative to the working directory
@@ -41,7 +42,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     """Adds ``bench`` to the ``xhdr`` command line (found through the xhdr.commands entry point)."""
     parser = subcommands.add_parser(
         "bench",
-        help="run the benchmarks (kernel cost, baselines, lab, HTTP) or the performance regression gate",
+        help="run the benchmarks (kernel cost, baselines, lab, HTTP, consumer) or the performance "
+        "regression gate",
         description="Run the benchmark suites under pytest-benchmark and write JSON results, or with "
         "--compare REF run the paired A/B regression gate against another build of the extractor.",
     )

@@ -1,19 +1,27 @@
-"""Benchmark 4: real HTTP. wrk in the client namespace against nginx in the gateway namespace, four ways.
+"""Benchmark 4: real HTTP. wrk in the client namespace against nginx in the gateway namespace, five ways.
 
 - ``no_logging``: nginx with ``access_log off``;
+- ``empty_xdp``: no logging, bpf/xdp_pass.c attached natively to the gateway's veth end: the hook's cost
+  alone, so that the extractor's leg decomposes into hook, program and logger;
 - ``nginx_access_log``: nginx logs the same headers the extractor logs, in its own log format;
-- ``extractor``: the extractor attached natively to the gateway's veth end, its C event consumer
-  (capture.c's ringbuf mode) writing one line per request to a file;
+- ``extractor``: ``xhdr log --mode native --json --output FILE`` itself, the process users run (it compiles
+  and attaches the extractor; its compiled consumer writes one JSON line per request to a file);
 - ``c_tpacket_v3``: the C user-space baseline capturing on the gateway's veth end, one line per request.
 
 wrk sends the standard request's headers. Methods are measured round by round, interleaved, and the
 logged lines are counted against wrk's own count of completed requests (requests still in flight when wrk
 stops are logged but not counted by wrk, so a log may hold up to one request per connection more).
-Memory: the extractor's maps as the kernel charges them (memlock in fdinfo) and the consumer's RSS.
+CPU per request: nginx's (its rusage), the logger's from wrk's start (xhdr log with its consumer until every
+event is written, neither its compile nor its exit counted, bench/xhdr_log.py; the capture's rusage at exit
+less its CPU time before) and softirq time (/proc/stat's softirq column, all CPUs: tick samples, the only
+softirq time this kernel accounts).
+Memory: the extractor's maps as the kernel charges them (memlock in xhdr log's fdinfo) and the logger's RSS.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import re
 import signal
@@ -21,24 +29,27 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.baselines import CaptureCommand, consumer_argv
-from bench.lab_throughput import Child, start, stats_of
+from bench.baselines import CaptureCommand
+from bench.lab_throughput import Child, softirq_ticks, start, stats_of
 from bench.results import Row, write_results
+from bench.xhdr_log import Finished, children, running_logger, tree_cpu_ns
 from harness.config import ExtractorConfig
 from harness.corpus import load_corpus
-from harness.program import Program
+from harness.cost import empty_program_fd
 from harness.wait import wait_until
-from harness.xdp import XdpMode
+from harness.xdp import XdpMode, attach_xdp, detach_xdp
 from netns.lab import Lab
 from netns.nsenter import socket_in
 
 SUITE = "http_nginx"
-METHODS = ("no_logging", "nginx_access_log", "extractor", "c_tpacket_v3")
+METHODS = ("no_logging", "empty_xdp", "nginx_access_log", "extractor", "c_tpacket_v3")
 CONNECTIONS = 16
 NGINX_LOG_FORMAT = (
     '$request_method $request_uri $server_protocol "$http_host" "$http_user_agent" "$http_x_request_id" '
     '"$http_x_forwarded_for" "$http_referer" "$http_x_api_version" "$http_authorization" "$http_cookie"'
 )
+# /proc/stat counts in USER_HZ ticks.
+NS_PER_TICK = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 
 
 def standard_request() -> tuple[str, list[tuple[str, str]]]:
@@ -104,12 +115,12 @@ def wrk(lab: Lab, seconds: int) -> dict[str, float]:
     return figures
 
 
-def map_memory_bytes() -> int:
-    """Kernel memory charged to the BPF maps this process holds (fdinfo memlock): the extractor's maps."""
+def map_memory_bytes(pid: int) -> int:
+    """Kernel memory charged to the BPF maps a process holds (fdinfo memlock): xhdr log's, the extractor's."""
     total = 0
-    for fd in os.listdir("/proc/self/fdinfo"):
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
         try:
-            text = Path(f"/proc/self/fdinfo/{fd}").read_text()
+            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
         except OSError:
             continue
         if "map_type:" in text:
@@ -117,65 +128,86 @@ def map_memory_bytes() -> int:
     return total
 
 
-def rss_bytes(pid: int) -> int:
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its descendants (xhdr log and its consumer)."""
     found = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    return int(found[1]) * 1024 if found else 0
+    own = int(found[1]) * 1024 if found else 0
+    return own + sum(tree_rss_bytes(child) for child in children(pid))
 
 
-def measure(
-    lab: Lab, method: str, seconds: int, program: Program, config: ExtractorConfig
-) -> dict[str, float]:
-    """Starts nginx (and the logger of ``method``), runs wrk, stops everything, counts the log."""
+@dataclasses.dataclass(frozen=True)
+class RequestLogger:
+    """The process that logs for a method, and how to end its run and learn what it did (``finish``)."""
+
+    pid: int
+    finish: Callable[[], Finished]
+
+
+def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_fd: int) -> dict[str, float]:
+    """Starts nginx (and ``method``'s XDP program or logger), runs wrk, stops everything, counts the log."""
     assert lab.workdir is not None
     access_log = lab.workdir / "access.log" if method == "nginx_access_log" else None
     if access_log:
         access_log.unlink(missing_ok=True)
     nginx = start(lab, lab.gateway.netns, ["nginx", "-c", str(nginx_config(lab, access_log))], "nginx")
     wait_until(lambda: _listening(lab, nginx), 10.0, "nginx to listen")
-    logger: Child | None = None
-    lines_path = lab.workdir / f"{method}.lines"
-    detach = None
-    if method == "extractor":
-        map_fd = program.bpf[b"events"].map_fd
-        argv = consumer_argv(config, map_fd, quiet=False, max_events=0, max_seconds=seconds + 60.0)
-        logger = _start_to_file(lab, None, argv, lines_path, pass_fds=(map_fd,))
-        from harness.xdp import attach_xdp, detach_xdp
-
-        attach_xdp(program.fd, lab.gateway.ifname, XdpMode.NATIVE, lab.gateway.netns)
-
-        def detach() -> None:
-            detach_xdp(lab.gateway.ifname, XdpMode.NATIVE, lab.gateway.netns)
-    elif method == "c_tpacket_v3":
-        command = CaptureCommand(method, config, bytes(16), max_seconds=seconds + 60.0)
-        logger = _start_to_file(lab, lab.gateway.netns, command.argv(lab.gateway.ifname), lines_path)
-    try:
-        if logger is not None:
-            wait_until(lambda: _ready(logger), 20.0, f"{method} logger to be ready")
+    with contextlib.ExitStack() as stack:
+        logger = set_up(lab, method, seconds, config, empty_fd, stack)
+        logger_before = tree_cpu_ns(logger.pid) if logger else 0
+        ticks_before = softirq_ticks()
         figures = wrk(lab, seconds)
-        if logger is not None:
-            figures["consumer_rss_bytes"] = float(rss_bytes(logger.proc.pid))
-    finally:
-        if detach:
-            detach()
+        softirq_ns = (softirq_ticks() - ticks_before) * NS_PER_TICK
+        if logger:
+            figures["logger_rss_bytes"] = float(tree_rss_bytes(logger.pid))
+            if method == "extractor":
+                figures["map_memory_bytes"] = float(map_memory_bytes(logger.pid))
+            finished = logger.finish()
+            figures["logged"] = float(finished.lines)
+            cpu_ns = finished.cpu_ns - logger_before
+            figures["logger_cpu_ns_per_request"] = cpu_ns / max(finished.lines, 1)
     nginx.proc.send_signal(signal.SIGQUIT)  # graceful: the access log is complete when it exits
     wait_until(nginx.poll, 15.0, "nginx to stop")
-    if logger is not None:
-        logger.proc.send_signal(signal.SIGTERM)  # drains what is left, prints its stats
-        wait_until(logger.poll, 15.0, f"{method} logger to stop")
-        figures["logged"] = float(stats_of(logger)["requests"])
-        figures["logger_cpu_ns_per_request"] = logger.cpu_ns / max(figures["logged"], 1)
-    elif access_log:
+    if access_log:
         figures["logged"] = float(sum(1 for _ in access_log.open("rb")))
     figures["nginx_cpu_ns_per_request"] = nginx.cpu_ns / max(figures["requests"], 1)
+    figures["softirq_cpu_ns_per_request"] = softirq_ns / max(figures["requests"], 1)
     return figures
 
 
-def _start_to_file(
-    lab: Lab, netns: str | None, argv: list[str], path: Path, pass_fds: tuple[int, ...] = ()
-) -> Child:
-    """Like lab_throughput.start, but stdout goes to ``path`` (the log whose lines are counted)."""
+def set_up(
+    lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_fd: int, stack: contextlib.ExitStack
+) -> RequestLogger | None:
+    """Puts ``method``'s XDP program or logger in place on the gateway's end; ``stack`` takes it away."""
+    assert lab.workdir is not None
+    gateway = lab.gateway
+    if method == "empty_xdp":
+        attach_xdp(empty_fd, gateway.ifname, XdpMode.NATIVE, gateway.netns)
+        stack.callback(detach_xdp, gateway.ifname, XdpMode.NATIVE, gateway.netns)
+    elif method == "extractor":
+        logger = stack.enter_context(running_logger(lab, XdpMode.NATIVE))
+        before = logger.counters()
+        return RequestLogger(logger.proc.pid, lambda: logger.finish(before))
+    elif method == "c_tpacket_v3":
+        command = CaptureCommand(method, config, bytes(16), max_seconds=seconds + 60.0)
+        lines = lab.workdir / f"{method}.lines"
+        child = _start_to_file(lab, gateway.netns, command.argv(gateway.ifname), lines)
+        wait_until(lambda: _ready(child), 20.0, f"{method} logger to be ready")
+        return RequestLogger(child.proc.pid, lambda: _stop_capture(child))
+    return None
+
+
+def _stop_capture(child: Child) -> Finished:
+    """SIGTERM: the capture writes what it has and prints its stats, read with its rusage."""
+    child.proc.send_signal(signal.SIGTERM)
+    wait_until(child.poll, 15.0, "the capture to stop")
+    stats = stats_of(child)
+    return Finished(lines=stats["requests"], events_lost=stats["drops"], cpu_ns=child.cpu_ns)
+
+
+def _start_to_file(lab: Lab, netns: str | None, argv: list[str], path: Path) -> Child:
+    """Like lab_throughput.start, but stdout goes to ``path`` (the log the capture writes)."""
     wrapper = ["sh", "-c", 'exec "$@" > "$0"', str(path), *argv]
-    return start(lab, netns, wrapper, Path(argv[0]).name, pass_fds=pass_fds)
+    return start(lab, netns, wrapper, Path(argv[0]).name)
 
 
 def _ready(child: Child) -> bool:
@@ -186,18 +218,17 @@ def _ready(child: Child) -> bool:
 def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     """Benchmark 4; writes reports/out/bench/http_nginx.json and returns its path.
 
-    quick: 1 round of 3 s per method (about 20 s); full: 3 rounds of 10 s (about 2.5 min).
+    quick: 1 round of 3 s per method (about 30 s); full: 3 rounds of 10 s (about 3.5 min), each extractor
+    leg after xhdr log's compile (5-20 s).
     """
     rounds, seconds = (1, 3) if quick else (3, 10)
     config = ExtractorConfig()
     taken: dict[str, list[dict[str, float]]] = {method: [] for method in METHODS}
-    progress(f"{SUITE}: compiling the extractor")
-    with Program(config) as program, Lab() as lab:
-        memory = map_memory_bytes()
+    with empty_program_fd() as empty_fd, Lab() as lab:
         for round_number in range(rounds):
             for method in METHODS:
                 progress(f"{SUITE}: round {round_number + 1}/{rounds}, {method}, wrk for {seconds} s")
-                taken[method].append(measure(lab, method, seconds, program, config))
+                taken[method].append(measure(lab, method, seconds, config, empty_fd))
     params = {"rounds": rounds, "seconds": seconds, "connections": CONNECTIONS}
     rows: list[Row] = []
     for method, figures in taken.items():
@@ -215,7 +246,6 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     for method in METHODS[1:]:
         value = statistics.median(f["requests_per_second"] for f in taken[method])
         rows.append(Row(method, "rps_ratio_to_no_logging", value / base, "x", params))
-    rows.append(Row("extractor", "map_memory_bytes", float(memory), "bytes", params))
     return write_results(SUITE, rows, config)
 
 

@@ -1,16 +1,21 @@
 """Benchmark 3: the standard request over the lab's veth pair at the highest rate trafgen reaches.
 
 Each mode receives the same burst of frames on the gateway's veth end: nothing attached, the empty XDP
-program and the extractor in native and in generic mode (the extractor with its C event consumer), and each
-user-space baseline capturing instead. Modes are measured round by round, interleaved, so noise from other
-work on the machine hits all of them alike; the figures are medians over rounds.
+program, the extractor in native and in generic mode, and each user-space baseline capturing instead. The
+extractor legs run ``xhdr log --json --output FILE`` itself, the process users run (it compiles and attaches
+the extractor; its compiled consumer writes one JSON line per request to a file). Modes are measured round by
+round, interleaved, so noise from other work on the machine hits all of them alike; the figures are medians
+over rounds.
 
 CPU time comes from the kernel's own accounting: the sender's rusage (the kernel has no IRQ time accounting
 here, so the receive softirq that runs inline after a veth transmit is charged to the sender), the runtime of
-the ksoftirqd threads (softirq work deferred to them), and the rusage of the capturing or consuming process.
-With bpf_stats enabled, the kernel also times the XDP program itself (run_time_ns). The decomposition per
-XDP mode: hook = empty - nothing, program = extractor - empty (kernel side), consumer = the event consumer;
-for a baseline: its extra kernel work (capture - nothing) plus its process.
+the ksoftirqd threads (softirq work deferred to them), and the CPU time of the logging or capturing process
+from the start of the burst: for xhdr log, its and its consumer's CPU-time clocks from then until every event
+is written (neither its compile nor its exit is counted, bench/xhdr_log.py); for a baseline, its rusage at
+exit less its CPU time before the burst. With bpf_stats enabled, the kernel also times the XDP program itself
+(run_time_ns). The decomposition per XDP mode: hook = empty - nothing, program = extractor - empty (kernel
+side), logger = xhdr log and its consumer; for a baseline: its extra kernel work (capture - nothing) plus its
+process.
 
 The frames carry a destination MAC that is not the gateway's, so after the hook the stack drops them at
 once instead of answering each with a TCP reset: the common work every mode pays stays small.
@@ -23,7 +28,6 @@ import ctypes
 import dataclasses
 import os
 import re
-import signal
 import statistics
 import subprocess
 import time
@@ -33,15 +37,14 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from bench import kernel_cost
-from bench.baselines import BASELINES, CaptureCommand, consumer_argv
+from bench.baselines import BASELINES, CaptureCommand
 from bench.results import Row, write_results
+from bench.xhdr_log import Logger, running_logger, tree_cpu_ns
 from harness.config import ExtractorConfig
 from harness.cost import empty_program_fd
-from harness.counters import Counter
-from harness.program import Program
 from harness.testrun import libbpf
 from harness.wait import wait_until
-from harness.xdp import XdpMode
+from harness.xdp import XdpMode, attach_xdp, detach_xdp
 from netns.lab import Lab
 
 SUITE = "lab_throughput"
@@ -146,13 +149,13 @@ class Child:
             raise RuntimeError(f"{what} exited {self.status}: {lines[-1] if lines else '(no output)'}")
 
 
-def start(lab: Lab, netns: str | None, argv: list[str], name: str, pass_fds: tuple[int, ...] = ()) -> Child:
+def start(lab: Lab, netns: str | None, argv: list[str], name: str) -> Child:
     """Starts ``argv`` (in ``netns`` unless None), stdout to /dev/null, stderr kept; the lab stops it."""
     assert lab.workdir is not None
     err_path = lab.workdir / f"{name}-{time.monotonic_ns()}.err"
     cmd = ["ip", "netns", "exec", netns, *argv] if netns else argv
     with open(os.devnull, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, pass_fds=pass_fds, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True)
     child = Child(proc, err_path)
     lab.defer(lambda: _stop(child), f"stop {name} (pid {proc.pid})")
     return child
@@ -212,11 +215,11 @@ class Sample:
     mode: str
     sent: int
     received: int  # by the gateway's veth
-    handled: int  # requests logged by the extractor's consumer or the baseline
-    lost: int  # events lost (ring buffer full) or packets the capture socket dropped
+    handled: int  # lines xhdr log wrote, or requests the baseline logged
+    lost: int  # events lost (ring buffer full: the extractor's events_lost) or packets the socket dropped
     seconds: float
     kernel_ns: int  # sender + inline and deferred softirq
-    process_ns: int  # the consumer or capturing process
+    process_ns: int  # xhdr log with its consumer, or the capturing process, from the burst's start
     prog_ns: float  # the XDP program's own run time per run (bpf_stats), 0 without one
     softirq_ticks: int
 
@@ -226,52 +229,27 @@ class Sample:
 
 
 def measure(
-    lab: Lab,
-    config_path: Path,
-    mode: str,
-    count: int,
-    programs: dict[str, Program | int],
-    config: ExtractorConfig,
-    key: bytes,
+    lab: Lab, config_path: Path, mode: str, count: int, empty_fd: int, config: ExtractorConfig, key: bytes
 ) -> Sample:
     """Sends one burst with ``mode`` in place and returns what the kernel accounted for it."""
-    kind, _, xdp = mode.partition("-")
-    child: Child | None = None
     with contextlib.ExitStack() as stack:
-        program = programs.get(kind)
-        fd = program.fd if isinstance(program, Program) else program
-        if xdp:
-            from harness.xdp import attach_xdp, detach_xdp
-
-            attach_xdp(fd, lab.gateway.ifname, XDP_MODES[xdp], lab.gateway.netns)
-            stack.callback(detach_xdp, lab.gateway.ifname, XDP_MODES[xdp], lab.gateway.netns)
-        before_counts = program.counters() if isinstance(program, Program) else None
-        if isinstance(program, Program):
-            map_fd = program.bpf[b"events"].map_fd
-            argv = consumer_argv(config, map_fd, quiet=False, max_events=0, max_seconds=120.0)
-            child = start(lab, None, argv, "consumer", pass_fds=(map_fd,))
-        elif kind in BASELINES:
-            command = CaptureCommand(kind, config, key, max_packets=count, max_seconds=120.0)
-            child = start(lab, lab.gateway.netns, command.argv(lab.gateway.ifname), kind)
-        if child is not None:
-            wait_until(lambda: _ready(child, mode), 20.0, f"{mode} to be ready")
-        run_before = prog_runtime(fd) if xdp else (0, 0)
+        leg = set_up(lab, mode, count, empty_fd, config, key, stack)
+        process_before = tree_cpu_ns(leg.pid) if leg.pid else 0
+        counts_before = leg.logger.counters() if leg.logger else {}
+        run_before = prog_runtime(leg.prog_fd) if leg.prog_fd is not None else (0, 0)
         rx_before, ksoft_before, ticks_before = rx_packets(lab), ksoftirqd_ns(), softirq_ticks()
         burst = blast(lab, config_path, count)
-        handled = lost = 0
-        if isinstance(program, Program):
-            wait_until(
-                lambda: _processed(program, before_counts) >= count, 30.0, f"{mode} to process {count} frames"
-            )
-            child.proc.send_signal(signal.SIGTERM)  # the consumer drains what is left, then exits
-        if child is not None:
-            wait_until(child.poll, 60.0, f"{mode} to finish")
-            stats = stats_of(child)
-            handled = stats["requests"]
-            lost = stats["drops"]
-        if isinstance(program, Program):
-            lost = program.counters()[Counter.EVENTS_LOST] - before_counts[Counter.EVENTS_LOST]
-        run_after = prog_runtime(fd) if xdp else (0, 0)
+        handled = lost = process_after = 0
+        if leg.logger:
+            # Until the program itself has seen every frame (the veth counts a frame received before
+            # generic XDP runs it) and the consumer has written every event: xhdr log's exit is not counted.
+            finished = leg.logger.finish(counts_before, packets=count)
+            handled, lost, process_after = finished.lines, finished.events_lost, finished.cpu_ns
+        elif leg.child:  # a baseline: it stops by itself after ``count`` packets
+            wait_until(leg.child.poll, 60.0, f"{mode} to finish")
+            stats = stats_of(leg.child)
+            handled, lost, process_after = stats["requests"], stats["drops"], leg.child.cpu_ns
+        run_after = prog_runtime(leg.prog_fd) if leg.prog_fd is not None else (0, 0)
         received = rx_packets(lab) - rx_before
         kernel_ns = burst.sender_cpu_ns + ksoftirqd_ns() - ksoft_before
         ticks = softirq_ticks() - ticks_before
@@ -284,19 +262,56 @@ def measure(
         lost=lost,
         seconds=burst.seconds,
         kernel_ns=kernel_ns,
-        process_ns=child.cpu_ns if child else 0,
+        process_ns=process_after - process_before,
         prog_ns=(run_after[0] - run_before[0]) / runs if runs else 0.0,
         softirq_ticks=ticks,
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Leg:
+    """What one mode has in place for a burst: the XDP program bpf_stats times, and the process charged
+    with the logging or capturing (xhdr log with its consumer, or a baseline)."""
+
+    prog_fd: int | None = None
+    logger: Logger | None = None
+    child: Child | None = None
+
+    @property
+    def pid(self) -> int | None:
+        process = self.logger.proc if self.logger else self.child.proc if self.child else None
+        return process.pid if process else None
+
+
+def set_up(
+    lab: Lab,
+    mode: str,
+    count: int,
+    empty_fd: int,
+    config: ExtractorConfig,
+    key: bytes,
+    stack: contextlib.ExitStack,
+) -> Leg:
+    """Puts ``mode`` in place on the gateway's end, ready for ``count`` frames; ``stack`` takes it away."""
+    kind, _, xdp = mode.partition("-")
+    if kind == "extractor":
+        logger = stack.enter_context(running_logger(lab, XDP_MODES[xdp]))
+        return Leg(prog_fd=logger.prog_fd, logger=logger)
+    if kind == "empty":
+        attach_xdp(empty_fd, lab.gateway.ifname, XDP_MODES[xdp], lab.gateway.netns)
+        stack.callback(detach_xdp, lab.gateway.ifname, XDP_MODES[xdp], lab.gateway.netns)
+        return Leg(prog_fd=empty_fd)
+    if kind in BASELINES:
+        command = CaptureCommand(kind, config, key, max_packets=count, max_seconds=120.0)
+        child = start(lab, lab.gateway.netns, command.argv(lab.gateway.ifname), kind)
+        wait_until(lambda: _ready(child, mode), 20.0, f"{mode} to be ready")
+        return Leg(child=child)
+    return Leg()
+
+
 def _ready(child: Child, what: str) -> bool:
     child.alive_or_fail(what)
     return "ready" in child.stderr()
-
-
-def _processed(program: Program, before: dict[Counter, int]) -> int:
-    return program.counters()[Counter.PACKETS] - before[Counter.PACKETS]
 
 
 # --- the suite -----------------------------------------------------------------------------------------------
@@ -316,25 +331,24 @@ MODES = (
 def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     """Benchmark 3; writes reports/out/bench/lab_throughput.json and returns its path.
 
-    quick: 1 round of 100,000 frames per mode (about 20 s); full: 3 rounds of 1,000,000 (about 2-3 min).
+    quick: 1 round of 100,000 frames per mode (about 30 s); full: 3 rounds of 1,000,000 (about 3-4 min).
+    Each extractor leg waits for xhdr log to compile the extractor (5-20 s) before its burst.
     """
     rounds, count = (1, 100_000) if quick else (3, 1_000_000)
     config, key = ExtractorConfig(), os.urandom(16)
     samples: dict[str, list[Sample]] = {mode: [] for mode in MODES}
-    progress(f"{SUITE}: compiling the extractor")
-    with empty_program_fd() as empty_fd, Program(config, key=key) as extractor, Lab() as lab, bpf_stats():
-        programs: dict[str, Program | int] = {"extractor": extractor, "empty": empty_fd}
+    with empty_program_fd() as empty_fd, Lab() as lab, bpf_stats():
         config_path = trafgen_config(lab, standard_frame())
         for round_number in range(rounds):
             for mode in MODES:
                 progress(f"{SUITE}: round {round_number + 1}/{rounds}, {mode}, {count:,} frames")
-                samples[mode].append(measure(lab, config_path, mode, count, programs, config, key))
+                samples[mode].append(measure(lab, config_path, mode, count, empty_fd, config, key))
     rows = summarise(samples, count, rounds)
     return write_results(SUITE, rows, config)
 
 
 def summarise(samples: dict[str, list[Sample]], count: int, rounds: int) -> list[Row]:
-    """Medians per mode, then the decomposition: hook, program, consumer, baseline costs per packet."""
+    """Medians per mode, then the decomposition: hook, program, logger, baseline costs per packet."""
     rows: list[Row] = []
     params = {"frames": count, "rounds": rounds, "frame_bytes": len(standard_frame())}
     kernel: dict[str, float] = {}
@@ -365,7 +379,7 @@ def summarise(samples: dict[str, list[Sample]], count: int, rounds: int) -> list
         rows += [
             Row("extractor", "hook_cost_ns", hook, "ns", p),
             Row("extractor", "program_cost_ns", program, "ns", p),
-            Row("extractor", "consumer_cost_ns", process[f"extractor-{xdp}"], "ns", p),
+            Row("extractor", "logger_cost_ns", process[f"extractor-{xdp}"], "ns", p),
             Row("extractor", "cpu_ns_per_logged_request", total, "ns", p),
         ]
     for baseline in BASELINES:

@@ -49,6 +49,48 @@ _TABLE = (
     Metric(
         "requests_per_second", "requests per second", "req/s", "higher", "wrk's completed requests per second"
     ),
+    Metric(
+        "logger_cost_ns",
+        "logger CPU ns per request",
+        "ns",
+        "lower",
+        "xhdr log and its consumer, burst start to last line written, per line (lab)",
+    ),
+    Metric(
+        "softirq_cpu_ns_per_request",
+        "softirq CPU ns per request",
+        "ns",
+        "lower",
+        "/proc/stat softirq time (tick samples, all CPUs) per request wrk completed",
+    ),
+    Metric(
+        "logger_rss_bytes",
+        "logger resident memory",
+        "bytes",
+        "lower",
+        "RSS of xhdr log with its consumer, or of the capture",
+    ),
+    Metric(
+        "events_per_second",
+        "consumer events per second",
+        "events/s",
+        "higher",
+        "events one consumer clears from a full ring into lines on a file, per second of wall time",
+    ),
+    Metric(
+        "cpu_ns_per_event",
+        "consumer CPU ns per event",
+        "ns",
+        "lower",
+        "the consumer's CPU time (rusage, start-up excluded) per event written",
+    ),
+    Metric(
+        "events_written",
+        "events written",
+        "events",
+        "higher",
+        "lines the consumer wrote: all the events produced (params) unless some were lost",
+    ),
 )
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _TABLE}
 

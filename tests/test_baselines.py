@@ -19,16 +19,14 @@ import subprocess
 
 import pytest
 
-from bench.baselines import BASELINES, CaptureCommand, c_parse, consumer_argv, event_line
+from bench.baselines import BASELINES, CaptureCommand, c_parse, event_line
 from bench.baselines.pycapture import httptools_events
 from harness.config import ExtractorConfig, HeaderMode, HeaderRule
 from harness.corpus import load_corpus
 from harness.counters import Counter
 from harness.driver import with_openings
 from harness.event import EventFlag, HeaderEvent, SlotFlag
-from harness.program import Program
 from harness.reference import Expected, FlowTracker, extract
-from harness.testrun import test_run
 from harness.wait import wait_until
 from netns.lab import Lab
 
@@ -55,13 +53,7 @@ NOT_WELL_FORMED = (
     | EventFlag.SCAN_LIMIT
 )
 CORPUS = load_corpus()
-FRAMES = [frame for case in CORPUS for frame in case.frames]
 SENT, _ = with_openings([case.frames for case in CORPUS])  # every case's flow after its opening SYN
-
-
-def reference_lines(frames: list[bytes], config: ExtractorConfig) -> list[str]:
-    """Each frame read on its own, as the first segment of its flow (``reference.extract``)."""
-    return [event_line(event) for frame in frames for event in extract(frame, config, KEY).events]
 
 
 def tracked(frames: list[bytes], config: ExtractorConfig) -> list[Expected]:
@@ -166,22 +158,3 @@ def _logged(lab: Lab, proc: subprocess.Popen[bytes], baseline: str, count: int) 
 
 def _lines(lab: Lab, proc: subprocess.Popen[bytes]) -> list[str]:
     return lab.output_of(proc)[0].decode().splitlines()
-
-
-@pytest.mark.kernel
-def test_c_event_consumer_writes_the_reference_lines_from_the_extractors_ring_buffer() -> None:
-    """The consumer that bench/lab_throughput.py charges to the extractor reads every event, field for field."""
-    config = ExtractorConfig()
-    expected = reference_lines(FRAMES, config)
-    with Program(config, key=KEY) as program:
-        map_fd = program.bpf[b"events"].map_fd
-        argv = consumer_argv(config, map_fd, quiet=False, max_events=len(expected), max_seconds=30.0)
-        with subprocess.Popen(
-            argv, pass_fds=[map_fd], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        ) as proc:
-            sent, _ = with_openings([[frame] for frame in FRAMES])  # each frame read as extract() reads it
-            for frame in sent:
-                test_run(program.fd, frame)
-            out, err = proc.communicate(timeout=40)
-    assert proc.returncode == 0, err.decode()
-    assert out.decode().splitlines() == expected

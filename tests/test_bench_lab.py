@@ -1,9 +1,9 @@
 """The lab benchmarks' plumbing counts what it claims to count (short runs; the figures are not judged).
 
 A throughput or logging figure is only as good as its bookkeeping: every frame trafgen sends must reach the
-gateway, and every one must end up either handled or counted as lost, for the extractor (events plus
-events_lost) as for the C baseline (requests plus socket drops). For real HTTP, nginx's own access log must
-hold every request wrk completed.
+gateway, and every one must end up either handled or counted as lost, for the extractor (the lines
+``xhdr log`` wrote plus its events_lost) as for the C baseline (requests plus socket drops). For real HTTP,
+nginx's own access log must hold every request wrk completed.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from bench import http_nginx
 from bench.lab_throughput import bpf_stats, measure, standard_frame, trafgen_config
 from harness.config import ExtractorConfig
-from harness.program import Program
+from harness.cost import empty_program_fd
 from netns.lab import Lab
 
 FRAMES = 20_000
@@ -25,10 +25,10 @@ FRAMES = 20_000
 @pytest.mark.kernel
 def test_every_frame_is_received_and_either_handled_or_counted_lost(lab: Lab) -> None:
     config, key = ExtractorConfig(), os.urandom(16)
-    with Program(config, key=key) as program, bpf_stats():
+    with empty_program_fd() as empty_fd, bpf_stats():
         path = trafgen_config(lab, standard_frame())
         for mode in ("none", "extractor-native", "c_tpacket_v3"):
-            sample = measure(lab, path, mode, FRAMES, {"extractor": program}, config, key)
+            sample = measure(lab, path, mode, FRAMES, empty_fd, config, key)
             assert sample.received == FRAMES, mode
             assert sample.kernel_ns > 0 and sample.pps > 0, mode
             if mode != "none":
@@ -40,8 +40,8 @@ def test_every_frame_is_received_and_either_handled_or_counted_lost(lab: Lab) ->
 
 @pytest.mark.lab
 def test_nginx_access_log_holds_every_request_wrk_completed(lab: Lab) -> None:
-    with Program() as program:
-        figures = http_nginx.measure(lab, "nginx_access_log", 1, program, ExtractorConfig())
+    with empty_program_fd() as empty_fd:
+        figures = http_nginx.measure(lab, "nginx_access_log", 1, ExtractorConfig(), empty_fd)
     assert figures["requests"] > 0 and figures["requests_per_second"] > 0
     assert figures["requests"] <= figures["logged"] <= figures["requests"] + http_nginx.CONNECTIONS
     assert figures["latency_p50_us"] <= figures["latency_p99_us"]

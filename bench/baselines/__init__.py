@@ -44,13 +44,13 @@ def cache_dir() -> Path:
     return base / "baselines"
 
 
-def build_capture(config: ExtractorConfig | None = None) -> Path:
-    """Compiles capture.c once per source version and limits (a hash names the binary); returns its path.
+def build_capture() -> Path:
+    """Compiles capture.c once per source version (a hash names the binary); returns its path.
 
-    The limits matter only to the ring-buffer consumer mode, whose struct xhdr_event (bpf/xhdr_event.h)
-    is sized by them exactly as the extractor's is.
+    The limits are options (config_args), so one binary serves every configuration; bpf/xhdr_event.h
+    gives it the extractor's flag, mode and counter values.
     """
-    flags = [*CFLAGS, "-DXHDR_EVENTS", f"-I{BPF_DIR}", *(config or ExtractorConfig()).compile_flags()]
+    flags = [*CFLAGS, f"-I{BPF_DIR}"]
     digest = hashlib.sha256(
         SOURCE.read_bytes() + (BPF_DIR / "xhdr_event.h").read_bytes() + " ".join(flags).encode()
     ).hexdigest()[:16]
@@ -156,7 +156,7 @@ class CaptureCommand:
     def argv(self, ifname: str) -> list[str]:
         limits = ["-c", str(self.max_packets), "-t", str(self.max_seconds)]
         if self.baseline == "c_tpacket_v3":
-            args = [str(build_capture(self.config)), *config_args(self.config, self.key), *limits]
+            args = [str(build_capture()), *config_args(self.config, self.key), *limits]
             args += ["-f", filter_text(socket_filter(self.config.ports))]
             return [*args, *(["-q"] if self.quiet else []), "ring", ifname]
         if self.baseline in PYTHON_PARSERS:
@@ -220,7 +220,7 @@ def c_parse(frames: list[bytes], config: ExtractorConfig, key: bytes) -> tuple[l
     with tempfile.TemporaryDirectory(prefix="xhdr-cache-frames-") as scratch:
         path = write_frames(Path(scratch) / "frames.bin", frames)
         done = subprocess.run(
-            [str(build_capture(config)), *config_args(config, key), "file", str(path)],
+            [str(build_capture()), *config_args(config, key), "file", str(path)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -254,27 +254,10 @@ def c_parse_ns(frame: bytes, config: ExtractorConfig, key: bytes, repeat: int) -
     with tempfile.TemporaryDirectory(prefix="xhdr-cache-frames-") as scratch:
         path = write_frames(Path(scratch) / "frame.bin", [frame])
         done = subprocess.run(
-            [str(build_capture(config)), *config_args(config, key), "bench", str(path), str(repeat)],
+            [str(build_capture()), *config_args(config, key), "bench", str(path), str(repeat)],
             capture_output=True,
             text=True,
             timeout=120,
             check=True,
         )
     return float(done.stdout.split()[0])
-
-
-def consumer_argv(
-    config: ExtractorConfig, map_fd: int, *, quiet: bool, max_events: int, max_seconds: float
-) -> list[str]:
-    """capture.c reading the extractor's ring buffer (descriptor ``map_fd``, to be passed to the child)."""
-    limits = ["-c", str(max_events), "-t", str(max_seconds), *(["-q"] if quiet else [])]
-    ring_bytes = str(config.ringbuf_pages * 4096)
-    return [
-        str(build_capture(config)),
-        *config_args(config, bytes(16)),
-        *limits,
-        "-B",
-        ring_bytes,
-        "ringbuf",
-        str(map_fd),
-    ]

@@ -16,15 +16,11 @@
  *   capture [options] ring IFNAME   capture until SIGINT/SIGTERM, -c packets or -t seconds
  *   capture [options] file PATH     parse frames stored as (u32 length, bytes) records, in order
  *   capture [options] bench PATH N  parse the first frame of PATH N times, print ns per parse
- *   capture [options] ringbuf FD    consume the extractor's events from its BPF ring buffer map
- *                                   (inherited descriptor FD, -B data bytes) and write the same lines
  * Options: -p PORT (repeatable), -H NAME=MODE (value|hash|auth|presence, repeatable, in slot
  * order), -k KEYHEX (16 bytes), -L max_header_lines, -V max_value_len, -T max_target_len,
  * -S max_scan_bytes, -R max_requests, -G max_request_segments, -F max_flows, -c PACKETS,
- * -t SECONDS, -f FILTER (tcpdump -ddd text), -q (count requests, print nothing per request),
- * -B ring buffer bytes.
- * -c stops once packets seen plus packets dropped reach the count (events, in ringbuf mode).
- * ringbuf mode needs -DXHDR_EVENTS and the extractor's -D limits, so struct xhdr_event matches.
+ * -t SECONDS, -f FILTER (tcpdump -ddd text), -q (count requests, print nothing per request).
+ * -c stops once packets seen plus packets dropped reach the count.
  * On exit (ring and file modes) it prints "stats packets=N requests=N drops=N" on stderr, followed
  * by every counter of docs/EXTRACTION.md as " name=N" (the extractor's counters, summed over the
  * frames; events_lost stays 0); "ready" once the ring is bound.
@@ -43,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -1168,107 +1163,6 @@ static int capture(const char *ifname, const char *filter, unsigned long long ma
 	return 0;
 }
 
-/* --- Event consumer: the extractor's ring buffer, read the way libbpf reads it ---------------- */
-
-#ifdef XHDR_EVENTS
-
-#define RINGBUF_BUSY (1U << 31)
-#define RINGBUF_DISCARD (1U << 30)
-#define RINGBUF_HDR 8
-
-static void print_record(const struct xhdr_event *e)
-{
-	struct request req = { 0 };
-	struct flow flow = { 0 };
-	int i;
-
-	flow.family = e->family;
-	memcpy(flow.saddr, e->saddr, 16);
-	memcpy(flow.daddr, e->daddr, 16);
-	flow.sport = e->sport;
-	flow.dport = e->dport;
-	flow.vlan_count = e->vlan_count;
-	memcpy(flow.vlan_ids, e->vlan_ids, sizeof(flow.vlan_ids));
-	req.method = e->method;
-	req.method_len = e->method_len;
-	req.target = e->data;
-	req.target_seen = e->target_length;
-	req.version = e->version;
-	req.flags = e->flags & ~(XHDR_F_TARGET_TRUNCATED | XHDR_F_LINE_CUT);
-	req.line_cut = !!(e->flags & XHDR_F_LINE_CUT);
-	req.header_lines = e->header_lines;
-	for (i = 0; i < cfg.nrules; i++) {
-		req.slots[i].flags = e->slots[i].flags;
-		req.slots[i].length = e->slots[i].length;
-		req.slots[i].hash = e->slots[i].hash;
-		req.slots[i].value_len = e->slots[i].value_len;
-		memcpy(req.slots[i].value, e->data + e->slots[i].value_off, e->slots[i].value_len);
-	}
-	print_event(stdout, &flow, &req, e->request_index, 0);
-}
-
-/* Everything between the consumer and producer positions; returns how many events were read. */
-static unsigned long long drain(volatile unsigned long *consumer, const unsigned long *producer,
-				const uint8_t *data, unsigned long mask)
-{
-	unsigned long cons = *consumer, prod = __atomic_load_n(producer, __ATOMIC_ACQUIRE);
-	unsigned long long count = 0;
-
-	while (cons < prod) {
-		const uint8_t *hdr = data + (cons & mask);
-		uint32_t len = __atomic_load_n((const uint32_t *)hdr, __ATOMIC_ACQUIRE);
-
-		if (len & RINGBUF_BUSY)
-			break;
-		cons += ((len & ~(RINGBUF_BUSY | RINGBUF_DISCARD)) + RINGBUF_HDR + 7) & ~7UL;
-		if (!(len & RINGBUF_DISCARD)) {
-			count++;
-			if (!quiet)
-				print_record((const struct xhdr_event *)(hdr + RINGBUF_HDR));
-		}
-		__atomic_store_n(consumer, cons, __ATOMIC_RELEASE);
-		prod = __atomic_load_n(producer, __ATOMIC_ACQUIRE);
-	}
-	return count;
-}
-
-static int consume(int fd, unsigned long size, unsigned long long max_events, double seconds)
-{
-	long page = sysconf(_SC_PAGESIZE);
-	struct epoll_event ev = { .events = EPOLLIN }, out;
-	struct timespec t0, now;
-	volatile unsigned long *consumer;
-	const unsigned long *producer;
-	int ep = epoll_create1(0);
-	uint8_t *ro;
-
-	consumer = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	ro = mmap(NULL, page + 2 * size, PROT_READ, MAP_SHARED, fd, page);
-	if (consumer == MAP_FAILED || ro == MAP_FAILED || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev)) {
-		fprintf(stderr, "capture: ring buffer fd %d: %s\n", fd, strerror(errno));
-		return 1;
-	}
-	producer = (const unsigned long *)ro;
-	fprintf(stderr, "ready\n");
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!stop && (!max_events || counts[XHDR_C_EVENTS] < max_events)) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (seconds > 0 && now.tv_sec - t0.tv_sec + (now.tv_nsec - t0.tv_nsec) / 1e9 > seconds)
-			break;
-		counts[XHDR_C_EVENTS] += drain(consumer, producer, ro + page, size - 1);
-		if (!quiet)
-			fflush(stdout);
-		epoll_wait(ep, &out, 1, 100);
-	}
-	/* what came before the stop */
-	counts[XHDR_C_EVENTS] += drain(consumer, producer, ro + page, size - 1);
-	fflush(stdout);
-	fprintf(stderr, "stats packets=%llu requests=%llu drops=0\n", counts[XHDR_C_EVENTS],
-		counts[XHDR_C_EVENTS]);
-	return 0;
-}
-#endif
-
 /* --- Offline modes ------------------------------------------------------------------------------ */
 
 static int read_frame(FILE *in, uint8_t *frame, size_t *len)
@@ -1371,13 +1265,12 @@ static void tables(void)
 int main(int argc, char **argv)
 {
 	unsigned long long max_packets = 0;
-	unsigned long ring_bytes = 0;
 	const char *filter = NULL;
 	double seconds = 0;
 	int opt;
 
 	tables();
-	while ((opt = getopt(argc, argv, "p:H:k:L:V:T:S:R:G:F:c:t:f:qB:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:H:k:L:V:T:S:R:G:F:c:t:f:q")) != -1) {
 		switch (opt) {
 		case 'p':
 			if (cfg.nports == MAX_PORTS)
@@ -1408,7 +1301,6 @@ int main(int argc, char **argv)
 		case 't': seconds = atof(optarg); break;
 		case 'f': filter = optarg; break;
 		case 'q': quiet = 1; break;
-		case 'B': ring_bytes = strtoul(optarg, NULL, 10); break;
 		default:
 			return 2;
 		}
@@ -1428,10 +1320,6 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	if (optind + 2 == argc && !strcmp(argv[optind], "ring"))
 		return capture(argv[optind + 1], filter, max_packets, seconds);
-#ifdef XHDR_EVENTS
-	if (optind + 2 == argc && !strcmp(argv[optind], "ringbuf") && ring_bytes)
-		return consume(atoi(argv[optind + 1]), ring_bytes, max_packets, seconds);
-#endif
 	if (optind + 2 == argc && !strcmp(argv[optind], "file"))
 		return from_file(argv[optind + 1], 0);
 	if (optind + 3 == argc && !strcmp(argv[optind], "bench"))

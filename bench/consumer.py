@@ -1,0 +1,202 @@
+"""Benchmark 5: the events per second one core of ``xhdr log``'s consumer clears from a full ring buffer into
+lines on a file, JSON and text.
+
+The consumer is the binary ``xhdr log`` runs, started with the command line it builds
+(``harness.consumer.consumer_argv``), on a real extractor's ring buffer. Each cycle starts a consumer on a
+new output file and stops it (SIGSTOP) once it is ready, fills the ring with BPF_PROG_TEST_RUN of the
+standard request (a SYN with data, so every run logs an event) up to the last record that fits, then
+continues it (SIGCONT): it has a full ring to clear and nothing producing meanwhile. It is started with
+``--count`` set to the events in the ring, so it exits after writing the last one and the end is its exit,
+seen through a pidfd the moment it happens; no polling, no reader competing for the output file.
+
+Figures per cycle, medians over cycles: events per second (events over the wall time from SIGCONT to the
+exit) and CPU ns per event (its rusage at exit less its CPU time while stopped, so its start-up is left
+out). The ring is the largest a configuration allows, so a cycle lasts long enough (about 45,000 events)
+for its start and end to be small beside it. The machine's other work shows mostly in the wall figure,
+less in the CPU one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from bench import kernel_cost
+from bench.results import Row, write_results
+from bench.xhdr_log import LineCounter, process_cpu_ns
+from harness.config import ExtractorConfig
+from harness.consumer import RING_PAGE_BYTES, consumer_argv
+from harness.counters import Counter, Counts, counts_difference
+from harness.log_command import await_ready
+from harness.program import Program
+from harness.testrun import test_run
+from harness.wait import wait_until
+
+SUITE = "consumer"
+FORMATS = {"json": True, "text": False}
+RING_PAGES = 4096  # the largest ring ExtractorConfig allows: 16 MiB
+RINGBUF_HDR_BYTES = 8  # the kernel's header before each record
+TARGET_EVENTS_PER_SECOND = 300_000  # issue 11: JSON lines on a file, one core
+DRAIN_DEADLINE_S = 60.0
+
+
+def ring_capacity(program: Program, frame: bytes) -> int:
+    """How many events of ``frame`` the empty ring holds: the kernel takes a record only while the data
+    it holds stays below the ring's size, each record padded to 8 bytes after its header.
+
+    The record's length is read from one event taken here, before any consumer runs.
+    """
+    program.keep_records = True
+    test_run(program.fd, frame)
+    program.take_events()
+    [record] = program.take_records()
+    program.keep_records = False
+    footprint = (len(record) + RINGBUF_HDR_BYTES + 7) // 8 * 8
+    return (program.config.ringbuf_pages * RING_PAGE_BYTES - 1) // footprint
+
+
+@contextlib.contextmanager
+def stopped_consumer(
+    program: Program, *, json: bool, count: int, output: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A consumer started on the program's ring and stopped (SIGSTOP) once ready; killed if left running."""
+    ring_fd = program.bpf[b"events"].map_fd
+    argv = consumer_argv(program.config, ring_fd, json=json, count=count, output=output)
+    proc = subprocess.Popen(argv, pass_fds=(ring_fd,), stderr=subprocess.PIPE)
+    try:
+        await_ready(proc)
+        proc.send_signal(signal.SIGSTOP)
+        wait_until(lambda: _state(proc.pid) == "T", 10.0, "the consumer to stop")
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def _state(pid: int) -> str:
+    """The process state letter of /proc/PID/stat (R, S, T...)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def fill(program: Program, frame: bytes, events: int) -> Counts:
+    """Runs the program ``events`` times on ``frame``; the counters it moved. Each run logs one event."""
+    before = program.counters()
+    test_run(program.fd, frame, events)
+    moved = counts_difference(program.counters(), before)
+    if moved[Counter.EVENTS] != events:
+        raise RuntimeError(
+            f"the ring took {moved[Counter.EVENTS]} of {events} events ({moved[Counter.EVENTS_LOST]} lost): "
+            "ring_capacity() no longer matches the records"
+        )
+    return moved
+
+
+def drain(proc: subprocess.Popen[bytes]) -> tuple[float, int]:
+    """Continues the stopped consumer and waits for its exit; (seconds, CPU ns) from SIGCONT to the exit."""
+    cpu_before = process_cpu_ns(proc.pid)
+    pidfd = os.pidfd_open(proc.pid)
+    try:
+        started = time.monotonic()
+        proc.send_signal(signal.SIGCONT)
+        exited = select.select([pidfd], [], [], DRAIN_DEADLINE_S)[0]
+        seconds = time.monotonic() - started
+    finally:
+        os.close(pidfd)
+    if not exited:
+        raise TimeoutError(f"the consumer did not clear the ring within {DRAIN_DEADLINE_S:.0f} s")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.stderr is not None
+    said = proc.stderr.read().decode(errors="replace").strip()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the consumer exited {proc.returncode}: {said}")
+    return seconds, int((usage.ru_utime + usage.ru_stime) * 1e9) - cpu_before
+
+
+def cycle(program: Program, frame: bytes, events: int, *, json: bool, output: Path) -> dict[str, float]:
+    """One full ring cleared by a new consumer into ``output``: events produced, written, and their cost."""
+    with stopped_consumer(program, json=json, count=events, output=output) as proc:
+        moved = fill(program, frame, events)
+        seconds, cpu_ns = drain(proc)
+    written = LineCounter(output).count()
+    output.unlink()
+    return {
+        "events_produced": moved[Counter.EVENTS],
+        "events_lost": moved[Counter.EVENTS_LOST],
+        "events_written": written,
+        "events_per_second": events / seconds,
+        "cpu_ns_per_event": cpu_ns / events,
+    }
+
+
+def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
+    """Benchmark 5; writes reports/out/bench/consumer.json and returns its path.
+
+    quick: 5 cycles per format (a few seconds after the compile); full: 30 cycles per format.
+    """
+    cycles = 5 if quick else 30
+    config, frame = ExtractorConfig(ringbuf_pages=RING_PAGES), kernel_cost.standard_frame()
+    taken: dict[str, list[dict[str, float]]] = {name: [] for name in FORMATS}
+    progress(f"{SUITE}: compiling the extractor")
+    with Program(config) as program, tempfile.TemporaryDirectory(prefix="xhdr-bench-consumer-") as scratch:
+        events = ring_capacity(program, frame)
+        for number in range(cycles):
+            for name, json in FORMATS.items():  # interleaved: drift on the machine hits both alike
+                progress(f"{SUITE}: cycle {number + 1}/{cycles}, {name}, {events:,} events")
+                output = Path(scratch) / f"events.{name}"
+                taken[name].append(cycle(program, frame, events, json=json, output=output))
+    rows = summarise(taken, events, config, len(frame))
+    for name in FORMATS:
+        figures = {row.metric: row.value for row in rows if row.params["format"] == name}
+        target = f" (target: at least {TARGET_EVENTS_PER_SECOND:,})" if name == "json" else ""
+        progress(
+            f"{SUITE}: {name}: {figures['events_per_second']:,.0f} events/s{target}, "
+            f"{figures['cpu_ns_per_event']:.0f} CPU ns per event"
+        )
+    return write_results(SUITE, rows, config)
+
+
+def summarise(
+    taken: dict[str, list[dict[str, float]]], events: int, config: ExtractorConfig, frame_bytes: int
+) -> list[Row]:
+    """Per format: rates as medians over cycles, events written and lost as totals; the events produced
+    (the workload, counted by the extractor) go in the parameters, as lab_throughput's frames do."""
+    rows: list[Row] = []
+    for name, figures in taken.items():
+        params = {
+            "format": name,
+            "output": "file",
+            "cycles": len(figures),
+            "events_per_cycle": events,
+            "events_produced": sum(f["events_produced"] for f in figures),
+            "ring_bytes": config.ringbuf_pages * RING_PAGE_BYTES,
+            "frame_bytes": frame_bytes,
+        }
+        rows += [
+            Row("consumer", "events_per_second", _median(figures, "events_per_second"), "events/s", params),
+            Row("consumer", "cpu_ns_per_event", _median(figures, "cpu_ns_per_event"), "ns", params),
+            Row("consumer", "events_written", sum(f["events_written"] for f in figures), "events", params),
+            Row("consumer", "events_lost", sum(f["events_lost"] for f in figures), "events", params),
+        ]
+    return rows
+
+
+def _median(figures: list[dict[str, float]], metric: str) -> float:
+    return statistics.median(f[metric] for f in figures)
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(run(quick="--quick" in sys.argv))

@@ -1,0 +1,256 @@
+"""``xhdr log`` as the benchmarks run it: the command users run, watched from outside.
+
+The lab suites start it as a subprocess and read what they need of it without its help: the program it
+attached (found by id on the interface, so bpf_stats can time it), the extractor's counters (the program's
+``counters`` map, found through the program), the lines in its output file, and the CPU time of it and its
+consumer (the kernel's CPU-time clocks).
+
+Its CPU time is read once its consumer has written every event the program logged, before it is stopped:
+its exit (detach, BCC's clean-up, the interpreter's) costs a few hundred milliseconds, as much as the
+consumer spends on 100,000 events, and is paid once per run, not per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from harness.counters import Counter, Counts
+from harness.testrun import libbpf
+from harness.wait import wait_until
+from harness.xdp import XdpMode, attached_mode
+from netns.lab import Lab
+
+# The console script next to the running interpreter (tests/test_cli_log.py says why not ``python -m``).
+XHDR = Path(sys.executable).parent / "xhdr"
+ATTACHED = {XdpMode.NATIVE: "xdp", XdpMode.GENERIC: "xdpgeneric"}  # what the kernel then reports
+ATTACH_DEADLINE_S = 120.0  # xhdr log compiles the extractor first: many seconds on a busy machine
+DRAIN_DEADLINE_S = 30.0
+EXIT_DEADLINE_S = 60.0
+COUNTERS_MAP = b"counters"
+CPUCLOCK_SCHED = 2  # the kernel's CPU-time clock ids: (~pid << 3) | CPUCLOCK_SCHED is a whole process's
+
+
+# --- CPU time of live processes -------------------------------------------------------------------
+
+
+def process_cpu_ns(pid: int) -> int:
+    """CPU time (ns) a live process has used so far, all its threads, not its children.
+
+    The process's CPU-time clock (clock_getcpuclockid) is exact to the nanosecond where /proc/PID/stat
+    counts in 10 ms ticks, which is as much as a quick run's whole consumer figure.
+    """
+    return time.clock_gettime_ns(((~pid) << 3) | CPUCLOCK_SCHED)
+
+
+def children(pid: int) -> list[int]:
+    """The live children of a process, whichever of its threads started them."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(child) for task in tasks for child in (task / "children").read_text().split()]
+
+
+def tree_cpu_ns(pid: int) -> int:
+    """CPU time of a live process and of its live descendants (xhdr log and its consumer)."""
+    return process_cpu_ns(pid) + sum(tree_cpu_ns(child) for child in children(pid))
+
+
+# --- a program and a map another process loaded -----------------------------------------------------
+
+
+class _ProgMaps(ctypes.Structure):
+    """The head of struct bpf_prog_info up to map_ids (linux/bpf.h): the maps a program uses."""
+
+    _fields_ = [("head", ctypes.c_uint8 * 52), ("nr_map_ids", ctypes.c_uint32), ("map_ids", ctypes.c_uint64)]
+
+
+class _MapInfo(ctypes.Structure):
+    """The head of struct bpf_map_info up to its name (linux/bpf.h)."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
+def _object_info(fd: int, info: ctypes.Structure) -> None:
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    if libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) != 0:
+        raise OSError(ctypes.get_errno(), "bpf_obj_get_info_by_fd failed")
+
+
+def _fd_by_id(function: str, object_id: int) -> int:
+    """A descriptor of our own for a program or map by id (``bpf_prog_get_fd_by_id``...); the caller
+    closes it. It keeps the object readable after the process that loaded it exits."""
+    call = getattr(libbpf(), function)
+    call.argtypes = [ctypes.c_uint32]
+    call.restype = ctypes.c_int
+    fd = call(object_id)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), f"{function}({object_id}) failed")
+    return fd
+
+
+def attached_prog_id(lab: Lab) -> int:
+    """The id of the XDP program attached to the gateway's end (0 if none)."""
+    with IPRoute(netns=lab.gateway.netns, flags=0) as ipr:
+        xdp = ipr.get_links(lab.gateway.ifindex)[0].get_attr("IFLA_XDP")
+        return (xdp.get_attr("IFLA_XDP_PROG_ID") or 0) if xdp else 0
+
+
+def map_fd_named(prog_fd: int, name: bytes) -> int:
+    """A descriptor for the map called ``name`` that the program uses."""
+    ids = (ctypes.c_uint32 * 64)()
+    query = _ProgMaps(nr_map_ids=len(ids), map_ids=ctypes.addressof(ids))
+    _object_info(prog_fd, query)
+    for map_id in ids[: min(query.nr_map_ids, len(ids))]:
+        fd = _fd_by_id("bpf_map_get_fd_by_id", map_id)
+        info = _MapInfo()
+        _object_info(fd, info)
+        if info.name == name:
+            return fd
+        os.close(fd)
+    raise LookupError(f"the attached program has no map named {name.decode()}")
+
+
+def per_cpu_counters(map_fd: int) -> Counts:
+    """The extractor's counters, summed over CPUs, from its per-CPU ``counters`` map (one entry)."""
+    info = _MapInfo()
+    _object_info(map_fd, info)
+    library = libbpf()
+    cpus = library.libbpf_num_possible_cpus()
+    per_cpu = info.value_size // 8  # the kernel rounds each CPU's value to 8 bytes; this one is u64s
+    values = (ctypes.c_uint64 * (per_cpu * cpus))()
+    key = ctypes.c_uint32(0)
+    if library.bpf_map_lookup_elem(map_fd, ctypes.byref(key), values) != 0:
+        raise OSError(ctypes.get_errno(), "cannot read the counters map")
+    return {counter: sum(values[cpu * per_cpu + counter] for cpu in range(cpus)) for counter in Counter}
+
+
+# --- xhdr log -----------------------------------------------------------------------------------------------
+
+
+class LineCounter:
+    """Counts the lines of a growing file, reading only what was appended since the last count."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.lines = 0
+
+    def count(self) -> int:
+        with open(self.path, "rb") as file:
+            file.seek(self.offset)
+            for chunk in iter(lambda: file.read(1 << 20), b""):
+                self.lines += chunk.count(b"\n")
+                self.offset += len(chunk)
+        return self.lines
+
+
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    """What a logging run did, taken once every event was written (for xhdr log: before its exit)."""
+
+    lines: int  # in the output file
+    events_lost: int  # the extractor's counter since the ``before`` reading (a capture: socket drops)
+    cpu_ns: int  # of the logging process and its consumer since they started
+
+
+@dataclasses.dataclass(frozen=True)
+class Logger:
+    """A running ``xhdr log --json --output FILE`` attached to the gateway's end."""
+
+    proc: subprocess.Popen[bytes]
+    err_path: Path
+    output: LineCounter
+    prog_fd: int  # the program it attached, opened by id: its bpf_stats stay readable after it exits
+    counters_fd: int
+
+    def counters(self) -> Counts:
+        return per_cpu_counters(self.counters_fd)
+
+    def written(self, before: Counts, packets: int) -> bool:
+        """True once the program has run on ``packets`` frames since ``before`` and the output holds a
+        line for every event it logged (both count from this xhdr log's start)."""
+        counts = self.counters()
+        ran = counts[Counter.PACKETS] - before[Counter.PACKETS] >= packets
+        return ran and self.output.count() >= counts[Counter.EVENTS]
+
+    def finish(self, before: Counts, packets: int = 0) -> Finished:
+        """Waits until :meth:`written`, takes the figures, then stops it as users do (SIGTERM)."""
+        wait_until(lambda: self.written(before, packets), DRAIN_DEADLINE_S, "xhdr log to write every event")
+        finished = Finished(
+            lines=self.output.count(),
+            events_lost=self.counters()[Counter.EVENTS_LOST] - before[Counter.EVENTS_LOST],
+            cpu_ns=tree_cpu_ns(self.proc.pid),
+        )
+        self.proc.send_signal(signal.SIGTERM)  # it detaches, lets its consumer drain the ring and exits
+        wait_until(lambda: self.proc.poll() is not None, EXIT_DEADLINE_S, "xhdr log to exit")
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"xhdr log exited {self.proc.returncode}: {_last_line(self.err_path)}")
+        return finished
+
+
+@contextlib.contextmanager
+def running_logger(lab: Lab, mode: XdpMode) -> Iterator[Logger]:
+    """``xhdr log`` on the gateway's end, yielded once its program is attached (so its consumer runs: it
+    attaches only then); killed if still running at the end, its output removed (hundreds of megabytes)."""
+    assert lab.workdir is not None
+    name = f"xhdr-log-{time.monotonic_ns()}"
+    output, err_path = lab.workdir / f"{name}.jsonl", lab.workdir / f"{name}.err"
+    gateway = lab.gateway
+    argv = [str(XHDR), "log", "--iface", gateway.ifname, "--netns", gateway.netns, "--mode", mode.value]
+    argv += ["--json", "--output", str(output), "--stats-every", "0"]
+    with contextlib.ExitStack() as stack:
+        with open(err_path, "wb") as err:
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        stack.callback(output.unlink, missing_ok=True)
+        stack.callback(_kill, proc)
+        prog_fd, counters_fd = _attached(lab, mode, proc, err_path, stack)
+        yield Logger(proc, err_path, LineCounter(output), prog_fd, counters_fd)
+
+
+def _attached(
+    lab: Lab, mode: XdpMode, proc: subprocess.Popen[bytes], err_path: Path, stack: contextlib.ExitStack
+) -> tuple[int, int]:
+    """Waits until xhdr log's program is attached; descriptors of it and of its counters map."""
+    gateway = lab.gateway
+
+    def attached() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"xhdr log exited {proc.returncode}: {_last_line(err_path)}")
+        return attached_mode(gateway.ifname, gateway.netns) == ATTACHED[mode]
+
+    wait_until(attached, ATTACH_DEADLINE_S, f"xhdr log to attach to {gateway.ifname}")
+    prog_fd = _fd_by_id("bpf_prog_get_fd_by_id", attached_prog_id(lab))
+    stack.callback(os.close, prog_fd)
+    counters_fd = map_fd_named(prog_fd, COUNTERS_MAP)
+    stack.callback(os.close, counters_fd)
+    return prog_fd, counters_fd
+
+
+def _last_line(err_path: Path) -> str:
+    """xhdr log's last word on stderr: its one-line error when it fails."""
+    lines = [line for line in err_path.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL if still running: its BPF link goes with it, its consumer gets SIGTERM from the kernel."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=EXIT_DEADLINE_S)

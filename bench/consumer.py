@@ -32,6 +32,7 @@ from pathlib import Path
 from bench import kernel_cost
 from bench.results import Row, write_results
 from bench.xhdr_log import LineCounter, process_cpu_ns
+from harness.audit import new_key
 from harness.config import ExtractorConfig
 from harness.consumer import RING_PAGE_BYTES, consumer_argv
 from harness.counters import Counter, Counts, counts_difference
@@ -41,7 +42,8 @@ from harness.testrun import test_run
 from harness.wait import wait_until
 
 SUITE = "consumer"
-FORMATS = {"json": True, "text": False}
+# name: (JSON lines, sealed by --audit); an audited run ends with one more line, its end record
+FORMATS = {"json": (True, False), "text": (False, False), "json_audit": (True, True)}
 RING_PAGES = 4096  # the largest ring ExtractorConfig allows: 16 MiB
 RINGBUF_HDR_BYTES = 8  # the kernel's header before each record
 TARGET_EVENTS_PER_SECOND = 300_000  # issue 11: JSON lines on a file, one core
@@ -65,11 +67,11 @@ def ring_capacity(program: Program, frame: bytes) -> int:
 
 @contextlib.contextmanager
 def stopped_consumer(
-    program: Program, *, json: bool, count: int, output: Path
+    program: Program, *, json: bool, count: int, output: Path, audit_key: Path | None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A consumer started on the program's ring and stopped (SIGSTOP) once ready; killed if left running."""
     ring_fd = program.bpf[b"events"].map_fd
-    argv = consumer_argv(program.config, ring_fd, json=json, count=count, output=output)
+    argv = consumer_argv(program.config, ring_fd, json=json, count=count, output=output, audit_key=audit_key)
     proc = subprocess.Popen(argv, pass_fds=(ring_fd,), stderr=subprocess.PIPE)
     try:
         await_ready(proc)
@@ -124,12 +126,14 @@ def drain(proc: subprocess.Popen[bytes]) -> tuple[float, int]:
     return seconds, int((usage.ru_utime + usage.ru_stime) * 1e9) - cpu_before
 
 
-def cycle(program: Program, frame: bytes, events: int, *, json: bool, output: Path) -> dict[str, float]:
+def cycle(
+    program: Program, frame: bytes, events: int, *, json: bool, output: Path, audit_key: Path | None
+) -> dict[str, float]:
     """One full ring cleared by a new consumer into ``output``: events produced, written, and their cost."""
-    with stopped_consumer(program, json=json, count=events, output=output) as proc:
+    with stopped_consumer(program, json=json, count=events, output=output, audit_key=audit_key) as proc:
         moved = fill(program, frame, events)
         seconds, cpu_ns = drain(proc)
-    written = LineCounter(output).count()
+    written = LineCounter(output).count() - (audit_key is not None)  # not the end record
     output.unlink()
     return {
         "events_produced": moved[Counter.EVENTS],
@@ -151,11 +155,16 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     progress(f"{SUITE}: compiling the extractor")
     with Program(config) as program, tempfile.TemporaryDirectory(prefix="xhdr-bench-consumer-") as scratch:
         events = ring_capacity(program, frame)
+        key = Path(scratch) / "audit.key"
+        new_key(key)
         for number in range(cycles):
-            for name, json in FORMATS.items():  # interleaved: drift on the machine hits both alike
+            for name, (json, audited) in FORMATS.items():  # interleaved: drift on the machine hits all alike
                 progress(f"{SUITE}: cycle {number + 1}/{cycles}, {name}, {events:,} events")
                 output = Path(scratch) / f"events.{name}"
-                taken[name].append(cycle(program, frame, events, json=json, output=output))
+                audit_key = key if audited else None
+                taken[name].append(
+                    cycle(program, frame, events, json=json, output=output, audit_key=audit_key)
+                )
     rows = summarise(taken, events, config, len(frame))
     for name in FORMATS:
         figures = {row.metric: row.value for row in rows if row.params["format"] == name}

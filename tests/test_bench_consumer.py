@@ -33,7 +33,7 @@ def test_quick_consumer_suite_writes_every_event_it_produced(tmp_path: Path) -> 
     result = json.loads((out / "consumer.json").read_text())
     assert result["suite"] == "consumer"
     rows = {(row["params"]["format"], row["metric"]): row for row in result["rows"]}
-    for name in ("json", "text"):
+    for name in ("json", "text", "json_audit"):
         written = rows[name, "events_written"]
         assert written["params"]["events_produced"] > 0, name
         assert written["value"] == written["params"]["events_produced"], name

@@ -136,6 +136,7 @@ struct parser {
 	__u32 lengths;		/* Content-Length lines seen */
 	__u32 body_unknown;	/* Transfer-Encoding, or a bad or second Content-Length */
 	__u32 length_line;	/* the line being read is a Content-Length line */
+	__u32 te_line;		/* the line being read is a Transfer-Encoding line (R19) */
 	/* R18: a request whose header section goes on in the next segment */
 	__u32 segments;		/* segments it was read in before this one */
 	__u32 resume;		/* the phase the next segment starts in */
@@ -736,7 +737,7 @@ static __always_inline __u32 match_name(struct stage_ctx *m, __u32 p, __u32 q)
 
 /*
  * R17: a field name [p, q) that decides the body's length. Transfer-Encoding makes it unknown at once;
- * a Content-Length line is noted, and its value read by finish_value().
+ * a Content-Length line is noted, and its value read by finish_value(), as is a Transfer-Encoding value (R19).
  */
 static __always_inline void body_length_name(struct stage_ctx *m, struct xhdr_event *ev, __u32 p, __u32 q)
 {
@@ -748,10 +749,11 @@ static __always_inline void body_length_name(struct stage_ctx *m, struct xhdr_ev
 			    word_is(m, p + 8, q, CONTENT_LENGTH_1, CONTENT_LENGTH_FOLD_1);
 	if (sc->p.length_line && (ev->flags & XHDR_F_TRANSFER_ENCODING))
 		ev->flags |= XHDR_F_CL_AND_TE;	/* R19 */
-	if (len == TRANSFER_ENCODING_LEN &&
-	    word_is(m, p, q, TRANSFER_ENCODING_0, TRANSFER_ENCODING_FOLD_0) &&
-	    word_is(m, p + 8, q, TRANSFER_ENCODING_1, TRANSFER_ENCODING_FOLD_1) &&
-	    word_is(m, p + 16, q, TRANSFER_ENCODING_2, TRANSFER_ENCODING_FOLD_2)) {
+	sc->p.te_line = len == TRANSFER_ENCODING_LEN &&
+			 word_is(m, p, q, TRANSFER_ENCODING_0, TRANSFER_ENCODING_FOLD_0) &&
+			 word_is(m, p + 8, q, TRANSFER_ENCODING_1, TRANSFER_ENCODING_FOLD_1) &&
+			 word_is(m, p + 16, q, TRANSFER_ENCODING_2, TRANSFER_ENCODING_FOLD_2);
+	if (sc->p.te_line) {
 		ev->flags |= XHDR_F_TRANSFER_ENCODING;
 		if (sc->p.lengths)
 			ev->flags |= XHDR_F_CL_AND_TE;	/* R19 */
@@ -812,6 +814,28 @@ static __always_inline void content_length(struct stage_ctx *m, struct xhdr_even
 bad:
 	ev->flags |= XHDR_F_BAD_CONTENT_LENGTH;
 	sc->p.body_unknown = 1;
+}
+
+#define CHUNKED 0x64656B6E756863ULL		/* "chunked", lower case, in the low 7 bytes */
+#define CHUNKED_FOLD 0x20202020202020ULL
+
+/*
+ * R19: whether the trimmed Transfer-Encoding value [start, end) ends in the coding "chunked" (any case):
+ * its last 7 bytes, after a comma, SP or HT or at its start. One word holds them and the byte before.
+ */
+static __always_inline int ends_in_chunked(struct stage_ctx *m, __u32 start, __u32 end)
+{
+	__u32 len = end - start;
+	__u64 w;
+	__u8 before;
+
+	if (len < 7)
+		return 0;
+	w = word_at(m, end - (len > 7 ? 8 : 7), end);
+	if (len == 7)
+		return (w | CHUNKED_FOLD) == CHUNKED;
+	before = w;
+	return ((w >> 8) | CHUNKED_FOLD) == CHUNKED && (before == ',' || before == ' ' || before == '\t');
 }
 
 /*
@@ -926,9 +950,9 @@ static __always_inline int name_part(struct stage_ctx *m, struct xhdr_event *ev)
 		ev->slots[s].flags |= XHDR_S_REPEATED;
 		s = XHDR_SLOTS;
 	}
-	if (s >= XHDR_SLOTS && !sc->p.length_line)
+	if (s >= XHDR_SLOTS && !sc->p.length_line && !sc->p.te_line)
 		return skip_from(sc, q);
-	sc->p.slot = s;	/* XHDR_SLOTS: a Content-Length line that fills no slot */
+	sc->p.slot = s;	/* XHDR_SLOTS: a Content-Length or Transfer-Encoding line that fills no slot */
 	sc->p.pos = q + 1;
 	sc->p.vfirst = NOWHERE;
 	sc->p.vlast = 0;
@@ -1009,6 +1033,8 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 	}
 	if (sc->p.length_line)
 		content_length(m, ev, start, lf < end ? stop_at : NOWHERE);
+	if (sc->p.te_line && lf < end && !ends_in_chunked(m, start, stop_at))
+		ev->flags |= XHDR_F_TE_NOT_CHUNKED;
 	if (sc->p.slot >= XHDR_SLOTS)
 		return;
 	len = stop_at - start;

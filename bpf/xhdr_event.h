@@ -59,6 +59,7 @@ enum xhdr_event_flag {
 	XHDR_F_OBS_FOLD = 1 << 10,
 	XHDR_F_WS_BEFORE_COLON = 1 << 11,
 	XHDR_F_CL_AND_TE = 1 << 12,
+	XHDR_F_TE_NOT_CHUNKED = 1 << 13,
 };
 
 enum xhdr_slot_flag {

@@ -32,6 +32,7 @@ class EventFlag(enum.IntFlag):
     OBS_FOLD = 1 << 10
     WS_BEFORE_COLON = 1 << 11
     CL_AND_TE = 1 << 12
+    TE_NOT_CHUNKED = 1 << 13
 
 
 class SlotFlag(enum.IntFlag):

@@ -760,6 +760,8 @@ def _body_field(request: _Request, name: bytes, value: bytes, cut: bool) -> bool
         request.flags |= EventFlag.TRANSFER_ENCODING  # as soon as its colon is seen; chunks are not followed
         if request.content_length_lines:
             request.flags |= EventFlag.CL_AND_TE  # R19
+        if not cut and not ends_in_chunked(value):
+            request.flags |= EventFlag.TE_NOT_CHUNKED  # R19
         return False
     if lowered != b"content-length":
         return False
@@ -772,6 +774,12 @@ def _body_field(request: _Request, name: bytes, value: bytes, cut: bool) -> bool
     else:
         request.content_length = int(value)
     return True
+
+
+def ends_in_chunked(value: bytes) -> bool:
+    """R19: a trimmed Transfer-Encoding value whose last coding is ``chunked`` (any case): its last 7 bytes,
+    after a comma, SP or HT or at the value's start."""
+    return value[-7:].lower() == b"chunked" and (len(value) == 7 or value[-8:-7] in (b",", b" ", b"\t"))
 
 
 def _ambiguities(line: bytes, before: int) -> EventFlag:

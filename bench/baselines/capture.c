@@ -580,6 +580,11 @@ static void body_field(struct request *req, const uint8_t *name, size_t name_len
 		req->flags |= XHDR_F_TRANSFER_ENCODING;	/* chunked bodies are not followed */
 		if (req->length_lines)
 			req->flags |= XHDR_F_CL_AND_TE;
+		/* R19: judged only on a value seen to its LF; the last coding is "chunked" after , SP or HT */
+		if (!cut && !(len >= 7 && !strncasecmp((const char *)value + len - 7, "chunked", 7) &&
+			      (len == 7 || value[len - 8] == ',' || value[len - 8] == ' ' ||
+			       value[len - 8] == '\t')))
+			req->flags |= XHDR_F_TE_NOT_CHUNKED;
 		return;
 	}
 	if (name_len != 14 || strncasecmp((const char *)name, "content-length", 14))

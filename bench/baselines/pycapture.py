@@ -25,7 +25,15 @@ from types import FrameType
 from bench.baselines import event_line, socket_filter
 from harness.config import ExtractorConfig, HeaderMode, HeaderRule
 from harness.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
-from harness.reference import DIGITS, FlowTracker, _Outcome, _read_layers, auth_scheme, siphash24
+from harness.reference import (
+    DIGITS,
+    FlowTracker,
+    _Outcome,
+    _read_layers,
+    auth_scheme,
+    ends_in_chunked,
+    siphash24,
+)
 
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
@@ -74,11 +82,13 @@ class _Message:
         self._body_field(name.lower(), value)
 
     def _body_field(self, name: bytes, value: bytes) -> None:
-        """R17 on a whole field line (llhttp reports a header once its line ended): TRANSFER_ENCODING, or
-        BAD_CONTENT_LENGTH for a second Content-Length or a value that is not 1 to 16 digits.
+        """R17 on a whole field line (llhttp reports a header once its line ended): TRANSFER_ENCODING (and R19's
+        TE_NOT_CHUNKED), or BAD_CONTENT_LENGTH for a second Content-Length or a value that is not 1 to 16 digits.
         """
         if name == b"transfer-encoding":
             self.flags |= EventFlag.TRANSFER_ENCODING
+            if not ends_in_chunked(value):
+                self.flags |= EventFlag.TE_NOT_CHUNKED
         elif name == b"content-length":
             self.length_lines += 1
             digits = 1 <= len(value) <= CONTENT_LENGTH_MAX_DIGITS and not value.translate(None, DIGITS)

@@ -1,21 +1,24 @@
 """``xhdr fuzz``: a differential campaign against the kernel program, with a live progress line.
 
-The campaign runs Hypothesis in rounds (one seed each) until the example or time budget is spent or a
-disagreement is found; every shrunk disagreement is saved under fuzz/corpus/ (``fuzz.repro``), where
-tests/test_fuzz.py replays it from then on. Hypothesis's example database keeps what earlier runs found: on disk
-under .hypothesis/xhdr-fuzz/ by default, in Redis with ``--redis URL`` so many CI workers share one corpus.
-The summary (also written as JSON with ``--json``) gives examples per second and where the time went.
+The campaign runs Hypothesis in rounds until the example or time budget is spent or a disagreement is found;
+every shrunk disagreement is saved under fuzz/corpus/ (``fuzz.repro``), where tests/test_fuzz.py replays it from
+then on. Hypothesis's example database keeps what earlier runs found and every round replays it before drawing
+anything new: on disk under .hypothesis/xhdr-fuzz/ by default, in Redis with ``--redis URL`` so many CI workers
+share one corpus. A fixed seed turns that database off in Hypothesis, so ``--seed`` is the explicit choice of a
+reproducible run over replay. The summary (``--json``, ``--markdown``) gives examples per second and where the
+time went.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
+import re
 import sys
 import time
+import urllib.parse
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
@@ -23,13 +26,17 @@ from fuzz import repro
 from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, Progress
 from fuzz.lab_sample import Reservoir, lab_differences
 from fuzz.strategies import TARGETS
+from fuzz.summary import Setting, build_summary, render_markdown, render_text
 from harness.cli import CommandError, require_root
 from harness.config import load_config
 from harness.program import Program
 
 DEFAULT_EXAMPLES = 2000
 DEFAULT_LAB_SAMPLE = 30
-ROUND_EXAMPLES = 500  # examples per Hypothesis run when the budget is time; each round gets the next seed
+ROUND_EXAMPLES = 500  # examples per Hypothesis run; each replays the database first (or takes the next seed)
+DEFAULT_DB = Path(".hypothesis/xhdr-fuzz")
+REDIS_EXTRA = "pip install 'xhdr[redis]'"
+DEFINE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(=.*)?")
 PROGRESS_INTERVAL_S = 0.5
 EXIT_FOUND = 1
 
@@ -47,16 +54,37 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, help="run for this long (in rounds of Hypothesis runs)")
     budget.add_argument("--examples", type=int, help=f"run this many examples (default {DEFAULT_EXAMPLES})")
     parser.add_argument("--target", choices=sorted(TARGETS), default="all", help="which layer to fuzz")
-    parser.add_argument("--seed", type=int, help="seed of the first round (default: random, printed)")
     parser.add_argument(
         "--config", type=Path, help="extractor config TOML (default: small limits, see FUZZ_CONFIG)"
     )
     parser.add_argument(
-        "--db", type=Path, default=Path(".hypothesis/xhdr-fuzz"), help="example database folder"
+        "--define",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="compile the kernel program with -DNAME[=VALUE] (repeatable), e.g. XHDR_PLANTED_BUG to see the "
+        "fuzzer find a planted bug",
     )
-    parser.add_argument("--redis", metavar="URL", help="share the example database in Redis (needs redis-py)")
+    kept = parser.add_mutually_exclusive_group()
+    kept.add_argument(
+        "--db",
+        type=Path,
+        help=f"example database folder: failures are kept there and replayed first (default {DEFAULT_DB})",
+    )
+    kept.add_argument(
+        "--redis", metavar="URL", help=f"keep the example database in Redis instead (needs {REDIS_EXTRA})"
+    )
+    kept.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the first round, for a reproducible run; turns the example database off (nothing is "
+        "replayed or kept), as a fixed seed does in Hypothesis",
+    )
     parser.add_argument("--corpus", type=Path, default=repro.CORPUS_DIR, help="where repro files go")
-    parser.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
+    parser.add_argument("--json", type=Path, help="also write the summary as JSON to this file ('-': stdout)")
+    parser.add_argument(
+        "--markdown", type=Path, help="also write the summary as markdown, for CI job summaries ('-': stdout)"
+    )
     parser.add_argument(
         "--lab-sample",
         type=int,
@@ -68,22 +96,57 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def example_database(args: argparse.Namespace) -> ExampleDatabase:
-    """The Redis database when a URL is given, else a folder per target (targets draw different shapes)."""
+def example_database(args: argparse.Namespace) -> ExampleDatabase | None:
+    """The Redis database when a URL is given, else a folder per target (targets draw different shapes); none
+    with a seed, which Hypothesis would ignore the database for anyway."""
+    if args.seed is not None:
+        return None
     if args.redis is None:
-        return DirectoryBasedExampleDatabase(str(args.db / args.target))
+        return DirectoryBasedExampleDatabase(str(_folder(args)))
     try:
         import redis
         from hypothesis.extra.redis import RedisExampleDatabase
     except ImportError:
-        raise CommandError("--redis needs the redis package; install it with: pip install redis") from None
+        raise CommandError(f"--redis needs the redis package; install it with: {REDIS_EXTRA}") from None
     try:
         client = redis.Redis.from_url(args.redis)
     except ValueError as error:
         raise CommandError(
-            f"--redis {args.redis!r} is not a Redis URL ({error}); use redis://HOST:PORT/DB"
+            f"--redis {_shown(args.redis)!r} is not a Redis URL ({error}); use redis://HOST:PORT/DB"
         ) from None
-    return RedisExampleDatabase(client, key_prefix=f"xhdr-fuzz:{args.target}:".encode())
+    return RedisExampleDatabase(client, key_prefix=_redis_prefix(args).encode())
+
+
+def _folder(args: argparse.Namespace) -> Path:
+    return (args.db or DEFAULT_DB) / args.target
+
+
+def _redis_prefix(args: argparse.Namespace) -> str:
+    return f"xhdr-fuzz:{args.target}:"
+
+
+def _shown(url: str) -> str:
+    """The URL as logs and CI summaries may show it: any user and password in it become ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    _, at, host = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"***@{host}").geturl() if at else url
+
+
+def database_name(args: argparse.Namespace) -> str | None:
+    """Where the example database is, as the progress header and the summary show it."""
+    if args.seed is not None:
+        return None
+    if args.redis is not None:
+        return f"{_shown(args.redis)} (keys {_redis_prefix(args)}*)"
+    return str(_folder(args))
+
+
+def cflags(defines: list[str]) -> tuple[str, ...]:
+    """The -D flags of ``--define``, each checked to start with a C identifier."""
+    for define in defines:
+        if not DEFINE.fullmatch(define):
+            raise CommandError(f"--define {define!r} is not NAME or NAME=VALUE with NAME a C identifier")
+    return tuple(f"-D{define}" for define in defines)
 
 
 class ProgressLine:
@@ -123,31 +186,43 @@ def run(args: argparse.Namespace) -> int:
     if args.lab_sample < 0:
         raise CommandError(f"--lab-sample {args.lab_sample} must be 0 or more")
     config = load_config(args.config) if args.config else FUZZ_CONFIG
+    extra_cflags = cflags(args.define)
     database = example_database(args)
     require_root("xhdr fuzz")
-    seed = args.seed if args.seed is not None else random.randrange(2**32)
-    print(
-        f"xhdr fuzz: target {args.target}, seed {seed}, examples database {args.redis or args.db}",
-        file=sys.stderr,
-    )
+    setting = Setting(args.target, args.seed, database_name(args), tuple(args.define))
+    kept = setting.database or f"off (--seed {args.seed})"
+    print(f"xhdr fuzz: target {args.target}, example database {kept}", file=sys.stderr)
     line = ProgressLine(sys.stderr)
-    with Program(config, key=FUZZ_KEY) as program:
-        sample = Reservoir(args.lab_sample, seed)
+    with Program(config, key=FUZZ_KEY, extra_cflags=extra_cflags) as program:
+        sample = Reservoir(args.lab_sample, args.seed)
         campaign = Campaign(program, target=args.target, on_example=line, on_frames=sample.offer)
-        saved = _rounds(campaign, args, seed, database, line)
+        saved = _rounds(campaign, args, database, extra_cflags)
         line.failures = len(saved)
         line.show(campaign.progress, final=True)
         lab_lines = lab_differences(program, sample.frames) if sample.frames else []
-        summary = _summary(campaign, args, seed, saved)
-        summary["lab_sample"] = {"frames": len(sample.frames), "modes": 2, "differences": lab_lines}
+    summary = build_summary(campaign, setting, saved, len(sample.frames), lab_lines)
+    human = sys.stderr if "-" in {str(args.json), str(args.markdown)} else sys.stdout
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    _print_summary(summary)
+        _write(args.json, json.dumps(summary, indent=2) + "\n")
+    if args.markdown:
+        _write(args.markdown, render_markdown(summary))
+    print(render_text(summary), file=human)
     return EXIT_FOUND if saved or lab_lines else 0
 
 
+def _write(target: Path, text: str) -> None:
+    """Writes ``text`` to the file, or to stdout for ``-``."""
+    if str(target) == "-":
+        sys.stdout.write(text)
+    else:
+        target.write_text(text, encoding="utf-8")
+
+
 def _rounds(
-    campaign: Campaign, args: argparse.Namespace, seed: int, database: ExampleDatabase, line: ProgressLine
+    campaign: Campaign,
+    args: argparse.Namespace,
+    database: ExampleDatabase | None,
+    extra_cflags: tuple[str, ...],
 ) -> list[Path]:
     """Hypothesis runs until the budget is spent or one ends with disagreements; returns the saved repros."""
     deadline = time.monotonic() + args.minutes * 60 if args.minutes is not None else None
@@ -156,15 +231,17 @@ def _rounds(
     while True:
         size = ROUND_EXAMPLES if remaining is None else min(ROUND_EXAMPLES, remaining)
         before = campaign.progress.examples
-        found = campaign.run(size, seed=seed + round_index, database=database)
+        seed = None if args.seed is None else args.seed + round_index
+        found = campaign.run(size, seed=seed, database=database)
         if found:
-            found_by = {"target": args.target, "seed": seed + round_index, "command": " ".join(sys.argv[1:])}
+            found_by = {"target": args.target, "seed": seed, "command": " ".join(sys.argv[1:])}
             return [
                 repro.save(
                     disagreement,
                     campaign.program.config,
                     campaign.program.key,
                     args.corpus,
+                    cflags=extra_cflags,
                     found_by=found_by,
                 )
                 for disagreement in found
@@ -176,44 +253,3 @@ def _rounds(
                 return []
         if deadline is not None and time.monotonic() >= deadline:
             return []
-
-
-def _summary(campaign: Campaign, args: argparse.Namespace, seed: int, saved: list[Path]) -> dict[str, Any]:
-    """The machine-readable result: throughput, the time split, outcome classes and the repro files."""
-    progress = campaign.progress
-    split = campaign.clock.split()
-    wall = split["wall"] or 1e-9
-    return {
-        "target": args.target,
-        "seed": seed,
-        "examples": progress.examples,
-        "frames": progress.frames,
-        "seconds": round(wall, 3),
-        "examples_per_second": round(progress.examples / wall, 1),
-        "frames_per_second": round(progress.frames / wall, 1),
-        "outcome_classes": sorted(progress.classes),
-        "time_split_seconds": {
-            stage: round(seconds, 3) for stage, seconds in split.items() if stage != "wall"
-        },
-        "first_failure_at_example": progress.first_failure[0] if progress.first_failure else None,
-        "repros": [str(path) for path in saved],
-    }
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    split = summary["time_split_seconds"]
-    total = sum(split.values()) or 1e-9
-    shares = ", ".join(f"{stage} {seconds / total:.0%}" for stage, seconds in split.items())
-    print(
-        f"{summary['examples']} examples ({summary['frames']} frames) in {summary['seconds']:.1f}s: "
-        f"{summary['examples_per_second']} examples/s, {summary['frames_per_second']} frames/s; "
-        f"{len(summary['outcome_classes'])} outcome classes; time: {shares}"
-    )
-    for path in summary["repros"]:
-        print(f"disagreement saved: {path}")
-    lab = summary["lab_sample"]
-    if lab["frames"]:
-        verdict = "all agree" if not lab["differences"] else f"{len(lab['differences'])} differences"
-        print(f"lab sample: {lab['frames']} frames over veth, native and generic: {verdict}")
-        for line in lab["differences"]:
-            print(f"  {line}")

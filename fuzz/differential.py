@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import strategies as st
 from hypothesis.database import ExampleDatabase
 
 from fuzz.runner import BatchTestRunDriver, Clock
@@ -135,8 +136,15 @@ class Disagreement(AssertionError):
         return self.expectations[self.index]
 
 
+def flag_names(flags: EventFlag | SlotFlag) -> str:
+    """The names of the set flags joined by ``+`` (``-`` for none): readable where a bitmask is not, and
+    free of ``|`` so it can stand in a markdown table."""
+    return "+".join(flag.name for flag in type(flags) if flags & flag) or "-"
+
+
 def outcome_class(expected: Expected) -> str:
-    """A coarse name for what a frame exercised: its outcome counter, and the event and slot flags it set.
+    """A coarse name for what a frame exercised: its outcome counter, the event and slot flags it set, and how
+    many events it wrote, as ``outcome/event flags/slot flags/events``.
 
     The campaign counts distinct classes to show whether a run still reaches new behaviour.
     """
@@ -146,7 +154,8 @@ def outcome_class(expected: Expected) -> str:
         event_flags |= event.flags
         for slot in event.headers:
             slot_flags |= slot.flags
-    return f"{expected.outcome.label}/{event_flags.value}/{slot_flags.value}/{len(expected.events)}"
+    events = str(len(expected.events))
+    return "/".join((expected.outcome.label, flag_names(event_flags), flag_names(slot_flags), events))
 
 
 @dataclasses.dataclass
@@ -228,8 +237,14 @@ class Campaign:
         derandomize: bool = False,
         quiet: bool = True,
     ) -> list[Disagreement]:
-        """One Hypothesis run of up to ``max_examples`` examples; the shrunk disagreements it ends with."""
+        """One Hypothesis run of up to ``max_examples`` examples; the shrunk disagreements it ends with.
+
+        With a ``database`` the run first replays the failures saved there (Hypothesis's reuse phase) and saves
+        the ones it finds; a ``seed`` or ``derandomize`` turns the database off, as Hypothesis always does.
+        """
         check = self.check
+        clock = self.clock
+        strategy = self.strategy
 
         @settings(
             max_examples=max_examples,
@@ -244,8 +259,10 @@ class Campaign:
             # (kernel output, reference output, the diff) already says what went wrong.
             phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
         )
-        @given(self.strategy)
-        def differential(items: list[Item]) -> None:
+        @given(st.data())
+        def differential(data: st.DataObject) -> None:
+            with clock.timing("generation"):  # drawn here, not by @given, so that it can be timed alone
+                items = data.draw(strategy)
             check(items)
 
         if seed is not None:

@@ -24,7 +24,7 @@ LAB_MAX_FRAME = 1514  # the veth MTU plus the Ethernet header: larger frames can
 class Reservoir:
     """A uniform sample of at most ``size`` frames from a stream of unknown length (reservoir sampling)."""
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int, seed: int | None) -> None:
         self.size = size
         self.frames: list[bytes] = []
         self.seen = 0

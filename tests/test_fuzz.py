@@ -8,6 +8,7 @@ every machine and rerun.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -44,6 +45,8 @@ FLOW_OUTCOMES = {
 PLANTED_BUG_FLAG = "-DXHDR_PLANTED_BUG"
 PLANTED_BUDGET = 1000  # examples to find the planted bug within; it takes about 200
 LAB_FRAMES = 30
+FLAGS = r"(-|[A-Z_]+(\+[A-Z_]+)*)"
+NAMED_CLASS = re.compile(rf"[a-z_]+/{FLAGS}/{FLAGS}/\d+")  # outcome/event flags/slot flags/events
 REPROS = repro.load_all()
 
 
@@ -185,18 +188,29 @@ def test_lab_agrees_with_test_run_on_fuzzed_frames(program) -> None:
 
 def test_fuzz_command_runs_a_campaign(tmp_path, capsys) -> None:
     """``xhdr fuzz`` end to end: exit 0 on agreement, the progress line on stderr, a JSON summary with the
-    throughput and the time split, and no repro when nothing disagreed."""
-    summary_path = tmp_path / "summary.json"
-    argv = ["fuzz", "--examples", "60", "--seed", "1", "--db", str(tmp_path / "db")]
-    argv += ["--corpus", str(tmp_path / "corpus"), "--json", str(summary_path)]
+    throughput and each stage of the time split measured, the same in markdown with outcome classes named by
+    their flags, and no repro when nothing disagreed."""
+    summary_path, markdown_path = tmp_path / "summary.json", tmp_path / "summary.md"
+    argv = ["fuzz", "--examples", "60", "--seed", "1", "--corpus", str(tmp_path / "corpus")]
+    argv += ["--json", str(summary_path), "--markdown", str(markdown_path)]
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "examples 60 |" in captured.err and "outcome classes" in captured.err
     summary = json.loads(summary_path.read_text())
     assert summary["examples"] == 60 and summary["frames"] >= 60 and summary["repros"] == []
-    assert set(summary["time_split_seconds"]) == {"generation", "test_run", "reference", "compare"}
+    assert summary["database"] is None and "example database off (--seed 1" in captured.out
+    split = summary["time_split_seconds"]
+    assert list(split) == ["generation", "test_run", "reference", "compare", "other"]
+    assert split["generation"] > 0 and split["test_run"] > 0 and split["reference"] > 0, split
+    assert sum(split.values()) == pytest.approx(summary["seconds"], abs=0.005)
     assert summary["examples_per_second"] > 0 and "60 examples" in captured.out
+    assert summary["outcome_classes"] and all(map(NAMED_CLASS.fullmatch, summary["outcome_classes"]))
+    assert any("/PRESENT" in name for name in summary["outcome_classes"])
     assert not (tmp_path / "corpus").exists()
+    markdown = markdown_path.read_text()
+    assert markdown.startswith("### xhdr fuzz: target `all`, no disagreement\n")
+    assert f"| 60 | {summary['frames']} |" in markdown and "| generation |" in markdown
+    assert all(f"- `{name}`" in markdown for name in summary["outcome_classes"])
     # The default lab sample went over the veth pair in both modes and agreed with the test run.
     assert summary["lab_sample"]["frames"] > 0 and summary["lab_sample"]["differences"] == []
     assert "lab sample:" in captured.out and "all agree" in captured.out

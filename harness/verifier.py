@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import os
 import re
+import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -252,6 +253,12 @@ def _libbpf() -> ctypes.CDLL:
     library = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so.1", use_errno=True)
     library.bpf_obj_get_info_by_fd.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
     library.bpf_obj_get_info_by_fd.restype = ctypes.c_int
+    library.btf__load_from_kernel_by_id.argtypes = [ctypes.c_uint32]
+    library.btf__load_from_kernel_by_id.restype = ctypes.c_void_p
+    library.btf__name_by_offset.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    library.btf__name_by_offset.restype = ctypes.c_char_p
+    library.btf__free.argtypes = [ctypes.c_void_p]
+    library.btf__free.restype = None
     return library
 
 
@@ -267,6 +274,54 @@ def prog_info(fd: int) -> _BpfProgInfo:
         errno = ctypes.get_errno()
         raise ProgramError(f"cannot read bpf_prog_info of a loaded program: {os.strerror(errno)}")
     return info
+
+
+@dataclasses.dataclass(frozen=True)
+class JitedLine:
+    """Where one line of a loaded program's C source begins in its JIT image (BTF line info)."""
+
+    address: int  # kernel address of the line's first machine instruction
+    source: str  # the line's text (its number is BCC's rewritten file's, so it is not kept)
+
+
+def jited_lines(fd: int) -> list[JitedLine]:
+    """The program's source lines by JIT address, in address order: what a sample's address was running.
+
+    The kernel keeps, per line-info record, the instruction it starts at and the address the JIT put it at;
+    the line's text and number come from the program's BTF. Empty for a program loaded without BTF.
+    """
+    first = prog_info(fd)
+    records, size = first.nr_line_info, first.line_info_rec_size
+    if not records or first.nr_jited_line_info != records or not first.btf_id:
+        return []
+    raw = ctypes.create_string_buffer(records * size)
+    addresses = (ctypes.c_uint64 * records)()
+    info = _BpfProgInfo(
+        nr_line_info=records,
+        line_info_rec_size=size,
+        line_info=ctypes.addressof(raw),
+        nr_jited_line_info=records,
+        jited_line_info_rec_size=ctypes.sizeof(ctypes.c_uint64),
+        jited_line_info=ctypes.addressof(addresses),
+    )
+    length = ctypes.c_uint32(ctypes.sizeof(info))
+    if _libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(length)):
+        raise ProgramError(
+            f"cannot read the line info of a loaded program: {os.strerror(ctypes.get_errno())}"
+        )
+    btf = _libbpf().btf__load_from_kernel_by_id(first.btf_id)
+    if not btf:
+        raise ProgramError(f"cannot read the BTF of a loaded program: {os.strerror(ctypes.get_errno())}")
+    try:
+        lines = []
+        for index in range(records):
+            # struct bpf_line_info: insn_off, file_name_off, line_off, line_col (line << 10 | column)
+            _, _, line_off, _ = struct.unpack_from("<IIII", raw, index * size)
+            text = _libbpf().btf__name_by_offset(btf, line_off) or b""
+            lines.append(JitedLine(addresses[index], text.decode(errors="replace").strip()))
+    finally:
+        _libbpf().btf__free(btf)
+    return sorted(lines, key=lambda line: line.address)
 
 
 def fdinfo(fd: int) -> dict[str, str]:

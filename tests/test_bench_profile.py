@@ -1,0 +1,46 @@
+"""``xhdr bench --profile``: samples of a real extractor under test runs, charged to its programs and lines.
+
+Only the structure is checked (no timing): every sample lands in one of the extractor's programs, the
+shares add up, and the costliest lines are real source lines of bpf/xhdr.c, helpers named where called.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.profile import Profile, render, run
+from harness.cli import CommandError
+from harness.program import ENTRY_POINT, EXTRACTOR_SOURCE, STAGES
+
+pytestmark = pytest.mark.kernel
+PROGRAMS = {ENTRY_POINT, *STAGES}
+
+
+@pytest.fixture(scope="module")
+def profile() -> Profile:
+    return run("standard", seconds=2.0, top=40, progress=lambda _: None)
+
+
+def test_every_sample_is_charged_to_a_program_and_the_shares_add_up(profile: Profile) -> None:
+    assert profile.samples > 100
+    assert set(profile.programs) <= PROGRAMS
+    assert {ENTRY_POINT, "xhdr_scan", "xhdr_emit"} <= set(profile.programs)  # the standard request runs them
+    assert sum(profile.programs.values()) == pytest.approx(1.0)
+
+
+def test_lines_are_source_lines_of_the_extractor_costliest_first(profile: Profile) -> None:
+    source = EXTRACTOR_SOURCE.read_text()
+    shares = [line.share for line in profile.lines]
+    assert shares == sorted(shares, reverse=True)
+    # BCC rewrites map calls (flows.lookup(...) becomes bpf_map_lookup_elem(bpf_pseudo_fd(...), ...)); the rest
+    # is the file's own text
+    own = [line for line in profile.lines if not line.calls and "(no source line)" != line.source]
+    assert own and all(line.source in source for line in own if "bpf_pseudo_fd" not in line.source)
+    # the ring-buffer output is a helper: its time is charged to the line that calls it
+    assert any(line.calls == "bpf_ringbuf_output" for line in profile.lines)
+    assert render(profile).splitlines()[0].startswith("profile of standard: ")
+
+
+def test_an_unknown_case_is_one_line_naming_the_choices() -> None:
+    with pytest.raises(CommandError, match="no benchmark case 'nope'; choose one of .*standard"):
+        run("nope", seconds=1.0, top=5, progress=lambda _: None)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import targets
 from bench.results import RESULTS_DIR
-from harness.cli import EXIT_ERROR, CommandError, require_root
+from harness.cli import EXIT_ERROR, CommandError, output_directory, require_root
 
 BENCH_DIR = Path(__file__).resolve().parent
 KERNEL_SUITE = "kernel_cost"  # the pytest-benchmark suite, bench/test_kernel_cost.py
@@ -92,10 +92,23 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     require_root("xhdr bench")
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_gate_options(args)
+    output_directory(args.out)
     if args.compare:
         return run_gate(args)
     return run_suites(args)
+
+
+def check_gate_options(args: argparse.Namespace) -> None:
+    """Gate options are checked before anything is built: a bad one must not silently become the default."""
+    from bench.compare import MIN_ROUNDS
+
+    if args.rounds is not None and not args.compare:
+        raise CommandError(f"--rounds {args.rounds} applies to the gate only; add --compare REF or drop it")
+    if args.rounds is not None and args.rounds < MIN_ROUNDS:
+        raise CommandError(f"--rounds {args.rounds} is too few; give at least {MIN_ROUNDS} paired rounds")
+    if args.loads < 1:
+        raise CommandError(f"--loads {args.loads} is too few; give at least 1 load of each build")
 
 
 # -- suites ------------------------------------------------------------------------------------------

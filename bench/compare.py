@@ -47,6 +47,7 @@ RESAMPLES = 4000
 # The cases the gate compares: the one the targets are set on, and the ones that stress each stage.
 GATE_CASES = ("standard", "frame_1500", "headers_32", "worst_last_header_last")
 GATE_ROUNDS = {"quick": 36, "full": 72}  # multiples of DEFAULT_LOADS ** 2 pairings
+MIN_ROUNDS = 5  # fewer paired rounds give no interval worth a verdict
 DEFAULT_LOADS = 3  # loads of each build: see assess() on why one load per side is not enough
 
 
@@ -97,8 +98,8 @@ def assess(
     """
     current_a = np.asarray(current, dtype=float)
     reference_a = np.asarray(reference, dtype=float)
-    if current_a.shape != reference_a.shape or current_a.size < 5:
-        raise ValueError("the gate needs at least 5 paired rounds of equal length")
+    if current_a.shape != reference_a.shape or current_a.size < MIN_ROUNDS:
+        raise ValueError(f"the gate needs at least {MIN_ROUNDS} paired rounds of equal length")
     if (current_a <= 0).any() or (reference_a <= 0).any():
         raise ValueError("a round reported a duration of 0 ns; raise the repeat count")
     logs = np.log(current_a / reference_a)
@@ -152,7 +153,8 @@ def overall(verdicts: Sequence[Verdict]) -> Verdict:
 # -- versions ----------------------------------------------------------------------------------------
 
 
-def _git(*args: str) -> str:
+def _git(*args: str, failure: str | None = None) -> str:
+    """git's output in this repository; a failure is a GateError with ``failure`` or git's last stderr line."""
     try:
         done = subprocess.run(
             ["git", *args], cwd=REPO_DIR, capture_output=True, text=True, check=False, timeout=30
@@ -161,7 +163,7 @@ def _git(*args: str) -> str:
         raise GateError(f"cannot run git: {error.strerror}") from None
     if done.returncode != 0:
         message = (done.stderr.strip().splitlines() or ["git failed"])[-1]
-        raise GateError(f"git {' '.join(args)}: {message}")
+        raise GateError(failure or f"git {' '.join(args)}: {message}")
     return done.stdout
 
 
@@ -182,7 +184,14 @@ def reference_version(ref: str) -> Iterator[Version]:
             raise GateError(f"{path} holds no {EXTRACTOR_SOURCE.name}; give a git ref or a stored program")
         yield Version(f"directory {path}", (path / EXTRACTOR_SOURCE.name).resolve())
         return
-    commit = _git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").strip()
+    commit = _git(
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        f"{ref}^{{commit}}",
+        failure=f"{ref} is not a file, a directory or a git commit of {REPO_DIR}; give a stored program (a .c file, "
+        f"or a directory holding {EXTRACTOR_SOURCE.name}) or a commit, branch or tag (see `git log`)",
+    ).strip()
     names = _git("ls-tree", "--name-only", f"{commit}:{BPF_DIR.name}").split()
     if EXTRACTOR_SOURCE.name not in names:
         raise GateError(f"{ref} has no {BPF_DIR.name}/{EXTRACTOR_SOURCE.name}")
@@ -353,7 +362,8 @@ def run_gate(
     """
     config = ExtractorConfig()
     key = os.urandom(16)
-    rounds = rounds or GATE_ROUNDS.get(profile, GATE_ROUNDS["quick"])
+    if rounds is None:
+        rounds = GATE_ROUNDS.get(profile, GATE_ROUNDS["quick"])
     by_name: dict[str, Case] = {case.name: case for case in cases("full", config)}
     unknown = [name for name in case_names if name not in by_name]
     if unknown:

@@ -85,20 +85,40 @@ def write_results(
 
 
 def read_results(paths: list[Path]) -> list[ResultFile]:
-    """Reads result files; a file of another format is an error naming it."""
-    files = []
-    for path in paths:
-        document = json.loads(Path(path).read_text())
-        if document.get("format") != FORMAT_VERSION:
-            raise ValueError(f"{path} is not an xhdr result file of format {FORMAT_VERSION}")
-        files.append(
-            ResultFile(
-                suite=document["suite"],
-                created=document["created"],
-                machine=document["machine"],
-                config=document["config"],
-                rows=tuple(Row(**row) for row in document["rows"]),
-                path=Path(path),
-            )
+    """Reads result files; a file that is not one (not JSON, another format, damaged) is a ValueError
+    whose one line names it."""
+    return [_read_result(Path(path)) for path in paths]
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON document in ``path``; a file that is not JSON is one line naming it (``what`` says which file)."""
+    try:
+        return json.loads(path.read_bytes())
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{what} {path} is not valid JSON ({error.msg} at line {error.lineno}); give a file xhdr wrote"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path} is not JSON text (not UTF-8); give a file xhdr wrote") from None
+
+
+def _read_result(path: Path) -> ResultFile:
+    document = read_json(path, "result file")
+    if not isinstance(document, dict) or document.get("format") != FORMAT_VERSION:
+        raise ValueError(
+            f"result file {path} is not an xhdr result file of format {FORMAT_VERSION}; "
+            "give one that `xhdr bench` wrote"
         )
-    return files
+    try:
+        return ResultFile(
+            suite=document["suite"],
+            created=document["created"],
+            machine=document["machine"],
+            config=document["config"],
+            rows=tuple(Row(**row) for row in document["rows"]),
+            path=path,
+        )
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            f"result file {path} is damaged ({type(error).__name__}: {error}); run `xhdr bench` again"
+        ) from None

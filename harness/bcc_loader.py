@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import types
 
+from harness.errors import UserError
 
-class BccUnavailable(RuntimeError):
+
+class BccUnavailable(UserError, RuntimeError):
     """BCC cannot be imported; the message says how to install it."""
 
 

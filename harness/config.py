@@ -12,9 +12,26 @@ import enum
 import tomllib
 from pathlib import Path
 
+from harness.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration that cannot be built; the message is one line naming the field and the fix."""
+
+
+# How much of a user's value an error message repeats: enough to recognise it, never a screenful.
+SHOWN_CHARS = 40
+
+
+def shown(value: object) -> str:
+    """``value`` as an error message quotes it (its repr), cut after SHOWN_CHARS characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "..."
+
+
+def is_integer(value: object) -> bool:
+    """An int that is not a bool: TOML's ``true`` arrives as True, which Python counts as the int 1."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class HeaderMode(enum.IntEnum):
@@ -83,17 +100,25 @@ class ExtractorConfig:
     def __post_init__(self) -> None:
         for field, (low, high) in LIMIT_RANGES.items():
             value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            if not is_integer(value):
                 raise ConfigError(
-                    f"{field} = {value!r} is out of range; choose an integer from {low} to {high}"
+                    f"{field} = {shown(value)} must be an integer from {low} to {high} (a whole number, no quotes)"
+                )
+            if not low <= value <= high:
+                raise ConfigError(
+                    f"{field} = {shown(value)} is out of range; choose an integer from {low} to {high}"
                 )
         if self.ringbuf_pages & (self.ringbuf_pages - 1):
             raise ConfigError(f"ringbuf_pages = {self.ringbuf_pages} must be a power of two (1, 2, 4, ...)")
         if not self.ports:
             raise ConfigError("ports is empty; list at least one TCP destination port to watch")
         for port in self.ports:
-            if not isinstance(port, int) or not 1 <= port <= 65535:
-                raise ConfigError(f"port {port!r} is not a TCP port; use integers from 1 to 65535")
+            if not is_integer(port):
+                raise ConfigError(
+                    f"port {shown(port)} in ports must be an integer from 1 to 65535 (a whole number, no quotes)"
+                )
+            if not 1 <= port <= 65535:
+                raise ConfigError(f"port {shown(port)} is not a TCP port; use integers from 1 to 65535")
         if not 1 <= len(self.headers) <= MAX_HEADER_RULES:
             raise ConfigError(
                 f"headers lists {len(self.headers)} rules; give between 1 and {MAX_HEADER_RULES}"
@@ -101,17 +126,21 @@ class ExtractorConfig:
         seen: set[str] = set()
         for rule in self.headers:
             name = rule.name
+            if not isinstance(name, str):
+                raise ConfigError(
+                    f'header name {shown(name)} must be a string; quote it, for example name = "Host"'
+                )
             if (
                 not name
                 or len(name) > MAX_HEADER_NAME_LEN
                 or not set(name.encode("latin-1", "replace")) <= TCHARS
             ):
                 raise ConfigError(
-                    f"header name {name!r} is not a token of 1 to {MAX_HEADER_NAME_LEN} characters "
+                    f"header name {shown(name)} is not a token of 1 to {MAX_HEADER_NAME_LEN} characters "
                     "(letters, digits and !#$%&'*+-.^_`|~)"
                 )
             if name.lower() in seen:
-                raise ConfigError(f"header {name!r} is listed twice; keep one rule per header")
+                raise ConfigError(f"header {shown(name)} is listed twice; keep one rule per header")
             seen.add(name.lower())
 
     def compile_flags(self) -> list[str]:
@@ -131,6 +160,21 @@ class ExtractorConfig:
         return dataclasses.replace(self, **changes)
 
 
+def read_input(path: Path, what: str, if_missing: str = "check the path") -> str:
+    """The text of a file the user named (``what`` says which); whatever keeps it from being read is one
+    ConfigError line naming it and what to do (``if_missing`` when it does not exist)."""
+    if path.is_dir():
+        raise ConfigError(f"{what} {path} is a directory; give the file itself")
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist; {if_missing}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as error:
+        raise ConfigError(f"{what} {path} cannot be read ({error.strerror}); give a readable file") from None
+
+
 def load_config(path: str | Path) -> ExtractorConfig:
     """Reads a TOML file; keys are the ExtractorConfig fields, headers as [[headers]] tables.
 
@@ -146,22 +190,14 @@ def load_config(path: str | Path) -> ExtractorConfig:
     """
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; check the path") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text; save it as UTF-8 TOML") from None
-    except OSError as error:
-        raise ConfigError(
-            f"config file {path} cannot be read ({error.strerror}); give a readable file"
-        ) from None
+        raw = tomllib.loads(read_input(path, "config file"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
     known = {field.name for field in dataclasses.fields(ExtractorConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
-            f"config file {path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}"
+            f"config file {path}: unknown key {shown(unknown[0])}; known keys: {', '.join(sorted(known))}"
         )
     for key in ("ports", "headers"):
         if key in raw and not isinstance(raw[key], list):
@@ -179,12 +215,9 @@ def load_config(path: str | Path) -> ExtractorConfig:
 def _header_rule(path: Path, entry: object) -> HeaderRule:
     if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "mode"}:
         raise ConfigError(f"config file {path}: each [[headers]] entry needs name and optionally mode")
-    mode_name = str(entry.get("mode", "value"))
-    try:
-        mode = HeaderMode[mode_name.upper()]
-    except KeyError:
+    mode_name = entry.get("mode", "value")
+    if not isinstance(mode_name, str) or mode_name.upper() not in HeaderMode.__members__:
         choices = ", ".join(m.name.lower() for m in HeaderMode)
-        raise ConfigError(
-            f"config file {path}: header mode {mode_name!r} unknown; use one of {choices}"
-        ) from None
-    return HeaderRule(str(entry["name"]), mode)
+        raise ConfigError(f"config file {path}: header mode {shown(mode_name)} unknown; use one of {choices}")
+    # The name is passed on as it is: ExtractorConfig rejects one that is not a string.
+    return HeaderRule(entry["name"], HeaderMode[mode_name.upper()])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import multiprocessing
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from harness.kernels import (
 from harness.matrix import Variant
 from harness.program import ENTRY_POINT, EXTRACTOR_SOURCE, STAGES, Program, ProgramError
 from harness.verifier import captured_stderr, xdp_functions
+from harness.workers import process_pool
 
 # TCG uses one host core per guest; two guests at once fill this machine's two cores.
 BOOTS_AT_ONCE = 2
@@ -98,10 +98,7 @@ def build(source: Path, variant: Variant, cflags: list[str]) -> Build:
 
 def build_all(builds: Sequence[tuple[Path, Variant, list[str]]], jobs: int) -> list[Build]:
     """Every build, ``jobs`` at a time in spawned workers (clang and LLVM stay out of this process)."""
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=max(1, min(jobs, len(builds))), mp_context=context
-    ) as pool:
+    with process_pool(max(1, min(jobs, len(builds)))) as pool:
         return list(pool.map(build, *zip(*builds)))
 
 

@@ -27,7 +27,7 @@ from types import FrameType
 from pyroute2 import netns as pr_netns
 
 from harness.audit import AuditError, read_key
-from harness.cli import CommandError, require_root
+from harness.cli import CommandError, output_file, require_root
 from harness.config import ExtractorConfig, load_config
 from harness.consumer import consumer_argv
 from harness.counters import Counter, Counts, counts_difference
@@ -104,8 +104,8 @@ def run(args: argparse.Namespace) -> int:
     mode = XdpMode(args.mode)
     where = f"{args.iface} in namespace {args.netns}" if args.netns else args.iface
     check_interface(args.iface, args.netns)
-    if args.output is not None and not args.output.parent.is_dir():
-        raise CommandError(f"--output {args.output}: no directory {args.output.parent}; create it first")
+    if args.output is not None:
+        output_file(args.output, "--output")
     if args.audit is not None:
         if not args.json:
             raise CommandError("--audit seals JSON lines; add --json")

@@ -19,7 +19,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from harness.config import LIMIT_RANGES, ConfigError, ExtractorConfig
+from harness.config import LIMIT_RANGES, ConfigError, ExtractorConfig, read_input
 
 MATRIX_DIR = Path(__file__).resolve().parent / "matrix"
 DEFAULT_MATRIX = MATRIX_DIR / "default.toml"
@@ -58,9 +58,7 @@ SINGLE_BUILD = (Variant("default"),)
 def load_matrix(path: Path) -> tuple[Variant, ...]:
     """Reads and checks a matrix file; any problem is one ConfigError line naming the file and variant."""
     try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"matrix file {path} does not exist; check the path") from None
+        raw = tomllib.loads(read_input(path, "matrix file"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"matrix file {path} is not valid TOML: {error}") from None
     unknown = sorted(set(raw) - {"variant"})

@@ -17,6 +17,7 @@ from typing import Self
 from harness.bcc_loader import BccUnavailable, import_bcc
 from harness.config import MAX_HEADER_NAME_LEN, ExtractorConfig
 from harness.counters import Counter, Counts
+from harness.errors import UserError
 from harness.event import SLOTS, HeaderEvent, decode_event
 from harness.xdp import XdpMode, attached_while_held
 
@@ -31,7 +32,7 @@ NAME_WORDS = MAX_HEADER_NAME_LEN // 8
 __all__ = ["BccUnavailable", "Program", "ProgramError", "XdpMode"]
 
 
-class ProgramError(RuntimeError):
+class ProgramError(UserError, RuntimeError):
     """The program could not be built or loaded; the message says why in one line (details follow)."""
 
 

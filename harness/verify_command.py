@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import json
-import multiprocessing
 import os
 import sys
 import time
 from pathlib import Path
 
 from harness import kernel_matrix
-from harness.cli import EXIT_ERROR, CommandError, require_root
+from harness.cli import EXIT_ERROR, CommandError, output_file, require_root
 from harness.kernels import HOST, parse_kernels
 from harness.matrix import DEFAULT_MATRIX, SINGLE_BUILD, Variant, load_matrix
 from harness.program import EXTRACTOR_SOURCE
@@ -35,6 +34,7 @@ from harness.verify_report import (
     render_rejections,
     render_table,
 )
+from harness.workers import process_pool
 
 # Compiling is clang-bound and single-threaded; a few builds at once use the machine without starving it.
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     """Checks all input first (files, matrix, baseline), then verifies, then reports and gates."""
     require_root("xhdr verify")
     builds = plan(args.sources, args.matrix)
+    for option, target in (("--json", args.json), ("--markdown", args.markdown)):
+        if target is not None and str(target) != "-":
+            output_file(target, option)
     baseline = load_baseline(args.baseline) if args.baseline else None
     if args.jobs < 1:
         raise CommandError(f"--jobs {args.jobs} is not a number of worker processes; use 1 or more")
@@ -152,6 +155,10 @@ def run_matrix(
 def plan(sources: list[Path], matrix: Path | None) -> list[tuple[Path, Variant, list[str]]]:
     """Every (source, variant, cflags) to build, checked without compiling anything."""
     for source in sources:
+        if source.is_dir():
+            raise CommandError(
+                f"source {source} is a directory; give the .c files to verify (for example {source}/*.c)"
+            )
         if not source.is_file():
             raise FileNotFoundError(f"source file {source} does not exist; check the path")
         try:
@@ -183,7 +190,8 @@ def verify_all(
     """Verifies every build, ``jobs`` at a time in worker processes, showing progress on stderr.
 
     Workers are separate processes (spawned, not forked from a process that holds LLVM): each compile is
-    single-threaded clang, and a worker's fds, maps and programs vanish with it whatever happens.
+    single-threaded clang, and a worker's fds, maps and programs vanish with it whatever happens; they
+    die with this process too, even when it is killed outright (harness/workers.py).
     The first bad build (a compile error) stops the run with its one-line message.
     """
     progress = Progress(len(builds))
@@ -197,10 +205,7 @@ def verify_all(
     print(
         f"xhdr verify: building {len(builds)} variants, {min(jobs, len(builds))} at a time", file=sys.stderr
     )
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=min(jobs, len(builds)), mp_context=context
-    ) as pool:
+    with process_pool(min(jobs, len(builds))) as pool:
         futures = {pool.submit(_verify, build, least_privilege): index for index, build in enumerate(builds)}
         done: dict[int, VariantResult] = {}
         try:

@@ -11,7 +11,7 @@ import json
 import platform
 from pathlib import Path
 
-from harness.config import ConfigError
+from harness.config import ConfigError, read_input
 from harness.verifier import STATS, VariantResult
 
 SCHEMA = 1
@@ -120,12 +120,9 @@ def render_rejections(document: Document) -> str:
 
 def load_baseline(path: Path) -> Document:
     """An earlier ``--json`` document; checked before anything is compiled."""
+    text = read_input(path, "baseline file", f"write one with `xhdr verify --json {path}`")
     try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"baseline file {path} does not exist; write one with `xhdr verify --json {path}`"
-        ) from None
+        document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ConfigError(f"baseline file {path} is not JSON: {error}") from None
     if (

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from pyroute2 import IPRoute, NetlinkError
 
+from harness.errors import UserError
 from harness.namespace import inside
 from harness.testrun import libbpf
 
@@ -32,7 +33,7 @@ class XdpMode(enum.Enum):
         return XDP_FLAGS_DRV_MODE if self is XdpMode.NATIVE else XDP_FLAGS_SKB_MODE
 
 
-class AttachError(RuntimeError):
+class AttachError(UserError, RuntimeError):
     """The interface does not exist or refused the program; the message names both."""
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from harness.errors import UserError
 
-class TeardownError(RuntimeError):
+
+class TeardownError(UserError, RuntimeError):
     """One or more cleanup actions failed; the message lists each on one line, separated by '; '."""
 
 

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from harness.errors import UserError
 from netns.lab import Host, Lab, last_line
 from netns.nsenter import inside
 
@@ -21,7 +22,7 @@ CURL = "/usr/bin/curl"
 CURL_DEFAULT_HEADERS = ("Host", "User-Agent", "Accept")
 
 
-class ClientError(RuntimeError):
+class ClientError(UserError, RuntimeError):
     """An HTTP client in the lab failed; the message is one line."""
 
 

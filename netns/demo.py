@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 
 from harness import reference
-from harness.cli import CommandError, require_root
+from harness.cli import CommandError, output_directory, require_root
 from harness.compare import outcome_differences
 from harness.config import ExtractorConfig
 from harness.corpus import load_corpus
@@ -94,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
     modes = [XdpMode(value) for value in (args.mode or [mode.value for mode in XdpMode])]
     if args.requests < 1:
         raise CommandError(f"--requests {args.requests} must be at least 1")
-    args.out.mkdir(parents=True, exist_ok=True)
-    events_path = args.out / "events.jsonl"
+    events_path = output_directory(args.out) / "events.jsonl"
     cases = load_corpus()
     results = []
     with Program(ExtractorConfig()) as program, events_path.open("w") as events_file:

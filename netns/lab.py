@@ -3,7 +3,7 @@
 The client namespace sends (raw frames or real HTTP clients), the gateway namespace receives (the XDP
 program is attached to the gateway's veth end by harness code, the recording server listens there).
 Every lab has a unique name prefix, so parallel runs never collide and leftovers of a killed run can
-be recognised by the dead pid in their name and swept away.
+be recognised by the owner in their name (pid and start time) that no longer runs, and swept away.
 """
 
 from __future__ import annotations
@@ -29,14 +29,18 @@ from pyroute2.ethtool import Ethtool
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_MULTICAST, IFF_NOARP
 
-from harness.wait import wait_until
+from harness.errors import UserError
+from harness.wait import DeadlineExceeded, wait_until
 from harness.xdp import XdpMode, attach_xdp, detach_xdp
 from netns.addressing import CLIENT, GATEWAY, IPV4_PREFIXLEN, IPV6_PREFIXLEN, Endpoint
 from netns.cleanup import CleanupStack, TeardownError, describe
 from netns.nsenter import inside, socket_in
 
 NAME_PREFIX = "xhdr"
-_OWNED = re.compile(rf"^{NAME_PREFIX}-(\d+)-")
+TAG_BYTES = 3  # a lab's random tag: six hex digits
+# xhdr-<pid>-<start time>-<tag>-...: the owner (pid-start time) and its pid. The tag is matched too, so the
+# names of older xhdr versions (xhdr-<pid>-<tag>-..., a tag of digits only included) are never misread.
+_OWNED = re.compile(rf"^{NAME_PREFIX}-((\d+)-\d+)-[0-9a-f]{{{2 * TAG_BYTES}}}-")
 ETH_P_ALL = 0x0003
 NUD_PERMANENT = 0x80
 STOP_GRACE_S = 3.0
@@ -44,7 +48,7 @@ STOP_GRACE_S = 3.0
 WIRE_OFFLOADS = ("tx-tcp-segmentation", "tx-tcp6-segmentation", "tx-generic-segmentation", "rx-gro")
 
 
-class CommandError(RuntimeError):
+class CommandError(UserError, RuntimeError):
     """A program run inside a lab namespace failed; the message is one line with its last stderr line."""
 
 
@@ -58,19 +62,23 @@ class Host:
     endpoint: Endpoint
 
 
-def _pid_alive(pid: int) -> bool:
+def owner_id(pid: int) -> str | None:
+    """``PID-START`` for a running process (START: clock ticks after boot, field 22 of /proc/PID/stat).
+
+    A pid alone does not name a process: pids are reused (pid_max may be 32768), and a stale lab whose pid
+    now belongs to another process would be kept for good. None for no process, or one that has exited
+    and is a zombie (it can clean up nothing any more).
+    """
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None if fields[0] in "ZX" else f"{pid}-{fields[19]}"
 
 
 def _is_stale(name: str) -> bool:
     match = _OWNED.match(name)
-    return match is not None and not _pid_alive(int(match.group(1)))
+    return match is not None and owner_id(int(match.group(2))) != match.group(1)
 
 
 def _kill_processes_in(name: str) -> None:
@@ -93,11 +101,15 @@ def _remove_netns(name: str) -> None:
 def sweep_stale() -> list[str]:
     """Delete the namespaces of earlier xhdr runs whose process is dead, and return their names.
 
-    Names carry the pid of the process that made them (``xhdr-<pid>-...``), so a namespace of a live
+    Names carry the process that made them (``xhdr-<pid>-<start time>-...``), so a namespace of a live
     process - a parallel run, or this one - is never touched. Processes still running in a stale
     namespace (a recorder orphaned by the kill) are killed first, as they would keep it and its veth
-    alive; the stale run's temporary directory is removed too.
+    alive; the stale run's temporary directory is removed too. harness/cli.py runs this before every
+    command (the ``xhdr.sweepers`` entry point); only root can remove namespaces, so for anyone else it
+    leaves them to the next run as root.
     """
+    if os.geteuid() != 0:
+        return []
     removed = []
     for name in sorted(pr_netns.listnetns()):
         if not _is_stale(name):
@@ -166,9 +178,9 @@ class Lab:
 
     def __init__(self, *, sweep: bool = True, wire_mtu: int | None = None) -> None:
         """``wire_mtu``: make the link behave like a wire of that MTU (see :meth:`_as_wire`)."""
-        tag = secrets.token_hex(3)
+        tag = secrets.token_hex(TAG_BYTES)
         self.wire_mtu = wire_mtu
-        self.prefix = f"{NAME_PREFIX}-{os.getpid()}-{tag}"
+        self.prefix = f"{NAME_PREFIX}-{owner_id(os.getpid())}-{tag}"
         self._sweep = sweep
         self._cleanup = CleanupStack()
         self._tx: socket.socket | None = None
@@ -335,7 +347,7 @@ class Lab:
         try:
             done = subprocess.run(cmd, check=False, capture_output=True, timeout=timeout, input=input)
         except subprocess.TimeoutExpired:
-            raise TimeoutError(
+            raise DeadlineExceeded(
                 f"{shlex.join(argv)} in {host.netns} did not finish within {timeout}s"
             ) from None
         if check and done.returncode != 0:

@@ -16,14 +16,16 @@ import json
 import sys
 from pathlib import Path
 
-from bench.results import RESULTS_DIR, ResultFile, read_results
+from bench.results import RESULTS_DIR, ResultFile, read_json, read_results
 from bench.targets import TARGETS
-from harness.cli import CommandError
+from harness.cli import CommandError, output_directory
 from reports import figures
 from reports.metrics import METRICS, metric
 
 DEFAULT_OUT = Path("reports/out/report")
 DEFAULT_HISTORY = Path(".benchmarks")
+# What the page reads of a gate document (bench/compare.py writes it).
+GATE_KEYS = {"verdict", "cases", "reference", "current", "threshold_pct", "statistic"}
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
@@ -72,14 +74,25 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"result file {path} does not exist; check the path")
     try:
         files = read_results(paths)
-    except (ValueError, KeyError, TypeError) as error:
+        gate = read_gate(args.gate or paths[0].parent / "gate.json", given=args.gate is not None)
+    except ValueError as error:
         raise CommandError(str(error)) from None
-    gate_path = args.gate or paths[0].parent / "gate.json"
-    gate = json.loads(gate_path.read_text()) if gate_path.is_file() else None
     document = build_report(files, gate, figures.read_history(args.history) if args.history.is_dir() else [])
-    page = render(document, files, gate, args.out)
+    page = render(document, files, gate, output_directory(args.out))
     print(f"xhdr report: {len(document['plots'])} plots and {page}", file=sys.stderr)
     return 0
+
+
+def read_gate(path: Path, *, given: bool) -> dict | None:
+    """The gate document, or None when there is none beside the results; one given with --gate must exist."""
+    if not path.is_file():
+        if given:
+            raise FileNotFoundError(f"gate file {path} does not exist; check --gate")
+        return None
+    document = read_json(path, "gate file")
+    if not isinstance(document, dict) or not GATE_KEYS <= document.keys():
+        raise ValueError(f"gate file {path} is not a gate.json of `xhdr bench --compare`; give that file")
+    return document
 
 
 def build_report(files: list[ResultFile], gate: dict | None, history: list[dict]) -> dict:
@@ -127,8 +140,7 @@ def build_report(files: list[ResultFile], gate: dict | None, history: list[dict]
 
 
 def render(document: dict, files: list[ResultFile], gate: dict | None, out: Path) -> Path:
-    """Writes the PNGs, report.json and report.html; returns the page's path."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Writes the PNGs, report.json and report.html into ``out`` (an existing directory); returns the page's path."""
     plots = [
         figures.cost_vs_frame_size(files, out),
         figures.cost_vs_header_count(files, out),

@@ -11,33 +11,49 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from bench.results import ResultFile, Row
 from bench.targets import STANDARD_RATIO
 from reports.metrics import metric
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 KERNEL_SUITE = "kernel_cost"
 COLOURS = {"extractor": "#d62728", "empty": "#7f7f7f"}
 DPI = 100
 
 
-def _style(ax: plt.Axes, title: str, xlabel: str, ylabel: str) -> None:
+def _pyplot() -> ModuleType:
+    """matplotlib.pyplot, imported when the first plot is drawn rather than with this module.
+
+    Every ``xhdr`` command imports this module (to register ``report``), and importing matplotlib reads its
+    configuration directory, warning on stderr when the home directory is not writable.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
+def _style(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
     ax.set_title(title, fontsize=11)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -81,7 +97,7 @@ def cost_vs_frame_size(files: Sequence[ResultFile], out: Path) -> Path | None:
                 series.setdefault(label, []).append((float(row.params["frame_bytes"]), row.value))
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(9.5, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(9.5, 4.5))
     for method, points in sorted(series.items()):
         points.sort()
         if len(points) == 1:  # a baseline measured on one frame: a point, not a line
@@ -125,7 +141,7 @@ def cost_vs_header_count(files: Sequence[ResultFile], out: Path) -> Path | None:
     by_count = _series(rows, "header_count", "headers", "ns_per_packet")
     if not by_count:
         return None
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(11, 4.5))
     for method, points in sorted(by_count.items()):
         left.plot(*zip(*points, strict=True), marker="o", label=method, color=COLOURS.get(method))
     _style(left, "Cost vs header lines in the request", "header lines (not configured)", "ns per packet")
@@ -172,7 +188,7 @@ def cost_by_case(files: Sequence[ResultFile], out: Path) -> Path | None:
     names = list(dict.fromkeys(r.params["case"] for r in wanted))
     value = {(r.params["case"], r.method): r.value for r in wanted}
     ratio = {r.params["case"]: r.value for r in rows if r.metric == "ratio_to_empty"}
-    fig, ax = plt.subplots(figsize=(10, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(10, 4.5))
     x = np.arange(len(names))
     extractor = [value.get((n, "extractor"), 0) for n in names]
     ax.bar(x - 0.2, extractor, 0.4, label="extractor", color=COLOURS["extractor"])
@@ -215,7 +231,7 @@ def suite_bars(file: ResultFile, out: Path) -> Path | None:
         return None
     columns = min(3, len(by_metric))
     lines = -(-len(by_metric) // columns)
-    fig, axes = plt.subplots(lines, columns, figsize=(5.2 * columns, 3.2 * lines), squeeze=False)
+    fig, axes = _pyplot().subplots(lines, columns, figsize=(5.2 * columns, 3.2 * lines), squeeze=False)
     for ax in axes.flat[len(by_metric) :]:
         ax.set_visible(False)
     for ax, (name, rows) in zip(axes.flat, sorted(by_metric.items()), strict=False):
@@ -239,7 +255,7 @@ def gate_plot(document: dict, out: Path) -> Path | None:
     cases = document.get("cases") or []
     if not cases:
         return None
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = _pyplot().subplots(figsize=(8, 4))
     for index, case in enumerate(cases):
         ratios = np.array(case["current_ns_rounds"]) / np.array(case["reference_ns_rounds"])
         jitter = np.linspace(-0.15, 0.15, ratios.size)
@@ -308,7 +324,7 @@ def trend(runs: Sequence[dict], out: Path) -> Path | None:
     """The key ratios across stored runs: ratio to the empty program and ns per packet per key case."""
     if not runs:
         return None
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    fig, (top, bottom) = _pyplot().subplots(2, 1, figsize=(9, 6), sharex=True)
     x = np.arange(len(runs))
     for case in TREND_CASES:
         ratios = [run["figures"].get(case, {}).get("ratio_to_empty") for run in runs]

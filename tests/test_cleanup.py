@@ -3,11 +3,13 @@
 A leaked namespace keeps a veth and maybe an attached XDP program alive, and a leaked attachment makes the
 next ``attach_xdp`` fail (it refuses to replace a program). Each way a run can end is tried for real here:
 an exception in-process, SIGINT and SIGKILL to a separate Python process that holds a lab with the
-extractor attached, and SIGINT to ``xhdr demo``.
+extractor attached, and SIGINT or SIGTERM to ``xhdr demo``. Any ``xhdr`` command sweeps what a killed run left, and
+``xhdr verify``'s worker processes die with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -22,6 +24,7 @@ import pytest
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
+from harness.cli import EXIT_ERROR, main
 from harness.counters import Counter
 from harness.driver import feed_opened
 from harness.frames import FrameSpec, build
@@ -49,6 +52,14 @@ CONCURRENT_SWEEPERS = "PYTEST_XDIST_WORKER" in os.environ
 UNIGNORE_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
 
 REQUEST = FrameSpec(payload=b"GET /again HTTP/1.1\r\nHost: a.example\r\n\r\n")
+
+# A process that holds a bare lab (nothing compiled, so it is up in well under a second) until killed.
+HOLDING_LAB = """
+from netns.lab import Lab
+lab = Lab().__enter__()
+print(lab.prefix, flush=True)
+input()
+"""
 
 # A process that holds a lab with the extractor attached and a recorder running, until a signal ends it.
 HOLDING_RUN = """
@@ -80,6 +91,20 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def children(pid: int) -> dict[int, str]:
+    """The running children of ``pid`` and their command lines (from /proc: the parent pid, field 4)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended while the scan ran
+        if fields[1] == str(pid) and fields[0] != "Z":
+            found[int(stat.parent.name)] = command
+    return found
 
 
 def root_links(*names: str) -> list[str]:
@@ -220,13 +245,71 @@ def test_sigkill_leaves_a_lab_that_sweep_stale_removes_and_live_labs_survive(
 
 
 @pytest.mark.skipif(importlib.util.find_spec("netns.demo") is None, reason="netns/demo.py is not written yet")
-def test_xhdr_demo_exits_130_on_sigint_and_leaves_no_namespace(
-    spawn: Callable[[list[str]], Spawned], tmp_path: Path
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_xhdr_demo_exits_130_on_sigint_or_sigterm_and_leaves_no_namespace(
+    spawn: Callable[[list[str]], Spawned], tmp_path: Path, sig: signal.Signals
 ) -> None:
     child = spawn([str(XHDR), "demo", "--out", str(tmp_path / "demo-out")])  # not the repo's reports/out
     child.wait_for_line("lab up")
     prefix = f"xhdr-{child.proc.pid}-"
     assert lab_namespaces(prefix), "the demo says its lab is up but no namespace carries its pid"
-    code = child.stop(signal.SIGINT)
-    assert code == EXIT_INTERRUPTED, f"exit {code} after one SIGINT; stderr ends: {child.stderr_tail()}"
+    code = child.stop(sig)
+    assert code == EXIT_INTERRUPTED, f"exit {code} after one {sig.name}; stderr ends: {child.stderr_tail()}"
     assert lab_namespaces(prefix) == []
+
+
+def test_any_command_sweeps_what_a_killed_run_left(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not only the next lab: any command, even one that then fails on its input, sweeps first and says so."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_LAB],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        prefix = holder.stdout.readline().strip()  # type: ignore[union-attr]
+    finally:
+        holder.kill()
+        holder.wait()
+    names = [f"{prefix}-cli", f"{prefix}-gw"]
+    assert lab_namespaces(prefix) == names, f"the killed run should have left {names}"
+
+    code = main(["report", str(tmp_path / "absent.json")])
+    said = capsys.readouterr().err.splitlines()
+    assert code == EXIT_ERROR
+    assert said[0].startswith("xhdr report: removed what killed xhdr runs left: "), said
+    assert set(names) <= set(said[0].split(": ", 2)[2].split(", ")), said[0]
+    assert said[1].startswith("xhdr report: error: result file"), said
+    assert lab_namespaces(prefix) == []
+
+
+def test_sigkilled_verify_leaves_no_worker_and_no_resource_tracker(
+    spawn: Callable[[list[str]], Spawned],
+) -> None:
+    """Its spawned workers (a few hundred MB each) and multiprocessing's resource tracker go with it."""
+    child = spawn([str(XHDR), "verify", "--jobs", "2"])  # the default matrix: enough work for both workers
+    pid = child.proc.pid
+
+    def working() -> dict[int, str] | None:
+        """The workers and the tracker, once both workers build a variant (past their start-up)."""
+        if child.proc.poll() is not None:
+            raise AssertionError(f"xhdr verify exited {child.proc.returncode} early: {child.stderr_tail()}")
+        found = {p: c for p, c in children(pid).items() if "multiprocessing" in c}
+        workers = [p for p, c in found.items() if "spawn_main" in c]
+        building = [p for p in workers if "libbcc" in Path(f"/proc/{p}/maps").read_text()]
+        has_tracker = any("resource_tracker" in c for c in found.values())
+        return found if len(building) == 2 and has_tracker else None
+
+    started = wait_until(working, READY_DEADLINE_S, f"xhdr verify (pid {pid}) to start its workers")
+    assert child.stop(signal.SIGKILL) == -signal.SIGKILL
+    try:
+        wait_until(
+            lambda: not any(running(p) for p in started), EXIT_DEADLINE_S, "the workers and tracker to end"
+        )
+    finally:
+        for leftover in (p for p in started if running(p)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leftover, signal.SIGKILL)  # a failing run must not leave them either

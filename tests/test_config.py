@@ -14,6 +14,7 @@ from harness.config import (
     LIMIT_RANGES,
     MAX_HEADER_NAME_LEN,
     MAX_HEADER_RULES,
+    SHOWN_CHARS,
     ConfigError,
     ExtractorConfig,
     HeaderMode,
@@ -70,7 +71,8 @@ def test_limit_past_each_end_is_rejected(field: str, value: int) -> None:
 def test_limit_of_wrong_type_is_rejected(field: str, value: object) -> None:
     with pytest.raises(ConfigError) as error:
         ExtractorConfig(**{field: value})
-    one_line_error(error, field)
+    message = one_line_error(error, f"{field} = {value!r} must be an integer")
+    assert "out of range" not in message  # the range is not what is wrong with "64"
 
 
 def test_ringbuf_pages_must_be_a_power_of_two() -> None:
@@ -89,8 +91,14 @@ def test_valid_ports_are_accepted(ports: tuple[int, ...]) -> None:
 
 @pytest.mark.parametrize(
     ("ports", "needle"),
-    [((), "ports is empty"), ((0,), "port 0"), ((65536,), "port 65536"), (("80",), "port '80'")],
-    ids=["empty", "zero", "too-high", "string"],
+    [
+        ((), "ports is empty"),
+        ((0,), "port 0"),
+        ((65536,), "port 65536"),
+        (("80",), "port '80' in ports must be an integer"),
+        ((True,), "port True in ports must be an integer"),
+    ],
+    ids=["empty", "zero", "too-high", "string", "bool"],
 )
 def test_invalid_ports_are_rejected(ports: tuple[object, ...], needle: str) -> None:
     with pytest.raises(ConfigError) as error:
@@ -117,8 +125,20 @@ def test_header_rule_limits_are_accepted() -> None:
         ((HeaderRule("H\u00f6st"),), "'H\u00f6st'"),
         ((HeaderRule("X-\u20ac"),), "'X-\u20ac'"),
         ((HeaderRule("Host"), HeaderRule("HOST", HeaderMode.HASH)), "listed twice"),
+        ((HeaderRule(5),), "header name 5 must be a string"),  # type: ignore[arg-type]
     ],
-    ids=["none", "too-many", "empty-name", "long-name", "space", "colon", "latin-1", "non-latin-1", "twice"],
+    ids=[
+        "none",
+        "too-many",
+        "empty-name",
+        "long-name",
+        "space",
+        "colon",
+        "latin-1",
+        "non-latin-1",
+        "twice",
+        "not-a-string",
+    ],
 )
 def test_invalid_headers_are_rejected(headers: tuple[HeaderRule, ...], needle: str) -> None:
     with pytest.raises(ConfigError) as error:
@@ -191,8 +211,24 @@ def test_load_config_of_an_empty_file_is_the_defaults(tmp_path: Path) -> None:
         ("ports = [80\n", ("not valid TOML",)),
         ("max_scan_bytes = 4096\n", ("max_scan_bytes = 4096", "64 to 1536")),
         ("ports = [0]\n", ("port 0",)),
+        ("ports = [true]\n", ("port True in ports", "must be an integer")),
+        ("[[headers]]\nname = 5\n", ("header name 5", "must be a string")),
+        ("[[headers]]\nname = 'Host'\nmode = 2\n", ("header mode 2 unknown",)),
+        ('max_value_len = "128"\n', ("max_value_len = '128' must be an integer", "16 to 256")),
     ],
-    ids=["unknown-key", "bad-mode", "header-without-name", "header-extra-key", "bad-toml", "range", "port"],
+    ids=[
+        "unknown-key",
+        "bad-mode",
+        "header-without-name",
+        "header-extra-key",
+        "bad-toml",
+        "range",
+        "port",
+        "port-true",
+        "name-number",
+        "mode-number",
+        "limit-string",
+    ],
 )
 def test_load_config_errors_are_one_line_naming_file_and_field(
     tmp_path: Path, text: str, needles: tuple[str, ...]
@@ -201,6 +237,14 @@ def test_load_config_errors_are_one_line_naming_file_and_field(
     with pytest.raises(ConfigError) as error:
         load_config(path)
     one_line_error(error, str(path), *needles)
+
+
+def test_a_long_header_name_is_echoed_cut(tmp_path: Path) -> None:
+    path = write(tmp_path, f"[[headers]]\nname = '{'X' * 5000}'\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = one_line_error(error, str(path), "'" + "X" * (SHOWN_CHARS - 1) + "...", "not a token")
+    assert len(message) < len(str(path)) + 200, message
 
 
 def test_load_config_of_a_missing_file_is_one_line(tmp_path: Path) -> None:

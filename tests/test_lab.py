@@ -22,7 +22,7 @@ from netns.addressing import CLIENT, GATEWAY
 from netns.capture import Capture
 from netns.cleanup import TeardownError
 from netns.clients import ClientError, curl, http_client
-from netns.lab import CommandError, Lab, sweep_stale
+from netns.lab import CommandError, Lab, owner_id, sweep_stale
 from netns.servers import RecordingServer
 
 pytestmark = pytest.mark.lab
@@ -50,7 +50,7 @@ def _addresses(netns: str, index: int) -> tuple[str, set[tuple[str, int]]]:
 
 
 def test_lab_builds_two_namespaces_with_fixed_addresses(lab: Lab) -> None:
-    assert re.fullmatch(rf"xhdr-{os.getpid()}-[0-9a-f]{{6}}", lab.prefix)
+    assert re.fullmatch(rf"xhdr-{owner_id(os.getpid())}-[0-9a-f]{{6}}", lab.prefix)
     assert {lab.client.netns, lab.gateway.netns} <= set(pr_netns.listnetns())
     assert (lab.client.netns, lab.gateway.netns) == (f"{lab.prefix}-cli", f"{lab.prefix}-gw")
     for host, endpoint in ((lab.client, CLIENT), (lab.gateway, GATEWAY)):
@@ -154,20 +154,25 @@ def test_teardown_continues_past_a_failing_action_and_reports_it() -> None:
     assert _leftovers(lab) == []
 
 
-def test_sweep_stale_removes_dead_pid_namespaces_and_keeps_live_ones() -> None:
+def test_sweep_stale_removes_dead_and_reused_pid_namespaces_and_keeps_live_ones() -> None:
+    """A namespace is its owner's while that pid runs with the start time in its name: a reused pid is no owner."""
     pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
     dead = next(pid for pid in range(pid_max - 1, 1, -1) if not os.path.exists(f"/proc/{pid}"))
-    stale, live = f"xhdr-{dead}-0dead0-cli", f"xhdr-{os.getppid()}-0a11e0-cli"
-    for name in (stale, live):
+    live_owner = owner_id(os.getppid())
+    pid, start = live_owner.split("-")  # type: ignore[union-attr]
+    stale = f"xhdr-{dead}-{start}-0dead0-cli"
+    reused = f"xhdr-{pid}-{int(start) + 1}-05ed00-cli"  # the same pid, started at another time
+    live = f"xhdr-{live_owner}-0a11e0-cli"
+    for name in (stale, reused, live):
         pr_netns.create(name)
     try:
         removed = sweep_stale()
-        assert stale in removed or CONCURRENT_SWEEPERS
+        assert {stale, reused} <= set(removed)
         assert live not in removed
-        assert stale not in pr_netns.listnetns()
+        assert not {stale, reused} & set(pr_netns.listnetns())
         assert live in pr_netns.listnetns()
     finally:
-        for name in (stale, live):
+        for name in (stale, reused, live):
             if name in pr_netns.listnetns():
                 pr_netns.remove(name)
 
@@ -176,7 +181,9 @@ def test_run_executes_inside_the_namespace(lab: Lab) -> None:
     done = lab.run(lab.gateway, ["ip", "-o", "link", "show"])
     assert lab.gateway.ifname in done.stdout.decode()
     assert lab.client.ifname not in done.stdout.decode()
-    with pytest.raises(CommandError, match=r"^false in xhdr-\d+-[0-9a-f]{6}-cli exited 1: \(no output\)$"):
+    with pytest.raises(
+        CommandError, match=r"^false in xhdr-\d+-\d+-[0-9a-f]{6}-cli exited 1: \(no output\)$"
+    ):
         lab.run(lab.client, ["false"])
 
 

@@ -1,0 +1,236 @@
+"""Bad input to any ``xhdr`` command: one stderr line that names the thing and the fix, exit 1, no traceback.
+
+The table runs ``harness.cli.main`` in-process (an exception escaping it fails the test as a traceback
+would, in milliseconds instead of a second of imports per case). What only a real process shows runs the
+installed console script: a Ctrl-C while the subcommand modules import, and what imports print for a
+non-root user whose home cannot be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.cli import EXIT_ERROR, EXIT_INTERRUPTED, main, run_command
+from harness.wait import wait_until
+from netns.cleanup import TeardownError
+from netns.clients import ClientError
+from netns.lab import CommandError as LabCommandError
+from netns.lab import Lab
+
+ROOT = Path(__file__).resolve().parent.parent
+XHDR = Path(sys.executable).parent / "xhdr"  # the console script, as users run it (see tests/test_cli_log.py)
+EXIT_DEADLINE_S = 30.0
+NOBODY = "65534"
+
+# Inputs the table refers to as {key} (the file's path); {tmp} is the test's own directory.
+FILES = {
+    "file": ("file", "not a directory\n"),
+    "list": ("list.json", "[]\n"),
+    "corrupt": ("corrupt.json", '{"suite": \n'),
+    "port_true": ("port_true.toml", "ports = [true]\n"),
+    "result": (
+        "result.json",
+        '{"format": 1, "suite": "s", "created": "", "machine": {}, "config": {}, "rows": []}\n',
+    ),
+}
+
+# name: (needs root, arguments, what the one line must contain)
+ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
+    "demo-out-is-a-file": (
+        True,
+        ["demo", "--out", "{file}"],
+        ["--out {file} is not a directory", "give a directory"],
+    ),
+    "bench-compare-unknown-ref": (
+        True,
+        ["bench", "--compare", "no-such-ref-xyz", "--out", "{tmp}"],
+        ["no-such-ref-xyz is not a file, a directory or a git commit", "give a stored program"],
+    ),
+    "bench-compare-missing-file": (
+        True,
+        ["bench", "--compare", "{tmp}/missing.c", "--out", "{tmp}"],
+        ["{tmp}/missing.c is not a file", "give a stored program"],
+    ),
+    "bench-rounds-0": (
+        True,
+        ["bench", "--rounds", "0", "--compare", "HEAD", "--out", "{tmp}"],
+        ["--rounds 0 is too few", "at least 5"],
+    ),
+    "bench-rounds-without-compare": (
+        True,
+        ["bench", "--rounds", "0", "--out", "{tmp}"],
+        ["--rounds 0 applies to the gate only", "add --compare"],
+    ),
+    "verify-directory": (
+        True,
+        ["verify", "{tmp}"],
+        ["source {tmp} is a directory", "give the .c files"],
+    ),
+    "verify-json-into-a-directory": (
+        True,
+        ["verify", "--json", "{tmp}"],
+        ["--json {tmp} is a directory", "give the name of a file"],
+    ),
+    "log-config-port-true": (
+        True,
+        ["log", "--iface", "lo", "--config", "{port_true}"],
+        ["{port_true}", "port True in ports must be an integer"],
+    ),
+    "report-of-a-json-list": (
+        False,
+        ["report", "{list}", "--out", "{tmp}/r"],
+        ["result file {list} is not an xhdr result file", "`xhdr bench`"],
+    ),
+    "report-of-corrupt-json": (
+        False,
+        ["report", "{corrupt}", "--out", "{tmp}/r"],
+        ["result file {corrupt} is not valid JSON", "line 2"],
+    ),
+    "report-gate-of-corrupt-json": (
+        False,
+        ["report", "{result}", "--gate", "{corrupt}", "--out", "{tmp}/r"],
+        ["gate file {corrupt} is not valid JSON"],
+    ),
+    "report-gate-of-another-document": (
+        False,
+        ["report", "{result}", "--gate", "{list}", "--out", "{tmp}/r"],
+        ["gate file {list} is not a gate.json of `xhdr bench --compare`"],
+    ),
+    "report-gate-missing": (
+        False,
+        ["report", "{result}", "--gate", "{tmp}/gate.json", "--out", "{tmp}/r"],
+        ["gate file {tmp}/gate.json does not exist"],
+    ),
+}
+
+
+def one_error_line(err: str, command: str) -> str:
+    """The single stderr line of a failed command, checked for the prefix every xhdr error carries."""
+    lines = err.splitlines()
+    assert len(lines) == 1, f"expected one stderr line, got:\n{err}"
+    assert lines[0].startswith(f"xhdr {command}: error: "), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", ERRORS)
+def test_bad_input_is_one_line_naming_it(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    needs_root, argv, needles = ERRORS[name]
+    if needs_root and os.geteuid() != 0:
+        pytest.skip("the command checks for root before its arguments")
+    places = {"tmp": str(tmp_path)}
+    for key, (file, text) in FILES.items():
+        (tmp_path / file).write_text(text)
+        places[key] = str(tmp_path / file)
+    code = main([arg.format_map(places) for arg in argv])
+    out, err = capsys.readouterr()
+    assert code == EXIT_ERROR and out == "", (code, out)
+    line = one_error_line(err, argv[0])
+    for needle in needles:
+        assert needle.format_map(places) in line, line
+
+
+def _raise(error: BaseException) -> Callable[[argparse.Namespace], int]:
+    def run(_args: argparse.Namespace) -> int:
+        raise error
+
+    return run
+
+
+def _lab_run_timeout(_args: argparse.Namespace) -> int:
+    """Lab.run's own timeout, raised for real by a program that outlives it."""
+    with Lab(sweep=False) as lab:
+        lab.run(lab.client, ["sleep", "5"], timeout=0.2)
+    return 0
+
+
+@pytest.mark.parametrize(
+    ("run", "needle"),
+    [
+        (_raise(LabCommandError("false in xhdr-1-2-abc-cli exited 1: (no output)")), "false in xhdr-1-2"),
+        (_raise(ClientError("curl GET http://10.0.0.1/ exited 7: refused")), "curl GET"),
+        (_raise(TeardownError("lab xhdr-1-2-abc teardown: remove netns: OSError: busy")), "teardown"),
+        (lambda _args: wait_until(lambda: False, 0.01, "a condition never met"), "a condition never met"),
+        pytest.param(_lab_run_timeout, "did not finish within 0.2s", marks=pytest.mark.lab),
+    ],
+    ids=["lab-command", "client", "teardown", "wait-deadline", "lab-run-timeout"],
+)
+def test_lab_and_wait_errors_are_one_line(
+    run: Callable[[argparse.Namespace], int], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """netns's errors and a missed deadline are user errors for harness/cli.py, which imports no netns."""
+    code = run_command(argparse.Namespace(command="demo", run=run))
+    assert code == EXIT_ERROR
+    assert needle in one_error_line(capsys.readouterr().err, "demo")
+
+
+def test_ctrl_c_while_the_subcommands_import_is_one_line_and_130(tmp_path: Path) -> None:
+    """SIGINT while the subcommand modules load, which takes a second or more.
+
+    Under PYTHONPROFILEIMPORTTIME Python reports each finished import on stderr: an import reported after
+    harness.cli's own is one that main() made, loading the entry points. Those lines are left out of the check.
+    """
+    err_path = tmp_path / "stderr"
+
+    def loading_subcommands() -> bool:
+        imports = [line for line in err_path.read_text().splitlines() if line.startswith("import time:")]
+        done = [index for index, line in enumerate(imports) if line.endswith("| harness.cli")]
+        return bool(done) and done[0] < len(imports) - 1
+
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    with err_path.open("w") as err:
+        proc = subprocess.Popen(
+            [str(XHDR), "report", str(tmp_path / "absent.json")], cwd=ROOT, stderr=err, env=env
+        )
+    try:
+        wait_until(
+            lambda: loading_subcommands() or proc.poll() is not None,
+            EXIT_DEADLINE_S,
+            "xhdr to load its subcommands",
+        )
+        assert proc.poll() is None, "xhdr ended before the test could interrupt it"
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=EXIT_DEADLINE_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    said = [line for line in err_path.read_text().splitlines() if not line.startswith("import time:")]
+    assert said == ["xhdr: interrupted; everything xhdr started was removed"], "\n".join(said[-8:])
+    assert code == EXIT_INTERRUPTED
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
+def test_non_root_with_an_unwritable_home_gets_only_the_message(tmp_path: Path) -> None:
+    """Nothing an import prints (matplotlib's cache directory warning) comes before the one line."""
+    home = tmp_path / "home-that-does-not-exist"  # inside root's private pytest directory
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8"}
+    done = subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            str(XHDR),
+            "log",
+            "--iface",
+            "lo",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=EXIT_DEADLINE_S,
+    )
+    assert done.returncode == EXIT_ERROR
+    assert "needs root" in one_error_line(done.stderr, "log")

@@ -14,6 +14,7 @@ the history that ``xhdr report`` plots as a trend.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -21,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import targets
+from bench import profile, targets
 from bench.results import RESULTS_DIR
 from harness.cli import EXIT_ERROR, CommandError, output_directory, require_root
 
@@ -35,6 +36,7 @@ MODULE_SUITES = {
     "consumer": "bench.consumer",
 }
 SUITES = (KERNEL_SUITE, *MODULE_SUITES)
+PROFILE_LINES = 30  # the costliest source lines --profile shows
 DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own default, relative to the working directory
 
 
@@ -87,6 +89,15 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "-k", dest="select", metavar="EXPR", help="kernel_cost: only cases matching this pytest -k expression"
     )
+    parser.add_argument(
+        "--profile",
+        metavar="CASE",
+        help="instead of timing, show where the extractor spends its time on one kernel_cost case "
+        "(e.g. standard), by program and source line (needs perf)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="--profile: how long to sample (default 10)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -94,9 +105,25 @@ def run(args: argparse.Namespace) -> int:
     require_root("xhdr bench")
     check_gate_options(args)
     output_directory(args.out)
+    if args.profile:
+        return run_profile(args)
     if args.compare:
         return run_gate(args)
     return run_suites(args)
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    """``--profile CASE``: the table on stdout, and the same as JSON in ``--out`` (profile_CASE.json)."""
+    if args.compare:
+        raise CommandError("--profile and --compare are separate runs; give one of them")
+    if args.seconds <= 0:
+        raise CommandError(f"--seconds {args.seconds:g} is too short; give a number of seconds above 0")
+    found = profile.run(args.profile, args.seconds, PROFILE_LINES, lambda text: print(text, file=sys.stderr))
+    print(profile.render(found))
+    path = args.out / f"profile_{found.case}.json"
+    path.write_text(json.dumps(dataclasses.asdict(found), indent=2) + "\n")
+    print(f"xhdr bench: profile in {path}", file=sys.stderr)
+    return 0
 
 
 def check_gate_options(args: argparse.Namespace) -> None:

@@ -6,6 +6,11 @@ shares add up, and the costliest lines are real source lines of bpf/xhdr.c, help
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from bench.profile import Profile, render, run
@@ -44,3 +49,20 @@ def test_lines_are_source_lines_of_the_extractor_costliest_first(profile: Profil
 def test_an_unknown_case_is_one_line_naming_the_choices() -> None:
     with pytest.raises(CommandError, match="no benchmark case 'nope'; choose one of .*standard"):
         run("nope", seconds=1.0, top=5, progress=lambda _: None)
+
+
+def test_the_command_prints_the_table_and_writes_it_as_json(tmp_path: Path) -> None:
+    xhdr = str(Path(sys.executable).parent / "xhdr")
+    argv = [xhdr, "bench", "--profile", "headers_8", "--seconds", "1", "--out", str(tmp_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("profile of headers_8: ")
+    written = json.loads((tmp_path / "profile_headers_8.json").read_text())
+    assert written["case"] == "headers_8" and set(written["programs"]) <= PROGRAMS
+    both = subprocess.run(
+        [*argv, "--compare", "HEAD"], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert (both.returncode, both.stderr.strip().splitlines()[-1]) == (
+        1,
+        "xhdr bench: error: --profile and --compare are separate runs; give one of them",
+    )

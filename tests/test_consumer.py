@@ -31,8 +31,9 @@ from scapy.layers.l2 import Ether
 
 import harness.consumer
 from harness.audit import AuditError, AuditSummary, new_key, read_key, verify
+from harness.cbuild import BuildError
 from harness.config import TCHARS, ExtractorConfig, HeaderMode, HeaderRule
-from harness.consumer import ConsumerBuildError, build_consumer, compile_command, consumer_argv
+from harness.consumer import build_consumer, compile_command, consumer_argv
 from harness.corpus import load_corpus
 from harness.cost import fast_open
 from harness.counters import Counter, counts_difference
@@ -532,10 +533,10 @@ def test_a_compile_error_is_one_line_from_gcc(tmp_path: Path, monkeypatch: pytes
     broken.write_text("int main(void) { return missing; }\n")
     monkeypatch.setattr(harness.consumer, "SOURCE", broken)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    with pytest.raises(ConsumerBuildError) as raised:
+    with pytest.raises(BuildError) as raised:
         build_consumer()
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith("gcc could not build consumer.c: ")
     assert "missing" in message and "error" in message
-    assert not list((tmp_path / "cache" / "consumer").iterdir()), "a failed build leaves no file behind"
+    assert not list((tmp_path / "cache" / "bin").iterdir()), "a failed build leaves no file behind"

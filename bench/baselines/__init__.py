@@ -17,60 +17,25 @@ to user space, as a performance engineer would do) and write one line per reques
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from harness.cbuild import built
 from harness.config import ExtractorConfig
 from harness.event import HeaderEvent
 
 SOURCE = Path(__file__).with_name("capture.c")
-BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 CFLAGS = ("-O2", "-Wall", "-Wextra")
 BASELINES = ("c_tpacket_v3", "af_packet_python", "af_packet_httptools")
 PYTHON_PARSERS = {"af_packet_python": "reference", "af_packet_httptools": "httptools"}
 
 
-class BuildError(RuntimeError):
-    """gcc could not build the C baseline; the message is gcc's first error line."""
-
-
-def cache_dir() -> Path:
-    """Where built binaries live: outside the repository, reused while the source is unchanged."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path(tempfile.gettempdir()) / "xhdr-cache")
-    return base / "baselines"
-
-
 def build_capture() -> Path:
-    """Compiles capture.c once per source version (a hash names the binary); returns its path.
-
-    The limits are options (config_args), so one binary serves every configuration; bpf/xhdr_event.h
-    gives it the extractor's flag, mode and counter values.
-    """
-    flags = [*CFLAGS, f"-I{BPF_DIR}"]
-    digest = hashlib.sha256(
-        SOURCE.read_bytes() + (BPF_DIR / "xhdr_event.h").read_bytes() + " ".join(flags).encode()
-    ).hexdigest()[:16]
-    binary = cache_dir() / f"capture-{digest}"
-    if binary.exists():
-        return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    partial = binary.with_suffix(f".{os.getpid()}.tmp")
-    done = subprocess.run(
-        ["gcc", *flags, "-o", str(partial), str(SOURCE)],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if done.returncode != 0:
-        first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip())
-        raise BuildError(f"gcc could not build {SOURCE.name}: {first}")
-    partial.replace(binary)  # atomic: a concurrent build never sees half a binary
-    return binary
+    """capture.c built once per version (harness/cbuild.py). The limits are options (config_args), so one binary
+    serves every configuration; bpf/xhdr_event.h gives it the extractor's flag, mode and counter values."""
+    return built(SOURCE, CFLAGS)
 
 
 # --- the classic BPF filter -----------------------------------------------------------------------

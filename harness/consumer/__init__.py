@@ -5,23 +5,17 @@ request, so the data path is a small C program that maps the extractor's ring bu
 same lines as ``harness.log_format.event_json`` and ``event_line``
 (tests/test_consumer.py compares them byte for byte).
 
-The binary is built on first use and cached outside the repository, named by a hash of everything that
-shapes it, so an edited source or header is rebuilt and an unchanged one is never compiled twice.
+The binary is built at set-up, or on first use, and cached (harness/cbuild.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import tempfile
 from pathlib import Path
 
+from harness.cbuild import built, gcc_command
 from harness.config import ExtractorConfig
 
 SOURCE = Path(__file__).with_name("consumer.c")
-BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
-EVENT_HEADER = BPF_DIR / "xhdr_event.h"
 # No -Werror: a newer gcc with a new warning must not stop `xhdr log`; the test builds with it.
 CFLAGS = ("-O2", "-std=c11", "-Wall", "-Wextra")
 # OpenSSL's libcrypto: HMAC-SHA256 for --audit (Debian's libssl-dev, installed at set-up).
@@ -30,57 +24,17 @@ LIBRARIES = ("-lcrypto",)
 RING_PAGE_BYTES = 4096
 
 
-class ConsumerBuildError(RuntimeError):
-    """gcc could not build consumer.c; the message is one line with gcc's first error."""
-
-
-def cache_dir() -> Path:
-    """Where the built consumer lives: outside the repository, so a read-only checkout still works."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path(tempfile.gettempdir()) / "xhdr-cache")
-    return base / "consumer"
-
-
 def compile_command(output: Path, extra_flags: tuple[str, ...] = ()) -> list[str]:
-    """The gcc command line that builds consumer.c into ``output``."""
-    return ["gcc", *CFLAGS, *extra_flags, f"-I{BPF_DIR}", "-o", str(output), str(SOURCE), *LIBRARIES]
+    """The gcc command line that builds consumer.c into ``output`` (the test adds -Werror)."""
+    return gcc_command(SOURCE, output, (*CFLAGS, *extra_flags), LIBRARIES)
 
 
 def build_consumer() -> Path:
-    """Compiles consumer.c once per version of it, of bpf/xhdr_event.h and of the flags; returns the binary.
+    """consumer.c built once per version of it, of bpf/xhdr_event.h and of the flags (harness/cbuild.py).
 
-    The binary is written under a temporary name and renamed into place, so a concurrent build or a
-    reader never sees half a file. The consumer does not depend on the extractor's -D limits, so one
-    binary serves every configuration.
+    The consumer does not depend on the extractor's -D limits, so one binary serves every configuration.
     """
-    digest = hashlib.sha256(
-        SOURCE.read_bytes() + EVENT_HEADER.read_bytes() + " ".join(CFLAGS + LIBRARIES).encode()
-    ).hexdigest()[:16]
-    binary = cache_dir() / f"consumer-{digest}"
-    if binary.exists():
-        return binary
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    partial = binary.with_name(f"{binary.name}.{os.getpid()}.tmp")
-    try:
-        done = subprocess.run(
-            compile_command(partial),
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "LC_ALL": "C"},  # untranslated, so the error line can be found
-        )
-    except FileNotFoundError:
-        raise ConsumerBuildError(
-            "gcc is not installed; install it (apt-get install gcc) to build the event consumer"
-        ) from None
-    if done.returncode != 0:
-        partial.unlink(missing_ok=True)
-        lines = done.stderr.splitlines()
-        errors = (line for line in lines if ": error: " in line or ": fatal error: " in line)
-        first = next(errors, lines[0] if lines else "no output")
-        raise ConsumerBuildError(f"gcc could not build {SOURCE.name}: {first}")
-    partial.replace(binary)
-    return binary
+    return built(SOURCE, CFLAGS, LIBRARIES)
 
 
 def consumer_argv(

@@ -27,9 +27,6 @@ from netns.servers import RecordingServer
 
 pytestmark = pytest.mark.lab
 
-# Under pytest-xdist another worker's Lab() may sweep a stale namespace first; then only "it is gone"
-# can be asserted, not "this call returned it".
-CONCURRENT_SWEEPERS = "PYTEST_XDIST_WORKER" in os.environ
 
 
 def _leftovers(lab: Lab) -> list[str]:
@@ -209,7 +206,7 @@ def test_sweep_stale_cleans_up_after_a_killed_run() -> None:
         run.wait()
     names = {f"{prefix}-cli", f"{prefix}-gw"}
     assert names <= set(pr_netns.listnetns())
-    assert names <= set(sweep_stale()) or CONCURRENT_SWEEPERS
+    assert names <= set(sweep_stale())
     assert not names & set(pr_netns.listnetns())
     wait_until(lambda: not _running(int(recorder_pid)), 5.0, "the orphaned recorder to die")
     assert not list(Path(tempfile.gettempdir()).glob(f"{prefix}-*"))

@@ -25,7 +25,7 @@ apt_packages=(python3-bpfcc libbpfcc libbpf1 linux-headers-amd64 python3-venv py
 say() { printf 'xhdr setup: %s\n' "$*"; }
 
 if [ "$(id -u)" != 0 ]; then
-    say "must run as root (XDP, BPF and network namespaces need it); try: sudo make ..."
+    say "must run as root (XDP, BPF and network namespaces need it); try: sudo bash harness/bootstrap.sh ..."
     exit 1
 fi
 

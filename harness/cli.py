@@ -19,7 +19,6 @@ from harness.errors import UserError
 from harness.wait import install_interrupt_handler
 
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 # Errors whose message is already one line that names the thing and the fix. Only light modules are imported

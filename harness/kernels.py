@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cli import CommandError
-from harness.counters import Counter, Counts
+from harness.counters import Counter, Counts, zero_counts
 from harness.driver import Outcome
 from harness.event import HeaderEvent, decode_event
 
@@ -509,5 +509,5 @@ def outcomes(variant: GuestVariant, config: object) -> list[Outcome]:
     result = []
     for verdict, counts, records in variant.frames:
         events: tuple[HeaderEvent, ...] = tuple(decode_event(record, config) for record in records)  # type: ignore[arg-type]
-        result.append(Outcome(verdict, events, counts or {counter: 0 for counter in Counter}))
+        result.append(Outcome(verdict, events, counts or zero_counts()))
     return result

@@ -130,7 +130,7 @@ import struct
 from typing import NamedTuple
 
 from harness.config import METHOD_MAX_LEN, SCHEME_MAX_LEN, TCHARS, ExtractorConfig, HeaderMode, HeaderRule
-from harness.counters import OUTCOMES, Counter
+from harness.counters import OUTCOMES, Counter, zero_counts
 from harness.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
 
 SP, LF, CR, HT = 0x20, 0x0A, 0x0D, 0x09
@@ -378,7 +378,7 @@ def _expected(
     tallies: dict[Counter, int] | None = None,
 ) -> Expected:
     """The counter deltas of one frame; the ring buffer is assumed never full, so events_lost stays 0."""
-    counters = {counter: 0 for counter in Counter}
+    counters = zero_counts()
     counters[Counter.PACKETS] = 1
     counters[outcome] = len(events) if outcome is Counter.HTTP_REQUEST else 1
     counters[Counter.TCP_WATCHED] = int(tcp_watched)

@@ -13,13 +13,6 @@ import functools
 import os
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
-VERDICTS = {
-    XDP_ABORTED: "XDP_ABORTED",
-    XDP_DROP: "XDP_DROP",
-    XDP_PASS: "XDP_PASS",
-    XDP_TX: "XDP_TX",
-    XDP_REDIRECT: "XDP_REDIRECT",
-}
 
 
 class _TestRunOpts(ctypes.Structure):
@@ -48,10 +41,6 @@ class _TestRunOpts(ctypes.Structure):
 class TestRunResult:
     verdict: int
     duration_ns: int  # the kernel's average per repetition
-
-    @property
-    def verdict_name(self) -> str:
-        return VERDICTS.get(self.verdict, str(self.verdict))
 
 
 @functools.cache

@@ -91,7 +91,6 @@ STATS: tuple[Stat, ...] = (
     Stat("map_bytes", "map bytes", "measured", "", "variant", "delta",
          "memory the kernel charges for the variant's maps (memlock in /proc/self/fdinfo)"),
 )  # fmt: skip
-STAT_NAMES = tuple(stat.name for stat in STATS)
 
 
 # -- results -----------------------------------------------------------------------------------------

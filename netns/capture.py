@@ -101,12 +101,3 @@ class Capture:
             return self.frames if done(self.frames) else None
 
         return wait_until(check, timeout, f"{what} on {self.host.ifname} in {self.host.netns}")
-
-    def wait_for_frames(self, expected: list[bytes], timeout: float = 5.0) -> list[bytes]:
-        """Wait until every frame of ``expected`` has arrived, in order (other traffic may interleave)."""
-
-        def arrived(frames: list[bytes]) -> bool:
-            it = iter(frames)
-            return all(any(f == want for f in it) for want in expected)
-
-        return self.wait_for(arrived, timeout, f"{len(expected)} sent frames")

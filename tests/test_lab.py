@@ -28,7 +28,6 @@ from netns.servers import RecordingServer
 pytestmark = pytest.mark.lab
 
 
-
 def _leftovers(lab: Lab) -> list[str]:
     """Everything of ``lab`` that should be gone after teardown, named."""
     left = [name for name in pr_netns.listnetns() if name.startswith(lab.prefix)]

@@ -12,7 +12,7 @@ import pytest
 
 from harness.config import ExtractorConfig, HeaderMode, HeaderRule
 from harness.corpus import CorpusCase, load_corpus
-from harness.counters import OUTCOMES, Counter
+from harness.counters import OUTCOMES, Counter, zero_counts
 from harness.event import EventFlag, HeaderEvent, SlotFlag
 from harness.frames import FrameSpec, arp_frame, build, describe_difference, split
 from harness.reference import Expected, auth_scheme, extract, siphash24
@@ -134,7 +134,7 @@ FLOW_TALLIES = {"R6 syn": Counter.FLOWS_OPENED, "R8 not http": Counter.FLOWS_LOS
 )
 def test_frame_outcome(frame: bytes, outcome: Counter, tally: Counter | None) -> None:
     result = extract(frame)
-    expected = {counter: 0 for counter in Counter}
+    expected = zero_counts()
     expected[Counter.PACKETS] = 1
     expected[outcome] = 1
     expected[Counter.TCP_WATCHED] = int(outcome in WATCHED)

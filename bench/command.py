@@ -37,6 +37,9 @@ MODULE_SUITES = {
 }
 SUITES = (KERNEL_SUITE, *MODULE_SUITES)
 PROFILE_LINES = 30  # the costliest source lines --profile shows
+PROFILE_SECONDS = 10.0
+# Gate options and the value each takes when not given (rounds: chosen by the gate from --quick).
+GATE_DEFAULTS: dict[str, object] = {"rounds": None, "loads": 3, "threshold": 10.0, "cflags": ""}
 DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own default, relative to the working directory
 
 
@@ -58,19 +61,15 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threshold",
         type=float,
-        default=10.0,
         metavar="PCT",
         help="minimum slowdown that can fail the gate, in percent (default 10)",
     )
     parser.add_argument(
         "--rounds", type=int, help="gate: paired rounds per case (default 36, or 72 without --quick)"
     )
-    parser.add_argument(
-        "--loads", type=int, default=3, help="gate: loads of each build, paired in rotation (default 3)"
-    )
+    parser.add_argument("--loads", type=int, help="gate: loads of each build, paired in rotation (default 3)")
     parser.add_argument(
         "--cflags",
-        default="",
         help="gate: extra flags for the current build, e.g. -DXHDR_PLANTED_SLOWDOWN (the gate's self-test)",
     )
     parser.add_argument(
@@ -95,9 +94,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help="instead of timing, show where the extractor spends its time on one kernel_cost case "
         "(e.g. standard), by program and source line (needs perf)",
     )
-    parser.add_argument(
-        "--seconds", type=float, default=10.0, help="--profile: how long to sample (default 10)"
-    )
+    parser.add_argument("--seconds", type=float, help="--profile: how long to sample (default 10)")
     parser.set_defaults(run=run)
 
 
@@ -127,11 +124,19 @@ def run_profile(args: argparse.Namespace) -> int:
 
 
 def check_gate_options(args: argparse.Namespace) -> None:
-    """Gate options are checked before anything is built: a bad one must not silently become the default."""
+    """Gate and profile options are checked before anything is built: a bad one must not silently become the
+    default, and one given to a run that does not use it must not be silently ignored."""
     from bench.compare import MIN_ROUNDS
 
-    if args.rounds is not None and not args.compare:
-        raise CommandError(f"--rounds {args.rounds} applies to the gate only; add --compare REF or drop it")
+    for option, used_by in (*((name, "compare") for name in GATE_DEFAULTS), ("seconds", "profile")):
+        value = getattr(args, option)
+        if value is not None and not getattr(args, used_by):
+            raise CommandError(f"--{option} {value} applies to --{used_by} only; add --{used_by} or drop it")
+    for option, default in (*GATE_DEFAULTS.items(), ("seconds", PROFILE_SECONDS)):
+        if getattr(args, option) is None:
+            setattr(args, option, default)
+    if args.threshold < 0:
+        raise CommandError(f"--threshold {args.threshold:g} is below 0; give a percentage such as 10")
     if args.rounds is not None and args.rounds < MIN_ROUNDS:
         raise CommandError(f"--rounds {args.rounds} is too few; give at least {MIN_ROUNDS} paired rounds")
     if args.loads < 1:

@@ -67,7 +67,22 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
     "bench-rounds-without-compare": (
         True,
         ["bench", "--rounds", "0", "--out", "{tmp}"],
-        ["--rounds 0 applies to the gate only", "add --compare"],
+        ["--rounds 0 applies to --compare only", "add --compare"],
+    ),
+    "bench-loads-without-compare": (
+        True,
+        ["bench", "--loads", "2", "--out", "{tmp}"],
+        ["--loads 2 applies to --compare only", "add --compare"],
+    ),
+    "bench-seconds-without-profile": (
+        True,
+        ["bench", "--seconds", "3", "--out", "{tmp}"],
+        ["--seconds 3.0 applies to --profile only", "add --profile"],
+    ),
+    "bench-negative-threshold": (
+        True,
+        ["bench", "--threshold", "-5", "--compare", "HEAD", "--out", "{tmp}"],
+        ["--threshold -5 is below 0", "give a percentage"],
     ),
     "verify-directory": (
         True,

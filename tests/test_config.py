@@ -54,8 +54,13 @@ PAST_ENDS = [(field, value) for field, (low, high) in LIMIT_RANGES.items() for v
 
 
 @pytest.mark.parametrize(("field", "value"), ENDS, ids=[f"{f}={v}" for f, v in ENDS])
-def test_limit_at_each_end_is_accepted(field: str, value: int) -> None:
-    assert getattr(ExtractorConfig(**{field: value}), field) == value
+def test_limit_at_each_end_is_accepted_and_reaches_the_build(field: str, value: int) -> None:
+    """Accepted, and carried to the kernel build: of the -D flags, exactly the one of this limit changes."""
+    default = ExtractorConfig().compile_flags()
+    changed = ExtractorConfig(**{field: value}).compile_flags()
+    moved = [flag for flag, before in zip(changed, default, strict=True) if flag != before]
+    assert len(moved) == (value != getattr(ExtractorConfig(), field))
+    assert all(flag.endswith(f"={value}") for flag in moved)
 
 
 @pytest.mark.parametrize(("field", "value"), PAST_ENDS, ids=[f"{f}={v}" for f, v in PAST_ENDS])
@@ -85,8 +90,10 @@ def test_ringbuf_pages_must_be_a_power_of_two() -> None:
 
 
 @pytest.mark.parametrize("ports", [(1,), (65535,), (80, 443, 8080)])
-def test_valid_ports_are_accepted(ports: tuple[int, ...]) -> None:
-    assert ExtractorConfig(ports=ports).ports == ports
+def test_valid_ports_are_accepted_from_a_config_file(tmp_path: Path, ports: tuple[int, ...]) -> None:
+    path = tmp_path / "xhdr.toml"
+    path.write_text(f"ports = [{', '.join(map(str, ports))}]\n")
+    assert load_config(path).ports == ports  # parsed from TOML text, not handed over as a tuple
 
 
 @pytest.mark.parametrize(
@@ -106,11 +113,16 @@ def test_invalid_ports_are_rejected(ports: tuple[object, ...], needle: str) -> N
     one_line_error(error, needle)
 
 
-def test_header_rule_limits_are_accepted() -> None:
-    rules = tuple(HeaderRule(f"X-{index}") for index in range(MAX_HEADER_RULES))
-    assert ExtractorConfig(headers=rules).headers == rules
-    longest = HeaderRule("X" * MAX_HEADER_NAME_LEN, HeaderMode.PRESENCE)
-    assert ExtractorConfig(headers=(longest,)).headers == (longest,)
+def test_header_rule_limits_are_accepted_from_a_config_file(tmp_path: Path) -> None:
+    """As many rules as there are slots, the last with the longest name and a mode, read from TOML text."""
+    names = [f"X-{index}" for index in range(MAX_HEADER_RULES - 1)] + ["X" * MAX_HEADER_NAME_LEN]
+    path = tmp_path / "xhdr.toml"
+    path.write_text("".join(f'[[headers]]\nname = "{name}"\n' for name in names) + 'mode = "presence"\n')
+    rules = load_config(path).headers
+    assert [rule.name for rule in rules] == names
+    assert [rule.mode for rule in rules] == [HeaderMode.VALUE] * (MAX_HEADER_RULES - 1) + [
+        HeaderMode.PRESENCE
+    ]
 
 
 @pytest.mark.parametrize(

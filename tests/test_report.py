@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.image
+
 from bench.results import Row, write_results
 from reports.figures import linear_fit
 
@@ -88,6 +90,16 @@ def _report(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def assert_drawn(path: Path) -> None:
+    """A plot with data in it: axes, ticks and text are drawn in greys, the series in colour, so a plot whose
+    data went missing keeps its frame but has no coloured pixel (an empty axes: 0.0%, one thin line: 0.5%)."""
+    pixels = matplotlib.image.imread(path)[..., :3]
+    height, width = pixels.shape[:2]
+    assert width >= 400 and height >= 250, (path.name, width, height)
+    coloured = (pixels.max(axis=2) - pixels.min(axis=2) > 0.2).mean()
+    assert coloured > 0.002, (path.name, coloured)
+
+
 def test_report_renders_pngs_and_self_contained_html(tmp_path: Path) -> None:
     results = write_results("kernel_cost", _kernel_rows(), directory=tmp_path / "bench")
     baseline = write_results(
@@ -112,6 +124,7 @@ def test_report_renders_pngs_and_self_contained_html(tmp_path: Path) -> None:
     }
     for name in expected:
         assert (out / name).read_bytes().startswith(PNG_MAGIC), name
+        assert_drawn(out / name)
     assert not (out / "gate.png").exists(), "no gate ran: no gate plot"
     document = json.loads((out / "report.json").read_text())
     assert set(document["plots"]) == expected

@@ -27,6 +27,7 @@ from pyroute2 import IPRoute
 
 from harness.counters import Counter, Counts
 from harness.testrun import libbpf
+from harness.verifier import BpfProgInfo
 from harness.wait import wait_until
 from harness.xdp import XdpMode, attached_mode
 from netns.lab import Lab
@@ -65,12 +66,6 @@ def tree_cpu_ns(pid: int) -> int:
 
 
 # --- a program and a map another process loaded -----------------------------------------------------
-
-
-class _ProgMaps(ctypes.Structure):
-    """The head of struct bpf_prog_info up to map_ids (linux/bpf.h): the maps a program uses."""
-
-    _fields_ = [("head", ctypes.c_uint8 * 52), ("nr_map_ids", ctypes.c_uint32), ("map_ids", ctypes.c_uint64)]
 
 
 class _MapInfo(ctypes.Structure):
@@ -115,7 +110,7 @@ def attached_prog_id(lab: Lab) -> int:
 def map_fd_named(prog_fd: int, name: bytes) -> int:
     """A descriptor for the map called ``name`` that the program uses."""
     ids = (ctypes.c_uint32 * 64)()
-    query = _ProgMaps(nr_map_ids=len(ids), map_ids=ctypes.addressof(ids))
+    query = BpfProgInfo(nr_map_ids=len(ids), map_ids=ctypes.addressof(ids))
     _object_info(prog_fd, query)
     for map_id in ids[: min(query.nr_map_ids, len(ids))]:
         fd = _fd_by_id("bpf_map_get_fd_by_id", map_id)

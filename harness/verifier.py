@@ -189,7 +189,7 @@ CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 12, 21, 38, 39
 _CAPABILITY_VERSION_3 = 0x20080522
 
 
-class _BpfProgInfo(ctypes.Structure):
+class BpfProgInfo(ctypes.Structure):
     """struct bpf_prog_info of linux/bpf.h, up to verified_insns (the kernel fills what the size covers)."""
 
     _fields_ = [
@@ -266,8 +266,8 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def prog_info(fd: int) -> _BpfProgInfo:
-    info = _BpfProgInfo()
+def prog_info(fd: int) -> BpfProgInfo:
+    info = BpfProgInfo()
     size = ctypes.c_uint32(ctypes.sizeof(info))
     if _libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)):
         errno = ctypes.get_errno()
@@ -295,7 +295,7 @@ def jited_lines(fd: int) -> list[JitedLine]:
         return []
     raw = ctypes.create_string_buffer(records * size)
     addresses = (ctypes.c_uint64 * records)()
-    info = _BpfProgInfo(
+    info = BpfProgInfo(
         nr_line_info=records,
         line_info_rec_size=size,
         line_info=ctypes.addressof(raw),

@@ -197,7 +197,9 @@ def run_module_suite(name: str, args: argparse.Namespace) -> None:
     print(f"xhdr bench: {name}", file=sys.stderr)
     module = importlib.import_module(MODULE_SUITES[name])
     path = Path(
-        module.run(quick=args.quick, progress=lambda line: print(f"  {name}: {line}", file=sys.stderr))
+        module.run(
+            quick=args.quick, progress=lambda line: print(f"  {line}", file=sys.stderr)
+        )  # named by the suite
     )
     if path.resolve().parent != args.out.resolve():
         shutil.copy(path, args.out / path.name)

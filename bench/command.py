@@ -269,15 +269,17 @@ def run_gate(args: argparse.Namespace) -> int:
     from bench.compare import GateError, current_version, reference_version, render_gate, run_gate
     from bench.results import machine_info
 
+    clear = "\r\x1b[K" if sys.stderr.isatty() else ""  # a log file gets plain lines, no terminal codes
+
     def progress(case: str, number: int, rounds: int, done: object) -> None:
         if done is not None:
             result = done.assessment  # type: ignore[attr-defined]
             print(
-                f"\r\x1b[K[{number}] {case}: ratio {result.estimate:.3f} [{result.low:.3f}, {result.high:.3f}] "
+                f"{clear}[{number}] {case}: ratio {result.estimate:.3f} [{result.low:.3f}, {result.high:.3f}] "
                 f"after {rounds} rounds: {result.verdict}",
                 file=sys.stderr,
             )
-        elif sys.stderr.isatty():
+        elif clear:
             print(f"\r[{number}] {case}: round {rounds}", end="", file=sys.stderr, flush=True)
 
     try:

@@ -421,8 +421,16 @@ BODY_LENGTH_CASES: dict[str, tuple[bytes, EventFlag, int | None]] = {
     ),
     "longer names are other fields": (b"Content-Lengths: 5\r\nX-Content-Length: 5\r\n", F(0), 0),
     "transfer-encoding": (b"Transfer-Encoding: chunked\r\n", F.TRANSFER_ENCODING, None),
-    "transfer-encoding any case, empty": (b"transfer-ENCODING:\r\n", F.TRANSFER_ENCODING, None),
-    "transfer-encoding identity": (b"Transfer-Encoding: identity\r\n", F.TRANSFER_ENCODING, None),
+    "transfer-encoding any case, empty": (
+        b"transfer-ENCODING:\r\n",
+        F.TRANSFER_ENCODING | F.TE_NOT_CHUNKED,  # R19: an empty value does not end in chunked
+        None,
+    ),
+    "transfer-encoding identity": (
+        b"Transfer-Encoding: identity\r\n",
+        F.TRANSFER_ENCODING | F.TE_NOT_CHUNKED,
+        None,
+    ),
     "both": (
         b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
         F.TRANSFER_ENCODING | F.CL_AND_TE,  # R19

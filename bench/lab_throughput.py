@@ -24,7 +24,6 @@ once instead of answering each with a TCP reset: the common work every mode pays
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import os
 import re
@@ -42,7 +41,7 @@ from bench.results import Row, write_results
 from bench.xhdr_log import Logger, running_logger, tree_cpu_ns
 from harness.config import ExtractorConfig
 from harness.cost import empty_program_fd
-from harness.testrun import libbpf
+from harness.verifier import prog_info
 from harness.wait import wait_until
 from harness.xdp import XdpMode, attach_xdp, detach_xdp
 from netns.lab import Lab
@@ -86,23 +85,9 @@ def rx_packets(lab: Lab) -> int:
         return ipr.get_links(lab.gateway.ifindex)[0].get_attr("IFLA_STATS64")["rx_packets"]
 
 
-class _ProgInfo(ctypes.Structure):
-    """The head of struct bpf_prog_info up to run_cnt (offsets of the UAPI header, 192 and 200)."""
-
-    _fields_ = [
-        ("head", ctypes.c_uint8 * 192),
-        ("run_time_ns", ctypes.c_uint64),
-        ("run_cnt", ctypes.c_uint64),
-    ]
-
-
 def prog_runtime(fd: int) -> tuple[int, int]:
     """(run_time_ns, run_cnt) the kernel counted for a program while bpf_stats is enabled."""
-    info = _ProgInfo()
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    library = libbpf()
-    if library.bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) != 0:
-        raise OSError(ctypes.get_errno(), "bpf_obj_get_info_by_fd failed")
+    info = prog_info(fd)
     return info.run_time_ns, info.run_cnt
 
 

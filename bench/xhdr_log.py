@@ -27,7 +27,7 @@ from pyroute2 import IPRoute
 
 from harness.counters import Counter, Counts
 from harness.testrun import libbpf
-from harness.verifier import BpfProgInfo
+from harness.verifier import BpfProgInfo, object_info
 from harness.wait import wait_until
 from harness.xdp import XdpMode, attached_mode
 from netns.lab import Lab
@@ -82,12 +82,6 @@ class _MapInfo(ctypes.Structure):
     ]
 
 
-def _object_info(fd: int, info: ctypes.Structure) -> None:
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    if libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)) != 0:
-        raise OSError(ctypes.get_errno(), "bpf_obj_get_info_by_fd failed")
-
-
 def _fd_by_id(function: str, object_id: int) -> int:
     """A descriptor of our own for a program or map by id (``bpf_prog_get_fd_by_id``...); the caller
     closes it. It keeps the object readable after the process that loaded it exits."""
@@ -111,11 +105,11 @@ def map_fd_named(prog_fd: int, name: bytes) -> int:
     """A descriptor for the map called ``name`` that the program uses."""
     ids = (ctypes.c_uint32 * 64)()
     query = BpfProgInfo(nr_map_ids=len(ids), map_ids=ctypes.addressof(ids))
-    _object_info(prog_fd, query)
+    object_info(prog_fd, query)
     for map_id in ids[: min(query.nr_map_ids, len(ids))]:
         fd = _fd_by_id("bpf_map_get_fd_by_id", map_id)
         info = _MapInfo()
-        _object_info(fd, info)
+        object_info(fd, info)
         if info.name == name:
             return fd
         os.close(fd)
@@ -125,7 +119,7 @@ def map_fd_named(prog_fd: int, name: bytes) -> int:
 def per_cpu_counters(map_fd: int) -> Counts:
     """The extractor's counters, summed over CPUs, from its per-CPU ``counters`` map (one entry)."""
     info = _MapInfo()
-    _object_info(map_fd, info)
+    object_info(map_fd, info)
     library = libbpf()
     cpus = library.libbpf_num_possible_cpus()
     per_cpu = info.value_size // 8  # the kernel rounds each CPU's value to 8 bytes; this one is u64s

@@ -266,12 +266,17 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def prog_info(fd: int) -> BpfProgInfo:
-    info = BpfProgInfo()
+def object_info(fd: int, info: ctypes.Structure) -> None:
+    """Fills ``info`` (a bpf_prog_info or bpf_map_info, with any buffers it points to) for a BPF object's fd."""
     size = ctypes.c_uint32(ctypes.sizeof(info))
     if _libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)):
         errno = ctypes.get_errno()
-        raise ProgramError(f"cannot read bpf_prog_info of a loaded program: {os.strerror(errno)}")
+        raise ProgramError(f"cannot read the info of a loaded BPF object: {os.strerror(errno)}")
+
+
+def prog_info(fd: int) -> BpfProgInfo:
+    info = BpfProgInfo()
+    object_info(fd, info)
     return info
 
 
@@ -303,11 +308,7 @@ def jited_lines(fd: int) -> list[JitedLine]:
         jited_line_info_rec_size=ctypes.sizeof(ctypes.c_uint64),
         jited_line_info=ctypes.addressof(addresses),
     )
-    length = ctypes.c_uint32(ctypes.sizeof(info))
-    if _libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(length)):
-        raise ProgramError(
-            f"cannot read the line info of a loaded program: {os.strerror(ctypes.get_errno())}"
-        )
+    object_info(fd, info)
     btf = _libbpf().btf__load_from_kernel_by_id(first.btf_id)
     if not btf:
         raise ProgramError(f"cannot read the BTF of a loaded program: {os.strerror(ctypes.get_errno())}")

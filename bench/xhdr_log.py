@@ -23,18 +23,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from harness.counters import Counter, Counts
 from harness.testrun import libbpf
 from harness.verifier import BpfProgInfo, object_info
 from harness.wait import wait_until
-from harness.xdp import XdpMode, attached_mode
+from harness.xdp import XdpMode, attached_mode, attached_prog_id
 from netns.lab import Lab
 
 # The console script next to the running interpreter (tests/test_cli_log.py says why not ``python -m``).
 XHDR = Path(sys.executable).parent / "xhdr"
-ATTACHED = {XdpMode.NATIVE: "xdp", XdpMode.GENERIC: "xdpgeneric"}  # what the kernel then reports
 ATTACH_DEADLINE_S = 120.0  # xhdr log compiles the extractor first: many seconds on a busy machine
 DRAIN_DEADLINE_S = 30.0
 EXIT_DEADLINE_S = 60.0
@@ -92,13 +89,6 @@ def _fd_by_id(function: str, object_id: int) -> int:
     if fd < 0:
         raise OSError(ctypes.get_errno(), f"{function}({object_id}) failed")
     return fd
-
-
-def attached_prog_id(lab: Lab) -> int:
-    """The id of the XDP program attached to the gateway's end (0 if none)."""
-    with IPRoute(netns=lab.gateway.netns, flags=0) as ipr:
-        xdp = ipr.get_links(lab.gateway.ifindex)[0].get_attr("IFLA_XDP")
-        return (xdp.get_attr("IFLA_XDP_PROG_ID") or 0) if xdp else 0
 
 
 def map_fd_named(prog_fd: int, name: bytes) -> int:
@@ -222,10 +212,10 @@ def _attached(
     def attached() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"xhdr log exited {proc.returncode}: {_last_line(err_path)}")
-        return attached_mode(gateway.ifname, gateway.netns) == ATTACHED[mode]
+        return attached_mode(gateway.ifname, gateway.netns) == mode.reported
 
     wait_until(attached, ATTACH_DEADLINE_S, f"xhdr log to attach to {gateway.ifname}")
-    prog_fd = _fd_by_id("bpf_prog_get_fd_by_id", attached_prog_id(lab))
+    prog_fd = _fd_by_id("bpf_prog_get_fd_by_id", attached_prog_id(gateway.ifname, gateway.netns) or 0)
     stack.callback(os.close, prog_fd)
     counters_fd = map_fd_named(prog_fd, COUNTERS_MAP)
     stack.callback(os.close, counters_fd)

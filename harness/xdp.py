@@ -11,6 +11,7 @@ import errno
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 from pyroute2 import IPRoute, NetlinkError
 
@@ -31,6 +32,11 @@ class XdpMode(enum.Enum):
     @property
     def flag(self) -> int:
         return XDP_FLAGS_DRV_MODE if self is XdpMode.NATIVE else XDP_FLAGS_SKB_MODE
+
+    @property
+    def reported(self) -> str:
+        """What the kernel (and attached_mode(), and `ip link`) calls a program attached in this mode."""
+        return "xdp" if self is XdpMode.NATIVE else "xdpgeneric"
 
 
 class AttachError(UserError, RuntimeError):
@@ -72,11 +78,19 @@ def detach_xdp(ifname: str, mode: XdpMode, netns: str | None = None) -> None:
 
 def attached_mode(ifname: str, netns: str | None = None) -> str | None:
     """'xdp' (native), 'xdpgeneric', or None: what the kernel reports for the interface."""
+    return _xdp_attribute(ifname, netns, "IFLA_XDP_ATTACHED")
+
+
+def attached_prog_id(ifname: str, netns: str | None = None) -> int | None:
+    """The id of the XDP program attached to the interface, or None: tells one program from another."""
+    return _xdp_attribute(ifname, netns, "IFLA_XDP_PROG_ID")
+
+
+def _xdp_attribute(ifname: str, netns: str | None, name: str) -> Any:  # a str or an int, per attribute
     with IPRoute(netns=netns, flags=0) if netns else IPRoute() as ipr:
-        index = _ifindex(ipr, ifname, netns)
-        link = ipr.get_links(index)[0]
+        link = ipr.get_links(_ifindex(ipr, ifname, netns))[0]
         xdp = link.get_attr("IFLA_XDP")
-        return xdp.get_attr("IFLA_XDP_ATTACHED") if xdp else None
+        return xdp.get_attr(name) if xdp else None
 
 
 class _LinkCreateOpts(ctypes.Structure):

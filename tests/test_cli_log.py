@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
 from harness.audit import AuditSummary, new_key, read_key, verify
@@ -25,7 +24,7 @@ from harness.driver import with_openings
 from harness.frames import FrameSpec, build
 from harness.program import Program
 from harness.wait import wait_until
-from harness.xdp import XdpMode, attached_mode
+from harness.xdp import XdpMode, attached_mode, attached_prog_id
 from netns.lab import Lab
 
 pytestmark = pytest.mark.kernel
@@ -35,7 +34,6 @@ REPO = Path(__file__).resolve().parent.parent
 ATTACH_DEADLINE_S = 60.0
 EVENT_DEADLINE_S = 10.0
 EXIT_DEADLINE_S = 15.0
-ATTACHED = {XdpMode.NATIVE: "xdp", XdpMode.GENERIC: "xdpgeneric"}
 
 
 # The console script installed next to the interpreter running the tests, as a user runs it. Not
@@ -63,14 +61,6 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *needles: str)
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
-
-
-def xdp_prog_id(ifname: str, netns: str) -> int | None:
-    """The id of the XDP program attached to the interface, to tell one program from another."""
-    with IPRoute(netns=netns, flags=0) as ipr:
-        link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
-        xdp = link.get_attr("IFLA_XDP")
-        return xdp.get_attr("IFLA_XDP_PROG_ID") if xdp else None
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -107,7 +97,7 @@ def test_interface_with_xdp_is_refused_left_alone_and_the_hint_detaches_it(
 ) -> None:
     gateway = lab.gateway
     lab.attach(program.fd, other)
-    before = xdp_prog_id(gateway.ifname, gateway.netns)
+    before = attached_prog_id(gateway.ifname, gateway.netns)
     reported = attached_mode(gateway.ifname, gateway.netns)
     assert before and reported
 
@@ -116,7 +106,7 @@ def test_interface_with_xdp_is_refused_left_alone_and_the_hint_detaches_it(
         assert_one_line_error(done, gateway.ifname, "already has an XDP program")
 
     assert attached_mode(gateway.ifname, gateway.netns) == reported
-    assert xdp_prog_id(gateway.ifname, gateway.netns) == before
+    assert attached_prog_id(gateway.ifname, gateway.netns) == before
     # The hint is a command a person can paste: run as written, it frees the interface.
     hint = done.stderr.split("`")[1]
     subprocess.run(shlex.split(hint), check=True, capture_output=True)
@@ -153,7 +143,7 @@ def wait_attached(lab: Lab, proc: subprocess.Popen[bytes], err: Path, mode: XdpM
     def attached() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"xhdr log exited {proc.returncode} early: {err.read_text()}")
-        return attached_mode(gateway.ifname, gateway.netns) == ATTACHED[mode]
+        return attached_mode(gateway.ifname, gateway.netns) == mode.reported
 
     wait_until(attached, ATTACH_DEADLINE_S, f"xhdr log to attach to {gateway.ifname}")
 

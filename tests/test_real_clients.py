@@ -33,8 +33,6 @@ pytestmark = [pytest.mark.kernel, pytest.mark.lab]
 
 EVENT_DEADLINE_S = 5.0
 VERSIONS = {"HTTP/1.0": 10, "HTTP/1.1": 11}
-# What `ip link` reports for a program attached in each mode (harness.xdp.attached_mode).
-REPORTED_MODE = {XdpMode.NATIVE: "xdp", XdpMode.GENERIC: "xdpgeneric"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +146,7 @@ def attached(request: pytest.FixtureRequest, program: Program) -> Iterator[tuple
     mode: XdpMode = request.param
     with Lab() as lab:
         lab.attach(program.fd, mode)
-        assert attached_mode(lab.gateway.ifname, lab.gateway.netns) == REPORTED_MODE[mode]
+        assert attached_mode(lab.gateway.ifname, lab.gateway.netns) == mode.reported
         yield lab, mode
 
 

@@ -7,7 +7,7 @@ suite's xhdr summary (bench/results.py) to ``--out``, and saves the pytest-bench
 (files by default, its Elasticsearch storage when ``--storage`` is an ``elasticsearch+http(s)://`` URL):
 the history that ``xhdr report`` plots as a trend.
 
-``xhdr bench --compare REF`` runs the gate instead (bench/compare.py): exit 0 on pass or inconclusive
+``xhdr bench --compare REF`` runs the gate instead (bench/ab_gate.py): exit 0 on pass or inconclusive
 (too noisy, said so), 1 on a significant slowdown larger than ``--threshold``.
 """
 
@@ -24,7 +24,8 @@ from pathlib import Path
 
 from bench import profile, targets
 from bench.results import RESULTS_DIR
-from harness.cli import EXIT_ERROR, CommandError, output_directory, require_root
+from harness.cli.main import EXIT_ERROR, output_directory, require_root
+from harness.core.errors import CommandError
 
 BENCH_DIR = Path(__file__).resolve().parent
 KERNEL_SUITE = "kernel_cost"  # the pytest-benchmark suite, bench/test_kernel_cost.py
@@ -126,7 +127,7 @@ def run_profile(args: argparse.Namespace) -> int:
 def check_gate_options(args: argparse.Namespace) -> None:
     """Gate and profile options are checked before anything is built: a bad one must not silently become the
     default, and one given to a run that does not use it must not be silently ignored."""
-    from bench.compare import MIN_ROUNDS
+    from bench.ab_gate import MIN_ROUNDS
 
     for option, used_by in (*((name, "compare") for name in GATE_DEFAULTS), ("seconds", "profile")):
         value = getattr(args, option)
@@ -266,7 +267,7 @@ def headline(path: Path) -> str:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from bench.compare import GateError, current_version, reference_version, render_gate, run_gate
+    from bench.ab_gate import GateError, current_version, reference_version, render_gate, run_gate
     from bench.results import machine_info
 
     clear = "\r\x1b[K" if sys.stderr.isatty() else ""  # a log file gets plain lines, no terminal codes

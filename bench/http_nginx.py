@@ -33,11 +33,11 @@ from bench.baselines import CaptureCommand
 from bench.lab_throughput import Child, softirq_ticks, start, stats_of
 from bench.results import Row, write_results
 from bench.xhdr_log import Finished, children, running_logger, tree_cpu_ns
-from harness.config import ExtractorConfig
-from harness.corpus import load_corpus
-from harness.cost import empty_program_fd
-from harness.wait import wait_until
-from harness.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.core.config import ExtractorConfig
+from harness.core.cost import empty_program_fd
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.oracle.corpus import load_corpus
 from netns.lab import Lab
 from netns.nsenter import socket_in
 

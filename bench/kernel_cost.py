@@ -12,7 +12,7 @@ Why it is measured this way:
   dishonest. ``repeat`` is therefore capped by the ring's capacity.
 
 The matrix is a table of cases (``cases(profile)``); a new variant is one more entry. ``bench/test_kernel_cost.py``
-runs it under pytest-benchmark, ``bench/compare.py`` reuses ``interleaved_round`` for the A/B gate.
+runs it under pytest-benchmark, ``bench/ab_gate.py`` reuses ``interleaved_round`` for the A/B gate.
 """
 
 from __future__ import annotations
@@ -25,14 +25,14 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 from bench.results import Row
-from harness.config import DEFAULT_HEADERS, ExtractorConfig
-from harness.corpus import CORPUS_DIR, load_case
-from harness.cost import empty_program_fd, fast_open
-from harness.counters import Counter
-from harness.event import event_struct
-from harness.frames import FrameSpec, build
-from harness.program import Program
-from harness.testrun import test_run
+from harness.core.config import DEFAULT_HEADERS, ExtractorConfig
+from harness.core.cost import empty_program_fd, fast_open
+from harness.core.counters import Counter
+from harness.core.event import event_struct
+from harness.core.program import Program
+from harness.core.testrun import test_run
+from harness.oracle.corpus import CORPUS_DIR, load_case
+from harness.oracle.frames import FrameSpec, build
 
 STANDARD_CASE = CORPUS_DIR / "00_standard_api_request.toml"
 FRAME_OVERHEAD = 54  # Ethernet 14 + IPv4 20 + TCP 20: the bytes of a frame that are not payload
@@ -76,7 +76,7 @@ class Case:
         return len(self.frame) - FRAME_OVERHEAD
 
 
-# Every benchmark frame is a SYN carrying its request (harness.cost.fast_open): a case runs the same frame
+# Every benchmark frame is a SYN carrying its request (harness.core.cost.fast_open): a case runs the same frame
 # many times in a row, and a repeated data segment would be read once, then be `retransmitted` (R16).
 
 

@@ -39,11 +39,11 @@ from bench import kernel_cost
 from bench.baselines import BASELINES, CaptureCommand
 from bench.results import Row, write_results
 from bench.xhdr_log import Logger, running_logger, tree_cpu_ns
-from harness.config import ExtractorConfig
-from harness.cost import empty_program_fd
-from harness.verifier import prog_info
-from harness.wait import wait_until
-from harness.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.core.config import ExtractorConfig
+from harness.core.cost import empty_program_fd
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.verify.verifier import prog_info
 from netns.lab import Lab
 
 SUITE = "lab_throughput"

@@ -23,11 +23,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.counters import Counter, Counts
-from harness.testrun import libbpf
-from harness.verifier import BpfProgInfo, object_info
-from harness.wait import wait_until
-from harness.xdp import XdpMode, attached_mode, attached_prog_id
+from harness.core.counters import Counter, Counts
+from harness.core.testrun import libbpf
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
+from harness.verify.verifier import BpfProgInfo, object_info
 from netns.lab import Lab
 
 # The console script next to the running interpreter (tests/test_cli_log.py says why not ``python -m``).

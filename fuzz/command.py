@@ -27,9 +27,10 @@ from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, Progress
 from fuzz.lab_sample import Reservoir, lab_differences
 from fuzz.strategies import TARGETS
 from fuzz.summary import Setting, build_summary, render_markdown, render_text
-from harness.cli import CommandError, require_root
-from harness.config import load_config
-from harness.program import Program
+from harness.cli.main import require_root
+from harness.core.config import load_config
+from harness.core.errors import CommandError
+from harness.core.program import Program
 
 DEFAULT_EXAMPLES = 2000
 DEFAULT_LAB_SAMPLE = 30

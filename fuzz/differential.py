@@ -5,7 +5,7 @@ and move exactly the counters the reference predicts, and the verdict must be XD
 The kernel keeps state per TCP flow (docs/EXTRACTION.md R15), so what the reference predicts depends on what
 came before, and an example is made of two kinds of items (``fuzz.strategies.Item``):
 
-- a frame alone is sent right after the SYN that opens its flow (``harness.driver.with_openings``), the state
+- a frame alone is sent right after the SYN that opens its flow (``harness.core.driver.with_openings``), the state
   ``reference.extract`` assumes;
 - a ``Flow`` is sent after its reset (an RST for its tuple, which clears what earlier examples left in the
   kernel's flow map), and its frames are compared one by one with a fresh ``reference.FlowTracker`` fed the
@@ -34,13 +34,13 @@ from hypothesis.database import ExampleDatabase
 
 from fuzz.runner import BatchTestRunDriver, Clock
 from fuzz.strategies import Flow, Item, batches
-from harness import reference
-from harness.compare import outcome_differences
-from harness.config import ExtractorConfig
-from harness.driver import Driver, Outcome, with_openings
-from harness.event import EventFlag, SlotFlag
-from harness.program import Program
-from harness.reference import Expected
+from harness.core.config import ExtractorConfig
+from harness.core.driver import Driver, Outcome, with_openings
+from harness.core.event import EventFlag, SlotFlag
+from harness.core.program import Program
+from harness.oracle import reference
+from harness.oracle.differences import outcome_differences
+from harness.oracle.reference import Expected
 
 FUZZ_CONFIG = ExtractorConfig(
     max_header_lines=6, max_value_len=16, max_target_len=24, max_scan_bytes=320, max_requests_per_packet=3

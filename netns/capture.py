@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from harness.wait import wait_until
+from harness.core.wait import wait_until
 from netns.lab import ETH_P_ALL, Host
 from netns.nsenter import socket_in
 

@@ -15,18 +15,19 @@ import sys
 import uuid
 from pathlib import Path
 
-from harness import reference
-from harness.cli import CommandError, output_directory, require_root
-from harness.compare import outcome_differences
-from harness.config import ExtractorConfig
-from harness.corpus import load_corpus
-from harness.cost import fast_open, measure_cost
-from harness.counters import Counter, Counts, counts_difference
-from harness.driver import Outcome, feed_flows, settled
-from harness.event import HeaderEvent
-from harness.program import Program
-from harness.wait import wait_until
-from harness.xdp import XdpMode
+from harness.cli.main import output_directory, require_root
+from harness.core.config import ExtractorConfig
+from harness.core.cost import fast_open, measure_cost
+from harness.core.counters import Counter, Counts, counts_difference
+from harness.core.driver import Outcome, feed_flows, settled
+from harness.core.errors import CommandError
+from harness.core.event import HeaderEvent
+from harness.core.program import Program
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode
+from harness.oracle import reference
+from harness.oracle.corpus import load_corpus
+from harness.oracle.differences import outcome_differences
 from netns.capture import Capture
 from netns.clients import curl
 from netns.driver import LabDriver

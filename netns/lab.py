@@ -29,9 +29,9 @@ from pyroute2.ethtool import Ethtool
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_MULTICAST, IFF_NOARP
 
-from harness.errors import UserError
-from harness.wait import DeadlineExceeded, wait_until
-from harness.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.core.errors import UserError
+from harness.core.wait import DeadlineExceeded, wait_until
+from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
 from netns.addressing import CLIENT, GATEWAY, IPV4_PREFIXLEN, IPV6_PREFIXLEN, Endpoint
 from netns.cleanup import CleanupStack, TeardownError, describe
 from netns.nsenter import inside, socket_in
@@ -104,7 +104,7 @@ def sweep_stale() -> list[str]:
     Names carry the process that made them (``xhdr-<pid>-<start time>-...``), so a namespace of a live
     process - a parallel run, or this one - is never touched. Processes still running in a stale
     namespace (a recorder orphaned by the kill) are killed first, as they would keep it and its veth
-    alive; the stale run's temporary directory is removed too. harness/cli.py runs this before every
+    alive; the stale run's temporary directory is removed too. harness/cli/main.py runs this before every
     command (the ``xhdr.sweepers`` entry point); only root can remove namespaces, so for anyone else it
     leaves them to the next run as root.
     """

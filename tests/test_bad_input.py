@@ -11,13 +11,13 @@ import random
 
 import pytest
 
-from harness import reference
-from harness.compare import outcome_differences
-from harness.corpus import load_corpus
-from harness.counters import Counter
-from harness.driver import TestRunDriver, feed_opened
-from harness.event import EventFlag, SlotFlag
-from harness.frames import FrameSpec, build
+from harness.core.counters import Counter
+from harness.core.driver import TestRunDriver, feed_opened
+from harness.core.event import EventFlag, SlotFlag
+from harness.oracle import reference
+from harness.oracle.corpus import load_corpus
+from harness.oracle.differences import outcome_differences
+from harness.oracle.frames import FrameSpec, build
 
 pytestmark = pytest.mark.kernel
 

@@ -14,8 +14,8 @@ import pytest
 
 from bench import http_nginx
 from bench.lab_throughput import bpf_stats, measure, standard_frame, trafgen_config
-from harness.config import ExtractorConfig
-from harness.cost import empty_program_fd
+from harness.core.config import ExtractorConfig
+from harness.core.cost import empty_program_fd
 from netns.lab import Lab
 
 FRAMES = 20_000

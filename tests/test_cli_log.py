@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from pyroute2 import netns as pr_netns
 
-from harness.audit import AuditSummary, new_key, read_key, verify
-from harness.consumer import build_consumer
-from harness.driver import with_openings
-from harness.frames import FrameSpec, build
-from harness.program import Program
-from harness.wait import wait_until
-from harness.xdp import XdpMode, attached_mode, attached_prog_id
+from harness.core.driver import with_openings
+from harness.core.program import Program
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
+from harness.log.audit import AuditSummary, new_key, read_key, verify
+from harness.log.consumer import build_consumer
+from harness.oracle.frames import FrameSpec, build
 from netns.lab import Lab
 
 pytestmark = pytest.mark.kernel
@@ -36,9 +36,7 @@ EVENT_DEADLINE_S = 10.0
 EXIT_DEADLINE_S = 15.0
 
 
-# The console script installed next to the interpreter running the tests, as a user runs it. Not
-# `python -m harness.cli`: that imports cli twice (as __main__ and as harness.cli), so a subcommand's
-# harness.cli.CommandError is not the class __main__ catches and escapes as a traceback.
+# The console script installed next to the interpreter running the tests, as a user runs it.
 XHDR = Path(sys.executable).parent / "xhdr"
 
 

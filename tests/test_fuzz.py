@@ -20,12 +20,12 @@ from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, feed_items, frame
 from fuzz.lab_sample import LAB_MAX_FRAME, lab_differences
 from fuzz.runner import BatchTestRunDriver
 from fuzz.strategies import batches, sent
-from harness import reference
-from harness.cli import main
-from harness.config import ExtractorConfig
-from harness.counters import Counter
-from harness.driver import TestRunDriver
-from harness.program import Program
+from harness.cli.main import main
+from harness.core.config import ExtractorConfig
+from harness.core.counters import Counter
+from harness.core.driver import TestRunDriver
+from harness.core.program import Program
+from harness.oracle import reference
 
 pytestmark = pytest.mark.kernel
 

@@ -17,7 +17,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
-from harness.wait import wait_until
+from harness.core.wait import wait_until
 from netns.addressing import CLIENT, GATEWAY
 from netns.capture import Capture
 from netns.cleanup import TeardownError

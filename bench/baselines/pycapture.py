@@ -23,9 +23,9 @@ from collections.abc import Callable
 from types import FrameType
 
 from bench.baselines import event_line, socket_filter
-from harness.config import ExtractorConfig, HeaderMode, HeaderRule
-from harness.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
-from harness.reference import (
+from harness.core.config import ExtractorConfig, HeaderMode, HeaderRule
+from harness.core.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
+from harness.oracle.reference import (
     DIGITS,
     FlowTracker,
     _Outcome,

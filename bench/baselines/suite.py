@@ -20,9 +20,9 @@ from bench.baselines import c_parse_ns
 from bench.baselines.pycapture import httptools_parser, reference_parser
 from bench.kernel_cost import standard_frame
 from bench.results import Row, write_results
-from harness.config import ExtractorConfig
-from harness.cost import measure_cost
-from harness.program import Program
+from harness.core.config import ExtractorConfig
+from harness.core.cost import measure_cost
+from harness.core.program import Program
 
 SUITE = "baselines"
 

@@ -269,7 +269,7 @@ class CaseComparison:
         return {key: round(float(np.median(values)), 4) for key, values in sorted(ratios.items())}
 
 
-Progress = Callable[[str, int, int, "CaseComparison | None"], None]
+GateProgress = Callable[[str, int, int, "CaseComparison | None"], None]
 
 
 def _load(version: Version, config: ExtractorConfig, key: bytes) -> Program | ForeignProgram:
@@ -292,7 +292,7 @@ def _measure(
     threshold_pct: float,
     repeat: int,
     loads: int,
-    progress: Progress | None,
+    progress: GateProgress | None,
     case_names: list[str],
 ) -> list[CaseComparison]:
     """One pass: fresh loads of both builds, every named case in rotated paired rounds."""
@@ -353,7 +353,7 @@ def run_gate(
     case_names: Sequence[str] = GATE_CASES,
     repeat: int = 100,
     loads: int = DEFAULT_LOADS,
-    progress: Progress | None = None,
+    progress: GateProgress | None = None,
 ) -> dict:
     """Loads each build ``loads`` times, all at once, and measures every gate case in paired rounds.
 

@@ -23,7 +23,7 @@ from typing import TextIO
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from fuzz import repro
-from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, Progress
+from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, CampaignProgress
 from fuzz.lab_sample import Reservoir, lab_differences
 from fuzz.strategies import TARGETS
 from fuzz.summary import Setting, build_summary, render_markdown, render_text
@@ -159,7 +159,7 @@ class ProgressLine:
         self.last = 0.0
         self.failures = 0
 
-    def __call__(self, progress: Progress) -> None:
+    def __call__(self, progress: CampaignProgress) -> None:
         now = time.perf_counter()
         interval = PROGRESS_INTERVAL_S if self.tty else 10 * PROGRESS_INTERVAL_S
         if now - self.last < interval:
@@ -167,7 +167,7 @@ class ProgressLine:
         self.last = now
         self.show(progress)
 
-    def show(self, progress: Progress, final: bool = False) -> None:
+    def show(self, progress: CampaignProgress, final: bool = False) -> None:
         line = progress.line(self.failures)
         if progress.failing_examples and not self.failures:
             line += " | shrinking a failure"

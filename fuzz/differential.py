@@ -159,7 +159,7 @@ def outcome_class(expected: Expected) -> str:
 
 
 @dataclasses.dataclass
-class Progress:
+class CampaignProgress:
     """What the live progress line shows."""
 
     examples: int = 0
@@ -189,7 +189,7 @@ class Campaign:
         program: Program,
         *,
         target: str = "all",
-        on_example: Callable[[Progress], None] | None = None,
+        on_example: Callable[[CampaignProgress], None] | None = None,
         on_frames: Callable[[list[bytes]], None] | None = None,
     ) -> None:
         self.program = program
@@ -198,7 +198,7 @@ class Campaign:
         self.strategy = batches(program.config, target)
         self.target = target
         self.clock = Clock()
-        self.progress = Progress()
+        self.progress = CampaignProgress()
         self.on_example = on_example
 
     def check(self, items: list[Item]) -> None:

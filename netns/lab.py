@@ -48,7 +48,7 @@ STOP_GRACE_S = 3.0
 WIRE_OFFLOADS = ("tx-tcp-segmentation", "tx-tcp6-segmentation", "tx-generic-segmentation", "rx-gro")
 
 
-class CommandError(UserError, RuntimeError):
+class LabProcessError(UserError, RuntimeError):
     """A program run inside a lab namespace failed; the message is one line with its last stderr line."""
 
 
@@ -351,7 +351,7 @@ class Lab:
                 f"{shlex.join(argv)} in {host.netns} did not finish within {timeout}s"
             ) from None
         if check and done.returncode != 0:
-            raise CommandError(
+            raise LabProcessError(
                 f"{shlex.join(argv)} in {host.netns} exited {done.returncode}: {last_line(done.stderr)}"
             )
         return done
@@ -385,4 +385,4 @@ class Lab:
         """Raise one line with the last stderr line if a spawned process has exited."""
         code = proc.poll()
         if code is not None:
-            raise CommandError(f"{what} exited {code}: {last_line(self.output_of(proc)[1])}")
+            raise LabProcessError(f"{what} exited {code}: {last_line(self.output_of(proc)[1])}")

@@ -22,8 +22,7 @@ from harness.cli.main import EXIT_ERROR, EXIT_INTERRUPTED, main, run_command
 from harness.core.wait import wait_until
 from netns.cleanup import TeardownError
 from netns.clients import ClientError
-from netns.lab import CommandError as LabCommandError
-from netns.lab import Lab
+from netns.lab import Lab, LabProcessError
 
 ROOT = Path(__file__).resolve().parent.parent
 XHDR = Path(sys.executable).parent / "xhdr"  # the console script, as users run it (see tests/test_cli_log.py)
@@ -171,7 +170,7 @@ def _lab_run_timeout(_args: argparse.Namespace) -> int:
 @pytest.mark.parametrize(
     ("run", "needle"),
     [
-        (_raise(LabCommandError("false in xhdr-1-2-abc-cli exited 1: (no output)")), "false in xhdr-1-2"),
+        (_raise(LabProcessError("false in xhdr-1-2-abc-cli exited 1: (no output)")), "false in xhdr-1-2"),
         (_raise(ClientError("curl GET http://10.0.0.1/ exited 7: refused")), "curl GET"),
         (_raise(TeardownError("lab xhdr-1-2-abc teardown: remove netns: OSError: busy")), "teardown"),
         (lambda _args: wait_until(lambda: False, 0.01, "a condition never met"), "a condition never met"),

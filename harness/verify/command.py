@@ -26,10 +26,10 @@ from harness.kernels import run as kernel_run
 from harness.kernels.guest import HOST, parse_kernels
 from harness.verify.report import (
     DEFAULT_THRESHOLD_PCT,
+    baseline_gate,
     build_document,
-    compare,
     load_baseline,
-    render_gate,
+    render_baseline_gate,
     render_markdown,
     render_rejections,
     render_table,
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     results = verify_all(builds, least_privilege=args.least_privilege, jobs=args.jobs)
     document = build_document(results, least_privilege=args.least_privilege)
     if baseline is not None:
-        document["gate"] = compare(document, baseline, args.threshold)
+        document["gate"] = baseline_gate(document, baseline, args.threshold)
         if baseline.get("kernel") != document["kernel"]:
             print(
                 f"xhdr verify: note: the baseline was recorded on Linux {baseline.get('kernel')}, this is "
@@ -134,7 +134,7 @@ def run_matrix(
         results = verify_all(builds, least_privilege=args.least_privilege, jobs=args.jobs)
         document = build_document(results, least_privilege=args.least_privilege)
         if args.baseline:
-            document["gate"] = compare(document, load_baseline(args.baseline), args.threshold)
+            document["gate"] = baseline_gate(document, load_baseline(args.baseline), args.threshold)
         status = report(document, args)
         host = [(result.accepted, result.totals()["verified_insns"]) for result in results]
     described = kernel_run.build_all(builds, args.jobs)
@@ -197,7 +197,7 @@ def verify_all(
     die with this process too, even when it is killed outright (harness/core/workers.py).
     The first bad build (a compile error) stops the run with its one-line message.
     """
-    progress = Progress(len(builds))
+    progress = BuildProgress(len(builds))
     if jobs == 1 or len(builds) == 1:
         results = []
         for build in builds:
@@ -221,7 +221,7 @@ def verify_all(
     return [done[index] for index in range(len(builds))]
 
 
-class Progress:
+class BuildProgress:
     """One line per finished variant on stderr; on a terminal, also the variant being built."""
 
     def __init__(self, total: int) -> None:
@@ -271,7 +271,7 @@ def report(document: dict, args: argparse.Namespace) -> int:
         print(f"\n{rejections}", file=human)
     gate = document.get("gate")
     if gate:
-        print(f"\n{render_gate(gate)}", file=human)
+        print(f"\n{render_baseline_gate(gate)}", file=human)
     rejected = [variant["key"] for variant in document["variants"] if not variant["accepted"]]
     problems = []
     if rejected:

@@ -90,7 +90,7 @@ def render_markdown(document: Document) -> str:
         out += ["", "```", rejected, "```"]
     gate = document.get("gate")
     if gate:
-        out += ["", "```", render_gate(gate), "```"]  # type: ignore[arg-type]
+        out += ["", "```", render_baseline_gate(gate), "```"]  # type: ignore[arg-type]
     return "\n".join(out) + "\n"
 
 
@@ -134,7 +134,7 @@ def load_baseline(path: Path) -> Document:
     return document
 
 
-def compare(document: Document, baseline: Document, threshold_pct: float) -> dict:
+def baseline_gate(document: Document, baseline: Document, threshold_pct: float) -> dict:
     """Per-variant deltas of the compared statistics, and the one-line failures of the gate.
 
     A variant fails when it was accepted in the baseline and is rejected now, or when a ``gate`` statistic
@@ -177,7 +177,7 @@ def compare(document: Document, baseline: Document, threshold_pct: float) -> dic
     }
 
 
-def render_gate(gate: dict) -> str:
+def render_baseline_gate(gate: dict) -> str:
     """The compare table (veristat -C style), one line per variant, then the verdict.
 
     The gated statistic shows baseline, now and percent; the others only their signed change.

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from bench import profile, targets
 from bench.results import RESULTS_DIR
-from harness.cli.main import EXIT_ERROR, output_directory, require_root
+from harness.cli import options
+from harness.cli.main import EXIT_ERROR, require_root
 from harness.core.errors import CommandError
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -59,12 +60,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         metavar="REF",
         help="regression gate: a git ref (bpf/ at that commit) or a stored program (.c file or directory)",
     )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        metavar="PCT",
-        help="minimum slowdown that can fail the gate, in percent (default 10)",
-    )
+    options.add_threshold(parser, "a significant slowdown against REF", GATE_DEFAULTS["threshold"])
     parser.add_argument(
         "--rounds", type=int, help="gate: paired rounds per case (default 36, or 72 without --quick)"
     )
@@ -102,7 +98,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     require_root("xhdr bench")
     check_gate_options(args)
-    output_directory(args.out)
+    options.output_directory(args.out)
     if args.profile:
         return run_profile(args)
     if args.compare:
@@ -136,8 +132,7 @@ def check_gate_options(args: argparse.Namespace) -> None:
     for option, default in (*GATE_DEFAULTS.items(), ("seconds", PROFILE_SECONDS)):
         if getattr(args, option) is None:
             setattr(args, option, default)
-    if args.threshold < 0:
-        raise CommandError(f"--threshold {args.threshold:g} is below 0; give a percentage such as 10")
+    options.check(args)
     if args.rounds is not None and args.rounds < MIN_ROUNDS:
         raise CommandError(f"--rounds {args.rounds} is too few; give at least {MIN_ROUNDS} paired rounds")
     if args.loads < 1:

@@ -4,7 +4,7 @@
 - ``empty_xdp``: no logging, bpf/xdp_pass.c attached natively to the gateway's veth end: the hook's cost
   alone, so that the extractor's leg decomposes into hook, program and logger;
 - ``nginx_access_log``: nginx logs the same headers the extractor logs, in its own log format;
-- ``extractor``: ``xhdr log --mode native --json --output FILE`` itself, the process users run (it compiles
+- ``extractor``: ``xhdr log --mode native --json FILE`` itself, the process users run (it compiles
   and attaches the extractor; its compiled consumer writes one JSON line per request to a file);
 - ``c_tpacket_v3``: the C user-space baseline capturing on the gateway's veth end, one line per request.
 

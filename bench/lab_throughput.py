@@ -2,7 +2,7 @@
 
 Each mode receives the same burst of frames on the gateway's veth end: nothing attached, the empty XDP
 program, the extractor in native and in generic mode, and each user-space baseline capturing instead. The
-extractor legs run ``xhdr log --json --output FILE`` itself, the process users run (it compiles and attaches
+extractor legs run ``xhdr log --json FILE`` itself, the process users run (it compiles and attaches
 the extractor; its compiled consumer writes one JSON line per request to a file). Modes are measured round by
 round, interleaved, so noise from other work on the machine hits all of them alike; the figures are medians
 over rounds.

@@ -151,7 +151,7 @@ class Finished:
 
 @dataclasses.dataclass(frozen=True)
 class Logger:
-    """A running ``xhdr log --json --output FILE`` attached to the gateway's end."""
+    """A running ``xhdr log --json FILE`` attached to the gateway's end."""
 
     proc: subprocess.Popen[bytes]
     err_path: Path
@@ -193,7 +193,7 @@ def running_logger(lab: Lab, mode: XdpMode) -> Iterator[Logger]:
     output, err_path = lab.workdir / f"{name}.jsonl", lab.workdir / f"{name}.err"
     gateway = lab.gateway
     argv = [str(XHDR), "log", "--iface", gateway.ifname, "--netns", gateway.netns, "--mode", mode.value]
-    argv += ["--json", "--output", str(output), "--stats-every", "0"]
+    argv += ["--json", str(output), "--stats-every", "0"]
     with contextlib.ExitStack() as stack:
         with open(err_path, "wb") as err:
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)

@@ -27,8 +27,8 @@ from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, CampaignProgress
 from fuzz.lab_sample import Reservoir, lab_differences
 from fuzz.strategies import TARGETS
 from fuzz.summary import Setting, build_summary, render_markdown, render_text
+from harness.cli import options
 from harness.cli.main import require_root
-from harness.core.config import load_config
 from harness.core.errors import CommandError
 from harness.core.program import Program
 
@@ -55,9 +55,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, help="run for this long (in rounds of Hypothesis runs)")
     budget.add_argument("--examples", type=int, help=f"run this many examples (default {DEFAULT_EXAMPLES})")
     parser.add_argument("--target", choices=sorted(TARGETS), default="all", help="which layer to fuzz")
-    parser.add_argument(
-        "--config", type=Path, help="extractor config TOML (default: small limits, see FUZZ_CONFIG)"
-    )
+    options.add_config(parser, "small limits, see fuzz.differential.FUZZ_CONFIG")
     parser.add_argument(
         "--define",
         action="append",
@@ -82,10 +80,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "replayed or kept), as a fixed seed does in Hypothesis",
     )
     parser.add_argument("--corpus", type=Path, default=repro.CORPUS_DIR, help="where repro files go")
-    parser.add_argument("--json", type=Path, help="also write the summary as JSON to this file ('-': stdout)")
-    parser.add_argument(
-        "--markdown", type=Path, help="also write the summary as markdown, for CI job summaries ('-': stdout)"
-    )
+    options.add_json(parser, "the summary")
+    options.add_markdown(parser, "the summary (for CI job summaries)")
     parser.add_argument(
         "--lab-sample",
         type=int,
@@ -186,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--minutes {args.minutes} must be more than 0")
     if args.lab_sample < 0:
         raise CommandError(f"--lab-sample {args.lab_sample} must be 0 or more")
-    config = load_config(args.config) if args.config else FUZZ_CONFIG
+    options.check(args)
+    config = options.extractor_config(args, FUZZ_CONFIG)
     extra_cflags = cflags(args.define)
     database = example_database(args)
     require_root("xhdr fuzz")
@@ -202,21 +199,13 @@ def run(args: argparse.Namespace) -> int:
         line.show(campaign.progress, final=True)
         lab_lines = lab_differences(program, sample.frames) if sample.frames else []
     summary = build_summary(campaign, setting, saved, len(sample.frames), lab_lines)
-    human = sys.stderr if "-" in {str(args.json), str(args.markdown)} else sys.stdout
+    human = options.human_stream(args)
     if args.json:
-        _write(args.json, json.dumps(summary, indent=2) + "\n")
+        options.write_output(args.json, json.dumps(summary, indent=2) + "\n")
     if args.markdown:
-        _write(args.markdown, render_markdown(summary))
+        options.write_output(args.markdown, render_markdown(summary))
     print(render_text(summary), file=human)
     return EXIT_FOUND if saved or lab_lines else 0
-
-
-def _write(target: Path, text: str) -> None:
-    """Writes ``text`` to the file, or to stdout for ``-``."""
-    if str(target) == "-":
-        sys.stdout.write(text)
-    else:
-        target.write_text(text, encoding="utf-8")
 
 
 def _rounds(

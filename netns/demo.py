@@ -15,7 +15,8 @@ import sys
 import uuid
 from pathlib import Path
 
-from harness.cli.main import output_directory, require_root
+from harness.cli import options
+from harness.cli.main import require_root
 from harness.core.config import ExtractorConfig
 from harness.core.cost import fast_open, measure_cost
 from harness.core.counters import Counter, Counts, counts_difference
@@ -46,9 +47,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="where events.jsonl and summary.json go"
     )
-    parser.add_argument(
-        "--mode", choices=[mode.value for mode in XdpMode], action="append", help="XDP mode (default: both)"
-    )
+    options.add_mode(parser, default=None)
     parser.add_argument("--requests", type=int, default=6, help="real curl requests per mode (default 6)")
     parser.set_defaults(run=run)
 
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     modes = [XdpMode(value) for value in (args.mode or [mode.value for mode in XdpMode])]
     if args.requests < 1:
         raise CommandError(f"--requests {args.requests} must be at least 1")
-    events_path = output_directory(args.out) / "events.jsonl"
+    events_path = options.output_directory(args.out) / "events.jsonl"
     cases = load_corpus()
     results = []
     with Program(ExtractorConfig()) as program, events_path.open("w") as events_file:

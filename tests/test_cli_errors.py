@@ -93,6 +93,21 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
         ["verify", "--json", "{tmp}"],
         ["--json {tmp} is a directory", "give the name of a file"],
     ),
+    "verify-threshold-without-baseline": (
+        True,
+        ["verify", "--threshold", "5"],
+        ["--threshold 5 applies to --baseline only", "add --baseline"],
+    ),
+    "fuzz-json-into-a-directory": (
+        True,
+        ["fuzz", "--json", "{tmp}"],
+        ["--json {tmp} is a directory", "give the name of a file"],
+    ),
+    "log-text-into-a-directory": (
+        True,
+        ["log", "--iface", "lo", "--text", "{tmp}"],
+        ["--text {tmp} is a directory", "give the name of a file"],
+    ),
     "log-config-port-true": (
         True,
         ["log", "--iface", "lo", "--config", "{port_true}"],

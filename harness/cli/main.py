@@ -13,7 +13,6 @@ import argparse
 import os
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
 
 from harness.core.errors import CommandError, UserError
 from harness.core.wait import install_interrupt_handler
@@ -30,27 +29,6 @@ def require_root(what: str) -> None:
     """Loading BPF and building namespaces need CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN."""
     if os.geteuid() != 0:
         raise PermissionError(f"{what} needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN); run it with sudo")
-
-
-def output_directory(path: Path, option: str = "--out") -> Path:
-    """Creates a command's output directory (and its parents); a file in the way is one line, not a traceback."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise CommandError(
-            f"{option} {path} is not a directory (a file is in the way); give a directory, it is created if missing"
-        ) from None
-    return path
-
-
-def output_file(path: Path, option: str) -> Path:
-    """Checks a file a command will write before the work starts: found only at the end, a directory or a
-    missing parent would lose the results."""
-    if path.is_dir():
-        raise CommandError(f"{option} {path} is a directory; give the name of a file in it")
-    if not path.parent.is_dir():
-        raise CommandError(f"{option} {path}: no directory {path.parent}; create it first")
-    return path
 
 
 def build_parser() -> argparse.ArgumentParser:

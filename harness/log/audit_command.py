@@ -14,12 +14,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser(
         "audit",
         help="check a tamper-evident log of xhdr log --audit, or make its key",
-        description="Check that a log written by `xhdr log --json --audit KEY` is whole: no line changed, "
+        description="Check that a log written by `xhdr log --json FILE --audit KEY` is whole: no line changed, "
         "removed, moved or cut off. Exit status 0 when intact, 1 with the first line at fault otherwise.",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser("verify", help="check a log with its key")
-    check.add_argument("log", type=Path, help="the JSON lines xhdr log wrote (--output or stdout)")
+    check.add_argument("log", type=Path, help="the JSON lines xhdr log wrote (its --json FILE)")
     check.add_argument("--key", type=Path, required=True, help="the key file given to xhdr log --audit")
     check.set_defaults(run=run_verify)
     make = actions.add_parser("newkey", help="write a new random key to a new file (mode 0600)")
@@ -45,5 +45,5 @@ def run_newkey(args: argparse.Namespace) -> int:
         new_key(args.key)
     except AuditError as error:
         raise CommandError(str(error)) from None
-    print(f"xhdr audit: wrote a new key to {args.key}; give it to `xhdr log --json --audit {args.key}`")
+    print(f"xhdr audit: wrote a new key to {args.key}; give it to `xhdr log --json FILE --audit {args.key}`")
     return 0

@@ -26,8 +26,9 @@ from types import FrameType
 
 from pyroute2 import netns as pr_netns
 
-from harness.cli.main import output_file, require_root
-from harness.core.config import ExtractorConfig, load_config
+from harness.cli import options
+from harness.cli.main import require_root
+from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, Counts, counts_difference
 from harness.core.errors import CommandError
 from harness.core.program import Program
@@ -54,21 +55,19 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--iface", required=True, help="interface to attach to")
     parser.add_argument("--netns", help="named network namespace that holds the interface (`ip netns list`)")
-    parser.add_argument(
-        "--mode",
-        choices=[mode.value for mode in XdpMode],
-        default=XdpMode.NATIVE.value,
-        help="XDP mode: native (driver) or generic (skb); default native",
+    options.add_mode(parser)
+    options.add_config(parser, "ports 80 and 8080 and the default header rules")
+    written = parser.add_mutually_exclusive_group()
+    options.add_json(parser, "the events (one object a line, appended)", group=written)
+    written.add_argument(
+        "--text", type=Path, metavar="FILE", help="append the events as text lines to FILE (default: stdout)"
     )
-    parser.add_argument("--config", type=Path, help="TOML file with an ExtractorConfig; defaults otherwise")
-    parser.add_argument("--json", action="store_true", help="one JSON object per event instead of text")
-    parser.add_argument("--output", type=Path, help="append the events to this file instead of stdout")
     parser.add_argument(
         "--audit",
         type=Path,
         metavar="KEYFILE",
         help="seal each JSON line into a tamper-evident chain with this key (`xhdr audit newkey`, "
-        "`xhdr audit verify`); needs --json",
+        "`xhdr audit verify`); needs --json FILE",
     )
     parser.add_argument("--count", type=_positive_int, help="stop after this many events")
     parser.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
@@ -80,6 +79,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help="print a counter line on stderr every S seconds (0: only the summary at exit); default 10",
     )
     parser.set_defaults(run=run)
+
+
+def log_file(args: argparse.Namespace) -> Path | None:
+    """The file the events are appended to (``--json FILE`` or ``--text FILE``); None for stdout."""
+    target = args.json if args.json is not None else args.text
+    return None if target is None or str(target) == options.STDOUT else target
 
 
 def _positive_int(text: str) -> int:
@@ -101,15 +106,16 @@ def _positive_float(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """Checks everything that can be checked cheaply before the (slow) compile, then streams events."""
     require_root("xhdr log")
-    config = load_config(args.config) if args.config else ExtractorConfig()
+    options.check(args)
+    config = options.extractor_config(args, ExtractorConfig())
     mode = XdpMode(args.mode)
     where = f"{args.iface} in namespace {args.netns}" if args.netns else args.iface
     check_interface(args.iface, args.netns)
-    if args.output is not None:
-        output_file(args.output, "--output")
+    if args.text is not None:
+        options.output_file(args.text, "--text")
     if args.audit is not None:
         if not args.json:
-            raise CommandError("--audit seals JSON lines; add --json")
+            raise CommandError("--audit seals JSON lines; add --json FILE")
         try:
             read_key(args.audit)
         except AuditError as error:
@@ -118,7 +124,12 @@ def run(args: argparse.Namespace) -> int:
     with Program(config) as program, stop_signals() as stopped:
         ring_fd = program.bpf[b"events"].map_fd
         argv = consumer_argv(
-            config, ring_fd, json=args.json, count=args.count, output=args.output, audit_key=args.audit
+            config,
+            ring_fd,
+            json=args.json is not None,
+            count=args.count,
+            output=log_file(args),
+            audit_key=args.audit,
         )
         # Left in reverse order: detached first, so the consumer still writes what reached the ring.
         with running_consumer(argv, ring_fd) as consumer, program.attached(args.iface, mode, args.netns):

@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from harness.cli.main import EXIT_ERROR, output_file, require_root
+from harness.cli import options
+from harness.cli.main import EXIT_ERROR, require_root
 from harness.core.errors import CommandError
 from harness.core.program import EXTRACTOR_SOURCE
 from harness.core.workers import process_pool
@@ -63,17 +64,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--baseline", type=Path, help="earlier --json output to compare with; fails on regressions"
     )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        default=DEFAULT_THRESHOLD_PCT,
-        metavar="PCT",
-        help=f"growth of verified instructions that fails the gate, in percent (default {DEFAULT_THRESHOLD_PCT:g})",
-    )
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON ('-' for stdout)")
-    parser.add_argument(
-        "--markdown", type=Path, metavar="OUT", help="write a markdown summary ('-' for stdout)"
-    )
+    options.add_threshold(parser, "a growth of verified instructions over --baseline", DEFAULT_THRESHOLD_PCT)
+    options.add_json(parser, "the results")
+    options.add_markdown(parser, "a summary")
     parser.add_argument("--programs", action="store_true", help="also show one table row per program")
     parser.add_argument(
         "--least-privilege",
@@ -96,10 +89,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Checks all input first (files, matrix, baseline), then verifies, then reports and gates."""
     require_root("xhdr verify")
+    options.check(args)
+    if args.threshold is not None and args.baseline is None:
+        raise CommandError(
+            f"--threshold {args.threshold:g} applies to --baseline only; add --baseline or drop it"
+        )
     builds = plan(args.sources, args.matrix)
-    for option, target in (("--json", args.json), ("--markdown", args.markdown)):
-        if target is not None and str(target) != "-":
-            output_file(target, option)
     baseline = load_baseline(args.baseline) if args.baseline else None
     if args.jobs < 1:
         raise CommandError(f"--jobs {args.jobs} is not a number of worker processes; use 1 or more")
@@ -109,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     results = verify_all(builds, least_privilege=args.least_privilege, jobs=args.jobs)
     document = build_document(results, least_privilege=args.least_privilege)
     if baseline is not None:
-        document["gate"] = baseline_gate(document, baseline, args.threshold)
+        document["gate"] = baseline_gate(document, baseline, options.threshold(args, DEFAULT_THRESHOLD_PCT))
         if baseline.get("kernel") != document["kernel"]:
             print(
                 f"xhdr verify: note: the baseline was recorded on Linux {baseline.get('kernel')}, this is "
@@ -134,12 +129,14 @@ def run_matrix(
         results = verify_all(builds, least_privilege=args.least_privilege, jobs=args.jobs)
         document = build_document(results, least_privilege=args.least_privilege)
         if args.baseline:
-            document["gate"] = baseline_gate(document, load_baseline(args.baseline), args.threshold)
+            document["gate"] = baseline_gate(
+                document, load_baseline(args.baseline), options.threshold(args, DEFAULT_THRESHOLD_PCT)
+            )
         status = report(document, args)
         host = [(result.accepted, result.totals()["verified_insns"]) for result in results]
     described = kernel_run.build_all(builds, args.jobs)
     columns = kernel_run.run_kernels(kernels, described)
-    human = sys.stdout if "-" not in {str(args.json), str(args.markdown)} else sys.stderr
+    human = options.human_stream(args)
     print(
         f"\nKernel matrix (verified instructions; processed instructions before 5.16; '!' = behaviour "
         f"differs from the reference over {len(kernel_run.corpus_frames())} corpus frames):",
@@ -251,20 +248,13 @@ class BuildProgress:
         print(f"{clear}xhdr verify: {line} ({elapsed:.1f} s)", file=sys.stderr)
 
 
-def _write(target: Path, text: str) -> None:
-    if str(target) == "-":
-        sys.stdout.write(text)
-    else:
-        target.write_text(text)
-
-
 def report(document: dict, args: argparse.Namespace) -> int:
     """Writes the outputs, prints the table unless stdout carries JSON or markdown, returns the exit code."""
     if args.json:
-        _write(args.json, json.dumps(document, indent=2) + "\n")
+        options.write_output(args.json, json.dumps(document, indent=2) + "\n")
     if args.markdown:
-        _write(args.markdown, render_markdown(document))
-    human = sys.stdout if "-" not in {str(args.json), str(args.markdown)} else sys.stderr
+        options.write_output(args.markdown, render_markdown(document))
+    human = options.human_stream(args)
     print(render_table(document, per_program=args.programs), file=human)
     rejections = render_rejections(document)
     if rejections:

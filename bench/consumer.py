@@ -150,7 +150,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     quick: 5 cycles per format (a few seconds after the compile); full: 30 cycles per format.
     """
     cycles = 5 if quick else 30
-    config, frame = ExtractorConfig(ringbuf_pages=RING_PAGES), kernel_cost.standard_frame()
+    config, frame = ExtractorConfig(ringbuf_pages=RING_PAGES), kernel_cost.benchmark_frame()
     taken: dict[str, list[dict[str, float]]] = {name: [] for name in FORMATS}
     progress(f"{SUITE}: compiling the extractor")
     with Program(config) as program, tempfile.TemporaryDirectory(prefix="xhdr-bench-consumer-") as scratch:

@@ -38,6 +38,7 @@ from harness.core.cost import empty_program_fd
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
 from harness.oracle.corpus import load_corpus
+from harness.verify.verifier import maps_memlock
 from netns.lab import Lab
 from netns.nsenter import socket_in
 
@@ -117,15 +118,7 @@ def wrk(lab: Lab, seconds: int) -> dict[str, float]:
 
 def map_memory_bytes(pid: int) -> int:
     """Kernel memory charged to the BPF maps a process holds (fdinfo memlock): xhdr log's, the extractor's."""
-    total = 0
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
-        except OSError:
-            continue
-        if "map_type:" in text:
-            total += int(re.search(r"memlock:\s+(\d+)", text)[1])
-    return total
+    return maps_memlock(os.listdir(f"/proc/{pid}/fdinfo"), pid)
 
 
 def tree_rss_bytes(pid: int) -> int:

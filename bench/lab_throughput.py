@@ -52,9 +52,9 @@ XDP_MODES = {"native": XdpMode.NATIVE, "generic": XdpMode.GENERIC}
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
-def standard_frame(dst_mac: bytes = OTHER_HOST_MAC) -> bytes:
+def lab_frame(dst_mac: bytes = OTHER_HOST_MAC) -> bytes:
     """Benchmark 1's standard request (a SYN with data, so every copy of the burst is parsed), to ``dst_mac``."""
-    return dst_mac + kernel_cost.standard_frame()[6:]
+    return dst_mac + kernel_cost.benchmark_frame()[6:]
 
 
 # --- the kernel's accounting --------------------------------------------------------------------------
@@ -323,7 +323,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     config, key = ExtractorConfig(), os.urandom(16)
     samples: dict[str, list[Sample]] = {mode: [] for mode in MODES}
     with empty_program_fd() as empty_fd, Lab() as lab, bpf_stats():
-        config_path = trafgen_config(lab, standard_frame())
+        config_path = trafgen_config(lab, lab_frame())
         for round_number in range(rounds):
             for mode in MODES:
                 progress(f"{SUITE}: round {round_number + 1}/{rounds}, {mode}, {count:,} frames")
@@ -335,7 +335,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
 def summarise(samples: dict[str, list[Sample]], count: int, rounds: int) -> list[Row]:
     """Medians per mode, then the decomposition: hook, program, logger, baseline costs per packet."""
     rows: list[Row] = []
-    params = {"frames": count, "rounds": rounds, "frame_bytes": len(standard_frame())}
+    params = {"frames": count, "rounds": rounds, "frame_bytes": len(lab_frame())}
     kernel: dict[str, float] = {}
     process: dict[str, float] = {}
     for mode, taken in samples.items():

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from harness.core.counters import Counter, Counts
 from harness.core.driver import Outcome
 from harness.core.program import Program
-from harness.core.testrun import test_run
+from harness.core.testrun import libbpf, test_run
 
 # Drain the ring buffer before this many events are pending, so a batch can never fill it (R8: events_lost).
 MAX_PENDING_EVENTS = 64
@@ -78,7 +78,7 @@ class BatchTestRunDriver:
             )
         self._buffer = (ctypes.c_uint64 * (self._cpus * self._stride))()
         self._key = ctypes.c_uint32(0)
-        self._lookup = program._bcc.libbcc.lib.bpf_lookup_elem
+        self._lookup = libbpf().bpf_map_lookup_elem
 
     def _read(self) -> list[int]:
         """The counters summed over CPUs, in Counter order: one syscall, no per-CPU Python objects."""

@@ -27,7 +27,7 @@ from harness.core.program import Program
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode
 from harness.oracle import reference
-from harness.oracle.corpus import load_corpus
+from harness.oracle.corpus import load_corpus, standard_frame
 from harness.oracle.differences import outcome_differences
 from netns.capture import Capture
 from netns.clients import curl
@@ -36,7 +36,6 @@ from netns.lab import Lab
 from netns.servers import RecordingServer
 
 DEFAULT_OUT = Path("reports/out")
-STANDARD_CASE = "00_standard_api_request"
 # Header columns of the live table and their widths; secrets show as scheme and hash.
 TABLE_COLUMNS = {"Host": 16, "User-Agent": 14, "X-Request-ID": 12, "Authorization": 19, "Cookie": 17}
 EVENT_DEADLINE_S = 10.0
@@ -121,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 + ", ".join(f"{k} {v}" for k, v in result.counters.items())
             )
             results.append(result)
-        standard = next(case for case in cases if case.name == STANDARD_CASE).frames[0]
-        cost = measure_cost(program, fast_open(standard))
+        cost = measure_cost(program, fast_open(standard_frame()))
     return _summarise(results, cost, args.out, events_path)
 
 

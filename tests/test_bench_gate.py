@@ -22,7 +22,7 @@ from bench.ab_gate import (
     run_gate,
 )
 from bench.foreign import ForeignProgram
-from bench.kernel_cost import standard_frame
+from bench.kernel_cost import benchmark_frame
 from harness.core.config import ExtractorConfig
 from harness.core.event import decode_event
 from harness.core.program import Program
@@ -118,7 +118,7 @@ def test_reference_from_git_builds_and_loads() -> None:
 @pytest.mark.kernel
 def test_git_ref_is_loaded_by_its_own_harness() -> None:
     """The gate's reference from git runs in this process though another commit's harness built it."""
-    key, frame = bytes(range(16)), standard_frame()
+    key, frame = bytes(range(16)), benchmark_frame()
     with reference_version("HEAD") as version, ForeignProgram(version.tree, key) as program:
         assert test_run(program.fd, frame).verdict == XDP_PASS
         (record,) = program.take_events()

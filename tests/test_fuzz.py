@@ -130,7 +130,7 @@ def test_planted_off_by_one_is_found_and_shrunk(programs, tmp_path) -> None:
         (shrunk,) = found
         assert first_at <= PLANTED_BUDGET
         assert any("TRUNCATED" in line for line in shrunk.differences), shrunk.differences
-        payload = reference._read_layers(shrunk.frame, FUZZ_CONFIG)[1]
+        payload = reference.read_layers(shrunk.frame, FUZZ_CONFIG)[1]
         assert len(payload) <= 60, f"not shrunk: {payload!r}"
         # the planted bug's trigger: a logged value of exactly max_value_len bytes (whichever header and
         # whichever request of the frame the shrinker settled on)

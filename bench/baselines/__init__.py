@@ -213,7 +213,7 @@ def stats_counters(stderr: str) -> dict[str, int]:
 def c_parse_ns(frame: bytes, config: ExtractorConfig, key: bytes, repeat: int) -> float:
     """capture.c's parse of one frame in a loop (R1-R18, no log line): nanoseconds per frame.
 
-    The frame should be a SYN with data (``bench.kernel_cost.standard_frame``): it opens its flow each time,
+    The frame should be a SYN with data (``bench.kernel_cost.benchmark_frame``): it opens its flow each time,
     so every repetition is parsed, as by the extractor's test runs.
     """
     with tempfile.TemporaryDirectory(prefix="xhdr-cache-frames-") as scratch:

@@ -20,6 +20,7 @@ from harness.core.config import MAX_HEADER_NAME_LEN, ExtractorConfig
 from harness.core.counters import Counter, Counts
 from harness.core.errors import UserError
 from harness.core.event import SLOTS, HeaderEvent, decode_event
+from harness.core.testrun import libbpf
 from harness.core.xdp import XdpMode, attached_while_held
 
 EXTRACTOR_SOURCE = BPF_DIR / "xhdr.c"
@@ -99,7 +100,7 @@ class Program:
         self.key = key if key is not None else os.urandom(16)
         if len(self.key) != 16:
             raise ProgramError(f"hash key must be 16 bytes, got {len(self.key)}")
-        bcc = self._bcc = import_bcc()
+        bcc = import_bcc()
         cflags = [f"-I{BPF_DIR}", *self.config.compile_flags(), *extra_cflags, "-Wno-unused-function"]
         try:
             self.bpf = bcc.BPF(src_file=str(source).encode(), cflags=cflags)
@@ -146,9 +147,7 @@ class Program:
         ctypes.memmove(value.highest_bit, highest_bit_table(), 256)
         # BCC's own leaf type for this map flattens the 2-D name arrays, so the update goes through our struct.
         key = ctypes.c_uint32(0)
-        if self._bcc.libbcc.lib.bpf_update_elem(
-            self.bpf[b"names"].map_fd, ctypes.byref(key), ctypes.byref(value), 0
-        ):
+        if libbpf().bpf_map_update_elem(self.bpf[b"names"].map_fd, ctypes.byref(key), ctypes.byref(value), 0):
             raise ProgramError(
                 f"cannot write the header rules into the names map: errno {ctypes.get_errno()}"
             )

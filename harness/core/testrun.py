@@ -45,6 +45,8 @@ class TestRunResult:
 
 @functools.cache
 def libbpf() -> ctypes.CDLL:
+    """Debian's libbpf, errno kept: test runs here, and map reads and writes by fd anywhere
+    (``bpf_map_lookup_elem``, ``bpf_map_update_elem``: 0 or a negative errno)."""
     name = ctypes.util.find_library("bpf") or "libbpf.so.1"
     library = ctypes.CDLL(name, use_errno=True)
     library.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]

@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.core.bcc_loader import libbcc
 from harness.core.counters import Counter, Counts, zero_counts
 from harness.core.driver import Outcome
 from harness.core.errors import CommandError
@@ -197,25 +198,6 @@ def _name(text: str) -> bytes:
     return struct.pack("<I", len(raw)) + raw
 
 
-def _libbcc() -> ctypes.CDLL:
-    lib = ctypes.CDLL("libbcc.so.0", use_errno=True)
-    for function, restype, argtypes in (
-        ("bpf_num_tables", ctypes.c_size_t, [ctypes.c_void_p]),
-        ("bpf_table_name", ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_size_t]),
-        ("bpf_table_fd_id", ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]),
-        ("bpf_table_type_id", ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]),
-        ("bpf_table_key_size_id", ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_size_t]),
-        ("bpf_table_leaf_size_id", ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_size_t]),
-        ("bpf_table_max_entries_id", ctypes.c_ulonglong, [ctypes.c_void_p, ctypes.c_size_t]),
-        ("bpf_table_flags_id", ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]),
-        ("bpf_lookup_elem", ctypes.c_int, [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]),
-        ("bpf_get_next_key", ctypes.c_int, [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]),
-    ):
-        getattr(lib, function).restype = restype
-        getattr(lib, function).argtypes = argtypes
-    return lib
-
-
 def _entries(
     lib: ctypes.CDLL, fd: int, kind: int, key_size: int, value_size: int, max_entries: int
 ) -> list[bytes]:
@@ -250,7 +232,7 @@ def describe(
     ``slots`` maps a prog-array name to the functions for its slots 0, 1, ...; ``counters`` names a per-CPU
     array of u64 counters and how many there are; ``ring`` the ring buffer whose records the guest returns.
     """
-    lib = _libbcc()
+    lib = libbcc()
     module = bpf.module
     maps: list[tuple[str, int]] = []  # (name, host fd)
     blob = io.BytesIO()

@@ -47,6 +47,8 @@ from harness.oracle.frames import FrameSpec, arp_frame, build
 from harness.oracle.reference import DEFAULT_CONFIG, DEFAULT_KEY, Expected, FlowTracker, siphash24
 
 CORPUS_DIR = Path(__file__).with_name("corpus")
+# A realistic 8-header API call: the frame the demo's cost figure, the benchmarks and some tests use.
+STANDARD_CASE = "00_standard_api_request"
 _HEX_FIELDS = ("ip_options", "tcp_options")
 _TUPLE_FIELDS = ("vlan_ids", "vlan_tpids")
 _FIRST_EVENT_FIELDS = ("method", "target", "target_length", "version", "header_lines", "vlan_ids", "family")
@@ -146,6 +148,11 @@ def flow_expectations(
 def load_corpus(directory: Path = CORPUS_DIR) -> list[CorpusCase]:
     """Every ``*.toml`` case in ``directory``, sorted by file name."""
     return [load_case(path) for path in sorted(directory.glob("*.toml"))]
+
+
+def standard_frame() -> bytes:
+    """The first frame of the standard case (STANDARD_CASE), as the corpus holds it (not a SYN)."""
+    return load_case(CORPUS_DIR / f"{STANDARD_CASE}.toml").frames[0]
 
 
 def load_case(path: Path) -> CorpusCase:

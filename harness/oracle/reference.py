@@ -173,8 +173,8 @@ class Expected:
         return outcome
 
 
-class _Outcome(Exception):
-    """Raised by the layer readers to end a frame early with one outcome counter (R1-R6)."""
+class FrameEnded(Exception):
+    """Raised by the layer readers (``read_layers``) to end a frame early with one outcome counter (R1-R6)."""
 
     def __init__(self, counter: Counter, tcp_watched: bool = False) -> None:
         super().__init__(counter.label)
@@ -226,7 +226,7 @@ def tcp_segment(frame: bytes) -> Segment | None:
     """The TCP segment ``frame`` carries, or None when R1-R6 end the frame before its port is looked at."""
     try:
         return _read_segment(frame)
-    except _Outcome:
+    except FrameEnded:
         return None
 
 
@@ -274,7 +274,7 @@ class FlowTracker:
         """What ``frame`` counts and logs given the flows of the frames fed before; updates the flows."""
         try:
             segment = _read_segment(frame)
-        except _Outcome as outcome:
+        except FrameEnded as outcome:
             return _expected(outcome.counter, tcp_watched=False)
         return self._segment(segment)
 
@@ -369,7 +369,7 @@ def extract(frame: bytes, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes =
     """
     try:
         segment = _read_segment(frame)
-    except _Outcome as outcome:
+    except FrameEnded as outcome:
         return _expected(outcome.counter, tcp_watched=False)
     tracker = FlowTracker(config, key)
     if not segment.syn:
@@ -397,28 +397,28 @@ def _expected(
 # --- Frames: R1-R6 -----------------------------------------------------------------------------------------
 
 
-def _read_layers(frame: bytes, config: ExtractorConfig) -> tuple[_Flow, bytes]:
-    """R1-R6 without flows: the flow and the payload of a watched segment, or raises ``_Outcome``.
+def read_layers(frame: bytes, config: ExtractorConfig) -> tuple[_Flow, bytes]:
+    """R1-R6 without flows: the flow and the payload of a watched segment, or raises ``FrameEnded``.
 
     Kept for the per-frame baselines (bench/baselines/pycapture.py) and tests that only need the payload.
     """
     segment = _read_segment(frame)
     if segment.flow.dport not in config.ports:
-        raise _Outcome(Counter.PORT_NOT_WATCHED)
+        raise FrameEnded(Counter.PORT_NOT_WATCHED)
     if not segment.payload:
-        raise _Outcome(Counter.NO_PAYLOAD, tcp_watched=True)
+        raise FrameEnded(Counter.NO_PAYLOAD, tcp_watched=True)
     return segment.flow, segment.payload
 
 
 def _read_segment(frame: bytes) -> Segment:
-    """Walks Ethernet, VLAN, IP and TCP up to the port check of R6; raises ``_Outcome`` on the way."""
+    """Walks Ethernet, VLAN, IP and TCP up to the port check of R6; raises ``FrameEnded`` on the way."""
     ethertype, offset, vlan_ids = _ethernet(frame)
     if ethertype == ETHERTYPE_IPV4:
         family, saddr, daddr, l4_start, ip_end, declared_end = 4, *_ipv4(frame, offset)
     elif ethertype == ETHERTYPE_IPV6:
         family, saddr, daddr, l4_start, ip_end, declared_end = 6, *_ipv6(frame, offset)
     else:
-        raise _Outcome(Counter.NOT_IP)  # R3
+        raise FrameEnded(Counter.NOT_IP)  # R3
     sport, dport, tcp_flags, seq, payload_start = _tcp(frame, l4_start, ip_end)
     return Segment(
         flow=_Flow(family, saddr, daddr, sport, dport, vlan_ids),
@@ -435,31 +435,31 @@ def _read_segment(frame: bytes) -> Segment:
 def _ethernet(frame: bytes) -> tuple[int, int, tuple[int, ...]]:
     """R1, R2: the EtherType after at most two VLAN tags, where the network header starts, the VLAN ids."""
     if len(frame) < 14:
-        raise _Outcome(Counter.MALFORMED)
+        raise FrameEnded(Counter.MALFORMED)
     ethertype, offset = _u16(frame, 12), 14
     vlan_ids: list[int] = []
     while ethertype in VLAN_TPIDS and len(vlan_ids) < MAX_VLAN_TAGS:
         if len(frame) < offset + 4:
-            raise _Outcome(Counter.MALFORMED)
+            raise FrameEnded(Counter.MALFORMED)
         vlan_ids.append(_u16(frame, offset) & 0x0FFF)
         ethertype, offset = _u16(frame, offset + 2), offset + 4
     if ethertype in VLAN_TPIDS:
-        raise _Outcome(Counter.VLAN_TOO_DEEP)
+        raise FrameEnded(Counter.VLAN_TOO_DEEP)
     return ethertype, offset, tuple(vlan_ids)
 
 
 def _ipv4(frame: bytes, start: int) -> tuple[str, str, int, int, int]:
     """R4: source, destination, TCP start, IP end and declared IP end (by the header) of IPv4 with TCP."""
     if len(frame) < start + 20 or frame[start] >> 4 != 4:
-        raise _Outcome(Counter.MALFORMED)
+        raise FrameEnded(Counter.MALFORMED)
     header_len = (frame[start] & 0x0F) * 4
     total_len = _u16(frame, start + 2)
     if header_len < 20 or len(frame) < start + header_len or total_len < header_len:
-        raise _Outcome(Counter.MALFORMED)
+        raise FrameEnded(Counter.MALFORMED)
     if _u16(frame, start + 6) & 0x1FFF:
-        raise _Outcome(Counter.LATER_FRAGMENT)
+        raise FrameEnded(Counter.LATER_FRAGMENT)
     if frame[start + 9] != IPPROTO_TCP:
-        raise _Outcome(Counter.NOT_TCP)
+        raise FrameEnded(Counter.NOT_TCP)
     saddr, daddr = (_address(frame[at : at + 4]) for at in (start + 12, start + 16))
     declared_end = start + total_len
     return saddr, daddr, start + header_len, min(len(frame), declared_end), declared_end
@@ -468,12 +468,12 @@ def _ipv4(frame: bytes, start: int) -> tuple[str, str, int, int, int]:
 def _ipv6(frame: bytes, start: int) -> tuple[str, str, int, int, int]:
     """R5: source, destination, TCP start, IP end and declared IP end of IPv6 whose next header is TCP."""
     if len(frame) < start + 40 or frame[start] >> 4 != 6:
-        raise _Outcome(Counter.MALFORMED)
+        raise FrameEnded(Counter.MALFORMED)
     next_header = frame[start + 6]
     if next_header in IPV6_EXTENSION_HEADERS:
-        raise _Outcome(Counter.IPV6_EXT_HEADER)
+        raise FrameEnded(Counter.IPV6_EXT_HEADER)
     if next_header != IPPROTO_TCP:
-        raise _Outcome(Counter.NOT_TCP)
+        raise FrameEnded(Counter.NOT_TCP)
     saddr, daddr = (_address(frame[at : at + 16]) for at in (start + 8, start + 24))
     declared_end = start + 40 + _u16(frame, start + 4)
     return saddr, daddr, start + 40, min(len(frame), declared_end), declared_end
@@ -482,10 +482,10 @@ def _ipv6(frame: bytes, start: int) -> tuple[str, str, int, int, int]:
 def _tcp(frame: bytes, start: int, ip_end: int) -> tuple[int, int, int, int, int]:
     """R6: ports, flags, sequence number and payload start of a TCP header that fits before the IP end."""
     if start + 20 > ip_end:
-        raise _Outcome(Counter.MALFORMED)
+        raise FrameEnded(Counter.MALFORMED)
     header_len = (frame[start + 12] >> 4) * 4
     if header_len < 20 or start + header_len > ip_end:
-        raise _Outcome(Counter.MALFORMED)
+        raise FrameEnded(Counter.MALFORMED)
     sport, dport = _u16(frame, start), _u16(frame, start + 2)
     seq = int.from_bytes(frame[start + 4 : start + 8], "big")
     return sport, dport, frame[start + 13], seq, start + header_len
@@ -722,7 +722,7 @@ def _field_line(view: bytes, start: int, request: _Request, config: ExtractorCon
     index = _slot_numbers(config.headers).get(name.lower())
     fills = index is not None and not request.slots[index].present
     if index is not None:
-        request.slots[index] = _filled(request.slots[index], value, cut, config, key)
+        request.slots[index] = filled_slot(request.slots[index], value, cut, config, key)
     content_length = _body_field(request, name, value, cut)
     if cut:  # R18: right after the colon or inside the value
         request.cut = Cut.VALUE if fills or content_length else Cut.SKIPPED
@@ -829,8 +829,10 @@ def _trimmed_value(raw: bytes) -> bytes:
     return raw.strip(b" \t")
 
 
-def _filled(slot: HeaderValue, value: bytes, cut: bool, config: ExtractorConfig, key: bytes) -> HeaderValue:
-    """R13: the slot after one more occurrence of its header."""
+def filled_slot(
+    slot: HeaderValue, value: bytes, cut: bool, config: ExtractorConfig, key: bytes
+) -> HeaderValue:
+    """R13: the slot after one more occurrence of its header (``cut``: the view ended inside its value)."""
     if slot.flags & SlotFlag.REPEATED:
         return slot
     if slot.present:

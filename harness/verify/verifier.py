@@ -324,10 +324,24 @@ def jited_lines(fd: int) -> list[JitedLine]:
     return sorted(lines, key=lambda line: line.address)
 
 
-def fdinfo(fd: int) -> dict[str, str]:
-    """The kernel's key: value description of a BPF object fd (map_type, memlock, ...)."""
-    lines = Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
+def fdinfo(fd: int | str, pid: int | str = "self") -> dict[str, str]:
+    """The kernel's key: value description of a BPF object fd (map_type, memlock, ...) of process ``pid``."""
+    lines = Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines()
     return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def maps_memlock(fds: Iterable[int | str], pid: int | str = "self") -> int:
+    """Kernel memory charged to the BPF maps among ``fds`` of process ``pid`` (the sum of their memlock);
+    other fds, and fds closed meanwhile, count nothing."""
+    total = 0
+    for fd in fds:
+        try:
+            info = fdinfo(fd, pid)
+        except OSError:
+            continue
+        if "map_type" in info:
+            total += int(info.get("memlock", "0"))
+    return total
 
 
 @contextlib.contextmanager
@@ -492,12 +506,11 @@ def _map_bytes(bcc: object, bpf: object) -> int:
     lib.bpf_table_name.restype = ctypes.c_char_p
     lib.bpf_table_name.argtypes = [ctypes.c_void_p, ctypes.c_ulonglong]
     module = bpf.module  # type: ignore[attr-defined]
-    total = 0
-    for index in range(lib.bpf_num_tables(module)):
-        fd = lib.bpf_table_fd(module, lib.bpf_table_name(module, index))
-        if fd >= 0:
-            total += int(fdinfo(fd).get("memlock", "0"))
-    return total
+    fds = (
+        lib.bpf_table_fd(module, lib.bpf_table_name(module, index))
+        for index in range(lib.bpf_num_tables(module))
+    )
+    return maps_memlock(fd for fd in fds if fd >= 0)
 
 
 def verify_variant(

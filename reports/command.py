@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.results import RESULTS_DIR, ResultFile, read_json, read_results
 from bench.targets import TARGETS
-from harness.cli.main import output_directory
+from harness.cli.options import output_directory
 from harness.core.errors import CommandError
 from reports import figures
 from reports.metrics import METRICS, metric

@@ -3,7 +3,7 @@
 Subcommands are found by convention, not imported here: each package that offers one declares it in
 pyproject.toml under ``[project.entry-points."xhdr.commands"]``, pointing at a module with a
 ``register(subcommands)`` function. That keeps harness free of imports from netns, bench, fuzz and
-reports while ``xhdr demo`` (netns) and later ``xhdr bench`` (bench) live with the code they drive.
+reports while ``xhdr demo`` (netns) and ``xhdr bench`` (bench) live with the code they drive.
 Clean-ups of killed runs are found the same way, under ``xhdr.sweepers`` (see sweep_leftovers).
 """
 

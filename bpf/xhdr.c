@@ -302,6 +302,16 @@ static __always_inline __u64 word_at(struct stage_ctx *m, __u32 a, __u32 end)
 	return *(__u64 *)p >> (((a - at) & 7) * 8);
 }
 
+/*
+ * Stores w at p, which may be unaligned. clang splits a plain 8-byte store through a byte pointer into eight
+ * byte stores with shifts (it cannot know the alignment); BPF itself needs no alignment for map values on
+ * the machines the verifier lets run unaligned accesses, so one store instruction does.
+ */
+static __always_inline void store_word(void *p, __u64 w)
+{
+	asm volatile("*(u64 *)(%[p] + 0) = %[w]" : : [p] "r"(p), [w] "r"(w) : "memory");
+}
+
 /* The byte at frame offset a (0 past the frame's end, which callers rule out). */
 static __always_inline __u8 byte_at(struct stage_ctx *m, __u32 a)
 {
@@ -1212,7 +1222,7 @@ int xhdr_values(struct xdp_md *ctx)
 			dst = launder(m.sc, d.dst + d.a - d.start);
 			if (dst > sizeof(d.rec->ev.data))
 				break;
-			*(__u64 *)&d.rec->ev.data[dst] = word_at(&m, d.a, d.end);
+			store_word(&d.rec->ev.data[dst], word_at(&m, d.a, d.end));
 			d.a += 8;
 			continue;
 		}

@@ -152,14 +152,14 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     cycles = 5 if quick else 30
     config, frame = ExtractorConfig(ringbuf_pages=RING_PAGES), kernel_cost.standard_frame()
     taken: dict[str, list[dict[str, float]]] = {name: [] for name in FORMATS}
-    progress(f"{SUITE}: compiling the extractor")
+    progress("compiling the extractor")
     with Program(config) as program, tempfile.TemporaryDirectory(prefix="xhdr-bench-consumer-") as scratch:
         events = ring_capacity(program, frame)
         key = Path(scratch) / "audit.key"
         new_key(key)
         for number in range(cycles):
             for name, (json, audited) in FORMATS.items():  # interleaved: drift on the machine hits all alike
-                progress(f"{SUITE}: cycle {number + 1}/{cycles}, {name}, {events:,} events")
+                progress(f"cycle {number + 1}/{cycles}, {name}, {events:,} events")
                 output = Path(scratch) / f"events.{name}"
                 audit_key = key if audited else None
                 taken[name].append(

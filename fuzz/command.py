@@ -23,13 +23,15 @@ from typing import TextIO
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from fuzz import repro
-from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, Progress
+from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign
+from fuzz.differential import Progress as FuzzProgress
 from fuzz.lab_sample import Reservoir, lab_differences
 from fuzz.strategies import TARGETS
 from fuzz.summary import Setting, build_summary, render_markdown, render_text
 from harness.cli import CommandError, require_root
 from harness.config import load_config
 from harness.program import Program
+from harness.textui import Progress
 
 DEFAULT_EXAMPLES = 2000
 DEFAULT_LAB_SAMPLE = 30
@@ -150,31 +152,27 @@ def cflags(defines: list[str]) -> tuple[str, ...]:
 
 
 class ProgressLine:
-    """Rewrites one status line on a terminal, at most every PROGRESS_INTERVAL_S; prints lines otherwise."""
+    """The campaign's status line (harness/textui.Progress): rewritten at most every PROGRESS_INTERVAL_S on a
+    terminal; a plain line every ten intervals elsewhere."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.shown = Progress(stream=stream)
         self.last = 0.0
         self.failures = 0
 
-    def __call__(self, progress: Progress) -> None:
+    def __call__(self, progress: FuzzProgress) -> None:
         now = time.perf_counter()
-        interval = PROGRESS_INTERVAL_S if self.tty else 10 * PROGRESS_INTERVAL_S
+        interval = PROGRESS_INTERVAL_S if self.shown.tty else 10 * PROGRESS_INTERVAL_S
         if now - self.last < interval:
             return
         self.last = now
         self.show(progress)
 
-    def show(self, progress: Progress, final: bool = False) -> None:
+    def show(self, progress: FuzzProgress, final: bool = False) -> None:
         line = progress.line(self.failures)
         if progress.failing_examples and not self.failures:
             line += " | shrinking a failure"
-        if self.tty:
-            self.stream.write("\r\x1b[K" + line + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        (self.shown.note if final else self.shown.tick)(line)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -250,7 +250,7 @@ def banner(gate: dict | None, targets: list[dict], verify: Sequence[dict], fuzz:
             {
                 "what": f"fuzz campaign ({last.get('target')})",
                 "status": "fail" if repros else "pass",
-                "says": f"{len(repros)} disagreements with the reference"
+                "says": f"{len(repros)} disagreement{'s' if len(repros) > 1 else ''} with the reference"
                 if repros
                 else f"no disagreement in {last.get('examples', 0):,} examples",
             }

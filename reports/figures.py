@@ -474,7 +474,12 @@ def verifier(documents: Sequence[dict], out: Path) -> Plot | None:
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(right=left.max() * 1.15)
-    title = "Verifier: instructions processed per build variant, by program (each stays under 1M)"
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    title = (
+        "Verifier: instructions processed per build variant, by program (the limit is 1,000,000 per program)"
+    )
     _style(ax, title, METRICS["verified_insns"].axis, "")
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, out / "verifier.png", title, ["verified_insns"])
@@ -492,41 +497,49 @@ def fuzz(summaries: Sequence[dict], out: Path) -> Plot | None:
     if not by_outcome:
         return None
     several = len(summaries) > 1
+    from matplotlib.ticker import MaxNLocator  # here: matplotlib loads only to draw
+
     fig, axes = _pyplot().subplots(1, 2 if several else 1, figsize=(12 if several else 8, 4.5), squeeze=False)
     left = axes[0][0]
     names = sorted(by_outcome, key=lambda n: -by_outcome[n])
     left.barh(np.arange(len(names)), [by_outcome[n] for n in names], color="#1f77b4")
     left.set_yticks(np.arange(len(names)), [_name(n) for n in names], fontsize=8)
     left.invert_yaxis()
-    verdict = f"{len(last.get('repros', []))} disagreements" if last.get("repros") else "no disagreement"
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    found = len(last.get("repros") or [])
+    verdict = f"{found} disagreement{'s' if found > 1 else ''}" if found else "no disagreement"
     _style(
         left,
         f"Fuzz: {len(last['outcome_classes'])} outcome classes, {last['examples']:,} examples, {verdict}",
         METRICS["outcome_classes"].axis,
         "",
     )
-    drawn = ["outcome_classes"]
     if several:
         right = axes[0][1]
         x = np.arange(len(summaries))
-        right.plot(x, [len(s["outcome_classes"]) for s in summaries], marker="o", label="outcome classes")
-        twin = right.twinx()
-        twin.plot(x, [s["examples_per_second"] for s in summaries], marker="s", color="#ff7f0e")
-        twin.set_ylabel(METRICS["examples_per_second"].axis, fontsize=8)
-        failed = [i for i, s in enumerate(summaries) if s.get("repros")]
-        right.scatter(
-            failed, [len(summaries[i]["outcome_classes"]) for i in failed], color="#d62728", s=60, zorder=3
-        )
+        reached = [len(summary["outcome_classes"]) for summary in summaries]
+        right.plot(x, reached, marker="o", color="#1f77b4", label="no disagreement")
+        failed = [i for i, summary in enumerate(summaries) if summary.get("repros")]
+        if failed:
+            right.scatter(
+                failed,
+                [reached[i] for i in failed],
+                color="#d62728",
+                s=70,
+                zorder=3,
+                label="found a disagreement",
+            )
         _style(
             right,
-            "Across campaigns (red: found a disagreement)",
-            "campaign, oldest first",
+            "Outcome classes reached, campaign by campaign",
+            "campaign (oldest first)",
             METRICS["outcome_classes"].axis,
         )
-        right.set_xticks(x, [str(s.get("target", "")) for s in summaries], fontsize=7)
-        drawn.append("examples_per_second")
+        right.set_xticks(x, [f"{i + 1}: {s.get('target', '')}" for i, s in enumerate(summaries)], fontsize=7)
+        right.yaxis.set_major_locator(MaxNLocator(integer=True))
+        right.legend(fontsize=8)
     title = "Differential fuzzing: coverage of outcome classes"
-    return _save(fig, out / "fuzz.png", title, drawn)
+    return _save(fig, out / "fuzz.png", title, ["outcome_classes"])
 
 
 # -- history -----------------------------------------------------------------------------------------

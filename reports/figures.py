@@ -87,6 +87,11 @@ def _save(fig: Figure, path: Path, title: str, metrics: Iterable[str]) -> Plot:
     return Plot(path, title, names)
 
 
+def _height(frame: float, per_bar: float, bars: int) -> float:
+    """Inches for a plot of horizontal bars: room for the title, axis and legend, then each bar."""
+    return max(3.2, frame + per_bar * bars)
+
+
 def _name(text: str) -> str:
     return text.replace("_", " ")
 
@@ -210,7 +215,7 @@ def cpu_per_logged_request(files: Sequence[ResultFile], out: Path) -> Plot | Non
     bars = logged_request_bars(files)
     if not bars:
         return None
-    fig, ax = _pyplot().subplots(figsize=(10, 2.0 + 0.55 * len(bars)))
+    fig, ax = _pyplot().subplots(figsize=(10, _height(2.0, 0.55, len(bars))))
     drawn = _stack(ax, bars, [*EXTRACTOR_PARTS, *CAPTURE_PARTS])
     title = "CPU per logged request (lab: trafgen bursts of the standard request over veth)"
     _style(ax, title, METRICS["cpu_ns_per_logged_request"].axis, "")
@@ -235,7 +240,7 @@ def nginx_throughput(files: Sequence[ResultFile], out: Path) -> Plot | None:
     methods = list(dict.fromkeys(r.method for r in rows if r.metric == "rps_ratio_to_no_logging"))
     if not methods:
         return None
-    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(12, 2.4 + 0.5 * len(methods)))
+    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(12, _height(2.4, 0.5, len(methods))))
     y = np.arange(len(methods))
     medians = [_value(rows, m, "rps_ratio_to_no_logging") or 0.0 for m in methods]
     colours = [COLOURS["extractor"] if m == "extractor" else "#1f77b4" for m in methods]
@@ -246,7 +251,8 @@ def nginx_throughput(files: Sequence[ResultFile], out: Path) -> Plot | None:
         if rounds:
             left.scatter(rounds, [yi] * len(rounds), color="black", s=14, zorder=3)
             drawn.append("rps_ratio_round")
-        left.annotate(f" {medians[yi]:.2f}x", (medians[yi], yi), va="center", fontsize=8)
+        end = max([medians[yi], *rounds]) + 0.02
+        left.annotate(f" {medians[yi]:.2f}x", (end, yi), va="center", fontsize=8)
     left.axvline(1.0, color="black", linewidth=1)
     left.set_yticks(y, [method_label(m) for m in methods], fontsize=8)
     left.invert_yaxis()
@@ -373,7 +379,7 @@ def baselines(files: Sequence[ResultFile], out: Path) -> Plot | None:
     if not rows:
         return None
     rows.sort(key=lambda r: r.value)
-    fig, ax = _pyplot().subplots(figsize=(9.5, 1.2 + 0.5 * len(rows)))
+    fig, ax = _pyplot().subplots(figsize=(9.5, _height(1.2, 0.5, len(rows))))
     y = np.arange(len(rows))
     ax.barh(y, [r.value for r in rows], color=[COLOURS.get(r.method, "#1f77b4") for r in rows])
     for yi, row in zip(y, rows, strict=True):
@@ -393,7 +399,7 @@ def consumer(files: Sequence[ResultFile], out: Path, target: float) -> Plot | No
     rows = [r for r in suite_rows(files, "consumer") if r.metric == "events_per_second"]
     if not rows:
         return None
-    fig, ax = _pyplot().subplots(figsize=(8, 1.4 + 0.5 * len(rows)))
+    fig, ax = _pyplot().subplots(figsize=(8, _height(1.4, 0.5, len(rows))))
     y = np.arange(len(rows))
     ax.barh(y, [r.value for r in rows], color="#1f77b4")
     ax.axvline(target, color="#2ca02c", linestyle="--", linewidth=1, label=f"target {target:,.0f} (JSON)")
@@ -453,7 +459,7 @@ def verifier(documents: Sequence[dict], out: Path) -> Plot | None:
     labels = [
         f"{v['variant']}  (Linux {kernel})" if len(documents) > 1 else v["variant"] for kernel, v in entries
     ]
-    fig, ax = _pyplot().subplots(figsize=(10, 1.4 + 0.45 * len(entries)))
+    fig, ax = _pyplot().subplots(figsize=(10, _height(1.4, 0.45, len(entries))))
     y = np.arange(len(entries))
     left = np.zeros(len(entries))
     colours = _pyplot().get_cmap("tab10")

@@ -95,14 +95,14 @@ def sort_inputs(paths: Sequence[Path]) -> dict[str, list[Path]]:
     """The given files by kind; a file that is none of them is a ValueError whose one line names it."""
     sorted_paths: dict[str, list[Path]] = {kind: [] for kind in KINDS}
     for path in paths:
-        document = read_json(path, "input file")
+        document = read_json(path, "result file")
         kind = kind_of(document)
         if kind is None and isinstance(document, dict) and "format" in document:
             kind = "result"  # a result file of another format: read_results names the problem
         if kind is None:
             raise ValueError(
-                f"input file {path} is not a bench result, gate.json, verify or fuzz JSON document; "
-                "give a file xhdr wrote"
+                f"result file {path} is not an xhdr result file (a bench suite's, gate.json, verify or fuzz "
+                "JSON); give one that `xhdr bench`, `xhdr verify --json` or `xhdr fuzz --json` wrote"
             )
         sorted_paths[kind].append(path)
     return sorted_paths
@@ -112,15 +112,17 @@ def run(args: argparse.Namespace) -> int:
     paths = args.results or discover(RESULTS_DIR)
     if not paths:
         raise CommandError(f"no result files given and none in {RESULTS_DIR}; run `xhdr bench` first")
-    for path in [*paths, *([args.gate] if args.gate else [])]:
+    for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"input file {path} does not exist; check the path")
+            raise FileNotFoundError(f"result file {path} does not exist; check the path")
+    if args.gate and not args.gate.is_file():
+        raise FileNotFoundError(f"gate file {args.gate} does not exist; check --gate")
     try:
         inputs = sort_inputs(paths)
-        if args.gate:
-            inputs["gate"] = sort_inputs([args.gate])["gate"] or _not_a_gate(args.gate)
         beside = paths[0].parent / "gate.json"
-        if not inputs["gate"] and beside.is_file() and beside not in paths:
+        if args.gate:
+            inputs["gate"] = [args.gate]
+        elif not inputs["gate"] and beside.is_file() and beside not in paths:
             inputs["gate"] = [beside]
         files = read_results(inputs["result"])
         gate = read_gate(inputs["gate"][-1]) if inputs["gate"] else None

@@ -638,7 +638,9 @@ def _suite_table(file: ResultFile) -> str:
     lines: dict[str, dict[str, float]] = {}
     for row in file.rows:
         extra = [
-            str(row.params[k]) for k in DISTINGUISHING if k in row.params and str(row.params[k]) != row.method
+            f"round {row.params[k]}" if k == "round" else str(row.params[k])
+            for k in DISTINGUISHING
+            if k in row.params and str(row.params[k]) != row.method
         ]
         label = f"{row.method} ({', '.join(extra)})" if extra else row.method
         lines.setdefault(label, {})[row.metric] = row.value

@@ -36,6 +36,7 @@ import numpy as np
 
 from bench.foreign import ForeignLoadError, ForeignProgram
 from bench.kernel_cost import Case, cases, events_per_run, interleaved_round, max_repeat, program_subject
+from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.program import BPF_DIR, EXTRACTOR_SOURCE, Program
 
@@ -400,16 +401,23 @@ def run_gate(
 def render_gate(document: dict) -> str:
     """The human table of a gate document (rendered from the JSON, never measured twice)."""
     limit = 1 + document["threshold_pct"] / 100
+    rows = [
+        [
+            case["case"],
+            f"{case['reference_ns_median']:.0f}",
+            f"{case['current_ns_median']:.0f}",
+            f"{case['ratio']:.3f}",
+            f"[{case['interval'][0]:.3f}, {case['interval'][1]:.3f}]",
+            f"{case['spread_pct']:.1f}%",
+            case["verdict"],
+        ]
+        for case in document["cases"]
+    ]
+    header = ["case", "ref ns", "cur ns", "ratio", "95% interval", "spread", "verdict"]
     lines = [
         f"reference: {document['reference']['label']}   current: {document['current']['label']}",
-        f"{'case':<24} {'ref ns':>9} {'cur ns':>9} {'ratio':>7} {'95% interval':>17} {'spread':>7}  verdict",
+        table(header, rows),
     ]
-    for case in document["cases"]:
-        low, high = case["interval"]
-        lines.append(
-            f"{case['case']:<24} {case['reference_ns_median']:>9.0f} {case['current_ns_median']:>9.0f} "
-            f"{case['ratio']:>7.3f} {f'[{low:.3f}, {high:.3f}]':>17} {case['spread_pct']:>6.1f}%  {case['verdict']}"
-        )
     verdict = document["verdict"]
     explanation = {
         "pass": f"every case is below the minimum effect ({limit:.2f}x) with {document['confidence']:.0%} confidence",

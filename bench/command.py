@@ -26,6 +26,7 @@ from bench import profile, targets
 from bench.results import RESULTS_DIR
 from harness.cli import options
 from harness.cli.main import EXIT_ERROR, require_root
+from harness.cli.textui import Progress
 from harness.core.errors import CommandError
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -143,17 +144,22 @@ def check_gate_options(args: argparse.Namespace) -> None:
 
 
 class ProgressPlugin:
-    """One line per finished benchmark on stderr: count, name, outcome, the suite's own summary, ETA."""
+    """One line per finished benchmark on stderr: count, name, outcome, the suite's own summary, ETA; on a
+    terminal, the benchmark under way in a status line."""
 
     def __init__(self) -> None:
         self.total = 0
         self.done = 0
         self.started = time.monotonic()
         self.failures: list[str] = []
+        self.progress = Progress()
 
     def pytest_collection_finish(self, session) -> None:
         self.total = len(session.items)
-        print(f"xhdr bench: {self.total} benchmarks", file=sys.stderr)
+        self.progress.note(f"xhdr bench: {self.total} benchmarks")
+
+    def pytest_runtest_logstart(self, nodeid: str, location: object) -> None:
+        self.progress.status(f"[{self.done + 1:>3}/{self.total}] {nodeid.split('::')[-1]}: running")
 
     def pytest_runtest_logreport(self, report) -> None:
         if report.outcome == "failed":
@@ -167,10 +173,9 @@ class ProgressPlugin:
         eta = elapsed / self.done * (self.total - self.done)
         summary = dict(report.user_properties).get("xhdr_summary", "")
         status = "ok" if report.outcome == "passed" else report.outcome.upper()
-        print(
+        self.progress.note(
             f"[{self.done:>3}/{self.total}] {report.nodeid.split('::')[-1]:<36} {status:<7} {summary}"
-            f"  ({elapsed:.0f} s, ~{eta:.0f} s left)",
-            file=sys.stderr,
+            f"  ({elapsed:.0f} s, ~{eta:.0f} s left)"
         )
 
 
@@ -190,16 +195,13 @@ def run_module_suite(name: str, args: argparse.Namespace) -> None:
     import shutil
 
     started = time.monotonic()
-    print(f"xhdr bench: {name}", file=sys.stderr)
+    progress = Progress(f"xhdr bench: {name}: ")
+    progress.note("started")
     module = importlib.import_module(MODULE_SUITES[name])
-    path = Path(
-        module.run(
-            quick=args.quick, progress=lambda line: print(f"  {line}", file=sys.stderr)
-        )  # named by the suite
-    )
+    path = Path(module.run(quick=args.quick, progress=progress.note))  # the file is named by the suite
     if path.resolve().parent != args.out.resolve():
         shutil.copy(path, args.out / path.name)
-    print(f"xhdr bench: {name} done in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    progress.note(f"done in {time.monotonic() - started:.0f} s")
 
 
 def run_kernel_suite(args: argparse.Namespace) -> int:
@@ -265,18 +267,17 @@ def run_gate(args: argparse.Namespace) -> int:
     from bench.ab_gate import GateError, current_version, reference_version, render_gate, run_gate
     from bench.results import machine_info
 
-    clear = "\r\x1b[K" if sys.stderr.isatty() else ""  # a log file gets plain lines, no terminal codes
+    shown = Progress()
 
     def progress(case: str, number: int, rounds: int, done: object) -> None:
         if done is not None:
             result = done.assessment  # type: ignore[attr-defined]
-            print(
-                f"{clear}[{number}] {case}: ratio {result.estimate:.3f} [{result.low:.3f}, {result.high:.3f}] "
-                f"after {rounds} rounds: {result.verdict}",
-                file=sys.stderr,
+            shown.note(
+                f"[{number}] {case}: ratio {result.estimate:.3f} [{result.low:.3f}, {result.high:.3f}] "
+                f"after {rounds} rounds: {result.verdict}"
             )
-        elif clear:
-            print(f"\r[{number}] {case}: round {rounds}", end="", file=sys.stderr, flush=True)
+        else:
+            shown.status(f"[{number}] {case}: round {rounds}")
 
     try:
         with reference_version(args.compare) as reference:

@@ -41,6 +41,7 @@ from harness.oracle.corpus import load_corpus
 from harness.verify.verifier import maps_memlock
 from netns.lab import Lab
 from netns.nsenter import socket_in
+from reports.metrics import METRICS
 
 SUITE = "http_nginx"
 METHODS = ("no_logging", "empty_xdp", "nginx_access_log", "extractor", "c_tpacket_v3")
@@ -220,26 +221,33 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     with empty_program_fd() as empty_fd, Lab() as lab:
         for round_number in range(rounds):
             for method in METHODS:
-                progress(f"{SUITE}: round {round_number + 1}/{rounds}, {method}, wrk for {seconds} s")
+                progress(f"round {round_number + 1}/{rounds}, {method}, wrk for {seconds} s")
                 taken[method].append(measure(lab, method, seconds, config, empty_fd))
-    params = {"rounds": rounds, "seconds": seconds, "connections": CONNECTIONS}
+    return write_results(SUITE, summarise(taken, seconds), config)
+
+
+def summarise(taken: dict[str, list[dict[str, float]]], seconds: int) -> list[Row]:
+    """Medians over rounds per method and metric, the requests each log missed, and requests/s relative to
+    no logging: the median and each round's own ratio (to the same round's no-logging run), so the report
+    can show the spread. Units are those of reports/metrics.py."""
+    params = {"rounds": len(taken["no_logging"]), "seconds": seconds, "connections": CONNECTIONS}
     rows: list[Row] = []
     for method, figures in taken.items():
         for metric in figures[0]:
-            unit = "bytes" if metric.endswith("bytes") else "us" if metric.endswith("_us") else ""
-            unit = unit or (
-                "ns" if metric.endswith("_ns_per_request") else "rps" if "second" in metric else ""
-            )
             value = statistics.median(f[metric] for f in figures)
-            rows.append(Row(method, metric, value, unit or "requests", params))
+            rows.append(Row(method, metric, value, METRICS[metric].unit, params))
         if "logged" in figures[0]:
             missing = sum(max(f["requests"] - f["logged"], 0) for f in figures)
             rows.append(Row(method, "requests_not_logged", missing, "requests", params))
-    base = statistics.median(f["requests_per_second"] for f in taken["no_logging"])
+    base = [f["requests_per_second"] for f in taken["no_logging"]]
     for method in METHODS[1:]:
-        value = statistics.median(f["requests_per_second"] for f in taken[method])
-        rows.append(Row(method, "rps_ratio_to_no_logging", value / base, "x", params))
-    return write_results(SUITE, rows, config)
+        ratios = [f["requests_per_second"] / b for f, b in zip(taken[method], base, strict=True)]
+        rows.append(Row(method, "rps_ratio_to_no_logging", statistics.median(ratios), "x", params))
+        rows += [
+            Row(method, "rps_ratio_round", ratio, "x", params | {"round": number})
+            for number, ratio in enumerate(ratios, 1)
+        ]
+    return rows
 
 
 if __name__ == "__main__":

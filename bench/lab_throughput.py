@@ -326,7 +326,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
         config_path = trafgen_config(lab, lab_frame())
         for round_number in range(rounds):
             for mode in MODES:
-                progress(f"{SUITE}: round {round_number + 1}/{rounds}, {mode}, {count:,} frames")
+                progress(f"round {round_number + 1}/{rounds}, {mode}, {count:,} frames")
                 samples[mode].append(measure(lab, config_path, mode, count, empty_fd, config, key))
     rows = summarise(samples, count, rounds)
     return write_results(SUITE, rows, config)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import kernel_cost
+from harness.cli.textui import table
 from harness.core.errors import CommandError
 from harness.core.program import Program
 from harness.core.testrun import test_run
@@ -158,10 +159,15 @@ def attribute(case: str, stacks: list[Stack], lines: dict[str, list[JitedLine]],
 
 def render(profile: Profile) -> str:
     """The table a person reads: each program's share, then the costliest lines (higher is costlier)."""
-    rows = [f"profile of {profile.case}: {profile.samples:,} samples in the extractor's programs"]
-    rows += [f"  {share:6.1%}  {name}" for name, share in profile.programs.items()]
-    rows.append("costliest source lines (share of all samples; higher costs more):")
-    for line in profile.lines:
-        calls = f"  [in {line.calls}]" if line.calls else ""
-        rows.append(f"  {line.share:6.1%}  {line.program:<13} {line.source[:80]}{calls}")
+    programs = [[f"{share:.1%}", name] for name, share in profile.programs.items()]
+    lines = [
+        [f"{line.share:.1%}", line.program, line.source[:80] + (f"  [in {line.calls}]" if line.calls else "")]
+        for line in profile.lines
+    ]
+    rows = [
+        f"profile of {profile.case}: {profile.samples:,} samples in the extractor's programs",
+        table(["share", "program"], programs, indent="  "),
+        "costliest source lines (share of all samples; higher costs more):",
+        table(["share", "program", "source line"], lines, indent="  "),
+    ]
     return "\n".join(rows)

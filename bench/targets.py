@@ -27,6 +27,7 @@ TARGETS = (
 )
 
 STANDARD_RATIO = TARGETS[0].limit
+CONSUMER_EVENTS_PER_SECOND = 300_000  # issue 11: xhdr log's consumer, JSON lines on a file, one core
 
 
 def summary() -> str:

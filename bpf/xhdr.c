@@ -91,7 +91,7 @@
  * A frame offset masked in the register that is added to a packet pointer: clang drops a mask it can
  * prove redundant, and older verifiers (5.10) then see an offset without a lower bound.
  */
-#define frame_offset(x) ({ __u32 __v = (x); asm volatile("" : "+r"(__v)); __v & XHDR_FRAME_MASK; })
+#define frame_offset(x) ({ __u64 __v = (x); asm volatile("" : "+r"(__v)); __v & XHDR_FRAME_MASK; })
 
 /* What the next step of the parser reads (see xhdr_scan()). */
 enum phase {
@@ -302,6 +302,16 @@ static __always_inline __u64 word_at(struct stage_ctx *m, __u32 a, __u32 end)
 	return *(__u64 *)p >> (((a - at) & 7) * 8);
 }
 
+/*
+ * Stores w at p, which may be unaligned. clang splits a plain 8-byte store through a byte pointer into eight
+ * byte stores with shifts (it cannot know the alignment); BPF itself needs no alignment for map values on
+ * the machines the verifier lets run unaligned accesses, so one store instruction does.
+ */
+static __always_inline void store_word(void *p, __u64 w)
+{
+	asm volatile("*(u64 *)(%[p] + 0) = %[w]" : : [p] "r"(p), [w] "r"(w) : "memory");
+}
+
 /* The byte at frame offset a (0 past the frame's end, which callers rule out). */
 static __always_inline __u8 byte_at(struct stage_ctx *m, __u32 a)
 {
@@ -349,7 +359,7 @@ static __always_inline __u64 bytes_below(__u64 w, __u8 n)
 }
 
 /* Index of the lowest byte whose high bit is set in m (m != 0, only high bits set). */
-static __always_inline __u32 lowest_marked(__u64 m)
+static __always_inline __u64 lowest_marked(__u64 m)
 {
 	return (((m & -m) >> 7) * 0x0001020304050607ULL) >> 56;
 }
@@ -422,75 +432,118 @@ static __always_inline __u64 search_hits(__u64 w, enum search_for what)
 }
 
 /*
- * The first byte at or after frame offset a that `what` is for, looking at most `words` words. Returns
- * it (before min(a + 8 * words, end)), `end` when the view ended first, or a + 8 * words when the caller
- * goes on from there in its next step (see xhdr_scan()). Words past `end` read as zero, which every
- * search but FIND_LF marks, so the answer is clamped to `end`. The arguments are laundered: a comparison
- * inside the loop narrows the range of every register holding a copy of the compared value, the
- * caller's included, and each exit from the loop would then carry a different range and be explored on
- * its own.
+ * The whole word at frame offset a (a + 8 <= end is the caller's check), or 0 when the frame is shorter,
+ * which the view's bounds rule out. The search loops read only whole words, so they need neither
+ * word_at()'s move back from the end nor its shift.
  */
-static __always_inline __u32 search(struct stage_ctx *m, __u32 a, __u32 end, __u32 words, enum search_for what)
+static __always_inline __u64 whole_word(struct stage_ctx *m, __u64 a)
 {
+	__u8 *p = m->data + frame_offset(a);
+
+	if ((void *)(p + 8) > m->data_end)
+		return 0;
+	return *(__u64 *)p;
+}
+
+/*
+ * The first byte at or after frame offset from that `what` is for, looking at most `words` words. Returns
+ * it (before min(from + 8 * words, to)), `to` when the view ended first, or from + 8 * words when the
+ * caller goes on from there in its next step (see xhdr_scan()). The loop reads whole words only; a last
+ * partial word is read once after it, its bytes past `to` as zero, which every search but FIND_LF marks,
+ * so that answer is clamped to `to`. Positions are 64-bit: BPF without alu32 zero-extends every 32-bit
+ * result with two shifts. The arguments are laundered: a comparison inside the loop narrows the range of
+ * every register holding a copy of the compared value, the caller's included, and each exit from the loop
+ * would then carry a different range and be explored on its own.
+ */
+static __always_inline __u32 search(struct stage_ctx *m, __u32 from, __u32 to, __u32 words, enum search_for what)
+{
+	__u64 a = launder(m->sc, from), end = launder(m->sc, to), hits;
 	__u32 k;
 
-	a = launder(m->sc, a);
-	end = launder(m->sc, end);
 	for (k = 0; k < words; k++) {
-		__u64 hits;
-
-		if (a >= end)
-			return end;
-		hits = search_hits(word_at(m, a, end), what);
-		if (hits) {
-			a += lowest_marked(hits);
-			return a < end ? a : end;
-		}
+		if (a + 8 > end)
+			goto partial;
+		hits = search_hits(whole_word(m, a), what);
+		if (hits)
+			return a + lowest_marked(hits);
 		a += 8;
 	}
+	return a;
+partial:
+	if (a >= end)
+		return end;
+	hits = search_hits(word_at(m, a, end), what);
+	if (!hits)
+		return end;
+	a += lowest_marked(hits);
 	return a < end ? a : end;
+}
+
+/* What scan_value() keeps of a value's words; the compiler keeps it in registers. */
+struct value_marks {
+	__u64 first;		/* frame offset of the first byte that is not SP or HT, or NOWHERE */
+	__u64 last_at, prev_at;	/* where the last two words with such bytes start */
+	__u64 last, prev;	/* their high-bit marks */
+};
+
+/*
+ * One word w of a value at frame offset a, `valid` marking the bytes that are in the view. Returns the
+ * marks of its LFs (only the lowest is sure).
+ */
+static __always_inline __u64 value_word(struct value_marks *v, __u64 a, __u64 w, __u64 valid)
+{
+	__u64 lfs = first_equal(w, '\n'), solid = ~whitespace(w) & valid;
+
+	if (lfs)
+		solid &= (lfs & -lfs) - 1;	/* only the bytes before the LF */
+	if (solid) {
+		if (v->first == NOWHERE)
+			v->first = a + lowest_marked(solid);
+		v->prev = v->last;
+		v->prev_at = v->last_at;
+		v->last = solid;
+		v->last_at = a;
+	}
+	return lfs;
 }
 
 /*
  * R13: the LF that ends a field value. On the way it keeps, in the parser state, the value's first byte that
  * is not SP or HT, and the last two words that hold such bytes (their high-bit marks): trimming and
- * dropping the final CR need no second pass (finish_value()), and the loop does no table lookup.
+ * dropping the final CR need no second pass (finish_value()), and the loop does no table lookup. Like
+ * search(), the loop reads whole words and a last partial word is read once after it.
  */
-static __always_inline __u32 scan_value(struct stage_ctx *m, __u32 a, __u32 end, __u32 words)
+static __always_inline __u32 scan_value(struct stage_ctx *m, __u32 from, __u32 to, __u32 words)
 {
 	struct parser *p = &m->sc->p;
-	__u32 k, first = p->vfirst, last_at = p->vlast_at, prev_at = p->vprev_at;
-	__u64 w, lfs, solid, last = p->vlast, prev = p->vprev;
+	struct value_marks v = {
+		.first = p->vfirst, .last_at = p->vlast_at, .prev_at = p->vprev_at, .last = p->vlast, .prev = p->vprev,
+	};
+	__u64 a = launder(m->sc, from), end = launder(m->sc, to), lfs;
+	__u32 k;
 
-	a = launder(m->sc, a);
-	end = launder(m->sc, end);
 	for (k = 0; k < words; k++) {
-		if (a >= end)
-			break;
-		w = word_at(m, a, end);
-		lfs = first_equal(w, '\n');
-		solid = ~whitespace(w) & HIGHS & low_bytes(end - a);
-		if (lfs)
-			solid &= (lfs & -lfs) - 1;	/* only the bytes before the LF */
-		if (solid) {
-			if (first == NOWHERE)
-				first = a + lowest_marked(solid);
-			prev = last;
-			prev_at = last_at;
-			last = solid;
-			last_at = a;
-		}
+		if (a + 8 > end)
+			goto partial;
+		lfs = value_word(&v, a, whole_word(m, a), HIGHS);
 		if (lfs) {
 			a += lowest_marked(lfs);
-			break;
+			goto done;
 		}
 		a += 8;
 	}
-	p->vfirst = first;
-	p->vlast_at = last_at;
-	p->vprev_at = prev_at;
-	p->vlast = last;
-	p->vprev = prev;
+	goto done;
+partial:
+	if (a < end) {
+		lfs = value_word(&v, a, word_at(m, a, end), HIGHS & low_bytes(end - a));
+		a = lfs ? a + lowest_marked(lfs) : end;
+	}
+done:
+	p->vfirst = v.first;
+	p->vlast_at = v.last_at;
+	p->vprev_at = v.prev_at;
+	p->vlast = v.last;
+	p->vprev = v.prev;
 	return a < end ? a : end;
 }
 
@@ -1212,7 +1265,7 @@ int xhdr_values(struct xdp_md *ctx)
 			dst = launder(m.sc, d.dst + d.a - d.start);
 			if (dst > sizeof(d.rec->ev.data))
 				break;
-			*(__u64 *)&d.rec->ev.data[dst] = word_at(&m, d.a, d.end);
+			store_word(&d.rec->ev.data[dst], word_at(&m, d.a, d.end));
 			d.a += 8;
 			continue;
 		}

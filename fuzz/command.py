@@ -29,6 +29,7 @@ from fuzz.strategies import TARGETS
 from fuzz.summary import Setting, build_summary, render_markdown, render_text
 from harness.cli import options
 from harness.cli.main import require_root
+from harness.cli.textui import Progress
 from harness.core.errors import CommandError
 from harness.core.program import Program
 
@@ -147,17 +148,17 @@ def cflags(defines: list[str]) -> tuple[str, ...]:
 
 
 class ProgressLine:
-    """Rewrites one status line on a terminal, at most every PROGRESS_INTERVAL_S; prints lines otherwise."""
+    """The campaign's status line (harness.cli.textui.Progress): rewritten at most every PROGRESS_INTERVAL_S on a
+    terminal; a plain line every ten intervals elsewhere."""
 
     def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+        self.shown = Progress(stream=stream)
         self.last = 0.0
         self.failures = 0
 
     def __call__(self, progress: CampaignProgress) -> None:
         now = time.perf_counter()
-        interval = PROGRESS_INTERVAL_S if self.tty else 10 * PROGRESS_INTERVAL_S
+        interval = PROGRESS_INTERVAL_S if self.shown.tty else 10 * PROGRESS_INTERVAL_S
         if now - self.last < interval:
             return
         self.last = now
@@ -167,11 +168,7 @@ class ProgressLine:
         line = progress.line(self.failures)
         if progress.failing_examples and not self.failures:
             line += " | shrinking a failure"
-        if self.tty:
-            self.stream.write("\r\x1b[K" + line + ("\n" if final else ""))
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        (self.shown.note if final else self.shown.tick)(line)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
-"""The benchmark metrics, declared once: every plot label, table header and gate direction reads this table.
+"""The benchmark metrics, declared once: every plot label, table header, unit and direction reads this table.
 
-A suite that writes a metric not listed here is still plotted (under its own name and unit); listing it
-only gives it a readable label and says which direction is better. A new metric is one line.
+Every metric a suite writes (bench/) is declared here; tests/test_metrics.py finds the metrics the suites
+write in their code and fails on one that is missing, and the report draws only declared metrics
+(``METRICS[name]`` raises on any other). A new metric is one line.
 """
 
 from __future__ import annotations
@@ -9,92 +10,105 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+Better = Literal["lower", "higher", "neither"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Metric:
     name: str
-    label: str  # axis and table label
+    label: str  # axis and table label, without the unit
     unit: str
-    better: Literal["lower", "higher"]
+    better: Better  # "neither": a count that describes the workload, not a score
     meaning: str
+
+    @property
+    def direction(self) -> str:
+        return {"lower": "lower is better", "higher": "higher is better"}.get(
+            self.better, "a count, no direction"
+        )
+
+    @property
+    def axis(self) -> str:
+        """``label (unit), lower is better``: what an axis shows and which way is good."""
+        unit = f" ({self.unit})" if self.unit else ""
+        return f"{self.label}{unit}, {self.direction}" if self.better != "neither" else f"{self.label}{unit}"
+
+
+def _m(name: str, label: str, unit: str, better: Better, meaning: str) -> Metric:
+    return Metric(name, label, unit, better, meaning)
 
 
 _TABLE = (
-    Metric(
-        "ns_per_packet",
-        "ns per packet",
-        "ns",
-        "lower",
-        "kernel-reported mean time per run (test run), median of rounds",
-    ),
-    Metric(
-        "ns_per_byte",
-        "ns per payload byte",
-        "ns/B",
-        "lower",
-        "ns per packet divided by the TCP payload bytes",
-    ),
-    Metric(
-        "ratio_to_empty",
-        "ratio to empty program",
-        "x",
-        "lower",
-        "median of per-round extractor/empty ratios, same run",
-    ),
-    Metric("spread_pct", "round spread", "%", "lower", "interquartile range of the rounds over their median"),
-    Metric("gate_ratio", "current / reference", "x", "lower", "median paired ratio of the regression gate"),
-    Metric("packets_per_second", "packets per second", "pps", "higher", "frames received per second (lab)"),
-    Metric("cpu_ns_per_packet", "CPU ns per packet", "ns", "lower", "softirq plus user CPU time per packet"),
-    Metric("events_lost", "events lost", "events", "lower", "ring-buffer or capture drops during the run"),
-    Metric(
-        "requests_per_second", "requests per second", "req/s", "higher", "wrk's completed requests per second"
-    ),
-    Metric(
-        "logger_cost_ns",
-        "logger CPU ns per request",
-        "ns",
-        "lower",
-        "xhdr log and its consumer, burst start to last line written, per line (lab)",
-    ),
-    Metric(
-        "softirq_cpu_ns_per_request",
-        "softirq CPU ns per request",
-        "ns",
-        "lower",
-        "/proc/stat softirq time (tick samples, all CPUs) per request wrk completed",
-    ),
-    Metric(
-        "logger_rss_bytes",
-        "logger resident memory",
-        "bytes",
-        "lower",
-        "RSS of xhdr log with its consumer, or of the capture",
-    ),
-    Metric(
-        "events_per_second",
-        "consumer events per second",
-        "events/s",
-        "higher",
-        "events one consumer clears from a full ring into lines on a file, per second of wall time",
-    ),
-    Metric(
-        "cpu_ns_per_event",
-        "consumer CPU ns per event",
-        "ns",
-        "lower",
-        "the consumer's CPU time (rusage, start-up excluded) per event written",
-    ),
-    Metric(
-        "events_written",
-        "events written",
-        "events",
-        "higher",
-        "lines the consumer wrote: all the events produced (params) unless some were lost",
-    ),
-)
+    # kernel_cost (BPF_PROG_TEST_RUN, bench/kernel_cost.py) and the user-space baselines (bench/baselines/)
+    _m("ns_per_packet", "time per packet", "ns", "lower", "kernel-reported mean time per test run, or a user-space parser's time per frame; median of rounds"),
+    _m("ns_per_byte", "time per payload byte", "ns/B", "lower", "ns per packet divided by the TCP payload bytes"),
+    _m("ratio_to_empty", "extractor / empty program", "x", "lower", "median of per-round extractor/empty ratios, same run"),
+    _m("spread_pct", "round spread", "%", "lower", "interquartile range of the rounds over their median"),
+    _m("ratio_to_extractor", "baseline / extractor", "x", "higher", "the baseline's time per frame over the extractor's: how many times the extractor's cost the baseline pays"),
+    _m("ratio_to_c_baseline", "extractor / C baseline", "x", "lower", "the extractor's cost over the C TPACKET_V3 baseline's (same frame, or CPU per logged request in the lab)"),
+    # the A/B gate (bench/ab_gate.py)
+    _m("gate_ratio", "current / reference", "x", "lower", "median paired ratio of the regression gate"),
+    # lab_throughput (trafgen bursts through the lab, bench/lab_throughput.py)
+    _m("packets_per_second", "packets received per second", "pps", "higher", "frames the gateway received per second of the burst"),
+    _m("kernel_cpu_ns_per_packet", "kernel CPU per packet", "ns", "lower", "sender plus softirq CPU time per frame sent"),
+    _m("process_cpu_ns_per_request", "process (parse and write)", "ns", "lower", "xhdr log with its consumer, or the capture process, per request it handled"),
+    _m("requests_handled", "requests handled", "requests", "neither", "lines xhdr log wrote or requests the baseline logged (should equal the frames sent)"),
+    _m("events_lost", "events lost", "events", "lower", "ring-buffer drops (extractor, consumer) or socket drops (captures) during the run"),
+    _m("softirq_ticks", "softirq ticks", "ticks", "lower", "/proc/stat softirq ticks during the burst (all CPUs)"),
+    _m("bpf_run_ns_per_packet", "XDP program run time per packet", "ns", "lower", "the attached program's own run time (bpf_stats) per run"),
+    _m("hook_cost_ns", "hook", "ns", "lower", "kernel CPU per frame with the empty program attached, less with nothing attached"),
+    _m("program_cost_ns", "program", "ns", "lower", "kernel CPU per frame with the extractor attached, less with the empty program"),
+    _m("logger_cost_ns", "consumer (xhdr log)", "ns", "lower", "xhdr log and its consumer, burst start to last line written, per line"),
+    _m("kernel_delivery_cost_ns", "delivery", "ns", "lower", "kernel CPU per frame with the capture running, less with nothing attached (copy to the socket)"),
+    _m("cpu_ns_per_logged_request", "CPU per logged request", "ns", "lower", "all CPU the logging method adds, kernel and process, per request logged"),
+    # http_nginx (wrk against nginx through the lab, bench/http_nginx.py)
+    _m("requests_per_second", "requests per second", "req/s", "higher", "wrk's completed requests per second"),
+    _m("requests", "requests completed", "requests", "neither", "requests wrk completed in the run"),
+    _m("rps_ratio_to_no_logging", "requests/s relative to no logging", "x", "higher", "median over rounds of requests/s over the same round's run without logging"),
+    _m("rps_ratio_round", "requests/s relative to no logging, one round", "x", "higher", "one round's requests/s over that round's run without logging"),
+    _m("latency_p50_us", "latency p50", "us", "lower", "wrk's median request latency"),
+    _m("latency_p75_us", "latency p75", "us", "lower", "wrk's 75th percentile request latency"),
+    _m("latency_p90_us", "latency p90", "us", "lower", "wrk's 90th percentile request latency"),
+    _m("latency_p99_us", "latency p99", "us", "lower", "wrk's 99th percentile request latency"),
+    _m("logged", "requests logged", "requests", "neither", "lines the log holds (should equal requests completed, up to one per connection more)"),
+    _m("requests_not_logged", "requests not logged", "requests", "lower", "requests wrk completed that the log lacks, summed over rounds"),
+    _m("logger_cpu_ns_per_request", "logger CPU per request", "ns", "lower", "the logging process (xhdr log with its consumer, or the capture) per line logged"),
+    _m("nginx_cpu_ns_per_request", "nginx CPU per request", "ns", "lower", "nginx's rusage per request wrk completed (its own access log included)"),
+    _m("softirq_cpu_ns_per_request", "softirq CPU per request", "ns", "lower", "/proc/stat softirq time (tick samples, all CPUs) per request wrk completed"),
+    _m("logger_rss_bytes", "logger resident memory", "bytes", "lower", "RSS of xhdr log with its consumer, or of the capture"),
+    _m("map_memory_bytes", "BPF map memory", "bytes", "lower", "kernel memory charged to the extractor's maps (memlock in xhdr log's fdinfo)"),
+    # consumer (bench/consumer.py)
+    _m("events_per_second", "consumer events per second", "events/s", "higher", "events one consumer clears from a full ring into lines on a file, per second of wall time"),
+    _m("cpu_ns_per_event", "consumer CPU per event", "ns", "lower", "the consumer's CPU time (rusage, start-up excluded) per event written"),
+    _m("events_written", "events written", "events", "neither", "lines the consumer wrote: all the events produced (params) unless some were lost"),
+    # read by the report from `xhdr verify --json` and `xhdr fuzz --json` documents
+    _m("verified_insns", "verified instructions", "insns", "lower", "instructions the verifier processed (its complexity limit is 1,000,000 per program)"),
+    _m("outcome_classes", "outcome classes reached", "classes", "higher", "distinct outcome/event flags/slot flags/events combinations a fuzz campaign produced"),
+    _m("examples_per_second", "fuzz examples per second", "examples/s", "higher", "examples a fuzz campaign ran per second of wall time"),
+)  # fmt: skip
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _TABLE}
 
 
-def metric(name: str, unit: str = "") -> Metric:
-    """The declared metric, or a plain one named after itself for metrics no one declared yet."""
-    return METRICS.get(name) or Metric(name, name.replace("_", " "), unit, "lower", "")
+def describe(name: str, unit: str = "") -> Metric:
+    """The declared metric; for a row of a newer or older suite naming an undeclared one, a plain stand-in
+    (used only by the data tables, never by a plot, which reads ``METRICS[name]``)."""
+    return METRICS.get(name) or Metric(name, name.replace("_", " "), unit, "neither", "not declared")
+
+
+# How the report names the methods the suites measure (a row's ``method``); others keep their own name.
+METHODS = {
+    "extractor": "extractor",
+    "empty": "empty XDP program",
+    "empty_xdp": "empty XDP program",
+    "nothing_attached": "nothing attached",
+    "no_logging": "no logging",
+    "nginx_access_log": "nginx access log",
+    "c_tpacket_v3": "C capture (TPACKET_V3)",
+    "af_packet_httptools": "Python capture (httptools)",
+    "af_packet_python": "Python capture (reference parser)",
+    "consumer": "consumer",
+}
+
+
+def method_label(name: str) -> str:
+    return METHODS.get(name, name.replace("_", " "))

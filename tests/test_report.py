@@ -14,8 +14,10 @@ from pathlib import Path
 
 import matplotlib.image
 
-from bench.results import Row, write_results
-from reports.figures import linear_fit
+from bench.results import ResultFile, Row, write_results
+from reports.command import build_report, headline, render
+from reports.figures import linear_fit, logged_request_bars
+from reports.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -100,55 +102,226 @@ def assert_drawn(path: Path) -> None:
     assert coloured > 0.002, (path.name, coloured)
 
 
-def test_report_renders_pngs_and_self_contained_html(tmp_path: Path) -> None:
-    results = write_results("kernel_cost", _kernel_rows(), directory=tmp_path / "bench")
-    baseline = write_results(
-        "baselines",
-        [
-            Row("af_packet_python", "ns_per_packet", 25000.0, "ns", {"frame_bytes": 417}),
-            Row("c_tpacket_v3", "ns_per_packet", 1800.0, "ns", {"frame_bytes": 417}),
-        ],
-        directory=tmp_path / "bench",
-    )
+def _lab_rows() -> list[Row]:
+    """lab_throughput's own summarise() on made-up bursts: kernel ns per frame 1000 with nothing attached,
+    1200 with the empty program, 2000 with the extractor, 1500 with a capture; 3000 ns of process per line."""
+    from bench import lab_throughput
+
+    kernel = {"none": 1000, "empty": 1200, "extractor": 2000}
+    samples = {}
+    for mode in lab_throughput.MODES:
+        ns = kernel.get(mode.partition("-")[0], 1500)
+        process = 0 if mode == "none" or mode.startswith("empty") else 3000 * 1000
+        samples[mode] = [lab_throughput.Sample(mode, 1000, 1000, 1000, 0, 0.01, ns * 1000, process, 0.0, 1)]
+    return lab_throughput.summarise(samples, 1000, 1)
+
+
+def _nginx_rows() -> list[Row]:
+    """http_nginx's own summarise() over two rounds: the extractor keeps 95% and 97% of the requests/s,
+    nginx's access log 80% and 90%."""
+    from bench import http_nginx
+
+    base = {"requests_per_second": 1000.0, "requests": 3000.0, "nginx_cpu_ns_per_request": 10_000.0}
+    kept = {"extractor": (0.95, 0.97), "nginx_access_log": (0.8, 0.9)}
+    taken = {}
+    for method in http_nginx.METHODS:
+        rounds = kept.get(method, (1.0, 1.0))
+        taken[method] = [
+            base
+            | {"requests_per_second": 1000.0 * share, "logged": 3000.0, "logger_cpu_ns_per_request": 2000.0}
+            if method != "no_logging"
+            else dict(base)
+            for share in rounds
+        ]
+    return http_nginx.summarise(taken, 3)
+
+
+def _baseline_rows() -> list[Row]:
+    params = {"frame_bytes": 417}
+    return [
+        Row("extractor", "ns_per_packet", 2000.0, "ns", params),
+        Row("empty", "ns_per_packet", 40.0, "ns", params),
+        Row("af_packet_python", "ns_per_packet", 25000.0, "ns", params),
+        Row("c_tpacket_v3", "ns_per_packet", 1000.0, "ns", params),
+        Row("af_packet_python", "ratio_to_extractor", 12.5, "x", params),
+        Row("c_tpacket_v3", "ratio_to_extractor", 0.5, "x", params),
+    ]
+
+
+def _gate(verdict: str) -> dict:
+    cases = [
+        {
+            "case": "standard",
+            "verdict": verdict,
+            "ratio": 1.3 if verdict == "fail" else 1.0,
+            "interval": [1.25, 1.35] if verdict == "fail" else [0.97, 1.03],
+            "rounds": 4,
+            "spread_pct": 2.0,
+            "reference_ns_median": 100.0,
+            "current_ns_median": 130.0,
+            "reference_ns_rounds": [100.0] * 4,
+            "current_ns_rounds": [130.0 if verdict == "fail" else 100.0] * 4,
+        }
+    ]
+    return {
+        "verdict": verdict,
+        "cases": cases,
+        "reference": {"label": "HEAD~1"},
+        "current": {"label": "work tree"},
+        "threshold_pct": 10.0,
+        "statistic": "median paired ratio",
+    }
+
+
+def _verify() -> dict:
+    programs = [
+        {"name": name, "accepted": True, "stats": {"verified_insns": insns}}
+        for name, insns in (("xhdr_extract", 9000), ("xhdr_scan", 300_000))
+    ]
+    variant = {"key": "xhdr.c/defaults", "variant": "defaults", "accepted": True, "programs": programs}
+    variant["stats"] = {"verified_insns": 309_000}
+    return {"tool": "xhdr verify", "kernel": "6.1.0", "variants": [variant]}
+
+
+def _fuzz(classes: int, repros: int = 0) -> dict:
+    return {
+        "tool": "xhdr fuzz",
+        "target": "http",
+        "examples": 500,
+        "examples_per_second": 80.0,
+        "outcome_classes": [f"logged/none/none/{n}" for n in range(classes)] + ["not_http/none/none/0"],
+        "repros": [f"fuzz/corpus/{n}" for n in range(repros)],
+    }
+
+
+def _inputs(directory: Path, gate: str = "fail") -> list[str]:
+    """Every kind of input the report reads, written as the commands write them."""
+    bench = directory / "bench"
+    paths = [
+        write_results("kernel_cost", _kernel_rows(), directory=bench),
+        write_results("baselines", _baseline_rows(), directory=bench),
+        write_results("lab_throughput", _lab_rows(), directory=bench),
+        write_results("http_nginx", _nginx_rows(), directory=bench),
+    ]
+    for name, document in (
+        ("gate.json", _gate(gate)),
+        ("verify.json", _verify()),
+        ("fuzz_1.json", _fuzz(3)),
+        ("fuzz_2.json", _fuzz(5, repros=1)),
+    ):
+        paths.append(bench / name)
+        paths[-1].write_text(json.dumps(document))
+    return [str(path) for path in paths]
+
+
+ALL_PLOTS = {
+    "cpu_per_logged_request.png",
+    "nginx.png",
+    "baselines.png",
+    "cost_vs_payload.png",
+    "cost_by_case.png",
+    "gate.png",
+    "verifier.png",
+    "fuzz.png",
+    "trend.png",
+}
+
+
+def test_report_renders_every_section_with_the_verdict_first(tmp_path: Path) -> None:
     history = tmp_path / "history"
     _history(history)
     out = tmp_path / "report"
-    done = _report(str(results), str(baseline), "--out", str(out), "--history", str(history))
+    done = _report(*_inputs(tmp_path), "--out", str(out), "--history", str(history))
     assert done.returncode == 0, done.stderr
-    expected = {
-        "cost_vs_frame_size.png",
-        "cost_vs_header_count.png",
-        "cost_by_case.png",
-        "baselines.png",
-        "trend.png",
-    }
-    for name in expected:
-        assert (out / name).read_bytes().startswith(PNG_MAGIC), name
-        assert_drawn(out / name)
-    assert not (out / "gate.png").exists(), "no gate ran: no gate plot"
+    assert "FAIL" in done.stderr.splitlines()[0], done.stderr
     document = json.loads((out / "report.json").read_text())
-    assert set(document["plots"]) == expected
+    assert {plot["file"] for plot in document["plots"]} == ALL_PLOTS
+    for plot in document["plots"]:
+        assert_drawn(out / plot["file"])
+        assert plot["metrics"] and all(name in METRICS for name in plot["metrics"]), plot
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(ALL_PLOTS), "no stray or empty plot"
     assert document["history_runs"] == 2
-    standard = {t["what"]: t for t in document["targets"]}
-    assert standard["standard request, ratio to the empty program"]["met"] is False
-    assert standard["scan cost per extra payload byte (ns)"]["measured"] == _approx(3.0)
+    targets = {t["what"]: t for t in document["targets"]}
+    assert targets["standard request, ratio to the empty program"]["met"] is False
+    assert targets["scan cost per extra payload byte (ns)"]["measured"] == _approx(3.0)
     assert document["linear_fits"]["header_count"]["slope"] == _approx(3.0)
     page = (out / "report.html").read_text()
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == len(expected) and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert len(sources) == len(ALL_PLOTS) and all(src.startswith("data:image/png;base64,") for src in sources)
     assert "href=" not in page, "the page must not link to anything outside itself"
-    assert "worst_scan_limit" in page and "c_tpacket_v3" in page and "ns per payload byte" in page
+    # what a reader sees first: the banner (gate FAIL, the fuzz disagreement), then the headline table
+    banner, headline, first_plot = (
+        page.index("<div class='banner banner-fail'"),
+        page.index("other ways to log"),
+        page.index("<img"),
+    )
+    assert banner < headline < first_plot
+    top = page[banner:headline]
+    assert "A/B gate HEAD~1 → work tree: FAIL" in top and "1 disagreement with the reference" in top
+    assert "0 of 3 met" in top and "1 not measured" in top
+    # the kernel matrix and the data tables, labelled from the metric table
+    assert "Linux 6.1.0" in page and "309,000" in page
+    assert "worst_scan_limit" in page and "CPU per logged request (ns) ↓" in page
+    assert "c_tpacket_v3 c_tpacket_v3" not in page and "lower is better)" not in page
+
+
+def test_banner_says_fail_only_for_a_failure(tmp_path: Path) -> None:
+    files = [_result("kernel_cost", _kernel_rows())]
+    failed = build_report(files, _gate("fail"), [])["banner"]
+    assert failed["status"] == "fail" and "FAIL: slower: standard" in failed["line"]
+    passed = build_report(files, _gate("pass"), [])["banner"]
+    assert passed["status"] == "missed", "the gate passed; the issue-9 targets the rows miss remain"
+    assert "gate" not in passed["line"] and "targets" in passed["line"]
+    inconclusive = build_report(files, _gate("inconclusive"), [], fuzz=[_fuzz(2)])["banner"]
+    assert inconclusive["status"] == "missed"
+    rejected = _verify()
+    rejected["variants"][0]["accepted"] = False
+    assert build_report(files, None, [], verify=[rejected])["banner"]["status"] == "fail"
+    assert build_report([], None, [])["banner"]["status"] == "no verdict"
+
+
+def test_headline_holds_the_ratios_of_the_given_rows() -> None:
+    files = [
+        _result("lab_throughput", _lab_rows()),
+        _result("http_nginx", _nginx_rows()),
+        _result("baselines", _baseline_rows()),
+    ]
+    rows = {(h["question"], h["other"]["label"]): h for h in headline(files)}
+    # lab: extractor 2000 - 1000 + 3000 = 4000 ns per logged request; C capture 1500 - 1000 + 3000 = 3500
+    lab = rows["CPU per logged request (lab)", "C capture (TPACKET_V3)"]
+    assert lab["extractor"]["value"] == _approx(4000) and lab["other"]["value"] == _approx(3500)
+    assert lab["ratio"] == _approx(4000 / 3500) and lab["extractor_better"] is False
+    # nginx: median of per-round ratios, 0.96 against the access log's 0.85
+    nginx = rows["nginx requests/s kept, relative to no logging", "nginx access log"]
+    assert nginx["ratio"] == _approx(0.96 / 0.85) and nginx["extractor_better"] is True
+    parse = rows["parsing one request, same frame", "Python capture (reference parser)"]
+    assert parse["ratio"] == _approx(2000 / 25000) and parse["says"] == "extractor: 12.5x less"
+
+
+def test_cpu_bars_add_up_to_the_suites_totals() -> None:
+    """The extractor's bar is hook + program + consumer, a capture's delivery + process, and each sums to the
+    suite's own cpu_ns_per_logged_request (the extractor's process CPU is its consumer, counted once)."""
+    bars = {
+        label: (parts, total)
+        for label, parts, total in logged_request_bars([_result("lab_throughput", _lab_rows())])
+    }
+    assert set(bars["extractor, native XDP"][0]) == {"hook_cost_ns", "program_cost_ns", "logger_cost_ns"}
+    assert set(bars["C capture (TPACKET_V3)"][0]) == {"kernel_delivery_cost_ns", "process_cpu_ns_per_request"}
+    for label, (parts, total) in bars.items():
+        assert sum(parts.values()) == _approx(total), label
+    assert bars["extractor, native XDP"][0]["hook_cost_ns"] == _approx(200)
 
 
 def test_report_without_other_suites_plots_only_the_kernel(tmp_path: Path) -> None:
-    results = write_results("kernel_cost", _kernel_rows(), directory=tmp_path)
-    done = _report(str(results), "--out", str(tmp_path / "r"), "--history", str(tmp_path / "none"))
-    assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (tmp_path / "r").glob("*.png")) == [
-        "cost_by_case.png",
-        "cost_vs_frame_size.png",
-        "cost_vs_header_count.png",
-    ]
+    files = [_result("kernel_cost", _kernel_rows())]
+    document = build_report(files, None, [])
+    render(document, files, None, [], [], tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["cost_by_case.png", "cost_vs_payload.png"]
+    assert document["headline"] == [], "no other way to log was measured: nothing to compare"
+
+
+def _result(suite: str, rows: list[Row]) -> ResultFile:
+    return ResultFile(suite, "2026-12-01T00:00:00+00:00", {}, {"max_scan_bytes": 1024}, tuple(rows))
 
 
 def test_report_rejects_a_foreign_file_in_one_line(tmp_path: Path) -> None:

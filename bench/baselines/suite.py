@@ -45,12 +45,12 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     frame = benchmark_frame()  # a SYN with data: every test-run repetition is parsed
     rounds, repeat = (5, 2_000) if quick else (20, 20_000)
     params = {"frame_bytes": len(frame), "case": STANDARD_CASE, "rounds": rounds}
-    progress(f"{SUITE}: extractor and empty program (test run)")
+    progress("extractor and empty program (test run)")
     with Program(config, key=key) as program:
         cost = measure_cost(program, frame, rounds=rounds, repeat=200)
-    progress(f"{SUITE}: C parser")
+    progress("C parser")
     c_ns = statistics.median(c_parse_ns(frame, config, key, repeat * 50) for _ in range(rounds))
-    progress(f"{SUITE}: Python parsers")
+    progress("Python parsers")
     python_repeat = max(repeat // 20, 100)
     reference, httptools = reference_parser(config, key), httptools_parser(config, key)
     reference_ns = python_parse_ns(lambda: reference(frame), python_repeat, rounds)

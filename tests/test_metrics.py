@@ -1,0 +1,163 @@
+"""Every metric a bench suite writes is declared once in reports/metrics.py (label, unit, direction).
+
+The metrics written are found two ways, so that adding a metric to a suite without declaring it fails here:
+statically, from the suites' code (each ``Row(...)`` with a literal metric; for a suite that names its
+metrics from a dict of figures, every key it stores there), and by running each suite's summarising step on
+made-up measurements and reading the rows it returns (units included).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from reports.metrics import METRICS, Metric
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE_FILES = sorted(p for p in (ROOT / "bench").rglob("*.py") if not p.name.startswith("test_"))
+
+
+def written_metrics() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(file -> metric names, file -> name patterns) the suites' code writes, read from its syntax tree."""
+    names: dict[str, set[str]] = {}
+    patterns: dict[str, set[str]] = {}
+    for path in SUITE_FILES:
+        where = str(path.relative_to(ROOT))
+        tree = ast.parse(path.read_text())
+        found, keys, shapes, dynamic = set(), set(), set(), 0
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Row" and node.args:
+                metric = node.args[1] if len(node.args) > 1 else None
+                if isinstance(metric, ast.Constant) and isinstance(metric.value, str):
+                    found.add(metric.value)
+                elif metric is not None:
+                    dynamic += 1
+            # figures["name"] = ... and figures = {"name": ...}: the dict a suite may turn into rows
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Subscript) and getattr(target.value, "id", None) == "figures":
+                        key = target.slice
+                        if isinstance(key, ast.Constant):
+                            keys.add(key.value)
+                        elif isinstance(key, ast.JoinedStr):
+                            shapes.add(_pattern(key))
+                    if getattr(target, "id", None) == "figures" and isinstance(node.value, ast.Dict):
+                        keys |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+        if dynamic:  # its figures' keys are its metrics
+            assert keys or shapes, f"{where} writes rows whose metric is not a literal and stores no figures"
+            found |= keys
+        else:
+            shapes = set()
+        if found:
+            names[where] = found
+        if shapes:
+            patterns[where] = shapes
+    return names, patterns
+
+
+def _pattern(text: ast.JoinedStr) -> str:
+    """An f-string key as a regular expression: literal parts kept, each {...} any word."""
+    parts = [re.escape(v.value) if isinstance(v, ast.Constant) else r"\w+" for v in text.values]
+    return "".join(parts)
+
+
+def test_the_code_walk_finds_each_suites_metrics() -> None:
+    names, patterns = written_metrics()
+    every = set().union(*names.values())
+    # one metric of each suite: a walk that silently finds nothing would pass the next test
+    for known in (
+        "ratio_to_empty",
+        "ratio_to_extractor",
+        "hook_cost_ns",
+        "logger_rss_bytes",
+        "requests_per_second",
+        "cpu_ns_per_event",
+    ):
+        assert known in every, known
+    assert any("latency_p" in p for p in patterns.get("bench/http_nginx.py", ())), patterns
+
+
+def test_every_metric_the_suites_write_is_declared() -> None:
+    names, patterns = written_metrics()
+    missing = {f"{where}: {name}" for where, found in names.items() for name in found if name not in METRICS}
+    assert not missing, f"declare these in reports/metrics.py: {sorted(missing)}"
+    for where, shapes in patterns.items():
+        for shape in shapes:
+            assert any(re.fullmatch(shape, name) for name in METRICS), (
+                f"{where}: nothing declared matches {shape}"
+            )
+
+
+def _declared_rows(rows) -> None:
+    for row in rows:
+        assert row.metric in METRICS, f"{row.method} writes undeclared {row.metric}"
+        assert row.unit == METRICS[row.metric].unit, (row.metric, row.unit, METRICS[row.metric].unit)
+
+
+def test_rows_of_the_lab_suite_are_declared_with_their_units() -> None:
+    from bench import lab_throughput
+
+    samples = {
+        mode: [lab_throughput.Sample(mode, 1000, 1000, 1000, 0, 0.01, 10_000_000 + i, 3_000_000, 50.0, 4)]
+        for i, mode in enumerate(lab_throughput.MODES)
+    }
+    rows = lab_throughput.summarise(samples, 1000, 1)
+    assert {"cpu_ns_per_logged_request", "hook_cost_ns", "kernel_delivery_cost_ns"} <= {
+        r.metric for r in rows
+    }
+    _declared_rows(rows)
+
+
+def test_rows_of_the_consumer_suite_are_declared_with_their_units() -> None:
+    from bench import consumer
+    from harness.core.config import ExtractorConfig
+
+    figures = {"events_per_second": 4e5, "cpu_ns_per_event": 2000.0, "events_written": 100, "events_lost": 0}
+    taken = {name: [figures | {"events_produced": 100}] for name in consumer.FORMATS}
+    _declared_rows(consumer.summarise(taken, 100, ExtractorConfig(), 417))
+
+
+def test_rows_of_the_nginx_suite_are_declared_with_their_units() -> None:
+    """The figures it measures are the keys its code stores (found by the walk), p50 to p99 for latency."""
+    from bench import http_nginx
+
+    names, patterns = written_metrics()
+    keys = set(names["bench/http_nginx.py"]) - {
+        "requests_not_logged",
+        "rps_ratio_to_no_logging",
+        "rps_ratio_round",
+    }
+    for shape in patterns["bench/http_nginx.py"]:
+        keys |= {name for name in METRICS if re.fullmatch(shape, name)}
+    figures = {key: 100.0 for key in keys}
+    rows = http_nginx.summarise({method: [figures, figures] for method in http_nginx.METHODS}, 3)
+    _declared_rows(rows)
+    rounds = [r for r in rows if r.metric == "rps_ratio_round"]
+    assert len(rounds) == 2 * (len(http_nginx.METHODS) - 1) and {r.params["round"] for r in rounds} == {1, 2}
+
+
+@pytest.mark.parametrize(
+    ("name", "better"),
+    [
+        ("rps_ratio_to_no_logging", "higher"),  # the issue: these were labelled "lower is better"
+        ("ratio_to_extractor", "higher"),
+        ("requests_not_logged", "lower"),
+        ("requests", "neither"),
+        ("logged", "neither"),
+        ("requests_handled", "neither"),
+        ("cpu_ns_per_logged_request", "lower"),
+    ],
+)
+def test_directions(name: str, better: str) -> None:
+    assert METRICS[name].better == better
+    assert ("lower is better" in METRICS[name].axis) == (better == "lower")
+    assert ("higher is better" in METRICS[name].axis) == (better == "higher")
+
+
+def test_labels_are_unique_and_every_metric_says_what_it_is() -> None:
+    labels = [m.label for m in METRICS.values()]
+    assert len(labels) == len(set(labels)), [label for label in labels if labels.count(label) > 1]
+    assert all(isinstance(m, Metric) and m.meaning and m.label for m in METRICS.values())

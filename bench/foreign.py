@@ -12,7 +12,6 @@ this process, paired round by round, exactly as two current builds would.
 from __future__ import annotations
 
 import ctypes
-import functools
 import os
 import socket
 import subprocess
@@ -20,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Self
 
-from harness.core.testrun import libbpf
+from harness.core.libbpf import RING_BUFFER_SAMPLE, libbpf
 
 # Runs in the helper: the reference tree first on sys.path, so its harness is the one imported.
 _LOADER = """
@@ -37,8 +36,6 @@ channel = socket.socket(fileno=int(sys.argv[3]))
 socket.send_fds(channel, [b"fds"], [program.fd, program.bpf[b"events"].map_fd, program.bpf[b"stages"].map_fd])
 channel.recv(1)
 """
-
-_SAMPLE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
 class ForeignLoadError(RuntimeError):
@@ -71,8 +68,8 @@ class ForeignProgram:
             raise ForeignLoadError(f"the reference's own harness could not load its extractor: {last[0]}")
         self.fd, self._ring_fd, self._stages_fd = fds
         self._records: list[bytes] = []
-        self._callback = _SAMPLE(self._on_record)  # kept: libbpf calls it until ring_buffer__free
-        self._ring = _ring_api().ring_buffer__new(self._ring_fd, self._callback, None, None)
+        self._callback = RING_BUFFER_SAMPLE(self._on_record)  # kept: libbpf calls it until ring_buffer__free
+        self._ring = libbpf().ring_buffer__new(self._ring_fd, self._callback, None, None)
         if not self._ring:
             self.close()
             raise ForeignLoadError(
@@ -85,13 +82,13 @@ class ForeignProgram:
 
     def take_events(self) -> list[bytes]:
         """Every record the ring buffer holds now, oldest first; they are removed from the buffer."""
-        _ring_api().ring_buffer__consume(self._ring)
+        libbpf().ring_buffer__consume(self._ring)
         records, self._records = self._records, []
         return records
 
     def close(self) -> None:
         if getattr(self, "_ring", None):
-            _ring_api().ring_buffer__free(self._ring)
+            libbpf().ring_buffer__free(self._ring)
             self._ring = None
         for fd in (self.fd, self._ring_fd, self._stages_fd):
             os.close(fd)
@@ -101,16 +98,3 @@ class ForeignProgram:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-@functools.cache
-def _ring_api() -> ctypes.CDLL:
-    """libbpf with the ring_buffer functions declared (once: take_events() runs every round)."""
-    lib = libbpf()
-    lib.ring_buffer__new.restype = ctypes.c_void_p
-    lib.ring_buffer__new.argtypes = [ctypes.c_int, _SAMPLE, ctypes.c_void_p, ctypes.c_void_p]
-    lib.ring_buffer__consume.restype = ctypes.c_int
-    lib.ring_buffer__consume.argtypes = [ctypes.c_void_p]
-    lib.ring_buffer__free.restype = None
-    lib.ring_buffer__free.argtypes = [ctypes.c_void_p]
-    return lib

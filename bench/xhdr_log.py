@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.core.counters import Counter, Counts
-from harness.core.testrun import libbpf
+from harness.core.libbpf import libbpf
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
 from harness.verify.verifier import BpfProgInfo, object_info
@@ -82,10 +82,7 @@ class _MapInfo(ctypes.Structure):
 def _fd_by_id(function: str, object_id: int) -> int:
     """A descriptor of our own for a program or map by id (``bpf_prog_get_fd_by_id``...); the caller
     closes it. It keeps the object readable after the process that loaded it exits."""
-    call = getattr(libbpf(), function)
-    call.argtypes = [ctypes.c_uint32]
-    call.restype = ctypes.c_int
-    fd = call(object_id)
+    fd = getattr(libbpf(), function)(object_id)
     if fd < 0:
         raise OSError(ctypes.get_errno(), f"{function}({object_id}) failed")
     return fd

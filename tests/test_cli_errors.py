@@ -96,7 +96,32 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
     "verify-threshold-without-baseline": (
         True,
         ["verify", "--threshold", "5"],
-        ["--threshold 5 applies to --baseline only", "add --baseline"],
+        ["--threshold 5 applies to --baseline or --compare only", "add one of them"],
+    ),
+    "verify-csv-into-a-directory": (
+        True,
+        ["verify", "--csv", "{tmp}"],
+        ["--csv {tmp} is a directory", "give the name of a file"],
+    ),
+    "verify-compare-corrupt": (
+        False,
+        ["verify", "--compare", "{corrupt}", "{corrupt}"],
+        ["result file {corrupt} is not JSON"],
+    ),
+    "verify-compare-missing": (
+        False,
+        ["verify", "--compare", "{tmp}/old.json", "{corrupt}"],
+        ["result file {tmp}/old.json does not exist", "xhdr verify --json"],
+    ),
+    "verify-compare-with-a-source": (
+        False,
+        ["verify", "x.c", "--compare", "{corrupt}", "{corrupt}"],
+        ["--compare reads two result files; SOURCE does not go with it"],
+    ),
+    "verify-object-without-bpf": (
+        True,
+        ["verify", "/bin/true"],
+        ["/bin/true is not a BPF object libbpf can open", "not a valid eBPF object file"],
     ),
     "fuzz-json-into-a-directory": (
         True,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from harness.core.errors import CommandError, UserError
 from harness.core.wait import install_interrupt_handler
@@ -31,10 +31,19 @@ def require_root(what: str) -> None:
         raise PermissionError(f"{what} needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN); run it with sudo")
 
 
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's, through the package metadata)."""
+    try:
+        return version("xhdr")
+    except PackageNotFoundError:
+        return "unknown (not installed: run `bash harness/bootstrap.sh`)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xhdr", description="Test and benchmark XDP programs that log HTTP headers."
     )
+    parser.add_argument("--version", action="version", version=f"xhdr {package_version()}")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for entry in sorted(entry_points(group="xhdr.commands"), key=lambda e: e.name):
         try:

@@ -6,6 +6,7 @@ has it (as xdp-tools' xdp-bench shares one definition per option):
 - ``--json FILE``: write this command's machine output as JSON to FILE, ``-`` for stdout (``xhdr log``: the
   events, one object a line, appended; ``verify`` and ``fuzz``: the results document).
 - ``--markdown FILE``: the same output as markdown, e.g. ``"$GITHUB_STEP_SUMMARY"``; ``-`` for stdout.
+- ``--csv FILE``: the same output as CSV, one row per program (``verify``), a header first; ``-`` for stdout.
 - ``--threshold PCT``: a gate fails on a regression of more than PCT percent (``verify``: verified
   instructions over the baseline; ``bench --compare``: the slowdown against the reference build).
 - ``--config FILE``: the extractor configuration, a TOML file read by ``harness.core.config.load_config``.
@@ -28,7 +29,7 @@ from harness.core.errors import CommandError
 from harness.core.xdp import XdpMode
 
 STDOUT = "-"
-OUTPUT_OPTIONS = ("json", "markdown")
+OUTPUT_OPTIONS = ("json", "markdown", "csv")
 
 
 def add_json(
@@ -43,6 +44,10 @@ def add_markdown(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--markdown", type=Path, metavar="FILE", help=f"write {what} as markdown to FILE ('-': stdout)"
     )
+
+
+def add_csv(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--csv", type=Path, metavar="FILE", help=f"write {what} as CSV to FILE ('-': stdout)")
 
 
 def add_threshold(parser: argparse.ArgumentParser, regression: str, default: float) -> None:
@@ -100,7 +105,7 @@ def check(args: argparse.Namespace) -> None:
 
 
 def to_stdout(args: argparse.Namespace) -> bool:
-    """Whether ``--json`` or ``--markdown`` writes to stdout, where the human rendering must then not go."""
+    """Whether ``--json``, ``--markdown`` or ``--csv`` writes to stdout, where the human rendering must then not go."""
     return any(str(getattr(args, name, None)) == STDOUT for name in OUTPUT_OPTIONS)
 
 
@@ -110,7 +115,7 @@ def human_stream(args: argparse.Namespace) -> TextIO:
 
 
 def write_output(target: Path, text: str) -> None:
-    """Writes ``text`` to the file named by ``--json`` or ``--markdown``, or to stdout for ``-``."""
+    """Writes ``text`` to the file named by ``--json``, ``--markdown`` or ``--csv``, or to stdout for ``-``."""
     if str(target) == STDOUT:
         sys.stdout.write(text)
     else:

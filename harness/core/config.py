@@ -163,9 +163,9 @@ class ExtractorConfig:
 def read_input(path: Path, what: str, if_missing: str = "check the path") -> str:
     """The text of a file the user named (``what`` says which); whatever keeps it from being read is one
     ConfigError line naming it and what to do (``if_missing`` when it does not exist)."""
-    if path.is_dir():
-        raise ConfigError(f"{what} {path} is a directory; give the file itself")
     try:
+        if path.is_dir():  # inside: in a directory the user cannot search, this raises PermissionError
+            raise ConfigError(f"{what} {path} is a directory; give the file itself")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist; {if_missing}") from None

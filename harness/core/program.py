@@ -20,7 +20,7 @@ from harness.core.config import MAX_HEADER_NAME_LEN, ExtractorConfig
 from harness.core.counters import Counter, Counts
 from harness.core.errors import UserError
 from harness.core.event import SLOTS, HeaderEvent, decode_event
-from harness.core.testrun import libbpf
+from harness.core.libbpf import libbpf
 from harness.core.xdp import XdpMode, attached_while_held
 
 EXTRACTOR_SOURCE = BPF_DIR / "xhdr.c"

@@ -7,34 +7,12 @@ program submits during a test run land in the same ring buffer as live traffic's
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import dataclasses
-import functools
 import os
 
+from harness.core.libbpf import TestRunOpts, libbpf  # libbpf: fuzz/runner.py still imports it from here
+
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
-
-
-class _TestRunOpts(ctypes.Structure):
-    """struct bpf_test_run_opts of libbpf 1.x."""
-
-    _fields_ = [
-        ("sz", ctypes.c_size_t),
-        ("data_in", ctypes.c_void_p),
-        ("data_out", ctypes.c_void_p),
-        ("data_size_in", ctypes.c_uint32),
-        ("data_size_out", ctypes.c_uint32),
-        ("ctx_in", ctypes.c_void_p),
-        ("ctx_out", ctypes.c_void_p),
-        ("ctx_size_in", ctypes.c_uint32),
-        ("ctx_size_out", ctypes.c_uint32),
-        ("retval", ctypes.c_uint32),
-        ("repeat", ctypes.c_int),
-        ("duration", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("cpu", ctypes.c_uint32),
-        ("batch_size", ctypes.c_uint32),
-    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,22 +21,11 @@ class TestRunResult:
     duration_ns: int  # the kernel's average per repetition
 
 
-@functools.cache
-def libbpf() -> ctypes.CDLL:
-    """Debian's libbpf, errno kept: test runs here, and map reads and writes by fd anywhere
-    (``bpf_map_lookup_elem``, ``bpf_map_update_elem``: 0 or a negative errno)."""
-    name = ctypes.util.find_library("bpf") or "libbpf.so.1"
-    library = ctypes.CDLL(name, use_errno=True)
-    library.bpf_prog_test_run_opts.argtypes = [ctypes.c_int, ctypes.POINTER(_TestRunOpts)]
-    library.bpf_prog_test_run_opts.restype = ctypes.c_int
-    return library
-
-
 def test_run(prog_fd: int, frame: bytes, repeat: int = 1) -> TestRunResult:
     """Runs the program on one frame `repeat` times; the kernel reports the average time per run."""
     buffer = ctypes.create_string_buffer(frame, len(frame))
-    opts = _TestRunOpts(
-        sz=ctypes.sizeof(_TestRunOpts),
+    opts = TestRunOpts(
+        sz=ctypes.sizeof(TestRunOpts),
         data_in=ctypes.cast(buffer, ctypes.c_void_p),
         data_size_in=len(frame),
         repeat=repeat,

@@ -16,13 +16,12 @@ from typing import Any
 from pyroute2 import IPRoute, NetlinkError
 
 from harness.core.errors import UserError
+from harness.core.libbpf import BPF_XDP, LinkCreateOpts, libbpf
 from harness.core.namespace import inside
-from harness.core.testrun import libbpf
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
-BPF_XDP = 37  # enum bpf_attach_type
 
 
 class XdpMode(enum.Enum):
@@ -93,24 +92,16 @@ def _xdp_attribute(ifname: str, netns: str | None, name: str) -> Any:  # a str o
         return xdp.get_attr(name) if xdp else None
 
 
-class _LinkCreateOpts(ctypes.Structure):
-    """libbpf's struct bpf_link_create_opts: its size, the XDP flags, and zeros for the rest."""
-
-    _fields_ = [("sz", ctypes.c_size_t), ("flags", ctypes.c_uint32), ("rest", ctypes.c_uint8 * 36)]
-
-
 def _link_create(fd: int, ifname: str, mode: XdpMode, netns: str | None) -> int:
     """A BPF link from the program to the interface, made inside ``netns`` (an ifindex is per namespace)."""
     library = libbpf()
-    library.bpf_link_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
-    library.bpf_link_create.restype = ctypes.c_int
     with inside(netns):
         try:
             index = socket.if_nametoindex(ifname)
         except OSError:
             where = f" in namespace {netns}" if netns else ""
             raise AttachError(f"no interface named {ifname!r}{where}; list them with `ip link`") from None
-        opts = _LinkCreateOpts(sz=ctypes.sizeof(_LinkCreateOpts), flags=mode.flag)
+        opts = LinkCreateOpts(sz=ctypes.sizeof(LinkCreateOpts), flags=mode.flag)
         return library.bpf_link_create(fd, index, BPF_XDP, ctypes.byref(opts))
 
 

@@ -1,9 +1,11 @@
 """``xhdr verify``: prove that every build of an XDP program passes the kernel verifier, and watch its cost.
 
 With no SOURCE it checks the bundled extractor over its default matrix (harness/verify/variants/default.toml); any
-BCC-dialect XDP source can be given instead. Each variant is compiled and loaded (never attached); the
-result is a JSON document (``--json``) from which the terminal table, ``--markdown`` and the baseline gate
-(``--baseline``, like veristat's compare mode) are rendered. Exit status: 0 when every variant is accepted
+BCC-dialect XDP source can be given instead, or an ELF object built with clang and libbpf (one build: its
+``SEC("xdp")`` programs). Each variant is compiled and loaded (never attached); the result is a JSON document
+(``--json``) from which the terminal table, ``--markdown``, ``--csv`` and the baseline gate (``--baseline``,
+like veristat's compare mode) are rendered. ``--compare OLD NEW`` renders the gate's table from two such
+documents offline, without root. Exit status: 0 when every variant is accepted
 and the gate passes, 1 otherwise; bad input (missing file, compile error, bad matrix) is one line on stderr
 and exit 1, found before anything is loaded.
 """
@@ -30,13 +32,22 @@ from harness.verify.report import (
     baseline_gate,
     build_document,
     load_baseline,
+    program_rows,
     render_baseline_gate,
+    render_csv,
     render_markdown,
     render_rejections,
     render_table,
 )
 from harness.verify.variants import DEFAULT_MATRIX, SINGLE_BUILD, Variant, load_matrix
-from harness.verify.verifier import VariantResult, verify_variant, xdp_functions
+from harness.verify.verifier import (
+    VariantResult,
+    is_object,
+    object_xdp_programs,
+    verify_object,
+    verify_variant,
+    xdp_functions,
+)
 
 # Compiling is clang-bound and single-threaded; a few builds at once use the machine without starving it.
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
@@ -54,9 +65,10 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "sources",
         nargs="*",
         type=Path,
-        metavar="SOURCE.c",
-        help="BCC-dialect C files; every non-static function taking struct xdp_md * is verified "
-        "(default: the bundled extractor over its default matrix)",
+        metavar="SOURCE.c|OBJECT.o",
+        help="BCC-dialect C files (every non-static function taking struct xdp_md * is verified, one build "
+        'per --matrix variant) or ELF objects built with clang and libbpf (every SEC("xdp") program, one '
+        "build); default: the bundled extractor over its default matrix",
     )
     parser.add_argument(
         "--matrix", type=Path, help="TOML file of [[variant]] tables (see harness/verify/variants.py)"
@@ -64,9 +76,22 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--baseline", type=Path, help="earlier --json output to compare with; fails on regressions"
     )
-    options.add_threshold(parser, "a growth of verified instructions over --baseline", DEFAULT_THRESHOLD_PCT)
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("OLD.json", "NEW.json"),
+        help="compare two earlier --json outputs offline (no root, nothing loaded): each variant's and "
+        "program's statistics side by side; gates (exit 1 on a regression) only with --threshold",
+    )
+    options.add_threshold(
+        parser,
+        "a growth of verified instructions over --baseline (or OLD of --compare)",
+        DEFAULT_THRESHOLD_PCT,
+    )
     options.add_json(parser, "the results")
     options.add_markdown(parser, "a summary")
+    options.add_csv(parser, "one row per program")
     parser.add_argument("--programs", action="store_true", help="also show one table row per program")
     parser.add_argument(
         "--least-privilege",
@@ -88,11 +113,13 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Checks all input first (files, matrix, baseline), then verifies, then reports and gates."""
-    require_root("xhdr verify")
     options.check(args)
+    if args.compare:
+        return compare(args)
+    require_root("xhdr verify")
     if args.threshold is not None and args.baseline is None:
         raise CommandError(
-            f"--threshold {args.threshold:g} applies to --baseline only; add --baseline or drop it"
+            f"--threshold {args.threshold:g} applies to --baseline or --compare only; add one of them or drop it"
         )
     builds = plan(args.sources, args.matrix)
     baseline = load_baseline(args.baseline) if args.baseline else None
@@ -152,9 +179,46 @@ def run_matrix(
     return EXIT_ERROR if problems else status
 
 
+def compare(args: argparse.Namespace) -> int:
+    """``--compare OLD NEW``: the baseline gate's table over two result files, per program too.
+
+    Nothing is compiled or loaded, so it needs no root. The exit status is 1 only when a gate is asked
+    for (``--threshold``) and fails; without one the comparison is information.
+    """
+    for option in ("sources", "baseline", "matrix", "kernels"):
+        if getattr(args, option):
+            name = "SOURCE" if option == "sources" else f"--{option}"
+            raise CommandError(f"--compare reads two result files; {name} does not go with it")
+    old, new = (load_baseline(path, "result file") for path in args.compare)
+    gate = baseline_gate(new, old, options.threshold(args, DEFAULT_THRESHOLD_PCT))
+    if args.json:
+        options.write_output(args.json, json.dumps(gate, indent=2) + "\n")
+    if args.markdown:
+        options.write_output(args.markdown, f"```\n{render_baseline_gate(gate, per_program=True)}\n```\n")
+    if args.csv:
+        options.write_output(args.csv, render_csv(gate["rows"]))
+    human = options.human_stream(args)
+    print(f"xhdr verify --compare {args.compare[0]} (OLD) {args.compare[1]} (NEW)", file=human)
+    print(render_baseline_gate(gate, per_program=True, gated=args.threshold is not None), file=human)
+    if args.threshold is not None and not gate["passed"]:
+        print(f"xhdr verify: compare gate failed: {gate['failures'][0]}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
 def plan(sources: list[Path], matrix: Path | None) -> list[tuple[Path, Variant, list[str]]]:
-    """Every (source, variant, cflags) to build, checked without compiling anything."""
+    """Every (source, variant, cflags) to build, checked without compiling anything; an object (an ELF
+    file built with clang) is one build with no -D values."""
+    objects = [source for source in sources if is_object(source)]
+    if matrix is not None and sources and len(objects) == len(sources):
+        raise CommandError(
+            f"--matrix builds sources with -D values; {sources[0]} is an object, built already: drop --matrix"
+        )
     for source in sources:
+        if source in objects:
+            if not object_xdp_programs(source):
+                raise CommandError(f'{source} has no XDP program: no program of type xdp (SEC("xdp"))')
+            continue
         if source.is_dir():
             raise CommandError(
                 f"source {source} is a directory; give the .c files to verify (for example {source}/*.c)"
@@ -174,13 +238,17 @@ def plan(sources: list[Path], matrix: Path | None) -> list[tuple[Path, Variant, 
     chosen = sources or [EXTRACTOR_SOURCE]
     return [
         (source, variant, variant.cflags(extractor=source.resolve() == EXTRACTOR_SOURCE))
+        if source not in objects
+        else (source, variant, [])
         for source in chosen
-        for variant in variants
+        for variant in (SINGLE_BUILD if source in objects else variants)
     ]
 
 
 def _verify(build: tuple[Path, Variant, list[str]], least_privilege: bool) -> VariantResult:
     source, variant, cflags = build
+    if is_object(source):
+        return verify_object(source, variant.name, least_privileged=least_privilege)
     return verify_variant(source, variant.name, cflags, least_privileged=least_privilege)
 
 
@@ -254,6 +322,8 @@ def report(document: dict, args: argparse.Namespace) -> int:
         options.write_output(args.json, json.dumps(document, indent=2) + "\n")
     if args.markdown:
         options.write_output(args.markdown, render_markdown(document))
+    if args.csv:
+        options.write_output(args.csv, render_csv(program_rows(document)))
     human = options.human_stream(args)
     print(render_table(document, per_program=args.programs), file=human)
     rejections = render_rejections(document)
@@ -262,11 +332,15 @@ def report(document: dict, args: argparse.Namespace) -> int:
     gate = document.get("gate")
     if gate:
         print(f"\n{render_baseline_gate(gate)}", file=human)
-    rejected = [variant["key"] for variant in document["variants"] if not variant["accepted"]]
+    rejected = [
+        f"{variant['key']} program {variant['rejection']['program']}: {variant['rejection']['error']}"
+        for variant in document["variants"]
+        if not variant["accepted"]
+    ]
     problems = []
     if rejected:
         problems.append(
-            f"{len(rejected)} of {len(document['variants'])} variants rejected ({', '.join(rejected)})"
+            f"{len(rejected)} of {len(document['variants'])} variants rejected ({'; '.join(rejected)})"
         )
     if gate and not gate["passed"]:
         problems.append(f"baseline gate failed: {gate['failures'][0]}")

@@ -7,6 +7,8 @@ through ``verifier.STATS``, so adding a statistic adds it everywhere.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import platform
 from pathlib import Path
@@ -115,22 +117,50 @@ def render_rejections(document: Document) -> str:
     return "\n\n".join(blocks)
 
 
+# -- CSV -------------------------------------------------------------------------------------------------
+
+
+def program_rows(document: Document) -> list[dict]:
+    """One flat row per program (veristat's CSV shape): the variant, the verdict, every statistic of
+    STATS (a variant-scope one repeated on each of its programs) and the verifier's message."""
+    rows = []
+    for variant in variants(document):
+        for program in variant["programs"]:
+            row = {"key": variant["key"], "program": program["name"], "accepted": program["accepted"]}
+            for stat in STATS:
+                where = program["stats"] if stat.scope == "program" else variant["stats"]
+                row[stat.name] = where.get(stat.name)
+            row["error"] = program["error"]
+            rows.append(row)
+    return rows
+
+
+def render_csv(rows: list[dict]) -> str:
+    """A header line, then one line per row; None is an empty field."""
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    return out.getvalue()
+
+
 # -- the baseline gate -------------------------------------------------------------------------------
 
 
-def load_baseline(path: Path) -> Document:
-    """An earlier ``--json`` document; checked before anything is compiled."""
-    text = read_input(path, "baseline file", f"write one with `xhdr verify --json {path}`")
+def load_baseline(path: Path, what: str = "baseline file") -> Document:
+    """An earlier ``--json`` document (``what``: how errors name it); checked before anything is compiled."""
+    text = read_input(path, what, f"write one with `xhdr verify --json {path}`")
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ConfigError(f"baseline file {path} is not JSON: {error}") from None
+        raise ConfigError(f"{what} {path} is not JSON: {error}") from None
     if (
         not isinstance(document, dict)
         or document.get("tool") != "xhdr verify"
         or not isinstance(document.get("variants"), list)
     ):
-        raise ConfigError(f"baseline file {path} is not the JSON of `xhdr verify --json`")
+        raise ConfigError(f"{what} {path} is not the JSON of `xhdr verify --json`")
     return document
 
 
@@ -139,6 +169,8 @@ def baseline_gate(document: Document, baseline: Document, threshold_pct: float) 
 
     A variant fails when it was accepted in the baseline and is rejected now, or when a ``gate`` statistic
     grew by more than ``threshold_pct`` percent. Variants the baseline does not know are listed, not failed.
+    Each row is a variant's total (``program`` None) or, below it, one of its programs the baseline also
+    has (shown by ``--compare``; only the totals gate).
     """
     before = {variant["key"]: variant for variant in variants(baseline)}
     compared = [stat for stat in STATS if stat.compare]
@@ -154,19 +186,26 @@ def baseline_gate(document: Document, baseline: Document, threshold_pct: float) 
         if old["accepted"] and not variant["accepted"]:
             error = variant["rejection"]["error"] if variant["rejection"] else "rejected"
             failures.append(f"{key}: accepted in the baseline, now rejected by the verifier ({error})")
-        for stat in compared:
-            was, now = old["stats"].get(stat.name), variant["stats"].get(stat.name)
-            if was is None or now is None:
-                continue
-            pct = (now - was) * 100.0 / was if was else (0.0 if now == was else float("inf"))
-            rows.append(
-                {"key": key, "stat": stat.name, "baseline": was, "now": now, "delta": now - was, "pct": pct}
-            )
-            if stat.compare == "gate" and pct > threshold_pct:
-                failures.append(
-                    f"{key}: {stat.name} grew {was} -> {now} ({now - was:+d}, {pct:+.1f}%), "
-                    f"past the {threshold_pct:+g}% threshold"
-                )
+        old_programs = {program["name"]: program for program in old.get("programs", [])}
+        pairs = [(None, old["stats"], variant["stats"])] + [
+            (program["name"], old_programs[program["name"]]["stats"], program["stats"])
+            for program in variant.get("programs", [])
+            if program["name"] in old_programs
+        ]
+        for name, old_stats, new_stats in pairs:
+            for stat in compared:
+                if name is not None and stat.scope != "program":
+                    continue
+                row = _delta_row(key, name, stat.name, old_stats.get(stat.name), new_stats.get(stat.name))
+                if row is None:
+                    continue
+                rows.append(row)
+                was, now, pct = row["baseline"], row["now"], row["pct"]
+                if name is None and stat.compare == "gate" and pct > threshold_pct:
+                    failures.append(
+                        f"{key}: {stat.name} grew {was} -> {now} ({now - was:+d}, {pct:+.1f}%), "
+                        f"past the {threshold_pct:+g}% threshold"
+                    )
     return {
         "baseline_kernel": baseline.get("kernel"),
         "threshold_pct": threshold_pct,
@@ -177,15 +216,35 @@ def baseline_gate(document: Document, baseline: Document, threshold_pct: float) 
     }
 
 
-def render_baseline_gate(gate: dict) -> str:
-    """The compare table (veristat -C style), one line per variant, then the verdict.
+def _delta_row(key: str, program: str | None, stat: str, was: int | None, now: int | None) -> dict | None:
+    if was is None or now is None:
+        return None
+    pct = (now - was) * 100.0 / was if was else (0.0 if now == was else float("inf"))
+    return {
+        "key": key,
+        "program": program,
+        "stat": stat,
+        "baseline": was,
+        "now": now,
+        "delta": now - was,
+        "pct": pct,
+    }
 
-    The gated statistic shows baseline, now and percent; the others only their signed change.
+
+def render_baseline_gate(gate: dict, *, per_program: bool = False, gated: bool = True) -> str:
+    """The compare table (veristat -C style), one line per variant (and per program), then the verdict.
+
+    The gated statistic shows baseline, now and percent; the others their signed change and percent.
+    ``gated=False`` (``--compare`` without ``--threshold``) ends with the failures as notes, not a verdict.
     """
     compared = [stat for stat in STATS if stat.compare]
     by_key: dict[str, dict[str, dict]] = {}
     for row in gate["rows"]:
-        by_key.setdefault(row["key"], {})[row["stat"]] = row
+        program = row.get("program")
+        if program is not None and not per_program:
+            continue
+        label = row["key"] if program is None else f"  {program}"
+        by_key.setdefault(f"{row['key']}\0{program or ''}", {"": {"label": label}})[row["stat"]] = row
     header = ["variant"]
     for stat in compared:
         header += (
@@ -194,8 +253,8 @@ def render_baseline_gate(gate: dict) -> str:
             else [f"Δ{stat.header}"]
         )
     rows: list[list[str]] = []
-    for key, stats in by_key.items():
-        cells = [key]
+    for stats in by_key.values():
+        cells = [stats[""]["label"]]
         for stat in compared:
             row = stats.get(stat.name)
             if stat.compare == "gate":
@@ -203,7 +262,11 @@ def render_baseline_gate(gate: dict) -> str:
                     [str(row["baseline"]), str(row["now"]), f"{row['pct']:+.1f}"] if row else ["-", "-", "-"]
                 )
             else:
-                cells.append(f"{row['delta']:+d}" if row else "-")
+                cells.append(
+                    f"{row['delta']:+d} ({row['pct']:+.1f}%)"
+                    if row and row["delta"]
+                    else ("0" if row else "")
+                )
         rows.append(cells)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
@@ -213,7 +276,9 @@ def render_baseline_gate(gate: dict) -> str:
         for r in [header, *rows]
     ]
     lines += [f"new (not in the baseline): {key}" for key in gate["new_variants"]]
-    if gate["passed"]:
+    if not gated:
+        lines += [f"regression (no gate without --threshold): {failure}" for failure in gate["failures"]]
+    elif gate["passed"]:
         lines.append(
             f"gate passed: no variant grew past {gate['threshold_pct']:+g}% verified instructions or flipped"
         )

@@ -9,6 +9,10 @@ second time at level 1, which adds the instruction trace with ``; <source> @ mai
 tail of that log explains the rejection. Every program fd is closed as soon as its ``bpf_prog_info`` is read,
 and the BCC module (maps) is destroyed before returning, so nothing stays loaded.
 
+An ELF object built with clang and libbpf is verified the same way through libbpf (harness/core/libbpf.py):
+opened once per XDP program with only that program set to load (as veristat does), the same log levels and
+buffers through ``bpf_program__set_log_level``/``set_log_buf``, the same statistics, then closed.
+
 Every statistic is declared once in ``STATS``; reading, totals, the table, JSON and the baseline gate all
 walk that table, so a new statistic is one line there.
 """
@@ -29,7 +33,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from harness.core.bcc_loader import import_bcc
+from harness.core.bcc_loader import import_bcc, libbcc
+from harness.core.libbpf import BPF_PROG_TYPE_XDP, libbpf
 from harness.core.program import ProgramError
 
 # -- the statistics ----------------------------------------------------------------------------------
@@ -248,20 +253,6 @@ class _CapData(ctypes.Structure):
 
 
 @functools.cache
-def _libbpf() -> ctypes.CDLL:
-    library = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so.1", use_errno=True)
-    library.bpf_obj_get_info_by_fd.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
-    library.bpf_obj_get_info_by_fd.restype = ctypes.c_int
-    library.btf__load_from_kernel_by_id.argtypes = [ctypes.c_uint32]
-    library.btf__load_from_kernel_by_id.restype = ctypes.c_void_p
-    library.btf__name_by_offset.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-    library.btf__name_by_offset.restype = ctypes.c_char_p
-    library.btf__free.argtypes = [ctypes.c_void_p]
-    library.btf__free.restype = None
-    return library
-
-
-@functools.cache
 def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -269,7 +260,7 @@ def _libc() -> ctypes.CDLL:
 def object_info(fd: int, info: ctypes.Structure) -> None:
     """Fills ``info`` (a bpf_prog_info or bpf_map_info, with any buffers it points to) for a BPF object's fd."""
     size = ctypes.c_uint32(ctypes.sizeof(info))
-    if _libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)):
+    if libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)):
         errno = ctypes.get_errno()
         raise ProgramError(f"cannot read the info of a loaded BPF object: {os.strerror(errno)}")
 
@@ -309,7 +300,7 @@ def jited_lines(fd: int) -> list[JitedLine]:
         jited_line_info=ctypes.addressof(addresses),
     )
     object_info(fd, info)
-    btf = _libbpf().btf__load_from_kernel_by_id(first.btf_id)
+    btf = libbpf().btf__load_from_kernel_by_id(first.btf_id)
     if not btf:
         raise ProgramError(f"cannot read the BTF of a loaded program: {os.strerror(ctypes.get_errno())}")
     try:
@@ -317,10 +308,10 @@ def jited_lines(fd: int) -> list[JitedLine]:
         for index in range(records):
             # struct bpf_line_info: insn_off, file_name_off, line_off, line_col (line << 10 | column)
             _, _, line_off, _ = struct.unpack_from("<IIII", raw, index * size)
-            text = _libbpf().btf__name_by_offset(btf, line_off) or b""
+            text = libbpf().btf__name_by_offset(btf, line_off) or b""
             lines.append(JitedLine(addresses[index], text.decode(errors="replace").strip()))
     finally:
-        _libbpf().btf__free(btf)
+        libbpf().btf__free(btf)
     return sorted(lines, key=lambda line: line.address)
 
 
@@ -498,18 +489,11 @@ def _load(bcc: object, bpf: object, name: bytes, level: int, size: int) -> tuple
     return fd, ctypes.get_errno() if fd < 0 else 0, buffer.value.decode(errors="replace"), elapsed
 
 
-def _map_bytes(bcc: object, bpf: object) -> int:
+def _map_bytes(bpf: object) -> int:
     """Sum of the kernel's memlock over the module's maps: the memory the variant asks for."""
-    lib = bcc.libbcc.lib  # type: ignore[attr-defined]
-    lib.bpf_num_tables.restype = ctypes.c_ulonglong
-    lib.bpf_num_tables.argtypes = [ctypes.c_void_p]
-    lib.bpf_table_name.restype = ctypes.c_char_p
-    lib.bpf_table_name.argtypes = [ctypes.c_void_p, ctypes.c_ulonglong]
+    lib = libbcc()
     module = bpf.module  # type: ignore[attr-defined]
-    fds = (
-        lib.bpf_table_fd(module, lib.bpf_table_name(module, index))
-        for index in range(lib.bpf_num_tables(module))
-    )
+    fds = (lib.bpf_table_fd_id(module, index) for index in range(lib.bpf_num_tables(module)))
     return maps_memlock(fd for fd in fds if fd >= 0)
 
 
@@ -544,7 +528,7 @@ def verify_variant(
             raise ProgramError(
                 f"{source} has no XDP program: no non-static function takes a struct xdp_md * argument"
             )
-        measured["map_bytes"] = _map_bytes(bcc, bpf)
+        measured["map_bytes"] = _map_bytes(bpf)
         results = [_verify_function(bcc, bpf, source, name, least_privileged) for name in programs]
     finally:
         bpf.cleanup()
@@ -572,6 +556,28 @@ def _verify_function(
     encoded = name.encode()
     with captured_stderr(), least_privilege(least_privileged):
         fd, errno, log, seconds = _load(bcc, bpf, encoded, LOG_LEVEL_STATS, STATS_LOG_BYTES)
+
+    def trace() -> tuple[int, str]:
+        with captured_stderr(), least_privilege(least_privileged):
+            again, _errno, text, _seconds = _load(
+                bcc, bpf, encoded, LOG_LEVEL_TRACE | LOG_LEVEL_STATS, TRACE_LOG_BYTES
+            )
+        return again, text
+
+    return _program_result(name, fd, errno, log, seconds, trace, source)
+
+
+def _program_result(
+    name: str,
+    fd: int,
+    errno: int,
+    log: str,
+    seconds: float,
+    trace: Callable[[], tuple[int, str]],
+    source: Path,
+) -> ProgramResult:
+    """The statistics of one load (``fd`` is closed here), or for a rejection (fd -1) the reason, read
+    from a second load with the instruction trace (``trace()``: its fd or -1, and its log)."""
     stats: dict[str, int | None] = {stat.name: None for stat in STATS if stat.scope == "program"}
     stats["load_ms"] = round(seconds * 1000)
     if fd >= 0:
@@ -584,16 +590,134 @@ def _verify_function(
             if stat.source == "info":
                 stats[stat.name] = int(getattr(info, stat.read))
         return ProgramResult(name=name, accepted=True, stats=stats)
-    # Rejected: load again with the instruction trace to see where and why.
-    with captured_stderr(), least_privilege(least_privileged):
-        again, _errno, trace, _seconds = _load(
-            bcc, bpf, encoded, LOG_LEVEL_TRACE | LOG_LEVEL_STATS, TRACE_LOG_BYTES
-        )
+    again, text = trace()
     if again >= 0:  # accepted the second time: not something the verifier decides twice differently
         os.close(again)
-        trace = log
-    stats.update(log_stats(trace))
-    error, where, tail = rejection(trace, source, f"BPF_PROG_LOAD failed: {os.strerror(errno)}")
+        text = log
+    stats.update(log_stats(text))
+    error, where, tail = rejection(text, source, f"BPF_PROG_LOAD failed: {os.strerror(errno)}")
     return ProgramResult(
         name=name, accepted=False, stats=stats, error=error, source_line=where, log_tail=tail
+    )
+
+
+# -- ELF objects built with clang and libbpf ---------------------------------------------------------
+
+
+def is_object(path: Path) -> bool:
+    """An ELF file (what ``clang -target bpf -c`` writes), told by its magic rather than its name."""
+    try:
+        with path.open("rb") as file:
+            return file.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def opened_object(path: Path) -> Iterator[int]:
+    """libbpf's ``struct bpf_object *`` of an ELF file (parsed, nothing loaded), closed at exit."""
+    lib = libbpf()
+    with captured_stderr() as said:
+        handle = lib.bpf_object__open_file(str(path).encode(), None)
+    if not handle:
+        reason = os.strerror(ctypes.get_errno())
+        lines = [line for line in said[0].splitlines() if line.strip()]
+        raise ProgramError(f"{path} is not a BPF object libbpf can open: {lines[-1] if lines else reason}")
+    try:
+        yield handle
+    finally:
+        lib.bpf_object__close(handle)
+
+
+def _object_programs(handle: int) -> Iterator[int]:
+    lib = libbpf()
+    program = lib.bpf_object__next_program(handle, None)
+    while program:
+        yield program
+        program = lib.bpf_object__next_program(handle, program)
+
+
+def object_xdp_programs(path: Path) -> list[str]:
+    """Names of the object's XDP programs (``SEC("xdp")``, ``SEC("xdp.frags")``...), in ELF order."""
+    lib = libbpf()
+    with opened_object(path) as handle:
+        return [
+            lib.bpf_program__name(program).decode()
+            for program in _object_programs(handle)
+            if lib.bpf_program__type(program) == BPF_PROG_TYPE_XDP
+        ]
+
+
+def _load_from_object(
+    path: Path, name: str, level: int, size: int
+) -> tuple[int, int, str, float, int | None]:
+    """Opens the object afresh and loads only ``name`` (and the maps) with our log buffer, as veristat does:
+    (a duplicate of its fd or -1, errno, log, seconds of bpf_object__load, the maps' memlock)."""
+    lib = libbpf()
+    with opened_object(path) as handle:
+        target = None
+        for program in _object_programs(handle):
+            chosen = lib.bpf_program__name(program).decode() == name
+            lib.bpf_program__set_autoload(program, chosen)
+            target = program if chosen else target
+        if target is None:
+            raise ProgramError(f"{path} has no program named {name}")
+        buffer = ctypes.create_string_buffer(size)
+        lib.bpf_program__set_log_level(target, level)
+        lib.bpf_program__set_log_buf(target, buffer, size)
+        started = time.perf_counter()
+        error = lib.bpf_object__load(handle)
+        elapsed = time.perf_counter() - started
+        log = buffer.value.decode(errors="replace")
+        if error:
+            return -1, -error, log, elapsed, None
+        maps = []
+        current = lib.bpf_object__next_map(handle, None)
+        while current:
+            maps.append(lib.bpf_map__fd(current))
+            current = lib.bpf_object__next_map(handle, current)
+        return (
+            os.dup(lib.bpf_program__fd(target)),
+            0,
+            log,
+            elapsed,
+            maps_memlock(fd for fd in maps if fd >= 0),
+        )
+
+
+def _traced_object_load(path: Path, name: str, least_privileged: bool) -> tuple[int, str]:
+    with captured_stderr(), least_privilege(least_privileged):
+        fd, _errno, log, _seconds, _maps = _load_from_object(
+            path, name, LOG_LEVEL_TRACE | LOG_LEVEL_STATS, TRACE_LOG_BYTES
+        )
+    return fd, log
+
+
+def verify_object(path: Path, variant: str, *, least_privileged: bool = False) -> VariantResult:
+    """Verifies each XDP program of a clang-built object, one load each; nothing stays loaded after.
+
+    The same statistics as a source's: the log at level 4, bpf_prog_info, the load's wall time (here
+    bpf_object__load, maps included), the maps' memory; a rejection is loaded again with the trace.
+    """
+    names = object_xdp_programs(path)
+    if not names:
+        raise ProgramError(f'{path} has no XDP program: no program of type xdp (SEC("xdp"))')
+    measured: dict[str, int] = {}
+    results = []
+    for name in names:
+        with captured_stderr(), least_privilege(least_privileged):
+            fd, errno, log, seconds, map_bytes = _load_from_object(
+                path, name, LOG_LEVEL_STATS, STATS_LOG_BYTES
+            )
+        if map_bytes is not None:
+            measured.setdefault("map_bytes", map_bytes)
+        trace = functools.partial(_traced_object_load, path, name, least_privileged)
+        results.append(_program_result(name, fd, errno, log, seconds, trace, path))
+    return VariantResult(
+        key=f"{path.name}/{variant}",
+        source=_shown_path(path),
+        variant=variant,
+        cflags=[],
+        programs=results,
+        measured=measured,
     )

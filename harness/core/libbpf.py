@@ -1,0 +1,105 @@
+"""Debian's libbpf.so.1 (1.1.2) through ctypes: every function xhdr calls, declared once.
+
+Every caller gets the library from :func:`libbpf` with each function's ``argtypes`` and ``restype``
+already set (a pointer left undeclared would be truncated to a C int), and errno kept for
+``ctypes.get_errno()``. The structures libbpf takes by pointer are here too. Functions return what libbpf
+1.x returns: 0 or a negative errno for the ``bpf_*`` calls, NULL (None) with errno set for the
+``bpf_object__*`` and ``btf__*`` constructors. libbcc's own declarations are in bcc_loader.libbcc().
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+
+BPF_PROG_TYPE_XDP = 6  # enum bpf_prog_type
+BPF_XDP = 37  # enum bpf_attach_type, for bpf_link_create
+
+# int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)
+RING_BUFFER_SAMPLE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+
+
+class TestRunOpts(ctypes.Structure):
+    """struct bpf_test_run_opts of libbpf 1.x."""
+
+    __test__ = False  # not a pytest test class despite the name
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("data_in", ctypes.c_void_p),
+        ("data_out", ctypes.c_void_p),
+        ("data_size_in", ctypes.c_uint32),
+        ("data_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_void_p),
+        ("ctx_out", ctypes.c_void_p),
+        ("ctx_size_in", ctypes.c_uint32),
+        ("ctx_size_out", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32),
+        ("repeat", ctypes.c_int),
+        ("duration", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("cpu", ctypes.c_uint32),
+        ("batch_size", ctypes.c_uint32),
+    ]
+
+
+class LinkCreateOpts(ctypes.Structure):
+    """struct bpf_link_create_opts: its size, the XDP flags, and zeros for the rest."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("flags", ctypes.c_uint32), ("rest", ctypes.c_uint8 * 36)]
+
+
+_int, _u32, _u64, _ptr, _str = (
+    ctypes.c_int,
+    ctypes.c_uint32,
+    ctypes.c_uint64,
+    ctypes.c_void_p,
+    ctypes.c_char_p,
+)
+
+# (function, restype, argtypes): the whole surface xhdr uses, one line each.
+DECLARATIONS: tuple[tuple[str, object, list[object]], ...] = (
+    # the syscall wrappers: program and map fds, whoever loaded them
+    ("bpf_prog_test_run_opts", _int, [_int, ctypes.POINTER(TestRunOpts)]),
+    ("bpf_map_lookup_elem", _int, [_int, _ptr, _ptr]),
+    ("bpf_map_update_elem", _int, [_int, _ptr, _ptr, _u64]),
+    ("bpf_obj_get_info_by_fd", _int, [_int, _ptr, ctypes.POINTER(_u32)]),
+    ("bpf_prog_get_fd_by_id", _int, [_u32]),
+    ("bpf_map_get_fd_by_id", _int, [_u32]),
+    ("bpf_link_create", _int, [_int, _int, _int, _ptr]),
+    ("libbpf_num_possible_cpus", _int, []),
+    # BTF of a loaded program
+    ("btf__load_from_kernel_by_id", _ptr, [_u32]),
+    ("btf__name_by_offset", _str, [_ptr, _u32]),
+    ("btf__free", None, [_ptr]),
+    # ring buffers
+    ("ring_buffer__new", _ptr, [_int, RING_BUFFER_SAMPLE, _ptr, _ptr]),
+    ("ring_buffer__consume", _int, [_ptr]),
+    ("ring_buffer__free", None, [_ptr]),
+    # ELF objects built with clang (bpf_object__open_file ... bpf_object__close)
+    ("bpf_object__open_file", _ptr, [_str, _ptr]),
+    ("bpf_object__load", _int, [_ptr]),
+    ("bpf_object__close", None, [_ptr]),
+    ("bpf_object__next_program", _ptr, [_ptr, _ptr]),
+    ("bpf_object__next_map", _ptr, [_ptr, _ptr]),
+    ("bpf_program__name", _str, [_ptr]),
+    ("bpf_program__section_name", _str, [_ptr]),
+    ("bpf_program__type", _int, [_ptr]),
+    ("bpf_program__fd", _int, [_ptr]),
+    ("bpf_program__set_autoload", _int, [_ptr, ctypes.c_bool]),
+    ("bpf_program__set_log_level", _int, [_ptr, _u32]),
+    ("bpf_program__set_log_buf", _int, [_ptr, _ptr, ctypes.c_size_t]),
+    ("bpf_map__fd", _int, [_ptr]),
+    ("bpf_map__name", _str, [_ptr]),
+)
+
+
+@functools.cache
+def libbpf() -> ctypes.CDLL:
+    """Debian's libbpf with every function of DECLARATIONS declared; errno kept."""
+    library = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so.1", use_errno=True)
+    for name, restype, argtypes in DECLARATIONS:
+        function = getattr(library, name)
+        function.restype = restype
+        function.argtypes = argtypes
+    return library

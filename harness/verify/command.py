@@ -191,15 +191,18 @@ def compare(args: argparse.Namespace) -> int:
             raise CommandError(f"--compare reads two result files; {name} does not go with it")
     old, new = (load_baseline(path, "result file") for path in args.compare)
     gate = baseline_gate(new, old, options.threshold(args, DEFAULT_THRESHOLD_PCT))
+    table = render_baseline_gate(gate, per_program=True, gated=args.threshold is not None)
     if args.json:
         options.write_output(args.json, json.dumps(gate, indent=2) + "\n")
     if args.markdown:
-        options.write_output(args.markdown, f"```\n{render_baseline_gate(gate, per_program=True)}\n```\n")
+        options.write_output(args.markdown, f"```\n{table}\n```\n")
     if args.csv:
         options.write_output(args.csv, render_csv(gate["rows"]))
     human = options.human_stream(args)
     print(f"xhdr verify --compare {args.compare[0]} (OLD) {args.compare[1]} (NEW)", file=human)
-    print(render_baseline_gate(gate, per_program=True, gated=args.threshold is not None), file=human)
+    if old.get("kernel") != new.get("kernel"):
+        print(f"note: OLD is from Linux {old.get('kernel')}, NEW from {new.get('kernel')}", file=human)
+    print(table, file=human)
     if args.threshold is not None and not gate["passed"]:
         print(f"xhdr verify: compare gate failed: {gate['failures'][0]}", file=sys.stderr)
         return EXIT_ERROR

@@ -121,7 +121,7 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
     "verify-object-without-bpf": (
         True,
         ["verify", "/bin/true"],
-        ["/bin/true is not a BPF object libbpf can open", "not a valid eBPF object file"],
+        ["/bin/true is not a BPF object libbpf can open: BPF object format invalid"],
     ),
     "fuzz-json-into-a-directory": (
         True,

@@ -25,6 +25,7 @@ from harness.core.libbpf import DECLARATIONS, libbpf
 
 OBJECTS = Path(__file__).parent / "objects"
 XHDR = Path(sys.executable).with_name("xhdr")
+CASES = sorted(OBJECTS.glob("*.bpf.c"))
 
 
 def build(tmp_path: Path, name: str) -> Path:
@@ -43,10 +44,7 @@ def build(tmp_path: Path, name: str) -> Path:
 @pytest.fixture(scope="module")
 def objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     where = tmp_path_factory.mktemp("objects")
-    return {
-        source.name.split(".")[0]: build(where, source.name.split(".")[0])
-        for source in OBJECTS.glob("*.bpf.c")
-    }
+    return {case.name.split(".")[0]: build(where, case.name.split(".")[0]) for case in CASES}
 
 
 def test_every_declared_libbpf_function_exists() -> None:
@@ -68,6 +66,21 @@ def test_libbpf_is_declared_in_one_module() -> None:
         if 'find_library("bpf")' in text or 'CDLL("libbpf' in text or ".argtypes =" in text:
             offenders.append(str(path.relative_to(top)))
     assert not offenders
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("case", CASES, ids=[case.name.split(".")[0] for case in CASES])
+def test_object_case(
+    case: Path, objects: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every tests/objects/*.bpf.c is verified as its `// xhdr-expect:` line says: a new case is a new file."""
+    accepted, message, extra = expectation(case)
+    out_json = tmp_path / "out.json"
+    code, _, _ = verify(capsys, *extra, str(objects[case.name.split(".")[0]]), "--json", str(out_json))
+    (variant,) = json.loads(out_json.read_text())["variants"]
+    assert variant["accepted"] is accepted and code == (0 if accepted else 1)
+    if not accepted:
+        assert message in variant["rejection"]["error"]
 
 
 @pytest.mark.kernel

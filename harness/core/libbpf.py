@@ -68,6 +68,7 @@ DECLARATIONS: tuple[tuple[str, object, list[object]], ...] = (
     ("bpf_map_get_fd_by_id", _int, [_u32]),
     ("bpf_link_create", _int, [_int, _int, _int, _ptr]),
     ("libbpf_num_possible_cpus", _int, []),
+    ("libbpf_strerror", _int, [_int, _ptr, ctypes.c_size_t]),
     # BTF of a loaded program
     ("btf__load_from_kernel_by_id", _ptr, [_u32]),
     ("btf__name_by_offset", _str, [_ptr, _u32]),
@@ -92,6 +93,13 @@ DECLARATIONS: tuple[tuple[str, object, list[object]], ...] = (
     ("bpf_map__fd", _int, [_ptr]),
     ("bpf_map__name", _str, [_ptr]),
 )
+
+
+def strerror(error: int) -> str:
+    """libbpf's words for an errno or one of its own codes (4000 and up: LIBBPF_ERRNO__FORMAT...)."""
+    buffer = ctypes.create_string_buffer(256)
+    libbpf().libbpf_strerror(abs(error), buffer, len(buffer))
+    return buffer.value.decode(errors="replace")
 
 
 @functools.cache

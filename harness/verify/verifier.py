@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.core.bcc_loader import import_bcc, libbcc
-from harness.core.libbpf import BPF_PROG_TYPE_XDP, libbpf
+from harness.core.libbpf import BPF_PROG_TYPE_XDP, libbpf, strerror
 from harness.core.program import ProgramError
 
 # -- the statistics ----------------------------------------------------------------------------------
@@ -595,7 +595,7 @@ def _program_result(
         os.close(again)
         text = log
     stats.update(log_stats(text))
-    error, where, tail = rejection(text, source, f"BPF_PROG_LOAD failed: {os.strerror(errno)}")
+    error, where, tail = rejection(text, source, f"BPF_PROG_LOAD failed: {strerror(errno)}")
     return ProgramResult(
         name=name, accepted=False, stats=stats, error=error, source_line=where, log_tail=tail
     )
@@ -617,12 +617,10 @@ def is_object(path: Path) -> bool:
 def opened_object(path: Path) -> Iterator[int]:
     """libbpf's ``struct bpf_object *`` of an ELF file (parsed, nothing loaded), closed at exit."""
     lib = libbpf()
-    with captured_stderr() as said:
+    with captured_stderr():  # libbpf's own warnings: the one line below says it
         handle = lib.bpf_object__open_file(str(path).encode(), None)
     if not handle:
-        reason = os.strerror(ctypes.get_errno())
-        lines = [line for line in said[0].splitlines() if line.strip()]
-        raise ProgramError(f"{path} is not a BPF object libbpf can open: {lines[-1] if lines else reason}")
+        raise ProgramError(f"{path} is not a BPF object libbpf can open: {strerror(ctypes.get_errno())}")
     try:
         yield handle
     finally:

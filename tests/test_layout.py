@@ -17,6 +17,7 @@ import pytest
 from harness.bcc_loader import import_bcc
 from harness.config import MAX_HEADER_NAME_LEN, METHOD_MAX_LEN, SCHEME_MAX_LEN, ExtractorConfig, HeaderMode
 from harness.counters import Counter
+from harness.coverage import Cover
 from harness.event import SLOTS, EventFlag, SlotFlag, _Slot, event_struct
 from harness.program import BPF_DIR, NamesValue
 from harness.testrun import XDP_PASS, test_run
@@ -35,6 +36,8 @@ ENUMS: list[tuple[str, type[enum.Enum]]] = [
     ("XHDR_F_", EventFlag),
     ("XHDR_S_", SlotFlag),
     ("XHDR_MODE_", HeaderMode),
+    # Cover is read from bpf/xhdr_cover.h rather than mirrored: this checks the reading.
+    ("XHDR_COV_", Cover),
 ]
 
 
@@ -59,6 +62,7 @@ def expectations(config: ExtractorConfig) -> dict[str, tuple[str, int]]:
         for member in python_enum:
             expected[f"{prefix}{member.name}"] = (f"{prefix}{member.name}", int(member.value))
     expected["XHDR_C_COUNT"] = ("XHDR_C_COUNT", len(Counter))
+    expected["XHDR_COV_COUNT"] = ("XHDR_COV_COUNT", len(Cover))
     constants = {
         "XHDR_SLOTS": SLOTS,
         "XHDR_METHOD_MAX": METHOD_MAX_LEN,
@@ -82,6 +86,7 @@ def probe_source(expressions: list[str]) -> str:
     return f"""
 #include <uapi/linux/bpf.h>
 #include "xhdr_event.h"
+#include "xhdr_cover.h"
 
 BPF_ARRAY(layout, u64, {len(expressions)});
 

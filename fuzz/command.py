@@ -67,6 +67,14 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help="compile the kernel program with -DNAME[=VALUE] (repeatable), e.g. XHDR_PLANTED_BUG to see the "
         "fuzzer find a planted bug",
     )
+    parser.add_argument(
+        "--coverage",
+        nargs="?",
+        const="feedback",
+        choices=("feedback", "report"),
+        help="build with -DXHDR_COVERAGE and report which labelled branches of bpf/xhdr.c ran (and never ran); "
+        "'feedback' (the default when given) also steers Hypothesis towards examples that hit rare branches",
+    )
     kept = parser.add_mutually_exclusive_group()
     kept.add_argument(
         "--db",
@@ -191,9 +199,16 @@ def run(args: argparse.Namespace) -> int:
     kept = setting.database or f"off (--seed {args.seed})"
     print(f"xhdr fuzz: target {args.target}, example database {kept}", file=sys.stderr)
     line = ProgressLine(sys.stderr)
-    with Program(config, key=FUZZ_KEY, extra_cflags=extra_cflags) as program:
+    with Program(config, key=FUZZ_KEY, extra_cflags=extra_cflags, coverage=bool(args.coverage)) as program:
         sample = Reservoir(args.lab_sample, args.seed)
-        campaign = Campaign(program, target=args.target, on_example=line, on_frames=sample.offer)
+        campaign = Campaign(
+            program,
+            target=args.target,
+            on_example=line,
+            on_frames=sample.offer,
+            coverage=bool(args.coverage),
+            feedback=args.coverage == "feedback",
+        )
         saved = _rounds(campaign, args, database, extra_cflags)
         line.failures = len(saved)
         line.show(campaign.progress, final=True)

@@ -37,6 +37,7 @@ from fuzz.strategies import Flow, Item, batches
 from harness import reference
 from harness.compare import outcome_differences
 from harness.config import ExtractorConfig
+from harness.coverage import CoverageReader, Hits
 from harness.driver import Driver, Outcome, with_openings
 from harness.event import EventFlag, SlotFlag
 from harness.program import Program
@@ -158,6 +159,41 @@ def outcome_class(expected: Expected) -> str:
     return "/".join((expected.outcome.label, flag_names(event_flags), flag_names(slot_flags), events))
 
 
+class CoverageTrack:
+    """The labelled branches of a coverage build (harness/coverage.py) that the campaign's examples ran.
+
+    Read once per example (one map lookup). With ``feedback``, each example reports two scores to Hypothesis's
+    ``target()``, whose target phase then mutates the examples that score best: how many labels the example
+    hit, and how rare they were so far (the sum over its labels of 1 / (1 + earlier hits)), which favours an
+    example reaching a branch few others reach. ``over_time`` has a sample each time a label is hit first.
+    """
+
+    def __init__(self, program: Program, feedback: bool) -> None:
+        self.reader = CoverageReader(program)
+        self.feedback = feedback
+        self.start = self.reader.read()
+        self.last = self.start
+        self.covered = {label for label, count in self.start.items() if count}
+        self.over_time: list[tuple[float, int, int]] = [(0.0, 0, len(self.covered))]
+
+    def totals(self) -> Hits:
+        """Hits per label since the campaign started."""
+        return {label: self.last[label] - self.start[label] for label in self.last}
+
+    def example_ran(self, progress: Progress) -> None:
+        now = self.reader.read()
+        hit = [label for label, count in now.items() if count != self.last[label]]
+        if self.feedback and hit:
+            hypothesis.target(float(len(hit)), label="labels hit")
+            rarity = sum(1.0 / (1 + self.last[label] - self.start[label]) for label in hit)
+            hypothesis.target(rarity, label="rare labels hit")
+        self.last = now
+        new = set(hit) - self.covered
+        if new:
+            self.covered |= new
+            self.over_time.append((round(progress.elapsed, 3), progress.examples, len(self.covered)))
+
+
 @dataclasses.dataclass
 class Progress:
     """What the live progress line shows."""
@@ -167,6 +203,7 @@ class Progress:
     failing_examples: int = 0
     classes: set[str] = dataclasses.field(default_factory=set)
     first_failure: tuple[int, float] | None = None  # (examples run, seconds) when the first failure was seen
+    labels: tuple[int, int] | None = None  # (labels hit, labels) of a coverage build
     started: float = dataclasses.field(default_factory=time.perf_counter)
 
     @property
@@ -177,7 +214,9 @@ class Progress:
         rate = self.examples / self.elapsed if self.elapsed > 0 else 0.0
         return (
             f"examples {self.examples} | {rate:.0f}/s | frames {self.frames} | "
-            f"outcome classes {len(self.classes)} | failures {failures}"
+            f"outcome classes {len(self.classes)} | "
+            + (f"labels {self.labels[0]}/{self.labels[1]} | " if self.labels else "")
+            + f"failures {failures}"
         )
 
 
@@ -191,7 +230,11 @@ class Campaign:
         target: str = "all",
         on_example: Callable[[Progress], None] | None = None,
         on_frames: Callable[[list[bytes]], None] | None = None,
+        coverage: bool = False,
+        feedback: bool = True,
     ) -> None:
+        """``coverage`` needs a coverage build (``Program(coverage=True)``); ``feedback`` then steers Hypothesis
+        by it (CoverageTrack), else coverage is only reported."""
         self.program = program
         self.on_frames = on_frames  # sees every example's frames, e.g. to keep a sample for the lab
         self.driver = BatchTestRunDriver(program)
@@ -200,6 +243,7 @@ class Campaign:
         self.clock = Clock()
         self.progress = Progress()
         self.on_example = on_example
+        self.coverage = CoverageTrack(program, feedback) if coverage else None
 
     def check(self, items: list[Item]) -> None:
         """The property: every frame's kernel outcome equals the reference's; raises Disagreement if not."""
@@ -212,6 +256,9 @@ class Campaign:
         try:
             with self.clock.timing("test_run"):
                 outcomes = feed_items(self.driver, items)
+                if self.coverage is not None:
+                    self.coverage.example_ran(progress)
+                    progress.labels = (len(self.coverage.covered), len(self.coverage.last))
             for item, got in zip(items, outcomes, strict=True):
                 with self.clock.timing("reference"):
                     expected = expectations(item, self.program.config, self.program.key)

@@ -51,7 +51,9 @@ class CoverageReader:
         self._fd: int = table.map_fd
         self._stride = len(Cover)
         if ctypes.sizeof(table.sLeaf) != 8 * self._stride:
-            raise RuntimeError(f"struct xhdr_coverage is {ctypes.sizeof(table.sLeaf)} bytes, expected {8 * self._stride}")
+            raise RuntimeError(
+                f"struct xhdr_coverage is {ctypes.sizeof(table.sLeaf)} bytes, expected {8 * self._stride}"
+            )
         self._buffer = (ctypes.c_uint64 * (table.total_cpu * self._stride))()
         self._key = ctypes.c_uint32(0)
         self._lookup = program._bcc.libbcc.lib.bpf_lookup_elem

@@ -70,10 +70,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--coverage",
         nargs="?",
-        const="feedback",
-        choices=("feedback", "report"),
-        help="build with -DXHDR_COVERAGE and report which labelled branches of bpf/xhdr.c ran (and never ran); "
-        "'feedback' (the default when given) also steers Hypothesis towards examples that hit rare branches",
+        const="report",
+        choices=("report", "feedback"),
+        help="build with -DXHDR_COVERAGE and report which labelled branches of bpf/xhdr.c ran and never ran, "
+        "and when ('report', the default when given: costs nothing measurable); 'feedback' also passes "
+        "Hypothesis's target() the rarity of the rarest branch each example hit, which makes Hypothesis's "
+        "engine about four times slower per example",
     )
     kept = parser.add_mutually_exclusive_group()
     kept.add_argument(

@@ -68,6 +68,14 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "fuzzer find a planted bug",
     )
     parser.add_argument(
+        "--mutants",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare N cheap byte-level mutants of each frame of every example, in the same batch "
+        "(default 0); a failing mutant is saved as itself",
+    )
+    parser.add_argument(
         "--coverage",
         nargs="?",
         const="report",
@@ -191,6 +199,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--examples {args.examples} must be at least 1")
     if args.minutes is not None and args.minutes <= 0:
         raise CommandError(f"--minutes {args.minutes} must be more than 0")
+    if args.mutants < 0:
+        raise CommandError(f"--mutants {args.mutants} must be 0 or more")
     if args.lab_sample < 0:
         raise CommandError(f"--lab-sample {args.lab_sample} must be 0 or more")
     config = load_config(args.config) if args.config else FUZZ_CONFIG
@@ -210,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
             on_frames=sample.offer,
             coverage=bool(args.coverage),
             feedback=args.coverage == "feedback",
+            mutants=args.mutants,
         )
         saved = _rounds(campaign, args, database, extra_cflags)
         line.failures = len(saved)

@@ -24,6 +24,7 @@ scan invocations.
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -97,6 +98,53 @@ def replay(driver: Driver, item: Item, config: ExtractorConfig, key: bytes) -> l
     (outcomes,) = feed_items(driver, [item])
     differing = _differing(outcomes, expectations(item, config, key))
     return [f"frame {index}: {line}" for index, lines in differing for line in lines]
+
+
+# Bytes a mutant's edits favour: the ones the parser's branches turn on, then any byte.
+SPECIAL_BYTES = b"\r\n \t:;,/()\x00\x7f\x800Az-_"
+ETH_P_IP, ETH_P_IPV6, VLAN_TPIDS = 0x0800, 0x86DD, (0x8100, 0x88A8)
+
+
+def payload_offset(frame: bytes) -> int:
+    """Where the TCP payload of an Ethernet frame starts (VLAN tags, IPv4 options, TCP options skipped); the
+    frame's length when there is no readable payload, so mutants then edit anywhere."""
+    at, proto = 14, int.from_bytes(frame[12:14], "big") if len(frame) >= 14 else 0
+    while proto in VLAN_TPIDS and len(frame) >= at + 4:
+        proto, at = int.from_bytes(frame[at + 2 : at + 4], "big"), at + 4
+    if proto == ETH_P_IP and len(frame) > at:
+        at += (frame[at] & 0x0F) * 4
+    elif proto == ETH_P_IPV6:
+        at += 40
+    else:
+        return len(frame)
+    return at + (frame[at + 12] >> 4) * 4 if len(frame) > at + 12 else len(frame)
+
+
+def mutants(frame: bytes, rng: random.Random, count: int) -> list[bytes]:
+    """``count`` cheap byte-level mutants of a frame: 1-3 edits each, in its payload when it has one (a byte
+    replaced by a special or any byte, its ASCII case flipped, a byte inserted or deleted). Unlike
+    ``strategies.mutated`` they cost no Hypothesis draws: the campaign makes many per example from one seed."""
+    start = payload_offset(frame)
+    if start >= len(frame):
+        start = 0
+    made = []
+    for _ in range(count):
+        data = bytearray(frame)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(start, len(data)) if len(data) > start else len(data) - 1
+            kind = rng.random()
+            if kind < 0.45:
+                data[at] = SPECIAL_BYTES[rng.randrange(len(SPECIAL_BYTES))]
+            elif kind < 0.6:
+                data[at] ^= 0x20
+            elif kind < 0.75:
+                data[at] = rng.randrange(256)
+            elif kind < 0.9:
+                data.insert(at, SPECIAL_BYTES[rng.randrange(len(SPECIAL_BYTES))])
+            elif len(data) > 64:
+                del data[at]
+        made.append(bytes(data))
+    return made
 
 
 class Disagreement(AssertionError):
@@ -201,6 +249,7 @@ class Progress:
 
     examples: int = 0
     frames: int = 0
+    compared: int = 0  # items compared with the reference: the examples' own, and the mutants made of them
     failing_examples: int = 0
     classes: set[str] = dataclasses.field(default_factory=set)
     first_failure: tuple[int, float] | None = None  # (examples run, seconds) when the first failure was seen
@@ -213,8 +262,9 @@ class Progress:
 
     def line(self, failures: int) -> str:
         rate = self.examples / self.elapsed if self.elapsed > 0 else 0.0
+        compared = self.compared / self.elapsed if self.elapsed > 0 else 0.0
         return (
-            f"examples {self.examples} | {rate:.0f}/s | frames {self.frames} | "
+            f"examples {self.examples} | {rate:.0f}/s | compared {compared:.0f}/s | frames {self.frames} | "
             f"outcome classes {len(self.classes)} | "
             + (f"labels {self.labels[0]}/{self.labels[1]} | " if self.labels else "")
             + f"failures {failures}"
@@ -233,9 +283,12 @@ class Campaign:
         on_frames: Callable[[list[bytes]], None] | None = None,
         coverage: bool = False,
         feedback: bool = True,
+        mutants: int = 0,
     ) -> None:
         """``coverage`` needs a coverage build (``Program(coverage=True)``); ``feedback`` then steers Hypothesis
-        by it (CoverageTrack), else coverage is only reported."""
+        by it (CoverageTrack), else coverage is only reported. ``mutants`` > 0 also runs that many byte-level
+        mutants of each frame of an example (``mutants()``, from a seed the example draws), in the same batch:
+        a failing mutant is reported, and saved, as the frame it is."""
         self.program = program
         self.on_frames = on_frames  # sees every example's frames, e.g. to keep a sample for the lab
         self.driver = BatchTestRunDriver(program)
@@ -245,11 +298,20 @@ class Campaign:
         self.progress = Progress()
         self.on_example = on_example
         self.coverage = CoverageTrack(program, feedback) if coverage else None
+        self.mutants = mutants
 
-    def check(self, items: list[Item]) -> None:
+    def check(self, items: list[Item], seed: int = 0) -> None:
         """The property: every frame's kernel outcome equals the reference's; raises Disagreement if not."""
         progress = self.progress
         progress.examples += 1
+        if self.mutants:
+            with self.clock.timing("generation"):
+                rng = random.Random(seed)
+                frames_alone = [item for item in items if not isinstance(item, Flow)]
+                items = items + [
+                    mutant for frame in frames_alone for mutant in mutants(frame, rng, self.mutants)
+                ]
+        progress.compared += len(items)
         frames = [frame for item in items for frame in frames_of(item)]
         progress.frames += len(frames)
         if self.on_frames is not None:
@@ -293,6 +355,7 @@ class Campaign:
         check = self.check
         clock = self.clock
         strategy = self.strategy
+        mutate = self.mutants > 0
 
         @settings(
             max_examples=max_examples,
@@ -311,7 +374,8 @@ class Campaign:
         def differential(data: st.DataObject) -> None:
             with clock.timing("generation"):  # drawn here, not by @given, so that it can be timed alone
                 items = data.draw(strategy)
-            check(items)
+                seed = data.draw(st.integers(0, 2**32 - 1)) if mutate else 0
+            check(items, seed)
 
         if seed is not None:
             differential = hypothesis.seed(seed)(differential)

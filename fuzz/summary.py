@@ -43,6 +43,9 @@ def build_summary(
         "seconds": round(wall, 3),
         "examples_per_second": round(progress.examples / wall, 1),
         "frames_per_second": round(progress.frames / wall, 1),
+        # differential examples: the Hypothesis examples' own items plus the mutants made of them (--mutants)
+        "compared": progress.compared,
+        "compared_per_second": round(progress.compared / wall, 1),
         "time_split_seconds": {stage: round(seconds, 3) for stage, seconds in split.items()},
         "outcome_classes": sorted(progress.classes),
         "first_failure_at_example": first[0] if first else None,
@@ -121,7 +124,8 @@ def render_text(summary: Summary) -> str:
     shares = ", ".join(f"{stage} {share:.0%}" for stage, _, share, _ in _time_rows(summary))
     figures = (
         f"{summary['examples']} examples ({summary['frames']} frames) in {summary['seconds']:.1f}s: "
-        f"{summary['examples_per_second']} examples/s, {summary['frames_per_second']} frames/s; "
+        f"{summary['examples_per_second']} examples/s, {summary['frames_per_second']} frames/s, "
+        f"{summary.get('compared_per_second')} differential items/s; "
         f"{_classes(summary)}; time: {shares}"
     )
     lines = [

@@ -1,16 +1,21 @@
 """The coverage build (-DXHDR_COVERAGE): a frame known to take a branch moves that branch's label and no label
 of a branch it does not take; the real build has no coverage map; the fuzz summary names the labels never hit.
+Then the campaign's mutants (--mutants): made from a seed, edits in the payload, and a failing one is reported
+as itself.
 
 One coverage build of the fuzz configuration serves the module; the real build is the session's ``program``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from collections.abc import Iterator
 
 import pytest
 
-from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, feed_items
+from fuzz import differential
+from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, feed_items, mutants, payload_offset
 from fuzz.runner import BatchTestRunDriver
 from fuzz.summary import Setting, build_summary, render_markdown, render_text
 from harness.coverage import Cover, CoverageReader, has_coverage_map
@@ -85,3 +90,43 @@ def test_the_summary_names_labels_never_hit(covered: Program) -> None:
     assert coverage["over_time"][-1][2] == coverage["hit"]
     assert "MID_STREAM" in render_text(summary)
     assert "MID_STREAM" in render_markdown(summary)
+
+
+# --- Mutants (xhdr fuzz --mutants): cheap byte-level variants of each frame, compared like the frame itself
+
+
+def test_mutants_edit_only_the_payload_and_repeat_for_a_seed() -> None:
+    frame = build(FrameSpec(payload=CLEAN, vlan_ids=(7,), tcp_options=b"\x01\x01\x01\x01"))
+    start = payload_offset(frame)
+    assert frame[start:] == CLEAN
+    made = mutants(frame, random.Random(5), 50)
+    assert made == mutants(frame, random.Random(5), 50)
+    assert len(made) == 50 and len(set(made)) > 40
+    assert all(mutant[:start] == frame[:start] for mutant in made)
+    assert sum(mutant != frame for mutant in made) >= 45  # an edit can put back the byte it replaced
+
+
+def test_a_failing_mutant_is_reported_as_itself(covered: Program, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reference that is wrong only on mutants: the campaign must fail on a mutant and hand back that mutant
+    (what the repro saves), and the item must replay as the failure it is."""
+    made: set[bytes] = set()
+    real_mutants, real_expectations = differential.mutants, differential.expectations
+
+    def recorded(frame: bytes, rng: random.Random, count: int) -> list[bytes]:
+        out = real_mutants(frame, rng, count)
+        made.update(out)
+        return out
+
+    def wrong_on_mutants(item, config, key):
+        expected = real_expectations(item, config, key)
+        if item in made and expected[0].events:
+            return [dataclasses.replace(expected[0], events=())]
+        return expected
+
+    monkeypatch.setattr(differential, "mutants", recorded)
+    monkeypatch.setattr(differential, "expectations", wrong_on_mutants)
+    campaign = Campaign(covered, target="http", mutants=4)
+    found = campaign.run(200, derandomize=True)
+    assert found and found[0].item in made
+    assert campaign.progress.compared > campaign.progress.examples
+    assert differential.replay(BatchTestRunDriver(covered), found[0].item, FUZZ_CONFIG, FUZZ_KEY)

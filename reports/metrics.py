@@ -84,6 +84,7 @@ _TABLE = (
     # read by the report from `xhdr verify --json` and `xhdr fuzz --json` documents
     _m("verified_insns", "verified instructions", "insns", "lower", "instructions the verifier processed (its complexity limit is 1,000,000 per program)"),
     _m("outcome_classes", "outcome classes reached", "classes", "higher", "distinct outcome/event flags/slot flags/events combinations a fuzz campaign produced"),
+    _m("labels_hit", "labelled branches hit", "labels", "higher", "labels of bpf/xhdr_cover.h a coverage build of the extractor counted at least once in a fuzz campaign"),
     _m("examples_per_second", "fuzz examples per second", "examples/s", "higher", "examples a fuzz campaign ran per second of wall time"),
 )  # fmt: skip
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _TABLE}

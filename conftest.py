@@ -5,10 +5,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.bcc_loader import BccUnavailable, import_bcc
-from harness.driver import Driver, TestRunDriver
-from harness.program import Program
-from harness.xdp import XdpMode
+from harness.core.bcc_loader import BccUnavailable, import_bcc
+from harness.core.driver import Driver, TestRunDriver
+from harness.core.program import Program
+from harness.core.xdp import XdpMode
 from netns.lab import Lab
 
 

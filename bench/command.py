@@ -7,7 +7,7 @@ suite's xhdr summary (bench/results.py) to ``--out``, and saves the pytest-bench
 (files by default, its Elasticsearch storage when ``--storage`` is an ``elasticsearch+http(s)://`` URL):
 the history that ``xhdr report`` plots as a trend.
 
-``xhdr bench --compare REF`` runs the gate instead (bench/compare.py): exit 0 on pass or inconclusive
+``xhdr bench --compare REF`` runs the gate instead (bench/ab_gate.py): exit 0 on pass or inconclusive
 (too noisy, said so), 1 on a significant slowdown larger than ``--threshold``.
 """
 
@@ -24,8 +24,10 @@ from pathlib import Path
 
 from bench import profile, targets
 from bench.results import RESULTS_DIR
-from harness.cli import EXIT_ERROR, CommandError, output_directory, require_root
-from harness.textui import Progress
+from harness.cli import options
+from harness.cli.main import EXIT_ERROR, require_root
+from harness.cli.textui import Progress
+from harness.core.errors import CommandError
 
 BENCH_DIR = Path(__file__).resolve().parent
 KERNEL_SUITE = "kernel_cost"  # the pytest-benchmark suite, bench/test_kernel_cost.py
@@ -59,12 +61,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         metavar="REF",
         help="regression gate: a git ref (bpf/ at that commit) or a stored program (.c file or directory)",
     )
-    parser.add_argument(
-        "--threshold",
-        type=float,
-        metavar="PCT",
-        help="minimum slowdown that can fail the gate, in percent (default 10)",
-    )
+    options.add_threshold(parser, "a significant slowdown against REF", GATE_DEFAULTS["threshold"])
     parser.add_argument(
         "--rounds", type=int, help="gate: paired rounds per case (default 36, or 72 without --quick)"
     )
@@ -102,7 +99,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     require_root("xhdr bench")
     check_gate_options(args)
-    output_directory(args.out)
+    options.output_directory(args.out)
     if args.profile:
         return run_profile(args)
     if args.compare:
@@ -127,7 +124,7 @@ def run_profile(args: argparse.Namespace) -> int:
 def check_gate_options(args: argparse.Namespace) -> None:
     """Gate and profile options are checked before anything is built: a bad one must not silently become the
     default, and one given to a run that does not use it must not be silently ignored."""
-    from bench.compare import MIN_ROUNDS
+    from bench.ab_gate import MIN_ROUNDS
 
     for option, used_by in (*((name, "compare") for name in GATE_DEFAULTS), ("seconds", "profile")):
         value = getattr(args, option)
@@ -136,8 +133,7 @@ def check_gate_options(args: argparse.Namespace) -> None:
     for option, default in (*GATE_DEFAULTS.items(), ("seconds", PROFILE_SECONDS)):
         if getattr(args, option) is None:
             setattr(args, option, default)
-    if args.threshold < 0:
-        raise CommandError(f"--threshold {args.threshold:g} is below 0; give a percentage such as 10")
+    options.check(args)
     if args.rounds is not None and args.rounds < MIN_ROUNDS:
         raise CommandError(f"--rounds {args.rounds} is too few; give at least {MIN_ROUNDS} paired rounds")
     if args.loads < 1:
@@ -268,7 +264,7 @@ def headline(path: Path) -> str:
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from bench.compare import GateError, current_version, reference_version, render_gate, run_gate
+    from bench.ab_gate import GateError, current_version, reference_version, render_gate, run_gate
     from bench.results import machine_info
 
     shown = Progress()

@@ -2,7 +2,7 @@
 lines on a file, JSON and text.
 
 The consumer is the binary ``xhdr log`` runs, started with the command line it builds
-(``harness.consumer.consumer_argv``), on a real extractor's ring buffer. Each cycle starts a consumer on a
+(``harness.log.consumer.consumer_argv``), on a real extractor's ring buffer. Each cycle starts a consumer on a
 new output file and stops it (SIGSTOP) once it is ready, fills the ring with BPF_PROG_TEST_RUN of the
 standard request (a SYN with data, so every run logs an event) up to the last record that fits, then
 continues it (SIGCONT): it has a full ring to clear and nothing producing meanwhile. It is started with
@@ -33,14 +33,14 @@ from bench import kernel_cost
 from bench.results import Row, write_results
 from bench.targets import CONSUMER_EVENTS_PER_SECOND
 from bench.xhdr_log import LineCounter, process_cpu_ns
-from harness.audit import new_key
-from harness.config import ExtractorConfig
-from harness.consumer import RING_PAGE_BYTES, consumer_argv
-from harness.counters import Counter, Counts, counts_difference
-from harness.log_command import await_ready
-from harness.program import Program
-from harness.testrun import test_run
-from harness.wait import wait_until
+from harness.core.config import ExtractorConfig
+from harness.core.counters import Counter, Counts, counts_difference
+from harness.core.program import Program
+from harness.core.testrun import test_run
+from harness.core.wait import wait_until
+from harness.log.audit import new_key
+from harness.log.command import await_ready
+from harness.log.consumer import RING_PAGE_BYTES, consumer_argv
 
 SUITE = "consumer"
 # name: (JSON lines, sealed by --audit); an audited run ends with one more line, its end record
@@ -150,7 +150,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     quick: 5 cycles per format (a few seconds after the compile); full: 30 cycles per format.
     """
     cycles = 5 if quick else 30
-    config, frame = ExtractorConfig(ringbuf_pages=RING_PAGES), kernel_cost.standard_frame()
+    config, frame = ExtractorConfig(ringbuf_pages=RING_PAGES), kernel_cost.benchmark_frame()
     taken: dict[str, list[dict[str, float]]] = {name: [] for name in FORMATS}
     progress("compiling the extractor")
     with Program(config) as program, tempfile.TemporaryDirectory(prefix="xhdr-bench-consumer-") as scratch:

@@ -2,7 +2,7 @@
 
 The event layout, the maps and the stages of the extractor change between commits, and the current
 ``Program`` only knows its own. So the gate exports the reference commit's whole tree, loads the extractor
-there in a helper process with that tree's ``harness.program.Program``, and takes over the two file
+there in a helper process with that tree's ``harness.core.program.Program``, and takes over the two file
 descriptors it needs over a Unix socket: the entry program (its maps stay alive through it), the program
 array of its stages (the kernel empties a program array when user space holds no descriptor of it) and the
 ring buffer, drained here through libbpf's ring_buffer API. Both builds then run in
@@ -20,14 +20,18 @@ import sys
 from pathlib import Path
 from typing import Self
 
-from harness.testrun import libbpf
+from harness.core.testrun import libbpf
 
 # Runs in the helper: the reference tree first on sys.path, so its harness is the one imported.
 _LOADER = """
 import socket, sys
 sys.path.insert(0, sys.argv[1])
-from harness.config import ExtractorConfig
-from harness.program import Program
+try:
+    from harness.core.config import ExtractorConfig
+    from harness.core.program import Program
+except ModuleNotFoundError:  # a commit from before harness/core/ (the flat harness/ layout)
+    from harness.config import ExtractorConfig
+    from harness.program import Program
 program = Program(ExtractorConfig(), key=bytes.fromhex(sys.argv[2]))
 channel = socket.socket(fileno=int(sys.argv[3]))
 socket.send_fds(channel, [b"fds"], [program.fd, program.bpf[b"events"].map_fd, program.bpf[b"stages"].map_fd])

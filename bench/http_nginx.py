@@ -4,7 +4,7 @@
 - ``empty_xdp``: no logging, bpf/xdp_pass.c attached natively to the gateway's veth end: the hook's cost
   alone, so that the extractor's leg decomposes into hook, program and logger;
 - ``nginx_access_log``: nginx logs the same headers the extractor logs, in its own log format;
-- ``extractor``: ``xhdr log --mode native --json --output FILE`` itself, the process users run (it compiles
+- ``extractor``: ``xhdr log --mode native --json FILE`` itself, the process users run (it compiles
   and attaches the extractor; its compiled consumer writes one JSON line per request to a file);
 - ``c_tpacket_v3``: the C user-space baseline capturing on the gateway's veth end, one line per request.
 
@@ -33,11 +33,12 @@ from bench.baselines import CaptureCommand
 from bench.lab_throughput import Child, softirq_ticks, start, stats_of
 from bench.results import Row, write_results
 from bench.xhdr_log import Finished, children, running_logger, tree_cpu_ns
-from harness.config import ExtractorConfig
-from harness.corpus import load_corpus
-from harness.cost import empty_program_fd
-from harness.wait import wait_until
-from harness.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.core.config import ExtractorConfig
+from harness.core.cost import empty_program_fd
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.oracle.corpus import load_corpus
+from harness.verify.verifier import maps_memlock
 from netns.lab import Lab
 from netns.nsenter import socket_in
 from reports.metrics import METRICS
@@ -118,15 +119,7 @@ def wrk(lab: Lab, seconds: int) -> dict[str, float]:
 
 def map_memory_bytes(pid: int) -> int:
     """Kernel memory charged to the BPF maps a process holds (fdinfo memlock): xhdr log's, the extractor's."""
-    total = 0
-    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
-        try:
-            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
-        except OSError:
-            continue
-        if "map_type:" in text:
-            total += int(re.search(r"memlock:\s+(\d+)", text)[1])
-    return total
+    return maps_memlock(os.listdir(f"/proc/{pid}/fdinfo"), pid)
 
 
 def tree_rss_bytes(pid: int) -> int:

@@ -12,7 +12,7 @@ Why it is measured this way:
   dishonest. ``repeat`` is therefore capped by the ring's capacity.
 
 The matrix is a table of cases (``cases(profile)``); a new variant is one more entry. ``bench/test_kernel_cost.py``
-runs it under pytest-benchmark, ``bench/compare.py`` reuses ``interleaved_round`` for the A/B gate.
+runs it under pytest-benchmark, ``bench/ab_gate.py`` reuses ``interleaved_round`` for the A/B gate.
 """
 
 from __future__ import annotations
@@ -25,16 +25,15 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 from bench.results import Row
-from harness.config import DEFAULT_HEADERS, ExtractorConfig
-from harness.corpus import CORPUS_DIR, load_case
-from harness.cost import empty_program_fd, fast_open
-from harness.counters import Counter
-from harness.event import event_struct
-from harness.frames import FrameSpec, build
-from harness.program import Program
-from harness.testrun import test_run
+from harness.core.config import DEFAULT_HEADERS, ExtractorConfig
+from harness.core.cost import empty_program_fd, fast_open
+from harness.core.counters import Counter
+from harness.core.event import event_struct
+from harness.core.program import Program
+from harness.core.testrun import test_run
+from harness.oracle.corpus import standard_frame
+from harness.oracle.frames import FrameSpec, build
 
-STANDARD_CASE = CORPUS_DIR / "00_standard_api_request.toml"
 FRAME_OVERHEAD = 54  # Ethernet 14 + IPv4 20 + TCP 20: the bytes of a frame that are not payload
 
 Profile = Literal["quick", "full"]
@@ -76,13 +75,14 @@ class Case:
         return len(self.frame) - FRAME_OVERHEAD
 
 
-# Every benchmark frame is a SYN carrying its request (harness.cost.fast_open): a case runs the same frame
+# Every benchmark frame is a SYN carrying its request (harness.core.cost.fast_open): a case runs the same frame
 # many times in a row, and a repeated data segment would be read once, then be `retransmitted` (R16).
 
 
-def standard_frame() -> bytes:
-    """The standard request of the corpus: the realistic 8-header API call the targets are set on."""
-    return fast_open(load_case(STANDARD_CASE).frames[0])
+def benchmark_frame() -> bytes:
+    """The standard request of the corpus (the realistic 8-header API call the targets are set on) as a
+    SYN with data (``fast_open``), so every repetition is parsed."""
+    return fast_open(standard_frame())
 
 
 def _frame(payload: bytes) -> bytes:
@@ -146,7 +146,7 @@ def worst_last_header_last(config: ExtractorConfig) -> bytes:
 def cases(profile: Profile = "full", config: ExtractorConfig | None = None) -> list[Case]:
     """The matrix of benchmark 1 for a profile: standard request, the three sweeps, the worst cases."""
     config = config or ExtractorConfig()
-    standard = standard_frame()
+    standard = benchmark_frame()
     found: list[Case] = [
         Case("standard", "standard", standard, config, {}, "the standard API request (corpus fixture)")
     ]

@@ -2,7 +2,7 @@
 
 Each mode receives the same burst of frames on the gateway's veth end: nothing attached, the empty XDP
 program, the extractor in native and in generic mode, and each user-space baseline capturing instead. The
-extractor legs run ``xhdr log --json --output FILE`` itself, the process users run (it compiles and attaches
+extractor legs run ``xhdr log --json FILE`` itself, the process users run (it compiles and attaches
 the extractor; its compiled consumer writes one JSON line per request to a file). Modes are measured round by
 round, interleaved, so noise from other work on the machine hits all of them alike; the figures are medians
 over rounds.
@@ -39,11 +39,11 @@ from bench import kernel_cost
 from bench.baselines import BASELINES, CaptureCommand
 from bench.results import Row, write_results
 from bench.xhdr_log import Logger, running_logger, tree_cpu_ns
-from harness.config import ExtractorConfig
-from harness.cost import empty_program_fd
-from harness.verifier import prog_info
-from harness.wait import wait_until
-from harness.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.core.config import ExtractorConfig
+from harness.core.cost import empty_program_fd
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.verify.verifier import prog_info
 from netns.lab import Lab
 
 SUITE = "lab_throughput"
@@ -52,9 +52,9 @@ XDP_MODES = {"native": XdpMode.NATIVE, "generic": XdpMode.GENERIC}
 BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
 
 
-def standard_frame(dst_mac: bytes = OTHER_HOST_MAC) -> bytes:
+def lab_frame(dst_mac: bytes = OTHER_HOST_MAC) -> bytes:
     """Benchmark 1's standard request (a SYN with data, so every copy of the burst is parsed), to ``dst_mac``."""
-    return dst_mac + kernel_cost.standard_frame()[6:]
+    return dst_mac + kernel_cost.benchmark_frame()[6:]
 
 
 # --- the kernel's accounting --------------------------------------------------------------------------
@@ -323,7 +323,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     config, key = ExtractorConfig(), os.urandom(16)
     samples: dict[str, list[Sample]] = {mode: [] for mode in MODES}
     with empty_program_fd() as empty_fd, Lab() as lab, bpf_stats():
-        config_path = trafgen_config(lab, standard_frame())
+        config_path = trafgen_config(lab, lab_frame())
         for round_number in range(rounds):
             for mode in MODES:
                 progress(f"round {round_number + 1}/{rounds}, {mode}, {count:,} frames")
@@ -335,7 +335,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
 def summarise(samples: dict[str, list[Sample]], count: int, rounds: int) -> list[Row]:
     """Medians per mode, then the decomposition: hook, program, logger, baseline costs per packet."""
     rows: list[Row] = []
-    params = {"frames": count, "rounds": rounds, "frame_bytes": len(standard_frame())}
+    params = {"frames": count, "rounds": rounds, "frame_bytes": len(lab_frame())}
     kernel: dict[str, float] = {}
     process: dict[str, float] = {}
     for mode, taken in samples.items():

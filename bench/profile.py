@@ -3,7 +3,7 @@
 The paired benchmarks say how much a build costs; this says where. One benchmark case runs through
 BPF_PROG_TEST_RUN over and over while ``perf`` samples this process on the CPU clock (a timer, so no hardware
 counters are needed, which a VM often lacks); each sample that lands in a BPF program's JIT image is charged
-to the C source line whose machine code it was in (``harness.verifier.jited_lines``: the kernel's line info
+to the C source line whose machine code it was in (``harness.verify.verifier.jited_lines``: the kernel's line info
 and the program's BTF). The result is each stage's share of the program's samples and the lines that cost
 most, which is where a change to bpf/xhdr.c pays.
 
@@ -26,14 +26,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import kernel_cost
-from harness.cli import CommandError
-from harness.consumer import consumer_argv
-from harness.log_command import running_consumer
-from harness.program import Program
-from harness.testrun import test_run
-from harness.textui import table
-from harness.verifier import JitedLine, jited_lines
-from harness.wait import wait_until
+from harness.cli.textui import table
+from harness.core.errors import CommandError
+from harness.core.program import Program
+from harness.core.testrun import test_run
+from harness.core.wait import wait_until
+from harness.log.command import running_consumer
+from harness.log.consumer import consumer_argv
+from harness.verify.verifier import JitedLine, jited_lines
 
 SAMPLE_HZ = 20_000
 RUNS_PER_CALL = 1_000  # test runs per syscall: few syscalls, so nearly every sample is in the programs

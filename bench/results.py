@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from harness.config import ExtractorConfig
+from harness.core.config import ExtractorConfig
 
 RESULTS_DIR = Path("reports/out/bench")
 FORMAT_VERSION = 1

@@ -20,8 +20,8 @@ import pytest
 
 from bench.kernel_cost import PROFILES, Case, CaseMeasurement, CaseResult, Subject, cases, empty_program
 from bench.results import RESULTS_DIR, write_results
-from harness.config import ExtractorConfig
-from harness.program import Program
+from harness.core.config import ExtractorConfig
+from harness.core.program import Program
 
 pytestmark = pytest.mark.kernel
 

@@ -23,11 +23,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.counters import Counter, Counts
-from harness.testrun import libbpf
-from harness.verifier import BpfProgInfo, object_info
-from harness.wait import wait_until
-from harness.xdp import XdpMode, attached_mode, attached_prog_id
+from harness.core.counters import Counter, Counts
+from harness.core.testrun import libbpf
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
+from harness.verify.verifier import BpfProgInfo, object_info
 from netns.lab import Lab
 
 # The console script next to the running interpreter (tests/test_cli_log.py says why not ``python -m``).
@@ -151,7 +151,7 @@ class Finished:
 
 @dataclasses.dataclass(frozen=True)
 class Logger:
-    """A running ``xhdr log --json --output FILE`` attached to the gateway's end."""
+    """A running ``xhdr log --json FILE`` attached to the gateway's end."""
 
     proc: subprocess.Popen[bytes]
     err_path: Path
@@ -193,7 +193,7 @@ def running_logger(lab: Lab, mode: XdpMode) -> Iterator[Logger]:
     output, err_path = lab.workdir / f"{name}.jsonl", lab.workdir / f"{name}.err"
     gateway = lab.gateway
     argv = [str(XHDR), "log", "--iface", gateway.ifname, "--netns", gateway.netns, "--mode", mode.value]
-    argv += ["--json", "--output", str(output), "--stats-every", "0"]
+    argv += ["--json", str(output), "--stats-every", "0"]
     with contextlib.ExitStack() as stack:
         with open(err_path, "wb") as err:
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)

@@ -235,7 +235,7 @@ BPF_RINGBUF_OUTPUT(events, XHDR_RINGBUF_PAGES);
 
 #ifdef XHDR_COVERAGE
 /*
- * Coverage builds only (harness/coverage.py): how often each labelled branch ran, per CPU. COVER() looks the
+ * Coverage builds only (harness/core/coverage.py): how often each labelled branch ran, per CPU. COVER() looks the
  * map up where it counts, so no stage threads a pointer through and normal builds are not touched at all;
  * the array lookup is inlined by the verifier and the NULL check is one branch that rejoins at once.
  */
@@ -257,7 +257,7 @@ static __always_inline void cover(__u32 label)
 #define COVER(label) do { } while (0)
 #endif
 
-/* The stage programs, filled in by user space right after loading (harness/program.py). */
+/* The stage programs, filled in by user space right after loading (harness/core/program.py). */
 enum xhdr_stage {
 	XHDR_STAGE_SCAN,
 	XHDR_STAGE_VALUES,

@@ -4,7 +4,7 @@
  * rules of docs/EXTRACTION.md make. xhdr.c marks each with COVER(NAME), which counts XHDR_COV_NAME in the
  * per-CPU `coverage` map of a coverage build and is nothing in every other build.
  *
- * This enum is the only list of labels: harness/coverage.py reads their names from this file, and
+ * This enum is the only list of labels: harness/core/coverage.py reads their names from this file, and
  * tests/test_layout.py checks what it read against the compiler. A new label is a new line here and a
  * COVER() in xhdr.c. Keep one member per line, no explicit values.
  */

@@ -23,15 +23,15 @@ from typing import TextIO
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from fuzz import repro
-from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign
-from fuzz.differential import Progress as FuzzProgress
+from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, CampaignProgress
 from fuzz.lab_sample import Reservoir, lab_differences
 from fuzz.strategies import TARGETS
 from fuzz.summary import Setting, build_summary, render_markdown, render_text
-from harness.cli import CommandError, require_root
-from harness.config import load_config
-from harness.program import Program
-from harness.textui import Progress
+from harness.cli import options
+from harness.cli.main import require_root
+from harness.cli.textui import Progress
+from harness.core.errors import CommandError
+from harness.core.program import Program
 
 DEFAULT_EXAMPLES = 2000
 DEFAULT_LAB_SAMPLE = 30
@@ -56,9 +56,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     budget.add_argument("--minutes", type=float, help="run for this long (in rounds of Hypothesis runs)")
     budget.add_argument("--examples", type=int, help=f"run this many examples (default {DEFAULT_EXAMPLES})")
     parser.add_argument("--target", choices=sorted(TARGETS), default="all", help="which layer to fuzz")
-    parser.add_argument(
-        "--config", type=Path, help="extractor config TOML (default: small limits, see FUZZ_CONFIG)"
-    )
+    options.add_config(parser, "small limits, see fuzz.differential.FUZZ_CONFIG")
     parser.add_argument(
         "--define",
         action="append",
@@ -101,10 +99,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "replayed or kept), as a fixed seed does in Hypothesis",
     )
     parser.add_argument("--corpus", type=Path, default=repro.CORPUS_DIR, help="where repro files go")
-    parser.add_argument("--json", type=Path, help="also write the summary as JSON to this file ('-': stdout)")
-    parser.add_argument(
-        "--markdown", type=Path, help="also write the summary as markdown, for CI job summaries ('-': stdout)"
-    )
+    options.add_json(parser, "the summary")
+    options.add_markdown(parser, "the summary (for CI job summaries)")
     parser.add_argument(
         "--lab-sample",
         type=int,
@@ -170,7 +166,7 @@ def cflags(defines: list[str]) -> tuple[str, ...]:
 
 
 class ProgressLine:
-    """The campaign's status line (harness/textui.Progress): rewritten at most every PROGRESS_INTERVAL_S on a
+    """The campaign's status line (harness.cli.textui.Progress): rewritten at most every PROGRESS_INTERVAL_S on a
     terminal; a plain line every ten intervals elsewhere."""
 
     def __init__(self, stream: TextIO) -> None:
@@ -178,7 +174,7 @@ class ProgressLine:
         self.last = 0.0
         self.failures = 0
 
-    def __call__(self, progress: FuzzProgress) -> None:
+    def __call__(self, progress: CampaignProgress) -> None:
         now = time.perf_counter()
         interval = PROGRESS_INTERVAL_S if self.shown.tty else 10 * PROGRESS_INTERVAL_S
         if now - self.last < interval:
@@ -186,7 +182,7 @@ class ProgressLine:
         self.last = now
         self.show(progress)
 
-    def show(self, progress: FuzzProgress, final: bool = False) -> None:
+    def show(self, progress: CampaignProgress, final: bool = False) -> None:
         line = progress.line(self.failures)
         if progress.failing_examples and not self.failures:
             line += " | shrinking a failure"
@@ -203,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--mutants {args.mutants} must be 0 or more")
     if args.lab_sample < 0:
         raise CommandError(f"--lab-sample {args.lab_sample} must be 0 or more")
-    config = load_config(args.config) if args.config else FUZZ_CONFIG
+    options.check(args)
+    config = options.extractor_config(args, FUZZ_CONFIG)
     extra_cflags = cflags(args.define)
     database = example_database(args)
     require_root("xhdr fuzz")
@@ -227,21 +224,13 @@ def run(args: argparse.Namespace) -> int:
         line.show(campaign.progress, final=True)
         lab_lines = lab_differences(program, sample.frames) if sample.frames else []
     summary = build_summary(campaign, setting, saved, len(sample.frames), lab_lines)
-    human = sys.stderr if "-" in {str(args.json), str(args.markdown)} else sys.stdout
+    human = options.human_stream(args)
     if args.json:
-        _write(args.json, json.dumps(summary, indent=2) + "\n")
+        options.write_output(args.json, json.dumps(summary, indent=2) + "\n")
     if args.markdown:
-        _write(args.markdown, render_markdown(summary))
+        options.write_output(args.markdown, render_markdown(summary))
     print(render_text(summary), file=human)
     return EXIT_FOUND if saved or lab_lines else 0
-
-
-def _write(target: Path, text: str) -> None:
-    """Writes ``text`` to the file, or to stdout for ``-``."""
-    if str(target) == "-":
-        sys.stdout.write(text)
-    else:
-        target.write_text(text, encoding="utf-8")
 
 
 def _rounds(

@@ -5,7 +5,7 @@ and move exactly the counters the reference predicts, and the verdict must be XD
 The kernel keeps state per TCP flow (docs/EXTRACTION.md R15), so what the reference predicts depends on what
 came before, and an example is made of two kinds of items (``fuzz.strategies.Item``):
 
-- a frame alone is sent right after the SYN that opens its flow (``harness.driver.with_openings``), the state
+- a frame alone is sent right after the SYN that opens its flow (``harness.core.driver.with_openings``), the state
   ``reference.extract`` assumes;
 - a ``Flow`` is sent after its reset (an RST for its tuple, which clears what earlier examples left in the
   kernel's flow map), and its frames are compared one by one with a fresh ``reference.FlowTracker`` fed the
@@ -35,14 +35,14 @@ from hypothesis.database import ExampleDatabase
 
 from fuzz.runner import BatchTestRunDriver, Clock
 from fuzz.strategies import Flow, Item, batches
-from harness import reference
-from harness.compare import outcome_differences
-from harness.config import ExtractorConfig
-from harness.coverage import CoverageReader, Hits
-from harness.driver import Driver, Outcome, with_openings
-from harness.event import EventFlag, SlotFlag
-from harness.program import Program
-from harness.reference import Expected
+from harness.core.config import ExtractorConfig
+from harness.core.coverage import CoverageReader, Hits
+from harness.core.driver import Driver, Outcome, with_openings
+from harness.core.event import EventFlag, SlotFlag
+from harness.core.program import Program
+from harness.oracle import reference
+from harness.oracle.differences import outcome_differences
+from harness.oracle.reference import Expected
 
 FUZZ_CONFIG = ExtractorConfig(
     max_header_lines=6, max_value_len=16, max_target_len=24, max_scan_bytes=320, max_requests_per_packet=3
@@ -208,7 +208,7 @@ def outcome_class(expected: Expected) -> str:
 
 
 class CoverageTrack:
-    """The labelled branches of a coverage build (harness/coverage.py) that the campaign's examples ran.
+    """The labelled branches of a coverage build (harness/core/coverage.py) that the campaign's examples ran.
 
     Read once per example (one map lookup). With ``feedback``, each example reports one score to Hypothesis's
     ``target()``, which then mutates the examples that score best: the rarity of the rarest label it hit
@@ -230,7 +230,7 @@ class CoverageTrack:
         """Hits per label since the campaign started."""
         return {label: self.last[label] - self.start[label] for label in self.last}
 
-    def example_ran(self, progress: Progress) -> None:
+    def example_ran(self, progress: CampaignProgress) -> None:
         now = self.reader.read()
         hit = [label for label, count in now.items() if count != self.last[label]]
         if self.feedback and hit:
@@ -244,7 +244,7 @@ class CoverageTrack:
 
 
 @dataclasses.dataclass
-class Progress:
+class CampaignProgress:
     """What the live progress line shows."""
 
     examples: int = 0
@@ -279,7 +279,7 @@ class Campaign:
         program: Program,
         *,
         target: str = "all",
-        on_example: Callable[[Progress], None] | None = None,
+        on_example: Callable[[CampaignProgress], None] | None = None,
         on_frames: Callable[[list[bytes]], None] | None = None,
         coverage: bool = False,
         feedback: bool = True,
@@ -295,7 +295,7 @@ class Campaign:
         self.strategy = batches(program.config, target)
         self.target = target
         self.clock = Clock()
-        self.progress = Progress()
+        self.progress = CampaignProgress()
         self.on_example = on_example
         self.coverage = CoverageTrack(program, feedback) if coverage else None
         self.mutants = mutants

@@ -10,11 +10,11 @@ from __future__ import annotations
 import random
 
 from fuzz.runner import BatchTestRunDriver
-from harness import reference
-from harness.compare import outcome_differences
-from harness.driver import feed_opened
-from harness.program import Program
-from harness.xdp import XdpMode
+from harness.core.driver import feed_opened
+from harness.core.program import Program
+from harness.core.xdp import XdpMode
+from harness.oracle import reference
+from harness.oracle.differences import outcome_differences
 from netns.driver import LabDriver
 from netns.lab import Lab
 

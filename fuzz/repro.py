@@ -27,11 +27,11 @@ from scapy.utils import rdpcap, wrpcap
 
 from fuzz.differential import Disagreement
 from fuzz.strategies import Flow, Item, sent
-from harness.config import ExtractorConfig, HeaderMode, HeaderRule
-from harness.counters import Counter
-from harness.driver import Outcome
-from harness.event import HeaderEvent
-from harness.reference import Expected
+from harness.core.config import ExtractorConfig, HeaderMode, HeaderRule
+from harness.core.counters import Counter
+from harness.core.driver import Outcome
+from harness.core.event import HeaderEvent
+from harness.oracle.reference import Expected
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 

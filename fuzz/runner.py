@@ -1,6 +1,6 @@
 """A batched BPF_PROG_TEST_RUN driver for fuzzing, and the per-stage clock that says where time goes.
 
-``harness.driver.TestRunDriver`` reads the counters through BCC's per-CPU table twice per frame and drains the
+``harness.core.driver.TestRunDriver`` reads the counters through BCC's per-CPU table twice per frame and drains the
 ring buffer after every frame. ``BatchTestRunDriver`` keeps the same contract (one ``Outcome`` per frame,
 counters as deltas, events in order) but reads the counter map with one raw ``bpf_lookup_elem`` into a reused
 buffer and drains the ring buffer once per batch, splitting the events between frames by each frame's
@@ -18,10 +18,10 @@ import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 
-from harness.counters import Counter, Counts
-from harness.driver import Outcome
-from harness.program import Program
-from harness.testrun import test_run
+from harness.core.counters import Counter, Counts
+from harness.core.driver import Outcome
+from harness.core.program import Program
+from harness.core.testrun import libbpf, test_run
 
 # Drain the ring buffer before this many events are pending, so a batch can never fill it (R8: events_lost).
 MAX_PENDING_EVENTS = 64
@@ -78,7 +78,7 @@ class BatchTestRunDriver:
             )
         self._buffer = (ctypes.c_uint64 * (self._cpus * self._stride))()
         self._key = ctypes.c_uint32(0)
-        self._lookup = program._bcc.libbcc.lib.bpf_lookup_elem
+        self._lookup = libbpf().bpf_map_lookup_elem
 
     def _read(self) -> list[int]:
         """The counters summed over CPUs, in Counter order: one syscall, no per-CPU Python objects."""

@@ -21,7 +21,7 @@ Hypothesis shrinks towards come first, so a shrunk failure reads as a plain requ
 Frames come from ``FrameSpec`` as everywhere else, but through ``fast_build``: scapy takes about a millisecond
 per frame, more than everything else in an example, so the headers are built by scapy once per transport shape
 and only the lengths and checksums are patched per payload. tests/test_fuzz_strategies.py holds it byte for
-byte equal to ``harness.frames.build``.
+byte equal to ``harness.oracle.frames.build``.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from collections.abc import Callable
 
 from hypothesis import strategies as st
 
-from harness.config import METHOD_MAX_LEN, SCHEME_MAX_LEN, TCHARS, ExtractorConfig
-from harness.frames import FrameSpec, build, split
+from harness.core.config import METHOD_MAX_LEN, SCHEME_MAX_LEN, TCHARS, ExtractorConfig
+from harness.oracle.frames import FrameSpec, build, split
 
 TOKEN = "".join(sorted(chr(byte) for byte in TCHARS))
 VISIBLE = "".join(chr(byte) for byte in range(0x21, 0x7F))
@@ -830,7 +830,7 @@ def _checksum(data: bytes) -> int:
 
 
 def fast_build(spec: FrameSpec) -> bytes:
-    """``harness.frames.build(spec)``, byte for byte, with scapy run once per transport shape."""
+    """``harness.oracle.frames.build(spec)``, byte for byte, with scapy run once per transport shape."""
     if spec.protocol != "tcp" or spec.ipv6_ext:
         return build(spec)
     shape = dataclasses.replace(

@@ -70,7 +70,7 @@ if [ ! -f "$stamp" ] || [ "$top/pyproject.toml" -nt "$stamp" ]; then
 fi
 
 # The event consumer of `xhdr log` is compiled once per version of its source (cached outside the tree).
-say "building the event consumer: $("$venv/bin/python" -m harness.consumer)"
+say "building the event consumer: $("$venv/bin/python" -m harness.log.consumer)"
 
 cd "$top"
 case "$action" in

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from harness.wait import wait_until
+from harness.core.wait import wait_until
 from netns.lab import ETH_P_ALL, Host
 from netns.nsenter import socket_in
 
@@ -25,15 +25,17 @@ PACKET_OUTGOING = 4
 TP_STATUS_VLAN_VALID = 0x10
 TP_STATUS_VLAN_TPID_VALID = 0x40
 ETH_P_8021Q = 0x8100
-_AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
+AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
 _MAX_FRAME = 65536
 
 
-def _restore_vlan(frame: bytes, ancillary: list[tuple[int, int, bytes]]) -> bytes:
+def with_vlan_tag(frame: bytes, ancillary: list[tuple[int, int, bytes]]) -> bytes:
+    """Puts back the outer VLAN tag the kernel moved into the packet's metadata (PACKET_AUXDATA), given the
+    ancillary data of the ``recvmsg`` that read ``frame`` from a socket with PACKET_AUXDATA on."""
     for level, kind, data in ancillary:
-        if level != SOL_PACKET or kind != PACKET_AUXDATA or len(data) < _AUXDATA.size:
+        if level != SOL_PACKET or kind != PACKET_AUXDATA or len(data) < AUXDATA.size:
             continue
-        status, _, _, _, _, tci, tpid = _AUXDATA.unpack_from(data)
+        status, _, _, _, _, tci, tpid = AUXDATA.unpack_from(data)
         if status & TP_STATUS_VLAN_VALID:
             if not status & TP_STATUS_VLAN_TPID_VALID:
                 tpid = ETH_P_8021Q
@@ -79,7 +81,7 @@ class Capture:
     def drain(self) -> list[bytes]:
         """Read every frame queued so far, append them to :attr:`frames`, and return the new ones."""
         new = []
-        aux_size = socket.CMSG_SPACE(_AUXDATA.size)
+        aux_size = socket.CMSG_SPACE(AUXDATA.size)
         while True:
             try:
                 frame, ancillary, _, address = self._sock.recvmsg(_MAX_FRAME, aux_size)
@@ -87,7 +89,7 @@ class Capture:
                 break
             if address[2] == PACKET_OUTGOING:
                 continue
-            new.append(_restore_vlan(frame, ancillary))
+            new.append(with_vlan_tag(frame, ancillary))
         self.frames.extend(new)
         return new
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.errors import UserError
+from harness.core.errors import UserError
 
 
 class TeardownError(UserError, RuntimeError):

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from harness.errors import UserError
+from harness.core.errors import UserError
 from netns.lab import Host, Lab, last_line
 from netns.nsenter import inside
 

@@ -15,18 +15,20 @@ import sys
 import uuid
 from pathlib import Path
 
-from harness import reference
-from harness.cli import CommandError, output_directory, require_root
-from harness.compare import outcome_differences
-from harness.config import ExtractorConfig
-from harness.corpus import load_corpus
-from harness.cost import fast_open, measure_cost
-from harness.counters import Counter, Counts, counts_difference
-from harness.driver import Outcome, feed_flows, settled
-from harness.event import HeaderEvent
-from harness.program import Program
-from harness.wait import wait_until
-from harness.xdp import XdpMode
+from harness.cli import options
+from harness.cli.main import require_root
+from harness.core.config import ExtractorConfig
+from harness.core.cost import fast_open, measure_cost
+from harness.core.counters import Counter, Counts, counts_difference
+from harness.core.driver import Outcome, feed_flows, settled
+from harness.core.errors import CommandError
+from harness.core.event import HeaderEvent
+from harness.core.program import Program
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode
+from harness.oracle import reference
+from harness.oracle.corpus import load_corpus, standard_frame
+from harness.oracle.differences import outcome_differences
 from netns.capture import Capture
 from netns.clients import curl
 from netns.driver import LabDriver
@@ -34,7 +36,6 @@ from netns.lab import Lab
 from netns.servers import RecordingServer
 
 DEFAULT_OUT = Path("reports/out")
-STANDARD_CASE = "00_standard_api_request"
 # Header columns of the live table and their widths; secrets show as scheme and hash.
 TABLE_COLUMNS = {"Host": 16, "User-Agent": 14, "X-Request-ID": 12, "Authorization": 19, "Cookie": 17}
 EVENT_DEADLINE_S = 10.0
@@ -45,9 +46,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, help="where events.jsonl and summary.json go"
     )
-    parser.add_argument(
-        "--mode", choices=[mode.value for mode in XdpMode], action="append", help="XDP mode (default: both)"
-    )
+    options.add_mode(parser, default=None)
     parser.add_argument("--requests", type=int, default=6, help="real curl requests per mode (default 6)")
     parser.set_defaults(run=run)
 
@@ -94,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     modes = [XdpMode(value) for value in (args.mode or [mode.value for mode in XdpMode])]
     if args.requests < 1:
         raise CommandError(f"--requests {args.requests} must be at least 1")
-    events_path = output_directory(args.out) / "events.jsonl"
+    events_path = options.output_directory(args.out) / "events.jsonl"
     cases = load_corpus()
     results = []
     with Program(ExtractorConfig()) as program, events_path.open("w") as events_file:
@@ -121,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 + ", ".join(f"{k} {v}" for k, v in result.counters.items())
             )
             results.append(result)
-        standard = next(case for case in cases if case.name == STANDARD_CASE).frames[0]
-        cost = measure_cost(program, fast_open(standard))
+        cost = measure_cost(program, fast_open(standard_frame()))
     return _summarise(results, cost, args.out, events_path)
 
 

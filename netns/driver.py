@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.counters import Counter, Counts, counts_difference
-from harness.driver import Outcome, settled
-from harness.program import Program
-from harness.wait import wait_until
-from harness.xdp import XdpMode
+from harness.core.counters import Counter, Counts, counts_difference
+from harness.core.driver import Outcome, settled
+from harness.core.program import Program
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode
 from netns.lab import Lab
 
 FRAME_DEADLINE_S = 5.0

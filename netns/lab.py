@@ -29,9 +29,9 @@ from pyroute2.ethtool import Ethtool
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_MULTICAST, IFF_NOARP
 
-from harness.errors import UserError
-from harness.wait import DeadlineExceeded, wait_until
-from harness.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.core.errors import UserError
+from harness.core.wait import DeadlineExceeded, wait_until
+from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
 from netns.addressing import CLIENT, GATEWAY, IPV4_PREFIXLEN, IPV6_PREFIXLEN, Endpoint
 from netns.cleanup import CleanupStack, TeardownError, describe
 from netns.nsenter import inside, socket_in
@@ -48,7 +48,7 @@ STOP_GRACE_S = 3.0
 WIRE_OFFLOADS = ("tx-tcp-segmentation", "tx-tcp6-segmentation", "tx-generic-segmentation", "rx-gro")
 
 
-class CommandError(UserError, RuntimeError):
+class LabProcessError(UserError, RuntimeError):
     """A program run inside a lab namespace failed; the message is one line with its last stderr line."""
 
 
@@ -104,7 +104,7 @@ def sweep_stale() -> list[str]:
     Names carry the process that made them (``xhdr-<pid>-<start time>-...``), so a namespace of a live
     process - a parallel run, or this one - is never touched. Processes still running in a stale
     namespace (a recorder orphaned by the kill) are killed first, as they would keep it and its veth
-    alive; the stale run's temporary directory is removed too. harness/cli.py runs this before every
+    alive; the stale run's temporary directory is removed too. harness/cli/main.py runs this before every
     command (the ``xhdr.sweepers`` entry point); only root can remove namespaces, so for anyone else it
     leaves them to the next run as root.
     """
@@ -351,7 +351,7 @@ class Lab:
                 f"{shlex.join(argv)} in {host.netns} did not finish within {timeout}s"
             ) from None
         if check and done.returncode != 0:
-            raise CommandError(
+            raise LabProcessError(
                 f"{shlex.join(argv)} in {host.netns} exited {done.returncode}: {last_line(done.stderr)}"
             )
         return done
@@ -385,4 +385,4 @@ class Lab:
         """Raise one line with the last stderr line if a spawned process has exited."""
         code = proc.poll()
         if code is not None:
-            raise CommandError(f"{what} exited {code}: {last_line(self.output_of(proc)[1])}")
+            raise LabProcessError(f"{what} exited {code}: {last_line(self.output_of(proc)[1])}")

@@ -1,7 +1,7 @@
 """Sockets that live in a named network namespace, made without a subprocess.
 
 A socket keeps the namespace it was created in for its whole life, so a thread can step in
-(``harness.namespace.inside``), create sockets, and step out again. That is cheaper than a subprocess for
+(``harness.core.namespace.inside``), create sockets, and step out again. That is cheaper than a subprocess for
 each poll, and the socket stays usable from the main namespace.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 
-from harness.namespace import inside
+from harness.core.namespace import inside
 
 __all__ = ["inside", "socket_in"]
 

@@ -7,7 +7,7 @@ import socket
 import sys
 from typing import Any
 
-from harness.wait import wait_until
+from harness.core.wait import wait_until
 from netns.lab import Host, Lab
 from netns.nsenter import socket_in
 

@@ -22,13 +22,14 @@ from pathlib import Path
 
 from bench.results import RESULTS_DIR, ResultFile, read_json, read_results
 from bench.targets import CONSUMER_EVENTS_PER_SECOND, TARGETS
-from harness.cli import CommandError, output_directory
+from harness.cli.options import output_directory
+from harness.core.errors import CommandError
 from reports import figures
 from reports.metrics import METRICS, describe, method_label
 
 DEFAULT_OUT = Path("reports/out/report")
 DEFAULT_HISTORY = Path(".benchmarks")
-# What the page reads of a gate document (bench/compare.py writes it).
+# What the page reads of a gate document (bench/ab_gate.py writes it).
 GATE_KEYS = {"verdict", "cases", "reference", "current", "threshold_pct", "statistic"}
 KINDS = ("result", "gate", "verify", "fuzz")
 

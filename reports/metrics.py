@@ -46,7 +46,7 @@ _TABLE = (
     _m("spread_pct", "round spread", "%", "lower", "interquartile range of the rounds over their median"),
     _m("ratio_to_extractor", "baseline / extractor", "x", "higher", "the baseline's time per frame over the extractor's: how many times the extractor's cost the baseline pays"),
     _m("ratio_to_c_baseline", "extractor / C baseline", "x", "lower", "the extractor's cost over the C TPACKET_V3 baseline's (same frame, or CPU per logged request in the lab)"),
-    # the A/B gate (bench/compare.py)
+    # the A/B gate (bench/ab_gate.py)
     _m("gate_ratio", "current / reference", "x", "lower", "median paired ratio of the regression gate"),
     # lab_throughput (trafgen bursts through the lab, bench/lab_throughput.py)
     _m("packets_per_second", "packets received per second", "pps", "higher", "frames the gateway received per second of the burst"),

@@ -11,18 +11,18 @@ import random
 
 import pytest
 
-from harness import reference
-from harness.compare import outcome_differences
-from harness.corpus import load_corpus
-from harness.counters import Counter
-from harness.driver import TestRunDriver, feed_opened
-from harness.event import EventFlag, SlotFlag
-from harness.frames import FrameSpec, build
+from harness.core.counters import Counter
+from harness.core.driver import TestRunDriver, feed_opened
+from harness.core.event import EventFlag, SlotFlag
+from harness.oracle import reference
+from harness.oracle.corpus import standard_frame
+from harness.oracle.differences import outcome_differences
+from harness.oracle.frames import FrameSpec, build
 
 pytestmark = pytest.mark.kernel
 
 SEED = 20261124
-STANDARD = next(case for case in load_corpus() if case.name == "00_standard_api_request").frames[0]
+STANDARD = standard_frame()
 
 
 def _header_request(value_len: int) -> bytes:

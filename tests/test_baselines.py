@@ -7,7 +7,7 @@ three through a real AF_PACKET socket in a lab, where the frames cross a veth pa
 filter, the ring and the VLAN tag re-insertion all take part.
 
 The corpus reaches the flow-aware baselines (the C parser, the reference) as it reaches the kernel: each
-case is one flow, sent after the SYN that opens it (``harness.driver.with_openings``), and the reference's
+case is one flow, sent after the SYN that opens it (``harness.core.driver.with_openings``), and the reference's
 expectation is a ``FlowTracker`` fed that same sequence. httptools reads each frame on its own, so it is
 held to ``reference.extract``, which reads a frame as the first segment of its flow.
 """
@@ -21,13 +21,13 @@ import pytest
 
 from bench.baselines import BASELINES, CaptureCommand, c_parse, event_line
 from bench.baselines.pycapture import httptools_events
-from harness.config import ExtractorConfig, HeaderMode, HeaderRule
-from harness.corpus import load_corpus
-from harness.counters import Counter
-from harness.driver import with_openings
-from harness.event import EventFlag, HeaderEvent, SlotFlag
-from harness.reference import Expected, FlowTracker, extract
-from harness.wait import wait_until
+from harness.core.config import ExtractorConfig, HeaderMode, HeaderRule
+from harness.core.counters import Counter
+from harness.core.driver import with_openings
+from harness.core.event import EventFlag, HeaderEvent, SlotFlag
+from harness.core.wait import wait_until
+from harness.oracle.corpus import load_corpus
+from harness.oracle.reference import Expected, FlowTracker, extract
 from netns.lab import Lab
 
 KEY = bytes(range(16, 32))

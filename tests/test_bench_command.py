@@ -22,13 +22,13 @@ from bench.kernel_cost import (
     worst_last_header_last,
     worst_scan_limit,
 )
-from harness.compare import event_differences
-from harness.config import ExtractorConfig
-from harness.counters import Counter
-from harness.event import event_struct
-from harness.program import Program
-from harness.reference import FlowTracker, extract
-from harness.testrun import test_run
+from harness.core.config import ExtractorConfig
+from harness.core.counters import Counter
+from harness.core.event import event_struct
+from harness.core.program import Program
+from harness.core.testrun import test_run
+from harness.oracle.differences import event_differences
+from harness.oracle.reference import FlowTracker, extract
 
 ROOT = Path(__file__).resolve().parent.parent
 XHDR = [sys.executable, "-m", "harness.cli"]

@@ -1,4 +1,4 @@
-"""The regression gate (bench/compare.py): its statistic on known numbers, and the real gate in the kernel.
+"""The regression gate (bench/ab_gate.py): its statistic on known numbers, and the real gate in the kernel.
 
 The statistic tests use fixed synthetic ratios, so they assert the decision rule, not a timing. The kernel
 tests assert only paired ratios measured by the gate itself: a planted slowdown (-DXHDR_PLANTED_SLOWDOWN,
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.compare import (
+from bench.ab_gate import (
     BPF_DIR,
     GateError,
     assess,
@@ -22,13 +22,13 @@ from bench.compare import (
     run_gate,
 )
 from bench.foreign import ForeignProgram
-from bench.kernel_cost import standard_frame
-from harness import reference
-from harness.compare import event_differences
-from harness.config import ExtractorConfig
-from harness.event import decode_event
-from harness.program import Program
-from harness.testrun import XDP_PASS, test_run
+from bench.kernel_cost import benchmark_frame
+from harness.core.config import ExtractorConfig
+from harness.core.event import decode_event
+from harness.core.program import Program
+from harness.core.testrun import XDP_PASS, test_run
+from harness.oracle import reference
+from harness.oracle.differences import event_differences
 
 # The two cases the kernel tests use: the standard request and a long frame that reaches the scan limit.
 TEST_CASES = ("standard", "frame_1500")
@@ -118,7 +118,7 @@ def test_reference_from_git_builds_and_loads() -> None:
 @pytest.mark.kernel
 def test_git_ref_is_loaded_by_its_own_harness() -> None:
     """The gate's reference from git runs in this process though another commit's harness built it."""
-    key, frame = bytes(range(16)), standard_frame()
+    key, frame = bytes(range(16)), benchmark_frame()
     with reference_version("HEAD") as version, ForeignProgram(version.tree, key) as program:
         assert test_run(program.fd, frame).verdict == XDP_PASS
         (record,) = program.take_events()

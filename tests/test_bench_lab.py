@@ -13,9 +13,9 @@ import os
 import pytest
 
 from bench import http_nginx
-from bench.lab_throughput import bpf_stats, measure, standard_frame, trafgen_config
-from harness.config import ExtractorConfig
-from harness.cost import empty_program_fd
+from bench.lab_throughput import bpf_stats, lab_frame, measure, trafgen_config
+from harness.core.config import ExtractorConfig
+from harness.core.cost import empty_program_fd
 from netns.lab import Lab
 
 FRAMES = 20_000
@@ -26,7 +26,7 @@ FRAMES = 20_000
 def test_every_frame_is_received_and_either_handled_or_counted_lost(lab: Lab) -> None:
     config, key = ExtractorConfig(), os.urandom(16)
     with empty_program_fd() as empty_fd, bpf_stats():
-        path = trafgen_config(lab, standard_frame())
+        path = trafgen_config(lab, lab_frame())
         for mode in ("none", "extractor-native", "c_tpacket_v3"):
             sample = measure(lab, path, mode, FRAMES, empty_fd, config, key)
             assert sample.received == FRAMES, mode

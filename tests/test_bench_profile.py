@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bench.profile import Profile, render, run
-from harness.cli import CommandError
-from harness.program import ENTRY_POINT, EXTRACTOR_SOURCE, STAGES
+from harness.core.errors import CommandError
+from harness.core.program import ENTRY_POINT, EXTRACTOR_SOURCE, STAGES
 
 pytestmark = pytest.mark.kernel
 PROGRAMS = {ENTRY_POINT, *STAGES}

@@ -24,13 +24,13 @@ import pytest
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
-from harness.cli import EXIT_ERROR, main
-from harness.counters import Counter
-from harness.driver import feed_opened
-from harness.frames import FrameSpec, build
-from harness.program import Program
-from harness.wait import wait_until
-from harness.xdp import XdpMode, attached_mode
+from harness.cli.main import EXIT_ERROR, main
+from harness.core.counters import Counter
+from harness.core.driver import feed_opened
+from harness.core.program import Program
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode, attached_mode
+from harness.oracle.frames import FrameSpec, build
 from netns.driver import LabDriver
 from netns.lab import Lab, last_line, sweep_stale
 
@@ -41,7 +41,7 @@ XHDR = Path(sys.executable).parent / "xhdr"
 # Compiling the extractor takes about 4 s; the rest of a lab's setup well under one.
 READY_DEADLINE_S = 60.0
 EXIT_DEADLINE_S = 20.0
-EXIT_INTERRUPTED = 130  # harness.cli's exit code after Ctrl-C
+EXIT_INTERRUPTED = 130  # harness.cli.main's exit code after Ctrl-C
 
 # Children start through this shim, which sets SIGINT back to its default action and execs the real
 # command (same pid). A shell starts background jobs (``pytest ... &``, some CI runners) with SIGINT
@@ -62,8 +62,8 @@ input()
 # A process that holds a lab with the extractor attached and a recorder running, until a signal ends it.
 HOLDING_RUN = """
 import json, signal
-from harness.program import Program
-from harness.xdp import XdpMode
+from harness.core.program import Program
+from harness.core.xdp import XdpMode
 from netns.driver import LabDriver
 from netns.lab import Lab
 from netns.servers import RecordingServer

@@ -1,6 +1,6 @@
 """Bad input to any ``xhdr`` command: one stderr line that names the thing and the fix, exit 1, no traceback.
 
-The table runs ``harness.cli.main`` in-process (an exception escaping it fails the test as a traceback
+The table runs ``harness.cli.main.main`` in-process (an exception escaping it fails the test as a traceback
 would, in milliseconds instead of a second of imports per case). What only a real process shows runs the
 installed console script: a Ctrl-C while the subcommand modules import, and what imports print for a
 non-root user whose home cannot be written.
@@ -18,12 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import EXIT_ERROR, EXIT_INTERRUPTED, main, run_command
-from harness.wait import wait_until
+from harness.cli.main import EXIT_ERROR, EXIT_INTERRUPTED, main, run_command
+from harness.core.wait import wait_until
 from netns.cleanup import TeardownError
 from netns.clients import ClientError
-from netns.lab import CommandError as LabCommandError
-from netns.lab import Lab
+from netns.lab import Lab, LabProcessError
 
 ROOT = Path(__file__).resolve().parent.parent
 XHDR = Path(sys.executable).parent / "xhdr"  # the console script, as users run it (see tests/test_cli_log.py)
@@ -93,6 +92,21 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
         True,
         ["verify", "--json", "{tmp}"],
         ["--json {tmp} is a directory", "give the name of a file"],
+    ),
+    "verify-threshold-without-baseline": (
+        True,
+        ["verify", "--threshold", "5"],
+        ["--threshold 5 applies to --baseline only", "add --baseline"],
+    ),
+    "fuzz-json-into-a-directory": (
+        True,
+        ["fuzz", "--json", "{tmp}"],
+        ["--json {tmp} is a directory", "give the name of a file"],
+    ),
+    "log-text-into-a-directory": (
+        True,
+        ["log", "--iface", "lo", "--text", "{tmp}"],
+        ["--text {tmp} is a directory", "give the name of a file"],
     ),
     "log-config-port-true": (
         True,
@@ -171,7 +185,7 @@ def _lab_run_timeout(_args: argparse.Namespace) -> int:
 @pytest.mark.parametrize(
     ("run", "needle"),
     [
-        (_raise(LabCommandError("false in xhdr-1-2-abc-cli exited 1: (no output)")), "false in xhdr-1-2"),
+        (_raise(LabProcessError("false in xhdr-1-2-abc-cli exited 1: (no output)")), "false in xhdr-1-2"),
         (_raise(ClientError("curl GET http://10.0.0.1/ exited 7: refused")), "curl GET"),
         (_raise(TeardownError("lab xhdr-1-2-abc teardown: remove netns: OSError: busy")), "teardown"),
         (lambda _args: wait_until(lambda: False, 0.01, "a condition never met"), "a condition never met"),
@@ -182,7 +196,7 @@ def _lab_run_timeout(_args: argparse.Namespace) -> int:
 def test_lab_and_wait_errors_are_one_line(
     run: Callable[[argparse.Namespace], int], needle: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """netns's errors and a missed deadline are user errors for harness/cli.py, which imports no netns."""
+    """netns's errors and a missed deadline are user errors for harness/cli/main.py, which imports no netns."""
     code = run_command(argparse.Namespace(command="demo", run=run))
     assert code == EXIT_ERROR
     assert needle in one_error_line(capsys.readouterr().err, "demo")
@@ -192,13 +206,13 @@ def test_ctrl_c_while_the_subcommands_import_is_one_line_and_130(tmp_path: Path)
     """SIGINT while the subcommand modules load, which takes a second or more.
 
     Under PYTHONPROFILEIMPORTTIME Python reports each finished import on stderr: an import reported after
-    harness.cli's own is one that main() made, loading the entry points. Those lines are left out of the check.
+    harness.cli.main's own is one that main() made, loading the entry points. Those lines are left out of the check.
     """
     err_path = tmp_path / "stderr"
 
     def loading_subcommands() -> bool:
         imports = [line for line in err_path.read_text().splitlines() if line.startswith("import time:")]
-        done = [index for index, line in enumerate(imports) if line.endswith("| harness.cli")]
+        done = [index for index, line in enumerate(imports) if line.endswith("| harness.cli.main")]
         return bool(done) and done[0] < len(imports) - 1
 
     env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}

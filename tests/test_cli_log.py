@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from pyroute2 import netns as pr_netns
 
-from harness.audit import AuditSummary, new_key, read_key, verify
-from harness.consumer import build_consumer
-from harness.driver import with_openings
-from harness.frames import FrameSpec, build
-from harness.program import Program
-from harness.wait import wait_until
-from harness.xdp import XdpMode, attached_mode, attached_prog_id
+from harness.core.driver import with_openings
+from harness.core.program import Program
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
+from harness.log.audit import AuditSummary, new_key, read_key, verify
+from harness.log.consumer import build_consumer
+from harness.oracle.frames import FrameSpec, build
 from netns.lab import Lab
 
 pytestmark = pytest.mark.kernel
@@ -36,9 +36,7 @@ EVENT_DEADLINE_S = 10.0
 EXIT_DEADLINE_S = 15.0
 
 
-# The console script installed next to the interpreter running the tests, as a user runs it. Not
-# `python -m harness.cli`: that imports cli twice (as __main__ and as harness.cli), so a subcommand's
-# harness.cli.CommandError is not the class __main__ catches and escapes as a traceback.
+# The console script installed next to the interpreter running the tests, as a user runs it.
 XHDR = Path(sys.executable).parent / "xhdr"
 
 
@@ -118,13 +116,23 @@ def test_interface_with_xdp_is_refused_left_alone_and_the_hint_detaches_it(
 
 @contextmanager
 def running_log(
-    lab: Lab, tmp_path: Path, mode: XdpMode, *options: str
+    lab: Lab, tmp_path: Path, mode: XdpMode, *options: str, json_to: str = "-"
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
-    """``xhdr log --json`` on the lab's gateway end, output in files; killed if a test leaves it running."""
+    """``xhdr log --json JSON_TO`` on the lab's gateway end, stdout and stderr in files; killed if a test
+    leaves it running."""
     out, err = tmp_path / "log.out", tmp_path / "log.err"
     gateway = lab.gateway
     argv = xhdr(
-        "log", "--iface", gateway.ifname, "--netns", gateway.netns, "--mode", mode.value, "--json", *options
+        "log",
+        "--iface",
+        gateway.ifname,
+        "--netns",
+        gateway.netns,
+        "--mode",
+        mode.value,
+        "--json",
+        json_to,
+        *options,
     )
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         proc = subprocess.Popen(argv, cwd=REPO, stdout=stdout, stderr=stderr)
@@ -239,10 +247,10 @@ def test_count_stops_by_itself_after_that_many_events(lab: Lab, tmp_path: Path) 
 
 
 def test_output_file_duration_and_counter_lines(lab: Lab, tmp_path: Path) -> None:
-    """Events go to --output, a counter line comes every --stats-every, and --duration ends the run."""
+    """Events go to the --json file, a counter line comes every --stats-every, and --duration ends the run."""
     output = tmp_path / "events.jsonl"
-    options = ("--output", str(output), "--duration", "4", "--stats-every", "0.5")
-    with running_log(lab, tmp_path, XdpMode.NATIVE, *options) as (proc, out, err):
+    options = ("--duration", "4", "--stats-every", "0.5")
+    with running_log(lab, tmp_path, XdpMode.NATIVE, *options, json_to=str(output)) as (proc, out, err):
         wait_attached(lab, proc, err, XdpMode.NATIVE)
         send_requests(lab, ["a.example"])
         wait_until(output.exists, EVENT_DEADLINE_S, "the output file")
@@ -264,11 +272,14 @@ def test_audit_without_json_is_one_line(tmp_path: Path) -> None:
 
 
 def test_an_audited_log_is_sealed_and_verifies(lab: Lab, tmp_path: Path) -> None:
-    """``xhdr log --json --audit``: each line sealed, the end record written at the stop, the chain intact."""
+    """``xhdr log --json FILE --audit``: each line sealed, the end record written at the stop, the chain intact."""
     key, output = tmp_path / "audit.key", tmp_path / "audited.jsonl"
     new_key(key)
-    options = ("--output", str(output), "--audit", str(key))
-    with running_log(lab, tmp_path, XdpMode.GENERIC, *options) as (proc, _, err):
+    with running_log(lab, tmp_path, XdpMode.GENERIC, "--audit", str(key), json_to=str(output)) as (
+        proc,
+        _,
+        err,
+    ):
         wait_attached(lab, proc, err, XdpMode.GENERIC)
         send_requests(lab, ["a.example", "b.example"])
         wait_until(

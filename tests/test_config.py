@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import (
+from harness.core.config import (
     DEFAULT_HEADERS,
     LIMIT_RANGES,
     MAX_HEADER_NAME_LEN,

@@ -1,6 +1,6 @@
-"""The compiled consumer of ``xhdr log`` (harness/consumer) against the Python renderings, byte for byte.
+"""The compiled consumer of ``xhdr log`` (harness/log/consumer) against the Python renderings, byte for byte.
 
-The Python side is the oracle: ``harness.log_format.event_json`` and ``event_line``, applied to the reference's events (harness/reference.py). The consumer
+The Python side is the oracle: ``harness.log.format.event_json`` and ``event_line``, applied to the reference's events (harness/oracle/reference.py). The consumer
 reads the real ring buffer of a real extractor fed by BPF_PROG_TEST_RUN; nothing here reads the ring in
 Python, so every line compared went through consumer.c.
 
@@ -29,22 +29,22 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-import harness.consumer
-from harness.audit import AuditError, AuditSummary, new_key, read_key, verify
-from harness.cbuild import BuildError
-from harness.config import TCHARS, ExtractorConfig, HeaderMode, HeaderRule
-from harness.consumer import build_consumer, compile_command, consumer_argv
-from harness.corpus import load_corpus
-from harness.cost import fast_open
-from harness.counters import Counter, counts_difference
-from harness.driver import with_openings
-from harness.event import HeaderEvent
-from harness.frames import FrameSpec, build
-from harness.log_format import event_json, event_line
-from harness.program import Program
-from harness.reference import TARGET_BYTES, FlowTracker, extract
-from harness.testrun import test_run
-from harness.wait import wait_until
+import harness.log.consumer
+from harness.core.cbuild import BuildError
+from harness.core.config import TCHARS, ExtractorConfig, HeaderMode, HeaderRule
+from harness.core.cost import fast_open
+from harness.core.counters import Counter, counts_difference
+from harness.core.driver import with_openings
+from harness.core.event import HeaderEvent
+from harness.core.program import Program
+from harness.core.testrun import test_run
+from harness.core.wait import wait_until
+from harness.log.audit import AuditError, AuditSummary, new_key, read_key, verify
+from harness.log.consumer import build_consumer, compile_command, consumer_argv
+from harness.log.format import event_json, event_line
+from harness.oracle.corpus import load_corpus
+from harness.oracle.frames import FrameSpec, build
+from harness.oracle.reference import TARGET_BYTES, FlowTracker, extract
 
 CONFIG = ExtractorConfig(
     max_target_len=40,
@@ -236,7 +236,7 @@ def syn_frames(draw: st.DrawFn) -> bytes:
 
 
 def addressed(spec: FrameSpec, saddr: bytes, daddr: bytes) -> bytes:
-    """``spec`` as a SYN with data (``fast_open``) between these addresses (harness.frames has fixed ones)."""
+    """``spec`` as a SYN with data (``fast_open``) between these addresses (harness.oracle.frames has fixed ones)."""
     packet = Ether(build(spec))
     layer = packet[IP] if spec.family == 4 else packet[IPv6]
     layer.src = str(ipaddress.ip_address(saddr))
@@ -531,7 +531,7 @@ def test_the_consumer_builds_without_warnings(tmp_path: Path) -> None:
 def test_a_compile_error_is_one_line_from_gcc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     broken = tmp_path / "consumer.c"
     broken.write_text("int main(void) { return missing; }\n")
-    monkeypatch.setattr(harness.consumer, "SOURCE", broken)
+    monkeypatch.setattr(harness.log.consumer, "SOURCE", broken)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     with pytest.raises(BuildError) as raised:
         build_consumer()

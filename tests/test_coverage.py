@@ -18,9 +18,9 @@ from fuzz import differential
 from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, feed_items, mutants, payload_offset
 from fuzz.runner import BatchTestRunDriver
 from fuzz.summary import Setting, build_summary, render_markdown, render_text
-from harness.coverage import Cover, CoverageReader, has_coverage_map
-from harness.frames import FrameSpec, build
-from harness.program import Program
+from harness.core.coverage import Cover, CoverageReader, has_coverage_map
+from harness.core.program import Program
+from harness.oracle.frames import FrameSpec, build
 
 pytestmark = pytest.mark.kernel
 

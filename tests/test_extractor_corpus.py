@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.compare import outcome_differences
-from harness.corpus import load_corpus
-from harness.counters import OUTCOMES
-from harness.driver import feed_flows
+from harness.core.counters import OUTCOMES
+from harness.core.driver import feed_flows
+from harness.oracle.corpus import load_corpus
+from harness.oracle.differences import outcome_differences
 
 CASES = load_corpus()
 

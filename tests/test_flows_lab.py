@@ -18,11 +18,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.counters import Counter, Counts, counts_difference
-from harness.event import EventFlag, HeaderEvent, SlotFlag
-from harness.program import Program
-from harness.wait import wait_until
-from harness.xdp import XdpMode
+from harness.core.counters import Counter, Counts, counts_difference
+from harness.core.event import EventFlag, HeaderEvent, SlotFlag
+from harness.core.program import Program
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode
 from netns.lab import Lab
 from netns.nsenter import socket_in
 from netns.recorder import RESPONSE_BODY

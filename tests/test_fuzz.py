@@ -20,12 +20,12 @@ from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, feed_items, frame
 from fuzz.lab_sample import LAB_MAX_FRAME, lab_differences
 from fuzz.runner import BatchTestRunDriver
 from fuzz.strategies import batches, sent
-from harness import reference
-from harness.cli import main
-from harness.config import ExtractorConfig
-from harness.counters import Counter
-from harness.driver import TestRunDriver
-from harness.program import Program
+from harness.cli.main import main
+from harness.core.config import ExtractorConfig
+from harness.core.counters import Counter
+from harness.core.driver import TestRunDriver
+from harness.core.program import Program
+from harness.oracle import reference
 
 pytestmark = pytest.mark.kernel
 
@@ -130,7 +130,7 @@ def test_planted_off_by_one_is_found_and_shrunk(programs, tmp_path) -> None:
         (shrunk,) = found
         assert first_at <= PLANTED_BUDGET
         assert any("TRUNCATED" in line for line in shrunk.differences), shrunk.differences
-        payload = reference._read_layers(shrunk.frame, FUZZ_CONFIG)[1]
+        payload = reference.read_layers(shrunk.frame, FUZZ_CONFIG)[1]
         assert len(payload) <= 60, f"not shrunk: {payload!r}"
         # the planted bug's trigger: a logged value of exactly max_value_len bytes (whichever header and
         # whichever request of the frame the shrinker settled on)

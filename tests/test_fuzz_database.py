@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import pytest
 import redis
 
-from harness.cli import main
-from harness.wait import wait_until
+from harness.cli.main import main
+from harness.core.wait import wait_until
 
 pytestmark = pytest.mark.kernel
 

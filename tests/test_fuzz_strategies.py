@@ -1,6 +1,6 @@
 """The fuzzer's own parts that need no kernel: fast frame building, the strategies' reach, repro files, the CLI.
 
-``fast_build`` replaces scapy in the hot loop, so it is held byte for byte to ``harness.frames.build``; the
+``fast_build`` replaces scapy in the hot loop, so it is held byte for byte to ``harness.oracle.frames.build``; the
 strategies are held to reaching what the issue lists (VLAN depths, IPv6, options, fragments, pipelining,
 obs-fold, bare LF, NUL and high bytes; for flows, each outcome of R15-R18 as the reference judges them), since a
 strategy that silently stopped producing them would let the differential test pass without testing anything.
@@ -33,13 +33,13 @@ from fuzz.strategies import (
     sent,
     targets,
 )
-from harness import reference
-from harness.cli import build_parser, main
-from harness.counters import Counter
-from harness.driver import Outcome
-from harness.event import EventFlag
-from harness.frames import FrameSpec, build
-from harness.reference import Expected, FlowTracker, Mode, tcp_segment
+from harness.cli.main import build_parser, main
+from harness.core.counters import Counter
+from harness.core.driver import Outcome
+from harness.core.event import EventFlag
+from harness.oracle import reference
+from harness.oracle.frames import FrameSpec, build
+from harness.oracle.reference import Expected, FlowTracker, Mode, tcp_segment
 
 FAST = settings(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 TCP_FLAGS = st.sampled_from(["PA", "A", "S", "SA", "R", "RA", "SR", "FA", "FPA", "SF"])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import kernel_matrix
-from harness.bcc_loader import import_bcc
-from harness.matrix import Variant
-from harness.program import EXTRACTOR_SOURCE
+from harness.core.bcc_loader import import_bcc
+from harness.core.program import EXTRACTOR_SOURCE
+from harness.kernels import run as kernel_run
+from harness.verify.variants import Variant
 
 pytestmark = pytest.mark.kernel
 CASES = Path(__file__).resolve().parent / "kernel_cases"
@@ -20,8 +20,8 @@ CASES = Path(__file__).resolve().parent / "kernel_cases"
 
 def test_default_build_is_accepted_and_matches_the_reference_on_5_10() -> None:
     variant = Variant("defaults")
-    build = kernel_matrix.build(EXTRACTOR_SOURCE, variant, variant.cflags(extractor=True))
-    (column,) = kernel_matrix.run_kernels(["5.10"], [build])
+    build = kernel_run.build(EXTRACTOR_SOURCE, variant, variant.cflags(extractor=True))
+    (column,) = kernel_run.run_kernels(["5.10"], [build])
     (guest,) = column.variants
     assert guest.accepted, guest.reason()
     assert [p.name for p in guest.programs] == [
@@ -31,15 +31,15 @@ def test_default_build_is_accepted_and_matches_the_reference_on_5_10() -> None:
         "xhdr_hash",
         "xhdr_emit",
     ]
-    assert len(guest.frames) == len(kernel_matrix.corpus_frames())
+    assert len(guest.frames) == len(kernel_run.corpus_frames())
     assert column.differences == {}
     assert any(events for _, _, events in guest.frames), "no frame produced a ring-buffer record"
 
 
 def test_helper_missing_on_5_10_is_rejected_there_with_the_reason() -> None:
     source = CASES / "coarse_clock.c"
-    build = kernel_matrix.build(source, Variant("default"), Variant("default").cflags(extractor=False))
-    (column,) = kernel_matrix.run_kernels(["5.10"], [build])
+    build = kernel_run.build(source, Variant("default"), Variant("default").cflags(extractor=False))
+    (column,) = kernel_run.run_kernels(["5.10"], [build])
     (guest,) = column.variants
     assert not guest.accepted
     assert "invalid func unknown#160" in guest.reason()

@@ -17,12 +17,12 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
-from harness.wait import wait_until
+from harness.core.wait import wait_until
 from netns.addressing import CLIENT, GATEWAY
 from netns.capture import Capture
 from netns.cleanup import TeardownError
 from netns.clients import ClientError, curl, http_client
-from netns.lab import CommandError, Lab, owner_id, sweep_stale
+from netns.lab import Lab, LabProcessError, owner_id, sweep_stale
 from netns.servers import RecordingServer
 
 pytestmark = pytest.mark.lab
@@ -178,7 +178,7 @@ def test_run_executes_inside_the_namespace(lab: Lab) -> None:
     assert lab.gateway.ifname in done.stdout.decode()
     assert lab.client.ifname not in done.stdout.decode()
     with pytest.raises(
-        CommandError, match=r"^false in xhdr-\d+-\d+-[0-9a-f]{6}-cli exited 1: \(no output\)$"
+        LabProcessError, match=r"^false in xhdr-\d+-\d+-[0-9a-f]{6}-cli exited 1: \(no output\)$"
     ):
         lab.run(lab.client, ["false"])
 

@@ -14,13 +14,19 @@ import enum
 
 import pytest
 
-from harness.bcc_loader import import_bcc
-from harness.config import MAX_HEADER_NAME_LEN, METHOD_MAX_LEN, SCHEME_MAX_LEN, ExtractorConfig, HeaderMode
-from harness.counters import Counter
-from harness.coverage import Cover
-from harness.event import SLOTS, EventFlag, SlotFlag, _Slot, event_struct
-from harness.program import BPF_DIR, NamesValue
-from harness.testrun import XDP_PASS, test_run
+from harness.core.bcc_loader import import_bcc
+from harness.core.config import (
+    MAX_HEADER_NAME_LEN,
+    METHOD_MAX_LEN,
+    SCHEME_MAX_LEN,
+    ExtractorConfig,
+    HeaderMode,
+)
+from harness.core.counters import Counter
+from harness.core.coverage import Cover
+from harness.core.event import SLOTS, EventFlag, SlotFlag, _Slot, event_struct
+from harness.core.program import BPF_DIR, NamesValue
+from harness.core.testrun import XDP_PASS, test_run
 
 pytestmark = pytest.mark.kernel
 

@@ -113,7 +113,7 @@ def test_rows_of_the_lab_suite_are_declared_with_their_units() -> None:
 
 def test_rows_of_the_consumer_suite_are_declared_with_their_units() -> None:
     from bench import consumer
-    from harness.config import ExtractorConfig
+    from harness.core.config import ExtractorConfig
 
     figures = {"events_per_second": 4e5, "cpu_ns_per_event": 2000.0, "events_written": 100, "events_lost": 0}
     taken = {name: [figures | {"events_produced": 100}] for name in consumer.FORMATS}

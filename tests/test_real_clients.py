@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from harness.config import HeaderMode
-from harness.counters import Counter, Counts, counts_difference
-from harness.event import EventFlag, HeaderEvent, SlotFlag
-from harness.program import Program
-from harness.reference import siphash24
-from harness.wait import wait_until
-from harness.xdp import XdpMode, attached_mode
+from harness.core.config import HeaderMode
+from harness.core.counters import Counter, Counts, counts_difference
+from harness.core.event import EventFlag, HeaderEvent, SlotFlag
+from harness.core.program import Program
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode, attached_mode
+from harness.oracle.reference import siphash24
 from netns.clients import curl, http_client
 from netns.lab import Lab
 from netns.servers import RecordingServer

@@ -10,12 +10,12 @@ import dataclasses
 
 import pytest
 
-from harness.config import ExtractorConfig, HeaderMode, HeaderRule
-from harness.corpus import CorpusCase, load_corpus
-from harness.counters import OUTCOMES, Counter, zero_counts
-from harness.event import EventFlag, HeaderEvent, SlotFlag
-from harness.frames import FrameSpec, arp_frame, build, describe_difference, split
-from harness.reference import Expected, auth_scheme, extract, siphash24
+from harness.core.config import ExtractorConfig, HeaderMode, HeaderRule
+from harness.core.counters import OUTCOMES, Counter, zero_counts
+from harness.core.event import EventFlag, HeaderEvent, SlotFlag
+from harness.oracle.corpus import CorpusCase, load_corpus
+from harness.oracle.frames import FrameSpec, arp_frame, build, describe_difference, split
+from harness.oracle.reference import Expected, auth_scheme, extract, siphash24
 
 F = EventFlag
 S = SlotFlag

@@ -1,6 +1,6 @@
 """The reference's flows (docs/EXTRACTION.md R14-R18) against small conversations written by hand.
 
-Each case is a few client segments of one TCP flow, built with ``harness.frames``, fed in order to one
+Each case is a few client segments of one TCP flow, built with ``harness.oracle.frames``, fed in order to one
 ``FlowTracker``; every frame's outcome, logged targets and R15 tallies are written next to it. Payload byte
 ``i`` of a flow has sequence number ``first + i`` (its SYN has ``first - 1``), so a segment is placed by the
 payload offset it starts at, and retransmissions, gaps and wrap-around read as offsets.
@@ -13,11 +13,11 @@ from typing import NamedTuple
 
 import pytest
 
-from harness.config import ExtractorConfig, HeaderMode, HeaderRule
-from harness.counters import OUTCOMES, Counter
-from harness.event import EventFlag, HeaderEvent, SlotFlag
-from harness.frames import FrameSpec, arp_frame, build, opening
-from harness.reference import Cut, Expected, FlowTracker, Mode, extract, siphash24
+from harness.core.config import ExtractorConfig, HeaderMode, HeaderRule
+from harness.core.counters import OUTCOMES, Counter
+from harness.core.event import EventFlag, HeaderEvent, SlotFlag
+from harness.oracle.frames import FrameSpec, arp_frame, build, opening
+from harness.oracle.reference import Cut, Expected, FlowTracker, Mode, extract, siphash24
 
 F = EventFlag
 KEY = bytes(range(16))

@@ -14,10 +14,10 @@ import h11
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from harness.config import TCHARS, ExtractorConfig, HeaderMode
-from harness.event import EventFlag, HeaderEvent, SlotFlag
-from harness.frames import FrameSpec, build
-from harness.reference import auth_scheme, extract, siphash24
+from harness.core.config import TCHARS, ExtractorConfig, HeaderMode
+from harness.core.event import EventFlag, HeaderEvent, SlotFlag
+from harness.oracle.frames import FrameSpec, build
+from harness.oracle.reference import auth_scheme, extract, siphash24
 
 CONFIG = ExtractorConfig(max_scan_bytes=1536, max_target_len=64, max_value_len=32)
 KEY = bytes(range(16, 32))

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 import httptools
 import pytest
 
-from harness.config import ExtractorConfig
-from harness.corpus import CorpusCase, flow_expectations, load_corpus
-from harness.event import EventFlag, HeaderEvent
-from harness.frames import FrameSpec, build
-from harness.reference import DEFAULT_CONFIG, tcp_segment
+from harness.core.config import ExtractorConfig
+from harness.core.event import EventFlag, HeaderEvent
+from harness.oracle.corpus import CorpusCase, flow_expectations, load_corpus
+from harness.oracle.frames import FrameSpec, build
+from harness.oracle.reference import DEFAULT_CONFIG, tcp_segment
 
 F = EventFlag
 R19_FLAGS = F.BARE_LF | F.OBS_FOLD | F.WS_BEFORE_COLON | F.CL_AND_TE | F.TE_NOT_CHUNKED

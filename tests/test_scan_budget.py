@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import ExtractorConfig
-from harness.counters import Counter
-from harness.driver import TestRunDriver, feed_flows
-from harness.frames import FrameSpec, build
-from harness.program import Program
+from harness.core.config import ExtractorConfig
+from harness.core.counters import Counter
+from harness.core.driver import TestRunDriver, feed_flows
+from harness.core.program import Program
+from harness.oracle.frames import FrameSpec, build
 
 pytestmark = pytest.mark.kernel
 

@@ -17,15 +17,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.compare import event_differences
-from harness.config import ExtractorConfig
-from harness.corpus import flow_expectations
-from harness.counters import Counter
-from harness.driver import TestRunDriver, feed_flows, feed_opened
-from harness.event import SLOTS, event_struct
-from harness.frames import FrameSpec, build, split
-from harness.kernels import _libbcc
-from harness.program import Program
+from harness.core.bcc_loader import libbcc
+from harness.core.config import ExtractorConfig
+from harness.core.counters import Counter
+from harness.core.driver import TestRunDriver, feed_flows, feed_opened
+from harness.core.event import SLOTS, event_struct
+from harness.core.program import Program
+from harness.oracle.corpus import flow_expectations
+from harness.oracle.differences import event_differences
+from harness.oracle.frames import FrameSpec, build, split
 
 pytestmark = pytest.mark.kernel
 
@@ -85,7 +85,7 @@ def leaks(blob: bytes, secrets: list[bytes]) -> list[str]:
 
 def map_contents(program: Program) -> dict[str, bytes]:
     """The bytes of every array and hash map of the program, per-CPU maps on every CPU (the ring buffer aside)."""
-    lib = _libbcc()
+    lib = libbcc()
     module = program.bpf.module
     contents = {}
     for index in range(lib.bpf_num_tables(module)):

@@ -1,10 +1,10 @@
-"""harness/textui.py: tables aligned by their cells, progress that writes terminal codes only to a terminal."""
+"""harness/cli/textui.py: tables aligned by their cells, progress that writes terminal codes only to a terminal."""
 
 from __future__ import annotations
 
 import io
 
-from harness.textui import CLEAR_LINE, Progress, table
+from harness.cli.textui import CLEAR_LINE, Progress, table
 
 
 class Terminal(io.StringIO):

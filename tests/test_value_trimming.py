@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.compare import outcome_differences
-from harness.driver import TestRunDriver, feed_opened
-from harness.frames import FrameSpec, build
-from harness.reference import extract
+from harness.core.driver import TestRunDriver, feed_opened
+from harness.oracle.differences import outcome_differences
+from harness.oracle.frames import FrameSpec, build
+from harness.oracle.reference import extract
 
 VALUES = [
     b"",

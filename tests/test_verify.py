@@ -4,7 +4,7 @@ baseline gate, and bad input.
 Negative controls live in tests/verifier_cases/*.c, each carrying its expectation in its first lines
 (``// xhdr-expect: accept`` or ``// xhdr-expect: reject "<verifier message>"``, optionally
 ``// xhdr-args: <extra xhdr verify arguments>``); a new case is a new file. The command runs in-process
-through harness.cli.main so the tests can also check that no BPF object is left open afterwards.
+through harness.cli.main.main so the tests can also check that no BPF object is left open afterwards.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.config import LIMIT_RANGES
-from harness.matrix import DEFAULT_BASELINE, DEFAULT_MATRIX, load_matrix
-from harness.verifier import STATS
+from harness.cli.main import main
+from harness.core.config import LIMIT_RANGES
+from harness.verify.variants import DEFAULT_BASELINE, DEFAULT_MATRIX, load_matrix
+from harness.verify.verifier import STATS
 
 pytestmark = pytest.mark.kernel
 
@@ -109,7 +109,9 @@ def test_statistics_follow_the_limits(default_run: tuple[int, dict, str]) -> Non
 def test_repository_baseline_passes(default_run: tuple[int, dict, str]) -> None:
     gate = default_run[1]["gate"]
     assert gate["passed"], gate["failures"]
-    assert not gate["new_variants"], "harness/matrix/baseline.json is missing variants; regenerate it"
+    assert not gate["new_variants"], (
+        "harness/verify/variants/baseline.json is missing variants; regenerate it"
+    )
     gated = {row["key"] for row in gate["rows"] if row["stat"] == "verified_insns"}
     assert gated == {variant["key"] for variant in default_run[1]["variants"]}
 

@@ -5,7 +5,7 @@ accounting can charge it its CPU time:
 
 - ``c_tpacket_v3``: bench/baselines/capture.c, built here with gcc: a TPACKET_V3 ring and a C port of the
   rules, flows included (the strongest baseline, the one the issue's headline ratio is against);
-- ``af_packet_python``: an AF_PACKET socket in Python and ``harness.reference.FlowTracker`` fed every frame;
+- ``af_packet_python``: an AF_PACKET socket in Python and ``harness.oracle.reference.FlowTracker`` fed every frame;
 - ``af_packet_httptools``: the same socket, the same Python L2-L4 walk, and httptools (llhttp) for HTTP,
   frame by frame (no flow state: each segment is read as if its flow expected a request at its start).
 
@@ -22,9 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from harness.cbuild import built
-from harness.config import ExtractorConfig
-from harness.event import HeaderEvent
+from harness.core.cbuild import built
+from harness.core.config import ExtractorConfig
+from harness.core.event import HeaderEvent
 
 SOURCE = Path(__file__).with_name("capture.c")
 CFLAGS = ("-O2", "-Wall", "-Wextra")
@@ -33,7 +33,7 @@ PYTHON_PARSERS = {"af_packet_python": "reference", "af_packet_httptools": "httpt
 
 
 def build_capture() -> Path:
-    """capture.c built once per version (harness/cbuild.py). The limits are options (config_args), so one binary
+    """capture.c built once per version (harness/core/cbuild.py). The limits are options (config_args), so one binary
     serves every configuration; bpf/xhdr_event.h gives it the extractor's flag, mode and counter values."""
     return built(SOURCE, CFLAGS)
 
@@ -201,7 +201,7 @@ def c_parse_lines(frames: list[bytes], config: ExtractorConfig, key: bytes) -> l
 
 def stats_counters(stderr: str) -> dict[str, int]:
     """The ``name=N`` pairs of the last ``stats`` line capture.c printed (its counters, by the labels of
-    harness.counters.Counter, plus ``requests`` and ``drops``); empty when there is none.
+    harness.core.counters.Counter, plus ``requests`` and ``drops``); empty when there is none.
     """
     lines = [line for line in stderr.splitlines() if line.startswith("stats ")]
     if not lines:
@@ -213,7 +213,7 @@ def stats_counters(stderr: str) -> dict[str, int]:
 def c_parse_ns(frame: bytes, config: ExtractorConfig, key: bytes, repeat: int) -> float:
     """capture.c's parse of one frame in a loop (R1-R18, no log line): nanoseconds per frame.
 
-    The frame should be a SYN with data (``bench.kernel_cost.standard_frame``): it opens its flow each time,
+    The frame should be a SYN with data (``bench.kernel_cost.benchmark_frame``): it opens its flow each time,
     so every repetition is parsed, as by the extractor's test runs.
     """
     with tempfile.TemporaryDirectory(prefix="xhdr-cache-frames-") as scratch:

@@ -5,7 +5,7 @@
  * What a performance engineer would write instead of XDP: an AF_PACKET socket with a TPACKET_V3
  * memory-mapped ring (no copy per packet into user space, one poll() per block), a classic BPF
  * filter so only TCP to the watched ports is copied, and a parser in plain C that implements the
- * rules of docs/EXTRACTION.md (R1-R19) exactly as harness/reference.py reads them: a flow table
+ * rules of docs/EXTRACTION.md (R1-R19) exactly as harness/oracle/reference.py reads them: a flow table
  * (open addressing, at most -F flows, CLOCK eviction as the kernel's LRU map evicts) follows each
  * TCP flow from its SYN, skips bodies by Content-Length, carries a header section cut by the end
  * of a segment into the next one and flags the bytes other parsers read differently. Every request found is written as one line (see

@@ -23,27 +23,22 @@ from collections.abc import Callable
 from types import FrameType
 
 from bench.baselines import event_line, socket_filter
-from harness.config import ExtractorConfig, HeaderMode, HeaderRule
-from harness.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
-from harness.reference import (
+from harness.core.config import ExtractorConfig, HeaderMode, HeaderRule
+from harness.core.event import EventFlag, HeaderEvent, HeaderValue
+from harness.oracle.reference import (
     DIGITS,
     FlowTracker,
-    _Outcome,
-    _read_layers,
-    auth_scheme,
+    FrameEnded,
     ends_in_chunked,
-    siphash24,
+    filled_slot,
+    read_layers,
 )
+from netns.capture import AUXDATA, PACKET_AUXDATA, SOL_PACKET, with_vlan_tag
 
-SOL_PACKET = 263
-PACKET_AUXDATA = 8
 PACKET_STATISTICS = 6
 PACKET_IGNORE_OUTGOING = 23
 SO_ATTACH_FILTER = 26
-TP_STATUS_VLAN_VALID = 1 << 4
-TP_STATUS_VLAN_TPID_VALID = 1 << 6
 ETH_P_ALL = 0x0003
-AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
 FRAME_MAX = 65536
 
 FrameParser = Callable[[bytes], list[HeaderEvent]]  # one captured frame, in arrival order, to its events
@@ -116,8 +111,8 @@ def httptools_events(
     import httptools
 
     try:
-        flow, payload = _read_layers(frame, config)
-    except _Outcome:
+        flow, payload = read_layers(frame, config)
+    except FrameEnded:
         return []
     view = payload[: config.max_scan_bytes]
     messages: list[tuple[_Message, bytes, int]] = []
@@ -181,18 +176,11 @@ def _slots(fields: list[tuple[bytes, bytes]], config: ExtractorConfig, key: byte
 
 
 def _slot(rule: HeaderRule, values: list[bytes], config: ExtractorConfig, key: bytes) -> HeaderValue:
-    if not values:
-        return HeaderValue(rule.name, rule.mode)
-    value = values[0]
-    flags = SlotFlag.PRESENT | (SlotFlag.REPEATED if len(values) > 1 else SlotFlag(0))
-    kept, digest = b"", 0
-    if rule.mode is HeaderMode.VALUE:
-        kept = value[: config.max_value_len]
-        flags |= SlotFlag.TRUNCATED if len(value) > config.max_value_len else SlotFlag(0)
-    elif rule.mode in (HeaderMode.HASH, HeaderMode.AUTH):
-        digest = siphash24(key, value)
-        kept = auth_scheme(value) if rule.mode is HeaderMode.AUTH else b""
-    return HeaderValue(rule.name, rule.mode, flags, len(value), kept, digest)
+    """The reference's own slot filling, one occurrence after the other (the second only adds REPEATED)."""
+    slot = HeaderValue(rule.name, rule.mode)
+    for value in values[:2]:
+        slot = filled_slot(slot, value, False, config, key)
+    return slot
 
 
 PARSERS: dict[str, Callable[[ExtractorConfig, bytes], FrameParser]] = {
@@ -212,17 +200,6 @@ def _attach_filter(sock: socket.socket, ports: tuple[int, ...]) -> None:
         struct.pack_into("=HBBI", array, 8 * index, op, jt, jf, k)
     fprog = struct.pack("=HxxxxxxQ", len(code), ctypes.addressof(array))
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-
-
-def _with_tag(frame: bytes, ancillary: list[tuple[int, int, bytes]]) -> bytes:
-    """Puts back the outer VLAN tag the kernel moved into the packet's metadata (PACKET_AUXDATA)."""
-    for level, kind, data in ancillary:
-        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= AUXDATA.size:
-            status, _, _, _, _, tci, tpid = AUXDATA.unpack_from(data)
-            if status & TP_STATUS_VLAN_VALID:
-                tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
-                return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
-    return frame
 
 
 def capture(ifname: str, parser: FrameParser, config: ExtractorConfig, args: argparse.Namespace) -> None:
@@ -255,7 +232,7 @@ def capture(ifname: str, parser: FrameParser, config: ExtractorConfig, args: arg
             drops += _drops(sock)  # idle: a count that lost packets ends here
             continue
         packets += 1
-        events = parser(_with_tag(bytes(view[:size]), ancillary))
+        events = parser(with_vlan_tag(bytes(view[:size]), ancillary))
         requests += len(events)
         if not args.quiet:
             for event in events:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 from bench.baselines import c_parse_ns
 from bench.baselines.pycapture import httptools_parser, reference_parser
-from bench.kernel_cost import standard_frame
+from bench.kernel_cost import benchmark_frame
 from bench.results import Row, write_results
-from harness.config import ExtractorConfig
-from harness.cost import measure_cost
-from harness.program import Program
+from harness.core.config import ExtractorConfig
+from harness.core.cost import measure_cost
+from harness.core.program import Program
+from harness.oracle.corpus import STANDARD_CASE
 
 SUITE = "baselines"
 
@@ -41,9 +42,9 @@ def python_parse_ns(parse: Callable[[], object], repeat: int, rounds: int) -> fl
 def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     """Benchmark 2 on the standard request; writes reports/out/bench/baselines.json and returns its path."""
     config, key = ExtractorConfig(), os.urandom(16)
-    frame = standard_frame()  # a SYN with data: every test-run repetition is parsed
+    frame = benchmark_frame()  # a SYN with data: every test-run repetition is parsed
     rounds, repeat = (5, 2_000) if quick else (20, 20_000)
-    params = {"frame_bytes": len(frame), "case": "00_standard_api_request", "rounds": rounds}
+    params = {"frame_bytes": len(frame), "case": STANDARD_CASE, "rounds": rounds}
     progress("extractor and empty program (test run)")
     with Program(config, key=key) as program:
         cost = measure_cost(program, frame, rounds=rounds, repeat=200)

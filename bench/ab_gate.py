@@ -1,0 +1,431 @@
+"""The performance regression gate: ``xhdr bench --compare REF``, a paired A/B test of two extractor builds.
+
+Why paired: on a shared machine the absolute cost of the same program moves by tens of percent between
+runs (other work, frequency, cache), so comparing today's figure with a stored one mostly measures the
+machine. Both builds are loaded at once and run round by round in ABBA order on the same frame; a noise
+burst then hits both sides of a round alike and cancels in the round's ratio current/reference.
+
+The statistic: the median of the per-round log ratios, with a percentile bootstrap interval (numpy only).
+A case **fails** only if the slowdown is significant (the interval lies above 1) *and* its estimate is
+larger than the minimum effect (``--threshold``, default 10%); it **passes** when the interval's upper end
+is below the minimum effect (any slowdown is smaller than what we care about); anything else is
+**inconclusive**: too noisy to tell, said so instead of failing. An inconclusive case is measured once more
+with as many rounds again before the verdict is given.
+
+Two loads of the same bytecode can differ by 15-20% for their whole life on this machine (measured: equal
+program tags, one load steadily faster; JIT image and map placement). So each build is loaded several
+times (``loads``), rounds rotate over every (reference load, current load) pair, the bootstrap resamples
+loads before rounds, and a tentative failure is measured again on fresh loads: it stands only if the
+second pass fails too (else the case is inconclusive).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import math
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from bench.foreign import ForeignLoadError, ForeignProgram
+from bench.kernel_cost import Case, cases, events_per_run, interleaved_round, max_repeat, program_subject
+from harness.cli.textui import table
+from harness.core.config import ExtractorConfig
+from harness.core.program import BPF_DIR, EXTRACTOR_SOURCE, Program
+
+Verdict = Literal["pass", "fail", "inconclusive"]
+REPO_DIR = BPF_DIR.parent
+DEFAULT_THRESHOLD_PCT = 10.0
+CONFIDENCE = 0.95
+RESAMPLES = 4000
+# The cases the gate compares: the one the targets are set on, and the ones that stress each stage.
+GATE_CASES = ("standard", "frame_1500", "headers_32", "worst_last_header_last")
+GATE_ROUNDS = {"quick": 36, "full": 72}  # multiples of DEFAULT_LOADS ** 2 pairings
+MIN_ROUNDS = 5  # fewer paired rounds give no interval worth a verdict
+DEFAULT_LOADS = 3  # loads of each build: see assess() on why one load per side is not enough
+
+
+class GateError(RuntimeError):
+    """The gate could not run (unknown ref, build failure); one line naming the cause."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Version:
+    """One build to compare: a source file (with its bpf/ headers beside it) and extra -D flags."""
+
+    label: str
+    source: Path
+    cflags: tuple[str, ...] = ()
+    commit: str = ""
+    tree: Path | None = None  # a git ref's whole checkout: its own harness loads it (bench/foreign.py)
+
+
+@dataclasses.dataclass(frozen=True)
+class Assessment:
+    """The statistic for one case: the ratio current/reference, its interval, and what they mean."""
+
+    estimate: float  # exp(median of per-round log ratios)
+    low: float
+    high: float
+    rounds: int
+    spread_pct: float  # interquartile range of the per-round ratios, in percent
+    verdict: Verdict
+
+
+def assess(
+    current: Sequence[float],
+    reference: Sequence[float],
+    threshold_pct: float = DEFAULT_THRESHOLD_PCT,
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    loads: Sequence[tuple[int, int]] | None = None,
+) -> Assessment:
+    """Bootstrap interval of the median paired log ratio, and the verdict it supports.
+
+    ``loads`` gives, per round, which load of the reference and which load of the current build ran it.
+    Two loads of the same bytecode can differ by 15% for the whole of their life (we measured it: same
+    program tags, one load steadily faster; JIT image placement), so rounds of one load pair are not
+    independent. The bootstrap then resamples loads first, then rounds within the drawn load pairs
+    (a two-stage bootstrap), so the interval includes the load-to-load spread instead of hiding it.
+    The seed is fixed so the same measurements always give the same verdict.
+    """
+    current_a = np.asarray(current, dtype=float)
+    reference_a = np.asarray(reference, dtype=float)
+    if current_a.shape != reference_a.shape or current_a.size < MIN_ROUNDS:
+        raise ValueError(f"the gate needs at least {MIN_ROUNDS} paired rounds of equal length")
+    if (current_a <= 0).any() or (reference_a <= 0).any():
+        raise ValueError("a round reported a duration of 0 ns; raise the repeat count")
+    logs = np.log(current_a / reference_a)
+    rng = np.random.default_rng(seed)
+    if loads is None or len({pair for pair in loads}) == 1:
+        medians = np.median(logs[rng.integers(0, logs.size, (resamples, logs.size))], axis=1)
+    else:
+        medians = _two_stage_medians(logs, np.asarray(loads), rng, resamples)
+    alpha = 1 - confidence
+    low, high = np.exp(np.quantile(medians, [alpha / 2, 1 - alpha / 2]))
+    estimate = float(np.exp(np.median(logs)))
+    q1, q3 = np.quantile(np.exp(logs), [0.25, 0.75])
+    limit = 1 + threshold_pct / 100
+    verdict: Verdict
+    if low > 1 and estimate > limit:
+        verdict = "fail"
+    elif high < limit:
+        verdict = "pass"
+    else:
+        verdict = "inconclusive"
+    return Assessment(estimate, float(low), float(high), int(logs.size), float(100 * (q3 - q1)), verdict)
+
+
+def _two_stage_medians(
+    logs: np.ndarray, loads: np.ndarray, rng: np.random.Generator, resamples: int
+) -> np.ndarray:
+    """Medians of resamples that draw reference and current loads with replacement, then their rounds."""
+    ref_ids, cur_ids = np.unique(loads[:, 0]), np.unique(loads[:, 1])
+    by_pair = {
+        (int(a), int(b)): logs[(loads[:, 0] == a) & (loads[:, 1] == b)] for a in ref_ids for b in cur_ids
+    }
+    medians = np.empty(resamples)
+    for k in range(resamples):
+        drawn = [
+            by_pair[(int(a), int(b))]
+            for a in rng.choice(ref_ids, ref_ids.size)
+            for b in rng.choice(cur_ids, cur_ids.size)
+        ]
+        pooled = np.concatenate([d for d in drawn if d.size] or [logs])
+        medians[k] = np.median(pooled[rng.integers(0, pooled.size, pooled.size)])
+    return medians
+
+
+def overall(verdicts: Sequence[Verdict]) -> Verdict:
+    """One failing case fails the gate; otherwise one inconclusive case makes it inconclusive."""
+    if "fail" in verdicts:
+        return "fail"
+    return "inconclusive" if "inconclusive" in verdicts else "pass"
+
+
+# -- versions ----------------------------------------------------------------------------------------
+
+
+def _git(*args: str, failure: str | None = None) -> str:
+    """git's output in this repository; a failure is a GateError with ``failure`` or git's last stderr line."""
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=REPO_DIR, capture_output=True, text=True, check=False, timeout=30
+        )
+    except OSError as error:
+        raise GateError(f"cannot run git: {error.strerror}") from None
+    if done.returncode != 0:
+        message = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        raise GateError(failure or f"git {' '.join(args)}: {message}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def reference_version(ref: str) -> Iterator[Version]:
+    """The reference build: a stored program (a .c file, or a directory holding xhdr.c) or a git ref.
+
+    For a git ref the whole tree at that ref is written to a temporary directory: the reference compiles
+    against its own headers and is loaded by its own harness (``_load``), since the maps, stages and event
+    layout of the extractor may differ between commits.
+    """
+    path = Path(ref)
+    if path.is_file():
+        yield Version(f"file {path}", path.resolve())
+        return
+    if path.is_dir():
+        if not (path / EXTRACTOR_SOURCE.name).is_file():
+            raise GateError(f"{path} holds no {EXTRACTOR_SOURCE.name}; give a git ref or a stored program")
+        yield Version(f"directory {path}", (path / EXTRACTOR_SOURCE.name).resolve())
+        return
+    commit = _git(
+        "rev-parse",
+        "--verify",
+        "--quiet",
+        f"{ref}^{{commit}}",
+        failure=f"{ref} is not a file, a directory or a git commit of {REPO_DIR}; give a stored program (a .c file, "
+        f"or a directory holding {EXTRACTOR_SOURCE.name}) or a commit, branch or tag (see `git log`)",
+    ).strip()
+    names = _git("ls-tree", "--name-only", f"{commit}:{BPF_DIR.name}").split()
+    if EXTRACTOR_SOURCE.name not in names:
+        raise GateError(f"{ref} has no {BPF_DIR.name}/{EXTRACTOR_SOURCE.name}")
+    with tempfile.TemporaryDirectory(prefix="xhdr-gate-") as directory:
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", commit], cwd=REPO_DIR, capture_output=True, check=False
+        )
+        unpacked = subprocess.run(
+            ["tar", "-x", "-C", directory], input=archive.stdout, capture_output=True, check=False
+        )
+        if archive.returncode or unpacked.returncode:
+            raise GateError(
+                f"cannot export {ref}: {(archive.stderr or unpacked.stderr).decode().strip()[:200]}"
+            )
+        tree = Path(directory)
+        yield Version(
+            f"git {ref}", tree / BPF_DIR.name / EXTRACTOR_SOURCE.name, commit=commit[:12], tree=tree
+        )
+
+
+def _version_json(version: Version) -> dict:
+    """A version as the gate's JSON records it (a git ref's exported tree is temporary: left out)."""
+    document = dataclasses.asdict(version) | {"source": str(version.source)}
+    del document["tree"]
+    return document
+
+
+def current_version(cflags: tuple[str, ...] = ()) -> Version:
+    """The working tree's bpf/xhdr.c, with any extra -D flags (the planted slowdown's self-test)."""
+    try:
+        commit = _git("rev-parse", "--short=12", "HEAD").strip()
+        dirty = bool(_git("status", "--porcelain", "--", BPF_DIR.name).strip())
+    except GateError:
+        commit, dirty = "unknown", False
+    label = (
+        "working tree" + (" (bpf/ modified)" if dirty else "") + (f" {' '.join(cflags)}" if cflags else "")
+    )
+    return Version(label, EXTRACTOR_SOURCE, cflags, commit + ("+dirty" if dirty else ""))
+
+
+# -- running -----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CaseComparison:
+    case: str
+    reference_ns: tuple[float, ...]
+    current_ns: tuple[float, ...]
+    assessment: Assessment
+    loads: tuple[tuple[int, int], ...] = ()
+    first_pass: CaseComparison | None = None  # set when a tentative failure was measured again
+
+    def to_json(self) -> dict:
+        return {
+            "first_pass": None if self.first_pass is None else self.first_pass.to_json(),
+            "case": self.case,
+            "verdict": self.assessment.verdict,
+            "ratio": round(self.assessment.estimate, 4),
+            "interval": [round(self.assessment.low, 4), round(self.assessment.high, 4)],
+            "rounds": self.assessment.rounds,
+            "spread_pct": round(self.assessment.spread_pct, 2),
+            "reference_ns_median": round(float(np.median(self.reference_ns)), 1),
+            "current_ns_median": round(float(np.median(self.current_ns)), 1),
+            "reference_ns_rounds": [round(value, 1) for value in self.reference_ns],
+            "current_ns_rounds": [round(value, 1) for value in self.current_ns],
+            "load_pairs": [list(pair) for pair in self.loads],
+            "per_load_pair_ratio": self._per_pair(),
+        }
+
+    def _per_pair(self) -> dict[str, float]:
+        """Median ratio per (reference load, current load): shows a load that sits apart."""
+        ratios: dict[str, list[float]] = {}
+        for (i, j), a, b in zip(self.loads, self.reference_ns, self.current_ns, strict=True):
+            ratios.setdefault(f"{i}-{j}", []).append(b / a)
+        return {key: round(float(np.median(values)), 4) for key, values in sorted(ratios.items())}
+
+
+GateProgress = Callable[[str, int, int, "CaseComparison | None"], None]
+
+
+def _load(version: Version, config: ExtractorConfig, key: bytes) -> Program | ForeignProgram:
+    """A git ref is loaded by its own commit's harness: the maps and stages may differ from today's."""
+    if version.tree is not None and not version.cflags and config == ExtractorConfig():
+        try:
+            return ForeignProgram(version.tree, key)
+        except ForeignLoadError as error:
+            raise GateError(f"{version.label}: {error}") from None
+    return Program(config, key=key, source=version.source, extra_cflags=version.cflags)
+
+
+def _measure(
+    reference: Version,
+    current: Version,
+    by_name: dict[str, Case],
+    config: ExtractorConfig,
+    key: bytes,
+    rounds: int,
+    threshold_pct: float,
+    repeat: int,
+    loads: int,
+    progress: GateProgress | None,
+    case_names: list[str],
+) -> list[CaseComparison]:
+    """One pass: fresh loads of both builds, every named case in rotated paired rounds."""
+    pairs = [(i, j) for i in range(loads) for j in range(loads)]
+    comparisons: list[CaseComparison] = []
+    with contextlib.ExitStack() as stack:
+        refs = [stack.enter_context(_load(reference, config, key)) for _ in range(loads)]
+        curs = [stack.enter_context(_load(current, config, key)) for _ in range(loads)]
+        ref_subjects = [program_subject(f"reference#{i}", p) for i, p in enumerate(refs)]
+        cur_subjects = [program_subject(f"current#{i}", p) for i, p in enumerate(curs)]
+        for number, name in enumerate(case_names, 1):
+            case = by_name[name]
+            per_run = events_per_run(curs[0], case.frame)
+            if events_per_run(refs[0], case.frame) != per_run:
+                raise GateError(f"case {name}: the two builds emit different numbers of events")
+            reps = min(repeat, max_repeat(config, per_run))
+            ref_ns: list[float] = []
+            cur_ns: list[float] = []
+            used: list[tuple[int, int]] = []
+            target = rounds
+            while True:
+                for _ in range(target - len(ref_ns)):
+                    i, j = pairs[len(used) % len(pairs)]
+                    a, b = interleaved_round([ref_subjects[i], cur_subjects[j]], case.frame, reps, per_run)
+                    ref_ns.append(a)
+                    cur_ns.append(b)
+                    used.append((i, j))
+                    if progress:
+                        progress(name, number, len(ref_ns), None)
+                result = assess(cur_ns, ref_ns, threshold_pct, loads=used)
+                if result.verdict != "inconclusive" or target > rounds:
+                    break
+                target = 2 * rounds  # one extension for a case too noisy to call
+            comparison = CaseComparison(name, tuple(ref_ns), tuple(cur_ns), result, tuple(used))
+            comparisons.append(comparison)
+            if progress:
+                progress(name, number, len(ref_ns), comparison)
+    return comparisons
+
+
+def _confirmed(first: CaseComparison, second: CaseComparison) -> CaseComparison:
+    """The second pass's figures; a failure stands only if both passes failed, else it is inconclusive."""
+    verdict: Verdict = "fail" if second.assessment.verdict == "fail" else "inconclusive"
+    return dataclasses.replace(
+        second,
+        assessment=dataclasses.replace(second.assessment, verdict=verdict),
+        first_pass=dataclasses.replace(first, first_pass=None),
+    )
+
+
+def run_gate(
+    reference: Version,
+    current: Version,
+    *,
+    profile: str = "quick",
+    rounds: int | None = None,
+    threshold_pct: float = DEFAULT_THRESHOLD_PCT,
+    case_names: Sequence[str] = GATE_CASES,
+    repeat: int = 100,
+    loads: int = DEFAULT_LOADS,
+    progress: GateProgress | None = None,
+) -> dict:
+    """Loads each build ``loads`` times, all at once, and measures every gate case in paired rounds.
+
+    Round k pairs reference load i with current load j, cycling through every (i, j), so a load that
+    happens to sit well or badly in memory is one cluster among several instead of the whole answer.
+    """
+    config = ExtractorConfig()
+    key = os.urandom(16)
+    if rounds is None:
+        rounds = GATE_ROUNDS.get(profile, GATE_ROUNDS["quick"])
+    by_name: dict[str, Case] = {case.name: case for case in cases("full", config)}
+    unknown = [name for name in case_names if name not in by_name]
+    if unknown:
+        raise GateError(f"unknown gate case {unknown[0]!r}; known: {', '.join(by_name)}")
+    measure = functools.partial(
+        _measure, reference, current, by_name, config, key, rounds, threshold_pct, repeat, loads, progress
+    )
+    comparisons = measure(list(case_names))
+    failed = [c.case for c in comparisons if c.assessment.verdict == "fail"]
+    if failed:
+        # A tentative failure is measured again on fresh loads: a placement that happened to favour the
+        # reference in every load of the first pass must not fail the gate on its own.
+        confirmation = {c.case: c for c in measure(failed)}
+        comparisons = [
+            c if c.case not in confirmation else _confirmed(c, confirmation[c.case]) for c in comparisons
+        ]
+    verdict = overall([c.assessment.verdict for c in comparisons])
+    spreads = [c.assessment.spread_pct for c in comparisons]
+    return {
+        "verdict": verdict,
+        "threshold_pct": threshold_pct,
+        "confidence": CONFIDENCE,
+        "statistic": "two-stage (loads, then rounds) bootstrap interval of the median paired log ratio",
+        "profile": profile,
+        "repeat": repeat,
+        "loads": loads,
+        "reference": _version_json(reference),
+        "current": _version_json(current),
+        "median_spread_pct": round(float(np.median(spreads)), 2) if spreads else math.nan,
+        "cases": [c.to_json() for c in comparisons],
+    }
+
+
+def render_gate(document: dict) -> str:
+    """The human table of a gate document (rendered from the JSON, never measured twice)."""
+    limit = 1 + document["threshold_pct"] / 100
+    rows = [
+        [
+            case["case"],
+            f"{case['reference_ns_median']:.0f}",
+            f"{case['current_ns_median']:.0f}",
+            f"{case['ratio']:.3f}",
+            f"[{case['interval'][0]:.3f}, {case['interval'][1]:.3f}]",
+            f"{case['spread_pct']:.1f}%",
+            case["verdict"],
+        ]
+        for case in document["cases"]
+    ]
+    header = ["case", "ref ns", "cur ns", "ratio", "95% interval", "spread", "verdict"]
+    lines = [
+        f"reference: {document['reference']['label']}   current: {document['current']['label']}",
+        table(header, rows),
+    ]
+    verdict = document["verdict"]
+    explanation = {
+        "pass": f"every case is below the minimum effect ({limit:.2f}x) with {document['confidence']:.0%} confidence",
+        "fail": f"a case is significantly slower and by more than the minimum effect ({limit:.2f}x)",
+        "inconclusive": "too noisy to tell at this many rounds; not a failure (rerun on a quieter machine)",
+    }[verdict]
+    confirmed = [case["case"] for case in document["cases"] if case.get("first_pass")]
+    if confirmed:
+        lines.append(f"measured again on fresh loads after a first-pass failure: {', '.join(confirmed)}")
+    lines.append(f"gate: {verdict.upper()}: {explanation}")
+    return "\n".join(lines)

@@ -1,0 +1,227 @@
+"""``HeaderEvent``: one logged request, as the kernel emits it and as the reference expects it.
+
+The C side is ``struct xhdr_event`` in bpf/xhdr_event.h. Its buffers are sized by compile-time limits, so
+the ctypes mirror is built per configuration by :func:`event_struct`; tests/test_layout.py compares it with
+the layout BCC itself derives from the C declaration.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import enum
+import functools
+import ipaddress
+
+from harness.core.config import METHOD_MAX_LEN, ExtractorConfig, HeaderMode
+
+SLOTS = 8
+
+
+class EventFlag(enum.IntFlag):
+    TARGET_TRUNCATED = 1 << 0
+    LINE_CUT = 1 << 1
+    HEADERS_CUT = 1 << 2
+    SCAN_LIMIT = 1 << 3
+    TOO_MANY_HEADERS = 1 << 4
+    BAD_LINE = 1 << 5
+    TRANSFER_ENCODING = 1 << 6
+    BAD_CONTENT_LENGTH = 1 << 7
+    NAME_SPLIT = 1 << 8
+    BARE_LF = 1 << 9
+    OBS_FOLD = 1 << 10
+    WS_BEFORE_COLON = 1 << 11
+    CL_AND_TE = 1 << 12
+    TE_NOT_CHUNKED = 1 << 13
+
+
+class SlotFlag(enum.IntFlag):
+    PRESENT = 1 << 0
+    TRUNCATED = 1 << 1
+    CUT = 1 << 2
+    REPEATED = 1 << 3
+
+
+NO_SLOT_FLAGS = SlotFlag(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class HeaderValue:
+    """One configured header in one event. An absent header has flags 0 and empty fields."""
+
+    name: str
+    mode: HeaderMode
+    flags: SlotFlag = NO_SLOT_FLAGS
+    length: int = 0
+    value: bytes = b""  # value mode: the (truncated) value; auth mode: the scheme; otherwise empty
+    hash: int = 0  # hash and auth modes: SipHash-2-4 of the trimmed value
+
+    @property
+    def present(self) -> bool:
+        return bool(self.flags & SlotFlag.PRESENT)
+
+    def shown(self) -> str:
+        """How a person sees it: secrets only as scheme and hash."""
+        if not self.present:
+            return "-"
+        if self.mode in (HeaderMode.HASH, HeaderMode.AUTH):
+            scheme = self.value.decode("latin-1") + " " if self.value else ""
+            return f"{scheme}#{self.hash:016x}"
+        if self.mode is HeaderMode.PRESENCE:
+            return f"present ({self.length} bytes)"
+        text = self.value.decode("latin-1")
+        return text + "..." if self.flags & (SlotFlag.TRUNCATED | SlotFlag.CUT) else text
+
+
+@dataclasses.dataclass(frozen=True)
+class HeaderEvent:
+    family: int
+    saddr: str
+    daddr: str
+    sport: int
+    dport: int
+    vlan_ids: tuple[int, ...]
+    request_index: int
+    method: bytes
+    target: bytes
+    target_length: int
+    version: int
+    flags: EventFlag
+    header_lines: int
+    headers: tuple[HeaderValue, ...]
+    # Carried for people and logs, not part of what the reference can predict.
+    timestamp_ns: int = dataclasses.field(default=0, compare=False)
+    ifindex: int = dataclasses.field(default=0, compare=False)
+
+    def header(self, name: str) -> HeaderValue:
+        for value in self.headers:
+            if value.name.lower() == name.lower():
+                return value
+        raise KeyError(name)
+
+    def to_json(self) -> dict:
+        """A JSON-ready dict; bytes become latin-1 text so nothing is lost."""
+        return {
+            "family": self.family,
+            "saddr": self.saddr,
+            "daddr": self.daddr,
+            "sport": self.sport,
+            "dport": self.dport,
+            "vlan_ids": list(self.vlan_ids),
+            "request_index": self.request_index,
+            "method": self.method.decode("latin-1"),
+            "target": self.target.decode("latin-1"),
+            "target_length": self.target_length,
+            "version": self.version,
+            "flags": [flag.name for flag in EventFlag if self.flags & flag],
+            "header_lines": self.header_lines,
+            "timestamp_ns": self.timestamp_ns,
+            "ifindex": self.ifindex,
+            "headers": {
+                value.name: {
+                    "mode": value.mode.name.lower(),
+                    "flags": [flag.name for flag in SlotFlag if value.flags & flag],
+                    "length": value.length,
+                    "value": value.value.decode("latin-1"),
+                    "hash": f"{value.hash:016x}",
+                }
+                for value in self.headers
+                if value.present
+            },
+        }
+
+
+class _Slot(ctypes.Structure):
+    _fields_ = [
+        ("hash", ctypes.c_uint64),
+        ("length", ctypes.c_uint16),
+        ("value_len", ctypes.c_uint16),
+        ("value_off", ctypes.c_uint16),
+        ("flags", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8),
+    ]
+
+
+@functools.cache
+def event_struct(max_target_len: int, max_value_len: int) -> type[ctypes.Structure]:
+    """The ctypes twin of struct xhdr_event for these buffer sizes."""
+
+    class Event(ctypes.Structure):
+        _fields_ = [
+            ("timestamp_ns", ctypes.c_uint64),
+            ("saddr", ctypes.c_uint8 * 16),
+            ("daddr", ctypes.c_uint8 * 16),
+            ("ifindex", ctypes.c_uint32),
+            ("sport", ctypes.c_uint16),
+            ("dport", ctypes.c_uint16),
+            ("vlan_ids", ctypes.c_uint16 * 2),
+            ("target_length", ctypes.c_uint16),
+            ("flags", ctypes.c_uint16),
+            ("family", ctypes.c_uint8),
+            ("version", ctypes.c_uint8),
+            ("method_len", ctypes.c_uint8),
+            ("vlan_count", ctypes.c_uint8),
+            ("request_index", ctypes.c_uint8),
+            ("header_lines", ctypes.c_uint8),
+            ("data_len", ctypes.c_uint16),
+            ("slots", _Slot * SLOTS),
+            ("method", ctypes.c_uint8 * METHOD_MAX_LEN),
+            ("data", ctypes.c_uint8 * (max_target_len + SLOTS * max_value_len)),
+        ]
+
+    Event.__name__ = f"Event_t{max_target_len}_v{max_value_len}"
+    return Event
+
+
+def decode_event(raw: bytes, config: ExtractorConfig) -> HeaderEvent:
+    """Turns the bytes of one ring-buffer record into a HeaderEvent.
+
+    A record ends where its data[] is used up (data_len), so it is usually shorter than the struct.
+    """
+    struct_type = event_struct(config.max_target_len, config.max_value_len)
+    data_offset = struct_type.data.offset
+    if len(raw) < data_offset:
+        raise ValueError(
+            f"a {len(raw)}-byte ring-buffer record is shorter than an event's {data_offset}-byte head"
+        )
+    record = struct_type.from_buffer_copy(
+        raw[: ctypes.sizeof(struct_type)].ljust(ctypes.sizeof(struct_type), b"\0")
+    )
+    data = raw[data_offset : data_offset + record.data_len]
+    family = record.family
+    address_len = 4 if family == 4 else 16
+
+    def address(raw_address) -> str:
+        return str(ipaddress.ip_address(bytes(raw_address[:address_len])))
+
+    headers = []
+    for index, rule in enumerate(config.headers):
+        slot = record.slots[index]
+        headers.append(
+            HeaderValue(
+                name=rule.name,
+                mode=rule.mode,
+                flags=SlotFlag(slot.flags),
+                length=slot.length,
+                value=data[slot.value_off : slot.value_off + slot.value_len],
+                hash=slot.hash,
+            )
+        )
+    return HeaderEvent(
+        family=family,
+        saddr=address(record.saddr),
+        daddr=address(record.daddr),
+        sport=record.sport,
+        dport=record.dport,
+        vlan_ids=tuple(record.vlan_ids[: record.vlan_count]),
+        request_index=record.request_index,
+        method=bytes(record.method[: record.method_len]),
+        target=data[: min(record.target_length, config.max_target_len)],
+        target_length=record.target_length,
+        version=record.version,
+        flags=EventFlag(record.flags),
+        header_lines=record.header_lines,
+        headers=tuple(headers),
+        timestamp_ns=record.timestamp_ns,
+        ifindex=record.ifindex,
+    )

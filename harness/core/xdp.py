@@ -1,0 +1,140 @@
+"""Attaching and detaching an XDP program, in any network namespace: by netlink (pyroute2), or through a BPF
+link (libbpf), whose attachment ends with the process that holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import enum
+import errno
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+from pyroute2 import IPRoute, NetlinkError
+
+from harness.core.errors import UserError
+from harness.core.namespace import inside
+from harness.core.testrun import libbpf
+
+XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
+XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_DRV_MODE = 1 << 2
+BPF_XDP = 37  # enum bpf_attach_type
+
+
+class XdpMode(enum.Enum):
+    NATIVE = "native"  # the driver runs the program (veth supports it)
+    GENERIC = "generic"  # the kernel runs it on the skb, for any interface
+
+    @property
+    def flag(self) -> int:
+        return XDP_FLAGS_DRV_MODE if self is XdpMode.NATIVE else XDP_FLAGS_SKB_MODE
+
+    @property
+    def reported(self) -> str:
+        """What the kernel (and attached_mode(), and `ip link`) calls a program attached in this mode."""
+        return "xdp" if self is XdpMode.NATIVE else "xdpgeneric"
+
+
+class AttachError(UserError, RuntimeError):
+    """The interface does not exist or refused the program; the message names both."""
+
+
+def _ifindex(ipr: IPRoute, ifname: str, netns: str | None) -> int:
+    found = ipr.link_lookup(ifname=ifname)
+    if not found:
+        where = f" in namespace {netns}" if netns else ""
+        raise AttachError(f"no interface named {ifname!r}{where}; list them with `ip link`")
+    return found[0]
+
+
+def _set_xdp(ifname: str, netns: str | None, fd: int, flags: int) -> None:
+    with IPRoute(netns=netns, flags=0) if netns else IPRoute() as ipr:
+        index = _ifindex(ipr, ifname, netns)
+        ipr.link("set", index=index, xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
+
+
+def attach_xdp(fd: int, ifname: str, mode: XdpMode, netns: str | None = None) -> None:
+    """Attaches, refusing to replace a program someone else attached (UPDATE_IF_NOEXIST)."""
+    try:
+        _set_xdp(ifname, netns, fd, mode.flag | XDP_FLAGS_UPDATE_IF_NOEXIST)
+    except NetlinkError as error:
+        raise AttachError(
+            f"cannot attach XDP in {mode.value} mode to {ifname}: {error.args[-1]} (errno {error.code});"
+            " is another program attached? (`ip link show`)"
+        ) from None
+
+
+def detach_xdp(ifname: str, mode: XdpMode, netns: str | None = None) -> None:
+    """Detaches whatever is attached in this mode; an interface that is already gone is fine."""
+    try:
+        _set_xdp(ifname, netns, -1, mode.flag)
+    except (AttachError, NetlinkError):
+        pass
+
+
+def attached_mode(ifname: str, netns: str | None = None) -> str | None:
+    """'xdp' (native), 'xdpgeneric', or None: what the kernel reports for the interface."""
+    return _xdp_attribute(ifname, netns, "IFLA_XDP_ATTACHED")
+
+
+def attached_prog_id(ifname: str, netns: str | None = None) -> int | None:
+    """The id of the XDP program attached to the interface, or None: tells one program from another."""
+    return _xdp_attribute(ifname, netns, "IFLA_XDP_PROG_ID")
+
+
+def _xdp_attribute(ifname: str, netns: str | None, name: str) -> Any:  # a str or an int, per attribute
+    with IPRoute(netns=netns, flags=0) if netns else IPRoute() as ipr:
+        link = ipr.get_links(_ifindex(ipr, ifname, netns))[0]
+        xdp = link.get_attr("IFLA_XDP")
+        return xdp.get_attr(name) if xdp else None
+
+
+class _LinkCreateOpts(ctypes.Structure):
+    """libbpf's struct bpf_link_create_opts: its size, the XDP flags, and zeros for the rest."""
+
+    _fields_ = [("sz", ctypes.c_size_t), ("flags", ctypes.c_uint32), ("rest", ctypes.c_uint8 * 36)]
+
+
+def _link_create(fd: int, ifname: str, mode: XdpMode, netns: str | None) -> int:
+    """A BPF link from the program to the interface, made inside ``netns`` (an ifindex is per namespace)."""
+    library = libbpf()
+    library.bpf_link_create.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    library.bpf_link_create.restype = ctypes.c_int
+    with inside(netns):
+        try:
+            index = socket.if_nametoindex(ifname)
+        except OSError:
+            where = f" in namespace {netns}" if netns else ""
+            raise AttachError(f"no interface named {ifname!r}{where}; list them with `ip link`") from None
+        opts = _LinkCreateOpts(sz=ctypes.sizeof(_LinkCreateOpts), flags=mode.flag)
+        return library.bpf_link_create(fd, index, BPF_XDP, ctypes.byref(opts))
+
+
+@contextlib.contextmanager
+def attached_while_held(fd: int, ifname: str, mode: XdpMode, netns: str | None = None) -> Iterator[None]:
+    """Attaches for the block through a BPF link (Linux 5.9+), by netlink where the kernel has no XDP links.
+
+    A link is released when the last descriptor to it closes, so a process killed with SIGKILL leaves no
+    program attached; a netlink attachment stays until someone detaches it.
+    """
+    link = _link_create(fd, ifname, mode, netns)
+    if link == -errno.EINVAL:  # no BPF_XDP links before 5.9
+        attach_xdp(fd, ifname, mode, netns)
+        try:
+            yield
+        finally:
+            detach_xdp(ifname, mode, netns)
+        return
+    if link < 0:
+        raise AttachError(
+            f"cannot attach XDP in {mode.value} mode to {ifname}: {os.strerror(-link)} (errno {-link});"
+            " is another program attached? (`ip link show`)"
+        )
+    try:
+        yield
+    finally:
+        os.close(link)

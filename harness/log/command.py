@@ -1,0 +1,266 @@
+"""``xhdr log``: attach the extractor to a real interface and write what it logs until stopped.
+
+The process is split where the work is. This one is the control plane: it loads and attaches the
+program, prints the counters, and detaches. The data plane is the compiled consumer (harness/log/consumer),
+which maps the ring buffer and writes each event as a line at a few hundred nanoseconds per event; decoding
+in Python cost about 36 us per event, more than the kernel spends extracting the request.
+
+Stopping is the normal end: Ctrl-C, SIGTERM, ``--count`` or ``--duration`` detach first, then let the
+consumer write what the ring still holds, then print the counters and exit 0. Every other failure is one
+line on stderr and leaves nothing attached or running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+
+from pyroute2 import netns as pr_netns
+
+from harness.cli import options
+from harness.cli.main import require_root
+from harness.core.config import ExtractorConfig
+from harness.core.counters import Counter, Counts, counts_difference
+from harness.core.errors import CommandError
+from harness.core.program import Program
+from harness.core.xdp import AttachError, XdpMode, attached_mode
+from harness.log.audit import AuditError, read_key
+from harness.log.consumer import consumer_argv
+
+# How often the control loop looks at the consumer and the stop request: a stop takes effect within this.
+TICK_S = 0.1
+CONSUMER_READY_S = 10.0
+CONSUMER_EXIT_S = 30.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The counters that say what happened to a packet or an event, shown in the periodic line when they moved.
+REASONS = tuple(counter for counter in Counter if counter not in (Counter.PACKETS, Counter.EVENTS))
+
+
+def register(subcommands: argparse._SubParsersAction) -> None:
+    """Adds ``log`` to the ``xhdr`` command line (found through the xhdr.commands entry point)."""
+    parser = subcommands.add_parser(
+        "log",
+        help="attach the extractor to an interface and write each logged request",
+        description="Attach the extractor to an existing interface and write one line per logged request "
+        "until Ctrl-C, SIGTERM, --count or --duration; then detach and print the counters on stderr.",
+    )
+    parser.add_argument("--iface", required=True, help="interface to attach to")
+    parser.add_argument("--netns", help="named network namespace that holds the interface (`ip netns list`)")
+    options.add_mode(parser)
+    options.add_config(parser, "ports 80 and 8080 and the default header rules")
+    written = parser.add_mutually_exclusive_group()
+    options.add_json(parser, "the events (one object a line, appended)", group=written)
+    written.add_argument(
+        "--text", type=Path, metavar="FILE", help="append the events as text lines to FILE (default: stdout)"
+    )
+    parser.add_argument(
+        "--audit",
+        type=Path,
+        metavar="KEYFILE",
+        help="seal each JSON line into a tamper-evident chain with this key (`xhdr audit newkey`, "
+        "`xhdr audit verify`); needs --json FILE",
+    )
+    parser.add_argument("--count", type=_positive_int, help="stop after this many events")
+    parser.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
+    parser.add_argument(
+        "--stats-every",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="print a counter line on stderr every S seconds (0: only the summary at exit); default 10",
+    )
+    parser.set_defaults(run=run)
+
+
+def log_file(args: argparse.Namespace) -> Path | None:
+    """The file the events are appended to (``--json FILE`` or ``--text FILE``); None for stdout."""
+    target = args.json if args.json is not None else args.text
+    return None if target is None or str(target) == options.STDOUT else target
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Checks everything that can be checked cheaply before the (slow) compile, then streams events."""
+    require_root("xhdr log")
+    options.check(args)
+    config = options.extractor_config(args, ExtractorConfig())
+    mode = XdpMode(args.mode)
+    where = f"{args.iface} in namespace {args.netns}" if args.netns else args.iface
+    check_interface(args.iface, args.netns)
+    if args.text is not None:
+        options.output_file(args.text, "--text")
+    if args.audit is not None:
+        if not args.json:
+            raise CommandError("--audit seals JSON lines; add --json FILE")
+        try:
+            read_key(args.audit)
+        except AuditError as error:
+            raise CommandError(str(error)) from None
+    # Signals are taken over only once compiled: a Ctrl-C during the compile just ends the command.
+    with Program(config) as program, stop_signals() as stopped:
+        ring_fd = program.bpf[b"events"].map_fd
+        argv = consumer_argv(
+            config,
+            ring_fd,
+            json=args.json is not None,
+            count=args.count,
+            output=log_file(args),
+            audit_key=args.audit,
+        )
+        # Left in reverse order: detached first, so the consumer still writes what reached the ring.
+        with running_consumer(argv, ring_fd) as consumer, program.attached(args.iface, mode, args.netns):
+            print(f"xhdr log: logging requests on {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
+            watch(program, consumer, stopped, args.duration, args.stats_every)
+        print(summary(program.counters(), where), file=sys.stderr)
+    return 0
+
+
+def check_interface(ifname: str, netns: str | None) -> None:
+    """Fails fast on a missing namespace, a missing interface, or an interface already running XDP.
+
+    The namespace is checked first because pyroute2 creates a namespace it is asked to enter, so a
+    typo would otherwise leave an empty namespace behind. The attach itself still refuses to replace
+    a program (UPDATE_IF_NOEXIST), which covers one attached between this check and then.
+    """
+    if netns is not None and netns not in pr_netns.listnetns():
+        raise CommandError(f"no network namespace named {netns!r}; list them with `ip netns list`")
+    current = attached_mode(ifname, netns)
+    if current:
+        # `ip` names the mode it reports (xdp, xdpgeneric, xdpoffload); `<mode> off` detaches exactly that one.
+        where = f"-n {netns} " if netns is not None else ""
+        raise AttachError(
+            f"{ifname} already has an XDP program attached ({current}); detach it first "
+            f"(`ip {where}link set dev {ifname} {current} off`)"
+        )
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM both ask the control loop to stop; the yielded list records them.
+
+    The handler records instead of raising KeyboardInterrupt: an exception raised in the middle of the
+    attach or the detach could leave a program attached. The loop checks the list every TICK_S. The
+    previous handlers are restored on the way out.
+    """
+    received: list[int] = []
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def running_consumer(argv: list[str], ring_fd: int) -> Iterator[subprocess.Popen[bytes]]:
+    """The consumer, started on the ring buffer and ready; on the way out it drains the ring and ends.
+
+    It gets its own process group, so a Ctrl-C at the terminal reaches only this process, which decides
+    when the consumer stops: after the detach, so no event is lost. The consumer asks the kernel for a
+    SIGTERM should this process die first (consumer.c), so a killed logger leaves no consumer behind.
+    """
+    consumer = subprocess.Popen(argv, pass_fds=(ring_fd,), stderr=subprocess.PIPE, process_group=0)
+    try:
+        await_ready(consumer)
+        yield consumer
+    finally:
+        if consumer.poll() is None:
+            consumer.send_signal(signal.SIGTERM)
+        try:
+            errors = consumer.communicate(timeout=CONSUMER_EXIT_S)[1]
+        except subprocess.TimeoutExpired:
+            consumer.kill()
+            errors = consumer.communicate()[1]
+    if consumer.returncode != 0:
+        raise CommandError(f"the event consumer failed: {_last_line(errors, consumer.returncode)}")
+
+
+def await_ready(consumer: subprocess.Popen[bytes]) -> None:
+    """Returns once the consumer said ``ready`` on stderr; one-line error if it exits or stays silent."""
+    assert consumer.stderr is not None
+    said = b""
+    deadline = time.monotonic() + CONSUMER_READY_S
+    while b"ready\n" not in said:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([consumer.stderr], [], [], remaining)[0]:
+            raise CommandError(f"the event consumer did not start within {CONSUMER_READY_S:.0f} s")
+        chunk = os.read(consumer.stderr.fileno(), 4096)
+        if not chunk:
+            raise CommandError(f"the event consumer did not start: {_last_line(said, consumer.wait())}")
+        said += chunk
+
+
+def _last_line(stderr: bytes, status: int) -> str:
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1].removeprefix("xhdr log: ") if lines else f"exit status {status}"
+
+
+def watch(
+    program: Program,
+    consumer: subprocess.Popen[bytes],
+    stopped: list[int],
+    duration: float | None,
+    stats_every: float,
+) -> None:
+    """Waits for a stop: a signal, ``duration`` seconds from now, or the consumer ending (--count, closed pipe).
+
+    Every ``stats_every`` seconds it prints one counter line on stderr.
+    """
+    last_counts, last_time = program.counters(), time.monotonic()
+    deadline = last_time + duration if duration else None
+    while not stopped:
+        try:
+            consumer.wait(timeout=TICK_S)
+            return  # it ended: --count reached, or its reader went away
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            return
+        if stats_every > 0 and now - last_time >= stats_every:
+            counts = program.counters()
+            print(counter_line(counts_difference(counts, last_counts), now - last_time), file=sys.stderr)
+            last_counts, last_time = counts, now
+
+
+def counter_line(moved: Counts, seconds: float) -> str:
+    """``xhdr log: 1,234 events/s, 0 lost; http_request 12340, mid_stream 2`` for one interval."""
+    reasons = ", ".join(f"{c.label} {moved[c]}" for c in REASONS if moved[c] and c is not Counter.EVENTS_LOST)
+    line = f"xhdr log: {moved[Counter.EVENTS] / seconds:,.0f} events/s, {moved[Counter.EVENTS_LOST]} lost"
+    return f"{line}; {reasons}" if reasons else line
+
+
+def summary(counts: Counts, where: str) -> str:
+    """The counters of this run (the program was loaded for it, so they start at zero), one per line."""
+    width = max(len(counter.label) for counter in Counter)
+    lines = [f"xhdr log: detached from {where}; counters:"]
+    lines += [f"  {counter.label:<{width}}  {counts[counter]}" for counter in Counter]
+    return "\n".join(lines)

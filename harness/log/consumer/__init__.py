@@ -1,0 +1,76 @@
+"""The compiled event consumer of ``xhdr log``: consumer.c, built here with gcc, and its command line.
+
+Decoding each ring-buffer record in Python costs about 36 us, more than the kernel spends extracting the
+request, so the data path is a small C program that maps the extractor's ring buffer itself and writes the
+same lines as ``harness.log.format.event_json`` and ``event_line``
+(tests/test_consumer.py compares them byte for byte).
+
+The binary is built at set-up, or on first use, and cached (harness/core/cbuild.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.core.cbuild import built, gcc_command
+from harness.core.config import ExtractorConfig
+
+SOURCE = Path(__file__).with_name("consumer.c")
+# No -Werror: a newer gcc with a new warning must not stop `xhdr log`; the test builds with it.
+CFLAGS = ("-O2", "-std=c11", "-Wall", "-Wextra")
+# OpenSSL's libcrypto: HMAC-SHA256 for --audit (Debian's libssl-dev, installed at set-up).
+LIBRARIES = ("-lcrypto",)
+# The ring buffer is ringbuf_pages pages of 4 KiB (BPF_RINGBUF_OUTPUT in bpf/xhdr.c).
+RING_PAGE_BYTES = 4096
+
+
+def compile_command(output: Path, extra_flags: tuple[str, ...] = ()) -> list[str]:
+    """The gcc command line that builds consumer.c into ``output`` (the test adds -Werror)."""
+    return gcc_command(SOURCE, output, (*CFLAGS, *extra_flags), LIBRARIES)
+
+
+def build_consumer() -> Path:
+    """consumer.c built once per version of it, of bpf/xhdr_event.h and of the flags (harness/core/cbuild.py).
+
+    The consumer does not depend on the extractor's -D limits, so one binary serves every configuration.
+    """
+    return built(SOURCE, CFLAGS, LIBRARIES)
+
+
+def consumer_argv(
+    config: ExtractorConfig,
+    ring_fd: int,
+    *,
+    json: bool,
+    count: int | None = None,
+    output: Path | None = None,
+    audit_key: Path | None = None,
+) -> list[str]:
+    """The consumer's command line for a loaded extractor's ring buffer (``ring_fd`` must be inherited).
+
+    The header rules go in slot order: slot ``i`` of a record belongs to the ``i``-th ``--header``.
+    """
+    argv = [
+        str(build_consumer()),
+        "--ring-fd",
+        str(ring_fd),
+        "--ring-bytes",
+        str(config.ringbuf_pages * RING_PAGE_BYTES),
+        "--max-target-len",
+        str(config.max_target_len),
+        "--format",
+        "json" if json else "text",
+    ]
+    if count is not None:
+        argv += ["--count", str(count)]
+    if output is not None:
+        argv += ["--output", str(output)]
+    if audit_key is not None:
+        argv += ["--audit", str(audit_key)]
+    for rule in config.headers:
+        argv += ["--header", f"{rule.name}:{rule.mode.name.lower()}"]
+    return argv
+
+
+if __name__ == "__main__":
+    print(build_consumer())

@@ -1,0 +1,1130 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * consumer: the data path of `xhdr log`. It reads struct xhdr_event records straight out of
+ * the extractor's ring buffer and writes one line per event, JSON or text, byte for byte as
+ * harness/log/format.py (event_json, event_line) renders them; tests/test_consumer.py holds it
+ * to that. Decoding each record in Python cost about 36 us, far more than the kernel spends
+ * extracting the request.
+ *
+ * Only the head of struct xhdr_event (everything before data[]) and data_len are read. The -D
+ * limits of the extractor size data[] but move nothing before it, so one binary serves every
+ * configuration; the only limit needed, max_target_len, comes on the command line.
+ *
+ * The ring buffer is read as libbpf reads it: the consumer page mapped writable, the producer
+ * page and the data area (mapped twice in a row, so a record that wraps is contiguous) read-only.
+ */
+#define _GNU_SOURCE
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "xhdr_event.h"
+
+/* The extractor wakes readers once per 256 events, so the wait must also end on its own. */
+#define WAIT_MS		100
+#define OUT_BYTES	(1 << 20)
+/*
+ * Room a line needs besides its escaped bytes: names, flags, numbers, addresses. Generous on
+ * purpose: it is only compared with the free space of the output buffer once per event.
+ */
+#define LINE_OVERHEAD	8192
+#define EVENT_FLAGS	14
+#define EVENT_FLAG_MASK	((1U << EVENT_FLAGS) - 1)	/* the flags Python has names for */
+#define ONES		0x0101010101010101ULL
+#define HIGHS		0x8080808080808080ULL
+#define SLOT_FLAGS	4
+
+enum format { FORMAT_JSON, FORMAT_TEXT };
+
+/* One byte as it appears in a line: up to 6 output bytes, padded so a copy is one 8-byte store. */
+struct esc {
+	char s[7];
+	unsigned char n;
+};
+
+struct rule {
+	char name[XHDR_NAME_MAX + 1];
+	enum xhdr_mode mode;
+	char prefix[XHDR_NAME_MAX * 6 + 64];	/* what comes before the slot's own fields */
+	size_t prefix_len;
+};
+
+struct settings {
+	int ring_fd;
+	size_t ring_bytes;
+	size_t max_target_len;
+	enum format format;
+	unsigned long long count;	/* 0: no limit */
+	const char *output;
+	const char *audit_key;		/* --audit: chain the JSON lines with HMAC-SHA256 (docs/AUDIT.md) */
+	struct rule rules[XHDR_SLOTS];
+	int nrules;
+};
+
+/* The audit chain: each line's MAC covers the MAC of the line before it and the line itself. */
+#define AUDIT_KEY_MIN	16
+#define AUDIT_KEY_MAX	1024
+#define AUDIT_MAC	32
+/* What an audited line adds: ,"seq":<20 digits>,"mac":"<64 hex>" */
+#define AUDIT_EXTRA	(8 + 20 + 8 + 2 * AUDIT_MAC + 2)
+
+struct audit {
+	EVP_MAC_CTX *ctx;
+	unsigned char mac[AUDIT_MAC];	/* of the last line; zero before the first */
+	unsigned long long seq;		/* of the last line */
+};
+
+struct ring {
+	unsigned long *consumer;
+	const unsigned long *producer;
+	const __u8 *data;
+	unsigned long mask;
+};
+
+struct out {
+	char *buf;
+	size_t len;
+	size_t cap;
+	int fd;
+	const char *where;
+	unsigned long long pending;	/* events in buf, not yet written */
+	unsigned long long written;	/* events the output has taken */
+};
+
+/* The parts of a record a line is made of, each clamped to the record as Python slices clamp. */
+struct view {
+	const struct xhdr_event *ev;
+	const __u8 *data;
+	size_t data_len;
+	size_t target_len;
+	size_t method_len;
+};
+
+static const char *const event_flag_names[EVENT_FLAGS] = {
+	"TARGET_TRUNCATED", "LINE_CUT", "HEADERS_CUT", "SCAN_LIMIT", "TOO_MANY_HEADERS",
+	"BAD_LINE", "TRANSFER_ENCODING", "BAD_CONTENT_LENGTH", "NAME_SPLIT", "BARE_LF",
+	"OBS_FOLD", "WS_BEFORE_COLON", "CL_AND_TE", "TE_NOT_CHUNKED",
+};
+
+static const char *const slot_flag_names[SLOT_FLAGS] = {
+	"PRESENT", "TRUNCATED", "CUT", "REPEATED",
+};
+
+static const char *const mode_names[] = {
+	[XHDR_MODE_VALUE] = "value",
+	[XHDR_MODE_HASH] = "hash",
+	[XHDR_MODE_AUTH] = "auth",
+	[XHDR_MODE_PRESENCE] = "presence",
+};
+
+static struct esc json_esc[256];
+static struct esc text_esc[256];
+/* "\"PRESENT\",\"CUT\"" and so on for every combination of the four slot flags. */
+static char slot_flags_json[1 << SLOT_FLAGS][64];
+static size_t slot_flags_json_len[1 << SLOT_FLAGS];
+static char event_flag_text[EVENT_FLAGS][24];
+static char dec_pairs[100][2];
+
+static struct out out = { .fd = STDOUT_FILENO, .where = "stdout" };
+static struct audit audit;
+static int ready_said;
+static volatile sig_atomic_t stopping;
+
+/* --- Ending ----------------------------------------------------------------------------------- */
+
+/* Every exit after the ring is mapped says how many events were written: the parent reads it. */
+static void __attribute__((noreturn)) finish(int code)
+{
+	if (ready_said)
+		fprintf(stderr, "consumer events=%llu\n", out.written);
+	exit(code);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("xhdr log: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	finish(1);
+}
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+/* --- Escape tables ---------------------------------------------------------------------------- */
+
+static void set_esc(struct esc *e, const char *s)
+{
+	e->n = strlen(s);
+	memcpy(e->s, s, e->n);
+}
+
+/*
+ * json.dumps with ensure_ascii: only ' ' to '~' stay as they are (so DEL is escaped too), '"' and
+ * '\\' and five controls get their short escapes, every other byte (a latin-1 character) is \u00xx.
+ */
+static void init_json_esc(void)
+{
+	char buf[8];
+	int c;
+
+	for (c = 0; c < 256; c++) {
+		if (c >= ' ' && c <= '~') {
+			buf[0] = c;
+			buf[1] = 0;
+		} else {
+			snprintf(buf, sizeof(buf), "\\u%04x", c);
+		}
+		set_esc(&json_esc[c], buf);
+	}
+	set_esc(&json_esc['"'], "\\\"");
+	set_esc(&json_esc['\\'], "\\\\");
+	set_esc(&json_esc['\b'], "\\b");
+	set_esc(&json_esc['\f'], "\\f");
+	set_esc(&json_esc['\n'], "\\n");
+	set_esc(&json_esc['\r'], "\\r");
+	set_esc(&json_esc['\t'], "\\t");
+}
+
+/*
+ * log_format.printable(): a latin-1 character that str.isprintable() rejects (C0, DEL, the C1
+ * controls, NBSP and the soft hyphen) becomes \xNN; the others leave as UTF-8, as Python prints
+ * them.
+ */
+static void init_text_esc(void)
+{
+	char buf[8];
+	int c;
+
+	for (c = 0; c < 256; c++) {
+		if (c < 0x20 || (c >= 0x7f && c <= 0xa0) || c == 0xad) {
+			snprintf(buf, sizeof(buf), "\\x%02x", c);
+		} else if (c < 0x80) {
+			buf[0] = c;
+			buf[1] = 0;
+		} else {
+			buf[0] = (char)(0xc0 | (c >> 6));
+			buf[1] = (char)(0x80 | (c & 0x3f));
+			buf[2] = 0;
+		}
+		set_esc(&text_esc[c], buf);
+	}
+}
+
+static void init_dec_pairs(void)
+{
+	int n;
+
+	for (n = 0; n < 100; n++) {
+		dec_pairs[n][0] = '0' + n / 10;
+		dec_pairs[n][1] = '0' + n % 10;
+	}
+}
+
+static void init_flag_names(void)
+{
+	int mask, bit;
+	size_t i;
+
+	for (mask = 0; mask < 1 << SLOT_FLAGS; mask++) {
+		char *p = slot_flags_json[mask];
+
+		for (bit = 0; bit < SLOT_FLAGS; bit++) {
+			if (!(mask & (1 << bit)))
+				continue;
+			p += sprintf(p, "%s\"%s\"", p == slot_flags_json[mask] ? "" : ",",
+				     slot_flag_names[bit]);
+		}
+		slot_flags_json_len[mask] = p - slot_flags_json[mask];
+	}
+	for (bit = 0; bit < EVENT_FLAGS; bit++) {
+		for (i = 0; event_flag_names[bit][i]; i++) {
+			char c = event_flag_names[bit][i];
+
+			event_flag_text[bit][i] = c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+		}
+		event_flag_text[bit][i] = 0;
+	}
+}
+
+/* --- Putting bytes into a line ---------------------------------------------------------------- */
+
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+#define PUT_LIT(p, lit) put(p, lit, sizeof(lit) - 1)
+
+static char *put_str(char *p, const char *s)
+{
+	return put(p, s, strlen(s));
+}
+
+/*
+ * A line holds a dozen or more numbers: two digits per division, and one fixed-size copy of 20
+ * bytes (the line has room to spare) instead of a call to memcpy for a variable length.
+ */
+static char *put_u64(char *p, uint64_t v)
+{
+	char digits[40], *d = digits + 20;
+	size_t n;
+
+	while (v >= 100) {
+		d -= 2;
+		memcpy(d, dec_pairs[v % 100], 2);
+		v /= 100;
+	}
+	if (v >= 10) {
+		d -= 2;
+		memcpy(d, dec_pairs[v], 2);
+	} else {
+		*--d = '0' + v;
+	}
+	n = digits + 20 - d;
+	memcpy(p, d, 20);
+	return p + n;
+}
+
+/*
+ * Eight hex digits at once: each nibble of a 32-bit value is spread into a byte of its own (nibble
+ * i into byte i), turned into its digit (a nibble of 10 or more gains 'a' - '0' - 10), and the
+ * word is byte-swapped so the most significant digit is stored first. Every JSON line has a hash
+ * per slot.
+ */
+static char *put_hex8(char *p, uint32_t v)
+{
+	uint64_t x = v, letters;
+
+	x = (x | x << 16) & 0x0000ffff0000ffffULL;
+	x = (x | x << 8) & 0x00ff00ff00ff00ffULL;
+	x = (x | x << 4) & 0x0f0f0f0f0f0f0f0fULL;
+	letters = ((x + 0x0606060606060606ULL) >> 4) & ONES;
+	x += 0x3030303030303030ULL + letters * ('a' - '0' - 10);
+	x = __builtin_bswap64(x);
+	memcpy(p, &x, 8);
+	return p + 8;
+}
+
+static char *put_hex16(char *p, uint64_t v)
+{
+	p = put_hex8(p, v >> 32);
+	return put_hex8(p, (uint32_t)v);
+}
+
+/* Nonzero when a byte of x is below n (0 < n <= 128); exact as a yes or no. */
+#define HAS_LESS(x, n)	(((x) - ONES * (n)) & ~(x) & HIGHS)
+#define HAS_BYTE(x, b)	HAS_LESS((x) ^ (ONES * (b)), 1)
+
+/*
+ * Whether a word of 8 bytes has one that does not stand for itself: outside ' '..'~' in both
+ * formats, and '"' or a backslash in JSON. A false yes only sends the word down the slow path.
+ */
+static inline uint64_t odd_bytes(uint64_t x, enum format format)
+{
+	uint64_t odd = HAS_LESS(x, 0x20) | (((x + ONES) | x) & HIGHS);
+
+	if (format == FORMAT_JSON)
+		odd |= HAS_BYTE(x, '"') | HAS_BYTE(x, '\\');
+	return odd;
+}
+
+/*
+ * Most of a line is plain ASCII, which goes out 8 bytes at a time. A word with an odd byte goes
+ * through the table: each entry is copied whole (8 bytes) and the pointer moved by its length.
+ */
+static inline char *put_escaped(char *p, const __u8 *s, size_t n, enum format format)
+{
+	const struct esc *table = format == FORMAT_JSON ? json_esc : text_esc;
+	size_t i = 0, end;
+	uint64_t word;
+
+	while (i < n) {
+		end = n;
+		if (n - i >= 8) {
+			memcpy(&word, s + i, 8);
+			if (!odd_bytes(word, format)) {
+				memcpy(p, &word, 8);
+				p += 8;
+				i += 8;
+				continue;
+			}
+			end = i + 8;
+		}
+		for (; i < end; i++) {
+			const struct esc *e = &table[s[i]];
+
+			memcpy(p, e, sizeof(*e));
+			p += e->n;
+		}
+	}
+	return p;
+}
+
+static char *put_ipv4(char *p, const __u8 *a)
+{
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (i)
+			*p++ = '.';
+		p = put_u64(p, a[i]);
+	}
+	return p;
+}
+
+static char *put_hextet(char *p, unsigned int h)
+{
+	static const char hex[] = "0123456789abcdef";
+	int shift, started = 0;
+
+	for (shift = 12; shift >= 0; shift -= 4) {
+		unsigned int digit = (h >> shift) & 0xf;
+
+		if (digit || started || !shift) {
+			*p++ = hex[digit];
+			started = 1;
+		}
+	}
+	return p;
+}
+
+/*
+ * str(ipaddress.IPv6Address) of Python 3.11: the longest run of two or more zero hextets (the
+ * first of equal runs) becomes "::", hex is lower-case, and an IPv4-mapped address gets no dotted
+ * quad, which is why this is not inet_ntop.
+ */
+static char *put_ipv6(char *p, const __u8 *a)
+{
+	unsigned int h[8];
+	int i, run = 0, best = -1, best_len = 0;
+
+	for (i = 0; i < 8; i++) {
+		h[i] = a[2 * i] << 8 | a[2 * i + 1];
+		run = h[i] ? 0 : run + 1;
+		if (run > best_len) {
+			best_len = run;
+			best = i - run + 1;
+		}
+	}
+	if (best_len < 2)
+		best = -1;
+	for (i = 0; i < 8; i++) {
+		if (i == best) {
+			p = PUT_LIT(p, "::");
+			i += best_len - 1;
+			continue;
+		}
+		if (i && i != best + best_len)
+			*p++ = ':';
+		p = put_hextet(p, h[i]);
+	}
+	return p;
+}
+
+/* decode_event reads four address bytes for family 4 and sixteen for anything else. */
+static char *put_address(char *p, const struct xhdr_event *ev, const __u8 *addr)
+{
+	return ev->family == 4 ? put_ipv4(p, addr) : put_ipv6(p, addr);
+}
+
+/* --- Records ---------------------------------------------------------------------------------- */
+
+/* data[off : off + len] as Python slices it: clamped to what the record holds. */
+static size_t slice(const struct view *v, size_t off, size_t len, const __u8 **start)
+{
+	size_t end = off + len;
+
+	if (off > v->data_len)
+		off = v->data_len;
+	if (end > v->data_len)
+		end = v->data_len;
+	*start = v->data + off;
+	return end - off;
+}
+
+static size_t min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/* The lengths of a record's parts, all kept inside the record whatever its fields claim. */
+static void view_of(struct view *v, const __u8 *record, size_t size,
+		    const struct settings *s)
+{
+	const struct xhdr_event *ev = (const struct xhdr_event *)record;
+
+	v->ev = ev;
+	v->data = record + XHDR_EVENT_FIXED_BYTES;
+	v->data_len = min_size(ev->data_len, size - XHDR_EVENT_FIXED_BYTES);
+	v->target_len = min_size(min_size(ev->target_length, s->max_target_len), v->data_len);
+	v->method_len = min_size(ev->method_len, XHDR_METHOD_MAX);
+}
+
+/* An upper bound of the bytes the event's line takes: every data byte may become 6. */
+static size_t line_bound(const struct view *v, const struct settings *s)
+{
+	size_t bytes = v->method_len + v->target_len;
+	const __u8 *unused;
+	int i;
+
+	for (i = 0; i < s->nrules; i++)
+		bytes += slice(v, v->ev->slots[i].value_off, v->ev->slots[i].value_len, &unused);
+	return LINE_OVERHEAD + AUDIT_EXTRA + 6 * bytes;
+}
+
+/* --- JSON ------------------------------------------------------------------------------------- */
+
+static char *json_slot(char *p, const struct view *v, const struct rule *r,
+		       const struct xhdr_slot *slot)
+{
+	const __u8 *value;
+	size_t n = slice(v, slot->value_off, slot->value_len, &value);
+
+	p = put(p, r->prefix, r->prefix_len);
+	p = put(p, slot_flags_json[slot->flags & 0xf], slot_flags_json_len[slot->flags & 0xf]);
+	p = PUT_LIT(p, "],\"length\":");
+	p = put_u64(p, slot->length);
+	p = PUT_LIT(p, ",\"value\":\"");
+	p = put_escaped(p, value, n, FORMAT_JSON);
+	p = PUT_LIT(p, "\",\"hash\":\"");
+	p = put_hex16(p, slot->hash);
+	return PUT_LIT(p, "\"}");
+}
+
+static char *json_line(char *p, const struct view *v, const struct settings *s)
+{
+	const struct xhdr_event *ev = v->ev;
+	unsigned int bits;
+	int i, first = 1;
+
+	p = PUT_LIT(p, "{\"family\":");
+	p = put_u64(p, ev->family);
+	p = PUT_LIT(p, ",\"saddr\":\"");
+	p = put_address(p, ev, ev->saddr);
+	p = PUT_LIT(p, "\",\"daddr\":\"");
+	p = put_address(p, ev, ev->daddr);
+	p = PUT_LIT(p, "\",\"sport\":");
+	p = put_u64(p, ev->sport);
+	p = PUT_LIT(p, ",\"dport\":");
+	p = put_u64(p, ev->dport);
+	p = PUT_LIT(p, ",\"vlan_ids\":[");
+	for (i = 0; i < ev->vlan_count && i < 2; i++) {
+		if (i)
+			*p++ = ',';
+		p = put_u64(p, ev->vlan_ids[i]);
+	}
+	p = PUT_LIT(p, "],\"request_index\":");
+	p = put_u64(p, ev->request_index);
+	p = PUT_LIT(p, ",\"method\":\"");
+	p = put_escaped(p, ev->method, v->method_len, FORMAT_JSON);
+	p = PUT_LIT(p, "\",\"target\":\"");
+	p = put_escaped(p, v->data, v->target_len, FORMAT_JSON);
+	p = PUT_LIT(p, "\",\"target_length\":");
+	p = put_u64(p, ev->target_length);
+	p = PUT_LIT(p, ",\"version\":");
+	p = put_u64(p, ev->version);
+	p = PUT_LIT(p, ",\"flags\":[");
+	for (bits = ev->flags & EVENT_FLAG_MASK; bits; bits &= bits - 1) {
+		p = first ? p : PUT_LIT(p, ",");
+		*p++ = '"';
+		p = put_str(p, event_flag_names[__builtin_ctz(bits)]);
+		*p++ = '"';
+		first = 0;
+	}
+	p = PUT_LIT(p, "],\"header_lines\":");
+	p = put_u64(p, ev->header_lines);
+	p = PUT_LIT(p, ",\"timestamp_ns\":");
+	p = put_u64(p, ev->timestamp_ns);
+	p = PUT_LIT(p, ",\"ifindex\":");
+	p = put_u64(p, ev->ifindex);
+	p = PUT_LIT(p, ",\"headers\":{");
+	first = 1;
+	for (i = 0; i < s->nrules; i++) {
+		if (!(ev->slots[i].flags & XHDR_S_PRESENT))
+			continue;
+		p = first ? p : PUT_LIT(p, ",");
+		p = json_slot(p, v, &s->rules[i], &ev->slots[i]);
+		first = 0;
+	}
+	return PUT_LIT(p, "}}\n");
+}
+
+/* --- Text ------------------------------------------------------------------------------------- */
+
+/* "[v6]:port" or "v4:port": an address with a colon gets brackets (log_format._endpoint). */
+static char *text_endpoint(char *p, const struct xhdr_event *ev, const __u8 *addr, __u16 port)
+{
+	if (ev->family == 4) {
+		p = put_ipv4(p, addr);
+	} else {
+		*p++ = '[';
+		p = put_ipv6(p, addr);
+		*p++ = ']';
+	}
+	*p++ = ':';
+	return put_u64(p, port);
+}
+
+/* HeaderValue.shown() of a present slot. */
+static char *text_slot(char *p, const struct view *v, const struct rule *r,
+		       const struct xhdr_slot *slot)
+{
+	const __u8 *value;
+	size_t n = slice(v, slot->value_off, slot->value_len, &value);
+
+	p = put(p, r->prefix, r->prefix_len);
+	switch (r->mode) {
+	case XHDR_MODE_HASH:
+	case XHDR_MODE_AUTH:
+		if (n) {
+			p = put_escaped(p, value, n, FORMAT_TEXT);
+			*p++ = ' ';
+		}
+		*p++ = '#';
+		return put_hex16(p, slot->hash);
+	case XHDR_MODE_PRESENCE:
+		p = PUT_LIT(p, "present (");
+		p = put_u64(p, slot->length);
+		return PUT_LIT(p, " bytes)");
+	default:
+		p = put_escaped(p, value, n, FORMAT_TEXT);
+		if (slot->flags & (XHDR_S_TRUNCATED | XHDR_S_CUT))
+			p = PUT_LIT(p, "...");
+		return p;
+	}
+}
+
+static char *text_line(char *p, const struct view *v, const struct settings *s)
+{
+	const struct xhdr_event *ev = v->ev;
+	unsigned int bits;
+	int i, first = 1;
+
+	p = text_endpoint(p, ev, ev->saddr, ev->sport);
+	p = PUT_LIT(p, " -> ");
+	p = text_endpoint(p, ev, ev->daddr, ev->dport);
+	*p++ = ' ';
+	p = put_escaped(p, ev->method, v->method_len, FORMAT_TEXT);
+	*p++ = ' ';
+	p = put_escaped(p, v->data, v->target_len, FORMAT_TEXT);
+	if (ev->target_length > v->target_len)
+		p = PUT_LIT(p, "...");
+	if (ev->version) {
+		p = PUT_LIT(p, " HTTP/");
+		p = put_u64(p, ev->version / 10);
+		*p++ = '.';
+		p = put_u64(p, ev->version % 10);
+	} else {
+		p = PUT_LIT(p, " HTTP/?");
+	}
+	for (i = 0; i < s->nrules; i++)
+		if (ev->slots[i].flags & XHDR_S_PRESENT)
+			p = text_slot(p, v, &s->rules[i], &ev->slots[i]);
+	/* Python tests the whole flag word, so bits it has no name for still give the brackets. */
+	if (ev->flags) {
+		p = PUT_LIT(p, " [");
+		for (bits = ev->flags & EVENT_FLAG_MASK; bits; bits &= bits - 1) {
+			p = first ? p : PUT_LIT(p, ",");
+			p = put_str(p, event_flag_text[__builtin_ctz(bits)]);
+			first = 0;
+		}
+		*p++ = ']';
+	}
+	*p++ = '\n';
+	return p;
+}
+
+/* --- Output ----------------------------------------------------------------------------------- */
+
+/* Blocks until the output can take more: stdout may be a non-blocking pipe of the parent's. */
+static void wait_writable(void)
+{
+	struct pollfd pfd = { .fd = out.fd, .events = POLLOUT };
+
+	if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+		fail("cannot wait for %s to take events: %s", out.where, strerror(errno));
+}
+
+/* A reader that went away (`xhdr log | head`) is a normal end, not an error. */
+static void flush_out(void)
+{
+	size_t done = 0;
+
+	while (done < out.len) {
+		ssize_t n = write(out.fd, out.buf + done, out.len - done);
+
+		if (n >= 0) {
+			done += n;
+		} else if (errno == EAGAIN) {
+			wait_writable();
+		} else if (errno == EPIPE) {
+			finish(0);
+		} else if (errno != EINTR) {
+			fail("cannot write events to %s: %s; "
+			     "free space or point --output elsewhere", out.where, strerror(errno));
+		}
+	}
+	out.len = 0;
+	out.written += out.pending;
+	out.pending = 0;
+}
+
+/* --- Audit chain ------------------------------------------------------------------------------ */
+
+/* The key file's bytes are the key; OpenSSL computes HMAC-SHA256 with the CPU's SHA extensions. */
+static void audit_open(const char *path)
+{
+	unsigned char key[AUDIT_KEY_MAX + 1];
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC *hmac;
+	size_t len;
+	FILE *f = fopen(path, "rb");
+
+	if (!f)
+		fail("cannot read --audit key %s: %s", path, strerror(errno));
+	len = fread(key, 1, sizeof(key), f);
+	fclose(f);
+	if (len < AUDIT_KEY_MIN || len > AUDIT_KEY_MAX)
+		fail("--audit key %s has %zu bytes; it needs %d to %d (xhdr audit newkey FILE makes one)",
+		     path, len, AUDIT_KEY_MIN, AUDIT_KEY_MAX);
+	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	audit.ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+	EVP_MAC_free(hmac);
+	if (!audit.ctx || !EVP_MAC_init(audit.ctx, key, len, params))
+		fail("OpenSSL has no HMAC-SHA256 here; reinstall libssl3");
+	memset(key, 0, sizeof(key));
+}
+
+/*
+ * Seals the line [start, end), which ends in "}": the line gets "seq" (counting from 1 in each run) and
+ * then "mac", HMAC-SHA256 over the previous line's MAC and the line up to and including "seq" with its
+ * closing brace, which is what `xhdr audit verify` recomputes. Returns the new end, after a newline.
+ */
+static char *audit_seal(char *start, char *end)
+{
+	size_t mac_len = 0;
+	char *p = end - 1;	/* the closing brace */
+	int i;
+
+	p = PUT_LIT(p, ",\"seq\":");
+	p = put_u64(p, ++audit.seq);
+	*p = '}';
+	if (!EVP_MAC_init(audit.ctx, NULL, 0, NULL) ||
+	    !EVP_MAC_update(audit.ctx, audit.mac, AUDIT_MAC) ||
+	    !EVP_MAC_update(audit.ctx, (const unsigned char *)start, p + 1 - start) ||
+	    !EVP_MAC_final(audit.ctx, audit.mac, &mac_len, AUDIT_MAC) || mac_len != AUDIT_MAC)
+		fail("HMAC-SHA256 failed in OpenSSL; run again");
+	p = PUT_LIT(p, ",\"mac\":\"");
+	for (i = 0; i < AUDIT_MAC; i++) {
+		*p++ = "0123456789abcdef"[audit.mac[i] >> 4];
+		*p++ = "0123456789abcdef"[audit.mac[i] & 15];
+	}
+	p = PUT_LIT(p, "\"}\n");
+	return p;
+}
+
+/* The last line of a run that ended as asked: without it, a log cut after its last line looks whole. */
+static void audit_close(void)
+{
+	char line[256], *p = line;
+
+	p = PUT_LIT(p, "{\"audit\":\"end\",\"events\":");
+	p = put_u64(p, audit.seq);
+	*p++ = '}';
+	p = audit_seal(line, p);
+	if (out.cap - out.len < (size_t)(p - line))
+		flush_out();
+	memcpy(out.buf + out.len, line, p - line);
+	out.len += p - line;
+	flush_out();
+}
+
+static void render(const __u8 *record, size_t size, const struct settings *s)
+{
+	struct view v;
+	size_t bound;
+	char *end;
+
+	view_of(&v, record, size, s);
+	bound = line_bound(&v, s);
+	if (out.cap - out.len < bound)
+		flush_out();
+	if (out.cap < bound) {
+		/* Only a record far beyond any configured limit gets here: grow, never cut. */
+		out.buf = realloc(out.buf, bound);
+		if (!out.buf)
+			fail("out of memory for a %zu-byte line; raise the memory limit", bound);
+		out.cap = bound;
+	}
+	if (s->format == FORMAT_JSON)
+		end = json_line(out.buf + out.len, &v, s);
+	else
+		end = text_line(out.buf + out.len, &v, s);
+	if (audit.ctx)
+		end = audit_seal(out.buf + out.len, end - 1);	/* without the newline */
+	out.len = end - out.buf;
+	out.pending++;
+}
+
+/* --- Ring buffer ------------------------------------------------------------------------------ */
+
+static int count_reached(const struct settings *s)
+{
+	return s->count && out.written + out.pending >= s->count;
+}
+
+/* The lines before it are good, so they are written first. */
+static void __attribute__((noreturn)) bad_record(__u32 size, unsigned long pos)
+{
+	flush_out();
+	fail("the %u-byte ring buffer record at position %lu is not an event (head %zu bytes); "
+	     "pass the extractor's events map and rebuild both from one bpf/xhdr_event.h",
+	     size, pos, (size_t)XHDR_EVENT_FIXED_BYTES);
+}
+
+/*
+ * One pass up to the producer position seen at its start, so a stop or a flush is never held off
+ * by a producer that keeps writing. Each record is released as soon as its line is in the buffer.
+ */
+static void drain(const struct ring *r, const struct settings *s)
+{
+	unsigned long cons = __atomic_load_n(r->consumer, __ATOMIC_RELAXED);
+	unsigned long prod = __atomic_load_n(r->producer, __ATOMIC_ACQUIRE);
+
+	while (cons < prod && !count_reached(s)) {
+		const __u8 *hdr = r->data + (cons & r->mask);
+		__u32 len = __atomic_load_n((const __u32 *)hdr, __ATOMIC_ACQUIRE);
+		__u32 size = len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT);
+
+		/* Reserved, not yet submitted: the records after it wait too (kernel rule). */
+		if (len & BPF_RINGBUF_BUSY_BIT)
+			break;
+		if (size > r->mask || size < XHDR_EVENT_FIXED_BYTES)
+			bad_record(size, cons);
+		if (!(len & BPF_RINGBUF_DISCARD_BIT))
+			render(hdr + BPF_RINGBUF_HDR_SZ, size, s);
+		cons += (size + BPF_RINGBUF_HDR_SZ + 7) & ~7UL;
+		__atomic_store_n(r->consumer, cons, __ATOMIC_RELEASE);
+	}
+}
+
+/* Turns a wrong fd or size into a clear message instead of an mmap error or garbage lines. */
+static void check_ring(const struct settings *s)
+{
+	char path[64], line[128];
+	long type = -1, entries = -1;
+	FILE *info;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", s->ring_fd);
+	info = fopen(path, "r");
+	if (!info)
+		fail("--ring-fd %d is not an open file descriptor; "
+		     "pass the ring buffer map's fd to the consumer (subprocess pass_fds)",
+		     s->ring_fd);
+	while (fgets(line, sizeof(line), info)) {
+		sscanf(line, "map_type: %ld", &type);
+		sscanf(line, "max_entries: %ld", &entries);
+	}
+	fclose(info);
+	if (type != BPF_MAP_TYPE_RINGBUF)
+		fail("--ring-fd %d is not a BPF ring buffer map; "
+		     "pass the extractor's events map fd", s->ring_fd);
+	if ((size_t)entries != s->ring_bytes)
+		fail("the ring buffer of --ring-fd %d holds %ld bytes, not --ring-bytes %zu; "
+		     "pass %ld", s->ring_fd, entries, s->ring_bytes, entries);
+}
+
+static void map_ring(struct ring *r, const struct settings *s)
+{
+	size_t page = sysconf(_SC_PAGESIZE);
+	void *cons, *prod;
+
+	cons = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, s->ring_fd, 0);
+	if (cons == MAP_FAILED)
+		fail("cannot map the consumer page of the ring buffer: %s; run as root (CAP_BPF)",
+		     strerror(errno));
+	prod = mmap(NULL, page + 2 * s->ring_bytes, PROT_READ, MAP_SHARED, s->ring_fd, page);
+	if (prod == MAP_FAILED)
+		fail("cannot map the data of the ring buffer: %s; check --ring-bytes",
+		     strerror(errno));
+	r->consumer = cons;
+	r->producer = prod;
+	r->data = (const __u8 *)prod + page;
+	r->mask = s->ring_bytes - 1;
+}
+
+static void open_output(const struct settings *s)
+{
+	if (!s->output)
+		return;
+	out.fd = open(s->output, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (out.fd < 0)
+		fail("cannot open --output %s: %s; check the path and its permissions", s->output,
+		     strerror(errno));
+	out.where = s->output;
+}
+
+/*
+ * SIGINT and SIGTERM are held except while waiting, and epoll_pwait lets them in atomically, so a
+ * stop can neither interrupt a line nor slip in between the check and the wait.
+ */
+static void take_signals(sigset_t *wait_mask)
+{
+	struct sigaction stop = { .sa_handler = on_stop };
+	sigset_t held;
+
+	sigemptyset(&held);
+	sigaddset(&held, SIGINT);
+	sigaddset(&held, SIGTERM);
+	sigprocmask(SIG_BLOCK, &held, wait_mask);
+	sigdelset(wait_mask, SIGINT);
+	sigdelset(wait_mask, SIGTERM);
+	sigemptyset(&stop.sa_mask);
+	sigaction(SIGINT, &stop, NULL);
+	sigaction(SIGTERM, &stop, NULL);
+	/* A reader that leaves shows up as EPIPE from write, which ends the program quietly. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void run(const struct settings *s, const sigset_t *wait_mask)
+{
+	struct epoll_event ev = { .events = EPOLLIN }, got;
+	struct ring r;
+	int ep;
+
+	check_ring(s);
+	map_ring(&r, s);
+	open_output(s);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, s->ring_fd, &ev))
+		fail("cannot wait on the ring buffer: %s; check the kernel's BPF support",
+		     strerror(errno));
+	ready_said = 1;
+	fputs("ready\n", stderr);
+	for (;;) {
+		drain(&r, s);
+		if (out.pending)
+			flush_out();
+		/* A stop seen in the wait was followed by the drain above: what was left is out. */
+		if (stopping || count_reached(s))
+			return;
+		if (epoll_pwait(ep, &got, 1, WAIT_MS, wait_mask) < 0 && errno != EINTR)
+			fail("waiting on the ring buffer failed: %s; run again", strerror(errno));
+	}
+}
+
+/* --- Command line ----------------------------------------------------------------------------- */
+
+static void __attribute__((noreturn)) usage(const char *problem)
+{
+	fprintf(stderr,
+		"xhdr log: consumer: %s; usage: consumer --ring-fd FD --ring-bytes N "
+		"--max-target-len T --format json|text [--count N] [--output FILE] "
+		"[--header NAME:MODE]... [--audit KEYFILE]\n",
+		problem);
+	exit(1);
+}
+
+static unsigned long long number(const char *opt, const char *text, unsigned long long low,
+				 unsigned long long high)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || end == text || *end || *text == '-' || v < low || v > high) {
+		fprintf(stderr,
+			"xhdr log: consumer: %s %s is not a number from %llu to %llu; "
+			"fix the option\n",
+			opt, text, low, high);
+		exit(1);
+	}
+	return v;
+}
+
+static int is_tchar(int c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+/* The slot's fixed text, escaped now so a line only copies it. */
+static void make_prefix(struct rule *r, enum format format)
+{
+	const __u8 *name = (const __u8 *)r->name;
+	char *p = r->prefix;
+
+	if (format == FORMAT_JSON) {
+		*p++ = '"';
+		p = put_escaped(p, name, strlen(r->name), FORMAT_JSON);
+		p = PUT_LIT(p, "\":{\"mode\":\"");
+		p = put_str(p, mode_names[r->mode]);
+		p = PUT_LIT(p, "\",\"flags\":[");
+	} else {
+		p = PUT_LIT(p, " | ");
+		p = put_escaped(p, name, strlen(r->name), FORMAT_TEXT);
+		p = PUT_LIT(p, ": ");
+	}
+	r->prefix_len = p - r->prefix;
+}
+
+static void add_rule(struct settings *s, const char *arg)
+{
+	const char *colon = strrchr(arg, ':');
+	struct rule *r = &s->rules[s->nrules];
+	size_t len = colon ? (size_t)(colon - arg) : 0, i;
+	int m, j;
+
+	if (s->nrules == XHDR_SLOTS)
+		usage("more than 8 --header rules; the event has 8 slots");
+	if (!colon || !len || len > XHDR_NAME_MAX)
+		usage("--header needs NAME:MODE with a name of 1 to 32 characters");
+	for (i = 0; i < len; i++)
+		if (!is_tchar((unsigned char)arg[i]))
+			usage("--header name has a character that is not a token character");
+	memcpy(r->name, arg, len);
+	r->name[len] = 0;
+	for (j = 0; j < s->nrules; j++)
+		if (!strcasecmp(s->rules[j].name, r->name))
+			usage("--header lists a name twice; give one rule per header");
+	r->mode = XHDR_MODE_NONE;
+	for (m = XHDR_MODE_VALUE; m <= XHDR_MODE_PRESENCE; m++)
+		if (!strcmp(colon + 1, mode_names[m]))
+			r->mode = m;
+	if (r->mode == XHDR_MODE_NONE)
+		usage("--header MODE must be value, hash, auth or presence");
+	s->nrules++;
+}
+
+static void parse_args(struct settings *s, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "ring-fd", required_argument, NULL, 'f' },
+		{ "ring-bytes", required_argument, NULL, 'b' },
+		{ "max-target-len", required_argument, NULL, 't' },
+		{ "format", required_argument, NULL, 'F' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "header", required_argument, NULL, 'H' },
+		{ "audit", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char problem[128];
+	int opt, have = 0;
+
+	opterr = 0;
+	s->ring_fd = -1;
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			s->ring_fd = number("--ring-fd", optarg, 0, 1 << 30);
+			break;
+		case 'b':
+			s->ring_bytes = number("--ring-bytes", optarg, 1, 1ULL << 40);
+			have |= 1;
+			break;
+		case 't':
+			s->max_target_len = number("--max-target-len", optarg, 1, 65535);
+			have |= 2;
+			break;
+		case 'F':
+			if (!strcmp(optarg, "json"))
+				s->format = FORMAT_JSON;
+			else if (!strcmp(optarg, "text"))
+				s->format = FORMAT_TEXT;
+			else
+				usage("--format must be json or text");
+			have |= 4;
+			break;
+		case 'c':
+			s->count = number("--count", optarg, 1, ~0ULL);
+			break;
+		case 'o':
+			s->output = optarg;
+			break;
+		case 'H':
+			add_rule(s, optarg);
+			break;
+		case 'a':
+			s->audit_key = optarg;
+			break;
+		default:
+			snprintf(problem, sizeof(problem), "%s is unknown or lacks its value",
+				 argv[optind - 1]);
+			usage(problem);
+		}
+	}
+	if (optind < argc)
+		usage("unexpected argument");
+	if (s->ring_fd < 0 || have != 7)
+		usage("--ring-fd, --ring-bytes, --max-target-len and --format are required");
+	if (s->ring_bytes & (s->ring_bytes - 1) || s->ring_bytes % sysconf(_SC_PAGESIZE))
+		usage("--ring-bytes must be a power of two and a multiple of the page size");
+	if (s->audit_key && s->format != FORMAT_JSON)
+		usage("--audit needs --format json");
+}
+
+int main(int argc, char **argv)
+{
+	static struct settings s;
+	sigset_t wait_mask;
+	int i;
+
+	/* Before anything else, so a stop sent while starting up is kept for the loop. */
+	take_signals(&wait_mask);
+	/*
+	 * xhdr log starts the consumer in a process group of its own, so that a Ctrl-C reaches only xhdr log,
+	 * which stops the consumer after the detach. Should xhdr log be killed outright, the kernel stops the
+	 * consumer too; a parent that died before this call has already left it to init.
+	 */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		fail("the process that started the consumer is gone; run xhdr log instead");
+	init_json_esc();
+	init_text_esc();
+	init_flag_names();
+	init_dec_pairs();
+	parse_args(&s, argc, argv);
+	for (i = 0; i < s.nrules; i++)
+		make_prefix(&s.rules[i], s.format);
+	out.cap = OUT_BYTES;
+	out.buf = malloc(out.cap);
+	if (!out.buf)
+		fail("out of memory for the %d-byte output buffer; raise the memory limit",
+		     OUT_BYTES);
+	if (s.audit_key)
+		audit_open(s.audit_key);
+	run(&s, &wait_mask);
+	if (audit.ctx)
+		audit_close();
+	finish(0);
+}

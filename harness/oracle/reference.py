@@ -1,0 +1,901 @@
+"""The reference extractor: docs/EXTRACTION.md written as a plain Python parser of frame bytes.
+
+It is the oracle the kernel program is compared with, event by event and counter by counter, so it favours
+being obviously right over being fast: each function reads one layer and cites the rule it implements. In
+short (the document is the contract; this is a summary):
+
+Frames and counters
+    Every frame counts once in ``packets`` and once in one outcome, the first that applies. R1: under 14 bytes
+    is malformed. R2: up to two 802.1Q/802.1ad tags are read (a short tag is malformed, a third tag is
+    ``vlan_too_deep``); the VLAN id is the low 12 bits of the TCI. R3: only IPv4 and IPv6 go on (else
+    ``not_ip``). R4: a broken IPv4 header is malformed, a non-zero fragment offset is ``later_fragment``, a
+    protocol other than TCP is ``not_tcp``; the IP end is capped by the total length, so Ethernet padding is
+    never payload. R5: the same for IPv6, where any extension header is ``ipv6_ext_header``. R6: a TCP header
+    that does not fit before the IP end is malformed, an unwatched destination port is ``port_not_watched``;
+    otherwise ``tcp_watched`` counts, the segment's flags act on its flow (R15) and an empty payload is
+    ``no_payload``. R7: only the first ``max_scan_bytes`` of the payload (the view) are read, and a longer
+    payload marks every event ``SCAN_LIMIT``. R8: a segment its flow lets the parser read (R16) is read from
+    its start offset; when no request begins there the outcome is ``not_http`` and the flow is lost,
+    otherwise ``http_request`` and ``events`` count once per request logged.
+
+Request line
+    R9: ``method SP target SP version (CRLF | LF)``, with a 1..16 tchar method, a target of visible or high
+    bytes (``target`` keeps ``max_target_len`` bytes, ``target_length`` counts them all, a longer one is
+    ``TARGET_TRUNCATED``) and exactly ``HTTP/1.0`` or ``HTTP/1.1``. Any byte that breaks the grammar means
+    "not a request". R10: a line the view cuts after the method's SP, with every byte so far fitting, is still
+    logged as ``LINE_CUT``, with no headers, version 0 unless all eight version bytes were seen; this holds
+    for every request read, the first of a segment or a later one.
+
+Header section
+    R11: lines end at LF, one CR before it is dropped; an empty line (LF or CR LF) completes the request. A CR
+    followed by anything else starts a bad non-empty line; a view ending right after a CR at a line start
+    leaves that line unknown. Each non-empty line counts in ``header_lines``; one more than
+    ``max_header_lines`` sets ``TOO_MANY_HEADERS`` and ends the frame's scan. A view that ends before the
+    empty line sets ``HEADERS_CUT``, unless the request goes on in the next segment (R18).
+
+    R12: a field line is ``name ":" value`` with a tchar name; obs-fold, no colon, an empty name or a
+    non-tchar before the colon set ``BAD_LINE`` as soon as the offending byte is seen. Names match the
+    configured rules ignoring ASCII case.
+
+    R13: the value loses one final CR, then SP/HT at both ends; ``length`` is the trimmed length; a value the
+    view cuts is logged from what was seen, with ``CUT``; the first occurrence fills the slot, later ones only
+    add ``REPEATED``. Modes: ``value`` keeps ``max_value_len`` bytes (``TRUNCATED`` beyond), ``hash`` keeps a
+    keyed SipHash-2-4 of the whole trimmed value, ``auth`` also keeps the scheme (1..16 tchar then SP at the
+    start), ``presence`` keeps flags and length only.
+
+Several requests in one frame
+    R14: a complete request is followed by its body (R17) and the next request starts after it: past the
+    payload's end the flow goes to ``body`` mode, exactly at it the flow stays in ``request`` mode, inside
+    the view (fewer than ``max_requests_per_packet`` read) the next request is read there, anywhere else the
+    flow is lost. A next request that is not a request loses the flow; the earlier ones stay logged. A
+    request logged with ``LINE_CUT``, ``HEADERS_CUT`` or ``TOO_MANY_HEADERS``, or with an unknown body
+    length, is the frame's last and loses the flow.
+
+Flows
+    R15: a flow is (family, addresses, ports, VLAN ids) with a state ``expect`` and a mode (``request``,
+    ``body`` with ``body_left``, ``headers`` with the kept request of R18, ``lost``); sequence numbers
+    compare modulo 2^32. On a watched segment: RST
+    removes the state (``flows_closed``) and the segment goes on without one; SYN without RST sets
+    ``request`` at seq + 1 (``flows_opened``), its payload (TCP Fast Open) starting there; an empty payload
+    is ``no_payload``; the payload goes to R16; FIN then removes the state (``flows_closed``). Each change to
+    ``lost`` counts once in ``flows_lost``; a lost flow is read again only after a new SYN.
+
+    R16: with ``s`` the payload's sequence number and ``n`` its length by the IP header (even when the frame
+    is cut shorter): no state is ``mid_stream``, a lost flow ``out_of_sync``, ``s + n <= expect``
+    ``retransmitted``, ``s > expect`` ``out_of_order`` (no change); otherwise reading starts at ``expect -
+    s``: a body covering the rest of the payload consumes it (``body``), else the requests after the body are
+    read (R8), and a start at or past the view's end is ``out_of_sync`` and loses the flow.
+
+    R17: a ``Transfer-Encoding`` line sets ``TRANSFER_ENCODING`` as soon as its colon is seen; a
+    ``Content-Length`` line with a trimmed value of 1..16 digits gives the body length, any other value, a
+    second such line or a value cut before its LF (by the view or the payload's end) sets
+    ``BAD_CONTENT_LENGTH``; either flag makes the body length unknown. Neither line: no body.
+
+    R18: a header section cut by the payload's end (the view holds the whole payload by its IP length), after
+    a complete request line, read in fewer than ``max_request_segments`` segments, is not logged yet: the
+    request is kept as it stands with where the cut fell, the flow goes to ``headers`` mode after the
+    payload, and a frame that logs no request and ends so is ``continued``. The next segment the flow reads
+    goes on with it from its start offset: at a line start nothing is lost (a lone CR there is the empty line
+    if an LF follows, else a bad counted line); in a field name the rest is checked for tchar up to the colon
+    (a non-tchar or an LF first is ``BAD_LINE``), the line is not matched and the event gets ``NAME_SPLIT``;
+    in the value of a line that filled a slot (``CUT``, R13) or of a ``Content-Length`` line, or in a line
+    being skipped, the rest of the line is skipped. The request is logged where it ends, as that frame's
+    request 0 with that frame's ``SCAN_LIMIT`` and the flags, lines and slots of all its segments; still
+    cut in its ``max_request_segments``th segment, or cut by the view, it is ``HEADERS_CUT`` and loses the
+    flow.
+
+The flow table is a plain dict: the kernel's LRU eviction at ``max_flows`` (R15) is not modelled, so tests and
+the fuzzer keep fewer flows than that alive at once.
+
+Readings chosen where the rules leave room (each is marked "Reading:" in the code below):
+
+- A header line cut by the view after a CR that is not at the line start (``Host\\r`` then the view ends): the
+  CR is a non-tchar byte before any colon, so ``BAD_LINE`` is set now (whatever follows, the line is bad).
+- A cut line counts in ``header_lines`` as soon as it begins (it is a non-empty line), whether or not its name
+  is complete.
+- The final-CR rule of R13 applies to a cut value too (``X-A: b\\r`` then the view ends gives ``b``).
+- A repeated occurrence that the view cuts sets only ``REPEATED``: the slot keeps the first occurrence, so it
+  does not gain ``CUT``.
+- R10 with the view ending right after the method's SP logs an empty target (``target_length`` 0).
+- R15: ``flows_closed`` counts a state actually removed; an RST or FIN of a flow without state counts nothing.
+- R15, R16: sequence numbers compare as the signed 32-bit difference (``a <= b`` when ``int32(a - b) <= 0``),
+  so a distance of exactly 2^31 counts as "before".
+- R6, R16: "empty payload" is judged on the bytes present (R6's payload); only R16 uses the IP header's
+  length ``n``, so a frame cut right after its TCP header is ``no_payload`` whatever ``n`` is.
+- R16: a body "goes on past the payload" when it reaches at least the payload's end: a body ending exactly
+  with its segment is consumed (outcome ``body``) and leaves the flow in ``request`` mode after the payload,
+  as R14 does for a request ending there; the view check applies to the start of the requests after a body.
+- R18: a line the cut finds already bad (a non-tchar before the cut, ``Ho st`` or ``Host\\r``; obs-fold; a
+  CR-started line) is a line being skipped, so it gets no ``NAME_SPLIT``; a name the cut splits is not
+  matched for R17 either (a split ``Content-Length`` or ``Transfer-Encoding`` name says nothing of the body).
+- R18: a cut right after a colon is inside the value. The segments counted are those R16 lets the parser
+  read (retransmitted and out-of-order ones do not count); a continued request counts toward
+  ``max_requests_per_packet`` in the frame where it ends, where it is request 0.
+- R15, R18: an RST or FIN removes the kept request with its flow's state; it is never logged.
+- R17: ``0`` and leading zeros are valid digits (``0000`` is a body of 0 bytes); the 16-digit limit counts
+  the leading zeros.
+- ``extract`` answers for one frame as if its flow expected a request exactly at its first payload byte
+  (the state a SYN with the previous sequence number leaves, see ``harness.oracle.frames.opening``); a frame with
+  SYN has no opening and starts from no state, so SYN with RST is ``mid_stream`` and closes nothing. A frame
+  whose header section its payload's end cuts is so ``continued`` (R18), with no event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import ipaddress
+import struct
+from typing import NamedTuple
+
+from harness.core.config import (
+    METHOD_MAX_LEN,
+    SCHEME_MAX_LEN,
+    TCHARS,
+    ExtractorConfig,
+    HeaderMode,
+    HeaderRule,
+)
+from harness.core.counters import OUTCOMES, Counter, zero_counts
+from harness.core.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
+
+SP, LF, CR, HT = 0x20, 0x0A, 0x0D, 0x09
+VLAN_TPIDS = (0x8100, 0x88A8)
+MAX_VLAN_TAGS = 2
+ETHERTYPE_IPV4 = 0x0800
+ETHERTYPE_IPV6 = 0x86DD
+IPPROTO_TCP = 6
+IPV6_EXTENSION_HEADERS = frozenset({0, 43, 44, 50, 51, 60, 135, 139, 140})
+VERSIONS = {b"HTTP/1.0": 10, b"HTTP/1.1": 11}
+VERSION_LEN = 8
+TCHAR_BYTES = bytes(sorted(TCHARS))
+TARGET_BYTES = bytes([*range(0x21, 0x7F), *range(0x80, 0x100)])
+DIGITS = b"0123456789"
+CONTENT_LENGTH_MAX_DIGITS = 16
+TCP_FIN, TCP_SYN, TCP_RST = 0x01, 0x02, 0x04
+SEQ_MASK = (1 << 32) - 1
+DEFAULT_CONFIG = ExtractorConfig()
+DEFAULT_KEY = bytes(16)
+
+
+@dataclasses.dataclass(frozen=True)
+class Expected:
+    """What one frame should do to the extractor: counter deltas (every counter, zeros too) and its events."""
+
+    counters: dict[Counter, int]
+    events: tuple[HeaderEvent, ...]
+
+    @property
+    def outcome(self) -> Counter:
+        """The one outcome counter this frame moves (R1-R8, R16)."""
+        (outcome,) = (counter for counter in OUTCOMES if self.counters[counter])
+        return outcome
+
+
+class FrameEnded(Exception):
+    """Raised by the layer readers (``read_layers``) to end a frame early with one outcome counter (R1-R6)."""
+
+    def __init__(self, counter: Counter, tcp_watched: bool = False) -> None:
+        super().__init__(counter.label)
+        self.counter = counter
+        self.tcp_watched = tcp_watched
+
+
+@dataclasses.dataclass(frozen=True)
+class _Flow:
+    """The addressing part of every event of one frame, and the key of its flow state (R15)."""
+
+    family: int
+    saddr: str
+    daddr: str
+    sport: int
+    dport: int
+    vlan_ids: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """A TCP segment as R1-R6 read it, whatever its port: addressing, flags, sequence number, payload.
+
+    The offsets are the frame's: where the IP header, the TCP header and the payload start.
+    """
+
+    flow: _Flow
+    ip_start: int
+    tcp_start: int
+    payload_start: int
+    tcp_flags: int
+    seq: int
+    payload: bytes  # the bytes present: up to the IP end, capped by the frame (R4, R5)
+    length: (
+        int  # n of R16: the payload's length as the IP header gives it, even when the frame is cut shorter
+    )
+
+    @property
+    def syn(self) -> bool:
+        return bool(self.tcp_flags & TCP_SYN)
+
+    @property
+    def start(self) -> int:
+        """R16: s, the sequence number of the payload's first byte (one more on a SYN)."""
+        return (self.seq + self.syn) & SEQ_MASK
+
+
+def tcp_segment(frame: bytes) -> Segment | None:
+    """The TCP segment ``frame`` carries, or None when R1-R6 end the frame before its port is looked at."""
+    try:
+        return _read_segment(frame)
+    except FrameEnded:
+        return None
+
+
+# --- Flows: R15, R16, R18 ----------------------------------------------------------------------------------
+
+
+class Mode(enum.Enum):
+    """R15: what the flow expects at ``expect``."""
+
+    REQUEST = "request"
+    BODY = "body"
+    HEADERS = "headers"  # R18: the header section of ``FlowState.pending`` goes on
+    LOST = "lost"
+
+
+class Cut(enum.Enum):
+    """R18: where a payload's end fell in a header section, and so how the next segment goes on."""
+
+    LINE_START = "line start"  # at the start of a line: nothing is lost
+    LONE_CR = "lone CR"  # right after a CR that starts a line (R11): the empty line if an LF comes next
+    NAME = "name"  # inside a field name, every byte a tchar so far: the rest is checked, the line not matched
+    VALUE = "value"  # inside the value of a line that filled a slot or is a Content-Length line
+    SKIPPED = "skipped"  # inside a line being skipped: not configured, bad, or repeated
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowState:
+    """R15: one flow's state."""
+
+    expect: int
+    mode: Mode
+    body_left: int = 0
+    pending: _Request | None = None  # R18, mode HEADERS: the request kept, ``pending.cut`` where it was cut
+
+
+class FlowTracker:
+    """The extractor across frames: R1-R18 with the flow states of R15 (no LRU eviction, see the docstring)."""
+
+    def __init__(self, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY) -> None:
+        self.config = config
+        self.key = key
+        self.states: dict[_Flow, FlowState] = {}
+
+    def feed(self, frame: bytes) -> Expected:
+        """What ``frame`` counts and logs given the flows of the frames fed before; updates the flows."""
+        try:
+            segment = _read_segment(frame)
+        except FrameEnded as outcome:
+            return _expected(outcome.counter, tcp_watched=False)
+        return self._segment(segment)
+
+    def _segment(self, segment: Segment) -> Expected:
+        """R6, R15: a parsed segment; a watched one acts on its flow, flags first and FIN last."""
+        if segment.flow.dport not in self.config.ports:
+            return _expected(Counter.PORT_NOT_WATCHED, tcp_watched=False)
+        tallies = dict.fromkeys((Counter.FLOWS_OPENED, Counter.FLOWS_CLOSED, Counter.FLOWS_LOST), 0)
+        flow = segment.flow
+        if segment.tcp_flags & TCP_RST:
+            if self.states.pop(flow, None) is not None:  # Reading: only a state removed counts
+                tallies[Counter.FLOWS_CLOSED] += 1
+        elif segment.syn:
+            self.states[flow] = FlowState(segment.start, Mode.REQUEST)
+            tallies[Counter.FLOWS_OPENED] += 1
+        if segment.payload:
+            outcome, events, lost = self._payload(segment)
+            tallies[Counter.FLOWS_LOST] += lost
+        else:
+            outcome, events = Counter.NO_PAYLOAD, ()  # Reading: the bytes present, not the IP length
+        if segment.tcp_flags & TCP_FIN and self.states.pop(flow, None) is not None:
+            tallies[Counter.FLOWS_CLOSED] += 1
+        return _expected(outcome, tcp_watched=True, events=events, tallies=tallies)
+
+    def _payload(self, segment: Segment) -> tuple[Counter, tuple[HeaderEvent, ...], int]:
+        """R16, R18: (outcome, events, flows lost) of a non-empty payload; updates the flow's state.
+
+        In ``headers`` mode R16 reads the segment as in ``request`` mode, and the kept request goes on from
+        the start offset (R18).
+        """
+        state = self.states.get(segment.flow)
+        if state is None:
+            return Counter.MID_STREAM, (), 0
+        if state.mode is Mode.LOST:
+            return Counter.OUT_OF_SYNC, (), 0
+        s, n = segment.start, segment.length
+        if _serial_diff(s + n, state.expect) <= 0:
+            return Counter.RETRANSMITTED, (), 0
+        if _serial_diff(s, state.expect) > 0:
+            return Counter.OUT_OF_ORDER, (), 0
+        offset = _serial_diff(state.expect, s)  # 0 <= offset < n here
+        end = (s + n) & SEQ_MASK
+        if state.mode is Mode.BODY:
+            body_end = offset + state.body_left
+            if body_end >= n:  # Reading: a body that reaches the payload's end consumes it
+                left = body_end - n
+                self.states[segment.flow] = FlowState(end, Mode.BODY if left else Mode.REQUEST, left)
+                return Counter.BODY, (), 0
+            offset = body_end
+        view = segment.payload[: self.config.max_scan_bytes]  # R7
+        if offset >= len(view):
+            self.states[segment.flow] = FlowState(state.expect, Mode.LOST)
+            return Counter.OUT_OF_SYNC, (), 1
+        # R18. Reading: only segments read here count toward max_request_segments (not retransmitted ones)
+        resumed = state.pending.resumed() if state.mode is Mode.HEADERS and state.pending else None
+        requests, after, pending = _read_requests(view, offset, n, self.config, self.key, resumed)
+        if pending is not None:
+            self.states[segment.flow] = FlowState(end, Mode.HEADERS, pending=pending)  # R18: it goes on
+        elif after is None:
+            self.states[segment.flow] = FlowState(state.expect, Mode.LOST)
+        elif after > n:
+            self.states[segment.flow] = FlowState(end, Mode.BODY, after - n)  # R14: the body goes on
+        else:
+            self.states[segment.flow] = FlowState(end, Mode.REQUEST)  # R14: exactly at the payload's end
+        lost = int(after is None and pending is None)
+        if not requests:
+            return (Counter.CONTINUED if pending else Counter.NOT_HTTP), (), lost  # R18, R8
+        scan_limit = EventFlag.SCAN_LIMIT if len(segment.payload) > len(view) else EventFlag(0)
+        config = self.config
+        events = tuple(
+            request.event(segment.flow, index, config, scan_limit) for index, request in enumerate(requests)
+        )
+        return Counter.HTTP_REQUEST, events, lost
+
+
+def _serial_diff(a: int, b: int) -> int:
+    """R15: a - b modulo 2^32 as a signed 32-bit number (RFC 1982); a <= b when it is <= 0.
+
+    Reading: a distance of exactly 2^31 is negative, as C's ``(s32)(a - b)`` makes it.
+    """
+    return ((a - b + (1 << 31)) & SEQ_MASK) - (1 << 31)
+
+
+def extract(frame: bytes, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY) -> Expected:
+    """What the extractor must count and log for ``frame`` under ``config`` with SipHash ``key``.
+
+    Reading: the frame's flow expects a request exactly at its first payload byte, as right after the SYN
+    that opened it: a ``FlowTracker`` fed ``harness.oracle.frames.opening(frame)`` and then ``frame`` says the same of
+    ``frame``. A frame with an RST removes that state first, so it is ``mid_stream``. A frame with SYN has no
+    opening: it opens its flow itself, starting from no state (so SYN with RST is ``mid_stream`` and closes
+    nothing).
+    """
+    try:
+        segment = _read_segment(frame)
+    except FrameEnded as outcome:
+        return _expected(outcome.counter, tcp_watched=False)
+    tracker = FlowTracker(config, key)
+    if not segment.syn:
+        tracker.states[segment.flow] = FlowState(segment.start, Mode.REQUEST)
+    return tracker._segment(segment)
+
+
+def _expected(
+    outcome: Counter,
+    *,
+    tcp_watched: bool,
+    events: tuple[HeaderEvent, ...] = (),
+    tallies: dict[Counter, int] | None = None,
+) -> Expected:
+    """The counter deltas of one frame; the ring buffer is assumed never full, so events_lost stays 0."""
+    counters = zero_counts()
+    counters[Counter.PACKETS] = 1
+    counters[outcome] = len(events) if outcome is Counter.HTTP_REQUEST else 1
+    counters[Counter.TCP_WATCHED] = int(tcp_watched)
+    counters[Counter.EVENTS] = len(events)
+    counters.update(tallies or {})
+    return Expected(counters=counters, events=events)
+
+
+# --- Frames: R1-R6 -----------------------------------------------------------------------------------------
+
+
+def read_layers(frame: bytes, config: ExtractorConfig) -> tuple[_Flow, bytes]:
+    """R1-R6 without flows: the flow and the payload of a watched segment, or raises ``FrameEnded``.
+
+    Kept for the per-frame baselines (bench/baselines/pycapture.py) and tests that only need the payload.
+    """
+    segment = _read_segment(frame)
+    if segment.flow.dport not in config.ports:
+        raise FrameEnded(Counter.PORT_NOT_WATCHED)
+    if not segment.payload:
+        raise FrameEnded(Counter.NO_PAYLOAD, tcp_watched=True)
+    return segment.flow, segment.payload
+
+
+def _read_segment(frame: bytes) -> Segment:
+    """Walks Ethernet, VLAN, IP and TCP up to the port check of R6; raises ``FrameEnded`` on the way."""
+    ethertype, offset, vlan_ids = _ethernet(frame)
+    if ethertype == ETHERTYPE_IPV4:
+        family, saddr, daddr, l4_start, ip_end, declared_end = 4, *_ipv4(frame, offset)
+    elif ethertype == ETHERTYPE_IPV6:
+        family, saddr, daddr, l4_start, ip_end, declared_end = 6, *_ipv6(frame, offset)
+    else:
+        raise FrameEnded(Counter.NOT_IP)  # R3
+    sport, dport, tcp_flags, seq, payload_start = _tcp(frame, l4_start, ip_end)
+    return Segment(
+        flow=_Flow(family, saddr, daddr, sport, dport, vlan_ids),
+        ip_start=offset,
+        tcp_start=l4_start,
+        payload_start=payload_start,
+        tcp_flags=tcp_flags,
+        seq=seq,
+        payload=frame[payload_start:ip_end],
+        length=declared_end - payload_start,
+    )
+
+
+def _ethernet(frame: bytes) -> tuple[int, int, tuple[int, ...]]:
+    """R1, R2: the EtherType after at most two VLAN tags, where the network header starts, the VLAN ids."""
+    if len(frame) < 14:
+        raise FrameEnded(Counter.MALFORMED)
+    ethertype, offset = _u16(frame, 12), 14
+    vlan_ids: list[int] = []
+    while ethertype in VLAN_TPIDS and len(vlan_ids) < MAX_VLAN_TAGS:
+        if len(frame) < offset + 4:
+            raise FrameEnded(Counter.MALFORMED)
+        vlan_ids.append(_u16(frame, offset) & 0x0FFF)
+        ethertype, offset = _u16(frame, offset + 2), offset + 4
+    if ethertype in VLAN_TPIDS:
+        raise FrameEnded(Counter.VLAN_TOO_DEEP)
+    return ethertype, offset, tuple(vlan_ids)
+
+
+def _ipv4(frame: bytes, start: int) -> tuple[str, str, int, int, int]:
+    """R4: source, destination, TCP start, IP end and declared IP end (by the header) of IPv4 with TCP."""
+    if len(frame) < start + 20 or frame[start] >> 4 != 4:
+        raise FrameEnded(Counter.MALFORMED)
+    header_len = (frame[start] & 0x0F) * 4
+    total_len = _u16(frame, start + 2)
+    if header_len < 20 or len(frame) < start + header_len or total_len < header_len:
+        raise FrameEnded(Counter.MALFORMED)
+    if _u16(frame, start + 6) & 0x1FFF:
+        raise FrameEnded(Counter.LATER_FRAGMENT)
+    if frame[start + 9] != IPPROTO_TCP:
+        raise FrameEnded(Counter.NOT_TCP)
+    saddr, daddr = (_address(frame[at : at + 4]) for at in (start + 12, start + 16))
+    declared_end = start + total_len
+    return saddr, daddr, start + header_len, min(len(frame), declared_end), declared_end
+
+
+def _ipv6(frame: bytes, start: int) -> tuple[str, str, int, int, int]:
+    """R5: source, destination, TCP start, IP end and declared IP end of IPv6 whose next header is TCP."""
+    if len(frame) < start + 40 or frame[start] >> 4 != 6:
+        raise FrameEnded(Counter.MALFORMED)
+    next_header = frame[start + 6]
+    if next_header in IPV6_EXTENSION_HEADERS:
+        raise FrameEnded(Counter.IPV6_EXT_HEADER)
+    if next_header != IPPROTO_TCP:
+        raise FrameEnded(Counter.NOT_TCP)
+    saddr, daddr = (_address(frame[at : at + 16]) for at in (start + 8, start + 24))
+    declared_end = start + 40 + _u16(frame, start + 4)
+    return saddr, daddr, start + 40, min(len(frame), declared_end), declared_end
+
+
+def _tcp(frame: bytes, start: int, ip_end: int) -> tuple[int, int, int, int, int]:
+    """R6: ports, flags, sequence number and payload start of a TCP header that fits before the IP end."""
+    if start + 20 > ip_end:
+        raise FrameEnded(Counter.MALFORMED)
+    header_len = (frame[start + 12] >> 4) * 4
+    if header_len < 20 or start + header_len > ip_end:
+        raise FrameEnded(Counter.MALFORMED)
+    sport, dport = _u16(frame, start), _u16(frame, start + 2)
+    seq = int.from_bytes(frame[start + 4 : start + 8], "big")
+    return sport, dport, frame[start + 13], seq, start + header_len
+
+
+def _u16(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 2], "big")
+
+
+def _address(raw: bytes) -> str:
+    return str(ipaddress.ip_address(raw))
+
+
+# --- Requests: R8-R14, R17, R18 ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _RequestLine:
+    """A request line as far as the view shows it; ``end`` is None when the view cut it (R10)."""
+
+    method: bytes
+    target: bytes  # every target byte seen, before truncation to max_target_len
+    version: int
+    end: int | None
+
+
+@dataclasses.dataclass
+class _Request:
+    """One request being read: the request line plus what the header section adds to it."""
+
+    line: _RequestLine
+    slots: list[HeaderValue]
+    flags: EventFlag = dataclasses.field(default_factory=lambda: EventFlag(0))
+    header_lines: int = 0
+    content_length: int | None = None  # R17: from the first Content-Length line, when its value is valid
+    content_length_lines: int = 0
+    cut: Cut | None = None  # R18: where the view's end fell in the header section, when it did
+    segments: int = 1  # R18: how many segments its header section was read from, this one included
+    last_cr: bool = False  # R19: the segment that cut it ended with a CR
+
+    def resumed(self) -> _Request:
+        """R18: a copy to go on with in the flow's next segment (the kept one is never changed)."""
+        return dataclasses.replace(self, slots=list(self.slots), segments=self.segments + 1)
+
+    def body_length(self) -> int | None:
+        """R17: the body's length in bytes, or None when it is unknown."""
+        if self.flags & (EventFlag.TRANSFER_ENCODING | EventFlag.BAD_CONTENT_LENGTH):
+            return None
+        return self.content_length or 0
+
+    def event(self, flow: _Flow, index: int, config: ExtractorConfig, extra: EventFlag) -> HeaderEvent:
+        """The event the kernel writes for this request (R9 target truncation, R14 request_index)."""
+        flags = self.flags | extra
+        if len(self.line.target) > config.max_target_len:
+            flags |= EventFlag.TARGET_TRUNCATED
+        if self.line.end is None:
+            flags |= EventFlag.LINE_CUT
+        return HeaderEvent(
+            **dataclasses.asdict(flow),
+            request_index=index,
+            method=self.line.method,
+            target=self.line.target[: config.max_target_len],
+            target_length=len(self.line.target),
+            version=self.line.version,
+            flags=flags,
+            header_lines=self.header_lines,
+            headers=tuple(self.slots),
+        )
+
+
+class _Reading(NamedTuple):
+    """What the requests of one segment came to (R14, R18)."""
+
+    requests: list[_Request]  # the requests to log, in order
+    after: int | None  # where the next request starts, at or past the payload's end; None: no request does
+    pending: _Request | None = None  # R18: the last request read, kept because its header section goes on
+
+
+def _read_requests(
+    view: bytes,
+    start: int,
+    length: int,
+    config: ExtractorConfig,
+    key: bytes,
+    resumed: _Request | None = None,
+) -> _Reading:
+    """R8, R10, R14, R17, R18: the requests read from ``start`` (inside the view), in order, and where the
+    request after them starts: a payload offset at or past ``length`` (the payload's end), or None when the
+    flow is lost or the last request goes on in the next segment (``pending``).
+
+    ``resumed`` is a request whose header section the flow's previous segment cut (R18): it is read on from
+    ``start``, as the segment's request 0. Reading: it counts toward ``max_requests_per_packet`` like any
+    request of the segment.
+    """
+    requests: list[_Request] = []
+    position, request = start, resumed
+    while True:
+        if request is None:
+            line = _request_line(view, position)
+            if line is None:
+                return _Reading(requests, None)  # R8 (the first request: not_http) or R14: the flow is lost
+            request = _Request(line, [HeaderValue(rule.name, rule.mode) for rule in config.headers])
+            if line.end is not None and view[line.end - 2] != CR:
+                request.flags |= EventFlag.BARE_LF  # R19: the request line ends in LF alone
+            if line.end is None:
+                requests.append(request)
+                return _Reading(requests, None)  # R10: no fields, no HEADERS_CUT; R14, R18: the flow is lost
+            position = line.end
+        end = _header_section(view, position, request, config, key)
+        if end is None and request.cut is not None:  # the view ended inside the header section
+            if len(view) == length and request.segments < config.max_request_segments:
+                request.last_cr = view.endswith(b"\r")
+                return _Reading(requests, None, request)  # R18: the payload's end cut it; it goes on
+            request.flags |= EventFlag.HEADERS_CUT  # R11; R18: by the view, or in its last segment
+        requests.append(request)
+        body = request.body_length()
+        if end is None or body is None:
+            return _Reading(requests, None)  # R14: HEADERS_CUT, TOO_MANY_HEADERS or an unknown body (R17)
+        position = end + body
+        if position >= length:
+            return _Reading(requests, position)  # R14: the body goes past the payload, or both end there
+        if position >= len(view) or len(requests) == config.max_requests_per_packet:
+            return _Reading(requests, None)  # R14: in the payload but past the view, or MAX_REQUESTS reached
+        request = None
+
+
+def _request_line(view: bytes, start: int) -> _RequestLine | None:
+    """R9, R10: the request line starting at ``start``, or None when the bytes seen break the grammar."""
+    space = start + _run_length(view, start, TCHAR_BYTES, METHOD_MAX_LEN)
+    if space == start or space == len(view) or view[space] != SP:
+        return None  # empty method, a non-token byte, a 17th character, or no SP in the view
+    method = view[start:space]
+    target_end = space + 1 + _run_length(view, space + 1, TARGET_BYTES, len(view))
+    target = view[space + 1 : target_end]
+    if target_end == len(view):
+        return _RequestLine(method, target, 0, None)  # Reading: may be an empty target (view ends at the SP)
+    if view[target_end] != SP or not target:
+        return None
+    return _version_and_end(view, target_end + 1, method, target)
+
+
+def _version_and_end(view: bytes, start: int, method: bytes, target: bytes) -> _RequestLine | None:
+    """R9, R10: the version and the CR LF or LF that end the request line."""
+    seen = view[start : start + VERSION_LEN]
+    if not any(version.startswith(seen) for version in VERSIONS):
+        return None
+    if len(seen) < VERSION_LEN:
+        return _RequestLine(method, target, 0, None)
+    version = VERSIONS[seen]
+    after = start + VERSION_LEN
+    ending = view[after : after + 2]
+    if ending in (b"", b"\r"):
+        return _RequestLine(method, target, version, None)
+    if ending[0] == LF:
+        return _RequestLine(method, target, version, after + 1)
+    if ending == b"\r\n":
+        return _RequestLine(method, target, version, after + 2)
+    return None
+
+
+def _run_length(data: bytes, start: int, allowed: bytes, limit: int) -> int:
+    """How many bytes from ``start`` (at most ``limit``) are all in ``allowed``."""
+    window = data[start : start + limit]
+    rest = window.lstrip(allowed)
+    return len(window) - len(rest)
+
+
+def _is_token(data: bytes) -> bool:
+    """Whether every byte is a tchar (true for b"")."""
+    return not data.translate(None, TCHAR_BYTES)
+
+
+def _header_section(
+    view: bytes, position: int, request: _Request, config: ExtractorConfig, key: bytes
+) -> int | None:
+    """R11, R18: reads header lines from ``position`` up to the empty line; returns where the header section
+    ends, or None when it does not end in the view: TOO_MANY_HEADERS stopped it, or the view ended inside it
+    (then ``request.cut`` says where; the caller decides between HEADERS_CUT and R18).
+
+    A request whose header section the flow's previous segment cut (``request.cut`` set) goes on inside the
+    line that cut split (R18).
+    """
+    resume, request.cut = request.cut, None
+    if resume is Cut.LONE_CR:
+        if view[position] == LF:
+            return position + 1  # R18: the lone CR and this LF are the empty line
+        if request.header_lines == config.max_header_lines:
+            request.flags |= EventFlag.TOO_MANY_HEADERS  # R11: a non-empty line begins
+            return None
+        request.header_lines += 1
+        request.flags |= EventFlag.BAD_LINE  # R11, R12: a line whose first byte, the CR, is not a tchar
+        position = _rest_of_line(view, position, request, Cut.SKIPPED)
+    elif resume is not None and resume is not Cut.LINE_START:
+        position = _rest_of_line(view, position, request, resume)
+    while request.cut is None:
+        rest = view[position : position + 2]
+        if rest == b"":
+            request.cut = Cut.LINE_START
+        elif rest == b"\r":
+            request.cut = Cut.LONE_CR  # R11: an unknown line, not counted
+        elif rest == b"\r\n":
+            return position + 2  # the empty line: the request is complete
+        elif rest[0] == LF:
+            request.flags |= EventFlag.BARE_LF  # R19: the empty line is an LF alone
+            return position + 1
+        elif request.header_lines == config.max_header_lines:
+            request.flags |= EventFlag.TOO_MANY_HEADERS
+            return None
+        else:
+            request.header_lines += 1  # Reading: a line counts as soon as it begins, even if the view cuts it
+            position = _field_line(view, position, request, config, key)
+    return None
+
+
+def _field_line(view: bytes, start: int, request: _Request, config: ExtractorConfig, key: bytes) -> int:
+    """R12, R13, R17: reads one non-empty header line, updates the request, returns the next line's start (the
+    view's end when the view cuts the line, with ``request.cut`` set: R18).
+    """
+    line_end = view.find(b"\n", start)
+    cut = line_end == -1
+    line = view[start:] if cut else view[start:line_end]
+    next_line = len(view) if cut else line_end + 1
+    name, bad = _field_name(line, cut)
+    if bad:
+        request.flags |= EventFlag.BAD_LINE
+    request.flags |= _ambiguities(line, 0)
+    if not cut and view[line_end - 1] != CR:
+        request.flags |= EventFlag.BARE_LF
+    if name is None:
+        if cut:  # R18. Reading: a line bad before the cut is being skipped (no NAME_SPLIT); else in the name
+            request.cut = Cut.SKIPPED if bad else Cut.NAME
+        return next_line
+    value = _trimmed_value(line[len(name) + 1 :])
+    index = _slot_numbers(config.headers).get(name.lower())
+    fills = index is not None and not request.slots[index].present
+    if index is not None:
+        request.slots[index] = filled_slot(request.slots[index], value, cut, config, key)
+    content_length = _body_field(request, name, value, cut)
+    if cut:  # R18: right after the colon or inside the value
+        request.cut = Cut.VALUE if fills or content_length else Cut.SKIPPED
+    return next_line
+
+
+def _rest_of_line(view: bytes, start: int, request: _Request, cut: Cut) -> int:
+    """R18: the rest, from ``start``, of a line that the previous segment's end split where ``cut`` says;
+    returns the next line's start (the view's end when the view cuts the line again, with ``request.cut``
+    set).
+
+    The rest of a name is checked for tchar up to the colon (a non-tchar byte or an LF first sets
+    ``BAD_LINE``) and the line is never matched (``NAME_SPLIT``); the rest of any other line is skipped.
+    Reading: a name so split is not matched for R17 either, so a split ``Content-Length`` or
+    ``Transfer-Encoding`` name says nothing about the body.
+    """
+    line_end = view.find(b"\n", start)
+    line = view[start:] if line_end == -1 else view[start:line_end]
+    if line_end != -1 and not (view[line_end - 1] == CR if line_end > start else request.last_cr):
+        request.flags |= EventFlag.BARE_LF  # R19: the CR of an LF first in the segment ends the one before
+    if cut is Cut.NAME:
+        request.flags |= EventFlag.NAME_SPLIT
+        request.flags |= _ambiguities(line, 1)
+        colon = line.find(b":")
+        if not _is_token(line if colon == -1 else line[:colon]) or (colon == -1 and line_end != -1):
+            request.flags |= EventFlag.BAD_LINE  # a non-tchar byte (CR too) before the colon, or the LF
+            cut = Cut.SKIPPED
+        elif colon != -1:
+            cut = Cut.SKIPPED  # the name ends here; the line is skipped unmatched
+    if line_end == -1:
+        request.cut = cut
+        return len(view)
+    return line_end + 1
+
+
+def _body_field(request: _Request, name: bytes, value: bytes, cut: bool) -> bool:
+    """R17: what a field line tells about the body's length (``value`` trimmed as in R13, ``cut`` when the
+    line's LF was not seen); True for a ``Content-Length`` line.
+    """
+    lowered = name.lower()
+    if lowered == b"transfer-encoding":
+        request.flags |= EventFlag.TRANSFER_ENCODING  # as soon as its colon is seen; chunks are not followed
+        if request.content_length_lines:
+            request.flags |= EventFlag.CL_AND_TE  # R19
+        if not cut and not ends_in_chunked(value):
+            request.flags |= EventFlag.TE_NOT_CHUNKED  # R19
+        return False
+    if lowered != b"content-length":
+        return False
+    if request.flags & EventFlag.TRANSFER_ENCODING:
+        request.flags |= EventFlag.CL_AND_TE  # R19
+    request.content_length_lines += 1
+    digits = 1 <= len(value) <= CONTENT_LENGTH_MAX_DIGITS and not value.translate(None, DIGITS)
+    if cut or request.content_length_lines > 1 or not digits:
+        request.flags |= EventFlag.BAD_CONTENT_LENGTH  # Reading: leading zeros count as digits
+    else:
+        request.content_length = int(value)
+    return True
+
+
+def ends_in_chunked(value: bytes) -> bool:
+    """R19: a trimmed Transfer-Encoding value whose last coding is ``chunked`` (any case): its last 7 bytes,
+    after a comma, SP or HT or at the value's start."""
+    return value[-7:].lower() == b"chunked" and (len(value) == 7 or value[-8:-7] in (b",", b" ", b"\t"))
+
+
+def _ambiguities(line: bytes, before: int) -> EventFlag:
+    """R19: OBS_FOLD for a line that starts with SP or HT; WS_BEFORE_COLON for SP or HT right after the run of
+    tchar a line starts with, when the line (or, ``before`` > 0, the previous segment) holds at least one.
+    """
+    run = _run_length(line, 0, TCHAR_BYTES, len(line))
+    if run == len(line) or line[run] not in (SP, HT):
+        return EventFlag(0)
+    return EventFlag.WS_BEFORE_COLON if run + before else EventFlag.OBS_FOLD
+
+
+def _field_name(line: bytes, cut: bool) -> tuple[bytes | None, bool]:
+    """R12: (name, bad) for one header line; name is None when the line is bad or its colon not seen yet.
+
+    ``line`` excludes the LF but may end in CR: a CR can only sit before the colon in a bad line, and a
+    complete colon-less line is bad anyway, so the final CR needs no special case here.
+    """
+    colon = line.find(b":")
+    name = line if colon == -1 else line[:colon]
+    if not _is_token(name):
+        return None, True  # obs-fold (SP/HT first), whitespace or CR before the colon. Reading: also when cut
+    if colon == -1:
+        return None, not cut  # a colon-less line is bad once its LF is seen; a cut one is not known yet
+    if colon == 0:
+        return None, True  # empty name
+    return name, False
+
+
+@functools.cache
+def _slot_numbers(rules: tuple[HeaderRule, ...]) -> dict[bytes, int]:
+    """R12: lower-cased configured name -> slot, so a field name matches ignoring ASCII case."""
+    return {rule.name.encode("ascii").lower(): index for index, rule in enumerate(rules)}
+
+
+def _trimmed_value(raw: bytes) -> bytes:
+    """R13: one final CR dropped (Reading: also when the view cut the line), then SP/HT trimmed both sides."""
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    return raw.strip(b" \t")
+
+
+def filled_slot(
+    slot: HeaderValue, value: bytes, cut: bool, config: ExtractorConfig, key: bytes
+) -> HeaderValue:
+    """R13: the slot after one more occurrence of its header (``cut``: the view ended inside its value)."""
+    if slot.flags & SlotFlag.REPEATED:
+        return slot
+    if slot.present:
+        return dataclasses.replace(slot, flags=slot.flags | SlotFlag.REPEATED)  # Reading: never adds CUT
+    flags = SlotFlag.PRESENT | (SlotFlag.CUT if cut else SlotFlag(0))
+    kept, digest = b"", 0
+    if slot.mode is HeaderMode.VALUE:
+        kept = value[: config.max_value_len]
+        if len(value) > config.max_value_len:
+            flags |= SlotFlag.TRUNCATED
+    elif slot.mode in (HeaderMode.HASH, HeaderMode.AUTH):
+        digest = siphash24(key, value)
+        kept = auth_scheme(value) if slot.mode is HeaderMode.AUTH else b""
+    return dataclasses.replace(slot, flags=flags, length=len(value), value=kept, hash=digest)
+
+
+def auth_scheme(value: bytes) -> bytes:
+    """R13 auth mode: the 1..16 tchar at the start of the trimmed value when an SP follows them, else b""."""
+    end = _run_length(value, 0, TCHAR_BYTES, SCHEME_MAX_LEN)
+    return value[:end] if end and value[end : end + 1] == b" " else b""
+
+
+# --- SipHash-2-4 -------------------------------------------------------------------------------------------
+
+_MASK64 = (1 << 64) - 1
+
+
+@functools.lru_cache(maxsize=4096)
+def siphash24(key: bytes, data: bytes) -> int:
+    """SipHash-2-4 with 64-bit output (Aumasson & Bernstein), k0/k1 little-endian from the 16-byte key (R13).
+
+    Cached because a run sends the same few secrets in many frames, and pure-Python SipHash is the slowest
+    step of the reference (about 0.3 ms for a 1,500-byte value).
+    """
+    if len(key) != 16:
+        raise ValueError(f"SipHash key must be 16 bytes, got {len(key)}")
+    k0, k1 = struct.unpack("<QQ", key)
+    v = (k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D, k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573)
+    whole = len(data) - len(data) % 8
+    blocks = [*struct.unpack(f"<{whole // 8}Q", data[:whole])]
+    blocks.append(int.from_bytes(data[whole:], "little") | (len(data) & 0xFF) << 56)
+    for block in blocks:
+        v0, v1, v2, v3 = _sip_rounds(v[0], v[1], v[2], v[3] ^ block, 2)
+        v = (v0 ^ block, v1, v2, v3)
+    v0, v1, v2, v3 = _sip_rounds(v[0], v[1], v[2] ^ 0xFF, v[3], 4)
+    return v0 ^ v1 ^ v2 ^ v3
+
+
+def _sip_rounds(v0: int, v1: int, v2: int, v3: int, count: int) -> tuple[int, int, int, int]:
+    """``count`` SipRounds on the state (v0, v1, v2, v3), 64-bit arithmetic."""
+    for _ in range(count):
+        v0 = (v0 + v1) & _MASK64
+        v1 = _rotl(v1, 13) ^ v0
+        v0 = _rotl(v0, 32)
+        v2 = (v2 + v3) & _MASK64
+        v3 = _rotl(v3, 16) ^ v2
+        v0 = (v0 + v3) & _MASK64
+        v3 = _rotl(v3, 21) ^ v0
+        v2 = (v2 + v1) & _MASK64
+        v1 = _rotl(v1, 17) ^ v2
+        v2 = _rotl(v2, 32)
+    return v0, v1, v2, v3
+
+
+def _rotl(x: int, bits: int) -> int:
+    return ((x << bits) | (x >> (64 - bits))) & _MASK64

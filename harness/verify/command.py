@@ -1,0 +1,276 @@
+"""``xhdr verify``: prove that every build of an XDP program passes the kernel verifier, and watch its cost.
+
+With no SOURCE it checks the bundled extractor over its default matrix (harness/verify/variants/default.toml); any
+BCC-dialect XDP source can be given instead. Each variant is compiled and loaded (never attached); the
+result is a JSON document (``--json``) from which the terminal table, ``--markdown`` and the baseline gate
+(``--baseline``, like veristat's compare mode) are rendered. Exit status: 0 when every variant is accepted
+and the gate passes, 1 otherwise; bad input (missing file, compile error, bad matrix) is one line on stderr
+and exit 1, found before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from harness.cli import options
+from harness.cli.main import EXIT_ERROR, require_root
+from harness.core.errors import CommandError
+from harness.core.program import EXTRACTOR_SOURCE
+from harness.core.workers import process_pool
+from harness.kernels import run as kernel_run
+from harness.kernels.guest import HOST, parse_kernels
+from harness.verify.report import (
+    DEFAULT_THRESHOLD_PCT,
+    baseline_gate,
+    build_document,
+    load_baseline,
+    render_baseline_gate,
+    render_markdown,
+    render_rejections,
+    render_table,
+)
+from harness.verify.variants import DEFAULT_MATRIX, SINGLE_BUILD, Variant, load_matrix
+from harness.verify.verifier import VariantResult, verify_variant, xdp_functions
+
+# Compiling is clang-bound and single-threaded; a few builds at once use the machine without starving it.
+DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))
+
+
+def register(subcommands: argparse._SubParsersAction) -> None:
+    """Adds ``verify`` to the ``xhdr`` command line (found through the xhdr.commands entry point)."""
+    parser = subcommands.add_parser(
+        "verify",
+        help="check that every build variant passes the kernel verifier; report its statistics",
+        description="Compile and load (without attaching) each variant of an XDP program, report the "
+        "verifier's statistics, explain rejections, and optionally gate against a baseline JSON.",
+    )
+    parser.add_argument(
+        "sources",
+        nargs="*",
+        type=Path,
+        metavar="SOURCE.c",
+        help="BCC-dialect C files; every non-static function taking struct xdp_md * is verified "
+        "(default: the bundled extractor over its default matrix)",
+    )
+    parser.add_argument(
+        "--matrix", type=Path, help="TOML file of [[variant]] tables (see harness/verify/variants.py)"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="earlier --json output to compare with; fails on regressions"
+    )
+    options.add_threshold(parser, "a growth of verified instructions over --baseline", DEFAULT_THRESHOLD_PCT)
+    options.add_json(parser, "the results")
+    options.add_markdown(parser, "a summary")
+    parser.add_argument("--programs", action="store_true", help="also show one table row per program")
+    parser.add_argument(
+        "--least-privilege",
+        action="store_true",
+        help="load as a loader holding only CAP_BPF and CAP_NET_ADMIN: the verifier is then stricter "
+        "(no uninitialised stack reads, Spectre checks)",
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=DEFAULT_JOBS, help=f"variants built at once (default {DEFAULT_JOBS})"
+    )
+    parser.add_argument(
+        "--kernels",
+        metavar="LIST",
+        help="also verify and run the corpus on these kernels, booted under qemu: a comma-separated list of "
+        "5.10, 6.1, 6.12 and host (Debian's cloud kernels, fetched once into /var/cache/xhdr/kernels)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Checks all input first (files, matrix, baseline), then verifies, then reports and gates."""
+    require_root("xhdr verify")
+    options.check(args)
+    if args.threshold is not None and args.baseline is None:
+        raise CommandError(
+            f"--threshold {args.threshold:g} applies to --baseline only; add --baseline or drop it"
+        )
+    builds = plan(args.sources, args.matrix)
+    baseline = load_baseline(args.baseline) if args.baseline else None
+    if args.jobs < 1:
+        raise CommandError(f"--jobs {args.jobs} is not a number of worker processes; use 1 or more")
+    kernels = parse_kernels(args.kernels) if args.kernels else [HOST]
+    if kernels != [HOST]:
+        return run_matrix(builds, kernels, args)
+    results = verify_all(builds, least_privilege=args.least_privilege, jobs=args.jobs)
+    document = build_document(results, least_privilege=args.least_privilege)
+    if baseline is not None:
+        document["gate"] = baseline_gate(document, baseline, options.threshold(args, DEFAULT_THRESHOLD_PCT))
+        if baseline.get("kernel") != document["kernel"]:
+            print(
+                f"xhdr verify: note: the baseline was recorded on Linux {baseline.get('kernel')}, this is "
+                f"{document['kernel']}; verifier counts differ between kernels",
+                file=sys.stderr,
+            )
+    return report(document, args)
+
+
+def run_matrix(
+    builds: list[tuple[Path, Variant, list[str]]], kernels: list[str], args: argparse.Namespace
+) -> int:
+    """``--kernels``: the host's own verify (when listed) plus one qemu guest per other kernel, one table.
+
+    The host's run keeps its full report (JSON, markdown, gate); the matrix table follows it, and any
+    rejection or behaviour difference on any kernel fails the command with one line per problem.
+    """
+    started = time.monotonic()
+    status = 0
+    host: list[tuple[bool, int | None]] = [(False, None)] * len(builds)
+    if HOST in kernels:
+        results = verify_all(builds, least_privilege=args.least_privilege, jobs=args.jobs)
+        document = build_document(results, least_privilege=args.least_privilege)
+        if args.baseline:
+            document["gate"] = baseline_gate(
+                document, load_baseline(args.baseline), options.threshold(args, DEFAULT_THRESHOLD_PCT)
+            )
+        status = report(document, args)
+        host = [(result.accepted, result.totals()["verified_insns"]) for result in results]
+    described = kernel_run.build_all(builds, args.jobs)
+    columns = kernel_run.run_kernels(kernels, described)
+    human = options.human_stream(args)
+    print(
+        f"\nKernel matrix (verified instructions; processed instructions before 5.16; '!' = behaviour "
+        f"differs from the reference over {len(kernel_run.corpus_frames())} corpus frames):",
+        file=human,
+    )
+    print(kernel_run.render(kernels, described, columns, host), file=human)
+    for column in columns:
+        print(f"  {column.kernel}: {column.release}, guest {column.seconds:.1f} s", file=human)
+    print(f"  wall time {time.monotonic() - started:.1f} s", file=human)
+    problems = kernel_run.failures(described, columns)
+    for problem in problems:
+        print(f"xhdr verify: {problem}", file=sys.stderr)
+    return EXIT_ERROR if problems else status
+
+
+def plan(sources: list[Path], matrix: Path | None) -> list[tuple[Path, Variant, list[str]]]:
+    """Every (source, variant, cflags) to build, checked without compiling anything."""
+    for source in sources:
+        if source.is_dir():
+            raise CommandError(
+                f"source {source} is a directory; give the .c files to verify (for example {source}/*.c)"
+            )
+        if not source.is_file():
+            raise FileNotFoundError(f"source file {source} does not exist; check the path")
+        try:
+            text = source.read_text(errors="replace")
+        except OSError as error:
+            raise FileNotFoundError(f"source file {source} cannot be read: {error.strerror}") from None
+        if not xdp_functions(text):
+            raise CommandError(f"{source} has no XDP program: no function takes a struct xdp_md * argument")
+    if matrix is not None:
+        variants = load_matrix(matrix)
+    else:
+        variants = load_matrix(DEFAULT_MATRIX) if not sources else SINGLE_BUILD
+    chosen = sources or [EXTRACTOR_SOURCE]
+    return [
+        (source, variant, variant.cflags(extractor=source.resolve() == EXTRACTOR_SOURCE))
+        for source in chosen
+        for variant in variants
+    ]
+
+
+def _verify(build: tuple[Path, Variant, list[str]], least_privilege: bool) -> VariantResult:
+    source, variant, cflags = build
+    return verify_variant(source, variant.name, cflags, least_privileged=least_privilege)
+
+
+def verify_all(
+    builds: list[tuple[Path, Variant, list[str]]], *, least_privilege: bool, jobs: int
+) -> list[VariantResult]:
+    """Verifies every build, ``jobs`` at a time in worker processes, showing progress on stderr.
+
+    Workers are separate processes (spawned, not forked from a process that holds LLVM): each compile is
+    single-threaded clang, and a worker's fds, maps and programs vanish with it whatever happens; they
+    die with this process too, even when it is killed outright (harness/core/workers.py).
+    The first bad build (a compile error) stops the run with its one-line message.
+    """
+    progress = BuildProgress(len(builds))
+    if jobs == 1 or len(builds) == 1:
+        results = []
+        for build in builds:
+            progress.started(build)
+            results.append(_verify(build, least_privilege))
+            progress.finished(results[-1])
+        return results
+    print(
+        f"xhdr verify: building {len(builds)} variants, {min(jobs, len(builds))} at a time", file=sys.stderr
+    )
+    with process_pool(min(jobs, len(builds))) as pool:
+        futures = {pool.submit(_verify, build, least_privilege): index for index, build in enumerate(builds)}
+        done: dict[int, VariantResult] = {}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                done[futures[future]] = future.result()
+                progress.finished(done[futures[future]])
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return [done[index] for index in range(len(builds))]
+
+
+class BuildProgress:
+    """One line per finished variant on stderr; on a terminal, also the variant being built."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.count = 0
+        self.started_at = time.monotonic()
+        self.tty = sys.stderr.isatty()
+
+    def started(self, build: tuple[Path, Variant, list[str]]) -> None:
+        if self.tty:
+            source, variant, _ = build
+            print(
+                f"\r[{self.count + 1}/{self.total}] {source.name}/{variant.name}: compiling…",
+                end="",
+                file=sys.stderr,
+            )
+
+    def finished(self, result: VariantResult) -> None:
+        self.count += 1
+        verdict = "accepted" if result.accepted else "REJECTED"
+        insns = result.totals()["verified_insns"]
+        elapsed = time.monotonic() - self.started_at
+        line = f"[{self.count}/{self.total}] {result.key}: {verdict}"
+        if insns is not None:
+            line += f", {insns} verified insns"
+        clear = "\r\x1b[K" if self.tty else ""
+        print(f"{clear}xhdr verify: {line} ({elapsed:.1f} s)", file=sys.stderr)
+
+
+def report(document: dict, args: argparse.Namespace) -> int:
+    """Writes the outputs, prints the table unless stdout carries JSON or markdown, returns the exit code."""
+    if args.json:
+        options.write_output(args.json, json.dumps(document, indent=2) + "\n")
+    if args.markdown:
+        options.write_output(args.markdown, render_markdown(document))
+    human = options.human_stream(args)
+    print(render_table(document, per_program=args.programs), file=human)
+    rejections = render_rejections(document)
+    if rejections:
+        print(f"\n{rejections}", file=human)
+    gate = document.get("gate")
+    if gate:
+        print(f"\n{render_baseline_gate(gate)}", file=human)
+    rejected = [variant["key"] for variant in document["variants"] if not variant["accepted"]]
+    problems = []
+    if rejected:
+        problems.append(
+            f"{len(rejected)} of {len(document['variants'])} variants rejected ({', '.join(rejected)})"
+        )
+    if gate and not gate["passed"]:
+        problems.append(f"baseline gate failed: {gate['failures'][0]}")
+    if problems:
+        print(f"xhdr verify: {'; '.join(problems)}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0

@@ -1,0 +1,222 @@
+"""What ``xhdr verify`` writes: the JSON document first, then the table, markdown and gate rendered from it.
+
+The JSON is the product (like veristat's CSV): a later run compares against it offline, CI keeps it as an
+artifact, and a baseline is simply an earlier document. Every renderer and the gate read the statistics
+through ``verifier.STATS``, so adding a statistic adds it everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from harness.core.config import ConfigError, read_input
+from harness.verify.verifier import STATS, VariantResult
+
+SCHEMA = 1
+DEFAULT_THRESHOLD_PCT = 10.0
+
+Document = dict[str, object]
+
+
+def build_document(results: list[VariantResult], *, least_privilege: bool) -> Document:
+    """The machine-readable result of one run."""
+    return {
+        "tool": "xhdr verify",
+        "schema": SCHEMA,
+        "kernel": platform.release(),
+        "least_privilege": least_privilege,
+        "statistics": {stat.name: stat.doc for stat in STATS},
+        "variants": [result.to_json() for result in results],
+        "gate": None,
+    }
+
+
+def variants(document: Document) -> list[dict]:
+    return list(document["variants"])  # type: ignore[arg-type]
+
+
+# -- tables ------------------------------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def _rows(document: Document, per_program: bool) -> tuple[list[str], list[list[str]]]:
+    columns = [stat for stat in STATS if stat.shown]
+    header = ["variant", "result", *(stat.header for stat in columns)]
+    rows: list[list[str]] = []
+    for variant in variants(document):
+        result = "ok" if variant["accepted"] else "REJECTED"
+        rows.append([variant["key"], result, *(_cell(variant["stats"].get(stat.name)) for stat in columns)])
+        if per_program:
+            for program in variant["programs"]:
+                outcome = "ok" if program["accepted"] else "REJECTED"
+                cells = [_cell(program["stats"].get(s.name)) if s.scope == "program" else "" for s in columns]
+                rows.append([f"  {program['name']}", outcome, *cells])
+    return header, rows
+
+
+def render_table(document: Document, *, per_program: bool = False) -> str:
+    """One line per variant (and per program with ``per_program``), numbers right-aligned."""
+    header, rows = _rows(document, per_program)
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        cells += [cell.rjust(width) for cell, width in zip(row[2:], widths[2:], strict=True)]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([line(header), *(line(row) for row in rows)])
+
+
+def render_markdown(document: Document) -> str:
+    """A GitHub-flavoured table for CI job summaries, with the rejections and the gate below it."""
+    header, rows = _rows(document, per_program=False)
+    out = [
+        f"### xhdr verify on Linux {document['kernel']}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([":--", ":--", *("--:" for _ in header[2:])]) + "|",
+        *(
+            "| " + " | ".join(f"`{row[0]}`" if i == 0 else cell for i, cell in enumerate(row)) + " |"
+            for row in rows
+        ),
+    ]
+    rejected = render_rejections(document)
+    if rejected:
+        out += ["", "```", rejected, "```"]
+    gate = document.get("gate")
+    if gate:
+        out += ["", "```", render_baseline_gate(gate), "```"]  # type: ignore[arg-type]
+    return "\n".join(out) + "\n"
+
+
+def render_rejections(document: Document) -> str:
+    """For each rejected variant: its name and -D values, the verifier's reason, where, and the log before it."""
+    blocks: list[str] = []
+    for variant in variants(document):
+        rejection = variant["rejection"]
+        if rejection is None:
+            continue
+        defines = " ".join(flag for flag in variant["cflags"] if flag.startswith("-D")) or "(no -D values)"
+        block = [
+            f"REJECTED {variant['key']}: program {rejection['program']}",
+            f"  built with: {defines}",
+            f"  verifier:   {rejection['error']}",
+        ]
+        if rejection["source_line"]:
+            block.append(f"  at:         {rejection['source_line']}")
+        block.append("  last lines of the verifier log:")
+        block += [f"    {line}" for line in rejection["log_tail"]]
+        blocks.append("\n".join(block))
+    return "\n\n".join(blocks)
+
+
+# -- the baseline gate -------------------------------------------------------------------------------
+
+
+def load_baseline(path: Path) -> Document:
+    """An earlier ``--json`` document; checked before anything is compiled."""
+    text = read_input(path, "baseline file", f"write one with `xhdr verify --json {path}`")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"baseline file {path} is not JSON: {error}") from None
+    if (
+        not isinstance(document, dict)
+        or document.get("tool") != "xhdr verify"
+        or not isinstance(document.get("variants"), list)
+    ):
+        raise ConfigError(f"baseline file {path} is not the JSON of `xhdr verify --json`")
+    return document
+
+
+def baseline_gate(document: Document, baseline: Document, threshold_pct: float) -> dict:
+    """Per-variant deltas of the compared statistics, and the one-line failures of the gate.
+
+    A variant fails when it was accepted in the baseline and is rejected now, or when a ``gate`` statistic
+    grew by more than ``threshold_pct`` percent. Variants the baseline does not know are listed, not failed.
+    """
+    before = {variant["key"]: variant for variant in variants(baseline)}
+    compared = [stat for stat in STATS if stat.compare]
+    rows: list[dict] = []
+    failures: list[str] = []
+    new: list[str] = []
+    for variant in variants(document):
+        key = variant["key"]
+        old = before.get(key)
+        if old is None:
+            new.append(key)
+            continue
+        if old["accepted"] and not variant["accepted"]:
+            error = variant["rejection"]["error"] if variant["rejection"] else "rejected"
+            failures.append(f"{key}: accepted in the baseline, now rejected by the verifier ({error})")
+        for stat in compared:
+            was, now = old["stats"].get(stat.name), variant["stats"].get(stat.name)
+            if was is None or now is None:
+                continue
+            pct = (now - was) * 100.0 / was if was else (0.0 if now == was else float("inf"))
+            rows.append(
+                {"key": key, "stat": stat.name, "baseline": was, "now": now, "delta": now - was, "pct": pct}
+            )
+            if stat.compare == "gate" and pct > threshold_pct:
+                failures.append(
+                    f"{key}: {stat.name} grew {was} -> {now} ({now - was:+d}, {pct:+.1f}%), "
+                    f"past the {threshold_pct:+g}% threshold"
+                )
+    return {
+        "baseline_kernel": baseline.get("kernel"),
+        "threshold_pct": threshold_pct,
+        "rows": rows,
+        "new_variants": new,
+        "failures": failures,
+        "passed": not failures,
+    }
+
+
+def render_baseline_gate(gate: dict) -> str:
+    """The compare table (veristat -C style), one line per variant, then the verdict.
+
+    The gated statistic shows baseline, now and percent; the others only their signed change.
+    """
+    compared = [stat for stat in STATS if stat.compare]
+    by_key: dict[str, dict[str, dict]] = {}
+    for row in gate["rows"]:
+        by_key.setdefault(row["key"], {})[row["stat"]] = row
+    header = ["variant"]
+    for stat in compared:
+        header += (
+            [f"{stat.header} base", f"{stat.header} now", "%"]
+            if stat.compare == "gate"
+            else [f"Δ{stat.header}"]
+        )
+    rows: list[list[str]] = []
+    for key, stats in by_key.items():
+        cells = [key]
+        for stat in compared:
+            row = stats.get(stat.name)
+            if stat.compare == "gate":
+                cells += (
+                    [str(row["baseline"]), str(row["now"]), f"{row['pct']:+.1f}"] if row else ["-", "-", "-"]
+                )
+            else:
+                cells.append(f"{row['delta']:+d}" if row else "-")
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            [r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True))]
+        ).rstrip()
+        for r in [header, *rows]
+    ]
+    lines += [f"new (not in the baseline): {key}" for key in gate["new_variants"]]
+    if gate["passed"]:
+        lines.append(
+            f"gate passed: no variant grew past {gate['threshold_pct']:+g}% verified instructions or flipped"
+        )
+    else:
+        lines += [f"GATE FAILED {failure}" for failure in gate["failures"]]
+    return "\n".join(lines)

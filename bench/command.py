@@ -37,6 +37,7 @@ MODULE_SUITES = {
     "lab_throughput": "bench.lab_throughput",
     "http_nginx": "bench.http_nginx",
     "consumer": "bench.consumer",
+    "fuzz": "bench.fuzz_throughput",
 }
 SUITES = (KERNEL_SUITE, *MODULE_SUITES)
 PROFILE_LINES = 30  # the costliest source lines --profile shows

@@ -28,6 +28,7 @@ TARGETS = (
 
 STANDARD_RATIO = TARGETS[0].limit
 CONSUMER_EVENTS_PER_SECOND = 300_000  # issue 11: xhdr log's consumer, JSON lines on a file, one core
+FUZZ_EXAMPLES_PER_SECOND = 2_000  # issue 14: differential examples per second of xhdr fuzz, 2 cores
 
 
 def summary() -> str:

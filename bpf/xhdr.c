@@ -40,6 +40,7 @@
 #include <linux/tcp.h>
 
 #include "xhdr_event.h"
+#include "xhdr_cover.h"
 
 /*
  * Byte ranges the values stages copy or digest: per request its target, and per slot a value, or a digest
@@ -232,7 +233,31 @@ BPF_PERCPU_ARRAY(scratch, struct xhdr_scratch, 1);
 BPF_PERCPU_ARRAY(counters, struct xhdr_counters, 1);
 BPF_RINGBUF_OUTPUT(events, XHDR_RINGBUF_PAGES);
 
-/* The stage programs, filled in by user space right after loading (harness/program.py). */
+#ifdef XHDR_COVERAGE
+/*
+ * Coverage builds only (harness/core/coverage.py): how often each labelled branch ran, per CPU. COVER() looks the
+ * map up where it counts, so no stage threads a pointer through and normal builds are not touched at all;
+ * the array lookup is inlined by the verifier and the NULL check is one branch that rejoins at once.
+ */
+struct xhdr_coverage {
+	__u64 hits[XHDR_COV_COUNT];
+};
+BPF_PERCPU_ARRAY(coverage, struct xhdr_coverage, 1);
+
+static __always_inline void cover(__u32 label)
+{
+	__u32 zero = 0;
+	struct xhdr_coverage *c = coverage.lookup(&zero);
+
+	if (c && label < XHDR_COV_COUNT)
+		c->hits[label]++;
+}
+#define COVER(label) cover(XHDR_COV_##label)
+#else
+#define COVER(label) do { } while (0)
+#endif
+
+/* The stage programs, filled in by user space right after loading (harness/core/program.py). */
 enum xhdr_stage {
 	XHDR_STAGE_SCAN,
 	XHDR_STAGE_VALUES,
@@ -615,16 +640,25 @@ static __always_inline int request_complete(struct xhdr_scratch *sc, __u32 req, 
 	__u64 next = end + sc->p.body_len;
 	__u32 payload_end = sc->pk.payload_end;
 
-	if (sc->p.body_unknown)
+	if (sc->p.body_unknown) {
+		COVER(BODY_UNKNOWN);
 		goto over;	/* the flow is lost: where the body ends is unknown */
+	}
 	if (next >= payload_end) {
+		if (next == payload_end)
+			COVER(ENDS_WITH_PAYLOAD);
+		else
+			COVER(BODY_GOES_ON);
 		sc->p.next_mode = next == payload_end ? FLOW_REQUEST : FLOW_BODY;
 		sc->p.next_at = payload_end - sc->pk.view_start;
 		sc->p.next_body = next - payload_end;
 		goto over;
 	}
-	if (req + 1 >= XHDR_MAX_REQUESTS || next >= sc->pk.view_end || start_request(sc, req + 1, next))
+	if (req + 1 >= XHDR_MAX_REQUESTS || next >= sc->pk.view_end || start_request(sc, req + 1, next)) {
+		COVER(PIPELINE_LOST);
 		goto over;	/* the flow is lost: a request it cannot read now */
+	}
+	COVER(PIPELINED);
 	return STEP_OVER;
 over:
 	stop(sc, req + 1);
@@ -637,12 +671,17 @@ static __always_inline int method_step(struct stage_ctx *m)
 	struct xhdr_scratch *sc = m->sc;
 	__u32 s = sc->p.pos, end = sc->pk.view_end, limit, q;
 
-	if (s >= end)
+	if (s >= end) {
+		COVER(NO_METHOD);
 		return stop(sc, sc->p.req);
+	}
 	limit = end < s + XHDR_METHOD_MAX + 1 ? end : s + XHDR_METHOD_MAX + 1;
 	q = launder(sc, search(m, s, limit, 3, FIND_NON_TCHAR));
-	if (q >= end || q == s || q - s > XHDR_METHOD_MAX || byte_at(m, q) != ' ')
+	if (q >= end || q == s || q - s > XHDR_METHOD_MAX || byte_at(m, q) != ' ') {
+		COVER(METHOD_BAD);
 		return stop(sc, sc->p.req);
+	}
+	COVER(METHOD);
 	sc->p.line = s;
 	sc->p.tstart = q + 1;
 	sc->p.pos = q + 1;
@@ -671,43 +710,56 @@ static __always_inline int target_step(struct stage_ctx *m)
 	if (tend >= end)
 		goto cut;
 	if (tend == a + 8 * XHDR_STEP_WORDS) {
+		COVER(TARGET_STEP);
 		sc->p.pos = tend;	/* no end yet: go on in the next step */
 		return 0;
 	}
 	tstart = sc->p.tstart;
-	if (tend == tstart || byte_at(m, tend) != ' ')
+	if (tend == tstart || byte_at(m, tend) != ' ') {
+		COVER(TARGET_BAD);
 		return stop(sc, req);
+	}
 	/* Version: exactly HTTP/1.0 or HTTP/1.1, as far as the view shows it. */
 	v = tend + 1;
 	if (v >= end)
 		goto cut;
 	avail = end - v;
 	w = word_at(m, v, end);
-	if ((w ^ HTTP10) & low_bytes(avail < 7 ? avail : 7))
+	if ((w ^ HTTP10) & low_bytes(avail < 7 ? avail : 7)) {
+		COVER(VERSION_BAD);
 		return stop(sc, req);
+	}
 	if (avail < 8)
 		goto cut;
 	c = w >> 56;
-	if (c == '0')
+	if (c == '0') {
+		COVER(VERSION_10);
 		version = 10;
-	else if (c == '1')
+	} else if (c == '1') {
+		COVER(VERSION_11);
 		version = 11;
-	else
+	} else {
+		COVER(VERSION_BAD);
 		return stop(sc, req);
+	}
 	after = v + 8;
 	if (after >= end)
 		goto cut;
 	c = byte_at(m, after);
 	if (c == '\n') {
+		COVER(REQUEST_LINE_LF);
 		line_end = after + 1;
 		ev->flags |= XHDR_F_BARE_LF;
 	} else if (c == '\r') {
 		if (after + 1 >= end)
 			goto cut;
-		if (byte_at(m, after + 1) != '\n')
+		if (byte_at(m, after + 1) != '\n') {
+			COVER(LINE_END_BAD);
 			return stop(sc, req);
+		}
 		line_end = after + 2;
 	} else {
+		COVER(LINE_END_BAD);
 		return stop(sc, req);
 	}
 cut:
@@ -724,12 +776,14 @@ cut:
 	ev->target_length = tlen;
 	stored = tlen;
 	if (tlen > XHDR_MAX_TARGET_LEN) {
+		COVER(TARGET_TRUNCATED);
 		stored = XHDR_MAX_TARGET_LEN;
 		ev->flags |= XHDR_F_TARGET_TRUNCATED;
 	}
 	record_range(sc, tstart, tstart + stored, 0, XHDR_SLOTS, XHDR_MODE_VALUE);
 	ev->data_len = stored;
 	if (!line_end) {
+		COVER(REQUEST_LINE_CUT);
 		ev->flags |= XHDR_F_LINE_CUT;	/* R10: no header fields, no HEADERS_CUT */
 		return stop(sc, req + 1);
 	}
@@ -800,16 +854,21 @@ static __always_inline void body_length_name(struct stage_ctx *m, struct xhdr_ev
 	sc->p.length_line = len == CONTENT_LENGTH_LEN &&
 			    word_is(m, p, q, CONTENT_LENGTH_0, CONTENT_LENGTH_FOLD_0) &&
 			    word_is(m, p + 8, q, CONTENT_LENGTH_1, CONTENT_LENGTH_FOLD_1);
-	if (sc->p.length_line && (ev->flags & XHDR_F_TRANSFER_ENCODING))
+	if (sc->p.length_line && (ev->flags & XHDR_F_TRANSFER_ENCODING)) {
+		COVER(CL_AND_TE);
 		ev->flags |= XHDR_F_CL_AND_TE;	/* R19 */
+	}
 	sc->p.te_line = len == TRANSFER_ENCODING_LEN &&
 			 word_is(m, p, q, TRANSFER_ENCODING_0, TRANSFER_ENCODING_FOLD_0) &&
 			 word_is(m, p + 8, q, TRANSFER_ENCODING_1, TRANSFER_ENCODING_FOLD_1) &&
 			 word_is(m, p + 16, q, TRANSFER_ENCODING_2, TRANSFER_ENCODING_FOLD_2);
 	if (sc->p.te_line) {
+		COVER(TRANSFER_ENCODING);
 		ev->flags |= XHDR_F_TRANSFER_ENCODING;
-		if (sc->p.lengths)
+		if (sc->p.lengths) {
+			COVER(CL_AND_TE);
 			ev->flags |= XHDR_F_CL_AND_TE;	/* R19 */
+		}
 		sc->p.body_unknown = 1;
 	}
 }
@@ -845,8 +904,10 @@ static __always_inline void content_length(struct stage_ctx *m, struct xhdr_even
 	if (sc->p.lengths++ || len == 0 || len > 16)
 		goto bad;	/* a second line, or a value that is empty, too long or cut (end == NOWHERE) */
 	w0 = word_at(m, start, end);
-	if (len > 8)
+	if (len > 8) {
+		COVER(CONTENT_LENGTH_LONG);
 		w1 = word_at(m, start + 8, end);
+	}
 	bad = non_digits(w0, len);
 	if (len > 8)
 		bad |= non_digits(w1, len - 8);
@@ -863,8 +924,10 @@ static __always_inline void content_length(struct stage_ctx *m, struct xhdr_even
 		low = w0 << ((8 - len) * 8);
 	}
 	sc->p.body_len = digits_value(high) * 100000000ULL + digits_value(low);
+	COVER(CONTENT_LENGTH);
 	return;
 bad:
+	COVER(CONTENT_LENGTH_BAD);
 	ev->flags |= XHDR_F_BAD_CONTENT_LENGTH;
 	sc->p.body_unknown = 1;
 }
@@ -898,14 +961,18 @@ static __always_inline int ends_in_chunked(struct stage_ctx *m, __u32 start, __u
 static __always_inline int headers_cut(struct xhdr_scratch *sc, struct xhdr_event *ev, __u32 resume)
 {
 	if (sc->pk.view_end == sc->pk.payload_end && sc->p.segments + 1 < XHDR_MAX_REQUEST_SEGMENTS) {
-		if (resume == PH_LONG_NAME)
+		COVER(HEADERS_KEPT);
+		if (resume == PH_LONG_NAME) {
+			COVER(NAME_SPLIT);
 			ev->flags |= XHDR_F_NAME_SPLIT;
+		}
 		sc->p.resume = resume;
 		sc->p.next_mode = FLOW_HEADERS;
 		sc->p.next_at = sc->pk.payload_end - sc->pk.view_start;
 		stop(sc, sc->p.req);
 		return SCAN_OVER;
 	}
+	COVER(HEADERS_CUT);
 	ev->flags |= XHDR_F_HEADERS_CUT;
 	stop(sc, sc->p.req + 1);
 	return SCAN_OVER;
@@ -917,6 +984,7 @@ static __always_inline int line_begins(struct xhdr_scratch *sc, struct xhdr_even
 	__u32 lines = ev->header_lines;
 
 	if (lines >= XHDR_MAX_HEADER_LINES) {
+		COVER(TOO_MANY_HEADERS);
 		ev->flags |= XHDR_F_TOO_MANY_HEADERS;
 		stop(sc, sc->p.req + 1);
 		return SCAN_OVER;
@@ -931,8 +999,11 @@ static __always_inline int cr_part(struct stage_ctx *m, struct xhdr_event *ev)
 	struct xhdr_scratch *sc = m->sc;
 	__u32 p = sc->p.pos;
 
-	if (byte_at(m, p) == '\n')
+	if (byte_at(m, p) == '\n') {
+		COVER(CR_THEN_LF);
 		return request_complete(sc, sc->p.req, p + 1);
+	}
+	COVER(CR_THEN_OTHER);
 	if (line_begins(sc, ev))
 		return SCAN_OVER;
 	ev->flags |= XHDR_F_BAD_LINE;	/* a line whose first byte, the CR, is not a tchar */
@@ -950,14 +1021,19 @@ static __always_inline int line_part(struct stage_ctx *m, struct xhdr_event *ev)
 		return headers_cut(sc, ev, PH_LINE);
 	w = word_at(m, p, end);	/* one load for the line's first two bytes */
 	if ((w & 0xFF) == '\n') {
+		COVER(EMPTY_LINE_LF);
 		ev->flags |= XHDR_F_BARE_LF;
 		return request_complete(sc, sc->p.req, p + 1);
 	}
 	if ((w & 0xFF) == '\r') {
-		if (p + 1 >= end)
+		if (p + 1 >= end) {
+			COVER(LONE_CR);
 			return headers_cut(sc, ev, PH_LINE_CR);	/* a lone CR: unknown, not counted */
-		if (((w >> 8) & 0xFF) == '\n')
+		}
+		if (((w >> 8) & 0xFF) == '\n') {
+			COVER(EMPTY_LINE);
 			return request_complete(sc, sc->p.req, p + 2);
+		}
 	}
 	if (line_begins(sc, ev))
 		return SCAN_OVER;
@@ -986,25 +1062,39 @@ static __always_inline int name_part(struct stage_ctx *m, struct xhdr_event *ev)
 	q = launder(sc, search(m, line, end, NAME_SEARCH_WORDS, FIND_NON_TCHAR));
 	if (q >= end)
 		return headers_cut(sc, ev, PH_LONG_NAME);	/* the view ends inside the name */
-	if (q == line + 8 * NAME_SEARCH_WORDS)
+	if (q == line + 8 * NAME_SEARCH_WORDS) {
+		COVER(LONG_NAME);
 		return PH_LONG_NAME;
+	}
 	c = byte_at(m, q);
 	if (q == line || c != ':') {
 		/* obs-fold, empty name, a separator such as '(' in it, no colon, CR or SP before it */
 		ev->flags |= XHDR_F_BAD_LINE;
-		if (c == ' ' || c == '\t')
+		if (c == ' ' || c == '\t') {
+			if (q == line)
+				COVER(OBS_FOLD);
+			else
+				COVER(WS_BEFORE_COLON);
 			ev->flags |= q == line ? XHDR_F_OBS_FOLD : XHDR_F_WS_BEFORE_COLON;
+		} else {
+			COVER(BAD_LINE);
+		}
 		return skip_from(sc, q);
 	}
 	body_length_name(m, ev, line, q);
 	/* laundered: the slot is a different constant on each path out of match_name() */
 	s = launder(sc, match_name(m, line, q));
 	if (s < XHDR_SLOTS && (ev->slots[s].flags & XHDR_S_PRESENT)) {
+		COVER(NAME_REPEATED);
 		ev->slots[s].flags |= XHDR_S_REPEATED;
 		s = XHDR_SLOTS;
+	} else if (s < XHDR_SLOTS) {
+		COVER(NAME_MATCHED);
 	}
-	if (s >= XHDR_SLOTS && !sc->p.length_line && !sc->p.te_line)
+	if (s >= XHDR_SLOTS && !sc->p.length_line && !sc->p.te_line) {
+		COVER(NAME_SKIPPED);
 		return skip_from(sc, q);
+	}
 	sc->p.slot = s;	/* XHDR_SLOTS: a Content-Length or Transfer-Encoding line that fills no slot */
 	sc->p.pos = q + 1;
 	sc->p.vfirst = NOWHERE;
@@ -1024,15 +1114,20 @@ static __always_inline int long_name_part(struct stage_ctx *m, struct xhdr_event
 	if (q >= end)
 		return headers_cut(sc, ev, PH_LONG_NAME);
 	if (q == a + 8 * XHDR_STEP_WORDS) {
+		COVER(LONG_NAME_STEP);
 		sc->p.pos = q;
 		sc->p.phase = PH_LONG_NAME;
 		return STEP_OVER;
 	}
 	c = byte_at(m, q);
-	if (c != ':')
+	if (c != ':') {
+		COVER(LONG_NAME_BAD);
 		ev->flags |= XHDR_F_BAD_LINE;
-	if (c == ' ' || c == '\t')
-		ev->flags |= XHDR_F_WS_BEFORE_COLON;	/* after a run of tchar from the line's start */
+	}
+	if (c == ' ' || c == '\t') {
+		COVER(WS_BEFORE_COLON);
+		ev->flags |= XHDR_F_WS_BEFORE_COLON;
+	}	/* after a run of tchar from the line's start */
 	return skip_from(sc, q);	/* too long to be a configured name */
 }
 
@@ -1047,8 +1142,11 @@ static __always_inline void add_scheme(struct stage_ctx *m, struct record *rec, 
 	__u32 limit = end < start + XHDR_SCHEME_MAX + 1 ? end : start + XHDR_SCHEME_MAX + 1;
 	__u32 q = launder(m->sc, search(m, start, limit, 3, FIND_NON_TCHAR)), len = q - start, at;
 
-	if (q >= end || len == 0 || len > XHDR_SCHEME_MAX || byte_at(m, q) != ' ')
+	if (q >= end || len == 0 || len > XHDR_SCHEME_MAX || byte_at(m, q) != ' ') {
+		COVER(AUTH_NO_SCHEME);
 		return;
+	}
+	COVER(AUTH_SCHEME);
 	at = ev->data_len;
 	record_range(m->sc, start, q, at, s, XHDR_MODE_VALUE);
 	ev->slots[s].value_off = at;
@@ -1068,32 +1166,46 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 	__u8 mode = sc->p.slot < XHDR_SLOTS ? m->n->mode[s] : XHDR_MODE_NONE;
 
 	if (first == NOWHERE) {
+		COVER(VALUE_EMPTY);
 		start = lf;
 		stop_at = lf;
 	} else {
 		last = sc->p.vlast_at + highest_marked(m->n, marks);
 		if (last + 1 == lf && byte_at(m, last) == '\r') {	/* the final CR, then trim again */
+			COVER(VALUE_FINAL_CR);
 			marks &= ~(HIGHS & (0xFFULL << ((last - sc->p.vlast_at) & 7) * 8));
-			if (marks)
+			if (marks) {
 				last = sc->p.vlast_at + highest_marked(m->n, marks);
-			else if (sc->p.vprev)
-				last = sc->p.vprev_at + highest_marked(m->n, sc->p.vprev);
-			else
-				last = first - 1;
+			} else {
+				COVER(VALUE_CR_ONLY);
+				if (sc->p.vprev)
+					last = sc->p.vprev_at + highest_marked(m->n, sc->p.vprev);
+				else
+					last = first - 1;
+			}
 		}
 		start = first;
 		stop_at = last + 1 > first ? last + 1 : first;
 	}
 	if (sc->p.length_line)
 		content_length(m, ev, start, lf < end ? stop_at : NOWHERE);
-	if (sc->p.te_line && lf < end && !ends_in_chunked(m, start, stop_at))
-		ev->flags |= XHDR_F_TE_NOT_CHUNKED;
+	if (sc->p.te_line && lf < end) {
+		if (ends_in_chunked(m, start, stop_at)) {
+			COVER(TE_CHUNKED);
+		} else {
+			COVER(TE_NOT_CHUNKED);
+			ev->flags |= XHDR_F_TE_NOT_CHUNKED;
+		}
+	}
 	if (sc->p.slot >= XHDR_SLOTS)
 		return;
 	len = stop_at - start;
 	slot->length = len;
 	slot->flags = lf >= end ? XHDR_S_PRESENT | XHDR_S_CUT : XHDR_S_PRESENT;
+	if (lf >= end)
+		COVER(VALUE_CUT);
 	if (mode == XHDR_MODE_VALUE) {
+		COVER(VALUE_COPIED);
 		kept = len;
 #ifdef XHDR_PLANTED_BUG
 		/*
@@ -1104,6 +1216,7 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 #else
 		if (len > XHDR_MAX_VALUE_LEN) {
 #endif
+			COVER(VALUE_TRUNCATED);
 			kept = XHDR_MAX_VALUE_LEN;
 			slot->flags |= XHDR_S_TRUNCATED;
 		}
@@ -1113,6 +1226,7 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 		slot->value_len = kept;
 		ev->data_len = at + kept;
 	} else if (mode == XHDR_MODE_HASH || mode == XHDR_MODE_AUTH) {
+		COVER(VALUE_HASHED);
 		record_range(sc, start, stop_at, 0, s, mode);
 		sc->p.hashes++;
 		if (mode == XHDR_MODE_AUTH)
@@ -1128,6 +1242,7 @@ static __always_inline int value_part(struct stage_ctx *m, struct record *rec)
 
 	lf = launder(sc, scan_value(m, a, end, XHDR_STEP_WORDS));
 	if (lf == a + 8 * XHDR_STEP_WORDS && lf < end) {
+		COVER(VALUE_STEP);
 		sc->p.pos = lf;
 		sc->p.phase = PH_VALUE;
 		return STEP_OVER;
@@ -1136,8 +1251,10 @@ static __always_inline int value_part(struct stage_ctx *m, struct record *rec)
 	finish_value(m, rec, lf);
 	if (lf >= end)
 		return headers_cut(sc, &rec->ev, PH_SKIP);
-	if (byte_at(m, lf - 1) != '\r')	/* the value starts after the colon, in this segment */
+	if (byte_at(m, lf - 1) != '\r') {	/* the value starts after the colon, in this segment */
+		COVER(VALUE_LF);
 		rec->ev.flags |= XHDR_F_BARE_LF;
+	}
 	sc->p.pos = lf + 1;
 	sc->p.phase = PH_LINE;
 	return STEP_OVER;
@@ -1153,8 +1270,12 @@ static __always_inline int skip_part(struct stage_ctx *m, struct xhdr_event *ev)
 	if (lf >= end)
 		return headers_cut(sc, ev, PH_SKIP);
 	if (lf < a + 8 * XHDR_STEP_WORDS &&
-	    !(lf > sc->p.seg_start ? byte_at(m, lf - 1) == '\r' : sc->p.prev_cr))
+	    !(lf > sc->p.seg_start ? byte_at(m, lf - 1) == '\r' : sc->p.prev_cr)) {
+		COVER(SKIP_LF);
 		ev->flags |= XHDR_F_BARE_LF;	/* an LF first in the segment: the CR was the last of the one before */
+	}
+	if (lf == a + 8 * XHDR_STEP_WORDS)
+		COVER(SKIP_STEP);
 	sc->p.pos = lf == a + 8 * XHDR_STEP_WORDS ? lf : lf + 1;
 	sc->p.phase = lf == a + 8 * XHDR_STEP_WORDS ? PH_SKIP : PH_LINE;
 	return STEP_OVER;
@@ -1274,8 +1395,10 @@ int xhdr_values(struct xdp_md *ctx)
 			break;
 	}
 done:
-	if (m.sc->p.hashes)
+	if (m.sc->p.hashes) {
+		COVER(HASH_STAGE);
 		stages.call(ctx, XHDR_STAGE_HASH);
+	}
 	stages.call(ctx, XHDR_STAGE_EMIT);
 	return XDP_PASS;
 }
@@ -1333,8 +1456,10 @@ done:
 /* R15: the flow's state is removed; flows_closed counts states that were there. */
 static __always_inline void close_flow(struct stage_ctx *m)
 {
-	if (flows.delete(&m->sc->flow) == 0)
+	if (flows.delete(&m->sc->flow) == 0) {
+		COVER(FLOW_CLOSED);
 		count(m->cnt, XHDR_C_FLOWS_CLOSED);
+	}
 }
 
 /*
@@ -1347,6 +1472,7 @@ static __always_inline struct flow_state *open_flow(struct stage_ctx *m, __u32 e
 
 	count(m->cnt, XHDR_C_FLOWS_OPENED);
 	if (st) {
+		COVER(FLOW_REOPENED);
 		st->expect = expect;
 		st->mode = FLOW_REQUEST;
 		st->body_left = 0;
@@ -1354,6 +1480,7 @@ static __always_inline struct flow_state *open_flow(struct stage_ctx *m, __u32 e
 	} else {
 		struct flow_state opened = { .expect = expect, .mode = FLOW_REQUEST };
 
+		COVER(FLOW_OPENED);
 		flows.update(&m->sc->flow, &opened);
 		return flows.lookup(&m->sc->flow);
 	}
@@ -1369,6 +1496,7 @@ static __always_inline void close_if_fin(struct stage_ctx *m)
 /* R15: the flow is out of sync until its next SYN. */
 static __always_inline void lose(struct stage_ctx *m, struct flow_state *st)
 {
+	COVER(FLOW_LOST);
 	st->mode = FLOW_LOST;
 	count(m->cnt, XHDR_C_FLOWS_LOST);
 }
@@ -1428,8 +1556,11 @@ static __always_inline int resume_request(struct stage_ctx *m, struct flow_state
 	struct xhdr_scratch *sc = m->sc;
 	struct record *kept = pending.lookup(&sc->flow);
 
-	if (!kept)
+	if (!kept) {
+		COVER(RESUME_GONE);
 		return 0;
+	}
+	COVER(RESUMED);
 	copy_record(&sc->rec[0], kept);
 	sc->p.req = 0;
 	sc->p.pos = start;
@@ -1454,24 +1585,31 @@ static __always_inline __u32 read_from(struct stage_ctx *m, struct flow_state *s
 	__u32 seq = sc->pk.seq, n = sc->pk.payload_end - payload_off, skip;
 
 	if (!st) {
+		COVER(MID_STREAM);
 		*outcome = XHDR_C_MID_STREAM;
 		return 0;
 	}
 	if (st->mode == FLOW_LOST) {
+		COVER(OUT_OF_SYNC);
 		*outcome = XHDR_C_OUT_OF_SYNC;
 		return 0;
 	}
 	if ((__s32)(seq + n - st->expect) <= 0) {
+		COVER(RETRANSMITTED);
 		*outcome = XHDR_C_RETRANSMITTED;
 		return 0;
 	}
 	if ((__s32)(seq - st->expect) > 0) {
+		COVER(OUT_OF_ORDER);
 		*outcome = XHDR_C_OUT_OF_ORDER;
 		return 0;
 	}
 	skip = st->expect - seq;
+	if (skip)
+		COVER(OVERLAP);
 	if (st->mode == FLOW_BODY) {
 		if (st->body_left >= n - skip) {
+			COVER(BODY_SKIPPED);
 			st->body_left -= n - skip;
 			st->expect = seq + n;
 			if (!st->body_left)
@@ -1479,10 +1617,13 @@ static __always_inline __u32 read_from(struct stage_ctx *m, struct flow_state *s
 			*outcome = XHDR_C_BODY;
 			return 0;
 		}
+		COVER(BODY_ENDS);
 		skip += st->body_left;	/* the state is rewritten below, whatever the scan finds */
 	}
-	if (payload_off + skip >= sc->pk.view_end)
+	if (payload_off + skip >= sc->pk.view_end) {
+		COVER(START_PAST_VIEW);
 		goto lost;
+	}
 	sc->p.seg_start = payload_off + skip;
 	if (st->mode == FLOW_HEADERS) {
 		if (!resume_request(m, st, payload_off + skip))
@@ -1523,6 +1664,7 @@ int xhdr_scan(struct xdp_md *ctx)
 			goto finished;
 	}
 	if (++m.sc->p.calls < XHDR_SCAN_CALLS) {
+		COVER(SCAN_TAIL_CALL);
 		stages.call(ctx, XHDR_STAGE_SCAN);
 		return XDP_PASS;
 	}
@@ -1531,6 +1673,7 @@ int xhdr_scan(struct xdp_md *ctx)
 	 * verdict was reached, the flow is lost rather than left expecting a request (read_from()). Nothing
 	 * runs after a tail call that returns: 6.12 rejects reading the spilled map pointers there.
 	 */
+	COVER(OUT_OF_STEPS);
 	stop(m.sc, m.sc->p.req);
 
 finished:
@@ -1608,17 +1751,21 @@ int xhdr_emit(struct xdp_md *ctx)
 		size = ev->data_len;
 		if (size > sizeof(ev->data))
 			size = sizeof(ev->data);
-		if (events.ringbuf_output(ev, XHDR_EVENT_FIXED_BYTES + size, wakeup) == 0)
+		if (events.ringbuf_output(ev, XHDR_EVENT_FIXED_BYTES + size, wakeup) == 0) {
 			count(m.cnt, XHDR_C_EVENTS);
-		else
+		} else {
+			COVER(EVENT_LOST);
 			count(m.cnt, XHDR_C_EVENTS_LOST);
+		}
 	}
 	/* R18: the request that goes on in the flow's next segment keeps its event until then. */
 	if (m.sc->p.next_mode == FLOW_HEADERS && !m.sc->pk.fin) {
 		struct record *rec = record_of(m.sc, logged);
 
-		if (rec)
+		if (rec) {
+			COVER(KEPT_FOR_NEXT);
 			pending.update(flow, rec);
+		}
 	}
 	return XDP_PASS;
 }
@@ -1675,6 +1822,7 @@ int xhdr_extract(struct xdp_md *ctx)
 			break;
 		if ((void *)(tag + 2) > data_end)
 			goto malformed;
+		COVER(VLAN);
 		flow->vlan_ids[i] = bpf_ntohs(tag[0]) & 0x0FFF;
 		flow->vlan_count = i + 1;
 		proto = tag[1];
@@ -1719,6 +1867,7 @@ int xhdr_extract(struct xdp_md *ctx)
 
 		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
 			goto malformed;
+		COVER(IPV6);
 		next = ip6->nexthdr;
 		if (next == 0 || next == 43 || next == 44 || next == 50 || next == 51 || next == 60 ||
 		    next == 135 || next == 139 || next == 140) {
@@ -1777,12 +1926,15 @@ int xhdr_extract(struct xdp_md *ctx)
 	m.sc->pk.payload_end = ip_end;
 	m.sc->pk.scan_limit = ip_end > payload_off + XHDR_MAX_SCAN_BYTES &&
 			      data + frame_offset(payload_off + XHDR_MAX_SCAN_BYTES + 1) <= data_end;
+	if (m.sc->pk.scan_limit)
+		COVER(SCAN_LIMIT);
 	m.sc->p.nranges = 0;
 	m.sc->p.hashes = 0;
 	m.sc->p.calls = 0;
 	m.sc->p.next_mode = FLOW_LOST;
 	if (!st)
 		st = flows.lookup(flow);	/* after the payload check: bare ACKs need no lookup */
+	COVER(TCP_PAYLOAD);
 	if (!read_from(&m, st, payload_off, &outcome))
 		goto segment_done;
 	stages.call(ctx, XHDR_STAGE_SCAN);

@@ -142,7 +142,7 @@ struct xhdr_event {
 
 #define XHDR_NAME_WORDS (XHDR_NAME_MAX / 8)
 
-/* Written by user space (harness/program.py); read once per packet. */
+/* Written by user space (harness/core/program.py); read once per packet. */
 struct xhdr_names {
 	__u64 key[2];				/* SipHash key for hash and auth modes */
 	__u64 name[XHDR_SLOTS][XHDR_NAME_WORDS];	/* each name lower-cased, zero-padded, little-endian words */

@@ -65,6 +65,24 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help="compile the kernel program with -DNAME[=VALUE] (repeatable), e.g. XHDR_PLANTED_BUG to see the "
         "fuzzer find a planted bug",
     )
+    parser.add_argument(
+        "--mutants",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare N cheap byte-level mutants of each frame of every example, in the same batch "
+        "(default 0); a failing mutant is saved as itself",
+    )
+    parser.add_argument(
+        "--coverage",
+        nargs="?",
+        const="report",
+        choices=("report", "feedback"),
+        help="build with -DXHDR_COVERAGE and report which labelled branches of bpf/xhdr.c ran and never ran, "
+        "and when ('report', the default when given: costs nothing measurable); 'feedback' also passes "
+        "Hypothesis's target() the rarity of the rarest branch each example hit, which makes Hypothesis's "
+        "engine about four times slower per example",
+    )
     kept = parser.add_mutually_exclusive_group()
     kept.add_argument(
         "--db",
@@ -177,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--examples {args.examples} must be at least 1")
     if args.minutes is not None and args.minutes <= 0:
         raise CommandError(f"--minutes {args.minutes} must be more than 0")
+    if args.mutants < 0:
+        raise CommandError(f"--mutants {args.mutants} must be 0 or more")
     if args.lab_sample < 0:
         raise CommandError(f"--lab-sample {args.lab_sample} must be 0 or more")
     options.check(args)
@@ -188,9 +208,17 @@ def run(args: argparse.Namespace) -> int:
     kept = setting.database or f"off (--seed {args.seed})"
     print(f"xhdr fuzz: target {args.target}, example database {kept}", file=sys.stderr)
     line = ProgressLine(sys.stderr)
-    with Program(config, key=FUZZ_KEY, extra_cflags=extra_cflags) as program:
+    with Program(config, key=FUZZ_KEY, extra_cflags=extra_cflags, coverage=bool(args.coverage)) as program:
         sample = Reservoir(args.lab_sample, args.seed)
-        campaign = Campaign(program, target=args.target, on_example=line, on_frames=sample.offer)
+        campaign = Campaign(
+            program,
+            target=args.target,
+            on_example=line,
+            on_frames=sample.offer,
+            coverage=bool(args.coverage),
+            feedback=args.coverage == "feedback",
+            mutants=args.mutants,
+        )
         saved = _rounds(campaign, args, database, extra_cflags)
         line.failures = len(saved)
         line.show(campaign.progress, final=True)

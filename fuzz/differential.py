@@ -24,6 +24,7 @@ scan invocations.
 from __future__ import annotations
 
 import dataclasses
+import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -35,6 +36,7 @@ from hypothesis.database import ExampleDatabase
 from fuzz.runner import BatchTestRunDriver, Clock
 from fuzz.strategies import Flow, Item, batches
 from harness.core.config import ExtractorConfig
+from harness.core.coverage import CoverageReader, Hits
 from harness.core.driver import Driver, Outcome, with_openings
 from harness.core.event import EventFlag, SlotFlag
 from harness.core.program import Program
@@ -98,6 +100,53 @@ def replay(driver: Driver, item: Item, config: ExtractorConfig, key: bytes) -> l
     return [f"frame {index}: {line}" for index, lines in differing for line in lines]
 
 
+# Bytes a mutant's edits favour: the ones the parser's branches turn on, then any byte.
+SPECIAL_BYTES = b"\r\n \t:;,/()\x00\x7f\x800Az-_"
+ETH_P_IP, ETH_P_IPV6, VLAN_TPIDS = 0x0800, 0x86DD, (0x8100, 0x88A8)
+
+
+def payload_offset(frame: bytes) -> int:
+    """Where the TCP payload of an Ethernet frame starts (VLAN tags, IPv4 options, TCP options skipped); the
+    frame's length when there is no readable payload, so mutants then edit anywhere."""
+    at, proto = 14, int.from_bytes(frame[12:14], "big") if len(frame) >= 14 else 0
+    while proto in VLAN_TPIDS and len(frame) >= at + 4:
+        proto, at = int.from_bytes(frame[at + 2 : at + 4], "big"), at + 4
+    if proto == ETH_P_IP and len(frame) > at:
+        at += (frame[at] & 0x0F) * 4
+    elif proto == ETH_P_IPV6:
+        at += 40
+    else:
+        return len(frame)
+    return at + (frame[at + 12] >> 4) * 4 if len(frame) > at + 12 else len(frame)
+
+
+def mutants(frame: bytes, rng: random.Random, count: int) -> list[bytes]:
+    """``count`` cheap byte-level mutants of a frame: 1-3 edits each, in its payload when it has one (a byte
+    replaced by a special or any byte, its ASCII case flipped, a byte inserted or deleted). Unlike
+    ``strategies.mutated`` they cost no Hypothesis draws: the campaign makes many per example from one seed."""
+    start = payload_offset(frame)
+    if start >= len(frame):
+        start = 0
+    made = []
+    for _ in range(count):
+        data = bytearray(frame)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(start, len(data)) if len(data) > start else len(data) - 1
+            kind = rng.random()
+            if kind < 0.45:
+                data[at] = SPECIAL_BYTES[rng.randrange(len(SPECIAL_BYTES))]
+            elif kind < 0.6:
+                data[at] ^= 0x20
+            elif kind < 0.75:
+                data[at] = rng.randrange(256)
+            elif kind < 0.9:
+                data.insert(at, SPECIAL_BYTES[rng.randrange(len(SPECIAL_BYTES))])
+            elif len(data) > 64:
+                del data[at]
+        made.append(bytes(data))
+    return made
+
+
 class Disagreement(AssertionError):
     """The kernel and the reference disagree on frame ``index`` of an item; carries what the repro file needs:
     the item, and the kernel's and the reference's outcomes of all its frames."""
@@ -158,15 +207,53 @@ def outcome_class(expected: Expected) -> str:
     return "/".join((expected.outcome.label, flag_names(event_flags), flag_names(slot_flags), events))
 
 
+class CoverageTrack:
+    """The labelled branches of a coverage build (harness/core/coverage.py) that the campaign's examples ran.
+
+    Read once per example (one map lookup). With ``feedback``, each example reports one score to Hypothesis's
+    ``target()``, which then mutates the examples that score best: the rarity of the rarest label it hit
+    (1 / (1 + that label's earlier hits)), so an example reaching a branch few others reach scores high
+    whatever its size. (A score that grows with the labels hit steered Hypothesis to ever larger examples:
+    four times fewer examples per second, and fewer labels reached.) ``over_time`` has a sample each time
+    a label is hit first.
+    """
+
+    def __init__(self, program: Program, feedback: bool) -> None:
+        self.reader = CoverageReader(program)
+        self.feedback = feedback
+        self.start = self.reader.read()
+        self.last = self.start
+        self.covered = {label for label, count in self.start.items() if count}
+        self.over_time: list[tuple[float, int, int]] = [(0.0, 0, len(self.covered))]
+
+    def totals(self) -> Hits:
+        """Hits per label since the campaign started."""
+        return {label: self.last[label] - self.start[label] for label in self.last}
+
+    def example_ran(self, progress: CampaignProgress) -> None:
+        now = self.reader.read()
+        hit = [label for label, count in now.items() if count != self.last[label]]
+        if self.feedback and hit:
+            rarest = min(self.last[label] - self.start[label] for label in hit)
+            hypothesis.target(1.0 / (1 + rarest), label="rarest label hit")
+        self.last = now
+        new = set(hit) - self.covered
+        if new:
+            self.covered |= new
+            self.over_time.append((round(progress.elapsed, 3), progress.examples, len(self.covered)))
+
+
 @dataclasses.dataclass
 class CampaignProgress:
     """What the live progress line shows."""
 
     examples: int = 0
     frames: int = 0
+    compared: int = 0  # items compared with the reference: the examples' own, and the mutants made of them
     failing_examples: int = 0
     classes: set[str] = dataclasses.field(default_factory=set)
     first_failure: tuple[int, float] | None = None  # (examples run, seconds) when the first failure was seen
+    labels: tuple[int, int] | None = None  # (labels hit, labels) of a coverage build
     started: float = dataclasses.field(default_factory=time.perf_counter)
 
     @property
@@ -175,9 +262,12 @@ class CampaignProgress:
 
     def line(self, failures: int) -> str:
         rate = self.examples / self.elapsed if self.elapsed > 0 else 0.0
+        compared = self.compared / self.elapsed if self.elapsed > 0 else 0.0
         return (
-            f"examples {self.examples} | {rate:.0f}/s | frames {self.frames} | "
-            f"outcome classes {len(self.classes)} | failures {failures}"
+            f"examples {self.examples} | {rate:.0f}/s | compared {compared:.0f}/s | frames {self.frames} | "
+            f"outcome classes {len(self.classes)} | "
+            + (f"labels {self.labels[0]}/{self.labels[1]} | " if self.labels else "")
+            + f"failures {failures}"
         )
 
 
@@ -191,7 +281,14 @@ class Campaign:
         target: str = "all",
         on_example: Callable[[CampaignProgress], None] | None = None,
         on_frames: Callable[[list[bytes]], None] | None = None,
+        coverage: bool = False,
+        feedback: bool = True,
+        mutants: int = 0,
     ) -> None:
+        """``coverage`` needs a coverage build (``Program(coverage=True)``); ``feedback`` then steers Hypothesis
+        by it (CoverageTrack), else coverage is only reported. ``mutants`` > 0 also runs that many byte-level
+        mutants of each frame of an example (``mutants()``, from a seed the example draws), in the same batch:
+        a failing mutant is reported, and saved, as the frame it is."""
         self.program = program
         self.on_frames = on_frames  # sees every example's frames, e.g. to keep a sample for the lab
         self.driver = BatchTestRunDriver(program)
@@ -200,11 +297,21 @@ class Campaign:
         self.clock = Clock()
         self.progress = CampaignProgress()
         self.on_example = on_example
+        self.coverage = CoverageTrack(program, feedback) if coverage else None
+        self.mutants = mutants
 
-    def check(self, items: list[Item]) -> None:
+    def check(self, items: list[Item], seed: int = 0) -> None:
         """The property: every frame's kernel outcome equals the reference's; raises Disagreement if not."""
         progress = self.progress
         progress.examples += 1
+        if self.mutants:
+            with self.clock.timing("generation"):
+                rng = random.Random(seed)
+                frames_alone = [item for item in items if not isinstance(item, Flow)]
+                items = items + [
+                    mutant for frame in frames_alone for mutant in mutants(frame, rng, self.mutants)
+                ]
+        progress.compared += len(items)
         frames = [frame for item in items for frame in frames_of(item)]
         progress.frames += len(frames)
         if self.on_frames is not None:
@@ -212,6 +319,9 @@ class Campaign:
         try:
             with self.clock.timing("test_run"):
                 outcomes = feed_items(self.driver, items)
+                if self.coverage is not None:
+                    self.coverage.example_ran(progress)
+                    progress.labels = (len(self.coverage.covered), len(self.coverage.last))
             for item, got in zip(items, outcomes, strict=True):
                 with self.clock.timing("reference"):
                     expected = expectations(item, self.program.config, self.program.key)
@@ -228,6 +338,9 @@ class Campaign:
             if self.on_example is not None:
                 self.on_example(progress)
 
+    def _check_with_seed(self, drawn: tuple[list[Item], int]) -> None:
+        self.check(*drawn)
+
     def run(
         self,
         max_examples: int,
@@ -242,9 +355,15 @@ class Campaign:
         With a ``database`` the run first replays the failures saved there (Hypothesis's reuse phase) and saves
         the ones it finds; a ``seed`` or ``derandomize`` turns the database off, as Hypothesis always does.
         """
-        check = self.check
+        # The body of differential() below must not change: with derandomize, Hypothesis seeds from its
+        # source, and tests/test_fuzz.py's planted-bug budget holds for that seed. So mutants come in through
+        # the strategy (the seed drawn with the items) and a check that unpacks them.
+        check: Callable[..., None] = self.check
         clock = self.clock
-        strategy = self.strategy
+        strategy: st.SearchStrategy = self.strategy
+        if self.mutants:
+            strategy = st.tuples(strategy, st.integers(0, 2**32 - 1))
+            check = self._check_with_seed
 
         @settings(
             max_examples=max_examples,

@@ -499,13 +499,22 @@ def bodies(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
 
 
 RIGHT_LENGTH = weighted((12, st.just(True)), (1, st.just(False)))
-# How the length is written: plainly, a leading zero, 17 digits (R17 refuses), not digits at all (None).
+# How the length is written: plainly, a leading zero, 12 digits (the kernel's second word), 17 digits (R17
+# refuses), not digits at all (None).
 LENGTH_FORMS = weighted(
-    (20, st.just(b"%d")), (1, st.just(b"0%d")), (1, st.just(b"%017d")), (1, st.just(None))
+    (20, st.just(b"%d")),
+    (1, st.just(b"0%d")),
+    (1, st.just(b"%012d")),
+    (1, st.just(b"%017d")),
+    (1, st.just(None)),
 )
 CONTENT_LENGTH_NAMES = case_variants(st.just("Content-Length"))
 # What follows the Content-Length line: nothing, the same line again, or a Transfer-Encoding (R17: unknown).
-ALSO = weighted((20, st.just("nothing")), (1, st.just("again")), (1, st.just("chunked")))
+ALSO = weighted((20, st.just("nothing")), (1, st.just("again")), (1, st.just("coding")))
+# Transfer-Encoding values (R19): a final chunked, and the forms that are not (another coding last, none).
+CODINGS = st.sampled_from(
+    [b"chunked", b"gzip, chunked", b"CHUNKED", b"chunked, gzip", b"identity", b"gzip", b""]
+)
 # The Content-Length line's end: the odd ones of ``line_ends`` would merge it with the next line (R17: bad).
 LENGTH_LINE_ENDS = weighted((3, st.just(b"\r\n")), (1, st.just(b"\n")), (1, line_ends()))
 
@@ -520,7 +529,8 @@ def _framed_bodies(draw: st.DrawFn, config: ExtractorConfig) -> Framing:
     value = form % declared if form is not None else draw(latin1(VISIBLE, 1, 4))
     ows = whitespace()
     line = draw(CONTENT_LENGTH_NAMES) + b":" + draw(ows) + value + draw(ows) + draw(LENGTH_LINE_ENDS)
-    also = {"nothing": b"", "again": line, "chunked": b"Transfer-Encoding: chunked\r\n"}[draw(ALSO)]
+    coding = b"Transfer-Encoding: %s\r\n" % draw(CODINGS)
+    also = {"nothing": b"", "again": line, "coding": coding}[draw(ALSO)]
     return line + also, body
 
 

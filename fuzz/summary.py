@@ -43,13 +43,43 @@ def build_summary(
         "seconds": round(wall, 3),
         "examples_per_second": round(progress.examples / wall, 1),
         "frames_per_second": round(progress.frames / wall, 1),
+        # differential examples: the Hypothesis examples' own items plus the mutants made of them (--mutants)
+        "compared": progress.compared,
+        "compared_per_second": round(progress.compared / wall, 1),
         "time_split_seconds": {stage: round(seconds, 3) for stage, seconds in split.items()},
         "outcome_classes": sorted(progress.classes),
         "first_failure_at_example": first[0] if first else None,
         "first_failure_after_seconds": round(first[1], 3) if first else None,
         "repros": [str(path) for path in saved],
         "lab_sample": {"frames": lab_frames, "modes": 2, "differences": lab_lines},
+        "coverage": _coverage(campaign),
     }
+
+
+def _coverage(campaign: Campaign) -> dict[str, Any] | None:
+    """Which labelled branches of bpf/xhdr.c ran (a coverage build only): counts, the never-hit labels, and
+    ``over_time`` as [seconds, examples, labels hit] each time a label was first hit, for a plot."""
+    track = campaign.coverage
+    if track is None:
+        return None
+    totals = track.totals()
+    progress = campaign.progress
+    over_time = [list(sample) for sample in track.over_time]
+    over_time.append([round(progress.elapsed, 3), progress.examples, len(track.covered)])
+    return {
+        "feedback": track.feedback,
+        "labels": len(totals),
+        "hit": len(track.covered),
+        "never_hit": [label for label in totals if label not in track.covered],
+        "hits": totals,
+        "over_time": over_time,
+    }
+
+
+def _coverage_line(coverage: dict[str, Any]) -> str:
+    how = "as feedback to Hypothesis" if coverage["feedback"] else "reported only"
+    share = coverage["hit"] / (coverage["labels"] or 1)
+    return f"coverage ({how}): {coverage['hit']}/{coverage['labels']} labelled branches hit ({share:.0%})"
 
 
 def _time_rows(summary: Summary) -> list[tuple[str, float, float, float]]:
@@ -94,7 +124,8 @@ def render_text(summary: Summary) -> str:
     shares = ", ".join(f"{stage} {share:.0%}" for stage, _, share, _ in _time_rows(summary))
     figures = (
         f"{summary['examples']} examples ({summary['frames']} frames) in {summary['seconds']:.1f}s: "
-        f"{summary['examples_per_second']} examples/s, {summary['frames_per_second']} frames/s; "
+        f"{summary['examples_per_second']} examples/s, {summary['frames_per_second']} frames/s, "
+        f"{summary.get('compared_per_second')} differential items/s; "
         f"{_classes(summary)}; time: {shares}"
     )
     lines = [
@@ -106,6 +137,11 @@ def render_text(summary: Summary) -> str:
     if lab["frames"]:
         lines.append(_lab_line(lab))
         lines += [f"  {line}" for line in lab["differences"]]
+    coverage = summary.get("coverage")
+    if coverage:
+        lines.append(_coverage_line(coverage))
+        if coverage["never_hit"]:
+            lines.append(f"  never hit: {', '.join(coverage['never_hit'])}")
     return "\n".join(lines)
 
 
@@ -147,6 +183,10 @@ def render_markdown(summary: Summary) -> str:
         out.append(f"- {_lab_line(lab)}")
     if lab["differences"]:
         out += ["", "```", *lab["differences"], "```"]
+    coverage = summary.get("coverage")
+    if coverage:
+        never = " ".join(f"`{label}`" for label in coverage["never_hit"]) or "none"
+        out += ["", f"{_coverage_line(coverage)}; never hit: {never}"]
     out += [
         "",
         f"<details><summary>{_classes(summary)} ({CLASS_FORMAT})</summary>",

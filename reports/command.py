@@ -381,6 +381,7 @@ def render(
         figures.gate_plot(gate, out) if gate else None,
         figures.verifier(verify, out),
         figures.fuzz(fuzz, out),
+        figures.fuzz_coverage(fuzz, out),
         figures.trend(document["history"], out),
     ]
     document["plots"] = [plot.to_json() for plot in plots if plot is not None]
@@ -440,7 +441,7 @@ SECTIONS = (
     ("xhdr log's consumer", ("consumer.png",)),
     ("Regression gate", ("gate.png",)),
     ("Verifier", ("verifier.png",)),
-    ("Fuzzing", ("fuzz.png",)),
+    ("Fuzzing", ("fuzz.png", "fuzz_coverage.png")),
 )
 MARK = {"pass": "✔", "fail": "✘", "warn": "!"}
 

@@ -548,6 +548,27 @@ def fuzz(summaries: Sequence[dict], out: Path) -> Plot | None:
     return _save(fig, out / "fuzz.png", title, ["outcome_classes"])
 
 
+def fuzz_coverage(summaries: Sequence[dict], out: Path) -> Plot | None:
+    """Labelled branches of bpf/xhdr.c the last coverage campaign (``xhdr fuzz --coverage``) had hit, over its
+    time: a step each time a label was first hit."""
+    coverage = next((s["coverage"] for s in reversed(summaries) if s.get("coverage")), None)
+    if not coverage or not coverage.get("over_time"):
+        return None
+    seconds = [sample[0] for sample in coverage["over_time"]]
+    hit = [sample[2] for sample in coverage["over_time"]]
+    fig, ax = _pyplot().subplots(figsize=(8, 3.5))
+    ax.step(seconds, hit, where="post", color="#1f77b4")
+    ax.axhline(
+        coverage["labels"], color="#999", linestyle="--", linewidth=1, label=f"{coverage['labels']} labels"
+    )
+    ax.set_ylim(0, coverage["labels"] * 1.05)
+    ax.legend(fontsize=8, loc="lower right")
+    how = "with feedback" if coverage.get("feedback") else "report only"
+    title = f"Fuzz coverage ({how}): {coverage['hit']} of {coverage['labels']} labelled branches hit"
+    _style(ax, title, "seconds into the campaign", METRICS["labels_hit"].axis)
+    return _save(fig, out / "fuzz_coverage.png", title, ["labels_hit"])
+
+
 # -- history -----------------------------------------------------------------------------------------
 
 TREND_CASES = ("standard", "headers_32", "worst_last_header_last")

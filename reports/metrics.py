@@ -81,9 +81,13 @@ _TABLE = (
     _m("events_per_second", "consumer events per second", "events/s", "higher", "events one consumer clears from a full ring into lines on a file, per second of wall time"),
     _m("cpu_ns_per_event", "consumer CPU per event", "ns", "lower", "the consumer's CPU time (rusage, start-up excluded) per event written"),
     _m("events_written", "events written", "events", "neither", "lines the consumer wrote: all the events produced (params) unless some were lost"),
+    # fuzz throughput (bench/fuzz_throughput.py): the xhdr fuzz command's own summary
+    _m("compared_per_second", "differential examples per second", "examples/s", "higher", "items xhdr fuzz compared with the reference per second of wall time: frames, flows and byte-level mutants"),
+    _m("time_share", "share of the campaign's time", "%", "neither", "the part of xhdr fuzz's wall time one stage took (params: stage)"),
     # read by the report from `xhdr verify --json` and `xhdr fuzz --json` documents
     _m("verified_insns", "verified instructions", "insns", "lower", "instructions the verifier processed (its complexity limit is 1,000,000 per program)"),
     _m("outcome_classes", "outcome classes reached", "classes", "higher", "distinct outcome/event flags/slot flags/events combinations a fuzz campaign produced"),
+    _m("labels_hit", "labelled branches hit", "labels", "higher", "labels of bpf/xhdr_cover.h a coverage build of the extractor counted at least once in a fuzz campaign"),
     _m("examples_per_second", "fuzz examples per second", "examples/s", "higher", "examples a fuzz campaign ran per second of wall time"),
 )  # fmt: skip
 METRICS: dict[str, Metric] = {metric.name: metric for metric in _TABLE}

@@ -23,6 +23,7 @@ from harness.core.config import (
     HeaderMode,
 )
 from harness.core.counters import Counter
+from harness.core.coverage import Cover
 from harness.core.event import SLOTS, EventFlag, SlotFlag, _Slot, event_struct
 from harness.core.program import BPF_DIR, NamesValue
 from harness.core.testrun import XDP_PASS, test_run
@@ -41,6 +42,8 @@ ENUMS: list[tuple[str, type[enum.Enum]]] = [
     ("XHDR_F_", EventFlag),
     ("XHDR_S_", SlotFlag),
     ("XHDR_MODE_", HeaderMode),
+    # Cover is read from bpf/xhdr_cover.h rather than mirrored: this checks the reading.
+    ("XHDR_COV_", Cover),
 ]
 
 
@@ -65,6 +68,7 @@ def expectations(config: ExtractorConfig) -> dict[str, tuple[str, int]]:
         for member in python_enum:
             expected[f"{prefix}{member.name}"] = (f"{prefix}{member.name}", int(member.value))
     expected["XHDR_C_COUNT"] = ("XHDR_C_COUNT", len(Counter))
+    expected["XHDR_COV_COUNT"] = ("XHDR_COV_COUNT", len(Cover))
     constants = {
         "XHDR_SLOTS": SLOTS,
         "XHDR_METHOD_MAX": METHOD_MAX_LEN,
@@ -88,6 +92,7 @@ def probe_source(expressions: list[str]) -> str:
     return f"""
 #include <uapi/linux/bpf.h>
 #include "xhdr_event.h"
+#include "xhdr_cover.h"
 
 BPF_ARRAY(layout, u64, {len(expressions)});
 

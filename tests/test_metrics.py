@@ -161,3 +161,19 @@ def test_labels_are_unique_and_every_metric_says_what_it_is() -> None:
     labels = [m.label for m in METRICS.values()]
     assert len(labels) == len(set(labels)), [label for label in labels if labels.count(label) > 1]
     assert all(isinstance(m, Metric) and m.meaning and m.label for m in METRICS.values())
+
+
+def test_rows_of_the_fuzz_suite_are_declared_with_their_units() -> None:
+    from bench import fuzz_throughput
+
+    summary = {
+        "target": "all",
+        "seconds": 20.0,
+        "compared_per_second": 2100.0,
+        "examples_per_second": 16.0,
+        "time_split_seconds": {"generation": 4.0, "test_run": 7.0},
+    }
+    rows = fuzz_throughput.summarise({0: summary, 128: summary})
+    _declared_rows(rows)
+    shares = {row.params["stage"]: row.value for row in rows if row.metric == "time_share"}
+    assert shares == {"generation": 20.0, "test_run": 35.0}

@@ -194,6 +194,16 @@ def _fuzz(classes: int, repros: int = 0) -> dict:
     }
 
 
+def _coverage() -> dict:
+    """The coverage part of an ``xhdr fuzz --coverage`` summary: labels first hit at these times."""
+    return {
+        "feedback": False,
+        "labels": 78,
+        "hit": 60,
+        "over_time": [[0.0, 0, 0], [1.5, 20, 40], [30.0, 900, 60]],
+    }
+
+
 def _inputs(directory: Path, gate: str = "fail") -> list[str]:
     """Every kind of input the report reads, written as the commands write them."""
     bench = directory / "bench"
@@ -207,7 +217,7 @@ def _inputs(directory: Path, gate: str = "fail") -> list[str]:
         ("gate.json", _gate(gate)),
         ("verify.json", _verify()),
         ("fuzz_1.json", _fuzz(3)),
-        ("fuzz_2.json", _fuzz(5, repros=1)),
+        ("fuzz_2.json", {**_fuzz(5, repros=1), "coverage": _coverage()}),
     ):
         paths.append(bench / name)
         paths[-1].write_text(json.dumps(document))
@@ -223,6 +233,7 @@ ALL_PLOTS = {
     "gate.png",
     "verifier.png",
     "fuzz.png",
+    "fuzz_coverage.png",
     "trend.png",
 }
 

@@ -18,6 +18,7 @@ from harness.core.bcc_loader import BccUnavailable, import_bcc
 from harness.core.cbuild import BPF_DIR
 from harness.core.config import MAX_HEADER_NAME_LEN, ExtractorConfig
 from harness.core.counters import Counter, Counts
+from harness.core.coverage import COVERAGE_DEFINE
 from harness.core.errors import UserError
 from harness.core.event import SLOTS, HeaderEvent, decode_event
 from harness.core.libbpf import libbpf
@@ -95,13 +96,17 @@ class Program:
         key: bytes | None = None,
         source: Path = EXTRACTOR_SOURCE,
         extra_cflags: tuple[str, ...] = (),
+        coverage: bool = False,
     ) -> None:
+        """``coverage`` builds with -DXHDR_COVERAGE: labelled branches are counted (harness/core/coverage.py)."""
         self.config = config or ExtractorConfig()
         self.key = key if key is not None else os.urandom(16)
         if len(self.key) != 16:
             raise ProgramError(f"hash key must be 16 bytes, got {len(self.key)}")
         bcc = import_bcc()
         cflags = [f"-I{BPF_DIR}", *self.config.compile_flags(), *extra_cflags, "-Wno-unused-function"]
+        if coverage:
+            cflags.append(f"-D{COVERAGE_DEFINE}")
         try:
             self.bpf = bcc.BPF(src_file=str(source).encode(), cflags=cflags)
         except Exception as error:  # BCC raises bare Exception for compile errors

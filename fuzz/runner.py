@@ -20,8 +20,9 @@ from collections.abc import Iterator, Sequence
 
 from harness.core.counters import Counter, Counts
 from harness.core.driver import Outcome
+from harness.core.libbpf import libbpf
 from harness.core.program import Program
-from harness.core.testrun import libbpf, test_run
+from harness.core.testrun import test_run
 
 # Drain the ring buffer before this many events are pending, so a batch can never fill it (R8: events_lost).
 MAX_PENDING_EVENTS = 64

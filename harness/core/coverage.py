@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.core.cbuild import BPF_DIR
-from harness.core.testrun import libbpf
+from harness.core.libbpf import libbpf
 
 if TYPE_CHECKING:
     from harness.core.program import Program

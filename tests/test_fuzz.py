@@ -29,7 +29,8 @@ from harness.oracle import reference
 
 pytestmark = pytest.mark.kernel
 
-BOUNDED_EXAMPLES = 1500
+BOUNDED_EXAMPLES = 500
+BOUNDED_MUTANTS = 8  # per frame: cheap items beside the examples, as `xhdr fuzz --mutants` makes them
 FLOW_EXAMPLES = 150  # 1-4 flows each, about 5000 frames: three seconds
 # What a run of flows must reach, or the flow layer (R15-R18) would pass without being exercised.
 FLOW_OUTCOMES = {
@@ -66,12 +67,14 @@ def program_for(programs: dict[ExtractorConfig, Program], config: ExtractorConfi
 
 
 def test_bounded_differential_campaign(programs) -> None:
-    """A few thousand frames of every kind: the kernel equals the reference on each, and the run reaches most
-    outcome counters (a strategy that stopped producing requests would pass vacuously otherwise)."""
-    campaign = Campaign(program_for(programs, FUZZ_CONFIG), target="all")
+    """A few thousand frames of every kind and byte-level mutants of them: the kernel equals the reference on
+    each, and the run reaches most outcome counters (a strategy that stopped producing requests would pass
+    vacuously otherwise)."""
+    campaign = Campaign(program_for(programs, FUZZ_CONFIG), target="all", mutants=BOUNDED_MUTANTS)
     found = campaign.run(BOUNDED_EXAMPLES, derandomize=True)
     assert not found, "\n".join(str(disagreement) for disagreement in found)
     assert campaign.progress.examples >= BOUNDED_EXAMPLES
+    assert campaign.progress.compared >= BOUNDED_MUTANTS * BOUNDED_EXAMPLES, "the mutants were not compared"
     reached = {name.split("/")[0] for name in campaign.progress.classes}
     wanted = {"http_request", "not_http", "malformed", "port_not_watched", "vlan_too_deep", "not_tcp"}
     assert wanted <= reached, f"the campaign never reached {sorted(wanted - reached)}"

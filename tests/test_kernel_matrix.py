@@ -18,11 +18,20 @@ pytestmark = pytest.mark.kernel
 CASES = Path(__file__).resolve().parent / "kernel_cases"
 
 
-def test_default_build_is_accepted_and_matches_the_reference_on_5_10() -> None:
-    variant = Variant("defaults")
-    build = kernel_run.build(EXTRACTOR_SOURCE, variant, variant.cflags(extractor=True))
-    (column,) = kernel_run.run_kernels(["5.10"], [build])
-    (guest,) = column.variants
+@pytest.fixture(scope="module")
+def column_5_10() -> kernel_run.KernelColumn:
+    """One boot of the 5.10 guest for both builds: the extractor's defaults, then the negative control."""
+    extractor, control = Variant("defaults"), Variant("default")
+    builds = [
+        kernel_run.build(EXTRACTOR_SOURCE, extractor, extractor.cflags(extractor=True)),
+        kernel_run.build(CASES / "coarse_clock.c", control, control.cflags(extractor=False)),
+    ]
+    (column,) = kernel_run.run_kernels(["5.10"], builds)
+    return column
+
+
+def test_default_build_is_accepted_and_matches_the_reference_on_5_10(column_5_10) -> None:
+    guest = column_5_10.variants[0]
     assert guest.accepted, guest.reason()
     assert [p.name for p in guest.programs] == [
         "xhdr_extract",
@@ -32,20 +41,17 @@ def test_default_build_is_accepted_and_matches_the_reference_on_5_10() -> None:
         "xhdr_emit",
     ]
     assert len(guest.frames) == len(kernel_run.corpus_frames())
-    assert column.differences == {}
+    assert column_5_10.differences == {}
     assert any(events for _, _, events in guest.frames), "no frame produced a ring-buffer record"
 
 
-def test_helper_missing_on_5_10_is_rejected_there_with_the_reason() -> None:
-    source = CASES / "coarse_clock.c"
-    build = kernel_run.build(source, Variant("default"), Variant("default").cflags(extractor=False))
-    (column,) = kernel_run.run_kernels(["5.10"], [build])
-    (guest,) = column.variants
+def test_helper_missing_on_5_10_is_rejected_there_with_the_reason(column_5_10) -> None:
+    guest = column_5_10.variants[1]
     assert not guest.accepted
     assert "invalid func unknown#160" in guest.reason()
     # ... and the host, which has the helper, accepts the same file.
     bcc = import_bcc()
-    host = bcc.BPF(src_file=str(source).encode())
+    host = bcc.BPF(src_file=str(CASES / "coarse_clock.c").encode())
     try:
         assert host.load_func(b"xdp_coarse_clock", bcc.BPF.XDP).fd >= 0
     finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.command import SUITES
 from bench.kernel_cost import (
     FRAME_OVERHEAD,
     cases,
@@ -111,6 +112,8 @@ def test_quick_bench_writes_results_with_provenance(tmp_path: Path) -> None:
             "--quick",
             "-k",
             "standard or frame_64",
+            # every suite but the fuzz campaigns, which take a minute and a half of CI time on their own
+            *(arg for suite in SUITES if suite != "fuzz" for arg in ("--suite", suite)),
             "--out",
             str(out),
             "--storage",

@@ -13,14 +13,13 @@ fuzzer is limited by generation, as it should be.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import time
 from collections.abc import Iterator, Sequence
 
 from harness.core.counters import Counter, Counts
 from harness.core.driver import Outcome
-from harness.core.libbpf import libbpf
+from harness.core.percpu import PerCpuTotals
 from harness.core.program import Program
 from harness.core.testrun import test_run
 
@@ -69,25 +68,11 @@ class BatchTestRunDriver:
 
     def __init__(self, program: Program) -> None:
         self.program = program
-        table = program.bpf[b"counters"]
-        self._map_fd: int = table.map_fd
-        self._cpus: int = table.total_cpu
-        self._stride = len(Counter)
-        if ctypes.sizeof(table.sLeaf) != 8 * self._stride:
-            raise RuntimeError(
-                f"struct xhdr_counters is {ctypes.sizeof(table.sLeaf)} bytes, expected {8 * self._stride}"
-            )
-        self._buffer = (ctypes.c_uint64 * (self._cpus * self._stride))()
-        self._key = ctypes.c_uint32(0)
-        self._lookup = libbpf().bpf_map_lookup_elem
+        self._counters = PerCpuTotals(program, b"counters", len(Counter))
 
     def _read(self) -> list[int]:
         """The counters summed over CPUs, in Counter order: one syscall, no per-CPU Python objects."""
-        if self._lookup(self._map_fd, ctypes.byref(self._key), ctypes.byref(self._buffer)) != 0:
-            raise OSError(ctypes.get_errno(), "cannot read the counters map")
-        values = self._buffer
-        stride = self._stride
-        return [sum(values[counter::stride]) for counter in range(stride)]
+        return self._counters.read()
 
     def feed(self, frames: Sequence[bytes]) -> list[Outcome]:
         """One Outcome per frame, in order, exactly as ``TestRunDriver.feed`` would give."""

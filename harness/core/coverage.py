@@ -8,14 +8,13 @@ without a Python edit; tests/test_layout.py checks what was read against the com
 
 from __future__ import annotations
 
-import ctypes
 import enum
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.core.cbuild import BPF_DIR
-from harness.core.libbpf import libbpf
+from harness.core.percpu import PerCpuTotals
 
 if TYPE_CHECKING:
     from harness.core.program import Program
@@ -44,31 +43,17 @@ Hits = dict[str, int]
 
 
 class CoverageReader:
-    """Reads a coverage build's counters with one raw lookup into a reused buffer (cheap enough per batch)."""
+    """Reads a coverage build's counters (cheap enough per example: one lookup)."""
 
     def __init__(self, program: Program) -> None:
         try:
-            table = program.bpf[MAP_NAME]
+            self._totals = PerCpuTotals(program, MAP_NAME, len(Cover))
         except KeyError:
             raise ValueError(f"the program was not built with -D{COVERAGE_DEFINE}") from None
-        self._fd: int = table.map_fd
-        self._stride = len(Cover)
-        if ctypes.sizeof(table.sLeaf) != 8 * self._stride:
-            raise RuntimeError(
-                f"struct xhdr_coverage is {ctypes.sizeof(table.sLeaf)} bytes, expected {8 * self._stride}"
-            )
-        self._buffer = (ctypes.c_uint64 * (table.total_cpu * self._stride))()
-        self._key = ctypes.c_uint32(0)
-        self._lookup = libbpf().bpf_map_lookup_elem
 
     def read(self) -> Hits:
         """Hits per label name, summed over CPUs; they only grow."""
-        error = self._lookup(self._fd, ctypes.byref(self._key), ctypes.byref(self._buffer))
-        if error:
-            raise OSError(-error, "cannot read the coverage map")
-        values = self._buffer
-        stride = self._stride
-        return {label.name: sum(values[label::stride]) for label in Cover}
+        return {label.name: hits for label, hits in zip(Cover, self._totals.read(), strict=True)}
 
 
 def has_coverage_map(program: Program) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from harness.core.coverage import COVERAGE_DEFINE
 from harness.core.errors import UserError
 from harness.core.event import SLOTS, HeaderEvent, decode_event
 from harness.core.libbpf import libbpf
+from harness.core.percpu import PerCpuTotals
 from harness.core.xdp import XdpMode, attached_while_held
 
 EXTRACTOR_SOURCE = BPF_DIR / "xhdr.c"
@@ -195,10 +197,14 @@ class Program:
         events, self._events = self._events, []
         return events
 
+    @functools.cached_property
+    def counter_totals(self) -> PerCpuTotals:
+        """The ``counters`` map's reader: one lookup, summed over CPUs, in Counter order."""
+        return PerCpuTotals(self, b"counters", len(Counter))
+
     def counters(self) -> Counts:
         """Counters summed over CPUs. They only grow: compare two readings to see what a step did."""
-        per_cpu = self.bpf[b"counters"][0]
-        return {counter: sum(cpu.count[counter] for cpu in per_cpu) for counter in Counter}
+        return dict(zip(Counter, self.counter_totals.read(), strict=True))
 
     # -- attachment ----------------------------------------------------------------------------
 

@@ -101,7 +101,9 @@ enum phase {
 	PH_LINE,		/* the start of a header line or of the empty line */
 	PH_NAME,		/* a field name */
 	PH_LONG_NAME,		/* a field name longer than NAME_SEARCH_WORDS words */
-	PH_VALUE,		/* a logged field value */
+	PH_VALUE_START,		/* a logged field value's first byte that is not SP or HT */
+	PH_VALUE,		/* its LF */
+	PH_VALUE_END,		/* its last byte that is not SP or HT, read backwards from the LF */
 	PH_SKIP,		/* the rest of a line that is not logged */
 	PH_LINE_CR,		/* R18: a line start after a lone CR that ended the previous segment */
 	PH_DONE,
@@ -121,12 +123,8 @@ struct parser {
 	__u32 tstart;		/* frame offset of the target */
 	__u32 req;		/* index of the request being read */
 	__u32 slot;		/* slot of the value being read */
-	__u32 vfirst;		/* the value's first byte that is not SP or HT, or NOWHERE */
-	/* The last two words of the value with such bytes: where they start, and the bytes (see scan_value()) */
-	__u32 vlast_at;
-	__u32 vprev_at;
-	__u64 vlast;
-	__u64 vprev;
+	__u32 vfirst;		/* the value's first byte that is not SP or HT (its LF when there is none) */
+	__u32 vlf;		/* the LF that ends the value, or the view's end */
 	__u32 logged;		/* requests to emit, once PH_DONE */
 	__u32 nranges;		/* ranges recorded for the values stages */
 	__u32 hashes;		/* of which to digest */
@@ -440,6 +438,7 @@ enum search_for {
 	FIND_LF,		/* R11: the LF that ends a line */
 	FIND_TARGET_END,	/* R9: a byte that cannot be in a target (CTL, SP, DEL) */
 	FIND_NON_TCHAR,		/* R9, R12, R13: a byte that is not a tchar, such as the colon after a name */
+	FIND_SOLID,		/* R13: a byte that is not SP or HT, such as a value's first */
 };
 
 /* High bit of each byte of w that the search is for; the lowest marked byte is always right. */
@@ -452,6 +451,8 @@ static __always_inline __u64 search_hits(__u64 w, enum search_for what)
 		return bytes_below(w, 0x21) | first_equal(w, 0x7F);
 	case FIND_NON_TCHAR:
 		return non_tchar(w);
+	case FIND_SOLID:
+		return ~whitespace(w) & HIGHS;
 	}
 	return 0;
 }
@@ -470,22 +471,40 @@ static __always_inline __u64 whole_word(struct stage_ctx *m, __u64 a)
 	return *(__u64 *)p;
 }
 
+/* Words a search reads after one bounds check when the frame has them all (see search()). */
+#define BLOCK_WORDS 8
+
 /*
  * The first byte at or after frame offset from that `what` is for, looking at most `words` words. Returns
  * it (before min(from + 8 * words, to)), `to` when the view ended first, or from + 8 * words when the
- * caller goes on from there in its next step (see xhdr_scan()). The loop reads whole words only; a last
- * partial word is read once after it, its bytes past `to` as zero, which every search but FIND_LF marks,
- * so that answer is clamped to `to`. Positions are 64-bit: BPF without alu32 zero-extends every 32-bit
- * result with two shifts. The arguments are laundered: a comparison inside the loop narrows the range of
- * every register holding a copy of the compared value, the caller's included, and each exit from the loop
- * would then carry a different range and be explored on its own.
+ * caller goes on from there in its next step (see xhdr_scan()). Whole blocks of BLOCK_WORDS words go first:
+ * one comparison with the frame's end lets the verifier accept all their loads, so a word costs a load, the
+ * few operations that mark its bytes and a branch. The words after the last whole block are read one by
+ * one; a last partial word is read once after them, its bytes past `to` as zero, which every search but
+ * FIND_LF marks, so that answer is clamped to `to`. Positions are 64-bit: BPF without alu32 zero-extends
+ * every 32-bit result with two shifts. The arguments are laundered: a comparison inside the loop narrows
+ * the range of every register holding a copy of the compared value, the caller's included, and each exit
+ * from the loop would then carry a different range and be explored on its own.
  */
 static __always_inline __u32 search(struct stage_ctx *m, __u32 from, __u32 to, __u32 words, enum search_for what)
 {
 	__u64 a = launder(m->sc, from), end = launder(m->sc, to), hits;
-	__u32 k;
+	__u32 k = 0, j;
+	__u8 *p;
 
-	for (k = 0; k < words; k++) {
+	for (; k + BLOCK_WORDS <= words; k += BLOCK_WORDS) {
+		p = m->data + frame_offset(a);
+		if (a + 8 * BLOCK_WORDS > end || (void *)(p + 8 * BLOCK_WORDS) > m->data_end)
+			break;
+#pragma unroll
+		for (j = 0; j < BLOCK_WORDS; j++) {
+			hits = search_hits(*(__u64 *)(p + 8 * j), what);
+			if (hits)
+				return a + 8 * j + lowest_marked(hits);
+		}
+		a += 8 * BLOCK_WORDS;
+	}
+	for (; k < words; k++) {
 		if (a + 8 > end)
 			goto partial;
 		hits = search_hits(whole_word(m, a), what);
@@ -504,72 +523,32 @@ partial:
 	return a < end ? a : end;
 }
 
-/* What scan_value() keeps of a value's words; the compiler keeps it in registers. */
-struct value_marks {
-	__u64 first;		/* frame offset of the first byte that is not SP or HT, or NOWHERE */
-	__u64 last_at, prev_at;	/* where the last two words with such bytes start */
-	__u64 last, prev;	/* their high-bit marks */
-};
-
 /*
- * One word w of a value at frame offset a, `valid` marking the bytes that are in the view. Returns the
- * marks of its LFs (only the lowest is sure).
+ * R13: one past the last byte in [from, to) that is not SP or HT, reading backwards at most `words` words
+ * from `to`; `from` when there is none, or to - 8 * words when the caller goes on from there in its next
+ * step. Each load is the 8 bytes that end where the last one began: a value's trailing whitespace is
+ * usually none, so this reads one word where tracking it on the way to the LF cost work on every word.
  */
-static __always_inline __u64 value_word(struct value_marks *v, __u64 a, __u64 w, __u64 valid)
+static __always_inline __u32 last_solid(struct stage_ctx *m, __u32 from, __u32 to, __u32 words)
 {
-	__u64 lfs = first_equal(w, '\n'), solid = ~whitespace(w) & valid;
-
-	if (lfs)
-		solid &= (lfs & -lfs) - 1;	/* only the bytes before the LF */
-	if (solid) {
-		if (v->first == NOWHERE)
-			v->first = a + lowest_marked(solid);
-		v->prev = v->last;
-		v->prev_at = v->last_at;
-		v->last = solid;
-		v->last_at = a;
-	}
-	return lfs;
-}
-
-/*
- * R13: the LF that ends a field value. On the way it keeps, in the parser state, the value's first byte that
- * is not SP or HT, and the last two words that hold such bytes (their high-bit marks): trimming and
- * dropping the final CR need no second pass (finish_value()), and the loop does no table lookup. Like
- * search(), the loop reads whole words and a last partial word is read once after it.
- */
-static __always_inline __u32 scan_value(struct stage_ctx *m, __u32 from, __u32 to, __u32 words)
-{
-	struct parser *p = &m->sc->p;
-	struct value_marks v = {
-		.first = p->vfirst, .last_at = p->vlast_at, .prev_at = p->vprev_at, .last = p->vlast, .prev = p->vprev,
-	};
-	__u64 a = launder(m->sc, from), end = launder(m->sc, to), lfs;
+	__u64 a = launder(m->sc, to), start = launder(m->sc, from), solid;
 	__u32 k;
+	__u8 *p;
 
 	for (k = 0; k < words; k++) {
-		if (a + 8 > end)
-			goto partial;
-		lfs = value_word(&v, a, whole_word(m, a), HIGHS);
-		if (lfs) {
-			a += lowest_marked(lfs);
-			goto done;
-		}
-		a += 8;
+		if (a <= start)
+			return start;
+		p = m->data + frame_offset(a - 8);	/* the view starts past the headers: a >= 8 */
+		if ((void *)(p + 8) > m->data_end)
+			return start;
+		solid = ~whitespace(*(__u64 *)p) & HIGHS;
+		if (a - 8 < start)
+			solid &= ~low_bytes(start - (a - 8));	/* bytes before the value are not in it */
+		if (solid)
+			return a - 8 + highest_marked(m->n, solid) + 1;
+		a -= 8;
 	}
-	goto done;
-partial:
-	if (a < end) {
-		lfs = value_word(&v, a, word_at(m, a, end), HIGHS & low_bytes(end - a));
-		a = lfs ? a + lowest_marked(lfs) : end;
-	}
-done:
-	p->vfirst = v.first;
-	p->vlast_at = v.last_at;
-	p->vprev_at = v.prev_at;
-	p->vlast = v.last;
-	p->vprev = v.prev;
-	return a < end ? a : end;
+	return a;
 }
 
 /* Records a range for the values stage; beyond XHDR_RANGES (which the limits rule out) it is dropped. */
@@ -1097,10 +1076,7 @@ static __always_inline int name_part(struct stage_ctx *m, struct xhdr_event *ev)
 	}
 	sc->p.slot = s;	/* XHDR_SLOTS: a Content-Length or Transfer-Encoding line that fills no slot */
 	sc->p.pos = q + 1;
-	sc->p.vfirst = NOWHERE;
-	sc->p.vlast = 0;
-	sc->p.vprev = 0;
-	return PH_VALUE;
+	return PH_VALUE_START;
 }
 
 /* R12: a name longer than NAME_SEARCH_WORDS words, checked for tchar from its start. */
@@ -1154,39 +1130,22 @@ static __always_inline void add_scheme(struct stage_ctx *m, struct record *rec, 
 	ev->data_len = at + len;
 }
 
-/* R13: the value of slot p.slot, trimmed, ends at the LF at frame offset lf (or the view's end). */
-static __always_inline void finish_value(struct stage_ctx *m, struct record *rec, __u32 lf)
+/*
+ * R13: the value of slot p.slot, trimmed to [p.vfirst, stop_at), ends at the LF at frame offset lf (or the
+ * view's end).
+ */
+static __always_inline void finish_value(struct stage_ctx *m, struct record *rec, __u32 lf, __u32 stop_at)
 {
 	struct xhdr_scratch *sc = m->sc;
 	struct xhdr_event *ev = &rec->ev;
 	__u32 s = sc->p.slot & (XHDR_SLOTS - 1), end = sc->pk.view_end;
-	__u32 first = sc->p.vfirst, last, start, stop_at, len, kept, at;
-	__u64 marks = sc->p.vlast;
+	__u32 start = sc->p.vfirst, len, kept, at;
 	struct xhdr_slot *slot = &ev->slots[s];
 	__u8 mode = sc->p.slot < XHDR_SLOTS ? m->n->mode[s] : XHDR_MODE_NONE;
 
-	if (first == NOWHERE) {
+	if (start >= stop_at)
 		COVER(VALUE_EMPTY);
-		start = lf;
-		stop_at = lf;
-	} else {
-		last = sc->p.vlast_at + highest_marked(m->n, marks);
-		if (last + 1 == lf && byte_at(m, last) == '\r') {	/* the final CR, then trim again */
-			COVER(VALUE_FINAL_CR);
-			marks &= ~(HIGHS & (0xFFULL << ((last - sc->p.vlast_at) & 7) * 8));
-			if (marks) {
-				last = sc->p.vlast_at + highest_marked(m->n, marks);
-			} else {
-				COVER(VALUE_CR_ONLY);
-				if (sc->p.vprev)
-					last = sc->p.vprev_at + highest_marked(m->n, sc->p.vprev);
-				else
-					last = first - 1;
-			}
-		}
-		start = first;
-		stop_at = last + 1 > first ? last + 1 : first;
-	}
+	stop_at = stop_at > start ? stop_at : start;
 	if (sc->p.length_line)
 		content_length(m, ev, start, lf < end ? stop_at : NOWHERE);
 	if (sc->p.te_line && lf < end) {
@@ -1234,21 +1193,64 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 	}
 }
 
-/* R13: a logged field value, up to its LF. Returns the next part (see step()). */
-static __always_inline int value_part(struct stage_ctx *m, struct record *rec)
+/* R13: a logged field value's first byte that is not SP or HT. Returns the next part (see step()). */
+static __always_inline int value_start_part(struct stage_ctx *m)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 a = sc->p.pos, end = sc->pk.view_end, first;
+
+	first = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_SOLID));
+	sc->p.pos = first;
+	if (first == a + 8 * XHDR_STEP_WORDS && first < end) {
+		COVER(VALUE_STEP);
+		sc->p.phase = PH_VALUE_START;
+		return STEP_OVER;
+	}
+	sc->p.vfirst = first;	/* an LF or CR is not SP or HT: an empty value starts at its line's end */
+	return PH_VALUE;
+}
+
+/*
+ * R13: a logged field value's LF. Its trailing SP and HT are read backwards from there, and a CR right
+ * before the LF is not part of the value.
+ */
+static __always_inline int value_part(struct stage_ctx *m)
 {
 	struct xhdr_scratch *sc = m->sc;
 	__u32 a = sc->p.pos, end = sc->pk.view_end, lf;
 
-	lf = launder(sc, scan_value(m, a, end, XHDR_STEP_WORDS));
+	lf = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_LF));
 	if (lf == a + 8 * XHDR_STEP_WORDS && lf < end) {
 		COVER(VALUE_STEP);
 		sc->p.pos = lf;
 		sc->p.phase = PH_VALUE;
 		return STEP_OVER;
 	}
+	sc->p.vlf = lf;
+	sc->p.pos = lf;
+	if (lf > sc->p.vfirst && byte_at(m, lf - 1) == '\r') {
+		COVER(VALUE_FINAL_CR);
+		sc->p.pos = lf - 1;
+	}
+	return PH_VALUE_END;
+}
+
+/* R13: the value's end once its trailing SP and HT are trimmed; then the line is done. */
+static __always_inline int value_end_part(struct stage_ctx *m, struct record *rec)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 a = sc->p.pos, first = sc->p.vfirst, end = sc->pk.view_end, stop_at, lf;
+
+	stop_at = launder(sc, last_solid(m, first, a, XHDR_STEP_WORDS));
+	if (stop_at + 8 * XHDR_STEP_WORDS == a && stop_at > first) {
+		COVER(VALUE_STEP);
+		sc->p.pos = stop_at;
+		sc->p.phase = PH_VALUE_END;
+		return STEP_OVER;
+	}
+	lf = sc->p.vlf;
 	forget_memory();
-	finish_value(m, rec, lf);
+	finish_value(m, rec, lf, stop_at);
 	if (lf >= end)
 		return headers_cut(sc, &rec->ev, PH_SKIP);
 	if (byte_at(m, lf - 1) != '\r') {	/* the value starts after the colon, in this segment */
@@ -1308,8 +1310,12 @@ static __always_inline int step(struct stage_ctx *m)
 		next = name_part(m, ev);
 	if (next == PH_LONG_NAME)
 		next = long_name_part(m, ev);
+	if (next == PH_VALUE_START)
+		next = value_start_part(m);
 	if (next == PH_VALUE)
-		next = value_part(m, rec);
+		next = value_part(m);
+	if (next == PH_VALUE_END)
+		next = value_end_part(m, rec);
 	if (next == PH_SKIP)
 		next = skip_part(m, ev);
 	return next != STEP_OVER;

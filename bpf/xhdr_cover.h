@@ -68,7 +68,6 @@ enum xhdr_cover {
 	XHDR_COV_VALUE_STEP,		/* a value longer than one step */
 	XHDR_COV_VALUE_EMPTY,		/* only SP and HT, or nothing */
 	XHDR_COV_VALUE_FINAL_CR,	/* a CR dropped before the LF */
-	XHDR_COV_VALUE_CR_ONLY,		/* ... and nothing left in the last word but blanks */
 	XHDR_COV_VALUE_LF,		/* a bare LF ends a logged value */
 	XHDR_COV_VALUE_CUT,		/* the view ends in the value */
 	XHDR_COV_VALUE_TRUNCATED,	/* longer than XHDR_MAX_VALUE_LEN */

@@ -67,6 +67,9 @@
 			     (XHDR_STEPS + XHDR_SCAN_CALLS - 1) / XHDR_SCAN_CALLS : 16)
 #endif
 
+/* Words a search or a copy reads after one bounds check when the frame has them all (see search()). */
+#define BLOCK_WORDS 8
+
 /* Words a search over the whole view may step through. */
 #define XHDR_VIEW_WORDS (XHDR_MAX_SCAN_BYTES / 8 + 1)
 
@@ -183,10 +186,12 @@ struct flow {
 	__u16 zero;		/* a key whose size is a multiple of 4 is hashed a word at a time (jhash2) */
 };
 
-/* An event being built, with room for a whole-word copy that ends past its last data byte. */
+/*
+ * An event being built, with room for a block copy that ends past its last data byte (see xhdr_values()).
+ */
 struct record {
 	struct xhdr_event ev;
-	__u8 slack[8];
+	__u8 slack[8 * BLOCK_WORDS];
 };
 
 struct xhdr_scratch {
@@ -433,11 +438,26 @@ static __always_inline __u64 non_tchar(__u64 w)
 	return (separators | w | ~at_least(y, 0x21)) & HIGHS;
 }
 
+/*
+ * High bit of each byte of w that is not a letter, a digit or '-', the bytes nearly every field name is made
+ * of; exact for every byte. It costs half of non_tchar(), and a name search that stops at a byte other than
+ * the colon goes on with non_tchar() from there (name_part()).
+ */
+static __always_inline __u64 non_name_common(__u64 w)
+{
+	__u64 y = w & ~HIGHS, folded = y | (ONES * 0x20);
+	__u64 letters = at_least(folded, 'a') & ~at_least(folded, 'z' + 1);
+	__u64 digits = at_least(y, '0') & ~at_least(y, '9' + 1);
+
+	return (~(letters | digits | bytes_equal(y, '-')) | w) & HIGHS;
+}
+
 /* What a search looks for (see search()). */
 enum search_for {
 	FIND_LF,		/* R11: the LF that ends a line */
 	FIND_TARGET_END,	/* R9: a byte that cannot be in a target (CTL, SP, DEL) */
 	FIND_NON_TCHAR,		/* R9, R12, R13: a byte that is not a tchar, such as the colon after a name */
+	FIND_NAME_END,		/* R12: a byte that is not a letter, a digit or '-' (non_name_common()) */
 	FIND_SOLID,		/* R13: a byte that is not SP or HT, such as a value's first */
 };
 
@@ -451,6 +471,8 @@ static __always_inline __u64 search_hits(__u64 w, enum search_for what)
 		return bytes_below(w, 0x21) | first_equal(w, 0x7F);
 	case FIND_NON_TCHAR:
 		return non_tchar(w);
+	case FIND_NAME_END:
+		return non_name_common(w);
 	case FIND_SOLID:
 		return ~whitespace(w) & HIGHS;
 	}
@@ -470,9 +492,6 @@ static __always_inline __u64 whole_word(struct stage_ctx *m, __u64 a)
 		return 0;
 	return *(__u64 *)p;
 }
-
-/* Words a search reads after one bounds check when the frame has them all (see search()). */
-#define BLOCK_WORDS 8
 
 /*
  * The first byte at or after frame offset from that `what` is for, looking at most `words` words. Returns
@@ -1038,10 +1057,15 @@ static __always_inline int name_part(struct stage_ctx *m, struct xhdr_event *ev)
 	__u32 line = sc->p.line, end = sc->pk.view_end, q, s;
 	__u8 c;
 
-	q = launder(sc, search(m, line, end, NAME_SEARCH_WORDS, FIND_NON_TCHAR));
+	q = launder(sc, search(m, line, end, NAME_SEARCH_WORDS, FIND_NAME_END));
+	if (q < end && q < line + 8 * NAME_SEARCH_WORDS && byte_at(m, q) != ':') {
+		/* a rarer tchar such as '_', or the end of a bad name: every byte before q is a tchar */
+		COVER(NAME_RARE_BYTE);
+		q = launder(sc, search(m, q, end, NAME_SEARCH_WORDS, FIND_NON_TCHAR));
+	}
 	if (q >= end)
 		return headers_cut(sc, ev, PH_LONG_NAME);	/* the view ends inside the name */
-	if (q == line + 8 * NAME_SEARCH_WORDS) {
+	if (q >= line + 8 * NAME_SEARCH_WORDS) {
 		COVER(LONG_NAME);
 		return PH_LONG_NAME;
 	}
@@ -1369,15 +1393,20 @@ static __always_inline int begin_range(struct stage_ctx *m, __u32 r, struct curs
 
 /*
  * R9, R13: copies every logged target and value into its record, straight from the packet. One flat loop
- * steps through the words of all ranges (a loop per range inside a loop over ranges would multiply the
- * verifier's work); the ranges are disjoint parts of the view, so the steps are bounded by its words
- * plus the ranges. Digests are left to xhdr_hash(), so each loop's body stays small for the verifier.
+ * steps through the blocks of all ranges (a loop per range inside a loop over ranges would multiply the
+ * verifier's work); the ranges are disjoint parts of the view, so the steps are bounded by its words plus
+ * the ranges. A block is BLOCK_WORDS words stored whole after one bounds check: the bytes it copies past
+ * its range land where the record's next range goes, which overwrites them, or past data_len, which is
+ * zeroed at the end, so no byte of the packet outside a logged range stays in the scratch map. Near the
+ * frame's end it goes a word at a time, the bytes past the range read as zero. Digests are left to
+ * xhdr_hash(), so each loop's body stays small for the verifier.
  */
 int xhdr_values(struct xdp_md *ctx)
 {
 	struct stage_ctx m;
 	struct cursor d;
-	__u32 step, r, dst;
+	__u32 step, r, dst, j;
+	__u8 *p;
 
 	if (!stage_maps(ctx, &m))
 		return XDP_PASS;
@@ -1388,10 +1417,17 @@ int xhdr_values(struct xdp_md *ctx)
 		/* laundered: the position differs on every path through the ranges (see launder()) */
 		d.a = launder(m.sc, d.a);
 		if (d.mode == XHDR_MODE_VALUE && d.a < d.end) {
-			/* bytes past the range read as zero and land in the record's slack at worst */
 			dst = launder(m.sc, d.dst + d.a - d.start);
 			if (dst > sizeof(d.rec->ev.data))
 				break;
+			p = m.data + frame_offset(d.a);
+			if ((void *)(p + 8 * BLOCK_WORDS) <= m.data_end) {
+#pragma unroll
+				for (j = 0; j < BLOCK_WORDS; j++)
+					store_word(&d.rec->ev.data[dst + 8 * j], *(__u64 *)(p + 8 * j));
+				d.a += 8 * BLOCK_WORDS;
+				continue;
+			}
 			store_word(&d.rec->ev.data[dst], word_at(&m, d.a, d.end));
 			d.a += 8;
 			continue;
@@ -1399,6 +1435,16 @@ int xhdr_values(struct xdp_md *ctx)
 		r = launder(m.sc, r + 1);
 		if (!begin_range(&m, r, &d, XHDR_MODE_VALUE))
 			break;
+	}
+	/* What the blocks copied past each record's last range. */
+#pragma unroll
+	for (r = 0; r < XHDR_MAX_REQUESTS; r++) {
+		dst = launder(m.sc, m.sc->rec[r].ev.data_len);
+		if (dst > sizeof(d.rec->ev.data))
+			continue;
+#pragma unroll
+		for (j = 0; j < BLOCK_WORDS; j++)
+			store_word(&m.sc->rec[r].ev.data[dst + 8 * j], 0);
 	}
 done:
 	if (m.sc->p.hashes) {

@@ -58,6 +58,7 @@ enum xhdr_cover {
 	XHDR_COV_OBS_FOLD,		/* a line starting with SP or HT */
 	XHDR_COV_WS_BEFORE_COLON,
 	XHDR_COV_BAD_LINE,		/* any other name not ended by a colon */
+	XHDR_COV_NAME_RARE_BYTE,	/* a tchar other than a letter, a digit or - in a name, or a bad name */
 	XHDR_COV_LONG_NAME,		/* longer than any configured name */
 	XHDR_COV_LONG_NAME_STEP,	/* ... and longer than one more step */
 	XHDR_COV_LONG_NAME_BAD,		/* ... and not ended by a colon */

@@ -452,9 +452,22 @@ static __always_inline __u64 non_name_common(__u64 w)
 	return (~(letters | digits | bytes_equal(y, '-')) | w) & HIGHS;
 }
 
+/*
+ * High bit of each byte of w that is a control byte other than HT: 0x00-0x08, 0x0A-0x1F and 0x7F, the bytes
+ * R19's CONTROL_BYTE is about, with the CR and LF that end a line; exact for every byte. With z = y ^ HT,
+ * the bytes below 0x20 but HT are those with z in 1..0x1F; y + 1 carries into the high bit only for 0x7F.
+ */
+static __always_inline __u64 control_bytes(__u64 w)
+{
+	__u64 y = w & ~HIGHS, z = y ^ (ONES * '\t');
+
+	return (((z + ONES * 0x7F) & ~(z + ONES * 0x60)) | (y + ONES)) & ~w & HIGHS;
+}
+
 /* What a search looks for (see search()). */
 enum search_for {
 	FIND_LF,		/* R11: the LF that ends a line */
+	FIND_CONTROL,		/* R11, R19: a control byte, the CR or LF that ends a line among them */
 	FIND_TARGET_END,	/* R9: a byte that cannot be in a target (CTL, SP, DEL) */
 	FIND_NON_TCHAR,		/* R9, R12, R13: a byte that is not a tchar, such as the colon after a name */
 	FIND_NAME_END,		/* R12: a byte that is not a letter, a digit or '-' (non_name_common()) */
@@ -467,6 +480,8 @@ static __always_inline __u64 search_hits(__u64 w, enum search_for what)
 	switch (what) {
 	case FIND_LF:
 		return first_equal(w, '\n');
+	case FIND_CONTROL:
+		return control_bytes(w);
 	case FIND_TARGET_END:
 		return bytes_below(w, 0x21) | first_equal(w, 0x7F);
 	case FIND_NON_TCHAR:
@@ -1004,7 +1019,8 @@ static __always_inline int cr_part(struct stage_ctx *m, struct xhdr_event *ev)
 	COVER(CR_THEN_OTHER);
 	if (line_begins(sc, ev))
 		return SCAN_OVER;
-	ev->flags |= XHDR_F_BAD_LINE;	/* a line whose first byte, the CR, is not a tchar */
+	/* a line whose first byte, the CR, is not a tchar, and not before an LF */
+	ev->flags |= XHDR_F_BAD_LINE | XHDR_F_CONTROL_BYTE;
 	return PH_SKIP;
 }
 
@@ -1217,6 +1233,45 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 	}
 }
 
+/*
+ * R11, R19: the LF that ends the line being read, from frame offset a. The search stops at every control
+ * byte; one that is not the line's end (its LF, or a CR right before it) sets CONTROL_BYTE, and the rest of
+ * the line is searched for its LF alone, the flag being set. Returns the LF; the view's end when the view
+ * ends first, a CR last in it included (its LF may start the next segment, R18); or NOWHERE when the step
+ * has read its words, p.pos saying where the next step goes on.
+ */
+static __always_inline __u32 line_end(struct stage_ctx *m, struct xhdr_event *ev, __u32 a)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 end = sc->pk.view_end, c;
+	__u8 b;
+
+	c = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_CONTROL));
+	if (c >= end)
+		return end;
+	if (c == a + 8 * XHDR_STEP_WORDS)
+		goto more;
+	b = byte_at(m, c);
+	if (b == '\n')
+		return c;
+	if (b == '\r') {
+		if (c + 1 >= end)
+			return end;
+		if (byte_at(m, c + 1) == '\n')
+			return c + 1;
+	}
+	COVER(CONTROL_BYTE);
+	ev->flags |= XHDR_F_CONTROL_BYTE;
+	a = c + 1;
+	c = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_LF));
+	if (c < end && c == a + 8 * XHDR_STEP_WORDS)
+		goto more;
+	return c;
+more:
+	sc->p.pos = c;
+	return NOWHERE;
+}
+
 /* R13: a logged field value's first byte that is not SP or HT. Returns the next part (see step()). */
 static __always_inline int value_start_part(struct stage_ctx *m)
 {
@@ -1232,31 +1287,6 @@ static __always_inline int value_start_part(struct stage_ctx *m)
 	}
 	sc->p.vfirst = first;	/* an LF or CR is not SP or HT: an empty value starts at its line's end */
 	return PH_VALUE;
-}
-
-/*
- * R13: a logged field value's LF. Its trailing SP and HT are read backwards from there, and a CR right
- * before the LF is not part of the value.
- */
-static __always_inline int value_part(struct stage_ctx *m)
-{
-	struct xhdr_scratch *sc = m->sc;
-	__u32 a = sc->p.pos, end = sc->pk.view_end, lf;
-
-	lf = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_LF));
-	if (lf == a + 8 * XHDR_STEP_WORDS && lf < end) {
-		COVER(VALUE_STEP);
-		sc->p.pos = lf;
-		sc->p.phase = PH_VALUE;
-		return STEP_OVER;
-	}
-	sc->p.vlf = lf;
-	sc->p.pos = lf;
-	if (lf > sc->p.vfirst && byte_at(m, lf - 1) == '\r') {
-		COVER(VALUE_FINAL_CR);
-		sc->p.pos = lf - 1;
-	}
-	return PH_VALUE_END;
 }
 
 /* R13: the value's end once its trailing SP and HT are trimmed; then the line is done. */
@@ -1286,24 +1316,47 @@ static __always_inline int value_end_part(struct stage_ctx *m, struct record *re
 	return STEP_OVER;
 }
 
-/* R12: the rest of a line that is not logged. Returns the next part (see step()). */
-static __always_inline int skip_part(struct stage_ctx *m, struct xhdr_event *ev)
+/*
+ * R12, R13: the rest of a line up to its LF, from a logged value's first byte (PH_VALUE) or past the name of
+ * a line that is not logged (PH_SKIP). One part serves both, so the verifier walks line_end() once per step.
+ * A value's trailing SP and HT are then read backwards from the LF, a CR right before it not being part of
+ * the value. Returns the next part (see step()).
+ */
+static __always_inline int rest_part(struct stage_ctx *m, struct xhdr_event *ev, int phase)
 {
 	struct xhdr_scratch *sc = m->sc;
 	__u32 a = sc->p.pos, end = sc->pk.view_end, lf;
 
-	lf = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_LF));
+	if (a == sc->p.seg_start && sc->p.prev_cr && byte_at(m, a) != '\n') {
+		COVER(CONTROL_BYTE);
+		ev->flags |= XHDR_F_CONTROL_BYTE;	/* R18, R19: the CR that ended the last segment ended no line */
+	}
+	lf = line_end(m, ev, a);
+	if (lf == NOWHERE) {
+		if (phase == PH_VALUE)
+			COVER(VALUE_STEP);
+		else
+			COVER(SKIP_STEP);
+		sc->p.phase = phase;
+		return STEP_OVER;
+	}
+	if (phase == PH_VALUE) {
+		sc->p.vlf = lf;
+		sc->p.pos = lf;
+		if (lf > sc->p.vfirst && byte_at(m, lf - 1) == '\r') {
+			COVER(VALUE_FINAL_CR);
+			sc->p.pos = lf - 1;
+		}
+		return PH_VALUE_END;
+	}
 	if (lf >= end)
 		return headers_cut(sc, ev, PH_SKIP);
-	if (lf < a + 8 * XHDR_STEP_WORDS &&
-	    !(lf > sc->p.seg_start ? byte_at(m, lf - 1) == '\r' : sc->p.prev_cr)) {
+	if (!(lf > sc->p.seg_start ? byte_at(m, lf - 1) == '\r' : sc->p.prev_cr)) {
 		COVER(SKIP_LF);
 		ev->flags |= XHDR_F_BARE_LF;	/* an LF first in the segment: the CR was the last of the one before */
 	}
-	if (lf == a + 8 * XHDR_STEP_WORDS)
-		COVER(SKIP_STEP);
-	sc->p.pos = lf == a + 8 * XHDR_STEP_WORDS ? lf : lf + 1;
-	sc->p.phase = lf == a + 8 * XHDR_STEP_WORDS ? PH_SKIP : PH_LINE;
+	sc->p.pos = lf + 1;
+	sc->p.phase = PH_LINE;
 	return STEP_OVER;
 }
 
@@ -1336,12 +1389,10 @@ static __always_inline int step(struct stage_ctx *m)
 		next = long_name_part(m, ev);
 	if (next == PH_VALUE_START)
 		next = value_start_part(m);
-	if (next == PH_VALUE)
-		next = value_part(m);
+	if (next == PH_VALUE || next == PH_SKIP)
+		next = rest_part(m, ev, next);
 	if (next == PH_VALUE_END)
 		next = value_end_part(m, rec);
-	if (next == PH_SKIP)
-		next = skip_part(m, ev);
 	return next != STEP_OVER;
 }
 

@@ -84,6 +84,7 @@ enum xhdr_cover {
 	XHDR_COV_CL_AND_TE,
 	XHDR_COV_TE_CHUNKED,		/* ... whose last coding is chunked */
 	XHDR_COV_TE_NOT_CHUNKED,
+	XHDR_COV_CONTROL_BYTE,		/* R19: a control byte in a line that is not its end */
 	/* R11, R14, R17, R18: where a request ends */
 	XHDR_COV_BODY_UNKNOWN,		/* the flow is lost after the request */
 	XHDR_COV_ENDS_WITH_PAYLOAD,	/* the request (and its body) ends with the segment */

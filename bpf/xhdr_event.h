@@ -60,6 +60,7 @@ enum xhdr_event_flag {
 	XHDR_F_WS_BEFORE_COLON = 1 << 11,
 	XHDR_F_CL_AND_TE = 1 << 12,
 	XHDR_F_TE_NOT_CHUNKED = 1 << 13,
+	XHDR_F_CONTROL_BYTE = 1 << 14,
 };
 
 enum xhdr_slot_flag {

@@ -617,6 +617,23 @@ static unsigned int ambiguity(uint8_t c, size_t run, int before)
 }
 
 /*
+ * R19: CONTROL_BYTE for a control byte other than HT in the len bytes of a line (without its LF) that is
+ * not its end: a CR last in them is that end, or, when the view cut the line there, judged with the next
+ * segment (R18).
+ */
+static unsigned int control_byte(const uint8_t *line, size_t len)
+{
+	size_t i;
+
+	if (len && line[len - 1] == '\r')
+		len--;
+	for (i = 0; i < len; i++)
+		if ((line[i] < 0x20 && line[i] != '\t') || line[i] == 0x7F)
+			return XHDR_F_CONTROL_BYTE;
+	return 0;
+}
+
+/*
  * R12, R13, R17, R19: one non-empty header line; returns where the next line starts (n when the view
  * cuts the line, with req->cut saying where, R18).
  */
@@ -634,6 +651,7 @@ static size_t field_line(const uint8_t *v, size_t n, size_t start, struct reques
 			break;
 	if (lf && lf[-1] != '\r')
 		req->flags |= XHDR_F_BARE_LF;	/* R19; the line's first byte is not its LF */
+	req->flags |= control_byte(line, len);
 	if (i < name_len) {
 		bad = 1;			/* obs-fold, whitespace or CR before the colon */
 		req->flags |= ambiguity(line[i], i, 0);
@@ -680,6 +698,9 @@ static size_t rest_of_line(const uint8_t *v, size_t n, size_t start, struct requ
 
 	if (lf && !(lf > line ? lf[-1] == '\r' : req->last_cr))
 		req->flags |= XHDR_F_BARE_LF;
+	if (req->last_cr && start < n && *line != '\n')
+		req->flags |= XHDR_F_CONTROL_BYTE;	/* R19: the CR that ended the last segment ended no line */
+	req->flags |= control_byte(line, len);
 	if (cut == CUT_NAME) {
 		req->flags |= XHDR_F_NAME_SPLIT;
 		colon = memchr(line, ':', len);
@@ -721,7 +742,8 @@ static long header_section(const uint8_t *v, size_t n, size_t pos, struct reques
 			return -1;
 		}
 		req->header_lines++;
-		req->flags |= XHDR_F_BAD_LINE;	/* a line whose first byte, the CR, is not a tchar */
+		/* a line whose first byte, the CR, is not a tchar, nor the end of a line (R19) */
+		req->flags |= XHDR_F_BAD_LINE | XHDR_F_CONTROL_BYTE;
 		pos = rest_of_line(v, n, pos, req, CUT_REST);
 	} else if (resume == CUT_NAME || resume == CUT_REST) {
 		pos = rest_of_line(v, n, pos, req, resume);

@@ -33,6 +33,7 @@ class EventFlag(enum.IntFlag):
     WS_BEFORE_COLON = 1 << 11
     CL_AND_TE = 1 << 12
     TE_NOT_CHUNKED = 1 << 13
+    CONTROL_BYTE = 1 << 14
 
 
 class SlotFlag(enum.IntFlag):

@@ -151,6 +151,7 @@ VERSIONS = {b"HTTP/1.0": 10, b"HTTP/1.1": 11}
 VERSION_LEN = 8
 TCHAR_BYTES = bytes(sorted(TCHARS))
 TARGET_BYTES = bytes([*range(0x21, 0x7F), *range(0x80, 0x100)])
+CONTROL_BYTES = frozenset([*range(0x20), 0x7F]) - {HT}  # R19 CONTROL_BYTE
 DIGITS = b"0123456789"
 CONTENT_LENGTH_MAX_DIGITS = 16
 TCP_FIN, TCP_SYN, TCP_RST = 0x01, 0x02, 0x04
@@ -676,7 +677,8 @@ def _header_section(
             request.flags |= EventFlag.TOO_MANY_HEADERS  # R11: a non-empty line begins
             return None
         request.header_lines += 1
-        request.flags |= EventFlag.BAD_LINE  # R11, R12: a line whose first byte, the CR, is not a tchar
+        # R11, R12: a line whose first byte, the CR, is not a tchar; R19: nor the end of a line
+        request.flags |= EventFlag.BAD_LINE | EventFlag.CONTROL_BYTE
         position = _rest_of_line(view, position, request, Cut.SKIPPED)
     elif resume is not None and resume is not Cut.LINE_START:
         position = _rest_of_line(view, position, request, resume)
@@ -711,7 +713,7 @@ def _field_line(view: bytes, start: int, request: _Request, config: ExtractorCon
     name, bad = _field_name(line, cut)
     if bad:
         request.flags |= EventFlag.BAD_LINE
-    request.flags |= _ambiguities(line, 0)
+    request.flags |= _ambiguities(line, 0) | _control_byte(line)
     if not cut and view[line_end - 1] != CR:
         request.flags |= EventFlag.BARE_LF
     if name is None:
@@ -743,6 +745,9 @@ def _rest_of_line(view: bytes, start: int, request: _Request, cut: Cut) -> int:
     line = view[start:] if line_end == -1 else view[start:line_end]
     if line_end != -1 and not (view[line_end - 1] == CR if line_end > start else request.last_cr):
         request.flags |= EventFlag.BARE_LF  # R19: the CR of an LF first in the segment ends the one before
+    if request.last_cr and view[start] != LF:
+        request.flags |= EventFlag.CONTROL_BYTE  # R19: the CR that ended the last segment ended no line
+    request.flags |= _control_byte(line)
     if cut is Cut.NAME:
         request.flags |= EventFlag.NAME_SPLIT
         request.flags |= _ambiguities(line, 1)
@@ -797,6 +802,13 @@ def _ambiguities(line: bytes, before: int) -> EventFlag:
     if run == len(line) or line[run] not in (SP, HT):
         return EventFlag(0)
     return EventFlag.WS_BEFORE_COLON if run + before else EventFlag.OBS_FOLD
+
+
+def _control_byte(line: bytes) -> EventFlag:
+    """R19: CONTROL_BYTE for a control byte other than HT in ``line`` (without its LF) that is not its end: a
+    CR last in it is that end, or, when the view cut the line there, judged with the next segment (R18)."""
+    body = line[:-1] if line.endswith(b"\r") else line
+    return EventFlag.CONTROL_BYTE if CONTROL_BYTES.intersection(body) else EventFlag(0)
 
 
 def _field_name(line: bytes, cut: bool) -> tuple[bytes | None, bool]:

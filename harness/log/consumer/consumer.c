@@ -44,7 +44,7 @@
  * purpose: it is only compared with the free space of the output buffer once per event.
  */
 #define LINE_OVERHEAD	8192
-#define EVENT_FLAGS	14
+#define EVENT_FLAGS	15
 #define EVENT_FLAG_MASK	((1U << EVENT_FLAGS) - 1)	/* the flags Python has names for */
 #define ONES		0x0101010101010101ULL
 #define HIGHS		0x8080808080808080ULL
@@ -119,7 +119,7 @@ struct view {
 static const char *const event_flag_names[EVENT_FLAGS] = {
 	"TARGET_TRUNCATED", "LINE_CUT", "HEADERS_CUT", "SCAN_LIMIT", "TOO_MANY_HEADERS",
 	"BAD_LINE", "TRANSFER_ENCODING", "BAD_CONTENT_LENGTH", "NAME_SPLIT", "BARE_LF",
-	"OBS_FOLD", "WS_BEFORE_COLON", "CL_AND_TE", "TE_NOT_CHUNKED",
+	"OBS_FOLD", "WS_BEFORE_COLON", "CL_AND_TE", "TE_NOT_CHUNKED", "CONTROL_BYTE",
 };
 
 static const char *const slot_flag_names[SLOT_FLAGS] = {

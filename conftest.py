@@ -105,7 +105,7 @@ def driver(request: pytest.FixtureRequest, driver_pool: DriverPool) -> Driver:
 from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
-from netns.lab import NAME_PREFIX
+from harness.core.ownership import NAME_PREFIX
 
 
 def _xdp_in_root_namespace() -> dict[str, str]:

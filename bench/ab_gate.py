@@ -27,7 +27,6 @@ import functools
 import math
 import os
 import subprocess
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
@@ -38,6 +37,7 @@ from bench.foreign import ForeignLoadError, ForeignProgram
 from bench.kernel_cost import Case, cases, events_per_run, interleaved_round, max_repeat, program_subject
 from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
+from harness.core.ownership import scratch_directory
 from harness.core.program import BPF_DIR, EXTRACTOR_SOURCE, Program
 
 Verdict = Literal["pass", "fail", "inconclusive"]
@@ -196,7 +196,7 @@ def reference_version(ref: str) -> Iterator[Version]:
     names = _git("ls-tree", "--name-only", f"{commit}:{BPF_DIR.name}").split()
     if EXTRACTOR_SOURCE.name not in names:
         raise GateError(f"{ref} has no {BPF_DIR.name}/{EXTRACTOR_SOURCE.name}")
-    with tempfile.TemporaryDirectory(prefix="xhdr-gate-") as directory:
+    with scratch_directory("gate") as directory:
         archive = subprocess.run(
             ["git", "archive", "--format=tar", commit], cwd=REPO_DIR, capture_output=True, check=False
         )

@@ -24,7 +24,6 @@ import select
 import signal
 import statistics
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from bench.targets import CONSUMER_EVENTS_PER_SECOND
 from bench.xhdr_log import LineCounter, process_cpu_ns
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, Counts, counts_difference
+from harness.core.ownership import scratch_directory
 from harness.core.program import Program
 from harness.core.testrun import test_run
 from harness.core.wait import wait_until
@@ -153,7 +153,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     config, frame = ExtractorConfig(ringbuf_pages=RING_PAGES), kernel_cost.benchmark_frame()
     taken: dict[str, list[dict[str, float]]] = {name: [] for name in FORMATS}
     progress("compiling the extractor")
-    with Program(config) as program, tempfile.TemporaryDirectory(prefix="xhdr-bench-consumer-") as scratch:
+    with Program(config) as program, scratch_directory("bench-consumer") as scratch:
         events = ring_capacity(program, frame)
         key = Path(scratch) / "audit.key"
         new_key(key)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.results import Row, write_results
 from bench.targets import FUZZ_EXAMPLES_PER_SECOND
 from harness.core.config import ExtractorConfig
+from harness.core.ownership import scratch_directory
 
 SUITE = "fuzz"
 MUTANTS = 128  # per frame; what the README recommends for throughput
@@ -48,7 +48,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     """
     seconds = 20.0 if quick else 60.0
     summaries = {}
-    with tempfile.TemporaryDirectory(prefix="xhdr-bench-fuzz-") as scratch:
+    with scratch_directory("bench-fuzz") as scratch:
         for mutants in (0, MUTANTS):
             progress(f"xhdr fuzz --mutants {mutants} for {seconds:.0f} s")
             summaries[mutants] = campaign(seconds, mutants, Path(scratch))

@@ -20,7 +20,6 @@ import dataclasses
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 from bench import kernel_cost
 from harness.cli.textui import table
 from harness.core.errors import CommandError
+from harness.core.ownership import scratch_directory
 from harness.core.program import Program
 from harness.core.testrun import test_run
 from harness.core.wait import wait_until
@@ -69,7 +69,7 @@ def run(case_name: str, seconds: float, top: int, progress: Callable[[str], None
     progress(f"profile: compiling the extractor for {case_name}")
     with (
         Program(case.config) as program,
-        tempfile.TemporaryDirectory(prefix="xhdr-profile-") as scratch,
+        scratch_directory("profile") as scratch,
         draining(program),
     ):
         lines = {name: jited_lines(function.fd) for name, function in program.functions.items()}

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
-import secrets
 import shlex
 import shutil
 import signal
@@ -30,17 +28,13 @@ from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_MULTICAST, IFF_NOARP
 
 from harness.core.errors import UserError
+from harness.core.ownership import is_stale, owned_prefix
 from harness.core.wait import DeadlineExceeded, wait_until
 from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
 from netns.addressing import CLIENT, GATEWAY, IPV4_PREFIXLEN, IPV6_PREFIXLEN, Endpoint
 from netns.cleanup import CleanupStack, TeardownError, describe
 from netns.nsenter import inside, socket_in
 
-NAME_PREFIX = "xhdr"
-TAG_BYTES = 3  # a lab's random tag: six hex digits
-# xhdr-<pid>-<start time>-<tag>-...: the owner (pid-start time) and its pid. The tag is matched too, so the
-# names of older xhdr versions (xhdr-<pid>-<tag>-..., a tag of digits only included) are never misread.
-_OWNED = re.compile(rf"^{NAME_PREFIX}-((\d+)-\d+)-[0-9a-f]{{{2 * TAG_BYTES}}}-")
 ETH_P_ALL = 0x0003
 NUD_PERMANENT = 0x80
 STOP_GRACE_S = 3.0
@@ -60,25 +54,6 @@ class Host:
     ifname: str
     ifindex: int
     endpoint: Endpoint
-
-
-def owner_id(pid: int) -> str | None:
-    """``PID-START`` for a running process (START: clock ticks after boot, field 22 of /proc/PID/stat).
-
-    A pid alone does not name a process: pids are reused (pid_max may be 32768), and a stale lab whose pid
-    now belongs to another process would be kept for good. None for no process, or one that has exited
-    and is a zombie (it can clean up nothing any more).
-    """
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return None if fields[0] in "ZX" else f"{pid}-{fields[19]}"
-
-
-def _is_stale(name: str) -> bool:
-    match = _OWNED.match(name)
-    return match is not None and owner_id(int(match.group(2))) != match.group(1)
 
 
 def _kill_processes_in(name: str) -> None:
@@ -104,23 +79,20 @@ def sweep_stale() -> list[str]:
     Names carry the process that made them (``xhdr-<pid>-<start time>-...``), so a namespace of a live
     process - a parallel run, or this one - is never touched. Processes still running in a stale
     namespace (a recorder orphaned by the kill) are killed first, as they would keep it and its veth
-    alive; the stale run's temporary directory is removed too. harness/cli/main.py runs this before every
-    command (the ``xhdr.sweepers`` entry point); only root can remove namespaces, so for anyone else it
-    leaves them to the next run as root.
+    alive (harness.core.ownership says which are stale, and removes the run's scratch directory). harness/cli/main.py
+    runs this before every command (the ``xhdr.sweepers`` entry point); only root can remove namespaces, so
+    for anyone else it leaves them to the next run as root.
     """
     if os.geteuid() != 0:
         return []
     removed = []
     for name in sorted(pr_netns.listnetns()):
-        if not _is_stale(name):
+        if not is_stale(name):
             continue
         _kill_processes_in(name)
         if name in pr_netns.listnetns():
             _remove_netns(name)
             removed.append(name)
-    for workdir in Path(tempfile.gettempdir()).glob(f"{NAME_PREFIX}-*"):
-        if workdir.is_dir() and _is_stale(workdir.name):
-            shutil.rmtree(workdir, ignore_errors=True)  # logs of the killed run; not reported
     return removed
 
 
@@ -178,9 +150,9 @@ class Lab:
 
     def __init__(self, *, sweep: bool = True, wire_mtu: int | None = None) -> None:
         """``wire_mtu``: make the link behave like a wire of that MTU (see :meth:`_as_wire`)."""
-        tag = secrets.token_hex(TAG_BYTES)
         self.wire_mtu = wire_mtu
-        self.prefix = f"{NAME_PREFIX}-{owner_id(os.getpid())}-{tag}"
+        self.prefix = owned_prefix()
+        tag = self.prefix.rsplit("-", 1)[1]
         self._sweep = sweep
         self._cleanup = CleanupStack()
         self._tx: socket.socket | None = None

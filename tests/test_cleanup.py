@@ -27,6 +27,7 @@ from pyroute2 import netns as pr_netns
 from harness.cli.main import EXIT_ERROR, main
 from harness.core.counters import Counter
 from harness.core.driver import feed_opened
+from harness.core.ownership import scratch_directory, sweep_stale_directories
 from harness.core.program import Program
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attached_mode
@@ -239,7 +240,40 @@ def test_sigkill_leaves_a_lab_that_sweep_stale_removes_and_live_labs_survive(
         assert lab_namespaces(prefix) == []
         assert lab_namespaces(live.prefix) == [live.client.netns, live.gateway.netns]
     wait_until(lambda: not running(facts["recorder"]), 5.0, "the orphaned recorder to die")
+    assert Path(facts["workdir"]).name in sweep_stale_directories()
     assert not Path(facts["workdir"]).exists()
+
+
+HOLDING_SCRATCH = """
+import sys
+from harness.core.ownership import scratch_directory
+directory = scratch_directory("gate")
+print(directory.name, flush=True)
+sys.stdin.read()  # keep running until the test kills this process
+"""
+
+
+def test_sigkill_leaves_a_scratch_directory_that_the_sweep_removes_and_live_ones_survive() -> None:
+    """The A/B gate's source trees, the guests' images, the benchmarks' scratch files: gone after a kill -9."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_SCRATCH],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        killed = Path(holder.stdout.readline().strip())  # type: ignore[union-attr]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert killed.is_dir(), "SIGKILL runs no clean-up: the directory should still be there"
+    with scratch_directory("live") as live:
+        removed = sweep_stale_directories()
+        assert killed.name in removed
+        assert not killed.exists()
+        assert Path(live).is_dir()
+        assert Path(live).name not in removed
 
 
 @pytest.mark.skipif(importlib.util.find_spec("netns.demo") is None, reason="netns/demo.py is not written yet")

@@ -17,12 +17,13 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
+from harness.core.ownership import owner_id, sweep_stale_directories
 from harness.core.wait import wait_until
 from netns.addressing import CLIENT, GATEWAY
 from netns.capture import Capture
 from netns.cleanup import TeardownError
 from netns.clients import ClientError, curl, http_client
-from netns.lab import Lab, LabProcessError, owner_id, sweep_stale
+from netns.lab import Lab, LabProcessError, sweep_stale
 from netns.servers import RecordingServer
 
 pytestmark = pytest.mark.lab
@@ -208,6 +209,7 @@ def test_sweep_stale_cleans_up_after_a_killed_run() -> None:
     assert names <= set(sweep_stale())
     assert not names & set(pr_netns.listnetns())
     wait_until(lambda: not _running(int(recorder_pid)), 5.0, "the orphaned recorder to die")
+    sweep_stale_directories()  # the other sweeper every command runs
     assert not list(Path(tempfile.gettempdir()).glob(f"{prefix}-*"))
 
 

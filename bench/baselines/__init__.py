@@ -19,12 +19,12 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from harness.core.cbuild import built
 from harness.core.config import ExtractorConfig
 from harness.core.event import HeaderEvent
+from harness.core.ownership import scratch_directory
 
 SOURCE = Path(__file__).with_name("capture.c")
 CFLAGS = ("-O2", "-Wall", "-Wextra")
@@ -182,7 +182,7 @@ def c_parse(frames: list[bytes], config: ExtractorConfig, key: bytes) -> tuple[l
     """What capture.c makes of ``frames``, read in order from a file instead of a socket (one flow table
     for all of them, as for a capture): the lines it writes, and its counters by name (``stats_counters``).
     """
-    with tempfile.TemporaryDirectory(prefix="xhdr-cache-frames-") as scratch:
+    with scratch_directory("frames") as scratch:
         path = write_frames(Path(scratch) / "frames.bin", frames)
         done = subprocess.run(
             [str(build_capture()), *config_args(config, key), "file", str(path)],
@@ -216,7 +216,7 @@ def c_parse_ns(frame: bytes, config: ExtractorConfig, key: bytes, repeat: int) -
     The frame should be a SYN with data (``bench.kernel_cost.benchmark_frame``): it opens its flow each time,
     so every repetition is parsed, as by the extractor's test runs.
     """
-    with tempfile.TemporaryDirectory(prefix="xhdr-cache-frames-") as scratch:
+    with scratch_directory("frames") as scratch:
         path = write_frames(Path(scratch) / "frame.bin", [frame])
         done = subprocess.run(
             [str(build_capture()), *config_args(config, key), "bench", str(path), str(repeat)],

@@ -39,6 +39,7 @@ from harness.core.counters import Counter, Counts, zero_counts
 from harness.core.driver import Outcome
 from harness.core.errors import CommandError
 from harness.core.event import HeaderEvent, decode_event
+from harness.core.ownership import scratch_directory
 
 GUEST_SOURCE = Path(__file__).with_name("xhdr_guest.c")
 CACHE_DIR = Path(os.environ.get("XHDR_KERNEL_CACHE", "/var/cache/xhdr/kernels"))
@@ -367,7 +368,7 @@ def boot(
     kernel = fetch_kernel(name, cache)
     loader = guest_loader(cache)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="xhdr-guest-") as work:
+    with scratch_directory("guest") as work:
         ramdisk, console, data = Path(work, "initramfs.gz"), Path(work, "console"), Path(work, "data")
         ramdisk.write_bytes(initramfs(loader, description))
         accel = _accelerator()

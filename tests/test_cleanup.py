@@ -244,6 +244,18 @@ def test_sigkill_leaves_a_lab_that_sweep_stale_removes_and_live_labs_survive(
     assert not Path(facts["workdir"]).exists()
 
 
+def first_line_of_killed_run(source: str) -> str:
+    """Runs ``source`` in a new Python process, reads the first line it prints, then kills it with SIGKILL."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", source], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        return holder.stdout.readline().strip()  # type: ignore[union-attr]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 HOLDING_SCRATCH = """
 import sys
 from harness.core.ownership import scratch_directory
@@ -255,18 +267,7 @@ sys.stdin.read()  # keep running until the test kills this process
 
 def test_sigkill_leaves_a_scratch_directory_that_the_sweep_removes_and_live_ones_survive() -> None:
     """The A/B gate's source trees, the guests' images, the benchmarks' scratch files: gone after a kill -9."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDING_SCRATCH],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        killed = Path(holder.stdout.readline().strip())  # type: ignore[union-attr]
-    finally:
-        holder.kill()
-        holder.wait()
+    killed = Path(first_line_of_killed_run(HOLDING_SCRATCH))
     assert killed.is_dir(), "SIGKILL runs no clean-up: the directory should still be there"
     with scratch_directory("live") as live:
         removed = sweep_stale_directories()
@@ -294,18 +295,7 @@ def test_any_command_sweeps_what_a_killed_run_left(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Not only the next lab: any command, even one that then fails on its input, sweeps first and says so."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDING_LAB],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        prefix = holder.stdout.readline().strip()  # type: ignore[union-attr]
-    finally:
-        holder.kill()
-        holder.wait()
+    prefix = first_line_of_killed_run(HOLDING_LAB)
     names = [f"{prefix}-cli", f"{prefix}-gw"]
     assert lab_namespaces(prefix) == names, f"the killed run should have left {names}"
 

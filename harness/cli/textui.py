@@ -8,7 +8,7 @@ is not a terminal (a log file, a pipe, CI) it writes plain lines only, never a t
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TextIO
 
 CLEAR_LINE = "\r\x1b[K"
@@ -24,20 +24,29 @@ def _is_number(text: str) -> bool:
 
 
 def table(
-    header: Sequence[object], rows: Sequence[Sequence[object]], *, rule: bool = True, indent: str = ""
+    header: Sequence[object],
+    rows: Sequence[Sequence[object]],
+    *,
+    rule: bool = True,
+    indent: str = "",
+    right: Collection[int] | None = None,
 ) -> str:
     """Rows under a header, each column as wide as its widest cell: the first column and text cells flush
-    left, numbers (and "-") flush right. ``rule`` draws dashes under the header."""
+    left, numbers (and "-") flush right. ``right`` names the columns flush right instead, for figures with
+    words among them ("REJECTED", "+12 (+0.5%)"). ``rule`` draws dashes under the header."""
     cells = [[str(cell) for cell in row] for row in [header, *rows]]
     count = max(len(row) for row in cells)
     cells = [row + [""] * (count - len(row)) for row in cells]
     widths = [max(len(row[i]) for row in cells) for i in range(count)]
-    right = [
-        i > 0 and all(_is_number(row[i]) or row[i] in ("", "-") for row in cells[1:]) for i in range(count)
+    flush_right = [
+        i in right
+        if right is not None
+        else i > 0 and all(_is_number(row[i]) or row[i] in ("", "-") for row in cells[1:])
+        for i in range(count)
     ]
 
     def line(row: list[str]) -> str:
-        parts = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right, strict=True)]
+        parts = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, flush_right, strict=True)]
         return (indent + "  ".join(parts)).rstrip()
 
     lines = [line(row) for row in cells]

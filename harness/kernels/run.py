@@ -16,6 +16,7 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter
 from harness.core.driver import with_openings
@@ -162,13 +163,7 @@ def render(
                     insns = f"{insns} !"  # type: ignore[assignment]
             row.append(f"{insns if insns is not None else '-'}" if accepted else "REJECTED")
         rows.append(row)
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-        for r in [header, *rows]
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return table(header, rows, right=range(1, len(header)))
 
 
 def failures(builds: Sequence[Build], columns: Sequence[KernelColumn]) -> list[str]:

@@ -13,6 +13,7 @@ import json
 import platform
 from pathlib import Path
 
+from harness.cli.textui import table
 from harness.core.config import ConfigError, read_input
 from harness.verify.verifier import STATS, VariantResult
 
@@ -64,14 +65,7 @@ def _rows(document: Document, per_program: bool) -> tuple[list[str], list[list[s
 def render_table(document: Document, *, per_program: bool = False) -> str:
     """One line per variant (and per program with ``per_program``), numbers right-aligned."""
     header, rows = _rows(document, per_program)
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(row: list[str]) -> str:
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
-        cells += [cell.rjust(width) for cell, width in zip(row[2:], widths[2:], strict=True)]
-        return "  ".join(cells).rstrip()
-
-    return "\n".join([line(header), *(line(row) for row in rows)])
+    return table(header, rows, rule=False, right=range(2, len(header)))
 
 
 def render_markdown(document: Document) -> str:
@@ -268,13 +262,7 @@ def render_baseline_gate(gate: dict, *, per_program: bool = False, gated: bool =
                     else ("0" if row else "")
                 )
         rows.append(cells)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            [r[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True))]
-        ).rstrip()
-        for r in [header, *rows]
-    ]
+    lines = [table(header, rows, rule=False, right=range(1, len(header)))]
     lines += [f"new (not in the baseline): {key}" for key in gate["new_variants"]]
     if not gated:
         lines += [f"regression (no gate without --threshold): {failure}" for failure in gate["failures"]]

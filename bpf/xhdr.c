@@ -43,10 +43,11 @@
 #include "xhdr_cover.h"
 
 /*
- * Byte ranges the values stages copy or digest: per request its target, and per slot a value, or a digest
- * and a scheme.
+ * Byte ranges xhdr_values() copies, per request its target and per slot a value or an auth scheme, and
+ * ranges xhdr_hash() digests, per request one per slot. Kept apart, so each stage walks only its own.
  */
-#define XHDR_RANGES (XHDR_MAX_REQUESTS * (2 * XHDR_SLOTS + 1))
+#define XHDR_COPIES (XHDR_MAX_REQUESTS * (XHDR_SLOTS + 1))
+#define XHDR_DIGESTS (XHDR_MAX_REQUESTS * XHDR_SLOTS)
 /* Words one step of the parser looks at, at most (see xhdr_scan()). */
 #ifndef XHDR_STEP_WORDS
 #define XHDR_STEP_WORDS 8
@@ -129,8 +130,8 @@ struct parser {
 	__u32 vfirst;		/* the value's first byte that is not SP or HT (its LF when there is none) */
 	__u32 vlf;		/* the LF that ends the value, or the view's end */
 	__u32 logged;		/* requests to emit, once PH_DONE */
-	__u32 nranges;		/* ranges recorded for the values stages */
-	__u32 hashes;		/* of which to digest */
+	__u32 copies;		/* ranges recorded for xhdr_values() */
+	__u32 digests;		/* ranges recorded for xhdr_hash() */
 	__u32 laundry;		/* see launder() */
 	__u32 calls;		/* invocations of xhdr_scan() for this packet */
 	/* R17: the body of the request being read */
@@ -161,8 +162,8 @@ struct packet {
 };
 
 /*
- * A target or value for the values stage (R9, R13): copied into data[] at `dst` (XHDR_MODE_VALUE, also
- * used for the target) or digested (XHDR_MODE_HASH, XHDR_MODE_AUTH). Frame offsets.
+ * A target or value (R9, R13) that xhdr_values() copies into data[] at `dst`, or a value that xhdr_hash()
+ * digests into its slot. Frame offsets.
  */
 struct value_range {
 	__u16 start;
@@ -170,8 +171,6 @@ struct value_range {
 	__u16 dst;
 	__u8 request;
 	__u8 slot;
-	__u8 mode;
-	__u8 reserved;
 };
 
 /* A TCP flow (R15): the key of the flows map, so every byte is written for each packet. */
@@ -198,7 +197,8 @@ struct xhdr_scratch {
 	struct packet pk;
 	struct parser p;
 	struct flow flow;
-	struct value_range ranges[XHDR_RANGES];
+	struct value_range copies[XHDR_COPIES];
+	struct value_range digests[XHDR_DIGESTS];
 	struct record rec[XHDR_MAX_REQUESTS];
 };
 
@@ -585,21 +585,34 @@ static __always_inline __u32 last_solid(struct stage_ctx *m, __u32 from, __u32 t
 	return a;
 }
 
-/* Records a range for the values stage; beyond XHDR_RANGES (which the limits rule out) it is dropped. */
+/*
+ * Records a range to copy (XHDR_MODE_VALUE) or to digest (XHDR_MODE_HASH, XHDR_MODE_AUTH); beyond the arrays
+ * (which the limits rule out) it is dropped.
+ */
 static __always_inline void record_range(struct xhdr_scratch *sc, __u32 start, __u32 end, __u32 dst, __u32 slot,
 				      __u8 mode)
 {
-	__u32 r = sc->p.nranges;
+	struct value_range *rg;
+	__u32 r;
 
-	if (r >= XHDR_RANGES)
-		return;
-	sc->ranges[r].start = start;
-	sc->ranges[r].end = end;
-	sc->ranges[r].dst = dst;
-	sc->ranges[r].request = sc->p.req;
-	sc->ranges[r].slot = slot;
-	sc->ranges[r].mode = mode;
-	sc->p.nranges = r + 1;
+	if (mode == XHDR_MODE_VALUE) {
+		r = sc->p.copies;
+		if (r >= XHDR_COPIES)
+			return;
+		rg = &sc->copies[r];
+		sc->p.copies = r + 1;
+	} else {
+		r = sc->p.digests;
+		if (r >= XHDR_DIGESTS)
+			return;
+		rg = &sc->digests[r];
+		sc->p.digests = r + 1;
+	}
+	rg->start = start;
+	rg->end = end;
+	rg->dst = dst;
+	rg->request = sc->p.req;
+	rg->slot = slot;
 }
 
 /* --- Requests: R9-R14 -------------------------------------------------------------------------- */
@@ -1227,7 +1240,6 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 	} else if (mode == XHDR_MODE_HASH || mode == XHDR_MODE_AUTH) {
 		COVER(VALUE_HASHED);
 		record_range(sc, start, stop_at, 0, s, mode);
-		sc->p.hashes++;
 		if (mode == XHDR_MODE_AUTH)
 			add_scheme(m, rec, s, start, stop_at);
 	}
@@ -1413,22 +1425,27 @@ struct cursor {
 	struct record *rec;
 	__u32 a;		/* frame offset of the next word */
 	__u32 start, end;
-	__u32 dst, slot, mode;
+	__u32 dst, slot;
 };
 
-/* Starts range r for the stage that handles `kind` (XHDR_MODE_VALUE or XHDR_MODE_HASH); 0 when none is left. */
+/* Starts range r of the stage that copies (XHDR_MODE_VALUE) or digests (XHDR_MODE_HASH); 0 when none is left. */
 static __always_inline int begin_range(struct stage_ctx *m, __u32 r, struct cursor *d, __u8 kind)
 {
 	struct value_range *rg;
 
-	if (r >= m->sc->p.nranges || r >= XHDR_RANGES)
-		return 0;
-	rg = &m->sc->ranges[r];
+	if (kind == XHDR_MODE_HASH) {
+		if (r >= m->sc->p.digests || r >= XHDR_DIGESTS)
+			return 0;
+		rg = &m->sc->digests[r];
+	} else {
+		if (r >= m->sc->p.copies || r >= XHDR_COPIES)
+			return 0;
+		rg = &m->sc->copies[r];
+	}
 	d->rec = record_of(m->sc, rg->request);
 	if (!d->rec)
 		return 0;
 	d->slot = rg->slot;
-	d->mode = rg->mode;
 	d->dst = rg->dst;
 	d->start = rg->start;
 	d->end = rg->end;
@@ -1464,10 +1481,10 @@ int xhdr_values(struct xdp_md *ctx)
 	r = launder(m.sc, 0);
 	if (!begin_range(&m, r, &d, XHDR_MODE_VALUE))
 		goto done;
-	for (step = 0; step < XHDR_VIEW_WORDS + XHDR_RANGES; step++) {
+	for (step = 0; step < XHDR_VIEW_WORDS + XHDR_COPIES; step++) {
 		/* laundered: the position differs on every path through the ranges (see launder()) */
 		d.a = launder(m.sc, d.a);
-		if (d.mode == XHDR_MODE_VALUE && d.a < d.end) {
+		if (d.a < d.end) {
 			dst = launder(m.sc, d.dst + d.a - d.start);
 			if (dst > sizeof(d.rec->ev.data))
 				break;
@@ -1498,7 +1515,7 @@ int xhdr_values(struct xdp_md *ctx)
 			store_word(&m.sc->rec[r].ev.data[dst + 8 * j], 0);
 	}
 done:
-	if (m.sc->p.hashes) {
+	if (m.sc->p.digests) {
 		COVER(HASH_STAGE);
 		stages.call(ctx, XHDR_STAGE_HASH);
 	}
@@ -1519,11 +1536,9 @@ int xhdr_hash(struct xdp_md *ctx)
 	r = launder(m.sc, 0);
 	if (!begin_range(&m, r, &d, XHDR_MODE_HASH))
 		goto done;
-	for (step = 0; step < XHDR_VIEW_WORDS + XHDR_RANGES; step++) {
+	for (step = 0; step < XHDR_VIEW_WORDS + XHDR_DIGESTS; step++) {
 		d.a = launder(m.sc, d.a);
-		if (d.mode == XHDR_MODE_VALUE) {
-			/* not ours: on to the next range */
-		} else if (d.a + 8 <= d.end) {
+		if (d.a + 8 <= d.end) {
 			w = word_at(&m, d.a, d.end);
 			d.v3 ^= w;
 			SIPROUND(d);
@@ -1785,7 +1800,7 @@ finished:
 		count(m.cnt, XHDR_C_NOT_HTTP);	/* R8 */
 		return XDP_PASS;
 	}
-	if (m.sc->p.nranges > 0)
+	if (m.sc->p.copies || m.sc->p.digests)
 		stages.call(ctx, XHDR_STAGE_VALUES);
 	else
 		stages.call(ctx, XHDR_STAGE_EMIT);
@@ -2031,8 +2046,8 @@ int xhdr_extract(struct xdp_md *ctx)
 			      data + frame_offset(payload_off + XHDR_MAX_SCAN_BYTES + 1) <= data_end;
 	if (m.sc->pk.scan_limit)
 		COVER(SCAN_LIMIT);
-	m.sc->p.nranges = 0;
-	m.sc->p.hashes = 0;
+	m.sc->p.copies = 0;
+	m.sc->p.digests = 0;
 	m.sc->p.calls = 0;
 	m.sc->p.next_mode = FLOW_LOST;
 	if (!st)

@@ -5,18 +5,20 @@
  * The rules (R1..R14) are in docs/EXTRACTION.md; harness/reference.py implements the same rules in
  * Python and the tests compare the two. The verdict is always XDP_PASS.
  *
- * How it works: the payload is read 8 bytes at a time straight from the packet. A header line costs one
- * search for the end of its name (a byte below 0x21, above 0x7E, or a colon), one comparison of the
- * name's words with the configured names (case-folded with a mask), and one search for its LF, which also
- * finds where the value's leading and trailing whitespace ends. Targets and values are not copied while
- * scanning: the scan records byte ranges, and two flat loops copy them into the records and digest the
- * secrets with SipHash a word at a time, its state in registers. Each record leaves with one
- * bpf_ringbuf_output() of the length it uses.
+ * How it works: the payload is read 8 bytes at a time straight from the packet, in blocks of 8 words
+ * where the frame has them. A header line costs one search for the end of its name (a byte that is not a
+ * letter, digit or '-'; the exact tchar test goes on only past a rarer byte), one comparison of the name's
+ * words with the configured names (case-folded with a mask), and one search for its end that stops at
+ * every control byte (R19). A logged value's first non-blank byte is one short search, its last one word
+ * read backwards from the LF. Targets and values are not copied while scanning: the scan records byte
+ * ranges, one flat loop copies them into the records and another digests the secrets with SipHash a word at
+ * a time, its state in registers. Each record leaves with one bpf_ringbuf_output() of the length it uses.
  *
  * Secrets: the bytes of a hash or auth value are only ever in registers, never stored in a map, so no
  * record and no map can hold them; the scheme of an auth value is copied only when the SP after it is
- * there. A record's method[] and data[] are written whole words at a time with zeros after the bytes
- * they hold, and the head of a record is cleared when its request starts.
+ * there. A record's method[] is written whole words at a time with zeros after it, and the head of a
+ * record is cleared when its request starts. Values are copied a block at a time: what a block copies past
+ * its range is overwritten by the record's next range or zeroed before xhdr_values() ends.
  *
  * Shapes forced by the verifier:
  * - It walks every iteration of a bounded loop, and of every loop nested in it. So the scan is a machine
@@ -31,6 +33,8 @@
  *   the code after it in equal states and are pruned instead of multiplying.
  * - Near the end of the view a word is loaded from 8 bytes before the end and shifted (word_at()), so no
  *   loop has a branch for a partial word.
+ * - One comparison of a block's end with the frame's end lets the verifier accept the block's eight loads:
+ *   it learns the packet's range from the comparison, so the loads inside need no check of their own.
  */
 #include <uapi/linux/bpf.h>
 #include <linux/if_ether.h>

@@ -1,7 +1,8 @@
 """Fixtures shared by all tests (sections appended by each package's owner)."""
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -10,6 +11,19 @@ from harness.core.driver import Driver, TestRunDriver
 from harness.core.program import Program
 from harness.core.xdp import XdpMode
 from netns.lab import Lab
+
+# --- children that a test interrupts -----------------------------------------------------------------
+
+# A shim that sets SIGINT back to its default action and execs the real command (same pid). A shell starts
+# background jobs (``pytest ... &``, some CI runners) with SIGINT ignored, that survives exec, and xhdr leaves
+# an inherited SIG_IGN alone, as it should: without the shim the child would shrug off the Ctrl-C under test.
+UNIGNORE_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+
+
+@pytest.fixture
+def interruptible() -> Callable[[list[str]], list[str]]:
+    """Turns an argv into one that runs it with SIGINT at its default action, however pytest was started."""
+    return lambda argv: [sys.executable, "-c", UNIGNORE_SIGINT, *argv]
 
 
 # --- lab (netns/) ----------------------------------------------------------------------------------

@@ -44,12 +44,6 @@ READY_DEADLINE_S = 60.0
 EXIT_DEADLINE_S = 20.0
 EXIT_INTERRUPTED = 130  # harness.cli.main's exit code after Ctrl-C
 
-# Children start through this shim, which sets SIGINT back to its default action and execs the real
-# command (same pid). A shell starts background jobs (``pytest ... &``, some CI runners) with SIGINT
-# ignored, that survives exec, and Python then installs no KeyboardInterrupt handler: without the shim
-# the child would shrug off the very Ctrl-C under test.
-UNIGNORE_SIGINT = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
-
 REQUEST = FrameSpec(payload=b"GET /again HTTP/1.1\r\nHost: a.example\r\n\r\n")
 
 # A process that holds a bare lab (nothing compiled, so it is up in well under a second) until killed.
@@ -116,13 +110,12 @@ class Spawned:
     """A child process whose stdout and stderr go to files, so polling them never blocks on a pipe."""
 
     def __init__(self, argv: list[str], workdir: Path) -> None:
+        """``argv`` as the ``interruptible`` fixture gives it, so the child takes the Ctrl-C under test."""
         self.out = workdir / "stdout"
         self.err = workdir / "stderr"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines reach the file as they are printed
         with open(self.out, "wb") as out, open(self.err, "wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", UNIGNORE_SIGINT, *argv], stdout=out, stderr=err, cwd=ROOT, env=env
-            )
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=ROOT, env=env)
 
     def wait_for_line(self, text: str, timeout: float = READY_DEADLINE_S) -> list[str]:
         """All stdout lines once one contains ``text``; a child that exits first fails with its last stderr line."""
@@ -156,14 +149,16 @@ class Spawned:
 
 
 @pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Callable[[list[str]], Spawned]]:
+def spawn(
+    tmp_path: Path, interruptible: Callable[[list[str]], list[str]]
+) -> Iterator[Callable[[list[str]], Spawned]]:
     """Starts children; any still running at the end is killed and its leftovers swept, so a failure leaks nothing."""
     children: list[Spawned] = []
 
     def start(argv: list[str]) -> Spawned:
         workdir = tmp_path / str(len(children))
         workdir.mkdir()
-        children.append(Spawned(argv, workdir))
+        children.append(Spawned(interruptible(argv), workdir))
         return children[-1]
 
     yield start

@@ -227,7 +227,9 @@ def test_lab_and_wait_errors_are_one_line(
     assert needle in one_error_line(capsys.readouterr().err, "demo")
 
 
-def test_ctrl_c_while_the_subcommands_import_is_one_line_and_130(tmp_path: Path) -> None:
+def test_ctrl_c_while_the_subcommands_import_is_one_line_and_130(
+    tmp_path: Path, interruptible: Callable[[list[str]], list[str]]
+) -> None:
     """SIGINT while the subcommand modules load, which takes a second or more.
 
     Under PYTHONPROFILEIMPORTTIME Python reports each finished import on stderr: an import reported after
@@ -243,7 +245,7 @@ def test_ctrl_c_while_the_subcommands_import_is_one_line_and_130(tmp_path: Path)
     env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
     with err_path.open("w") as err:
         proc = subprocess.Popen(
-            [str(XHDR), "report", str(tmp_path / "absent.json")], cwd=ROOT, stderr=err, env=env
+            interruptible([str(XHDR), "report", str(tmp_path / "absent.json")]), cwd=ROOT, stderr=err, env=env
         )
     try:
         wait_until(

@@ -71,9 +71,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "--cflags",
         help="gate: extra flags for the current build, e.g. -DXHDR_PLANTED_SLOWDOWN (the gate's self-test)",
     )
-    parser.add_argument(
-        "--out", type=Path, default=RESULTS_DIR, help=f"results directory (default {RESULTS_DIR})"
-    )
+    options.add_out(parser, RESULTS_DIR, "the result files")
     parser.add_argument(
         "--storage",
         default=DEFAULT_STORAGE,

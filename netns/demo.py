@@ -43,9 +43,7 @@ EVENT_DEADLINE_S = 10.0
 
 def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser("demo", help="lab up, traffic replayed, headers logged, report written")
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="where events.jsonl and summary.json go"
-    )
+    options.add_out(parser, DEFAULT_OUT, "events.jsonl and summary.json")
     options.add_mode(parser, default=None)
     parser.add_argument("--requests", type=int, default=6, help="real curl requests per mode (default 6)")
     parser.set_defaults(run=run)

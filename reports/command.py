@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.results import RESULTS_DIR, ResultFile, read_json, read_results
 from bench.targets import CONSUMER_EVENTS_PER_SECOND, TARGETS
-from harness.cli.options import output_directory
+from harness.cli.options import add_out, output_directory
 from harness.core.errors import CommandError
 from reports import figures
 from reports.metrics import METRICS, describe, method_label
@@ -49,9 +49,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         metavar="FILE.json",
         help="bench result files, a gate.json, verify or fuzz JSON documents (told apart by their content)",
     )
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})"
-    )
+    add_out(parser, DEFAULT_OUT, "report.html and its plots")
     parser.add_argument(
         "--gate", type=Path, help="a gate.json of `xhdr bench --compare` (default: beside the results)"
     )

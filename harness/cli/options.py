@@ -11,6 +11,8 @@ has it (as xdp-tools' xdp-bench shares one definition per option):
   instructions over the baseline; ``bench --compare``: the slowdown against the reference build).
 - ``--config FILE``: the extractor configuration, a TOML file read by ``harness.core.config.load_config``.
 - ``--mode MODE``: the XDP attach mode, ``native`` (driver) or ``generic`` (skb).
+- ``--out DIR``: the directory a command writes its files into (``bench``, ``demo``, ``report``); created
+  with its parents if missing, and a file in the way is the command's one-line error (:func:`output_directory`).
 
 Values a type cannot refuse on its own (a file that would be written in a directory that does not exist,
 a negative percentage) are checked by :func:`check`, which every command calls first, so the error is the
@@ -48,6 +50,16 @@ def add_markdown(parser: argparse.ArgumentParser, what: str) -> None:
 
 def add_csv(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--csv", type=Path, metavar="FILE", help=f"write {what} as CSV to FILE ('-': stdout)")
+
+
+def add_out(parser: argparse.ArgumentParser, default: Path, what: str) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=default,
+        metavar="DIR",
+        help=f"directory for {what} (default {default}; created if missing)",
+    )
 
 
 def add_threshold(parser: argparse.ArgumentParser, regression: str, default: float) -> None:

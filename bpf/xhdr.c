@@ -1036,8 +1036,8 @@ static __always_inline int cr_part(struct stage_ctx *m, struct xhdr_event *ev)
 	COVER(CR_THEN_OTHER);
 	if (line_begins(sc, ev))
 		return SCAN_OVER;
-	/* a line whose first byte, the CR, is not a tchar, and not before an LF */
-	ev->flags |= XHDR_F_BAD_LINE | XHDR_F_CONTROL_BYTE;
+	/* a line whose first byte, the CR, is not a tchar; rest_part() finds it was no line's end (R19) */
+	ev->flags |= XHDR_F_BAD_LINE;
 	return PH_SKIP;
 }
 

@@ -742,8 +742,8 @@ static long header_section(const uint8_t *v, size_t n, size_t pos, struct reques
 			return -1;
 		}
 		req->header_lines++;
-		/* a line whose first byte, the CR, is not a tchar, nor the end of a line (R19) */
-		req->flags |= XHDR_F_BAD_LINE | XHDR_F_CONTROL_BYTE;
+		/* a line whose first byte, the CR, is not a tchar; rest_of_line() finds it was no line's end */
+		req->flags |= XHDR_F_BAD_LINE;
 		pos = rest_of_line(v, n, pos, req, CUT_REST);
 	} else if (resume == CUT_NAME || resume == CUT_REST) {
 		pos = rest_of_line(v, n, pos, req, resume);

@@ -677,8 +677,8 @@ def _header_section(
             request.flags |= EventFlag.TOO_MANY_HEADERS  # R11: a non-empty line begins
             return None
         request.header_lines += 1
-        # R11, R12: a line whose first byte, the CR, is not a tchar; R19: nor the end of a line
-        request.flags |= EventFlag.BAD_LINE | EventFlag.CONTROL_BYTE
+        # R11, R12: a line whose first byte, the CR, is not a tchar; _rest_of_line finds it was no line's end
+        request.flags |= EventFlag.BAD_LINE
         position = _rest_of_line(view, position, request, Cut.SKIPPED)
     elif resume is not None and resume is not Cut.LINE_START:
         position = _rest_of_line(view, position, request, resume)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from harness.cli import options
 from harness.cli.main import EXIT_ERROR, require_root
+from harness.cli.textui import Progress
 from harness.core.errors import CommandError
 from harness.core.program import EXTRACTOR_SOURCE
 from harness.core.workers import process_pool
@@ -273,9 +274,7 @@ def verify_all(
             results.append(_verify(build, least_privilege))
             progress.finished(results[-1])
         return results
-    print(
-        f"xhdr verify: building {len(builds)} variants, {min(jobs, len(builds))} at a time", file=sys.stderr
-    )
+    progress.lines.note(f"building {len(builds)} variants, {min(jobs, len(builds))} at a time")
     with process_pool(min(jobs, len(builds))) as pool:
         futures = {pool.submit(_verify, build, least_privilege): index for index, build in enumerate(builds)}
         done: dict[int, VariantResult] = {}
@@ -290,33 +289,26 @@ def verify_all(
 
 
 class BuildProgress:
-    """One line per finished variant on stderr; on a terminal, also the variant being built."""
+    """One permanent line per finished variant; on a terminal, a status line for the variant being built."""
 
     def __init__(self, total: int) -> None:
         self.total = total
         self.count = 0
         self.started_at = time.monotonic()
-        self.tty = sys.stderr.isatty()
+        self.lines = Progress("xhdr verify: ")
 
     def started(self, build: tuple[Path, Variant, list[str]]) -> None:
-        if self.tty:
-            source, variant, _ = build
-            print(
-                f"\r[{self.count + 1}/{self.total}] {source.name}/{variant.name}: compiling…",
-                end="",
-                file=sys.stderr,
-            )
+        source, variant, _ = build
+        self.lines.status(f"[{self.count + 1}/{self.total}] {source.name}/{variant.name}: compiling…")
 
     def finished(self, result: VariantResult) -> None:
         self.count += 1
         verdict = "accepted" if result.accepted else "REJECTED"
         insns = result.totals()["verified_insns"]
-        elapsed = time.monotonic() - self.started_at
         line = f"[{self.count}/{self.total}] {result.key}: {verdict}"
         if insns is not None:
             line += f", {insns} verified insns"
-        clear = "\r\x1b[K" if self.tty else ""
-        print(f"{clear}xhdr verify: {line} ({elapsed:.1f} s)", file=sys.stderr)
+        self.lines.note(f"{line} ({time.monotonic() - self.started_at:.1f} s)")
 
 
 def report(document: dict, args: argparse.Namespace) -> int:

@@ -64,9 +64,11 @@
 		    2 * (XHDR_MAX_SCAN_BYTES / 8 + 1) / XHDR_STEP_WORDS + 1)
 /*
  * Steps per scan invocation: at least 16, and few enough invocations for the largest limits to stay within
- * the kernel's 33 tail calls together with the entry, values, hash and emit stages.
+ * the 32 tail calls of Linux 5.10 (33 later): the entry program calls the chunk stage or the scan (1), the
+ * chunk stage the scan (1), the scan itself up to XHDR_SCAN_CALLS - 1 times, the chunk stage and back once
+ * more (2; R20 walks one chunked body per segment after a request), then values, hash and emit (3).
  */
-#define XHDR_SCAN_CALLS 28
+#define XHDR_SCAN_CALLS 25
 #ifndef XHDR_STEPS_PER_CALL
 #define XHDR_STEPS_PER_CALL ((XHDR_STEPS + XHDR_SCAN_CALLS - 1) / XHDR_SCAN_CALLS > 16 ? \
 			     (XHDR_STEPS + XHDR_SCAN_CALLS - 1) / XHDR_SCAN_CALLS : 16)
@@ -74,6 +76,15 @@
 
 /* Words a search or a copy reads after one bounds check when the frame has them all (see search()). */
 #define BLOCK_WORDS 8
+
+/*
+ * R20: framing bytes and runs of data one walk of a chunked body may read in one segment, and the hex digits
+ * of a chunk size.
+ */
+#define XHDR_CHUNK_STEPS 256
+#define CHUNK_SIZE_MAX_DIGITS 16
+/* R17, R20: p.body_len of a request whose body is chunked (no Content-Length is this long). */
+#define BODY_CHUNKED 0xFFFFFFFFFFFFFFFFULL
 
 /* Words a search over the whole view may step through. */
 #define XHDR_VIEW_WORDS (XHDR_MAX_SCAN_BYTES / 8 + 1)
@@ -141,7 +152,7 @@ struct parser {
 	/* R17: the body of the request being read */
 	__u64 body_len;		/* from its Content-Length */
 	__u32 lengths;		/* Content-Length lines seen */
-	__u32 body_unknown;	/* Transfer-Encoding, or a bad or second Content-Length */
+	__u32 body_unknown;	/* enum body_unknown bits: where the body ends cannot be known */
 	__u32 length_line;	/* the line being read is a Content-Length line */
 	__u32 te_line;		/* the line being read is a Transfer-Encoding line (R19) */
 	/* R18: a request whose header section goes on in the next segment */
@@ -153,6 +164,42 @@ struct parser {
 	__u32 next_mode;	/* enum flow_mode; FLOW_LOST unless the scan ended at a known boundary */
 	__u32 next_at;		/* frame offset (from the payload's start) of the next byte to read */
 	__u64 next_body;	/* in FLOW_BODY: body bytes after the payload */
+	/* R20: a chunked body, walked by xhdr_chunks(); in FLOW_CHUNKED, what the flow keeps of it */
+	__u32 walk;		/* enum walk: why xhdr_chunks() runs */
+	__u32 walked;		/* a chunked body after a request was walked in this segment */
+	__u32 chunk_at;		/* frame offset of the body's next byte */
+	__u32 chunk_phase;	/* enum chunk_phase */
+	__u32 chunk_digits;	/* hex digits of the chunk size read so far */
+	__u64 chunk_number;	/* the chunk size read so far, or the data bytes left (CH_DATA) */
+};
+
+/* R17, R20: why the end of a request's body cannot be known (p.body_unknown, flow_state.body_unknown). */
+enum body_unknown {
+	BODY_BAD_FRAMING = 1,	/* a bad or second Content-Length, both headers, or a second Transfer-Encoding */
+	BODY_TE_UNJUDGED = 2,	/* a Transfer-Encoding value not (yet) seen to end in chunked */
+};
+
+/* R20: why xhdr_chunks() runs. */
+enum walk {
+	WALK_NONE,
+	WALK_AFTER_REQUEST,	/* the request p.logged - 1 ended at p.chunk_at with a chunked body */
+	WALK_SEGMENT_START,	/* the segment starts inside the flow's chunked body */
+};
+
+/* R20: what the next byte of a chunked body must be. */
+enum chunk_phase {
+	CH_SIZE_START,		/* the first hex digit of a chunk size */
+	CH_SIZE,		/* another hex digit, ';' or CR */
+	CH_EXTENSION,		/* any byte but LF, up to a CR */
+	CH_SIZE_LF,
+	CH_DATA,		/* chunk_number bytes of data, whatever they are */
+	CH_DATA_CR,
+	CH_DATA_LF,
+	CH_TRAILER_START,	/* CR (the empty line), or the first byte of a trailer line */
+	CH_TRAILER,		/* any byte but LF, up to a CR */
+	CH_TRAILER_LF,
+	CH_END_LF,		/* the LF of the empty line that ends the body */
+	CH_ENDED,		/* past that LF */
 };
 
 /* Where the payload is, for the stages after the entry program. */
@@ -212,10 +259,11 @@ enum flow_mode {
 	FLOW_BODY,		/* body_left bytes of a body start at `expect` */
 	FLOW_HEADERS,		/* a request's header section goes on at `expect` (R18) */
 	FLOW_LOST,		/* out of sync: nothing is read until a SYN */
+	FLOW_CHUNKED,		/* a chunked body goes on at `expect` (R20) */
 };
 
 struct flow_state {
-	__u64 body_left;	/* FLOW_BODY */
+	__u64 body_left;	/* FLOW_BODY; FLOW_CHUNKED: the chunk size read so far or the data bytes left */
 	__u32 expect;		/* sequence number of the next byte to read */
 	__u8 mode;		/* enum flow_mode */
 	/* FLOW_HEADERS: the parser state of the request that goes on; its event is in `pending` */
@@ -225,6 +273,8 @@ struct flow_state {
 	__u64 body_len;
 	__u32 body_unknown;
 	__u32 last_cr;		/* the segment ended with a CR (R19) */
+	__u8 chunk_phase;	/* FLOW_CHUNKED: enum chunk_phase */
+	__u8 chunk_digits;	/* FLOW_CHUNKED: hex digits of the chunk size read so far */
 };
 
 BPF_ARRAY(watched_ports, __u8, 65536);
@@ -267,6 +317,7 @@ static __always_inline void cover(__u32 label)
 /* The stage programs, filled in by user space right after loading (harness/core/program.py). */
 enum xhdr_stage {
 	XHDR_STAGE_SCAN,
+	XHDR_STAGE_CHUNKS,
 	XHDR_STAGE_VALUES,
 	XHDR_STAGE_HASH,
 	XHDR_STAGE_EMIT,
@@ -674,6 +725,20 @@ static __always_inline int request_complete(struct xhdr_scratch *sc, __u32 req, 
 		COVER(BODY_UNKNOWN);
 		goto over;	/* the flow is lost: where the body ends is unknown */
 	}
+	if (sc->p.body_len == BODY_CHUNKED) {
+		if (sc->p.walked) {
+			COVER(SECOND_CHUNKED_BODY);
+			goto over;	/* the flow is lost: one walk per segment (see XHDR_SCAN_CALLS) */
+		}
+		COVER(CHUNKED_BODY);
+		sc->p.walk = WALK_AFTER_REQUEST;
+		sc->p.walked = 1;
+		sc->p.chunk_at = end;
+		sc->p.chunk_phase = CH_SIZE_START;
+		sc->p.chunk_number = 0;
+		sc->p.chunk_digits = 0;
+		goto over;	/* xhdr_chunks() walks it and decides what comes next */
+	}
 	if (next >= payload_end) {
 		if (next == payload_end)
 			COVER(ENDS_WITH_PAYLOAD);
@@ -887,6 +952,7 @@ static __always_inline void body_length_name(struct stage_ctx *m, struct xhdr_ev
 	if (sc->p.length_line && (ev->flags & XHDR_F_TRANSFER_ENCODING)) {
 		COVER(CL_AND_TE);
 		ev->flags |= XHDR_F_CL_AND_TE;	/* R19 */
+		sc->p.body_unknown |= BODY_BAD_FRAMING;
 	}
 	sc->p.te_line = len == TRANSFER_ENCODING_LEN &&
 			 word_is(m, p, q, TRANSFER_ENCODING_0, TRANSFER_ENCODING_FOLD_0) &&
@@ -894,12 +960,15 @@ static __always_inline void body_length_name(struct stage_ctx *m, struct xhdr_ev
 			 word_is(m, p + 16, q, TRANSFER_ENCODING_2, TRANSFER_ENCODING_FOLD_2);
 	if (sc->p.te_line) {
 		COVER(TRANSFER_ENCODING);
+		if (ev->flags & XHDR_F_TRANSFER_ENCODING)
+			sc->p.body_unknown |= BODY_BAD_FRAMING;	/* R20: a second line */
 		ev->flags |= XHDR_F_TRANSFER_ENCODING;
 		if (sc->p.lengths) {
 			COVER(CL_AND_TE);
 			ev->flags |= XHDR_F_CL_AND_TE;	/* R19 */
+			sc->p.body_unknown |= BODY_BAD_FRAMING;
 		}
-		sc->p.body_unknown = 1;
+		sc->p.body_unknown |= BODY_TE_UNJUDGED;	/* until its whole value ends in chunked */
 	}
 }
 
@@ -959,7 +1028,7 @@ static __always_inline void content_length(struct stage_ctx *m, struct xhdr_even
 bad:
 	COVER(CONTENT_LENGTH_BAD);
 	ev->flags |= XHDR_F_BAD_CONTENT_LENGTH;
-	sc->p.body_unknown = 1;
+	sc->p.body_unknown |= BODY_BAD_FRAMING;
 }
 
 #define CHUNKED 0x64656B6E756863ULL		/* "chunked", lower case, in the low 7 bytes */
@@ -1208,6 +1277,8 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 	if (sc->p.te_line && lf < end) {
 		if (ends_in_chunked(m, start, stop_at)) {
 			COVER(TE_CHUNKED);
+			sc->p.body_unknown &= ~BODY_TE_UNJUDGED;	/* R20 */
+			sc->p.body_len = BODY_CHUNKED;
 		} else {
 			COVER(TE_NOT_CHUNKED);
 			ev->flags |= XHDR_F_TE_NOT_CHUNKED;
@@ -1642,6 +1713,9 @@ static __always_inline void settle_flow(struct stage_ctx *m)
 			st->mode = sc->p.next_mode;
 			st->expect = sc->pk.seq + sc->p.next_at;
 			st->body_left = sc->p.next_body;
+			/* R20: where a chunked body that goes on is */
+			st->chunk_phase = sc->p.chunk_phase;
+			st->chunk_digits = sc->p.chunk_digits;
 			/* R18: what the request that goes on needs; its event is kept by xhdr_emit() */
 			st->resume = sc->p.resume;
 			st->segments = sc->p.segments + 1;
@@ -1729,6 +1803,15 @@ static __always_inline __u32 read_from(struct stage_ctx *m, struct flow_state *s
 	skip = st->expect - seq;
 	if (skip)
 		COVER(OVERLAP);
+	if (st->mode == FLOW_CHUNKED) {
+		COVER(CHUNKS_AT_START);
+		sc->p.walk = WALK_SEGMENT_START;	/* xhdr_chunks() reads on from here */
+		sc->p.chunk_at = payload_off + skip;
+		sc->p.chunk_phase = st->chunk_phase;
+		sc->p.chunk_digits = st->chunk_digits;
+		sc->p.chunk_number = st->body_left;
+		return payload_off + skip;
+	}
 	if (st->mode == FLOW_BODY) {
 		if (st->body_left >= n - skip) {
 			COVER(BODY_SKIPPED);
@@ -1767,6 +1850,23 @@ lost:
 /* --- Stages ------------------------------------------------------------------------------------ */
 
 /*
+ * R8, R14, R15: the requests of the segment are read: the flow expects what the scan found, and the events
+ * go on to the values stage (or straight to emit), unless there is none.
+ */
+static __always_inline void scan_over(struct xdp_md *ctx, struct stage_ctx *m)
+{
+	settle_flow(m);
+	if (m->sc->p.logged == 0 && m->sc->p.next_mode != FLOW_HEADERS) {
+		count(m->cnt, XHDR_C_NOT_HTTP);	/* R8 */
+		return;
+	}
+	if (m->sc->p.copies || m->sc->p.digests)
+		stages.call(ctx, XHDR_STAGE_VALUES);
+	else
+		stages.call(ctx, XHDR_STAGE_EMIT);
+}
+
+/*
  * R8-R14: runs up to XHDR_STEPS_PER_CALL steps of the parser, then tail-calls itself or moves on. A step
  * handles one part of a line (method, target, line start, name, value, rest of line) and looks at no
  * more than XHDR_STEP_WORDS words; a longer part takes several steps.
@@ -1799,15 +1899,229 @@ int xhdr_scan(struct xdp_md *ctx)
 	stop(m.sc, m.sc->p.req);
 
 finished:
-	settle_flow(&m);
-	if (m.sc->p.logged == 0 && m.sc->p.next_mode != FLOW_HEADERS) {
-		count(m.cnt, XHDR_C_NOT_HTTP);	/* R8 */
+	if (m.sc->p.walk) {
+		stages.call(ctx, XHDR_STAGE_CHUNKS);	/* R20: a chunked body, walked before anything else */
 		return XDP_PASS;
 	}
-	if (m.sc->p.copies || m.sc->p.digests)
-		stages.call(ctx, XHDR_STAGE_VALUES);
+	scan_over(ctx, &m);
+	return XDP_PASS;
+}
+
+/* --- Chunked bodies: R20 ------------------------------------------------------------------------ */
+
+/* The value of a hex digit, or -1 for any other byte. */
+static __always_inline int hex_value(__u8 c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* What a step of the walk came to, besides going on (0). */
+enum chunk_walk {
+	CHUNKS_END = 1,		/* the body ended right before p.chunk_at */
+	CHUNKS_GO_ON,		/* the payload ended inside the body */
+	CHUNKS_LOST,		/* a bad byte, a framing byte past the view, or out of steps */
+};
+
+/* R20: the phase after framing byte c in phase `phase` (CH_ENDED after the last), -1 for a bad byte. */
+static __always_inline int chunk_byte(struct xhdr_scratch *sc, __u32 phase, __u8 c)
+{
+	int digit = hex_value(c);
+
+	switch (phase) {
+	case CH_SIZE_START:
+	case CH_SIZE:
+		if (digit >= 0) {
+			if (sc->p.chunk_digits >= CHUNK_SIZE_MAX_DIGITS)
+				return -1;
+			sc->p.chunk_number = sc->p.chunk_number << 4 | digit;
+			sc->p.chunk_digits++;
+			return CH_SIZE;
+		}
+		if (phase == CH_SIZE_START)
+			return -1;
+		if (c == ';') {
+			COVER(CHUNK_EXTENSION);
+			return CH_EXTENSION;
+		}
+		return c == '\r' ? CH_SIZE_LF : -1;
+	case CH_EXTENSION:
+		return c == '\r' ? CH_SIZE_LF : c == '\n' ? -1 : CH_EXTENSION;
+	case CH_SIZE_LF:
+		if (c != '\n')
+			return -1;
+		return sc->p.chunk_number ? CH_DATA : CH_TRAILER_START;
+	case CH_DATA_CR:
+		return c == '\r' ? CH_DATA_LF : -1;
+	case CH_DATA_LF:
+		if (c != '\n')
+			return -1;
+		sc->p.chunk_digits = 0;
+		return CH_SIZE_START;
+	case CH_TRAILER_START:
+		if (c == '\r')
+			return CH_END_LF;
+		COVER(CHUNK_TRAILER);
+		return c == '\n' ? -1 : CH_TRAILER;
+	case CH_TRAILER:
+		return c == '\r' ? CH_TRAILER_LF : c == '\n' ? -1 : CH_TRAILER;
+	case CH_TRAILER_LF:
+		return c == '\n' ? CH_TRAILER_START : -1;
+	case CH_END_LF:
+		return c == '\n' ? CH_ENDED : -1;
+	}
+	return -1;
+}
+
+/*
+ * R20: one step of the walk, the `i`th: a run of chunk data up to the payload's end, or one framing byte,
+ * which must be in the view. State lives in p.chunk_*, reloaded every step (see xhdr_chunks()).
+ */
+static __always_inline int chunk_step(struct stage_ctx *m, __u32 i)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 at = sc->p.chunk_at, end = sc->pk.payload_end, phase = sc->p.chunk_phase;
+	__u64 run;
+	int next;
+
+	if (at >= end)
+		return CHUNKS_GO_ON;
+	if (i >= XHDR_CHUNK_STEPS) {
+		COVER(CHUNK_STEPS_OVER);
+		return CHUNKS_LOST;
+	}
+	if (phase == CH_DATA) {
+		COVER(CHUNK_DATA);
+		run = end - at;
+		if (run >= sc->p.chunk_number) {
+			run = sc->p.chunk_number;
+			sc->p.chunk_phase = CH_DATA_CR;
+		}
+		sc->p.chunk_number -= run;
+		sc->p.chunk_at = at + run;
+		return 0;
+	}
+	if (at >= sc->pk.view_end)
+		return CHUNKS_LOST;
+	next = chunk_byte(sc, phase, byte_at(m, at));
+	sc->p.chunk_at = at + 1;
+	if (next < 0)
+		return CHUNKS_LOST;
+	if (next == CH_ENDED)
+		return CHUNKS_END;
+	sc->p.chunk_phase = next;
+	return 0;
+}
+
+/*
+ * R20, R14: a chunked body ended at p.chunk_at, after the request p.logged - 1 of this segment. Returns 1 when
+ * the next request is read now (the scan is called), else 0 with p.next_mode saying what the flow expects.
+ */
+static __always_inline int after_chunks(struct xdp_md *ctx, struct xhdr_scratch *sc)
+{
+	__u32 at = sc->p.chunk_at;
+
+	if (at == sc->pk.payload_end) {
+		COVER(ENDS_WITH_PAYLOAD);
+		sc->p.next_mode = FLOW_REQUEST;
+		sc->p.next_at = at - sc->pk.view_start;
+		return 0;
+	}
+	if (sc->p.logged >= XHDR_MAX_REQUESTS || at >= sc->pk.view_end || start_request(sc, sc->p.logged, at)) {
+		COVER(PIPELINE_LOST);
+		return 0;	/* the flow is lost: a request it cannot read now */
+	}
+	COVER(PIPELINED);
+	stages.call(ctx, XHDR_STAGE_SCAN);
+	return 1;
+}
+
+/*
+ * R20, R16: the segment started inside its flow's chunked body. Returns 1 when a request after the body is
+ * read (the scan is called), else 0 with the segment's outcome counted and its flow updated.
+ */
+static __always_inline int chunks_at_start(struct xdp_md *ctx, struct stage_ctx *m, int walked)
+{
+	struct xhdr_scratch *sc = m->sc;
+	struct flow_state *st = flows.lookup(&sc->flow);
+	__u32 at = sc->p.chunk_at, outcome = XHDR_C_BODY;
+
+	if (!st) {
+		count(m->cnt, XHDR_C_OUT_OF_SYNC);	/* evicted since the entry program looked */
+		return 0;
+	}
+	st->expect = sc->pk.seq + (sc->pk.payload_end - sc->pk.view_start);
+	if (walked == CHUNKS_GO_ON) {
+		st->body_left = sc->p.chunk_number;
+		st->chunk_phase = sc->p.chunk_phase;
+		st->chunk_digits = sc->p.chunk_digits;
+	} else if (walked == CHUNKS_LOST || (at < sc->pk.payload_end && at >= sc->pk.view_end)) {
+		if (walked == CHUNKS_END)
+			COVER(START_PAST_VIEW);
+		lose(m, st);
+		outcome = XHDR_C_OUT_OF_SYNC;
+	} else {
+		/* R16: what the flow expects if the payload ends with a request, as read_from() sets it */
+		st->mode = FLOW_REQUEST;
+		st->body_left = 0;
+		if (at < sc->pk.payload_end) {
+			COVER(BODY_ENDS);
+			sc->p.seg_start = at;
+			start_request(sc, 0, at);
+			stages.call(ctx, XHDR_STAGE_SCAN);
+			return 1;
+		}
+	}
+	count(m->cnt, outcome);
+	close_if_fin(m);
+	return 0;
+}
+
+/*
+ * R20: walks a chunked body through the segment, at most XHDR_CHUNK_STEPS steps, then reads the request after
+ * it (the scan), or settles the flow. One program of its own: the walk is a loop of byte steps, and inlined in
+ * the scan's steps it would multiply the verifier's work. The state lives in the scratch map and is reloaded
+ * every step behind a compiler barrier, so the verifier sees the same registers at the top of every
+ * iteration and prunes the paths of the step before.
+ */
+int xhdr_chunks(struct xdp_md *ctx)
+{
+	struct stage_ctx m;
+	__u32 i, walk;
+	int walked = CHUNKS_LOST;
+
+	if (!stage_maps(ctx, &m))
+		return XDP_PASS;
+	walk = m.sc->p.walk;
+	m.sc->p.walk = WALK_NONE;
+	for (i = 0; i <= XHDR_CHUNK_STEPS; i++) {
+		forget_memory();
+		walked = chunk_step(&m, i);
+		if (walked)
+			break;
+	}
+	if (walked == CHUNKS_END)
+		COVER(CHUNKS_END);
+	else if (walked == CHUNKS_GO_ON)
+		COVER(CHUNKS_GO_ON);
 	else
-		stages.call(ctx, XHDR_STAGE_EMIT);
+		COVER(CHUNKS_BAD);
+	if (walk == WALK_SEGMENT_START) {
+		chunks_at_start(ctx, &m, walked);
+		return XDP_PASS;
+	}
+	if (walked == CHUNKS_END && after_chunks(ctx, m.sc))
+		return XDP_PASS;
+	if (walked == CHUNKS_GO_ON) {
+		m.sc->p.next_mode = FLOW_CHUNKED;
+		m.sc->p.next_at = m.sc->pk.payload_end - m.sc->pk.view_start;
+		m.sc->p.next_body = m.sc->p.chunk_number;
+	}
+	scan_over(ctx, &m);
 	return XDP_PASS;
 }
 
@@ -2053,12 +2367,18 @@ int xhdr_extract(struct xdp_md *ctx)
 	m.sc->p.copies = 0;
 	m.sc->p.digests = 0;
 	m.sc->p.calls = 0;
+	m.sc->p.walk = WALK_NONE;
+	m.sc->p.walked = 0;
 	m.sc->p.next_mode = FLOW_LOST;
 	if (!st)
 		st = flows.lookup(flow);	/* after the payload check: bare ACKs need no lookup */
 	COVER(TCP_PAYLOAD);
 	if (!read_from(&m, st, payload_off, &outcome))
 		goto segment_done;
+	if (m.sc->p.walk) {
+		stages.call(ctx, XHDR_STAGE_CHUNKS);	/* R20: the segment starts in a chunked body */
+		return XDP_PASS;
+	}
 	stages.call(ctx, XHDR_STAGE_SCAN);
 	return XDP_PASS;
 

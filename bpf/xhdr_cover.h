@@ -94,6 +94,17 @@ enum xhdr_cover {
 	XHDR_COV_HEADERS_KEPT,		/* R18: the header section goes on in the next segment */
 	XHDR_COV_NAME_SPLIT,		/* ... cut inside a name */
 	XHDR_COV_HEADERS_CUT,		/* the view ends before the empty line: logged as cut */
+	/* R20: chunked bodies */
+	XHDR_COV_CHUNKED_BODY,		/* a request's body is chunked: walked in this segment */
+	XHDR_COV_SECOND_CHUNKED_BODY,	/* ... a second one in the segment: the flow is lost */
+	XHDR_COV_CHUNKS_AT_START,	/* a segment starts inside a chunked body */
+	XHDR_COV_CHUNK_DATA,		/* a run of chunk data skipped */
+	XHDR_COV_CHUNK_EXTENSION,	/* a chunk extension */
+	XHDR_COV_CHUNK_TRAILER,		/* a trailer line */
+	XHDR_COV_CHUNKS_END,		/* the body ends in the segment */
+	XHDR_COV_CHUNKS_GO_ON,		/* the body goes on in the next segment */
+	XHDR_COV_CHUNKS_BAD,		/* a byte the grammar does not allow, or a framing byte past the view */
+	XHDR_COV_CHUNK_STEPS_OVER,	/* XHDR_CHUNK_STEPS did not reach an end */
 	/* Stages */
 	XHDR_COV_SCAN_TAIL_CALL,	/* the scan goes on in another invocation */
 	XHDR_COV_OUT_OF_STEPS,		/* which the step bound rules out */

@@ -534,16 +534,59 @@ def _framed_bodies(draw: st.DrawFn, config: ExtractorConfig) -> Framing:
     return line + also, body
 
 
+CHUNKED_CODINGS = st.sampled_from([b"chunked", b"gzip, chunked", b"CHUNKED", b"Chunked "])
+# A chunk size's form (R20): plain lower or upper hex, leading zeros (17 digits are refused), an extension.
+SIZE_FORMS = weighted(
+    (12, st.just(b"%x")),
+    (2, st.just(b"%X")),
+    (1, st.just(b"0%x")),
+    (1, st.just(b"%017x")),
+    (2, st.just(b"%x;name=value")),
+    (1, st.just(b"%x;")),
+)
+TRAILERS = weighted((4, st.just(b"")), (1, st.just(b"X-Checksum: 1\r\n")), (1, st.just(b"A: 1\r\nB:\r\n")))
+# Now and then a chunked body breaks R20's grammar in one place, which loses the flow.
+CHUNK_FAULTS = weighted(
+    (20, st.just(None)),
+    (1, st.just((b"\r\n", b"\n"))),
+    (1, st.just((b"\r\n", b" \r\n"))),
+    (1, st.just((b"\r\n", b"\r"))),
+    (1, st.just((b"\r\n", b"x\r\n"))),
+)
+
+
+@st.composite
+def _chunked_bodies(draw: st.DrawFn, config: ExtractorConfig) -> Framing:
+    """(Transfer-Encoding line, chunked body) of R20: a body from ``bodies`` cut in chunks of random sizes
+    (request-looking text may be chunk data), each size in one of SIZE_FORMS, the last chunk, trailers, and now
+    and then one fault in the framing."""
+    data = draw(bodies(config))
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=4)))
+    parts = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True) if b > a]
+    body = b"".join((draw(SIZE_FORMS) % len(part)) + b"\r\n" + part + b"\r\n" for part in parts)
+    body += b"0\r\n" + draw(TRAILERS) + b"\r\n"
+    fault = draw(CHUNK_FAULTS)
+    if fault is not None:
+        ends = [at for at in range(len(body)) if body.startswith(fault[0], at)]
+        at = draw(st.sampled_from(ends))
+        body = body[:at] + fault[1] + body[at + len(fault[0]) :]
+    line = draw(case_variants(st.just("Transfer-Encoding"))) + b": " + draw(CHUNKED_CODINGS) + b"\r\n"
+    return line, body
+
+
 @functools.cache
 def flow_requests(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
     """The requests of a connection: mostly well-formed, so a flow goes on past them, many with a
-    Content-Length body (R14, R17), some from the whole grammar."""
+    Content-Length or a chunked body (R14, R17, R20), some from the whole grammar."""
     framed = _framed_bodies(config)
+    chunked = _chunked_bodies(config)
     return weighted(
         (3, simple_requests(config)),
         (4, _simple_requests(config, framed)),
+        (2, _simple_requests(config, chunked)),
         (1, requests(config)),
         (1, _requests(config, framed)),
+        (1, _requests(config, chunked)),
     )
 
 

@@ -74,8 +74,11 @@ class RecordingHandler(BaseHTTPRequestHandler):
         raise AttributeError(name)
 
     def _record(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
+        if self.headers.get("Transfer-Encoding", "").strip().lower().endswith("chunked"):
+            body = self._chunked_body()
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length > 0 else b""
         address, port = self.client_address[:2]
         if address.startswith("::ffff:") and "." in address:
             address = address.removeprefix("::ffff:")  # an IPv4 client of the dual-stack socket
@@ -97,6 +100,17 @@ class RecordingHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(RESPONSE_BODY)
+
+    def _chunked_body(self) -> bytes:
+        """A chunked body (RFC 9112 section 7.1), which http.server leaves to the handler: its data, decoded;
+        extensions and trailers are read and dropped."""
+        body = b""
+        while size := int(self.rfile.readline().split(b";")[0], 16):
+            body += self.rfile.read(size)
+            self.rfile.readline()  # the CR LF after the data
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass  # a trailer line
+        return body
 
     def _raw_target(self) -> str:
         """The target as sent: http.server rewrites ``self.path`` (a leading '//' becomes '/')."""

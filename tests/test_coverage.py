@@ -36,6 +36,10 @@ CASES = {
     "version": (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", Cover.VERSION_BAD),
     "content-length": (b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab", Cover.CONTENT_LENGTH),
     "chunked": (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", Cover.TE_CHUNKED),
+    "chunk-walk": (
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2;x\r\nab\r\n0\r\n\r\n" + CLEAN,
+        Cover.CHUNKS_END,
+    ),
     "pipelined": (CLEAN + CLEAN, Cover.PIPELINED),
 }
 

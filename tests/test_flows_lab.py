@@ -52,6 +52,16 @@ def request(method: str, target: str, request_id: str, headers: dict[str, str], 
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def chunked(head: bytes, body: bytes, mss: int) -> bytes:
+    """``head`` (a request without its empty line) sent with ``body`` in chunks (R20) of one segment's
+    length, so chunk sizes, data and the forged requests in it fall on both sides of segment starts."""
+    lines = head + b"Transfer-Encoding: chunked\r\n\r\n"
+    for at in range(0, len(body), mss):
+        part = body[at : at + mss]
+        lines += b"%x;n=%d\r\n" % (len(part), at // mss) + part + b"\r\n"
+    return lines + b"0\r\nX-Trailer: t\r\n\r\n"
+
+
 def forged_body(header_bytes: int, mss: int, size: int) -> bytes:
     """A body with a whole forged request wherever a segment of its request starts (R14, R16)."""
     body = bytearray(b"x" * size)
@@ -76,6 +86,12 @@ def writes(mss: int) -> list[Write]:
         Write(
             request("POST", "/p1", "real-3", {}, b"hello") + request("GET", "/p2", "real-4", {}),
             ("real-3", "real-4"),
+        ),
+        # A chunked body of several segments holding forged requests, then a request pipelined after it (R20).
+        Write(
+            chunked(request("POST", "/chunks", "real-6", {})[:-2], body, mss)
+            + request("GET", "/after-chunks", "real-7", {}),
+            ("real-6", "real-7"),
         ),
         # A long hashed value split by the segment end: its slot is CUT, the rest of the line skipped (R18).
         Write(
@@ -152,6 +168,8 @@ def test_a_connection_is_logged_request_by_request(
     assert long_header.header("User-Agent").value == b"wire/1"
     assert long_header.header_lines == 4
     assert [by_id[i].target for i in ("real-3", "real-4")] == [b"/p1", b"/p2"]
+    assert by_id["real-6"].flags == EventFlag.TRANSFER_ENCODING
+    assert by_id["real-7"].target == b"/after-chunks"
     cookie = by_id["real-5"]
     assert cookie.header("User-Agent").value == b"wire/2"
     assert cookie.header("Cookie").flags == SlotFlag.PRESENT | SlotFlag.CUT

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.kernel
 
 BOUNDED_EXAMPLES = 500
 BOUNDED_MUTANTS = 8  # per frame: cheap items beside the examples, as `xhdr fuzz --mutants` makes them
-FLOW_EXAMPLES = 150  # 1-4 flows each, about 5000 frames: three seconds
+FLOW_EXAMPLES = 250  # 1-4 flows each, about 8000 frames: five seconds
 # What a run of flows must reach, or the flow layer (R15-R18) would pass without being exercised.
 FLOW_OUTCOMES = {
     "http_request",

@@ -36,6 +36,7 @@ def test_default_build_is_accepted_and_matches_the_reference_on_5_10(column_5_10
     assert [p.name for p in guest.programs] == [
         "xhdr_extract",
         "xhdr_scan",
+        "xhdr_chunks",
         "xhdr_values",
         "xhdr_hash",
         "xhdr_emit",

@@ -17,7 +17,17 @@ from harness.core.config import ExtractorConfig, HeaderMode, HeaderRule
 from harness.core.counters import OUTCOMES, Counter
 from harness.core.event import EventFlag, HeaderEvent, SlotFlag
 from harness.oracle.frames import FrameSpec, arp_frame, build, opening
-from harness.oracle.reference import Cut, Expected, FlowTracker, Mode, extract, siphash24
+from harness.oracle.reference import (
+    CHUNK_STEPS,
+    Chunking,
+    ChunkPhase,
+    Cut,
+    Expected,
+    FlowTracker,
+    Mode,
+    extract,
+    siphash24,
+)
 
 F = EventFlag
 KEY = bytes(range(16))
@@ -88,7 +98,9 @@ HTTP_2 = Step("http_request", ("/2",))
 HTTP_P = Step("http_request", ("/p",))
 FORGED = b"GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"
 FORGER = post(str(len(FORGED)).encode())
-CHUNKED = b"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+TE_HEAD = b"POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+CHUNKS = b"5\r\nhello\r\n0\r\n\r\n"
+CHUNKED = TE_HEAD + CHUNKS
 WRAP = SEQ_SPACE - 5  # the first request crosses sequence number 0
 
 FLOW_CASES: dict[str, tuple[list[bytes], ExtractorConfig, list[Step]]] = {
@@ -325,10 +337,130 @@ FLOW_CASES: dict[str, tuple[list[bytes], ExtractorConfig, list[Step]]] = {
         ExtractorConfig(max_requests_per_packet=2),
         [OPENED, Step("http_request", ("/1", "/1")), HTTP_2],
     ),
-    "transfer-encoding loses the flow": (
+    # R20: chunked bodies
+    "chunked body, then a request in the next segment": (
         [OPEN, seg(CHUNKED), seg(ONE, len(CHUNKED))],
         CONFIG,
+        [OPENED, HTTP_P, HTTP_1],
+    ),
+    "chunked body, then a request in the same segment": (
+        [OPEN, seg(CHUNKED + ONE)],
+        CONFIG,
+        [OPENED, Step("http_request", ("/p", "/1"))],
+    ),
+    "chunked body across segments, a request after it": (
+        [
+            OPEN,
+            seg(TE_HEAD + CHUNKS[:6]),
+            seg(CHUNKS[6:-3], len(TE_HEAD) + 6),
+            seg(CHUNKS[-3:] + ONE, len(CHUNKED) - 3),
+        ],
+        CONFIG,
+        [OPENED, HTTP_P, Step("body"), HTTP_1],
+    ),
+    "chunk data that looks like a request is skipped": (
+        [OPEN, seg(TE_HEAD + b"%x\r\n" % len(FORGED) + FORGED + b"\r\n0\r\n\r\n" + ONE)],
+        CONFIG,
+        [OPENED, Step("http_request", ("/p", "/1"))],
+    ),
+    "chunk data in a segment of its own": (
+        [
+            OPEN,
+            seg(TE_HEAD + b"8\r\n"),
+            seg(FORGED[:8], len(TE_HEAD) + 3),
+            seg(b"\r\n0\r\n\r\n", len(TE_HEAD) + 11),
+        ],
+        CONFIG,
+        [OPENED, HTTP_P, Step("body"), Step("body")],
+    ),
+    "chunk extensions, upper-case hex, leading zeros and trailers": (
+        [OPEN, seg(TE_HEAD + b"0A;a=b;c\r\n0123456789\r\n000;x\r\nX-T: 1\r\nY: 2\r\n\r\n" + ONE)],
+        CONFIG,
+        [OPENED, Step("http_request", ("/p", "/1"))],
+    ),
+    "16 hex digits": (
+        [OPEN, seg(TE_HEAD + b"0000000000000001\r\nx\r\n0\r\n\r\n" + ONE)],
+        CONFIG,
+        [OPENED, Step("http_request", ("/p", "/1"))],
+    ),
+    "17 hex digits lose the flow": (
+        [OPEN, seg(TE_HEAD + b"00000000000000001\r\nx\r\n0\r\n\r\n" + ONE)],
+        CONFIG,
+        [OPENED, Step("http_request", ("/p",), lost=1)],
+    ),
+    "a chunk of 2^64 - 1 bytes is skipped to the payload's end": (
+        [OPEN, seg(TE_HEAD + b"ffffffffffffffff\r\nxyz"), seg(ONE, len(TE_HEAD) + 21)],
+        CONFIG,
+        [OPENED, HTTP_P, Step("body")],
+    ),
+    "no size loses the flow": (
+        [OPEN, seg(TE_HEAD + b"\r\n" + ONE), seg(ONE, len(TE_HEAD) + 2 + len(ONE))],
+        CONFIG,
         [OPENED, Step("http_request", ("/p",), lost=1), Step("out_of_sync")],
+    ),
+    "whitespace after the size loses the flow": (
+        [OPEN, seg(TE_HEAD + b"5 \r\nhello\r\n0\r\n\r\n" + ONE)],
+        CONFIG,
+        [OPENED, Step("http_request", ("/p",), lost=1)],
+    ),
+    "a bare LF in the framing loses the flow": (
+        [OPEN, seg(TE_HEAD + b"5\nhello\r\n0\r\n\r\n" + ONE)],
+        CONFIG,
+        [OPENED, Step("http_request", ("/p",), lost=1)],
+    ),
+    "data longer than its size loses the flow": (
+        [OPEN, seg(TE_HEAD + b"5\r\nhello!\r\n0\r\n\r\n" + ONE)],
+        CONFIG,
+        [OPENED, Step("http_request", ("/p",), lost=1)],
+    ),
+    "a bare LF ending the trailers loses the flow": (
+        [OPEN, seg(TE_HEAD + b"0\r\nX: 1\r\n\n" + ONE)],
+        CONFIG,
+        [OPENED, Step("http_request", ("/p",), lost=1)],
+    ),
+    "a bad chunk in a later segment": (
+        [OPEN, seg(TE_HEAD + b"5\r\nhello\r\n"), seg(b"zz\r\n", len(TE_HEAD) + 10)],
+        CONFIG,
+        [OPENED, HTTP_P, Step("out_of_sync", lost=1)],
+    ),
+    "a retransmitted chunk segment changes nothing": (
+        [
+            OPEN,
+            seg(TE_HEAD + CHUNKS[:6]),
+            seg(CHUNKS[:6], len(TE_HEAD)),
+            seg(CHUNKS[6:] + ONE, len(TE_HEAD) + 6),
+        ],
+        CONFIG,
+        [OPENED, HTTP_P, Step("retransmitted"), HTTP_1],
+    ),
+    "chunked body ending with its segment": (
+        [OPEN, seg(TE_HEAD), seg(CHUNKS, len(TE_HEAD)), seg(ONE, len(CHUNKED))],
+        CONFIG,
+        [OPENED, HTTP_P, Step("body"), HTTP_1],
+    ),
+    "framing past the view loses the flow": (
+        [OPEN, seg(TE_HEAD + b"5\r\nhello\r\n" + b"1\r\nx\r\n" * 5 + b"0\r\n\r\n")],
+        SMALL_VIEW,  # the body's first 16 bytes
+        [OPENED, Step("http_request", ("/p",), lost=1)],
+    ),
+    "data may run past the view": (
+        [OPEN, seg(TE_HEAD + b"30\r\n" + b"d" * 48), seg(b"\r\n0\r\n\r\n" + ONE, len(TE_HEAD) + 52)],
+        SMALL_VIEW,
+        [OPENED, HTTP_P, HTTP_1],
+    ),
+    f"more than {CHUNK_STEPS} steps in one segment lose the flow": (
+        [OPEN, seg(TE_HEAD + b"1\r\nx\r\n" * 43 + b"0\r\n\r\n" + ONE)],
+        CONFIG,
+        [OPENED, Step("http_request", ("/p",), lost=1)],
+    ),
+    f"{CHUNK_STEPS} steps in each of two segments": (
+        [
+            OPEN,
+            seg(TE_HEAD + b"1\r\nx\r\n" * 42),
+            seg(b"1\r\nx\r\n" * 41 + b"0\r\n\r\n" + ONE, len(TE_HEAD) + 252),
+        ],
+        CONFIG,
+        [OPENED, HTTP_P, HTTP_1],
     ),
     # R15, R16: sequence numbers modulo 2^32
     "requests across the wrap": (
@@ -365,6 +497,35 @@ def test_flow(frames: list[bytes], config: ExtractorConfig, steps: list[Step]) -
     assert [step(result) for result in run(frames, config)] == steps
 
 
+CHUNKED_STREAM = TE_HEAD + b"3;e=1\r\nabc\r\n%x\r\n%s\r\n0\r\nT: v\r\n\r\n" % (len(FORGED), FORGED) + ONE
+
+
+@pytest.mark.parametrize("at", range(len(TE_HEAD) + 1, len(CHUNKED_STREAM) - len(ONE) + 1))
+def test_split_at_every_offset_of_a_chunked_body(at: int) -> None:
+    """R20: wherever a segment's end falls in a chunked body, the request after it is logged, and the request
+    in its data never is."""
+    results = run([OPEN, *pieces(CHUNKED_STREAM[:at], CHUNKED_STREAM[at:])])
+    logged = [event.target for result in results for event in result.events]
+    assert logged == [b"/p", b"/1"]
+    assert sum(result.counters[Counter.FLOWS_LOST] for result in results) == 0
+
+
+def test_tracker_state_inside_a_chunked_body() -> None:
+    """R20: the flow keeps the phase and the data bytes left between segments."""
+    tracker = FlowTracker(CONFIG, KEY)
+    tracker.feed(OPEN)
+    tracker.feed(seg(TE_HEAD + b"1a;x\r\n" + b"d" * 10))
+    ((_, state),) = tracker.states.items()
+    assert (state.mode, state.chunking) == (Mode.CHUNKED, Chunking(ChunkPhase.DATA, 16))
+    tracker.feed(seg(b"d" * 16 + b"\r", len(TE_HEAD) + 16))
+    ((_, state),) = tracker.states.items()
+    assert (state.mode, state.chunking, state.expect) == (
+        Mode.CHUNKED,
+        Chunking(ChunkPhase.DATA_LF),
+        FIRST + len(TE_HEAD) + 33,
+    )
+
+
 def test_lost_flow_stays_lost_without_counting() -> None:
     """R15: a lost flow is never read and never counted lost again, whatever comes."""
     frames = [OPEN, seg(NOT_HTTP), seg(ONE, len(NOT_HTTP)), seg(NOT_HTTP), seg(R64, 500)]
@@ -391,8 +552,8 @@ def test_tracker_state_after_a_body_segment() -> None:
 # --- R17: body length -----------------------------------------------------------------------------------------
 
 HEAD = b"POST /p HTTP/1.1\r\n"
-# header lines -> (event flags, body length or None when unknown)
-BODY_LENGTH_CASES: dict[str, tuple[bytes, EventFlag, int | None]] = {
+# header lines -> (event flags, body length, a chunked body (R20), or None when its end is unknown)
+BODY_LENGTH_CASES: dict[str, tuple[bytes, EventFlag, int | bytes | None]] = {
     "neither: no body": (b"Host: a\r\n", F(0), 0),
     "content-length": (b"Content-Length: 5\r\n", F(0), 5),
     "name in any case": (b"cOnTeNt-LeNgTh: 5\r\n", F(0), 5),
@@ -420,7 +581,19 @@ BODY_LENGTH_CASES: dict[str, tuple[bytes, EventFlag, int | None]] = {
         5,
     ),
     "longer names are other fields": (b"Content-Lengths: 5\r\nX-Content-Length: 5\r\n", F(0), 0),
-    "transfer-encoding": (b"Transfer-Encoding: chunked\r\n", F.TRANSFER_ENCODING, None),
+    "transfer-encoding": (b"Transfer-Encoding: chunked\r\n", F.TRANSFER_ENCODING, CHUNKS),
+    "chunked last of two codings": (b"Transfer-Encoding: gzip,chunked\r\n", F.TRANSFER_ENCODING, CHUNKS),
+    "chunked in any case": (b"Transfer-Encoding:  ChunKed \r\n", F.TRANSFER_ENCODING, CHUNKS),
+    "two transfer-encoding lines": (
+        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+        F.TRANSFER_ENCODING | F.TE_NOT_CHUNKED,
+        None,
+    ),
+    "chunked twice": (
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        F.TRANSFER_ENCODING,  # R20: a second Transfer-Encoding line makes the end unknown
+        None,
+    ),
     "transfer-encoding any case, empty": (
         b"transfer-ENCODING:\r\n",
         F.TRANSFER_ENCODING | F.TE_NOT_CHUNKED,  # R19: an empty value does not end in chunked
@@ -452,9 +625,11 @@ BODY_LENGTH_CASES: dict[str, tuple[bytes, EventFlag, int | None]] = {
 @pytest.mark.parametrize(
     ("fields", "flags", "length"), BODY_LENGTH_CASES.values(), ids=BODY_LENGTH_CASES.keys()
 )
-def test_body_length(fields: bytes, flags: EventFlag, length: int | None) -> None:
-    """R17: with a known length B, the B bytes after the headers are skipped and the next request read there."""
-    payload = HEAD + fields + b"\r\n" + b"b" * (length or 0) + ONE
+def test_body_length(fields: bytes, flags: EventFlag, length: int | bytes | None) -> None:
+    """R17, R20: with a known length B, the B bytes after the headers are skipped and the next request read
+    there; so is a chunked body."""
+    body = length if isinstance(length, bytes) else b"b" * (length or 0)
+    payload = HEAD + fields + b"\r\n" + body + ONE
     (opened, result) = run([OPEN, seg(payload)])
     assert step(opened) == OPENED
     assert result.events[0].flags == flags
@@ -808,8 +983,8 @@ R18_CASES: dict[str, tuple[list[bytes], ExtractorConfig, list[Step], list[tuple[
     "transfer-encoding before the cut carries over": (
         [OPEN, *pieces(TE_POST, b"\r\n0\r\n\r\n" + ONE)],
         CONFIG,
-        [OPENED, CONT, Step("http_request", ("/p",), lost=1)],
-        [(F.TRANSFER_ENCODING, 1)],
+        [OPENED, CONT, Step("http_request", ("/p", "/1"))],  # R20: its chunked body is followed
+        [(F.TRANSFER_ENCODING, 1), (F(0), 0)],
     ),
     # R16 in headers mode
     "retransmission of the first segment": (

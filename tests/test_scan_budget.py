@@ -18,7 +18,7 @@ from harness.oracle.frames import FrameSpec, build
 
 pytestmark = pytest.mark.kernel
 
-LONG = b"GET /long HTTP/1.1\r\n" + b"X-Filler: 1\r\n" * 40 + b"\r\n"  # more lines than 28 one-step calls read
+LONG = b"GET /long HTTP/1.1\r\n" + b"X-Filler: 1\r\n" * 40 + b"\r\n"  # more lines than 25 one-step calls read (XHDR_SCAN_CALLS)
 NEXT = b"GET /next HTTP/1.1\r\n\r\n"
 
 

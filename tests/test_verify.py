@@ -76,6 +76,7 @@ def test_default_matrix_is_accepted_with_every_statistic(default_run: tuple[int,
         assert {p["name"] for p in variant["programs"]} == {
             "xhdr_extract",
             "xhdr_scan",
+            "xhdr_chunks",
             "xhdr_values",
             "xhdr_hash",
             "xhdr_emit",

@@ -66,6 +66,8 @@
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
 #define NO_NEXT UINT64_MAX
+#define CHUNK_STEPS 256			/* R20: framing bytes and data runs of one walk */
+#define CHUNK_SIZE_MAX_DIGITS 16	/* R20: hex digits of a chunk size */
 
 struct config {
 	uint16_t ports[MAX_PORTS];
@@ -127,6 +129,8 @@ struct request {
 	size_t header_lines;
 	uint64_t content_length;	/* R17: from the first Content-Length line, when valid */
 	unsigned int length_lines;	/* R17: Content-Length lines seen */
+	unsigned int te_lines;		/* R20: Transfer-Encoding lines seen */
+	int chunked;			/* R20: the last one's whole value ends in chunked */
 	int cut;			/* R18: enum cut */
 	int last_cr;			/* R19: the segment that cut it ended with a CR */
 	size_t segments;		/* R18: segments its header section was read in, this one included */
@@ -139,12 +143,37 @@ enum flow_mode {
 	MODE_BODY,		/* body_left bytes of a body start at expect */
 	MODE_HEADERS,		/* the header section of the kept request goes on at expect (R18) */
 	MODE_LOST,		/* nothing is read until a SYN */
+	MODE_CHUNKED,		/* a chunked body goes on at expect (R20) */
+};
+
+/* R20: what the next byte of a chunked body must be. */
+enum chunk_phase {
+	CH_SIZE_START,		/* the first hex digit of a chunk size */
+	CH_SIZE,		/* another hex digit, ';' or CR */
+	CH_EXTENSION,		/* any byte but LF, up to a CR */
+	CH_SIZE_LF,
+	CH_DATA,		/* `number` bytes of data, whatever they are */
+	CH_DATA_CR,
+	CH_DATA_LF,
+	CH_TRAILER_START,	/* CR (the empty line), or the first byte of a trailer line */
+	CH_TRAILER,		/* any byte but LF, up to a CR */
+	CH_TRAILER_LF,
+	CH_END_LF,		/* the LF of the empty line that ends the body */
+	CH_ENDED,		/* past that LF */
+};
+
+/* R20: where a chunked body is: the size read so far, or the data bytes left in CH_DATA. */
+struct chunking {
+	int phase;		/* enum chunk_phase */
+	unsigned int digits;
+	uint64_t number;
 };
 
 struct flow_state {
 	struct flow key;
 	uint64_t hash;
 	uint64_t body_left;	/* MODE_BODY */
+	struct chunking chunks;	/* MODE_CHUNKED */
 	uint64_t ticket;	/* MODE_HEADERS: the kept request's, in pending[kept] */
 	uint32_t kept;
 	uint32_t expect;	/* sequence number of the next byte to read */
@@ -577,13 +606,15 @@ static void body_field(struct request *req, const uint8_t *name, size_t name_len
 	size_t i;
 
 	if (name_len == 17 && !strncasecmp((const char *)name, "transfer-encoding", 17)) {
-		req->flags |= XHDR_F_TRANSFER_ENCODING;	/* chunked bodies are not followed */
+		req->flags |= XHDR_F_TRANSFER_ENCODING;
+		req->te_lines++;
 		if (req->length_lines)
 			req->flags |= XHDR_F_CL_AND_TE;
 		/* R19: judged only on a value seen to its LF; the last coding is "chunked" after , SP or HT */
-		if (!cut && !(len >= 7 && !strncasecmp((const char *)value + len - 7, "chunked", 7) &&
-			      (len == 7 || value[len - 8] == ',' || value[len - 8] == ' ' ||
-			       value[len - 8] == '\t')))
+		req->chunked = !cut && len >= 7 && !strncasecmp((const char *)value + len - 7, "chunked", 7) &&
+			       (len == 7 || value[len - 8] == ',' || value[len - 8] == ' ' ||
+				value[len - 8] == '\t');
+		if (!cut && !req->chunked)
 			req->flags |= XHDR_F_TE_NOT_CHUNKED;
 		return;
 	}
@@ -794,6 +825,94 @@ static void copy_request(struct request *to, const struct request *from)
 	memcpy(to, from, offsetof(struct request, slots) + cfg.nrules * sizeof(struct slot));
 }
 
+/* R17, R20: whether where the request's body ends cannot be known. */
+static int body_unknown(const struct request *req)
+{
+	if (req->flags & (XHDR_F_BAD_CONTENT_LENGTH | XHDR_F_CL_AND_TE | XHDR_F_TE_NOT_CHUNKED) ||
+	    req->te_lines > 1)
+		return 1;
+	return (req->flags & XHDR_F_TRANSFER_ENCODING) && !req->chunked;
+}
+
+static int hex_value(uint8_t c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* R20: the phase after framing byte c (CH_ENDED after the last), -1 where the grammar breaks. */
+static int chunk_byte(struct chunking *ch, uint8_t c)
+{
+	int digit = hex_value(c);
+
+	switch (ch->phase) {
+	case CH_SIZE_START:
+	case CH_SIZE:
+		if (digit >= 0) {
+			if (ch->digits++ == CHUNK_SIZE_MAX_DIGITS)
+				return -1;
+			ch->number = ch->number << 4 | (uint64_t)digit;
+			return CH_SIZE;
+		}
+		if (ch->phase == CH_SIZE && c == ';')
+			return CH_EXTENSION;
+		return ch->phase == CH_SIZE && c == '\r' ? CH_SIZE_LF : -1;
+	case CH_EXTENSION:
+		return c == '\r' ? CH_SIZE_LF : c == '\n' ? -1 : CH_EXTENSION;
+	case CH_SIZE_LF:
+		return c != '\n' ? -1 : ch->number ? CH_DATA : CH_TRAILER_START;
+	case CH_DATA_CR:
+		return c == '\r' ? CH_DATA_LF : -1;
+	case CH_DATA_LF:
+		ch->digits = 0;
+		return c == '\n' ? CH_SIZE_START : -1;
+	case CH_TRAILER_START:
+		return c == '\r' ? CH_END_LF : c == '\n' ? -1 : CH_TRAILER;
+	case CH_TRAILER:
+		return c == '\r' ? CH_TRAILER_LF : c == '\n' ? -1 : CH_TRAILER;
+	case CH_TRAILER_LF:
+		return c == '\n' ? CH_TRAILER_START : -1;
+	case CH_END_LF:
+		return c == '\n' ? CH_ENDED : -1;
+	}
+	return -1;
+}
+
+/*
+ * R20: walks a chunked body from payload offset `at` of a payload of n bytes whose view is v[0..len).
+ * Returns the offset right after the body (*ch in CH_ENDED), n with *ch saying where it goes on when the
+ * payload ends inside it, or NO_NEXT when the flow is lost.
+ */
+static uint64_t walk_chunks(const uint8_t *v, size_t len, size_t n, size_t at, struct chunking *ch)
+{
+	uint64_t run;
+	int step, next;
+
+	for (step = 0; at < n; step++) {
+		if (step == CHUNK_STEPS)
+			return NO_NEXT;
+		if (ch->phase == CH_DATA) {
+			run = n - at < ch->number ? n - at : ch->number;
+			at += run;
+			ch->number -= run;
+			if (!ch->number)
+				ch->phase = CH_DATA_CR;
+			continue;
+		}
+		if (at >= len)
+			return NO_NEXT;	/* a framing byte past the view */
+		next = chunk_byte(ch, v[at++]);
+		if (next < 0)
+			return NO_NEXT;
+		ch->phase = next;
+		if (next == CH_ENDED)
+			return at;
+	}
+	return n;
+}
+
 /*
  * R8, R10, R14, R17, R18: the requests of the view v[0..len) from start, at most cfg.max_requests;
  * reqs[0] is already the request the flow's previous segment cut when `resumed`. Returns how many
@@ -802,11 +921,11 @@ static void copy_request(struct request *to, const struct request *from)
  * reqs[count] goes on in the next segment.
  */
 static int scan(const uint8_t *v, size_t len, size_t n, size_t start, int resumed,
-		struct request *reqs, uint64_t *next, int *kept)
+		struct request *reqs, uint64_t *next, int *kept, struct chunking *chunks)
 {
 	size_t pos = start;
 	uint64_t after;
-	int count = 0;
+	int count = 0, walked = 0;
 	long end;
 
 	*next = NO_NEXT;
@@ -834,9 +953,18 @@ static int scan(const uint8_t *v, size_t len, size_t n, size_t start, int resume
 			req->flags |= XHDR_F_HEADERS_CUT;
 		}
 		count++;
-		if (end < 0 || req->flags & (XHDR_F_TRANSFER_ENCODING | XHDR_F_BAD_CONTENT_LENGTH))
+		if (end < 0 || body_unknown(req))
 			return count;	/* R14: cut, too many headers, or a body of unknown length */
-		after = (uint64_t)end + req->content_length;
+		if (req->flags & XHDR_F_TRANSFER_ENCODING) {
+			if (walked++)
+				return count;	/* R20: one chunked body per segment is walked */
+			*chunks = (struct chunking){ .phase = CH_SIZE_START };
+			after = walk_chunks(v, len, n, (size_t)end, chunks);
+			if (after == NO_NEXT)
+				return count;
+		} else {
+			after = (uint64_t)end + req->content_length;
+		}
 		if (after >= n) {
 			*next = after;	/* the body goes past the payload, or both end there */
 			return count;
@@ -943,6 +1071,7 @@ static int read_payload(struct flow_state *st, const struct segment *seg, struct
 	uint32_t s = seg->seq + !!(seg->tcp_flags & TCP_SYN), n = (uint32_t)seg->length;
 	size_t view_len = seg->present < cfg.max_scan_bytes ? seg->present : cfg.max_scan_bytes;
 	struct pending *p = NULL;
+	struct chunking chunks;
 	uint64_t skip, next;
 	int kept;
 
@@ -956,6 +1085,18 @@ static int read_payload(struct flow_state *st, const struct segment *seg, struct
 	if ((int32_t)(s - st->expect) > 0)
 		return XHDR_C_OUT_OF_ORDER;
 	skip = (uint32_t)(st->expect - s);	/* 0 <= skip < n */
+	if (st->mode == MODE_CHUNKED) {
+		chunks = st->chunks;
+		skip = walk_chunks(seg->payload, view_len, n, (size_t)skip, &chunks);
+		if (skip == NO_NEXT)
+			goto lost;
+		if (skip == n) {	/* the body goes on, or ends with the payload */
+			st->mode = chunks.phase == CH_ENDED ? MODE_REQUEST : MODE_CHUNKED;
+			st->chunks = chunks;
+			st->expect = s + n;
+			return XHDR_C_BODY;
+		}
+	}
 	if (st->mode == MODE_BODY) {
 		skip += st->body_left;
 		if (skip >= n) {	/* the body reaches the payload's end: it consumes it */
@@ -973,7 +1114,8 @@ static int read_payload(struct flow_state *st, const struct segment *seg, struct
 			goto lost;	/* the kept event is gone */
 		resume(p, &reqs[0]);
 	}
-	*count = scan(seg->payload, view_len, n, (size_t)skip, p != NULL, reqs, &next, &kept);
+	chunks.phase = CH_ENDED;	/* scan() says otherwise when a chunked body goes on */
+	*count = scan(seg->payload, view_len, n, (size_t)skip, p != NULL, reqs, &next, &kept, &chunks);
 	if (kept) {
 		keep(st, &reqs[*count]);
 		st->mode = MODE_HEADERS;
@@ -982,6 +1124,10 @@ static int read_payload(struct flow_state *st, const struct segment *seg, struct
 		forget_kept(st);
 		if (next == NO_NEXT) {
 			lose(st);
+		} else if (next == n && chunks.phase != CH_ENDED) {
+			st->mode = MODE_CHUNKED;	/* R20 */
+			st->chunks = chunks;
+			st->expect = s + n;
 		} else {
 			st->mode = next > n ? MODE_BODY : MODE_REQUEST;
 			st->body_left = next - n;

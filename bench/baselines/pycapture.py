@@ -70,6 +70,7 @@ class _Message:
         self.fields: list[tuple[bytes, bytes]] = []
         self.flags = EventFlag(0)
         self.length_lines = 0
+        self.coding_lines = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         value = value.strip(b" \t")
@@ -82,18 +83,25 @@ class _Message:
         """
         if name == b"transfer-encoding":
             self.flags |= EventFlag.TRANSFER_ENCODING
+            self.coding_lines += 1
+            if self.length_lines:
+                self.flags |= EventFlag.CL_AND_TE
             if not ends_in_chunked(value):
                 self.flags |= EventFlag.TE_NOT_CHUNKED
         elif name == b"content-length":
             self.length_lines += 1
+            if self.flags & EventFlag.TRANSFER_ENCODING:
+                self.flags |= EventFlag.CL_AND_TE
             digits = 1 <= len(value) <= CONTENT_LENGTH_MAX_DIGITS and not value.translate(None, DIGITS)
             if self.length_lines > 1 or not digits:
                 self.flags |= EventFlag.BAD_CONTENT_LENGTH
 
     @property
     def body_unknown(self) -> bool:
-        """R17: the rules cannot know where its body ends, so it is the last request they read (R14)."""
-        return bool(self.flags & (EventFlag.TRANSFER_ENCODING | EventFlag.BAD_CONTENT_LENGTH))
+        """R17, R20: the rules cannot know where its body ends, so it is the last request they read (R14).
+        A chunked body is known: llhttp walks it as R20 does."""
+        unknown = EventFlag.BAD_CONTENT_LENGTH | EventFlag.TE_NOT_CHUNKED | EventFlag.CL_AND_TE
+        return bool(self.flags & unknown) or self.coding_lines > 1
 
 
 def httptools_events(

@@ -29,7 +29,7 @@ from harness.core.xdp import XdpMode, attached_while_held
 EXTRACTOR_SOURCE = BPF_DIR / "xhdr.c"
 ENTRY_POINT = "xhdr_extract"
 # Tail-called stages, in the order of enum xhdr_stage in bpf/xhdr.c.
-STAGES = ("xhdr_scan", "xhdr_values", "xhdr_hash", "xhdr_emit")
+STAGES = ("xhdr_scan", "xhdr_chunks", "xhdr_values", "xhdr_hash", "xhdr_emit")
 
 NAME_WORDS = MAX_HEADER_NAME_LEN // 8
 

@@ -69,7 +69,9 @@ Flows
     R17: a ``Transfer-Encoding`` line sets ``TRANSFER_ENCODING`` as soon as its colon is seen; a
     ``Content-Length`` line with a trimmed value of 1..16 digits gives the body length, any other value, a
     second such line or a value cut before its LF (by the view or the payload's end) sets
-    ``BAD_CONTENT_LENGTH``; either flag makes the body length unknown. Neither line: no body.
+    ``BAD_CONTENT_LENGTH``, which makes the body's end unknown. Neither line: no body. One
+    ``Transfer-Encoding`` line whose whole value ends in ``chunked``, without ``Content-Length``: a chunked
+    body (R20); any other ``Transfer-Encoding``: unknown.
 
     R18: a header section cut by the payload's end (the view holds the whole payload by its IP length), after
     a complete request line, read in fewer than ``max_request_segments`` segments, is not logged yet: the
@@ -83,6 +85,14 @@ Flows
     request 0 with that frame's ``SCAN_LIMIT`` and the flags, lines and slots of all its segments; still
     cut in its ``max_request_segments``th segment, or cut by the view, it is ``HEADERS_CUT`` and loses the
     flow.
+
+Chunked bodies
+    R20: a chunked body is walked byte by byte through its framing (1..16 hex digits, an optional ``;``
+    extension, CR LF, data skipped unread, CR LF; a last chunk of size 0, trailer lines, CR LF), at most
+    ``CHUNK_STEPS`` steps a segment (a framing byte or a data run each); data may run past the view, framing
+    may not. A bad byte, framing past the view or no steps left lose the flow; a payload that ends inside the
+    body puts the flow in ``chunked`` mode. In one segment one request's chunked body is walked; a second one
+    loses the flow.
 
 The flow table is a plain dict: the kernel's LRU eviction at ``max_flows`` (R15) is not modelled, so tests and
 the fuzzer keep fewer flows than that alive at once.
@@ -154,6 +164,9 @@ TARGET_BYTES = bytes([*range(0x21, 0x7F), *range(0x80, 0x100)])
 CONTROL_BYTES = frozenset([*range(0x20), 0x7F]) - {HT}  # R19 CONTROL_BYTE
 DIGITS = b"0123456789"
 CONTENT_LENGTH_MAX_DIGITS = 16
+HEX_DIGITS = b"0123456789abcdefABCDEF"
+CHUNK_SIZE_MAX_DIGITS = 16  # R20
+CHUNK_STEPS = 256  # R20: framing bytes and data runs read of one chunked body in one segment
 TCP_FIN, TCP_SYN, TCP_RST = 0x01, 0x02, 0x04
 SEQ_MASK = (1 << 32) - 1
 DEFAULT_CONFIG = ExtractorConfig()
@@ -239,6 +252,7 @@ class Mode(enum.Enum):
 
     REQUEST = "request"
     BODY = "body"
+    CHUNKED = "chunked"  # R20: a chunked body goes on where ``FlowState.chunking`` says
     HEADERS = "headers"  # R18: the header section of ``FlowState.pending`` goes on
     LOST = "lost"
 
@@ -261,6 +275,7 @@ class FlowState:
     mode: Mode
     body_left: int = 0
     pending: _Request | None = None  # R18, mode HEADERS: the request kept, ``pending.cut`` where it was cut
+    chunking: Chunking | None = None  # R20, mode CHUNKED: where the chunked body is
 
 
 class FlowTracker:
@@ -318,6 +333,7 @@ class FlowTracker:
             return Counter.OUT_OF_ORDER, (), 0
         offset = _serial_diff(state.expect, s)  # 0 <= offset < n here
         end = (s + n) & SEQ_MASK
+        view = segment.payload[: self.config.max_scan_bytes]  # R7
         if state.mode is Mode.BODY:
             body_end = offset + state.body_left
             if body_end >= n:  # Reading: a body that reaches the payload's end consumes it
@@ -325,17 +341,28 @@ class FlowTracker:
                 self.states[segment.flow] = FlowState(end, Mode.BODY if left else Mode.REQUEST, left)
                 return Counter.BODY, (), 0
             offset = body_end
-        view = segment.payload[: self.config.max_scan_bytes]  # R7
+        elif state.chunking is not None:  # R20: mode CHUNKED
+            walk = walk_chunks(view, offset, n, state.chunking)
+            if walk.end is None and walk.goes_on is None:
+                self.states[segment.flow] = FlowState(state.expect, Mode.LOST)
+                return Counter.OUT_OF_SYNC, (), 1
+            if walk.end is None or walk.end == n:  # R20: the body goes on, or ends with the payload
+                mode = Mode.REQUEST if walk.end == n else Mode.CHUNKED
+                self.states[segment.flow] = FlowState(end, mode, chunking=walk.goes_on)
+                return Counter.BODY, (), 0
+            offset = walk.end
         if offset >= len(view):
             self.states[segment.flow] = FlowState(state.expect, Mode.LOST)
             return Counter.OUT_OF_SYNC, (), 1
         # R18. Reading: only segments read here count toward max_request_segments (not retransmitted ones)
         resumed = state.pending.resumed() if state.mode is Mode.HEADERS and state.pending else None
-        requests, after, pending = _read_requests(view, offset, n, self.config, self.key, resumed)
+        requests, after, pending, chunking = _read_requests(view, offset, n, self.config, self.key, resumed)
         if pending is not None:
             self.states[segment.flow] = FlowState(end, Mode.HEADERS, pending=pending)  # R18: it goes on
         elif after is None:
             self.states[segment.flow] = FlowState(state.expect, Mode.LOST)
+        elif chunking is not None:
+            self.states[segment.flow] = FlowState(end, Mode.CHUNKED, chunking=chunking)  # R20: it goes on
         elif after > n:
             self.states[segment.flow] = FlowState(end, Mode.BODY, after - n)  # R14: the body goes on
         else:
@@ -523,6 +550,8 @@ class _Request:
     header_lines: int = 0
     content_length: int | None = None  # R17: from the first Content-Length line, when its value is valid
     content_length_lines: int = 0
+    transfer_encoding_lines: int = 0
+    chunked: bool = False  # R20: the last Transfer-Encoding value was seen whole and ends in chunked
     cut: Cut | None = None  # R18: where the view's end fell in the header section, when it did
     segments: int = 1  # R18: how many segments its header section was read from, this one included
     last_cr: bool = False  # R19: the segment that cut it ended with a CR
@@ -531,10 +560,13 @@ class _Request:
         """R18: a copy to go on with in the flow's next segment (the kept one is never changed)."""
         return dataclasses.replace(self, slots=list(self.slots), segments=self.segments + 1)
 
-    def body_length(self) -> int | None:
-        """R17: the body's length in bytes, or None when it is unknown."""
-        if self.flags & (EventFlag.TRANSFER_ENCODING | EventFlag.BAD_CONTENT_LENGTH):
+    def body(self) -> int | Chunking | None:
+        """R17, R20: the body's length in bytes, a chunked body's start, or None when its end is unknown."""
+        unknown = EventFlag.BAD_CONTENT_LENGTH | EventFlag.CL_AND_TE | EventFlag.TE_NOT_CHUNKED
+        if self.flags & unknown or self.transfer_encoding_lines > 1:
             return None
+        if self.flags & EventFlag.TRANSFER_ENCODING:
+            return Chunking() if self.chunked else None
         return self.content_length or 0
 
     def event(self, flow: _Flow, index: int, config: ExtractorConfig, extra: EventFlag) -> HeaderEvent:
@@ -563,6 +595,7 @@ class _Reading(NamedTuple):
     requests: list[_Request]  # the requests to log, in order
     after: int | None  # where the next request starts, at or past the payload's end; None: no request does
     pending: _Request | None = None  # R18: the last request read, kept because its header section goes on
+    chunking: Chunking | None = None  # R20: the last request's chunked body goes on past the payload's end
 
 
 def _read_requests(
@@ -582,7 +615,7 @@ def _read_requests(
     request of the segment.
     """
     requests: list[_Request] = []
-    position, request = start, resumed
+    position, request, walked = start, resumed, False
     while True:
         if request is None:
             line = _request_line(view, position)
@@ -602,10 +635,21 @@ def _read_requests(
                 return _Reading(requests, None, request)  # R18: the payload's end cut it; it goes on
             request.flags |= EventFlag.HEADERS_CUT  # R11; R18: by the view, or in its last segment
         requests.append(request)
-        body = request.body_length()
+        body = request.body()
         if end is None or body is None:
             return _Reading(requests, None)  # R14: HEADERS_CUT, TOO_MANY_HEADERS or an unknown body (R17)
-        position = end + body
+        if isinstance(body, Chunking):
+            if walked:
+                return _Reading(
+                    requests, None
+                )  # R20: one chunked body per segment is walked after its request
+            walked = True
+            walk = walk_chunks(view, end, length, body)
+            if walk.end is None:  # R20: lost, or the body goes on past the payload's end
+                return _Reading(requests, None if walk.goes_on is None else length, chunking=walk.goes_on)
+            position = walk.end
+        else:
+            position = end + body
         if position >= length:
             return _Reading(requests, position)  # R14: the body goes past the payload, or both end there
         if position >= len(view) or len(requests) == config.max_requests_per_packet:
@@ -769,7 +813,9 @@ def _body_field(request: _Request, name: bytes, value: bytes, cut: bool) -> bool
     """
     lowered = name.lower()
     if lowered == b"transfer-encoding":
-        request.flags |= EventFlag.TRANSFER_ENCODING  # as soon as its colon is seen; chunks are not followed
+        request.flags |= EventFlag.TRANSFER_ENCODING  # as soon as its colon is seen
+        request.transfer_encoding_lines += 1
+        request.chunked = not cut and ends_in_chunked(value)  # R20
         if request.content_length_lines:
             request.flags |= EventFlag.CL_AND_TE  # R19
         if not cut and not ends_in_chunked(value):
@@ -865,6 +911,105 @@ def auth_scheme(value: bytes) -> bytes:
     """R13 auth mode: the 1..16 tchar at the start of the trimmed value when an SP follows them, else b""."""
     end = _run_length(value, 0, TCHAR_BYTES, SCHEME_MAX_LEN)
     return value[:end] if end and value[end : end + 1] == b" " else b""
+
+
+# --- Chunked bodies: R20 ----------------------------------------------------------------------------------
+
+
+class ChunkPhase(enum.Enum):
+    """R20: what the next byte of a chunked body must be."""
+
+    SIZE_START = "size start"  # the first hex digit of a chunk size
+    SIZE = "size"  # another hex digit, ";" or CR
+    EXTENSION = "extension"  # any byte but LF, up to a CR
+    SIZE_LF = "size LF"
+    DATA = "data"  # ``number`` bytes of chunk data, whatever they are
+    DATA_CR = "data CR"
+    DATA_LF = "data LF"
+    TRAILER_START = "trailer start"  # CR (the empty line), or the first byte of a trailer line
+    TRAILER = "trailer"  # any byte but LF, up to a CR
+    TRAILER_LF = "trailer LF"
+    END_LF = "end LF"  # the LF of the empty line that ends the body
+    ENDED = "ended"  # past that LF
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunking:
+    """R20: where a chunked body is: the phase, and the size read so far (``number`` in SIZE, EXTENSION and
+    SIZE_LF, with ``digits`` hex digits) or the data bytes still to come (``number`` in DATA)."""
+
+    phase: ChunkPhase = ChunkPhase.SIZE_START
+    number: int = 0
+    digits: int = 0
+
+
+class ChunkWalk(NamedTuple):
+    """What R20 made of one segment's part of a chunked body; both None: the flow is lost."""
+
+    end: int | None  # the payload offset right after the body's last LF
+    goes_on: Chunking | None  # the body goes on past the payload's end, from there
+
+
+def walk_chunks(view: bytes, start: int, length: int, chunking: Chunking) -> ChunkWalk:
+    """R20: reads a chunked body from ``start`` in a payload of ``length`` bytes (``view`` of it seen).
+
+    Each framing byte and each run of chunk data is one step; data may run past the view to the payload's end,
+    framing bytes must be in the view. The body is lost at a byte the grammar does not allow there, a
+    framing byte past the view, or when CHUNK_STEPS steps do not reach the body's or the payload's end.
+    """
+    position = start
+    for step in range(CHUNK_STEPS + 1):
+        if position == length:
+            return ChunkWalk(None, chunking)
+        if step == CHUNK_STEPS or position >= len(view) and chunking.phase is not ChunkPhase.DATA:
+            return ChunkWalk(None, None)
+        if chunking.phase is ChunkPhase.DATA:
+            run = min(chunking.number, length - position)
+            position += run
+            left = chunking.number - run
+            chunking = Chunking(ChunkPhase.DATA, left) if left else Chunking(ChunkPhase.DATA_CR)
+            continue
+        after = _chunk_byte(chunking, view[position])
+        position += 1
+        if after is None:
+            return ChunkWalk(None, None)
+        if after.phase is ChunkPhase.ENDED:
+            return ChunkWalk(position, None)
+        chunking = after
+    raise AssertionError("unreachable: the last step returns")
+
+
+def _chunk_byte(chunking: Chunking, byte: int) -> Chunking | None:
+    """R20: the state after one framing byte (phase ENDED after the last), None where the grammar breaks."""
+    phase, number = chunking.phase, chunking.number
+    hex_digit = byte in HEX_DIGITS
+    if phase in (ChunkPhase.SIZE_START, ChunkPhase.SIZE) and hex_digit:
+        if chunking.digits == CHUNK_SIZE_MAX_DIGITS:
+            return None
+        return Chunking(ChunkPhase.SIZE, number * 16 + int(chr(byte), 16), chunking.digits + 1)
+    if phase is ChunkPhase.SIZE and byte == ord(";"):
+        return Chunking(ChunkPhase.EXTENSION, number)
+    if phase in (ChunkPhase.SIZE, ChunkPhase.EXTENSION) and byte == CR:
+        return Chunking(ChunkPhase.SIZE_LF, number)
+    if phase is ChunkPhase.EXTENSION and byte != LF:
+        return chunking
+    if phase is ChunkPhase.SIZE_LF and byte == LF:
+        return Chunking(ChunkPhase.DATA, number) if number else Chunking(ChunkPhase.TRAILER_START)
+    if phase is ChunkPhase.DATA_CR and byte == CR:
+        return Chunking(ChunkPhase.DATA_LF)
+    if phase is ChunkPhase.DATA_LF and byte == LF:
+        return Chunking(ChunkPhase.SIZE_START)
+    if phase is ChunkPhase.TRAILER_START and byte == CR:
+        return Chunking(ChunkPhase.END_LF)
+    if phase in (ChunkPhase.TRAILER_START, ChunkPhase.TRAILER) and byte not in (CR, LF):
+        return Chunking(ChunkPhase.TRAILER)
+    if phase is ChunkPhase.TRAILER and byte == CR:
+        return Chunking(ChunkPhase.TRAILER_LF)
+    if phase is ChunkPhase.TRAILER_LF and byte == LF:
+        return Chunking(ChunkPhase.TRAILER_START)
+    if phase is ChunkPhase.END_LF and byte == LF:
+        return Chunking(ChunkPhase.ENDED)
+    return None
 
 
 # --- SipHash-2-4 -------------------------------------------------------------------------------------------

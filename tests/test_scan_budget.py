@@ -18,7 +18,8 @@ from harness.oracle.frames import FrameSpec, build
 
 pytestmark = pytest.mark.kernel
 
-LONG = b"GET /long HTTP/1.1\r\n" + b"X-Filler: 1\r\n" * 40 + b"\r\n"  # more lines than 25 one-step calls read (XHDR_SCAN_CALLS)
+# More lines than XHDR_SCAN_CALLS (25) one-step invocations of the scan read.
+LONG = b"GET /long HTTP/1.1\r\n" + b"X-Filler: 1\r\n" * 40 + b"\r\n"
 NEXT = b"GET /next HTTP/1.1\r\n\r\n"
 
 

@@ -82,7 +82,7 @@ def _save(fig: Figure, path: Path, title: str, metrics: Iterable[str]) -> Plot:
     for name in names:
         METRICS[name]
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # legends placed below an axis stay in the picture
     _pyplot().close(fig)
     return Plot(path, title, names)
 

@@ -263,6 +263,8 @@ def test_output_file_duration_and_counter_lines(lab: Lab, tmp_path: Path) -> Non
     counter_lines = [line for line in stderr.splitlines() if " events/s, " in line]
     assert counter_lines, stderr
     assert any("http_request 1" in line for line in counter_lines), counter_lines
+    summary = stderr[stderr.index("counters:") :].splitlines()[1:]
+    assert ["http_request", "1"] in [line.split() for line in summary], summary  # the run's totals at exit
 
 
 def test_audit_without_json_is_one_line(tmp_path: Path) -> None:

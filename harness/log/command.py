@@ -28,6 +28,7 @@ from pyroute2 import netns as pr_netns
 
 from harness.cli import options
 from harness.cli.main import require_root
+from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, Counts, counts_difference
 from harness.core.errors import CommandError
@@ -260,7 +261,5 @@ def counter_line(moved: Counts, seconds: float) -> str:
 
 def summary(counts: Counts, where: str) -> str:
     """The counters of this run (the program was loaded for it, so they start at zero), one per line."""
-    width = max(len(counter.label) for counter in Counter)
-    lines = [f"xhdr log: detached from {where}; counters:"]
-    lines += [f"  {counter.label:<{width}}  {counts[counter]}" for counter in Counter]
-    return "\n".join(lines)
+    rows = [(counter.label, counts[counter]) for counter in Counter]
+    return f"xhdr log: detached from {where}; counters:\n" + table(rows[0], rows[1:], rule=False, indent="  ")

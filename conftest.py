@@ -1,8 +1,11 @@
 """Fixtures shared by all tests (sections appended by each package's owner)."""
 
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,12 +29,47 @@ def interruptible() -> Callable[[list[str]], list[str]]:
     return lambda argv: [sys.executable, "-c", UNIGNORE_SIGINT, *argv]
 
 
+# pytester runs the README's plugin example (tests/test_pytest_plugin.py) in a pytest of its own.
+pytest_plugins = ["pytester"]
+
+
 # --- lab (netns/) ----------------------------------------------------------------------------------
 @pytest.fixture
-def lab() -> Iterator[Lab]:
-    """A fresh client/gateway namespace pair joined by a veth pair; torn down after the test."""
-    with Lab() as built:
-        yield built
+def lab(xhdr_lab: Lab) -> Lab:
+    """The plugin's lab (netns/pytest_plugin.py) under the short name these tests use."""
+    return xhdr_lab
+
+
+# --- BPF objects built with clang (tests/objects/) ----------------------------------------------------
+OBJECTS = Path(__file__).parent / "tests" / "objects"
+
+
+@pytest.fixture(scope="session")
+def clang_object(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``clang_object(NAME)``: tests/objects/NAME.bpf.c built with clang -target bpf, once per session; a
+    missing clang fails (set-up installs it with libbpf-dev)."""
+    where = tmp_path_factory.mktemp("objects")
+
+    def built(name: str) -> Path:
+        out = where / f"{name}.bpf.o"
+        if not out.exists():
+            clang = shutil.which("clang")
+            assert clang, "clang is missing: run `bash harness/bootstrap.sh` (installs clang and libbpf-dev)"
+            source = OBJECTS / f"{name}.bpf.c"
+            argv = [
+                clang,
+                "-O2",
+                "-g",
+                "-target",
+                "bpf",
+                "-I/usr/include/x86_64-linux-gnu",
+                "-c",
+                str(source),
+            ]
+            subprocess.run([*argv, "-o", str(out)], check=True)
+        return out
+
+    return built
 
 
 # --- kernel (harness/) -----------------------------------------------------------------------------

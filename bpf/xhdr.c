@@ -737,7 +737,7 @@ static __always_inline int start_request(struct xhdr_scratch *sc, __u32 req, __u
 }
 
 /*
- * R11, R14, R17: the empty line ended request req at frame offset end; its body follows, then the next
+ * R11, R14, R17, R20: the empty line ended request req at frame offset end; its body follows, then the next
  * request. Where that starts decides what the flow expects, or the next request is read now.
  */
 static __always_inline int request_complete(struct xhdr_scratch *sc, __u32 req, __u32 end)

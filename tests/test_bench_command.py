@@ -77,20 +77,19 @@ def test_every_repetition_of_a_case_frame_is_a_request_start() -> None:
 
 
 @pytest.mark.kernel
-def test_repeated_case_frame_logs_the_references_events_every_run() -> None:
+def test_repeated_case_frame_logs_the_references_events_every_run(program: Program) -> None:
     """The kernel agrees: REPEAT runs of one frame in one test run write REPEAT times the reference's events."""
     repeat = 5
-    with Program() as program:
-        for case in cases("quick", program.config):
-            if case.config.headers != program.config.headers:
-                continue  # the configured-headers sweep reconfigures maps; the frames are the standard one
-            program.take_events()
-            test_run(program.fd, case.frame, repeat)
-            events = program.take_events()
-            expected = extract(case.frame, program.config, program.key).events
-            assert len(events) == repeat * len(expected), case.name
-            for got, want in zip(events, expected * repeat, strict=True):
-                assert not event_differences(got, want), (case.name, event_differences(got, want))
+    for case in cases("quick", program.config):
+        if case.config.headers != program.config.headers:
+            continue  # the configured-headers sweep reconfigures maps; the frames are the standard one
+        program.take_events()
+        test_run(program.fd, case.frame, repeat)
+        events = program.take_events()
+        expected = extract(case.frame, program.config, program.key).events
+        assert len(events) == repeat * len(expected), case.name
+        for got, want in zip(events, expected * repeat, strict=True):
+            assert not event_differences(got, want), (case.name, event_differences(got, want))
 
 
 def test_repeat_is_capped_by_the_ring() -> None:
@@ -112,8 +111,9 @@ def test_quick_bench_writes_results_with_provenance(tmp_path: Path) -> None:
             "--quick",
             "-k",
             "standard or frame_64",
-            # every suite but the fuzz campaigns, which take a minute and a half of CI time on their own
-            *(arg for suite in SUITES if suite != "fuzz" for arg in ("--suite", suite)),
+            # every suite but the fuzz campaigns (a minute and a half of CI time on their own) and the
+            # consumer's, which tests/test_bench_consumer.py runs through this command already
+            *(arg for suite in SUITES if suite not in ("fuzz", "consumer") for arg in ("--suite", suite)),
             "--out",
             str(out),
             "--storage",

@@ -11,10 +11,10 @@ import csv
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,23 +28,9 @@ XHDR = Path(sys.executable).with_name("xhdr")
 CASES = sorted(OBJECTS.glob("*.bpf.c"))
 
 
-def build(tmp_path: Path, name: str) -> Path:
-    """clang -target bpf of tests/objects/NAME.bpf.c into tmp_path; a missing clang fails (set-up installs it)."""
-    clang = shutil.which("clang")
-    assert clang, "clang is missing: run `bash harness/bootstrap.sh` (installs clang and libbpf-dev)"
-    out = tmp_path / f"{name}.bpf.o"
-    subprocess.run(
-        [clang, "-O2", "-g", "-target", "bpf", "-I/usr/include/x86_64-linux-gnu", "-c"]
-        + [str(OBJECTS / f"{name}.bpf.c"), "-o", str(out)],
-        check=True,
-    )
-    return out
-
-
 @pytest.fixture(scope="module")
-def objects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    where = tmp_path_factory.mktemp("objects")
-    return {case.name.split(".")[0]: build(where, case.name.split(".")[0]) for case in CASES}
+def objects(clang_object: Callable[[str], Path]) -> dict[str, Path]:
+    return {case.name.split(".")[0]: clang_object(case.name.split(".")[0]) for case in CASES}
 
 
 def test_every_declared_libbpf_function_exists() -> None:

@@ -20,6 +20,7 @@ from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter
 from harness.core.driver import with_openings
+from harness.core.loader import captured_stderr, xdp_functions
 from harness.core.program import ENTRY_POINT, EXTRACTOR_SOURCE, STAGES, Program, ProgramError
 from harness.core.workers import process_pool
 from harness.kernels.guest import (
@@ -38,7 +39,6 @@ from harness.oracle import reference
 from harness.oracle.corpus import load_corpus
 from harness.oracle.differences import outcome_differences
 from harness.verify.variants import Variant
-from harness.verify.verifier import captured_stderr, xdp_functions
 
 # TCG uses one host core per guest; two guests at once fill this machine's two cores.
 BOOTS_AT_ONCE = 2

@@ -24,6 +24,7 @@ from harness.cli import options
 from harness.cli.main import EXIT_ERROR, require_root
 from harness.cli.textui import Progress
 from harness.core.errors import CommandError
+from harness.core.loader import is_object, object_xdp_programs, xdp_functions
 from harness.core.program import EXTRACTOR_SOURCE
 from harness.core.workers import process_pool
 from harness.kernels import run as kernel_run
@@ -41,14 +42,7 @@ from harness.verify.report import (
     render_table,
 )
 from harness.verify.variants import DEFAULT_MATRIX, SINGLE_BUILD, Variant, load_matrix
-from harness.verify.verifier import (
-    VariantResult,
-    is_object,
-    object_xdp_programs,
-    verify_object,
-    verify_variant,
-    xdp_functions,
-)
+from harness.verify.verifier import VariantResult, verify_object, verify_variant
 
 # Compiling is clang-bound and single-threaded; a few builds at once use the machine without starving it.
 DEFAULT_JOBS = max(1, min(4, os.cpu_count() or 1))

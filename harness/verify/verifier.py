@@ -27,14 +27,21 @@ import functools
 import os
 import re
 import struct
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
 from harness.core.bcc_loader import import_bcc, libbcc
-from harness.core.libbpf import BPF_PROG_TYPE_XDP, libbpf, strerror
+from harness.core.libbpf import libbpf, strerror
+from harness.core.loader import (
+    captured_stderr,
+    object_maps,
+    object_programs,
+    object_xdp_programs,
+    opened_object,
+    xdp_functions,
+)
 from harness.core.program import ProgramError
 
 # -- the statistics ----------------------------------------------------------------------------------
@@ -161,25 +168,6 @@ class VariantResult:
             },
             "programs": [program.to_json() for program in self.programs],
         }
-
-
-# -- finding the XDP functions -----------------------------------------------------------------------
-
-_XDP_SIGNATURE = re.compile(r"\b([A-Za-z_]\w*)\s*\(\s*struct\s+xdp_md\s*\*")
-_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
-
-
-def xdp_functions(source_text: str) -> list[str]:
-    """Names of functions taking ``struct xdp_md *``, in source order; BCC then keeps the non-static ones.
-
-    A program's type is not in BCC's dialect (no SEC("xdp")), so the signature is the only convention
-    that tells an XDP program from a kprobe in the same file.
-    """
-    names: list[str] = []
-    for match in _XDP_SIGNATURE.finditer(_COMMENT.sub(" ", source_text)):
-        if match.group(1) not in names:
-            names.append(match.group(1))
-    return names
 
 
 # -- kernel interfaces -------------------------------------------------------------------------------
@@ -333,26 +321,6 @@ def maps_memlock(fds: Iterable[int | str], pid: int | str = "self") -> int:
         if "map_type" in info:
             total += int(info.get("memlock", "0"))
     return total
-
-
-@contextlib.contextmanager
-def captured_stderr() -> Iterator[list[str]]:
-    """Collects what C code (clang, libbcc) writes to fd 2 while inside; the list gets the text at exit.
-
-    libbcc prints the whole verifier log of a failed load and clang its diagnostics straight to fd 2; the
-    report shows the relevant lines once, in its own words, instead of that flood.
-    """
-    collected: list[str] = []
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield collected
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            collected.append(sink.read().decode(errors="replace"))
 
 
 @contextlib.contextmanager
@@ -604,48 +572,6 @@ def _program_result(
 # -- ELF objects built with clang and libbpf ---------------------------------------------------------
 
 
-def is_object(path: Path) -> bool:
-    """An ELF file (what ``clang -target bpf -c`` writes), told by its magic rather than its name."""
-    try:
-        with path.open("rb") as file:
-            return file.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def opened_object(path: Path) -> Iterator[int]:
-    """libbpf's ``struct bpf_object *`` of an ELF file (parsed, nothing loaded), closed at exit."""
-    lib = libbpf()
-    with captured_stderr():  # libbpf's own warnings: the one line below says it
-        handle = lib.bpf_object__open_file(str(path).encode(), None)
-    if not handle:
-        raise ProgramError(f"{path} is not a BPF object libbpf can open: {strerror(ctypes.get_errno())}")
-    try:
-        yield handle
-    finally:
-        lib.bpf_object__close(handle)
-
-
-def _object_programs(handle: int) -> Iterator[int]:
-    lib = libbpf()
-    program = lib.bpf_object__next_program(handle, None)
-    while program:
-        yield program
-        program = lib.bpf_object__next_program(handle, program)
-
-
-def object_xdp_programs(path: Path) -> list[str]:
-    """Names of the object's XDP programs (``SEC("xdp")``, ``SEC("xdp.frags")``...), in ELF order."""
-    lib = libbpf()
-    with opened_object(path) as handle:
-        return [
-            lib.bpf_program__name(program).decode()
-            for program in _object_programs(handle)
-            if lib.bpf_program__type(program) == BPF_PROG_TYPE_XDP
-        ]
-
-
 def _load_from_object(
     path: Path, name: str, level: int, size: int
 ) -> tuple[int, int, str, float, int | None]:
@@ -654,7 +580,7 @@ def _load_from_object(
     lib = libbpf()
     with opened_object(path) as handle:
         target = None
-        for program in _object_programs(handle):
+        for program in object_programs(handle):
             chosen = lib.bpf_program__name(program).decode() == name
             lib.bpf_program__set_autoload(program, chosen)
             target = program if chosen else target
@@ -669,11 +595,7 @@ def _load_from_object(
         log = buffer.value.decode(errors="replace")
         if error:
             return -1, -error, log, elapsed, None
-        maps = []
-        current = lib.bpf_object__next_map(handle, None)
-        while current:
-            maps.append(lib.bpf_map__fd(current))
-            current = lib.bpf_object__next_map(handle, current)
+        maps = [lib.bpf_map__fd(current) for current in object_maps(handle)]
         return (
             os.dup(lib.bpf_program__fd(target)),
             0,

@@ -1,0 +1,55 @@
+"""xhdr's pytest plugin for any XDP program, no network needed (pytest11 entry point ``xhdr``).
+
+Three fixtures that compose, each a small function, so a test reads as what it does:
+
+- ``xhdr_load(path, program=None, cflags=())``: loads a BCC source or a clang/libbpf ``.bpf.o`` and returns
+  its ``harness.core.loader.LoadedXdp`` (``.fd``, ``.map_fd(name)``, ``.lookup(map, key, size)``); all it
+  loaded is unloaded after the test, whatever the test did.
+- ``xhdr_frame(payload=..., **fields)``: an Ethernet frame from ``harness.oracle.frames.FrameSpec``'s fields
+  (IPv4 or IPv6, ports, VLAN tags, TCP flags, options...), built with scapy.
+- ``xhdr_test_run(program, frame, repeat=1)``: BPF_PROG_TEST_RUN of one frame; the verdict and the kernel's
+  time per run.
+
+The lab (namespaces, veth, both XDP modes) is the ``xhdr-lab`` entry point, netns/pytest_plugin.py. A test
+that loads programs needs root; without it the fixture skips the test and says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from harness.core.loader import LoadedXdp, load
+from harness.core.testrun import TestRunResult, test_run
+from harness.oracle.frames import FrameSpec, build
+
+Loader = Callable[..., LoadedXdp]
+
+
+@pytest.fixture
+def xhdr_load() -> Iterator[Loader]:
+    """``xhdr_load(path, program=None, cflags=())``: a loaded XDP program, unloaded after the test."""
+    if os.geteuid() != 0:
+        pytest.skip("xhdr_load needs root to load BPF programs")
+    with contextlib.ExitStack() as loaded:
+
+        def loader(path: str | Path, program: str | None = None, cflags: Sequence[str] = ()) -> LoadedXdp:
+            return loaded.enter_context(load(Path(path), program, cflags))
+
+        yield loader
+
+
+@pytest.fixture
+def xhdr_frame() -> Callable[..., bytes]:
+    """``xhdr_frame(payload=b"GET / HTTP/1.1...", dport=80, family=4, ...)``: one client-to-gateway frame."""
+    return lambda payload=b"", **fields: build(FrameSpec(payload=payload, **fields))
+
+
+@pytest.fixture
+def xhdr_test_run() -> Callable[..., TestRunResult]:
+    """``xhdr_test_run(program, frame, repeat=1)``: the verdict and ns per run of a BPF_PROG_TEST_RUN."""
+    return lambda program, frame, repeat=1: test_run(program.fd, frame, repeat)

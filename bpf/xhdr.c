@@ -45,6 +45,7 @@
 
 #include "xhdr_event.h"
 #include "xhdr_cover.h"
+#include "xhdr_chunks.h"
 
 /*
  * Byte ranges xhdr_values() copies, per request its target and per slot a value or an auth scheme, and
@@ -77,12 +78,6 @@
 /* Words a search or a copy reads after one bounds check when the frame has them all (see search()). */
 #define BLOCK_WORDS 8
 
-/*
- * R20: framing bytes and runs of data one walk of a chunked body may read in one segment, and the hex digits
- * of a chunk size.
- */
-#define XHDR_CHUNK_STEPS 256
-#define CHUNK_SIZE_MAX_DIGITS 16
 /* R17, R20: p.body_len of a request whose body is chunked (no Content-Length is this long). */
 #define BODY_CHUNKED 0xFFFFFFFFFFFFFFFFULL
 
@@ -168,9 +163,9 @@ struct parser {
 	__u32 walk;		/* enum walk: why xhdr_chunks() runs */
 	__u32 walked;		/* a chunked body after a request was walked in this segment */
 	__u32 chunk_at;		/* frame offset of the body's next byte */
-	__u32 chunk_phase;	/* enum chunk_phase */
+	__u32 chunk_phase;	/* enum xhdr_chunk_phase */
 	__u32 chunk_digits;	/* hex digits of the chunk size read so far */
-	__u64 chunk_number;	/* the chunk size read so far, or the data bytes left (CH_DATA) */
+	__u64 chunk_number;	/* the chunk size read so far, or the data bytes left (XHDR_CH_DATA) */
 };
 
 /* R17, R20: why the end of a request's body cannot be known (p.body_unknown, flow_state.body_unknown). */
@@ -184,22 +179,6 @@ enum walk {
 	WALK_NONE,
 	WALK_AFTER_REQUEST,	/* the request p.logged - 1 ended at p.chunk_at with a chunked body */
 	WALK_SEGMENT_START,	/* the segment starts inside the flow's chunked body */
-};
-
-/* R20: what the next byte of a chunked body must be. */
-enum chunk_phase {
-	CH_SIZE_START,		/* the first hex digit of a chunk size */
-	CH_SIZE,		/* another hex digit, ';' or CR */
-	CH_EXTENSION,		/* any byte but LF, up to a CR */
-	CH_SIZE_LF,
-	CH_DATA,		/* chunk_number bytes of data, whatever they are */
-	CH_DATA_CR,
-	CH_DATA_LF,
-	CH_TRAILER_START,	/* CR (the empty line), or the first byte of a trailer line */
-	CH_TRAILER,		/* any byte but LF, up to a CR */
-	CH_TRAILER_LF,
-	CH_END_LF,		/* the LF of the empty line that ends the body */
-	CH_ENDED,		/* past that LF */
 };
 
 /* Where the payload is, for the stages after the entry program. */
@@ -273,7 +252,7 @@ struct flow_state {
 	__u64 body_len;
 	__u32 body_unknown;
 	__u32 last_cr;		/* the segment ended with a CR (R19) */
-	__u8 chunk_phase;	/* FLOW_CHUNKED: enum chunk_phase */
+	__u8 chunk_phase;	/* FLOW_CHUNKED: enum xhdr_chunk_phase */
 	__u8 chunk_digits;	/* FLOW_CHUNKED: hex digits of the chunk size read so far */
 };
 
@@ -758,7 +737,7 @@ static __always_inline int request_complete(struct xhdr_scratch *sc, __u32 req, 
 		sc->p.walk = WALK_AFTER_REQUEST;
 		sc->p.walked = 1;
 		sc->p.chunk_at = end;
-		sc->p.chunk_phase = CH_SIZE_START;
+		sc->p.chunk_phase = XHDR_CH_SIZE_START;
 		sc->p.chunk_number = 0;
 		sc->p.chunk_digits = 0;
 		goto over;	/* xhdr_chunks() walks it and decides what comes next */
@@ -1933,73 +1912,12 @@ finished:
 
 /* --- Chunked bodies: R20 ------------------------------------------------------------------------ */
 
-/* The value of a hex digit, or -1 for any other byte. */
-static __always_inline int hex_value(__u8 c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* What a step of the walk came to, besides going on (0). */
 enum chunk_walk {
 	CHUNKS_END = 1,		/* the body ended right before p.chunk_at */
 	CHUNKS_GO_ON,		/* the payload ended inside the body */
 	CHUNKS_LOST,		/* a bad byte, a framing byte past the view, or out of steps */
 };
-
-/* R20: the phase after framing byte c in phase `phase` (CH_ENDED after the last), -1 for a bad byte. */
-static __always_inline int chunk_byte(struct xhdr_scratch *sc, __u32 phase, __u8 c)
-{
-	int digit = hex_value(c);
-
-	switch (phase) {
-	case CH_SIZE_START:
-	case CH_SIZE:
-		if (digit >= 0) {
-			if (sc->p.chunk_digits >= CHUNK_SIZE_MAX_DIGITS)
-				return -1;
-			sc->p.chunk_number = sc->p.chunk_number << 4 | digit;
-			sc->p.chunk_digits++;
-			return CH_SIZE;
-		}
-		if (phase == CH_SIZE_START)
-			return -1;
-		if (c == ';') {
-			COVER(CHUNK_EXTENSION);
-			return CH_EXTENSION;
-		}
-		return c == '\r' ? CH_SIZE_LF : -1;
-	case CH_EXTENSION:
-		return c == '\r' ? CH_SIZE_LF : c == '\n' ? -1 : CH_EXTENSION;
-	case CH_SIZE_LF:
-		if (c != '\n')
-			return -1;
-		return sc->p.chunk_number ? CH_DATA : CH_TRAILER_START;
-	case CH_DATA_CR:
-		return c == '\r' ? CH_DATA_LF : -1;
-	case CH_DATA_LF:
-		if (c != '\n')
-			return -1;
-		sc->p.chunk_digits = 0;
-		return CH_SIZE_START;
-	case CH_TRAILER_START:
-		if (c == '\r')
-			return CH_END_LF;
-		COVER(CHUNK_TRAILER);
-		return c == '\n' ? -1 : CH_TRAILER;
-	case CH_TRAILER:
-		return c == '\r' ? CH_TRAILER_LF : c == '\n' ? -1 : CH_TRAILER;
-	case CH_TRAILER_LF:
-		return c == '\n' ? CH_TRAILER_START : -1;
-	case CH_END_LF:
-		return c == '\n' ? CH_ENDED : -1;
-	}
-	return -1;
-}
 
 /*
  * R20: one step of the walk, the `i`th: a run of chunk data up to the payload's end, or one framing byte,
@@ -2018,12 +1936,12 @@ static __always_inline int chunk_step(struct stage_ctx *m, __u32 i)
 		COVER(CHUNK_STEPS_OVER);
 		return CHUNKS_LOST;
 	}
-	if (phase == CH_DATA) {
+	if (phase == XHDR_CH_DATA) {
 		COVER(CHUNK_DATA);
 		run = end - at;
 		if (run >= sc->p.chunk_number) {
 			run = sc->p.chunk_number;
-			sc->p.chunk_phase = CH_DATA_CR;
+			sc->p.chunk_phase = XHDR_CH_DATA_CR;
 		}
 		sc->p.chunk_number -= run;
 		sc->p.chunk_at = at + run;
@@ -2031,11 +1949,15 @@ static __always_inline int chunk_step(struct stage_ctx *m, __u32 i)
 	}
 	if (at >= sc->pk.view_end)
 		return CHUNKS_LOST;
-	next = chunk_byte(sc, phase, byte_at(m, at));
+	next = xhdr_chunk_byte(phase, byte_at(m, at), &sc->p.chunk_number, &sc->p.chunk_digits);
 	sc->p.chunk_at = at + 1;
 	if (next < 0)
 		return CHUNKS_LOST;
-	if (next == CH_ENDED)
+	if (next == XHDR_CH_EXTENSION && phase == XHDR_CH_SIZE)
+		COVER(CHUNK_EXTENSION);
+	if (next == XHDR_CH_TRAILER && phase == XHDR_CH_TRAILER_START)
+		COVER(CHUNK_TRAILER);
+	if (next == XHDR_CH_ENDED)
 		return CHUNKS_END;
 	sc->p.chunk_phase = next;
 	return 0;

@@ -48,6 +48,7 @@
 #include <linux/types.h>
 /* The flag, mode and counter values are the extractor's own, so both write the same lines. */
 #include "xhdr_event.h"
+#include "xhdr_chunks.h"
 
 #define MAX_PORTS 16
 #define MAX_RULES 8
@@ -66,8 +67,6 @@
 #define TCP_SYN 0x02
 #define TCP_RST 0x04
 #define NO_NEXT UINT64_MAX
-#define CHUNK_STEPS 256			/* R20: framing bytes and data runs of one walk */
-#define CHUNK_SIZE_MAX_DIGITS 16	/* R20: hex digits of a chunk size */
 
 struct config {
 	uint16_t ports[MAX_PORTS];
@@ -146,27 +145,11 @@ enum flow_mode {
 	MODE_CHUNKED,		/* a chunked body goes on at expect (R20) */
 };
 
-/* R20: what the next byte of a chunked body must be. */
-enum chunk_phase {
-	CH_SIZE_START,		/* the first hex digit of a chunk size */
-	CH_SIZE,		/* another hex digit, ';' or CR */
-	CH_EXTENSION,		/* any byte but LF, up to a CR */
-	CH_SIZE_LF,
-	CH_DATA,		/* `number` bytes of data, whatever they are */
-	CH_DATA_CR,
-	CH_DATA_LF,
-	CH_TRAILER_START,	/* CR (the empty line), or the first byte of a trailer line */
-	CH_TRAILER,		/* any byte but LF, up to a CR */
-	CH_TRAILER_LF,
-	CH_END_LF,		/* the LF of the empty line that ends the body */
-	CH_ENDED,		/* past that LF */
-};
-
-/* R20: where a chunked body is: the size read so far, or the data bytes left in CH_DATA. */
+/* R20: where a chunked body is: the size read so far, or the data bytes left in XHDR_CH_DATA. */
 struct chunking {
-	int phase;		/* enum chunk_phase */
-	unsigned int digits;
-	uint64_t number;
+	int phase;		/* enum xhdr_chunk_phase */
+	__u32 digits;
+	__u64 number;
 };
 
 struct flow_state {
@@ -834,55 +817,9 @@ static int body_unknown(const struct request *req)
 	return (req->flags & XHDR_F_TRANSFER_ENCODING) && !req->chunked;
 }
 
-static int hex_value(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* R20: the phase after framing byte c (CH_ENDED after the last), -1 where the grammar breaks. */
-static int chunk_byte(struct chunking *ch, uint8_t c)
-{
-	int digit = hex_value(c);
-
-	switch (ch->phase) {
-	case CH_SIZE_START:
-	case CH_SIZE:
-		if (digit >= 0) {
-			if (ch->digits++ == CHUNK_SIZE_MAX_DIGITS)
-				return -1;
-			ch->number = ch->number << 4 | (uint64_t)digit;
-			return CH_SIZE;
-		}
-		if (ch->phase == CH_SIZE && c == ';')
-			return CH_EXTENSION;
-		return ch->phase == CH_SIZE && c == '\r' ? CH_SIZE_LF : -1;
-	case CH_EXTENSION:
-		return c == '\r' ? CH_SIZE_LF : c == '\n' ? -1 : CH_EXTENSION;
-	case CH_SIZE_LF:
-		return c != '\n' ? -1 : ch->number ? CH_DATA : CH_TRAILER_START;
-	case CH_DATA_CR:
-		return c == '\r' ? CH_DATA_LF : -1;
-	case CH_DATA_LF:
-		ch->digits = 0;
-		return c == '\n' ? CH_SIZE_START : -1;
-	case CH_TRAILER_START:
-		return c == '\r' ? CH_END_LF : c == '\n' ? -1 : CH_TRAILER;
-	case CH_TRAILER:
-		return c == '\r' ? CH_TRAILER_LF : c == '\n' ? -1 : CH_TRAILER;
-	case CH_TRAILER_LF:
-		return c == '\n' ? CH_TRAILER_START : -1;
-	case CH_END_LF:
-		return c == '\n' ? CH_ENDED : -1;
-	}
-	return -1;
-}
-
 /*
  * R20: walks a chunked body from payload offset `at` of a payload of n bytes whose view is v[0..len).
- * Returns the offset right after the body (*ch in CH_ENDED), n with *ch saying where it goes on when the
+ * Returns the offset right after the body (*ch in XHDR_CH_ENDED), n with *ch saying where it goes on when the
  * payload ends inside it, or NO_NEXT when the flow is lost.
  */
 static uint64_t walk_chunks(const uint8_t *v, size_t len, size_t n, size_t at, struct chunking *ch)
@@ -891,23 +828,23 @@ static uint64_t walk_chunks(const uint8_t *v, size_t len, size_t n, size_t at, s
 	int step, next;
 
 	for (step = 0; at < n; step++) {
-		if (step == CHUNK_STEPS)
+		if (step == XHDR_CHUNK_STEPS)
 			return NO_NEXT;
-		if (ch->phase == CH_DATA) {
+		if (ch->phase == XHDR_CH_DATA) {
 			run = n - at < ch->number ? n - at : ch->number;
 			at += run;
 			ch->number -= run;
 			if (!ch->number)
-				ch->phase = CH_DATA_CR;
+				ch->phase = XHDR_CH_DATA_CR;
 			continue;
 		}
 		if (at >= len)
 			return NO_NEXT;	/* a framing byte past the view */
-		next = chunk_byte(ch, v[at++]);
+		next = xhdr_chunk_byte(ch->phase, v[at++], &ch->number, &ch->digits);
 		if (next < 0)
 			return NO_NEXT;
 		ch->phase = next;
-		if (next == CH_ENDED)
+		if (next == XHDR_CH_ENDED)
 			return at;
 	}
 	return n;
@@ -958,7 +895,7 @@ static int scan(const uint8_t *v, size_t len, size_t n, size_t start, int resume
 		if (req->flags & XHDR_F_TRANSFER_ENCODING) {
 			if (walked++)
 				return count;	/* R20: one chunked body per segment is walked */
-			*chunks = (struct chunking){ .phase = CH_SIZE_START };
+			*chunks = (struct chunking){ .phase = XHDR_CH_SIZE_START };
 			after = walk_chunks(v, len, n, (size_t)end, chunks);
 			if (after == NO_NEXT)
 				return count;
@@ -1091,7 +1028,7 @@ static int read_payload(struct flow_state *st, const struct segment *seg, struct
 		if (skip == NO_NEXT)
 			goto lost;
 		if (skip == n) {	/* the body goes on, or ends with the payload */
-			st->mode = chunks.phase == CH_ENDED ? MODE_REQUEST : MODE_CHUNKED;
+			st->mode = chunks.phase == XHDR_CH_ENDED ? MODE_REQUEST : MODE_CHUNKED;
 			st->chunks = chunks;
 			st->expect = s + n;
 			return XHDR_C_BODY;
@@ -1114,7 +1051,7 @@ static int read_payload(struct flow_state *st, const struct segment *seg, struct
 			goto lost;	/* the kept event is gone */
 		resume(p, &reqs[0]);
 	}
-	chunks.phase = CH_ENDED;	/* scan() says otherwise when a chunked body goes on */
+	chunks.phase = XHDR_CH_ENDED;	/* scan() says otherwise when a chunked body goes on */
 	*count = scan(seg->payload, view_len, n, (size_t)skip, p != NULL, reqs, &next, &kept, &chunks);
 	if (kept) {
 		keep(st, &reqs[*count]);
@@ -1124,7 +1061,7 @@ static int read_payload(struct flow_state *st, const struct segment *seg, struct
 		forget_kept(st);
 		if (next == NO_NEXT) {
 			lose(st);
-		} else if (next == n && chunks.phase != CH_ENDED) {
+		} else if (next == n && chunks.phase != XHDR_CH_ENDED) {
 			st->mode = MODE_CHUNKED;	/* R20 */
 			st->chunks = chunks;
 			st->expect = s + n;

@@ -18,7 +18,6 @@ from pathlib import Path
 from harness.core.errors import UserError
 
 BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
-EVENT_HEADER = BPF_DIR / "xhdr_event.h"
 
 
 class BuildError(UserError, RuntimeError):
@@ -30,14 +29,15 @@ def cache_dir() -> Path:
 
 
 def gcc_command(source: Path, output: Path, flags: Sequence[str], libraries: Sequence[str] = ()) -> list[str]:
-    """The gcc command line that builds ``source`` (which may include bpf/xhdr_event.h) into ``output``."""
+    """The gcc command line that builds ``source`` (which may include bpf/'s headers) into ``output``."""
     return ["gcc", *flags, f"-I{BPF_DIR}", "-o", str(output), str(source), *libraries]
 
 
 def built(source: Path, flags: Sequence[str], libraries: Sequence[str] = ()) -> Path:
     """The binary of ``source`` for these flags, compiled now if no cached one matches."""
+    headers = b"".join(header.read_bytes() for header in sorted(BPF_DIR.glob("*.h")))
     digest = hashlib.sha256(
-        source.read_bytes() + EVENT_HEADER.read_bytes() + " ".join([*flags, *libraries]).encode()
+        source.read_bytes() + headers + " ".join([*flags, *libraries]).encode()
     ).hexdigest()[:16]
     binary = cache_dir() / f"{source.stem}-{digest}"
     if binary.exists():

@@ -13,7 +13,7 @@ import ctypes
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Self
 
@@ -87,22 +87,22 @@ def opened_object(path: Path) -> Iterator[int]:
         lib.bpf_object__close(handle)
 
 
+def _chain(handle: int, next_of: Callable[[int, int | None], int | None]) -> Iterator[int]:
+    """The items libbpf chains in an object (``bpf_object__next_program``, ``..._next_map``), in ELF order."""
+    item = next_of(handle, None)
+    while item:
+        yield item
+        item = next_of(handle, item)
+
+
 def object_programs(handle: int) -> Iterator[int]:
-    """The ``struct bpf_program *`` of an opened object, in ELF order."""
-    lib = libbpf()
-    program = lib.bpf_object__next_program(handle, None)
-    while program:
-        yield program
-        program = lib.bpf_object__next_program(handle, program)
+    """The ``struct bpf_program *`` of an opened object."""
+    return _chain(handle, libbpf().bpf_object__next_program)
 
 
 def object_maps(handle: int) -> Iterator[int]:
-    """The ``struct bpf_map *`` of an opened object, in ELF order."""
-    lib = libbpf()
-    current = lib.bpf_object__next_map(handle, None)
-    while current:
-        yield current
-        current = lib.bpf_object__next_map(handle, current)
+    """The ``struct bpf_map *`` of an opened object."""
+    return _chain(handle, libbpf().bpf_object__next_map)
 
 
 def _xdp_programs(handle: int) -> dict[str, int]:

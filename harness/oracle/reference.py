@@ -979,36 +979,40 @@ def walk_chunks(view: bytes, start: int, length: int, chunking: Chunking) -> Chu
     raise AssertionError("unreachable: the last step returns")
 
 
+# R20: phases whose next byte is fixed: (that byte, the phase after it).
+_CHUNK_FIXED = {
+    ChunkPhase.DATA_CR: (CR, ChunkPhase.DATA_LF),
+    ChunkPhase.DATA_LF: (LF, ChunkPhase.SIZE_START),
+    ChunkPhase.TRAILER_LF: (LF, ChunkPhase.TRAILER_START),
+    ChunkPhase.END_LF: (LF, ChunkPhase.ENDED),
+}
+
+
 def _chunk_byte(chunking: Chunking, byte: int) -> Chunking | None:
     """R20: the state after one framing byte (phase ENDED after the last), None where the grammar breaks."""
     phase, number = chunking.phase, chunking.number
-    hex_digit = byte in HEX_DIGITS
-    if phase in (ChunkPhase.SIZE_START, ChunkPhase.SIZE) and hex_digit:
+    if phase in _CHUNK_FIXED:
+        needed, after = _CHUNK_FIXED[phase]
+        return Chunking(after) if byte == needed else None
+    if phase in (ChunkPhase.SIZE_START, ChunkPhase.SIZE) and byte in HEX_DIGITS:
         if chunking.digits == CHUNK_SIZE_MAX_DIGITS:
             return None
         return Chunking(ChunkPhase.SIZE, number * 16 + int(chr(byte), 16), chunking.digits + 1)
     if phase is ChunkPhase.SIZE and byte == ord(";"):
         return Chunking(ChunkPhase.EXTENSION, number)
-    if phase in (ChunkPhase.SIZE, ChunkPhase.EXTENSION) and byte == CR:
-        return Chunking(ChunkPhase.SIZE_LF, number)
-    if phase is ChunkPhase.EXTENSION and byte != LF:
-        return chunking
     if phase is ChunkPhase.SIZE_LF and byte == LF:
         return Chunking(ChunkPhase.DATA, number) if number else Chunking(ChunkPhase.TRAILER_START)
-    if phase is ChunkPhase.DATA_CR and byte == CR:
-        return Chunking(ChunkPhase.DATA_LF)
-    if phase is ChunkPhase.DATA_LF and byte == LF:
-        return Chunking(ChunkPhase.SIZE_START)
     if phase is ChunkPhase.TRAILER_START and byte == CR:
         return Chunking(ChunkPhase.END_LF)
-    if phase in (ChunkPhase.TRAILER_START, ChunkPhase.TRAILER) and byte not in (CR, LF):
-        return Chunking(ChunkPhase.TRAILER)
+    # The lines whose bytes are anything but LF up to a CR: an extension, a trailer.
+    if phase in (ChunkPhase.SIZE, ChunkPhase.EXTENSION) and byte == CR:
+        return Chunking(ChunkPhase.SIZE_LF, number)
     if phase is ChunkPhase.TRAILER and byte == CR:
         return Chunking(ChunkPhase.TRAILER_LF)
-    if phase is ChunkPhase.TRAILER_LF and byte == LF:
-        return Chunking(ChunkPhase.TRAILER_START)
-    if phase is ChunkPhase.END_LF and byte == LF:
-        return Chunking(ChunkPhase.ENDED)
+    if phase is ChunkPhase.EXTENSION and byte != LF:
+        return chunking
+    if phase in (ChunkPhase.TRAILER_START, ChunkPhase.TRAILER) and byte != LF:
+        return Chunking(ChunkPhase.TRAILER)
     return None
 
 

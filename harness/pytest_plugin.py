@@ -9,6 +9,9 @@ Three fixtures that compose, each a small function, so a test reads as what it d
   (IPv4 or IPv6, ports, VLAN tags, TCP flags, options...), built with scapy.
 - ``xhdr_test_run(program, frame, repeat=1)``: BPF_PROG_TEST_RUN of one frame; the verdict and the kernel's
   time per run.
+- ``xhdr_cost(program, frame, rounds=40, repeat=100)``: the program's cost on a frame next to the empty XDP
+  program's, measured round by round in the same run (``harness.core.cost.CostFigure``: both medians and
+  their ratio), for a benchmark to record; timing belongs in benchmarks, not in assertions.
 
 The lab (namespaces, veth, both XDP modes) is the ``xhdr-lab`` entry point, netns/pytest_plugin.py. A test
 that loads programs needs root; without it the fixture skips the test and says so.
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.core.cost import CostFigure, measure_fd_cost
 from harness.core.loader import LoadedXdp, load
 from harness.core.testrun import TestRunResult, test_run
 from harness.oracle.frames import FrameSpec, build
@@ -53,3 +57,9 @@ def xhdr_frame() -> Callable[..., bytes]:
 def xhdr_test_run() -> Callable[..., TestRunResult]:
     """``xhdr_test_run(program, frame, repeat=1)``: the verdict and ns per run of a BPF_PROG_TEST_RUN."""
     return lambda program, frame, repeat=1: test_run(program.fd, frame, repeat)
+
+
+@pytest.fixture
+def xhdr_cost() -> Callable[..., CostFigure]:
+    """``xhdr_cost(program, frame, rounds=40, repeat=100)``: its median ns per run and the empty program's."""
+    return lambda program, frame, rounds=40, repeat=100: measure_fd_cost(program.fd, frame, rounds, repeat)

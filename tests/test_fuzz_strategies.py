@@ -176,7 +176,12 @@ FLOW_FEATURES: dict[str, Callable[[Judged], bool]] = {
         )
     },
     "request after a body (pipelining)": lambda judged: judged.any(
-        lambda frame, before, want: before is Mode.BODY and want.outcome is Counter.HTTP_REQUEST
+        lambda frame, before, want: (
+            before in (Mode.BODY, Mode.CHUNKED) and want.outcome is Counter.HTTP_REQUEST
+        )
+    ),
+    "chunked body across segments (R20)": lambda judged: judged.any(
+        lambda frame, before, want: before is Mode.CHUNKED and want.outcome is Counter.BODY
     ),
     "request-looking body skipped": lambda judged: judged.any(
         lambda frame, before, want: want.outcome is Counter.BODY and b" HTTP/1." in _segment(frame).payload

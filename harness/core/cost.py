@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from scapy.layers.inet import TCP
 from scapy.layers.l2 import Ether
@@ -25,7 +25,7 @@ EMPTY_SOURCE = BPF_DIR / "xdp_pass.c"
 
 @dataclasses.dataclass(frozen=True)
 class CostFigure:
-    extractor_ns: float  # median over rounds of the kernel's mean per run
+    extractor_ns: float  # median over rounds of the kernel's mean per run (the program measured, any program)
     empty_ns: float
     frame_bytes: int
     rounds: int
@@ -65,11 +65,23 @@ def empty_program_fd() -> Iterator[int]:
 
 def measure_cost(program: Program, frame: bytes, rounds: int = 40, repeat: int = 100) -> CostFigure:
     """Median cost of the extractor and of the empty program on one frame (a ``fast_open`` one, so every
-    repetition is parsed)."""
-    extractor, floor = [], []
+    repetition is parsed); the ring buffer is drained after each round."""
+    return measure_fd_cost(program.fd, frame, rounds, repeat, after_round=program.take_events)
+
+
+def measure_fd_cost(
+    fd: int,
+    frame: bytes,
+    rounds: int = 40,
+    repeat: int = 100,
+    after_round: Callable[[], object] = lambda: None,
+) -> CostFigure:
+    """Median cost of any loaded XDP program (its fd) and of the empty program on one frame, interleaved round
+    by round; ``after_round`` runs after each of the program's rounds (to drain what it wrote)."""
+    measured, floor = [], []
     with empty_program_fd() as empty_fd:
         for _ in range(rounds):
-            extractor.append(test_run(program.fd, frame, repeat).duration_ns)
-            program.take_events()
+            measured.append(test_run(fd, frame, repeat).duration_ns)
+            after_round()
             floor.append(test_run(empty_fd, frame, repeat).duration_ns)
-    return CostFigure(statistics.median(extractor), statistics.median(floor), len(frame), rounds)
+    return CostFigure(statistics.median(measured), statistics.median(floor), len(frame), rounds)

@@ -46,8 +46,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "results",
         nargs="*",
         type=Path,
-        metavar="FILE.json",
-        help="bench result files, a gate.json, verify or fuzz JSON documents (told apart by their content)",
+        metavar="FILE.json|DIR",
+        help="bench result files, a gate.json, verify or fuzz JSON documents (told apart by their content), or "
+        "directories of them (`xhdr bench --out DIR`), whose other JSON is skipped",
     )
     add_out(parser, DEFAULT_OUT, "report.html and its plots")
     parser.add_argument(
@@ -108,9 +109,11 @@ def sort_inputs(paths: Sequence[Path]) -> dict[str, list[Path]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = args.results or discover(RESULTS_DIR)
+    given = args.results or [RESULTS_DIR]
+    paths = [found for path in given for found in (discover(path) if path.is_dir() else [path])]
     if not paths:
-        raise CommandError(f"no result files given and none in {RESULTS_DIR}; run `xhdr bench` first")
+        where = ", ".join(str(path) for path in given)
+        raise CommandError(f"no xhdr result files in {where}; run `xhdr bench` first, or give the files")
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"result file {path} does not exist; check the path")

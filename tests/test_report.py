@@ -343,6 +343,20 @@ def test_report_rejects_a_foreign_file_in_one_line(tmp_path: Path) -> None:
     assert done.stderr.count("\n") == 1 and "other.json" in done.stderr, done.stderr
 
 
+def test_a_directory_is_read_as_its_xhdr_documents(tmp_path: Path) -> None:
+    """`xhdr report DIR` reads what `xhdr bench --out DIR` wrote, skipping pytest-benchmark's own file there."""
+    results = write_results("kernel_cost", _kernel_rows(), directory=tmp_path / "bench").parent
+    (results / "pytest-benchmark.json").write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
+    done = _report(str(results), "--out", str(tmp_path / "r"), "--history", str(tmp_path / "no-history"))
+    assert done.returncode == 0, done.stderr
+    document = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert {plot["file"] for plot in document["plots"]} == {"cost_vs_payload.png", "cost_by_case.png"}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = _report(str(empty), "--out", str(tmp_path / "r2"))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and str(empty) in done.stderr, done.stderr
+
+
 def test_linear_fit_reports_slope_and_r2() -> None:
     fit = linear_fit([(0, 10), (100, 310), (200, 610), (300, 910)])
     assert fit is not None and fit["slope"] == _approx(3.0) and fit["r2"] == _approx(1.0)

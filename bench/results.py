@@ -12,11 +12,11 @@ import datetime
 import json
 import os
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from harness.core.config import ExtractorConfig
+from harness.core.provenance import commit_of
 
 RESULTS_DIR = Path("reports/out/bench")
 FORMAT_VERSION = 1
@@ -51,18 +51,12 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "commit": commit,
+        "commit": commit_of(),
     }
 
 

@@ -445,20 +445,31 @@ def gate_plot(document: dict, out: Path) -> Plot | None:
     return _save(fig, out / "gate.png", title, ["gate_ratio"])
 
 
+def verifier_labels(documents: Sequence[dict]) -> list[tuple[str, dict]]:
+    """(label, variant) of every accepted variant with its programs, in the order given. The label names the
+    commit and the kernel when the documents differ in them, so one plot compares commits or kernels."""
+
+    def differs(key: str) -> bool:
+        return len({document.get(key, "?") for document in documents}) > 1
+
+    entries = []
+    for document in documents:
+        where = [f"commit {document.get('commit', '?')}"] if differs("commit") else []
+        where += [f"Linux {document['kernel']}"] if differs("kernel") else []
+        for variant in document.get("variants", []):
+            if variant.get("accepted") and variant.get("programs"):
+                label = f"{variant['variant']}  ({', '.join(where)})" if where else variant["variant"]
+                entries.append((label, variant))
+    return entries
+
+
 def verifier(documents: Sequence[dict], out: Path) -> Plot | None:
-    """Verified instructions per variant, split by program, one group of bars per kernel verified on."""
-    entries = [
-        (document["kernel"], variant)
-        for document in documents
-        for variant in document.get("variants", [])
-        if variant.get("accepted") and variant.get("programs")
-    ]
+    """Verified instructions per variant, split by program: one group of bars per commit or kernel verified."""
+    entries = verifier_labels(documents)
     if not entries:
         return None
     programs = list(dict.fromkeys(p["name"] for _, v in entries for p in v["programs"]))
-    labels = [
-        f"{v['variant']}  (Linux {kernel})" if len(documents) > 1 else v["variant"] for kernel, v in entries
-    ]
+    labels = [label for label, _ in entries]
     fig, ax = _pyplot().subplots(figsize=(10, _height(1.4, 0.45, len(entries))))
     y = np.arange(len(entries))
     left = np.zeros(len(entries))

@@ -16,7 +16,7 @@ import matplotlib.image
 
 from bench.results import ResultFile, Row, write_results
 from reports.command import build_report, headline, render
-from reports.figures import linear_fit, logged_request_bars
+from reports.figures import linear_fit, logged_request_bars, verifier_labels
 from reports.metrics import METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -355,6 +355,21 @@ def test_a_directory_is_read_as_its_xhdr_documents(tmp_path: Path) -> None:
     empty.mkdir()
     done = _report(str(empty), "--out", str(tmp_path / "r2"))
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and str(empty) in done.stderr, done.stderr
+
+
+def test_verifier_bars_name_the_commit_and_kernel_only_where_they_differ() -> None:
+    """Verify documents of two commits plot as one group of bars per commit (issue 15: per commit)."""
+    older, newer = {**_verify(), "commit": "1111111"}, {**_verify(), "commit": "2222222"}
+    assert [label for label, _ in verifier_labels([older])] == ["defaults"]
+    assert [label for label, _ in verifier_labels([older, newer])] == [
+        "defaults  (commit 1111111)",
+        "defaults  (commit 2222222)",
+    ]
+    other_kernel = {**newer, "kernel": "5.10.0"}
+    assert [label for label, _ in verifier_labels([older, other_kernel])] == [
+        "defaults  (commit 1111111, Linux 6.1.0)",
+        "defaults  (commit 2222222, Linux 5.10.0)",
+    ]
 
 
 def test_linear_fit_reports_slope_and_r2() -> None:

@@ -124,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
     if kernels != [HOST]:
         return run_matrix(builds, kernels, args)
     results = verify_all(builds, least_privilege=args.least_privilege, jobs=args.jobs)
-    document = build_document(results, least_privilege=args.least_privilege)
+    document = build_document(
+        results, least_privilege=args.least_privilege, sources=[build[0] for build in builds]
+    )
     if baseline is not None:
         document["gate"] = baseline_gate(document, baseline, options.threshold(args, DEFAULT_THRESHOLD_PCT))
         if baseline.get("kernel") != document["kernel"]:
@@ -149,7 +151,9 @@ def run_matrix(
     host: list[tuple[bool, int | None]] = [(False, None)] * len(builds)
     if HOST in kernels:
         results = verify_all(builds, least_privilege=args.least_privilege, jobs=args.jobs)
-        document = build_document(results, least_privilege=args.least_privilege)
+        document = build_document(
+            results, least_privilege=args.least_privilege, sources=[build[0] for build in builds]
+        )
         if args.baseline:
             document["gate"] = baseline_gate(
                 document, load_baseline(args.baseline), options.threshold(args, DEFAULT_THRESHOLD_PCT)

@@ -11,10 +11,12 @@ import csv
 import io
 import json
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.cli.textui import table
 from harness.core.config import ConfigError, read_input
+from harness.core.provenance import commit_of
 from harness.verify.verifier import STATS, VariantResult
 
 SCHEMA = 1
@@ -23,12 +25,16 @@ DEFAULT_THRESHOLD_PCT = 10.0
 Document = dict[str, object]
 
 
-def build_document(results: list[VariantResult], *, least_privilege: bool) -> Document:
-    """The machine-readable result of one run."""
+def build_document(
+    results: list[VariantResult], *, least_privilege: bool, sources: Sequence[Path] = ()
+) -> Document:
+    """The machine-readable result of one run; ``commit`` is the first source's repository's, so results of
+    several commits can be told apart side by side (`xhdr report`)."""
     return {
         "tool": "xhdr verify",
         "schema": SCHEMA,
         "kernel": platform.release(),
+        "commit": commit_of(sources[0].resolve().parent) if sources else commit_of(),
         "least_privilege": least_privilege,
         "statistics": {stat.name: stat.doc for stat in STATS},
         "variants": [result.to_json() for result in results],

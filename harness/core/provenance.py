@@ -1,0 +1,30 @@
+"""Where a figure comes from: the git commit of the code measured, for results that are compared over time."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def commit_of(directory: Path | None = None) -> str:
+    """The short commit of the repository holding ``directory`` (default: the working directory), ``+`` when
+    its tree has changes since; ``unknown`` outside a repository or without git."""
+    where = ["-C", str(directory)] if directory is not None else []
+    try:
+        commit = subprocess.run(
+            ["git", *where, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", *where, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+" if dirty else "")

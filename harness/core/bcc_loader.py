@@ -23,6 +23,15 @@ def import_bcc() -> types.ModuleType:
     return bcc
 
 
+def bcc_tables(module: int) -> dict[str, int]:
+    """A compiled BCC module's maps: name -> fd (-1 for a table with no map of its own)."""
+    lib = libbcc()
+    return {
+        lib.bpf_table_name(module, index).decode(): lib.bpf_table_fd_id(module, index)
+        for index in range(lib.bpf_num_tables(module))
+    }
+
+
 @functools.cache
 def libbcc() -> ctypes.CDLL:
     """libbcc with the table functions declared: what a BCC module holds (its maps, their sizes and fds),

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Self
 
-from harness.core.bcc_loader import import_bcc, libbcc
+from harness.core.bcc_loader import bcc_tables, import_bcc
 from harness.core.libbpf import BPF_PROG_TYPE_XDP, libbpf, strerror
 from harness.core.program import ProgramError
 
@@ -59,6 +59,14 @@ def xdp_functions(source_text: str) -> list[str]:
         if match.group(1) not in names:
             names.append(match.group(1))
     return names
+
+
+def compile_error_line(source: Path, stderr: str, error: Exception) -> str:
+    """The compiler's first error line of a BCC build, BCC's virtual file name replaced by the source's."""
+    for line in stderr.splitlines():
+        if "error:" in line:
+            return line.replace("/virtual/main.c", source.name).strip()
+    return str(error).splitlines()[0]
 
 
 # -- ELF objects built with clang and libbpf -------------------------------------------------------------
@@ -112,6 +120,18 @@ def _xdp_programs(handle: int) -> dict[str, int]:
         for program in object_programs(handle)
         if lib.bpf_program__type(program) == BPF_PROG_TYPE_XDP
     }
+
+
+def select_only(handle: int, name: str) -> int | None:
+    """Turns autoload off for every program of the object but ``name``, which it returns (None if absent),
+    so that loading the object loads that program and the maps only."""
+    lib = libbpf()
+    chosen = None
+    for program in object_programs(handle):
+        wanted = lib.bpf_program__name(program).decode() == name
+        lib.bpf_program__set_autoload(program, wanted)
+        chosen = program if wanted else chosen
+    return chosen
 
 
 def object_xdp_programs(path: Path) -> list[str]:
@@ -180,10 +200,8 @@ def load_object(path: Path, program: str | None = None) -> LoadedXdp:
     closer = contextlib.ExitStack()
     try:
         handle = closer.enter_context(opened_object(path))
-        xdp = _xdp_programs(handle)
-        name = _chosen(path, list(xdp), program)
-        for other in object_programs(handle):
-            lib.bpf_program__set_autoload(other, other == xdp[name])
+        name = _chosen(path, list(_xdp_programs(handle)), program)
+        target = select_only(handle, name)
         with captured_stderr():
             error = lib.bpf_object__load(handle)
         if error:
@@ -191,7 +209,7 @@ def load_object(path: Path, program: str | None = None) -> LoadedXdp:
                 f"the kernel refused {name} of {path}: {strerror(-error)}; `xhdr verify {path}` says why"
             )
         maps = {lib.bpf_map__name(m).decode(): lib.bpf_map__fd(m) for m in object_maps(handle)}
-        return LoadedXdp(name, lib.bpf_program__fd(xdp[name]), maps, closer)
+        return LoadedXdp(name, lib.bpf_program__fd(target), maps, closer)
     except BaseException:
         closer.close()
         raise
@@ -206,18 +224,15 @@ def load_source(path: Path, program: str | None = None, cflags: Sequence[str] = 
         with captured_stderr() as diagnostics:
             bpf = bcc.BPF(src_file=str(path).encode(), cflags=list(cflags))
     except Exception as error:  # BCC raises bare Exception for compile errors
-        first = next((line for line in "".join(diagnostics).splitlines() if "error:" in line), str(error))
-        raise ProgramError(f"{path.name} did not compile: {first.strip()}") from error
+        raise ProgramError(
+            f"{path.name} did not compile: {compile_error_line(path, ''.join(diagnostics), error)}"
+        ) from error
     closer = contextlib.ExitStack()
     closer.callback(bpf.cleanup)
     try:
         with captured_stderr():
             function = bpf.load_func(name.encode(), bcc.BPF.XDP)
-        bcc_lib, module = libbcc(), bpf.module
-        maps = {
-            bcc_lib.bpf_table_name(module, i).decode(): bcc_lib.bpf_table_fd_id(module, i)
-            for i in range(bcc_lib.bpf_num_tables(module))
-        }
+        maps = bcc_tables(bpf.module)
     except Exception as error:
         closer.close()
         raise ProgramError(f"the kernel refused {name} of {path}; `xhdr verify {path}` says why") from error

@@ -32,14 +32,15 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from harness.core.bcc_loader import import_bcc, libbcc
+from harness.core.bcc_loader import bcc_tables, import_bcc
 from harness.core.libbpf import libbpf, strerror
 from harness.core.loader import (
     captured_stderr,
+    compile_error_line,
     object_maps,
-    object_programs,
     object_xdp_programs,
     opened_object,
+    select_only,
     xdp_functions,
 )
 from harness.core.program import ProgramError
@@ -426,11 +427,7 @@ def _source_line(source: Path, annotations: list[tuple[str, str, str]]) -> str:
 
 def compile_error(source: Path, variant: str, stderr: str, error: Exception) -> str:
     """The compiler's first error line, with BCC's virtual file name replaced by the user's."""
-    for line in stderr.splitlines():
-        if "error:" in line:
-            shown = line.replace("/virtual/main.c", source.name).strip()
-            return f"{source.name}/{variant} did not compile: {shown}"
-    return f"{source.name}/{variant} did not compile: {str(error).splitlines()[0]}"
+    return f"{source.name}/{variant} did not compile: {compile_error_line(source, stderr, error)}"
 
 
 def _load(bcc: object, bpf: object, name: bytes, level: int, size: int) -> tuple[int, int, str, float]:
@@ -459,9 +456,7 @@ def _load(bcc: object, bpf: object, name: bytes, level: int, size: int) -> tuple
 
 def _map_bytes(bpf: object) -> int:
     """Sum of the kernel's memlock over the module's maps: the memory the variant asks for."""
-    lib = libbcc()
-    module = bpf.module  # type: ignore[attr-defined]
-    fds = (lib.bpf_table_fd_id(module, index) for index in range(lib.bpf_num_tables(module)))
+    fds = bcc_tables(bpf.module).values()  # type: ignore[attr-defined]
     return maps_memlock(fd for fd in fds if fd >= 0)
 
 
@@ -579,11 +574,7 @@ def _load_from_object(
     (a duplicate of its fd or -1, errno, log, seconds of bpf_object__load, the maps' memlock)."""
     lib = libbpf()
     with opened_object(path) as handle:
-        target = None
-        for program in object_programs(handle):
-            chosen = lib.bpf_program__name(program).decode() == name
-            lib.bpf_program__set_autoload(program, chosen)
-            target = program if chosen else target
+        target = select_only(handle, name)
         if target is None:
             raise ProgramError(f"{path} has no program named {name}")
         buffer = ctypes.create_string_buffer(size)

@@ -1,6 +1,6 @@
 """xhdr's pytest plugin for any XDP program, no network needed (pytest11 entry point ``xhdr``).
 
-Three fixtures that compose, each a small function, so a test reads as what it does:
+Four fixtures that compose, each a small function, so a test reads as what it does:
 
 - ``xhdr_load(path, program=None, cflags=())``: loads a BCC source or a clang/libbpf ``.bpf.o`` and returns
   its ``harness.core.loader.LoadedXdp`` (``.fd``, ``.map_fd(name)``, ``.lookup(map, key, size)``); all it
@@ -62,4 +62,4 @@ def xhdr_test_run() -> Callable[..., TestRunResult]:
 @pytest.fixture
 def xhdr_cost() -> Callable[..., CostFigure]:
     """``xhdr_cost(program, frame, rounds=40, repeat=100)``: its median ns per run and the empty program's."""
-    return lambda program, frame, rounds=40, repeat=100: measure_fd_cost(program.fd, frame, rounds, repeat)
+    return lambda program, frame, **rounds_repeat: measure_fd_cost(program.fd, frame, **rounds_repeat)

@@ -449,13 +449,11 @@ def verifier_labels(documents: Sequence[dict]) -> list[tuple[str, dict]]:
     """(label, variant) of every accepted variant with its programs, in the order given. The label names the
     commit and the kernel when the documents differ in them, so one plot compares commits or kernels."""
 
-    def differs(key: str) -> bool:
-        return len({document.get(key, "?") for document in documents}) > 1
-
+    commits, kernels = ({document.get(key, "?") for document in documents} for key in ("commit", "kernel"))
     entries = []
     for document in documents:
-        where = [f"commit {document.get('commit', '?')}"] if differs("commit") else []
-        where += [f"Linux {document['kernel']}"] if differs("kernel") else []
+        where = [f"commit {document.get('commit', '?')}"] if len(commits) > 1 else []
+        where += [f"Linux {document['kernel']}"] if len(kernels) > 1 else []
         for variant in document.get("variants", []):
             if variant.get("accepted") and variant.get("programs"):
                 label = f"{variant['variant']}  ({', '.join(where)})" if where else variant["variant"]

@@ -10,21 +10,14 @@ def commit_of(directory: Path | None = None) -> str:
     """The short commit of the repository holding ``directory`` (default: the working directory), ``+`` when
     its tree has changes since; ``unknown`` outside a repository or without git."""
     where = ["-C", str(directory)] if directory is not None else []
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *where, *args], capture_output=True, text=True, check=True, timeout=10)
+        return done.stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", *where, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", *where, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+" if dirty else "")

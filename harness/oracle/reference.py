@@ -639,10 +639,8 @@ def _read_requests(
         if end is None or body is None:
             return _Reading(requests, None)  # R14: HEADERS_CUT, TOO_MANY_HEADERS or an unknown body (R17)
         if isinstance(body, Chunking):
-            if walked:
-                return _Reading(
-                    requests, None
-                )  # R20: one chunked body per segment is walked after its request
+            if walked:  # R20: one chunked body per segment is walked after its request
+                return _Reading(requests, None)
             walked = True
             walk = walk_chunks(view, end, length, body)
             if walk.end is None:  # R20: lost, or the body goes on past the payload's end

@@ -155,6 +155,8 @@ struct parser {
 	__u32 resume;		/* the phase the next segment starts in */
 	__u32 seg_start;	/* frame offset where this segment's reading began */
 	__u32 prev_cr;		/* the previous segment of the request ended with a CR (R19) */
+	__u32 vcont;		/* the value being read goes on from the previous segment */
+	__u32 vpend;		/* bytes after that value's last byte that is not SP or HT, at the cut */
 	/* R14, R15: what the flow expects once the scan is over */
 	__u32 next_mode;	/* enum flow_mode; FLOW_LOST unless the scan ended at a known boundary */
 	__u32 next_at;		/* frame offset (from the payload's start) of the next byte to read */
@@ -254,6 +256,8 @@ struct flow_state {
 	__u32 last_cr;		/* the segment ended with a CR (R19) */
 	__u8 chunk_phase;	/* FLOW_CHUNKED: enum xhdr_chunk_phase */
 	__u8 chunk_digits;	/* FLOW_CHUNKED: hex digits of the chunk size read so far */
+	__u8 vslot;		/* FLOW_HEADERS, resume PH_VALUE or PH_VALUE_START: the slot whose value goes on */
+	__u16 vpend;		/* FLOW_HEADERS, resume PH_VALUE: see parser.vpend */
 };
 
 BPF_ARRAY(watched_ports, __u8, 65536);
@@ -709,6 +713,7 @@ static __always_inline int start_request(struct xhdr_scratch *sc, __u32 req, __u
 	sc->p.body_unknown = 0;
 	sc->p.segments = 0;
 	sc->p.prev_cr = 0;
+	sc->p.vcont = 0;
 	sc->p.req = req;
 	sc->p.pos = pos;
 	sc->p.phase = PH_METHOD;
@@ -1056,13 +1061,19 @@ static __always_inline int ends_in_chunked(struct stage_ctx *m, __u32 start, __u
 	return ((w >> 8) | CHUNKED_FOLD) == CHUNKED && (before == ',' || before == ' ' || before == '\t');
 }
 
+/* R18: the view ends with the payload, and the request may take one more segment: a cut there goes on. */
+static __always_inline int goes_on(struct xhdr_scratch *sc)
+{
+	return sc->pk.view_end == sc->pk.payload_end && sc->p.segments + 1 < XHDR_MAX_REQUEST_SEGMENTS;
+}
+
 /*
  * The view ended before the empty line (R11). When it ended with the payload, the request goes on in the
  * flow's next segment, from `resume` (R18): it is kept, not logged. Otherwise it is logged as cut.
  */
 static __always_inline int headers_cut(struct xhdr_scratch *sc, struct xhdr_event *ev, __u32 resume)
 {
-	if (sc->pk.view_end == sc->pk.payload_end && sc->p.segments + 1 < XHDR_MAX_REQUEST_SEGMENTS) {
+	if (goes_on(sc)) {
 		COVER(HEADERS_KEPT);
 		if (resume == PH_LONG_NAME) {
 			COVER(NAME_SPLIT);
@@ -1260,15 +1271,78 @@ static __always_inline void add_scheme(struct stage_ctx *m, struct record *rec, 
 }
 
 /*
- * R13: the value of slot p.slot, trimmed to [p.vfirst, stop_at), ends at the LF at frame offset lf (or the
- * view's end).
+ * R13, R18: slot s in value or presence mode gets the bytes [start, stop_at) of its trimmed value, which ends
+ * at the LF at frame offset lf (or the view's end). The value may go on from the previous segment (p.vcont:
+ * these bytes follow the slot's earlier ones and the p.vpend bytes after them) and into the next one
+ * (`more`). Before such a cut its whitespace, and a CR last, are not yet known to be trailing: they are
+ * copied after the value and counted in p.vpend, so that more value after them can take them in.
  */
-static __always_inline void finish_value(struct stage_ctx *m, struct record *rec, __u32 lf, __u32 stop_at)
+static __always_inline void fill_value(struct stage_ctx *m, struct xhdr_event *ev, __u32 s, __u32 lf,
+				       __u32 start, __u32 stop_at, __u8 mode)
+{
+	struct xhdr_scratch *sc = m->sc;
+	struct xhdr_slot *slot = &ev->slots[s & (XHDR_SLOTS - 1)];
+	__u32 end = sc->pk.view_end, more = lf >= end && goes_on(sc);
+	__u32 len = stop_at - start, pend = end - stop_at, base, have, copy, room;
+
+	if (sc->p.vcont) {
+		/* the earlier bytes, then the waiting ones if this part has a byte that is not SP or HT */
+		COVER(VALUE_CONTINUED);
+		sc->p.vcont = 0;
+		base = slot->value_off;
+		have = ev->data_len - base;
+		if (len || (sc->p.prev_cr && lf != start)) {
+			len += slot->length + sc->p.vpend;	/* a CR that did not end the line is such a byte */
+		} else {
+			len = slot->length;
+			pend = sc->p.vpend + end - start;
+		}
+	} else {
+		base = ev->data_len;
+		have = 0;
+		slot->value_off = base;
+	}
+	if (more)
+		COVER(VALUE_GOES_ON);
+	sc->p.vpend = pend;
+	slot->length = len;
+	slot->flags = lf >= end ? XHDR_S_PRESENT | XHDR_S_CUT : XHDR_S_PRESENT;
+	if (mode != XHDR_MODE_VALUE)
+		return;
+	COVER(VALUE_COPIED);
+	slot->value_len = len;
+#ifdef XHDR_PLANTED_BUG
+	/*
+	 * Exists only for the fuzzer's self-test (tests/test_fuzz.py): a deliberate off-by-one that flags a
+	 * value of exactly XHDR_MAX_VALUE_LEN bytes as TRUNCATED. No real build defines XHDR_PLANTED_BUG.
+	 */
+	if (len >= XHDR_MAX_VALUE_LEN) {
+#else
+	if (len > XHDR_MAX_VALUE_LEN) {
+#endif
+		COVER(VALUE_TRUNCATED);
+		slot->value_len = XHDR_MAX_VALUE_LEN;
+		slot->flags |= XHDR_S_TRUNCATED;
+	}
+	copy = (more ? end : stop_at) - start;
+	room = XHDR_MAX_VALUE_LEN - have;
+	if (copy > room)
+		copy = room;
+	record_range(sc, start, start + copy, base + have, s, mode);
+	ev->data_len = base + (more ? have + copy : slot->value_len);
+}
+
+/*
+ * R13: the value of slot p.slot, trimmed to [p.vfirst, stop_at), ends at the LF at frame offset lf (or the
+ * view's end). Returns the phase the flow's next segment starts in when the view's end cuts the line
+ * (R18): the value goes on, or the rest of the line is skipped.
+ */
+static __always_inline __u32 finish_value(struct stage_ctx *m, struct record *rec, __u32 lf, __u32 stop_at)
 {
 	struct xhdr_scratch *sc = m->sc;
 	struct xhdr_event *ev = &rec->ev;
 	__u32 s = sc->p.slot & (XHDR_SLOTS - 1), end = sc->pk.view_end;
-	__u32 start = sc->p.vfirst, len, kept, at;
+	__u32 start = sc->p.vfirst, len;
 	struct xhdr_slot *slot = &ev->slots[s];
 	__u8 mode = sc->p.slot < XHDR_SLOTS ? m->n->mode[s] : XHDR_MODE_NONE;
 
@@ -1288,39 +1362,24 @@ static __always_inline void finish_value(struct stage_ctx *m, struct record *rec
 		}
 	}
 	if (sc->p.slot >= XHDR_SLOTS)
-		return;
+		return PH_SKIP;
+	if (lf >= end)
+		COVER(VALUE_CUT);
+	if (mode == XHDR_MODE_VALUE || mode == XHDR_MODE_PRESENCE) {
+		fill_value(m, ev, s, lf, start, stop_at, mode);
+		/* R18: a value with nothing but whitespace so far starts afresh in the next segment */
+		return slot->length || sc->p.vpend ? PH_VALUE : PH_VALUE_START;
+	}
 	len = stop_at - start;
 	slot->length = len;
 	slot->flags = lf >= end ? XHDR_S_PRESENT | XHDR_S_CUT : XHDR_S_PRESENT;
-	if (lf >= end)
-		COVER(VALUE_CUT);
-	if (mode == XHDR_MODE_VALUE) {
-		COVER(VALUE_COPIED);
-		kept = len;
-#ifdef XHDR_PLANTED_BUG
-		/*
-		 * Exists only for the fuzzer's self-test (tests/test_fuzz.py): a deliberate off-by-one that flags a
-		 * value of exactly XHDR_MAX_VALUE_LEN bytes as TRUNCATED. No real build defines XHDR_PLANTED_BUG.
-		 */
-		if (len >= XHDR_MAX_VALUE_LEN) {
-#else
-		if (len > XHDR_MAX_VALUE_LEN) {
-#endif
-			COVER(VALUE_TRUNCATED);
-			kept = XHDR_MAX_VALUE_LEN;
-			slot->flags |= XHDR_S_TRUNCATED;
-		}
-		at = ev->data_len;
-		record_range(sc, start, start + kept, at, s, mode);
-		slot->value_off = at;
-		slot->value_len = kept;
-		ev->data_len = at + kept;
-	} else if (mode == XHDR_MODE_HASH || mode == XHDR_MODE_AUTH) {
+	if (mode == XHDR_MODE_HASH || mode == XHDR_MODE_AUTH) {
 		COVER(VALUE_HASHED);
 		record_range(sc, start, stop_at, 0, s, mode);
 		if (mode == XHDR_MODE_AUTH)
 			add_scheme(m, rec, s, start, stop_at);
 	}
+	return PH_SKIP;	/* R18: a secret's rest is not read, so none of it waits in a map */
 }
 
 /*
@@ -1383,7 +1442,7 @@ static __always_inline int value_start_part(struct stage_ctx *m)
 static __always_inline int value_end_part(struct stage_ctx *m, struct record *rec)
 {
 	struct xhdr_scratch *sc = m->sc;
-	__u32 a = sc->p.pos, first = sc->p.vfirst, end = sc->pk.view_end, stop_at, lf;
+	__u32 a = sc->p.pos, first = sc->p.vfirst, end = sc->pk.view_end, stop_at, lf, resume;
 
 	stop_at = launder(sc, last_solid(m, first, a, XHDR_STEP_WORDS));
 	if (stop_at + 8 * XHDR_STEP_WORDS == a && stop_at > first) {
@@ -1394,10 +1453,11 @@ static __always_inline int value_end_part(struct stage_ctx *m, struct record *re
 	}
 	lf = sc->p.vlf;
 	forget_memory();
-	finish_value(m, rec, lf, stop_at);
+	resume = finish_value(m, rec, lf, stop_at);
 	if (lf >= end)
-		return headers_cut(sc, &rec->ev, PH_SKIP);
-	if (byte_at(m, lf - 1) != '\r') {	/* the value starts after the colon, in this segment */
+		return headers_cut(sc, &rec->ev, resume);
+	/* an LF first in the segment ends a value that went on: the CR was the last of the one before */
+	if (lf > sc->p.seg_start ? byte_at(m, lf - 1) != '\r' : !sc->p.prev_cr) {
 		COVER(VALUE_LF);
 		rec->ev.flags |= XHDR_F_BARE_LF;
 	}
@@ -1725,6 +1785,8 @@ static __always_inline void settle_flow(struct stage_ctx *m)
 			st->lengths = sc->p.lengths;
 			st->body_len = sc->p.body_len;
 			st->body_unknown = sc->p.body_unknown;
+			st->vslot = sc->p.slot;
+			st->vpend = sc->p.vpend;
 			if (sc->p.next_mode == FLOW_HEADERS)
 				st->last_cr = byte_at(m, sc->pk.payload_end - 1) == '\r';
 		}
@@ -1770,6 +1832,13 @@ static __always_inline int resume_request(struct stage_ctx *m, struct flow_state
 	sc->p.body_len = st->body_len;
 	sc->p.body_unknown = st->body_unknown;
 	sc->p.prev_cr = st->last_cr;
+	/* R18: a value that goes on; the line's R17 part was judged when the cut came */
+	sc->p.slot = st->vslot;
+	sc->p.vpend = st->vpend;
+	sc->p.vcont = st->resume == PH_VALUE;
+	sc->p.vfirst = start;
+	sc->p.length_line = 0;
+	sc->p.te_line = 0;
 	return 1;
 }
 

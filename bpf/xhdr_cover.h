@@ -71,6 +71,8 @@ enum xhdr_cover {
 	XHDR_COV_VALUE_FINAL_CR,	/* a CR dropped before the LF */
 	XHDR_COV_VALUE_LF,		/* a bare LF ends a logged value */
 	XHDR_COV_VALUE_CUT,		/* the view ends in the value */
+	XHDR_COV_VALUE_GOES_ON,		/* R18: a value or presence value goes on in the next segment */
+	XHDR_COV_VALUE_CONTINUED,	/* R18: more of a value that the previous segment cut */
 	XHDR_COV_VALUE_TRUNCATED,	/* longer than XHDR_MAX_VALUE_LEN */
 	XHDR_COV_VALUE_COPIED,		/* value mode */
 	XHDR_COV_VALUE_HASHED,		/* hash or auth mode */

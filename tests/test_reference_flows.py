@@ -19,6 +19,7 @@ from harness.core.event import EventFlag, HeaderEvent, SlotFlag
 from harness.oracle.frames import FrameSpec, arp_frame, build, opening
 from harness.oracle.reference import (
     CHUNK_STEPS,
+    GOES_ON,
     Chunking,
     ChunkPhase,
     Cut,
@@ -1085,14 +1086,30 @@ SLOTS = ExtractorConfig(
 P, C, R = SlotFlag.PRESENT, SlotFlag.CUT, SlotFlag.REPEATED
 # parts of a request's header section -> (slot name, flags, length, value, hashed bytes or None) once complete
 SPLIT_SLOT_CASES: dict[str, tuple[tuple[bytes, ...], tuple]] = {
-    "value: the bytes before the cut, with CUT": (
+    "value: it goes on in the next segment": (
         (b"Host: exa", b"mple\r\n\r\n"),
-        ("Host", P | C, 3, b"exa", None),
+        ("Host", P, 7, b"example", None),
     ),
-    "value cut right after the colon": ((b"Host:", b" a\r\n\r\n"), ("Host", P | C, 0, b"", None)),
-    "value cut before its CR": ((b"Host: a", b"\r\n\r\n"), ("Host", P | C, 1, b"a", None)),
-    "value cut before its LF: the CR dropped": ((b"Host: a\r", b"\n\r\n"), ("Host", P | C, 1, b"a", None)),
-    "value cut, then a repeat": ((b"Host: a", b"b\r\nHost: c\r\n\r\n"), ("Host", P | C | R, 1, b"a", None)),
+    "value cut right after the colon": ((b"Host:", b" a\r\n\r\n"), ("Host", P, 1, b"a", None)),
+    "value cut before its CR": ((b"Host: a", b"\r\n\r\n"), ("Host", P, 1, b"a", None)),
+    "value cut before its LF: the CR dropped": ((b"Host: a\r", b"\n\r\n"), ("Host", P, 1, b"a", None)),
+    "value cut in whitespace that more value follows": (
+        (b"Host: a \t", b" b\r\n\r\n"),
+        ("Host", P, 5, b"a \t b", None),
+    ),
+    "value cut in trailing whitespace": ((b"Host: a  ", b"\r\n\r\n"), ("Host", P, 1, b"a", None)),
+    "value cut after a CR that more value follows": (
+        (b"Host: a\r", b"b\r\n\r\n"),
+        ("Host", P, 3, b"a\rb", None),
+    ),
+    "value cut after a CR, then trailing SP": ((b"Host: a \r", b" \r\n\r\n"), ("Host", P, 3, b"a \r", None)),
+    "value cut after a CR that starts it": ((b"Host: \r", b"b\r\n\r\n"), ("Host", P, 2, b"\rb", None)),
+    "value in three segments": ((b"Host: a", b" ", b"b\r\n\r\n"), ("Host", P, 3, b"a b", None)),
+    "value truncated across segments": (
+        (b"Host: 0123456789", b"abcdefghij\r\n\r\n"),
+        ("Host", P | SlotFlag.TRUNCATED, 20, b"0123456789abcdef", None),
+    ),
+    "value cut, then a repeat": ((b"Host: a", b"b\r\nHost: c\r\n\r\n"), ("Host", P | R, 2, b"ab", None)),
     "a repeat in a later segment": ((b"Host: a\r\n", b"host: b\r\n\r\n"), ("Host", P | R, 1, b"a", None)),
     "a repeat cut in its value": ((b"Host: a\r\nHost: b", b"c\r\n\r\n"), ("Host", P | R, 1, b"a", None)),
     "name split: not matched": ((b"Ho", b"st: a\r\n\r\n"), ("Host", SlotFlag(0), 0, b"", None)),
@@ -1109,12 +1126,12 @@ SPLIT_SLOT_CASES: dict[str, tuple[tuple[bytes, ...], tuple]] = {
         (b"Authorization: Bea", b"rer t\r\n\r\n"),
         ("Authorization", P | C, 3, b"", b"Bea"),
     ),
-    "presence": ((b"P: 12", b"34\r\n\r\n"), ("P", P | C, 2, b"", None)),
-    "content-length: slot CUT and no length": (
+    "presence: the length goes on": ((b"P: 12", b"34\r\n\r\n"), ("P", P, 4, b"", None)),
+    "content-length: the slot goes on, the body length is bad (R17)": (
         (b"Content-Length: 1", b"0\r\n\r\n"),
-        ("Content-Length", P | C, 1, b"1", None),
+        ("Content-Length", P, 2, b"10", None),
     ),
-    "three segments, two values": ((b"Host: a", b"b\r\nP: 1", b"2\r\n\r\n"), ("Host", P | C, 1, b"a", None)),
+    "three segments, two values": ((b"Host: a", b"b\r\nP: 1", b"2\r\n\r\n"), ("Host", P, 2, b"ab", None)),
 }
 
 
@@ -1175,18 +1192,21 @@ def cut_place(at: int) -> Cut:
     name = line[: line.index(b":")]
     if at - start <= len(name):
         return Cut.NAME
-    configured = {rule.name.lower().encode() for rule in SLOTS.headers}
+    modes = {rule.name.lower().encode(): rule.mode for rule in SLOTS.headers}
     earlier = {field.split(b":")[0].lower() for field in SPLIT_FIELDS[: SPLIT_FIELDS.index(line)]}
-    return Cut.VALUE if name.lower() in configured - earlier else Cut.SKIPPED
+    if name.lower() in earlier or name.lower() not in modes:
+        return Cut.SKIPPED
+    return Cut.VALUE_GOES_ON if modes[name.lower()] in GOES_ON else Cut.VALUE
 
 
 def after_cuts(cuts: list[int]) -> HeaderEvent:
     """What SPLIT_REQUEST logs once the segments ``cuts`` split it into are all read (R18).
 
     The event it gives in one segment, except where a line's first cut fell: in a name, the line is not matched
-    (as if its name were an unconfigured one) and the event gets NAME_SPLIT; in a value that fills a slot,
-    the slot holds the bytes before the cut, with CUT (what one segment ending there gives it), and REPEATED
-    if a later line repeats it. Every other cut changes nothing.
+    (as if its name were an unconfigured one) and the event gets NAME_SPLIT; in a hash or auth value that
+    fills a slot, the slot holds the bytes before the cut, with CUT (what one segment ending there gives it),
+    and REPEATED if a later line repeats it. Every other cut changes nothing: a value or presence slot's
+    value goes on.
     """
     payload, flags, value_cuts, lines_cut = bytearray(SPLIT_REQUEST), F(0), [], set()
     for at in sorted(cuts):
@@ -1224,7 +1244,7 @@ def test_split_at_every_offset_of_the_header_section(at: int) -> None:
     whole = one_segment_event(SPLIT_REQUEST)
     # the obs-fold line: BAD_LINE and OBS_FOLD (R12, R19); the X-Token line ends in a bare LF (R19)
     assert whole.flags == F.BAD_LINE | F.OBS_FOLD | F.BARE_LF and whole.header_lines == 7
-    if cut_place(at) in (Cut.LINE_START, Cut.LONE_CR, Cut.SKIPPED):
+    if cut_place(at) in (Cut.LINE_START, Cut.LONE_CR, Cut.SKIPPED, Cut.VALUE_GOES_ON):
         assert event == whole
     else:
         assert event == after_cuts([at]) != whole

@@ -109,6 +109,7 @@ enum cut {
 	CUT_LONE_CR,		/* after a CR that starts a line: the empty line if an LF comes next */
 	CUT_NAME,		/* inside a field name, all tchar so far: the rest is checked, not matched */
 	CUT_REST,		/* in a value (its slot has CUT) or a skipped line: its rest is skipped */
+	CUT_VALUE,		/* in a value or presence slot's value: its rest is more of it */
 };
 
 struct slot {
@@ -133,6 +134,10 @@ struct request {
 	int cut;			/* R18: enum cut */
 	int last_cr;			/* R19: the segment that cut it ended with a CR */
 	size_t segments;		/* R18: segments its header section was read in, this one included */
+	/* R18, CUT_VALUE: the slot whose value goes on, and the bytes after its last one not SP or HT */
+	int split;
+	size_t pend;
+	size_t have;			/* bytes of slot->value used: the value, then up to pend of those */
 	struct slot slots[MAX_RULES];	/* the last member: only cfg.nrules are used */
 };
 
@@ -648,6 +653,62 @@ static unsigned int control_byte(const uint8_t *line, size_t len)
 }
 
 /*
+ * R18: the `count` bytes at `from` of a value that goes on, after its last byte not SP or HT (whitespace, a
+ * CR last), which more value would take in, wait after it in slot->value.
+ */
+static void keep_pending(struct request *req, const uint8_t *from, size_t count)
+{
+	struct slot *slot = &req->slots[req->split];
+	size_t n = count < cfg.max_value_len - req->have ? count : cfg.max_value_len - req->have;
+
+	if (cfg.modes[req->split] != XHDR_MODE_VALUE)
+		return;
+	memcpy(slot->value + req->have, from, n);
+	req->have += n;
+}
+
+/*
+ * R13, R18: the rest of a value that the previous segment's end cut, `len` bytes from `line` up to its
+ * LF (`cut`: the view's end).
+ */
+static void value_goes_on(struct request *req, const uint8_t *line, size_t len, int cut)
+{
+	struct slot *slot = &req->slots[req->split];
+	size_t solid, total, n;
+
+	while (!slot->length && !req->pend && len && (*line == ' ' || *line == '\t')) {
+		line++;			/* nothing but whitespace so far: the value has not started */
+		len--;
+	}
+	solid = len;
+	if (solid && line[solid - 1] == '\r')
+		solid--;			/* before the LF, or last in the view: see R13 and R18 */
+	while (solid && (line[solid - 1] == ' ' || line[solid - 1] == '\t'))
+		solid--;
+	if (solid || (req->last_cr && (cut || len))) {
+		total = slot->length + req->pend + solid;	/* the waiting bytes are inside the value */
+		req->pend = 0;
+	} else {
+		total = slot->length;
+		solid = 0;
+	}
+	slot->length = total;
+	slot->flags = XHDR_S_PRESENT | (cut ? XHDR_S_CUT : 0);
+	if (cfg.modes[req->split] == XHDR_MODE_VALUE) {
+		n = solid < cfg.max_value_len - req->have ? solid : cfg.max_value_len - req->have;
+		memcpy(slot->value + req->have, line, n);
+		req->have += n;
+		slot->value_len = total < cfg.max_value_len ? total : cfg.max_value_len;
+		if (total > cfg.max_value_len)
+			slot->flags |= XHDR_S_TRUNCATED;
+	}
+	if (cut) {
+		req->pend += len - solid;
+		keep_pending(req, line + solid, len - solid);
+	}
+}
+
+/*
  * R12, R13, R17, R19: one non-empty header line; returns where the next line starts (n when the view
  * cuts the line, with req->cut saying where, R18).
  */
@@ -656,7 +717,7 @@ static size_t field_line(const uint8_t *v, size_t n, size_t start, struct reques
 	const uint8_t *line = v + start, *lf = memchr(line, '\n', n - start), *colon, *val;
 	size_t len = lf ? (size_t)(lf - line) : n - start, name_len, i, vlen;
 	size_t next = lf ? (size_t)(lf - v) + 1 : n;
-	int cut = !lf, bad = 0, index;
+	int cut = !lf, bad = 0, index, fills;
 
 	colon = memchr(line, ':', len);
 	name_len = colon ? (size_t)(colon - line) : len;
@@ -692,11 +753,19 @@ static size_t field_line(const uint8_t *v, size_t n, size_t start, struct reques
 	while (vlen && (val[vlen - 1] == ' ' || val[vlen - 1] == '\t'))
 		vlen--;
 	index = slot_of(line, name_len);
+	fills = index >= 0 && !(req->slots[index].flags & XHDR_S_PRESENT);
 	if (index >= 0)
 		fill(&req->slots[index], cfg.modes[index], val, vlen, cut);
 	body_field(req, line, name_len, val, vlen, cut);
 	if (cut)
-		req->cut = CUT_REST;	/* a filled slot (CUT), a Content-Length line or a skipped line */
+		req->cut = CUT_REST;	/* a hash or auth slot (CUT), a Content-Length line or a skipped line */
+	if (cut && fills && (cfg.modes[index] == XHDR_MODE_VALUE || cfg.modes[index] == XHDR_MODE_PRESENCE)) {
+		req->cut = CUT_VALUE;
+		req->split = index;
+		req->pend = (size_t)(line + len - (val + vlen));
+		req->have = req->slots[index].value_len;
+		keep_pending(req, val + vlen, req->pend);
+	}
 	return next;
 }
 
@@ -731,6 +800,8 @@ static size_t rest_of_line(const uint8_t *v, size_t n, size_t start, struct requ
 			cut = CUT_REST;
 		}
 	}
+	if (cut == CUT_VALUE)
+		value_goes_on(req, line, len, !lf);
 	if (!lf) {
 		req->cut = cut;
 		return n;
@@ -759,7 +830,7 @@ static long header_section(const uint8_t *v, size_t n, size_t pos, struct reques
 		/* a line whose first byte, the CR, is not a tchar; rest_of_line() finds it was no line's end */
 		req->flags |= XHDR_F_BAD_LINE;
 		pos = rest_of_line(v, n, pos, req, CUT_REST);
-	} else if (resume == CUT_NAME || resume == CUT_REST) {
+	} else if (resume == CUT_NAME || resume == CUT_REST || resume == CUT_VALUE) {
 		pos = rest_of_line(v, n, pos, req, resume);
 	}
 	while (req->cut == CUT_NONE) {

@@ -80,8 +80,10 @@ Flows
     goes on with it from its start offset: at a line start nothing is lost (a lone CR there is the empty line
     if an LF follows, else a bad counted line); in a field name the rest is checked for tchar up to the colon
     (a non-tchar or an LF first is ``BAD_LINE``), the line is not matched and the event gets ``NAME_SPLIT``;
-    in the value of a line that filled a slot (``CUT``, R13) or of a ``Content-Length`` line, or in a line
-    being skipped, the rest of the line is skipped. The request is logged where it ends, as that frame's
+    in the value of a line that filled a ``value`` or ``presence`` slot, the rest up to the LF is read as
+    more of the same value (R13 applies to the whole, ``CUT`` only while it is still cut); in the value of a
+    ``hash`` or ``auth`` slot (``CUT``, R13) or of a ``Content-Length`` line, or in a line being skipped, the
+    rest of the line is skipped. The request is logged where it ends, as that frame's
     request 0 with that frame's ``SCAN_LIMIT`` and the flags, lines and slots of all its segments; still
     cut in its ``max_request_segments``th segment, or cut by the view, it is ``HEADERS_CUT`` and loses the
     flow.
@@ -263,7 +265,8 @@ class Cut(enum.Enum):
     LINE_START = "line start"  # at the start of a line: nothing is lost
     LONE_CR = "lone CR"  # right after a CR that starts a line (R11): the empty line if an LF comes next
     NAME = "name"  # inside a field name, every byte a tchar so far: the rest is checked, the line not matched
-    VALUE = "value"  # inside the value of a line that filled a slot or is a Content-Length line
+    VALUE = "value"  # inside a value whose rest is skipped: a hash or auth slot's, a Content-Length line's
+    VALUE_GOES_ON = "value that goes on"  # inside a value or presence slot's value: the rest is appended
     SKIPPED = "skipped"  # inside a line being skipped: not configured, bad, or repeated
 
 
@@ -555,6 +558,7 @@ class _Request:
     cut: Cut | None = None  # R18: where the view's end fell in the header section, when it did
     segments: int = 1  # R18: how many segments its header section was read from, this one included
     last_cr: bool = False  # R19: the segment that cut it ended with a CR
+    split: tuple[int, bytes] | None = None  # R18, Cut.VALUE_GOES_ON: the slot and its raw value seen so far
 
     def resumed(self) -> _Request:
         """R18: a copy to go on with in the flow's next segment (the kept one is never changed)."""
@@ -721,9 +725,9 @@ def _header_section(
         request.header_lines += 1
         # R11, R12: a line whose first byte, the CR, is not a tchar; _rest_of_line finds it was no line's end
         request.flags |= EventFlag.BAD_LINE
-        position = _rest_of_line(view, position, request, Cut.SKIPPED)
+        position = _rest_of_line(view, position, request, Cut.SKIPPED, config, key)
     elif resume is not None and resume is not Cut.LINE_START:
-        position = _rest_of_line(view, position, request, resume)
+        position = _rest_of_line(view, position, request, resume, config, key)
     while request.cut is None:
         rest = view[position : position + 2]
         if rest == b"":
@@ -770,16 +774,22 @@ def _field_line(view: bytes, start: int, request: _Request, config: ExtractorCon
     content_length = _body_field(request, name, value, cut)
     if cut:  # R18: right after the colon or inside the value
         request.cut = Cut.VALUE if fills or content_length else Cut.SKIPPED
+        if fills and config.headers[index].mode in GOES_ON:
+            request.cut, request.split = Cut.VALUE_GOES_ON, (index, line[len(name) + 1 :])
     return next_line
 
 
-def _rest_of_line(view: bytes, start: int, request: _Request, cut: Cut) -> int:
+def _rest_of_line(
+    view: bytes, start: int, request: _Request, cut: Cut, config: ExtractorConfig, key: bytes
+) -> int:
     """R18: the rest, from ``start``, of a line that the previous segment's end split where ``cut`` says;
     returns the next line's start (the view's end when the view cuts the line again, with ``request.cut``
     set).
 
     The rest of a name is checked for tchar up to the colon (a non-tchar byte or an LF first sets
-    ``BAD_LINE``) and the line is never matched (``NAME_SPLIT``); the rest of any other line is skipped.
+    ``BAD_LINE``) and the line is never matched (``NAME_SPLIT``); the rest of a value or presence slot's
+    value is appended to what came before and the slot filled again from the whole; the rest of any other
+    line is skipped.
     Reading: a name so split is not matched for R17 either, so a split ``Content-Length`` or
     ``Transfer-Encoding`` name says nothing about the body.
     """
@@ -799,10 +809,21 @@ def _rest_of_line(view: bytes, start: int, request: _Request, cut: Cut) -> int:
             cut = Cut.SKIPPED
         elif colon != -1:
             cut = Cut.SKIPPED  # the name ends here; the line is skipped unmatched
+    if cut is Cut.VALUE_GOES_ON and request.split is not None:
+        index, raw = request.split
+        raw += line
+        request.split = (index, raw) if line_end == -1 else None
+        unfilled = HeaderValue(config.headers[index].name, config.headers[index].mode)
+        request.slots[index] = filled_slot(unfilled, _trimmed_value(raw), line_end == -1, config, key)
     if line_end == -1:
         request.cut = cut
         return len(view)
     return line_end + 1
+
+
+# R18: the modes whose value goes on in the next segment; a hash or auth value does not, since SipHash reads
+# 8-byte words and up to 7 bytes of the secret would wait in a map for the next segment (S3)
+GOES_ON = (HeaderMode.VALUE, HeaderMode.PRESENCE)
 
 
 def _body_field(request: _Request, name: bytes, value: bytes, cut: bool) -> bool:

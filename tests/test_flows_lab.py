@@ -34,6 +34,7 @@ WIRE_MTU = 1280
 PORT = 80
 DEADLINE_S = 5.0
 FORGED = "GET /forged HTTP/1.1\r\nHost: forged\r\nX-Request-ID: forged\r\n\r\n"
+REFERER = "https://wire.example/"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +98,8 @@ def writes(mss: int) -> list[Write]:
         Write(
             request("GET", "/cookie", "real-5", {"Cookie": "s=" + long, "User-Agent": "wire/2"}), ("real-5",)
         ),
+        # A long logged value split by the segment end: it goes on in the next segment (R18).
+        Write(request("GET", "/referer", "real-8", {"Referer": REFERER + long}), ("real-8",)),
     ]
 
 
@@ -158,7 +161,7 @@ def test_a_connection_is_logged_request_by_request(
         assert delta[Counter[name]] == 0, shown
     assert delta[Counter.FLOWS_OPENED] == delta[Counter.FLOWS_CLOSED] == 1, shown
     assert delta[Counter.BODY] >= 2, shown  # the forged body's later segments
-    assert delta[Counter.CONTINUED] == 2, shown  # the two long header sections
+    assert delta[Counter.CONTINUED] == 3, shown  # the three long header sections
 
     for event in events:
         assert event.flags & (EventFlag.HEADERS_CUT | EventFlag.LINE_CUT) == 0, event
@@ -173,3 +176,10 @@ def test_a_connection_is_logged_request_by_request(
     cookie = by_id["real-5"]
     assert cookie.header("User-Agent").value == b"wire/2"
     assert cookie.header("Cookie").flags == SlotFlag.PRESENT | SlotFlag.CUT
+    referer = by_id["real-8"].header("Referer")
+    (sent_referer,) = (
+        line[len(b"Referer: ") :] for line in sent[-1].payload.split(b"\r\n") if b"Referer" in line
+    )
+    assert referer.flags == SlotFlag.PRESENT | SlotFlag.TRUNCATED, referer
+    assert referer.length == len(sent_referer)
+    assert referer.value == sent_referer[: program.config.max_value_len]

@@ -11,7 +11,6 @@ this process, paired round by round, exactly as two current builds would.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import socket
 import subprocess
@@ -19,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Self
 
-from harness.core.libbpf import RING_BUFFER_SAMPLE, libbpf
+from harness.core.ringbuf import RingRecords
 
 # Runs in the helper: the reference tree first on sys.path, so its harness is the one imported.
 _LOADER = """
@@ -67,28 +66,21 @@ class ForeignProgram:
             last = (error or "").strip().splitlines()[-1:] or ["no message"]
             raise ForeignLoadError(f"the reference's own harness could not load its extractor: {last[0]}")
         self.fd, self._ring_fd, self._stages_fd = fds
-        self._records: list[bytes] = []
-        self._callback = RING_BUFFER_SAMPLE(self._on_record)  # kept: libbpf calls it until ring_buffer__free
-        self._ring = libbpf().ring_buffer__new(self._ring_fd, self._callback, None, None)
-        if not self._ring:
+        self._ring: RingRecords | None = None
+        try:
+            self._ring = RingRecords(self._ring_fd)
+        except OSError as error:
             self.close()
-            raise ForeignLoadError(
-                f"libbpf cannot open the reference's ring buffer: {os.strerror(ctypes.get_errno())}"
-            )
-
-    def _on_record(self, _ctx: int | None, data: int, size: int) -> int:
-        self._records.append(ctypes.string_at(data, size))
-        return 0
+            raise ForeignLoadError(f"the reference's ring buffer: {error.strerror}") from error
 
     def take_events(self) -> list[bytes]:
         """Every record the ring buffer holds now, oldest first; they are removed from the buffer."""
-        libbpf().ring_buffer__consume(self._ring)
-        records, self._records = self._records, []
-        return records
+        assert self._ring is not None
+        return self._ring.take()
 
     def close(self) -> None:
-        if getattr(self, "_ring", None):
-            libbpf().ring_buffer__free(self._ring)
+        if self._ring is not None:
+            self._ring.close()
             self._ring = None
         for fd in (self.fd, self._ring_fd, self._stages_fd):
             os.close(fd)

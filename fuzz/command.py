@@ -22,7 +22,7 @@ from typing import TextIO
 
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
-from fuzz import repro
+from fuzz import foreign, repro
 from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, CampaignProgress
 from fuzz.lab_sample import Reservoir, lab_differences
 from fuzz.strategies import TARGETS
@@ -31,12 +31,14 @@ from harness.cli import options
 from harness.cli.main import require_root
 from harness.cli.textui import Progress
 from harness.core.errors import CommandError
+from harness.core.loader import load
 from harness.core.program import Program
 
 DEFAULT_EXAMPLES = 2000
 DEFAULT_LAB_SAMPLE = 30
 ROUND_EXAMPLES = 500  # examples per Hypothesis run; each replays the database first (or takes the next seed)
 DEFAULT_DB = Path(".hypothesis/xhdr-fuzz")
+FOREIGN_CORPUS = "xhdr-fuzz-repros"  # --object's repros: in the user's folder, not among the extractor's
 REDIS_EXTRA = "pip install 'xhdr[redis]'"
 DEFINE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(=.*)?")
 PROGRESS_INTERVAL_S = 0.5
@@ -98,16 +100,38 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help="seed of the first round, for a reproducible run; turns the example database off (nothing is "
         "replayed or kept), as a fixed seed does in Hypothesis",
     )
-    parser.add_argument("--corpus", type=Path, default=repro.CORPUS_DIR, help="where repro files go")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        help=f"where repro files go (default {repro.CORPUS_DIR.relative_to(Path(__file__).parents[1])}/, where the "
+        f"tests replay them; with --object, ./{FOREIGN_CORPUS}/)",
+    )
     options.add_json(parser, "the summary")
     options.add_markdown(parser, "the summary (for CI job summaries)")
     parser.add_argument(
         "--lab-sample",
         type=int,
-        default=DEFAULT_LAB_SAMPLE,
         metavar="N",
         help=f"also send N of the campaign's frames over the lab, native and generic (default {DEFAULT_LAB_SAMPLE}; "
         "0: none)",
+    )
+    yours = parser.add_argument_group(
+        "your own parser",
+        "fuzz any XDP program instead of the extractor: each generated frame runs through it alone, and what it "
+        "wrote to its ring buffer, decoded, must equal what your oracle says for that frame (fuzz/foreign.py)",
+    )
+    yours.add_argument(
+        "--object", type=Path, metavar="FILE", help="your program: a clang/libbpf .bpf.o or a BCC .c"
+    )
+    yours.add_argument("--program", metavar="NAME", help="its XDP program to load, when the file has several")
+    yours.add_argument("--ring", metavar="MAP", help="the ring buffer map it logs to")
+    yours.add_argument(
+        "--decoder", metavar="MODULE:FUNCTION", help="record bytes -> a value (also FILE.py:FUNCTION)"
+    )
+    yours.add_argument(
+        "--oracle",
+        metavar="MODULE:FUNCTION",
+        help="frame bytes -> the list of values it should log (also FILE.py:FUNCTION)",
     )
     parser.set_defaults(run=run)
 
@@ -131,6 +155,11 @@ def example_database(args: argparse.Namespace) -> ExampleDatabase | None:
             f"--redis {_shown(args.redis)!r} is not a Redis URL ({error}); use redis://HOST:PORT/DB"
         ) from None
     return RedisExampleDatabase(client, key_prefix=_redis_prefix(args).encode())
+
+
+def _object_folder(args: argparse.Namespace) -> Path:
+    """``--object``'s example database: a folder per program file, beside the extractor's per target."""
+    return (args.db or DEFAULT_DB) / f"object-{args.object.stem}"
 
 
 def _folder(args: argparse.Namespace) -> Path:
@@ -195,6 +224,17 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--examples {args.examples} must be at least 1")
     if args.minutes is not None and args.minutes <= 0:
         raise CommandError(f"--minutes {args.minutes} must be more than 0")
+    if args.object is not None:
+        return run_foreign(args)
+    for option in FOREIGN_ONLY:
+        if getattr(args, option) is not None:
+            raise CommandError(
+                f"--{option} goes with --object (your own parser); add --object FILE or drop it"
+            )
+    if args.lab_sample is None:
+        args.lab_sample = DEFAULT_LAB_SAMPLE
+    if args.corpus is None:
+        args.corpus = repro.CORPUS_DIR
     if args.mutants < 0:
         raise CommandError(f"--mutants {args.mutants} must be 0 or more")
     if args.lab_sample < 0:
@@ -268,3 +308,53 @@ def _rounds(
                 return []
         if deadline is not None and time.monotonic() >= deadline:
             return []
+
+
+FOREIGN_ONLY = ("program", "ring", "decoder", "oracle")
+# What belongs to the extractor's campaign alone, with the value that means "not given".
+EXTRACTOR_ONLY = {
+    "target": "all",
+    "mutants": 0,
+    "coverage": None,
+    "define": [],
+    "redis": None,
+    "lab_sample": None,
+    "json": None,
+    "markdown": None,
+}
+
+
+def run_foreign(args: argparse.Namespace) -> int:
+    """``--object``: your parser against your oracle; exit status 1 when they disagree (the repro is saved)."""
+    for option, unset in EXTRACTOR_ONLY.items():
+        if getattr(args, option) != unset:
+            flag = "--" + option.replace("_", "-")
+            raise CommandError(
+                f"{flag} is for the extractor's campaign; drop it when fuzzing --object {args.object}"
+            )
+    for option in ("ring", "decoder", "oracle"):
+        if getattr(args, option) is None:
+            raise CommandError(f"--object needs --{option} too; see `xhdr fuzz --help`, 'your own parser'")
+    decode = foreign.load_function(args.decoder, "--decoder")
+    expect = foreign.load_function(args.oracle, "--oracle")
+    database = None if args.seed is not None else DirectoryBasedExampleDatabase(str(_object_folder(args)))
+    require_root("xhdr fuzz")
+    examples = args.examples if args.examples is not None else DEFAULT_EXAMPLES
+    progress = Progress(stream=sys.stderr)
+    count = [0]
+
+    def tick() -> None:
+        count[0] += 1
+        if count[0] % 100 == 0:
+            progress.tick(f"{args.object.name}: {count[0]} examples, no disagreement yet")
+
+    with load(args.object, args.program) as program:
+        parser = foreign.Parser(program, args.ring, decode, expect)
+        program.records(args.ring)  # a wrong --ring is one line now, not a failure of every example
+        found = foreign.run(parser, examples, FUZZ_CONFIG, database, args.seed, on_example=tick)
+    if found is None:
+        progress.note(f"{args.object.name}: {count[0]} examples, every frame logged what the oracle expected")
+        return 0
+    saved = foreign.save(found, args.object, program.name, args.corpus or Path(FOREIGN_CORPUS))
+    progress.note(f"{args.object.name} disagrees with the oracle: {found}; repro {saved}")
+    return EXIT_FOUND

@@ -20,6 +20,7 @@ from typing import Self
 from harness.core.bcc_loader import bcc_tables, import_bcc
 from harness.core.libbpf import BPF_PROG_TYPE_XDP, libbpf, strerror
 from harness.core.program import ProgramError
+from harness.core.ringbuf import RingRecords
 
 _XDP_SIGNATURE = re.compile(r"\b([A-Za-z_]\w*)\s*\(\s*struct\s+xdp_md\s*\*")
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
@@ -147,7 +148,8 @@ class LoadedXdp:
     """One XDP program in the kernel and the maps it came with; ``close()`` unloads them all.
 
     ``fd`` is the program's, for ``harness.core.testrun.test_run`` or ``netns.lab.Lab.attach``;
-    ``map_fd(name)`` gives a map's, for ``bpf_map_lookup_elem`` and the like.
+    ``map_fd(name)`` gives a map's, for ``bpf_map_lookup_elem`` and the like; ``records(name)`` what it wrote
+    to a ring buffer map.
     """
 
     def __init__(self, name: str, fd: int, maps: dict[str, int], closer: contextlib.ExitStack) -> None:
@@ -155,6 +157,7 @@ class LoadedXdp:
         self.fd = fd
         self._maps = maps
         self._closer = closer
+        self._rings: dict[str, RingRecords] = {}
 
     def map_fd(self, name: str) -> int:
         if name not in self._maps:
@@ -169,6 +172,19 @@ class LoadedXdp:
         if libbpf().bpf_map_lookup_elem(self.map_fd(map_name), key, value) != 0:
             return None
         return value.raw
+
+    def records(self, map_name: str) -> list[bytes]:
+        """The records the program wrote to its ring buffer map ``map_name`` since the last call, oldest first
+        (the map is opened for reading on the first call, so what came before that is read then too)."""
+        if map_name not in self._rings:
+            try:
+                ring = RingRecords(self.map_fd(map_name))
+            except OSError as error:
+                raise ProgramError(
+                    f"map {map_name!r} of {self.name} is not a ring buffer: {error.strerror}"
+                ) from error
+            self._rings[map_name] = self._closer.enter_context(ring)
+        return self._rings[map_name].take()
 
     def close(self) -> None:
         self._closer.close()

@@ -39,6 +39,18 @@ DEFAULT_LAB_SAMPLE = 30
 ROUND_EXAMPLES = 500  # examples per Hypothesis run; each replays the database first (or takes the next seed)
 DEFAULT_DB = Path(".hypothesis/xhdr-fuzz")
 FOREIGN_CORPUS = "xhdr-fuzz-repros"  # --object's repros: in the user's folder, not among the extractor's
+FOREIGN_ONLY = ("program", "ring", "decoder", "oracle")
+# What belongs to the extractor's campaign alone, with the value that means "not given".
+EXTRACTOR_ONLY = {
+    "target": "all",
+    "mutants": 0,
+    "coverage": None,
+    "define": [],
+    "redis": None,
+    "lab_sample": None,
+    "json": None,
+    "markdown": None,
+}
 REDIS_EXTRA = "pip install 'xhdr[redis]'"
 DEFINE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(=.*)?")
 PROGRESS_INTERVAL_S = 0.5
@@ -308,20 +320,6 @@ def _rounds(
                 return []
         if deadline is not None and time.monotonic() >= deadline:
             return []
-
-
-FOREIGN_ONLY = ("program", "ring", "decoder", "oracle")
-# What belongs to the extractor's campaign alone, with the value that means "not given".
-EXTRACTOR_ONLY = {
-    "target": "all",
-    "mutants": 0,
-    "coverage": None,
-    "define": [],
-    "redis": None,
-    "lab_sample": None,
-    "json": None,
-    "markdown": None,
-}
 
 
 def run_foreign(args: argparse.Namespace) -> int:

@@ -270,6 +270,11 @@ class Cut(enum.Enum):
     SKIPPED = "skipped"  # inside a line being skipped: not configured, bad, or repeated
 
 
+# R18: the modes whose value goes on in the next segment; a hash or auth value does not, since SipHash reads
+# 8-byte words and up to 7 bytes of the secret would wait in a map for the next segment (R13)
+GOES_ON = (HeaderMode.VALUE, HeaderMode.PRESENCE)
+
+
 @dataclasses.dataclass(frozen=True)
 class FlowState:
     """R15: one flow's state."""
@@ -819,11 +824,6 @@ def _rest_of_line(
         request.cut = cut
         return len(view)
     return line_end + 1
-
-
-# R18: the modes whose value goes on in the next segment; a hash or auth value does not, since SipHash reads
-# 8-byte words and up to 7 bytes of the secret would wait in a map for the next segment (S3)
-GOES_ON = (HeaderMode.VALUE, HeaderMode.PRESENCE)
 
 
 def _body_field(request: _Request, name: bytes, value: bytes, cut: bool) -> bool:

@@ -132,9 +132,12 @@ def test_git_ref_is_loaded_by_its_own_harness() -> None:
 
 @pytest.mark.kernel
 def test_gate_fails_on_planted_slowdown() -> None:
+    """One load a side is enough here: the planted pass makes the build 1.6x (standard) to 5x (frame_1500) as
+    costly (measured), far beyond the 20% two loads of one build can differ by; the confirmation on fresh
+    loads still runs, and one BCC compile a side per pass saves half a minute of CI."""
     with reference_version(str(BPF_DIR)) as reference:
         current = current_version(("-DXHDR_PLANTED_SLOWDOWN",))
-        document = run_gate(reference, current, rounds=TEST_ROUNDS, case_names=TEST_CASES, loads=TEST_LOADS)
+        document = run_gate(reference, current, rounds=TEST_ROUNDS, case_names=TEST_CASES, loads=1)
     assert document["verdict"] == "fail", render_gate(document)
     for case in document["cases"]:
         assert case["verdict"] == "fail", render_gate(document)

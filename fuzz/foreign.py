@@ -18,22 +18,19 @@ Both functions are named as ``module:function`` or ``path/to/file.py:function`` 
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import hashlib
 import importlib
 import importlib.util
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import hypothesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import ExampleDatabase
-from scapy.layers.l2 import Ether
-from scapy.utils import wrpcap
 
+from fuzz.repro import write_pair
 from fuzz.strategies import TARGETS
 from harness.core.config import ExtractorConfig
 from harness.core.errors import CommandError
@@ -46,24 +43,28 @@ Oracle = Callable[[bytes], Sequence[Any]]
 FRAME_TARGETS = ("http", "transport", "mutation")
 
 
+def load_module(where: str, role: str) -> ModuleType:
+    """The module ``where`` names: ``package.module`` or ``path/to/file.py``."""
+    try:
+        if not where.endswith(".py"):
+            return importlib.import_module(where)
+        path = Path(where)
+        loader_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if loader_spec is None or loader_spec.loader is None or not path.is_file():
+            raise CommandError(f"{role} file {where} does not exist; give the path of a Python file")
+        module = importlib.util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+        return module
+    except ImportError as error:
+        raise CommandError(f"{role} module {where} cannot be imported: {error}") from error
+
+
 def load_function(spec: str, role: str) -> Callable[..., Any]:
     """The function ``spec`` names: ``package.module:function`` or ``path/to/file.py:function``."""
     where, colon, name = spec.rpartition(":")
     if not colon or not where or not name:
         raise CommandError(f"{role} {spec!r} is not MODULE:FUNCTION or FILE.py:FUNCTION; name one like that")
-    try:
-        if where.endswith(".py"):
-            path = Path(where)
-            loader_spec = importlib.util.spec_from_file_location(path.stem, path)
-            if loader_spec is None or loader_spec.loader is None or not path.is_file():
-                raise CommandError(f"{role} file {where} does not exist; give the path of a Python file")
-            module = importlib.util.module_from_spec(loader_spec)
-            loader_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(where)
-    except ImportError as error:
-        raise CommandError(f"{role} module {where} cannot be imported: {error}") from error
-    function = getattr(module, name, None)
+    function = getattr(load_module(where, role), name, None)
     if not callable(function):
         raise CommandError(f"{role} {spec!r}: {where} has no function {name}")
     return function
@@ -151,20 +152,14 @@ def run(
 
 
 def save(mismatch: Mismatch, object_path: Path, program: str, directory: Path) -> Path:
-    """Writes ``<name>.json`` (the frame, what was logged and expected) and ``<name>.pcap`` under
-    ``directory``; returns the JSON's path. The name is the frame's digest, so a frame is saved once."""
-    directory.mkdir(parents=True, exist_ok=True)
-    name = "foreign-" + hashlib.sha256(mismatch.frame).hexdigest()[:12]
+    """Writes ``foreign-<digest>.json`` (the frame, what was logged and expected) and its ``.pcap`` under
+    ``directory`` (``fuzz.repro.write_pair``); returns the JSON's path."""
     record = {
         "kind": "foreign",
         "object": str(object_path),
         "program": program,
-        "found": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "frame_hex": mismatch.frame.hex(),
         "logged": [repr(value) for value in mismatch.logged],
         "expected": [repr(value) for value in mismatch.expected],
     }
-    path = directory / f"{name}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    wrpcap(str(directory / f"{name}.pcap"), [Ether(mismatch.frame)])
-    return path
+    return write_pair(directory, "foreign", [mismatch.frame], record)

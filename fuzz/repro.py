@@ -19,6 +19,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,25 +136,28 @@ def save(
     cflags: tuple[str, ...] = (),
     found_by: dict[str, Any] | None = None,
 ) -> Path:
-    """Writes ``<name>.json`` and ``<name>.pcap`` for one shrunk disagreement; returns the JSON path.
-
-    The name is the digest of the frames, so finding the same example again overwrites rather than duplicates.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    frames = sent(found.item)
-    name = "fuzz-" + hashlib.sha256(b"".join(frames)).hexdigest()[:12]
-    path = directory / f"{name}.json"
+    """Writes ``fuzz-<digest>.json`` and ``.pcap`` for one shrunk disagreement (``write_pair``); returns the
+    JSON path."""
     record = {
         "description": found.differences[0],
         **_item_json(found),
         "config": config_to_json(config),
         "key_hex": key.hex(),
         "cflags": list(cflags),
-        "found": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "found_by": found_by or {},
         "differences": found.differences,
     }
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return write_pair(directory, "fuzz", sent(found.item), record)
+
+
+def write_pair(directory: Path, prefix: str, frames: Sequence[bytes], record: dict[str, Any]) -> Path:
+    """``<prefix>-<digest>.json`` (``record`` and when it was found) and the same name's ``.pcap`` of
+    ``frames``, in ``directory``; returns the JSON's path. The name is the digest of the frames, so finding the
+    same example again overwrites rather than duplicates."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{prefix}-{hashlib.sha256(b''.join(frames)).hexdigest()[:12]}.json"
+    found = {"found": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    path.write_text(json.dumps(record | found, indent=2) + "\n", encoding="utf-8")
     wrpcap(str(path.with_suffix(".pcap")), [Ether(frame) for frame in frames])
     return path
 

@@ -8,13 +8,11 @@ writes down, in CI. A wrong oracle is found and shrunk to a minimal frame: the f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -30,15 +28,7 @@ ORACLE_FILE = Path(__file__).with_name("objects") / "reqline.py"
 SEED = 20261202
 
 
-def oracle_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reqline", ORACLE_FILE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-REQLINE = oracle_module()
+REQLINE = foreign.load_module(str(ORACLE_FILE), "the example's decoder and oracle")
 
 
 @pytest.fixture

@@ -45,13 +45,13 @@ OBJECTS = Path(__file__).parent / "tests" / "objects"
 
 
 @pytest.fixture(scope="session")
-def clang_object(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """``clang_object(NAME)``: tests/objects/NAME.bpf.c built with clang -target bpf, once per session; a
-    missing clang fails (set-up installs it with libbpf-dev)."""
+def clang_object(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``clang_object(NAME, *DEFINES)``: tests/objects/NAME.bpf.c built with clang -target bpf and ``-D`` each of
+    DEFINES, once per session; a missing clang fails (set-up installs it with libbpf-dev)."""
     where = tmp_path_factory.mktemp("objects")
 
-    def built(name: str) -> Path:
-        out = where / f"{name}.bpf.o"
+    def built(name: str, *defines: str) -> Path:
+        out = where / ("-".join([name, *(define.replace("=", "_") for define in defines)]) + ".bpf.o")
         if not out.exists():
             clang = shutil.which("clang")
             assert clang, "clang is missing: run `bash harness/bootstrap.sh` (installs clang and libbpf-dev)"
@@ -63,6 +63,7 @@ def clang_object(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
                 "-target",
                 "bpf",
                 "-I/usr/include/x86_64-linux-gnu",
+                *(f"-D{define}" for define in defines),
                 "-c",
                 str(source),
             ]

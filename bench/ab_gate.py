@@ -33,8 +33,17 @@ from typing import Literal
 
 import numpy as np
 
+from bench.any_program import any_program
 from bench.foreign import ForeignLoadError, ForeignProgram
-from bench.kernel_cost import Case, cases, events_per_run, interleaved_round, max_repeat, program_subject
+from bench.kernel_cost import (
+    Case,
+    ExtractorUnderTest,
+    Measured,
+    cases,
+    events_per_run,
+    interleaved_round,
+    program_subject,
+)
 from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.ownership import scratch_directory
@@ -65,6 +74,9 @@ class Version:
     cflags: tuple[str, ...] = ()
     commit: str = ""
     tree: Path | None = None  # a git ref's whole checkout: its own harness loads it (bench/foreign.py)
+    yours: bool = False  # a user's program (--object), loaded as any XDP program (bench/any_program.py)
+    program: str | None = None  # which XDP program of the file, for a user's program
+    ring: str | None = None  # the ring buffer it logs to, for a user's program
 
 
 @dataclasses.dataclass(frozen=True)
@@ -213,6 +225,20 @@ def reference_version(ref: str) -> Iterator[Version]:
         )
 
 
+def your_versions(ref: str, current: Path, program: str | None, ring: str | None) -> tuple[Version, Version]:
+    """``--compare REF --object FILE``: two builds of a user's program, each a file (a .bpf.o or a BCC .c)."""
+    if not Path(ref).is_file():
+        raise GateError(
+            f"--compare {ref}: with --object, give the other build of your program as a file (.bpf.o or .c)"
+        )
+    if not current.is_file():
+        raise GateError(f"--object {current} is not a file; give your program's .bpf.o or .c")
+    return (
+        Version(f"file {ref}", Path(ref).resolve(), yours=True, program=program, ring=ring),
+        Version(f"file {current}", current.resolve(), yours=True, program=program, ring=ring),
+    )
+
+
 def _version_json(version: Version) -> dict:
     """A version as the gate's JSON records it (a git ref's exported tree is temporary: left out)."""
     document = dataclasses.asdict(version) | {"source": str(version.source)}
@@ -273,14 +299,25 @@ class CaseComparison:
 GateProgress = Callable[[str, int, int, "CaseComparison | None"], None]
 
 
-def _load(version: Version, config: ExtractorConfig, key: bytes) -> Program | ForeignProgram:
-    """A git ref is loaded by its own commit's harness: the maps and stages may differ from today's."""
+def _load(
+    version: Version, config: ExtractorConfig, key: bytes
+) -> contextlib.AbstractContextManager[Measured]:
+    """A git ref is loaded by its own commit's harness: the maps and stages may differ from today's. A user's
+    program is loaded as any XDP program."""
+    if version.yours:
+        return any_program(version.source, version.program, version.ring)
     if version.tree is not None and not version.cflags and config == ExtractorConfig():
         try:
             return ForeignProgram(version.tree, key)
         except ForeignLoadError as error:
             raise GateError(f"{version.label}: {error}") from None
-    return Program(config, key=key, source=version.source, extra_cflags=version.cflags)
+    return _extractor(Program(config, key=key, source=version.source, extra_cflags=version.cflags))
+
+
+@contextlib.contextmanager
+def _extractor(program: Program) -> Iterator[Measured]:
+    with program:
+        yield ExtractorUnderTest(program)
 
 
 def _measure(
@@ -309,7 +346,9 @@ def _measure(
             per_run = events_per_run(curs[0], case.frame)
             if events_per_run(refs[0], case.frame) != per_run:
                 raise GateError(f"case {name}: the two builds emit different numbers of events")
-            reps = min(repeat, max_repeat(config, per_run))
+            reps = min(
+                repeat, refs[0].repeat_cap(case.frame, per_run), curs[0].repeat_cap(case.frame, per_run)
+            )
             ref_ns: list[float] = []
             cur_ns: list[float] = []
             used: list[tuple[int, int]] = []

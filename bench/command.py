@@ -14,6 +14,7 @@ the history that ``xhdr report`` plots as a trend.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -92,13 +93,25 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "(e.g. standard), by program and source line (needs perf)",
     )
     parser.add_argument("--seconds", type=float, help="--profile: how long to sample (default 10)")
+    options.add_your_program(
+        parser,
+        "measure any XDP program instead of the extractor: with --object alone, its kernel cost on the "
+        "kernel_cost cases' frames beside the empty program; with --compare OTHER too, the paired gate between "
+        "OTHER (the reference) and --object (the current build)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    require_root("xhdr bench")
     check_gate_options(args)
+    check_your_program(args)
+    require_root("xhdr bench")
     options.output_directory(args.out)
+    if args.object is not None:
+        from bench.any_program import any_program
+
+        with any_program(args.object, args.program, args.ring):
+            pass  # a wrong --program or --ring is one line now, not a failure of every case
     if args.profile:
         return run_profile(args)
     if args.compare:
@@ -137,6 +150,28 @@ def check_gate_options(args: argparse.Namespace) -> None:
         raise CommandError(f"--rounds {args.rounds} is too few; give at least {MIN_ROUNDS} paired rounds")
     if args.loads < 1:
         raise CommandError(f"--loads {args.loads} is too few; give at least 1 load of each build")
+
+
+def check_your_program(args: argparse.Namespace) -> None:
+    """``--object`` goes with the kernel-cost suite or the gate; the extractor's own options do not."""
+    if args.object is None:
+        for option in ("program", "ring"):
+            if getattr(args, option) is not None:
+                raise CommandError(
+                    f"--{option} goes with --object (your own program); add --object FILE or drop it"
+                )
+        return
+    if not args.object.is_file():
+        raise CommandError(f"--object {args.object} is not a file; give your program's .bpf.o or BCC .c")
+    for option, used_by in (("profile", "the extractor's profile"), ("cflags", "the extractor's build")):
+        if getattr(args, option):
+            raise CommandError(f"--{option} is for {used_by}; drop it with --object {args.object}")
+    others = [suite for suite in args.suite or () if suite != KERNEL_SUITE]
+    if others:
+        raise CommandError(
+            f"--suite {others[0]} measures the extractor; with --object only {KERNEL_SUITE} runs"
+        )
+    args.suite = [KERNEL_SUITE]
 
 
 # -- suites ------------------------------------------------------------------------------------------
@@ -208,6 +243,10 @@ def run_kernel_suite(args: argparse.Namespace) -> int:
 
     os.environ["XHDR_BENCH_PROFILE"] = "quick" if args.quick else "full"
     os.environ["XHDR_BENCH_OUT"] = str(args.out.resolve())
+    if args.object is not None:
+        os.environ["XHDR_BENCH_OBJECT"] = str(args.object.resolve())
+        os.environ["XHDR_BENCH_PROGRAM"] = args.program or ""
+        os.environ["XHDR_BENCH_RING"] = args.ring or ""
     pytest_args = [
         str(BENCH_DIR),
         "-p",
@@ -249,21 +288,31 @@ def headline(path: Path) -> str:
     figures = {
         (row.method, row.metric): row.value for row in result.rows if row.params.get("case") == "standard"
     }
-    if not figures:
+    measured = next((method for method, metric in figures if method != "empty"), None)
+    if measured is None:
         return "standard request: not measured in this run"
-    return (
-        f"standard request: extractor {figures[('extractor', 'ns_per_packet')]:.0f} ns/packet, "
+    line = (
+        f"standard request: {measured} {figures[(measured, 'ns_per_packet')]:.0f} ns/packet, "
         f"empty program {figures[('empty', 'ns_per_packet')]:.1f} ns, "
-        f"{figures[('extractor', 'ratio_to_empty')]:.1f}x the empty program "
-        f"(targets: {targets.summary()}); render plots with `xhdr report`"
+        f"{figures[(measured, 'ratio_to_empty')]:.1f}x the empty program"
     )
+    if measured == "extractor":
+        line += f" (targets: {targets.summary()})"
+    return line + "; render plots with `xhdr report`"
 
 
 # -- gate --------------------------------------------------------------------------------------------
 
 
 def run_gate(args: argparse.Namespace) -> int:
-    from bench.ab_gate import GateError, current_version, reference_version, render_gate, run_gate
+    from bench.ab_gate import (
+        GateError,
+        current_version,
+        reference_version,
+        render_gate,
+        run_gate,
+        your_versions,
+    )
     from bench.results import machine_info
 
     shown = Progress()
@@ -279,8 +328,12 @@ def run_gate(args: argparse.Namespace) -> int:
             shown.status(f"[{number}] {case}: round {rounds}")
 
     try:
-        with reference_version(args.compare) as reference:
-            current = current_version(tuple(shlex.split(args.cflags)))
+        with contextlib.ExitStack() as stack:
+            if args.object is not None:
+                reference, current = your_versions(args.compare, args.object, args.program, args.ring)
+            else:
+                reference = stack.enter_context(reference_version(args.compare))
+                current = current_version(tuple(shlex.split(args.cflags)))
             print(f"xhdr bench: gate {reference.label} -> {current.label}", file=sys.stderr)
             document = run_gate(
                 reference,

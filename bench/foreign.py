@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Self
 
+from bench.kernel_cost import Case, repeat_cap_by_records
+from harness.core.libbpf import map_info
 from harness.core.ringbuf import RingRecords
 
 # Runs in the helper: the reference tree first on sys.path, so its harness is the one imported.
@@ -44,7 +46,7 @@ class ForeignLoadError(RuntimeError):
 class ForeignProgram:
     """The extractor of ``tree`` (a checkout of another commit) with the default configuration and ``key``.
 
-    Offers what the gate uses of a Program: ``fd`` and ``take_events()`` (here the raw records).
+    A :class:`bench.kernel_cost.Measured`, as the gate needs (``take_events()`` gives the raw records).
     """
 
     def __init__(self, tree: Path, key: bytes) -> None:
@@ -73,10 +75,22 @@ class ForeignProgram:
             self.close()
             raise ForeignLoadError(f"the reference's ring buffer: {error.strerror}") from error
 
+    name = "reference"
+
     def take_events(self) -> list[bytes]:
         """Every record the ring buffer holds now, oldest first; they are removed from the buffer."""
         assert self._ring is not None
         return self._ring.take()
+
+    def repeat_cap(self, frame: bytes, per_run: int) -> int:
+        """From its ring's size and the bytes one run writes: its events are the old commit's."""
+        return repeat_cap_by_records(self.fd, self.take_events, map_info(self._ring_fd).max_entries, frame)
+
+    def lost(self) -> int:
+        return 0  # its counters stay in the helper's maps; every round's drain checks the count instead
+
+    def prepare(self, case: Case) -> None:
+        """Nothing: the gate runs the default configuration, which the helper loaded."""
 
     def close(self) -> None:
         if self._ring is not None:

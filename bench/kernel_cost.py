@@ -22,7 +22,7 @@ import ctypes
 import dataclasses
 import statistics
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from bench.results import Row
 from harness.core.config import DEFAULT_HEADERS, ExtractorConfig
@@ -188,11 +188,83 @@ def cases(profile: Profile = "full", config: ExtractorConfig | None = None) -> l
 # -- measuring ---------------------------------------------------------------------------------------
 
 
+RING_HEADER = 8  # the kernel's header before each ring-buffer record
+
+
+def ring_bytes(record_size: int) -> int:
+    """What one record of ``record_size`` bytes takes in a ring buffer: header, record, padding to 8."""
+    return (RING_HEADER + record_size + 7) // 8 * 8
+
+
+def repeat_within(capacity: int, bytes_per_run: int) -> int:
+    """The most runs one test run may make before what they write could fill a ring of ``capacity`` bytes."""
+    return max(1, capacity // max(1, bytes_per_run) - 1)
+
+
 def max_repeat(config: ExtractorConfig, events_per_run: int = 1) -> int:
-    """The most runs one test run may make before its events could fill the ring buffer."""
-    record = ctypes.sizeof(event_struct(config.max_target_len, config.max_value_len)) + 8  # + ring header
-    record = (record + 7) // 8 * 8
-    return max(1, (config.ringbuf_pages * 4096) // record // max(1, events_per_run) - 1)
+    """The most runs one test run of the extractor may make before its events could fill the ring buffer
+    (every event counted at the largest record size)."""
+    record = ring_bytes(ctypes.sizeof(event_struct(config.max_target_len, config.max_value_len)))
+    return repeat_within(config.ringbuf_pages * 4096, record * max(1, events_per_run))
+
+
+def repeat_cap_by_records(fd: int, take: Callable[[], Sequence[bytes]], capacity: int, frame: bytes) -> int:
+    """The repeat cap of a program whose records are raw bytes: one run of ``frame``, and what it wrote."""
+    take()
+    test_run(fd, frame, 1)
+    return repeat_within(capacity, sum(ring_bytes(len(record)) for record in take()))
+
+
+class Measured(Protocol):
+    """A loaded program under measurement, whichever it is: the extractor, an older commit's build, or a user's
+    program (bench/any_program.py)."""
+
+    name: str
+
+    @property
+    def fd(self) -> int: ...
+
+    def take_events(self) -> Sequence[object]:
+        """Everything it wrote since the last call (the ring is drained)."""
+        ...
+
+    def repeat_cap(self, frame: bytes, per_run: int) -> int:
+        """How many runs of ``frame`` one test run may make without filling its ring buffer."""
+        ...
+
+    def lost(self) -> int:
+        """Events it has lost so far, by its own count (0 when it keeps none)."""
+        ...
+
+    def prepare(self, case: Case) -> None:
+        """Set up for ``case`` before its first round (maps only, no reload)."""
+        ...
+
+
+@dataclasses.dataclass
+class ExtractorUnderTest:
+    """The extractor as a :class:`Measured`: reconfigured per case, capped by its largest event, counting its
+    own lost events."""
+
+    program: Program
+    name: str = "extractor"
+
+    @property
+    def fd(self) -> int:
+        return self.program.fd
+
+    def take_events(self) -> Sequence[object]:
+        return self.program.take_events()
+
+    def repeat_cap(self, frame: bytes, per_run: int) -> int:
+        return max_repeat(self.program.config, per_run)
+
+    def lost(self) -> int:
+        return self.program.counters()[Counter.EVENTS_LOST]
+
+    def prepare(self, case: Case) -> None:
+        if case.config.headers != self.program.config.headers:
+            self.program.configure(self.program.config.with_changes(headers=case.config.headers))
 
 
 @dataclasses.dataclass
@@ -239,11 +311,11 @@ def empty_program() -> Iterator[Subject]:
         yield Subject("empty", fd)
 
 
-def program_subject(name: str, program: Program) -> Subject:
+def program_subject(name: str, program: Measured) -> Subject:
     return Subject(name, program.fd, lambda: len(program.take_events()))
 
 
-def events_per_run(program: Program, frame: bytes) -> int:
+def events_per_run(program: Measured, frame: bytes) -> int:
     """How many events one run of ``frame`` emits (the expectation every later drain is checked against)."""
     program.take_events()
     test_run(program.fd, frame, 1)
@@ -252,17 +324,19 @@ def events_per_run(program: Program, frame: bytes) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class CaseResult:
-    """Per-round kernel ns of the extractor and the floor for one case, and the figures derived from them."""
+    """Per-round kernel ns of the measured program and the floor for one case, and the figures derived from
+    them; ``method`` names the program in the result rows ("extractor", or a user's program's name)."""
 
     case: Case
-    extractor: tuple[float, ...]
+    measured: tuple[float, ...]
     empty: tuple[float, ...]
     repeat: int
     events_per_run: int
+    method: str = "extractor"
 
     @property
-    def extractor_ns(self) -> float:
-        return statistics.median(self.extractor)
+    def measured_ns(self) -> float:
+        return statistics.median(self.measured)
 
     @property
     def empty_ns(self) -> float:
@@ -271,13 +345,13 @@ class CaseResult:
     @property
     def ratio(self) -> float:
         """Median of the paired per-round ratios: robust to a noisy round hitting one side only."""
-        return statistics.median(x / e for x, e in zip(self.extractor, self.empty, strict=True) if e > 0)
+        return statistics.median(x / e for x, e in zip(self.measured, self.empty, strict=True) if e > 0)
 
     @property
     def spread_pct(self) -> float:
-        """Interquartile range of the extractor's rounds, as a percentage of their median."""
-        q1, _, q3 = statistics.quantiles(self.extractor, n=4)
-        return 100 * (q3 - q1) / self.extractor_ns
+        """Interquartile range of the measured program's rounds, as a percentage of their median."""
+        q1, _, q3 = statistics.quantiles(self.measured, n=4)
+        return 100 * (q3 - q1) / self.measured_ns
 
     def rows(self) -> list[Row]:
         """The result rows of this case; the metric names are those of reports/metrics.py."""
@@ -288,59 +362,53 @@ class CaseResult:
             "payload_bytes": self.case.payload_bytes,
             "bytes_scanned": min(self.case.payload_bytes, self.case.config.max_scan_bytes),
             "configured_headers": len(self.case.config.headers),
-            "rounds": len(self.extractor),
+            "rounds": len(self.measured),
             "repeat": self.repeat,
             "events_per_run": self.events_per_run,
             **self.case.params,
         }
         payload = max(1, self.case.payload_bytes)
         return [
-            Row("extractor", "ns_per_packet", round(self.extractor_ns, 2), "ns", params),
+            Row(self.method, "ns_per_packet", round(self.measured_ns, 2), "ns", params),
             Row("empty", "ns_per_packet", round(self.empty_ns, 2), "ns", params),
-            Row("extractor", "ns_per_byte", round(self.extractor_ns / payload, 3), "ns/B", params),
-            Row("extractor", "ratio_to_empty", round(self.ratio, 2), "x", params),
-            Row("extractor", "spread_pct", round(self.spread_pct, 1), "%", params),
+            Row(self.method, "ns_per_byte", round(self.measured_ns / payload, 3), "ns/B", params),
+            Row(self.method, "ratio_to_empty", round(self.ratio, 2), "x", params),
+            Row(self.method, "spread_pct", round(self.spread_pct, 1), "%", params),
         ]
 
 
 class CaseMeasurement:
     """Rounds of one case, one at a time, so pytest-benchmark can time each round it asks for.
 
-    The program is reconfigured (maps only, no reload) to the case's headers first, and the number of
-    events one run emits is taken as the expectation every drain is checked against.
+    The program is prepared for the case first (the extractor: its headers written to the maps), and the
+    number of events one run emits is taken as the expectation every drain is checked against.
     """
 
-    def __init__(self, program: Program, empty: Subject, case: Case, repeat: int = 100) -> None:
-        if case.config.headers != program.config.headers:
-            program.configure(program.config.with_changes(headers=case.config.headers))
+    def __init__(self, program: Measured, empty: Subject, case: Case, repeat: int = 100) -> None:
+        program.prepare(case)
         self.program = program
         self.case = case
         self.per_run = events_per_run(program, case.frame)
-        self.repeat = min(repeat, max_repeat(program.config, self.per_run))
-        self.subjects = [program_subject("extractor", program), empty]
-        self.lost_before = program.counters()[Counter.EVENTS_LOST]
-        self.extractor: list[float] = []
+        self.repeat = min(repeat, program.repeat_cap(case.frame, self.per_run))
+        self.subjects = [program_subject(program.name, program), empty]
+        self.lost_before = program.lost()
+        self.measured: list[float] = []
         self.empty: list[float] = []
 
     def round(self) -> None:
         x, e = interleaved_round(self.subjects, self.case.frame, self.repeat, self.per_run)
-        self.extractor.append(x)
+        self.measured.append(x)
         self.empty.append(e)
 
     def result(self, rounds: int) -> CaseResult:
         """The last ``rounds`` rounds (earlier ones were warm-up); fails if any event was lost."""
-        if self.program.counters()[Counter.EVENTS_LOST] != self.lost_before:
-            raise RingFull(f"{self.case.name}: the extractor lost events during the measurement")
+        if self.program.lost() != self.lost_before:
+            raise RingFull(f"{self.case.name}: {self.program.name} lost events during the measurement")
         return CaseResult(
-            self.case, tuple(self.extractor[-rounds:]), tuple(self.empty[-rounds:]), self.repeat, self.per_run
+            self.case,
+            tuple(self.measured[-rounds:]),
+            tuple(self.empty[-rounds:]),
+            self.repeat,
+            self.per_run,
+            self.program.name,
         )
-
-
-def measure_case(
-    program: Program, empty: Subject, case: Case, rounds: int, warmup: int = 2, repeat: int = 100
-) -> CaseResult:
-    """Interleaved rounds of one case, without pytest-benchmark (the gate and scripts use this)."""
-    measurement = CaseMeasurement(program, empty, case, repeat)
-    for _ in range(warmup + rounds):
-        measurement.round()
-    return measurement.result(rounds)

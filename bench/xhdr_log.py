@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.core.counters import Counter, Counts
-from harness.core.libbpf import libbpf
+from harness.core.libbpf import libbpf, map_info
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
 from harness.verify.verifier import BpfProgInfo, object_info
@@ -65,20 +65,6 @@ def tree_cpu_ns(pid: int) -> int:
 # --- a program and a map another process loaded -----------------------------------------------------
 
 
-class _MapInfo(ctypes.Structure):
-    """The head of struct bpf_map_info up to its name (linux/bpf.h)."""
-
-    _fields_ = [
-        ("type", ctypes.c_uint32),
-        ("id", ctypes.c_uint32),
-        ("key_size", ctypes.c_uint32),
-        ("value_size", ctypes.c_uint32),
-        ("max_entries", ctypes.c_uint32),
-        ("map_flags", ctypes.c_uint32),
-        ("name", ctypes.c_char * 16),
-    ]
-
-
 def _fd_by_id(function: str, object_id: int) -> int:
     """A descriptor of our own for a program or map by id (``bpf_prog_get_fd_by_id``...); the caller
     closes it. It keeps the object readable after the process that loaded it exits."""
@@ -95,9 +81,7 @@ def map_fd_named(prog_fd: int, name: bytes) -> int:
     object_info(prog_fd, query)
     for map_id in ids[: min(query.nr_map_ids, len(ids))]:
         fd = _fd_by_id("bpf_map_get_fd_by_id", map_id)
-        info = _MapInfo()
-        object_info(fd, info)
-        if info.name == name:
+        if map_info(fd).name == name:
             return fd
         os.close(fd)
     raise LookupError(f"the attached program has no map named {name.decode()}")
@@ -105,8 +89,7 @@ def map_fd_named(prog_fd: int, name: bytes) -> int:
 
 def per_cpu_counters(map_fd: int) -> Counts:
     """The extractor's counters, summed over CPUs, from its per-CPU ``counters`` map (one entry)."""
-    info = _MapInfo()
-    object_info(map_fd, info)
+    info = map_info(map_fd)
     library = libbpf()
     cpus = library.libbpf_num_possible_cpus()
     per_cpu = info.value_size // 8  # the kernel rounds each CPU's value to 8 bytes; this one is u64s

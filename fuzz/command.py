@@ -127,16 +127,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help=f"also send N of the campaign's frames over the lab, native and generic (default {DEFAULT_LAB_SAMPLE}; "
         "0: none)",
     )
-    yours = parser.add_argument_group(
-        "your own parser",
+    yours = options.add_your_program(
+        parser,
         "fuzz any XDP program instead of the extractor: each generated frame runs through it alone, and what it "
         "wrote to its ring buffer, decoded, must equal what your oracle says for that frame (fuzz/foreign.py)",
     )
-    yours.add_argument(
-        "--object", type=Path, metavar="FILE", help="your program: a clang/libbpf .bpf.o or a BCC .c"
-    )
-    yours.add_argument("--program", metavar="NAME", help="its XDP program to load, when the file has several")
-    yours.add_argument("--ring", metavar="MAP", help="the ring buffer map it logs to")
     yours.add_argument(
         "--decoder", metavar="MODULE:FUNCTION", help="record bytes -> a value (also FILE.py:FUNCTION)"
     )
@@ -330,7 +325,7 @@ def run_foreign(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"{flag} is for the extractor's campaign; drop it when fuzzing --object {args.object}"
             )
-    for option in ("ring", "decoder", "oracle"):
+    for option in ("decoder", "oracle"):
         if getattr(args, option) is None:
             raise CommandError(f"--object needs --{option} too; see `xhdr fuzz --help`, 'your own parser'")
     decode = foreign.load_function(args.decoder, "--decoder")
@@ -347,8 +342,12 @@ def run_foreign(args: argparse.Namespace) -> int:
             progress.tick(f"{args.object.name}: {count[0]} examples, no disagreement yet")
 
     with load(args.object, args.program) as program:
-        parser = foreign.Parser(program, args.ring, decode, expect)
-        program.records(args.ring)  # a wrong --ring is one line now, not a failure of every example
+        ring = program.ring_named(args.ring)
+        if ring is None:
+            raise CommandError(
+                f"{args.object} has no ring buffer map; fuzzing compares what a program logs to one"
+            )
+        parser = foreign.Parser(program, ring, decode, expect)
         found = foreign.run(parser, examples, FUZZ_CONFIG, database, args.seed, on_example=tick)
     if found is None:
         progress.note(f"{args.object.name}: {count[0]} examples, every frame logged what the oracle expected")

@@ -594,7 +594,9 @@ def read_history(storage: Path) -> list[dict]:
         figures = {}
         for benchmark in document.get("benchmarks", []) if isinstance(document, dict) else []:
             info = benchmark.get("extra_info") or {}
-            if info.get("suite") == KERNEL_SUITE and info.get("case") in TREND_CASES:
+            # runs of a user's program (xhdr bench --object) are not the extractor's trend
+            extractor = info.get("program", "extractor") == "extractor"
+            if info.get("suite") == KERNEL_SUITE and extractor and info.get("case") in TREND_CASES:
                 figures[info["case"]] = {
                     "ratio_to_empty": info.get("ratio_to_empty"),
                     "ns_per_packet": info.get("kernel_ns_per_packet"),

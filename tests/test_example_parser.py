@@ -32,7 +32,7 @@ REQLINE = foreign.load_module(str(ORACLE_FILE), "the example's decoder and oracl
 
 
 @pytest.fixture
-def parser(clang_object: Callable[[str], Path]) -> Iterator[LoadedXdp]:
+def parser(clang_object: Callable[..., Path]) -> Iterator[LoadedXdp]:
     with load(clang_object("reqline")) as loaded:
         yield loaded
 
@@ -103,10 +103,10 @@ def xhdr(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(XHDR), *args], check=False, capture_output=True, text=True, timeout=300)
 
 
-def test_xhdr_fuzz_object_as_users_run_it(clang_object: Callable[[str], Path], tmp_path: Path) -> None:
+def test_xhdr_fuzz_object_as_users_run_it(clang_object: Callable[..., Path], tmp_path: Path) -> None:
     built = str(clang_object("reqline"))
     done = xhdr(
-        "fuzz", "--object", built, "--ring", "lines", "--decoder", f"{ORACLE_FILE}:decode",
+        "fuzz", "--object", built, "--decoder", f"{ORACLE_FILE}:decode",
         "--oracle", f"{ORACLE_FILE}:expected", "--examples", "50", "--seed", "1", "--corpus", str(tmp_path),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -114,34 +114,113 @@ def test_xhdr_fuzz_object_as_users_run_it(clang_object: Callable[[str], Path], t
 
 
 BAD_ARGS = {
-    "no ring": (["--decoder", "m:f", "--oracle", "m:f"], "--object needs --ring too"),
-    "not a function": (
-        ["--ring", "lines", "--decoder", "nofunction", "--oracle", "m:f"],
-        "is not MODULE:FUNCTION",
+    "no ring buffer": (
+        "pass_count",
+        ["--decoder", f"{ORACLE_FILE}:decode", "--oracle", f"{ORACLE_FILE}:expected"],
+        "has no ring buffer map; fuzzing",
     ),
-    "no such file": (["--ring", "lines", "--decoder", "/nope.py:f", "--oracle", "m:f"], "does not exist"),
+    "no oracle": ("reqline", ["--decoder", "m:f"], "--object needs --oracle too"),
+    "not a function": ("reqline", ["--decoder", "nofunction", "--oracle", "m:f"], "is not MODULE:FUNCTION"),
+    "no such file": ("reqline", ["--decoder", "/nope.py:f", "--oracle", "m:f"], "does not exist"),
     "no such map": (
+        "reqline",
         ["--ring", "nope", "--decoder", f"{ORACLE_FILE}:decode", "--oracle", f"{ORACLE_FILE}:expected"],
-        "has no map named 'nope'",
+        "has no ring buffer map named 'nope' (its ring buffers: lines)",
     ),
-    "an extractor option": (["--mutants", "3"], "--mutants is for the extractor's campaign"),
+    "an extractor option": ("reqline", ["--mutants", "3"], "--mutants is for the extractor's campaign"),
 }
 
 
-@pytest.mark.parametrize(("extra", "message"), BAD_ARGS.values(), ids=BAD_ARGS.keys())
+@pytest.mark.parametrize(("name", "extra", "message"), BAD_ARGS.values(), ids=BAD_ARGS.keys())
 def test_bad_arguments_get_one_line(
-    clang_object: Callable[[str], Path], capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+    clang_object: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    extra: list[str],
+    message: str,
 ) -> None:
     """In this process (the command's own entry, as the console script calls it): one line each, exit 1."""
-    assert main(["fuzz", "--object", str(clang_object("reqline")), "--examples", "1", *extra]) == 1
+    assert main(["fuzz", "--object", str(clang_object(name)), "--examples", "1", *extra]) == 1
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert len(error.strip().splitlines()) == 1, error
 
 
-def test_a_ring_that_is_not_a_ring_buffer(clang_object: Callable[[str], Path]) -> None:
+def test_a_ring_that_is_not_a_ring_buffer(clang_object: Callable[..., Path]) -> None:
     with (
         load(clang_object("pass_count")) as counter,
         pytest.raises(ProgramError, match="is not a ring buffer"),
     ):
         counter.records("packets")
+
+
+def test_xhdr_bench_object_as_users_run_it(clang_object: Callable[..., Path], tmp_path: Path) -> None:
+    """The cost benchmark of a user's program: each case beside the empty program, one record per run drained."""
+    done = xhdr(
+        "bench", "--object", str(clang_object("reqline")), "--quick", "-k", "standard or frame_1500",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("standard request: reqline "), done.stdout
+    rows = json.loads((tmp_path / "kernel_cost.json").read_text())["rows"]
+    assert {(row["method"], row["params"]["case"]) for row in rows if row["metric"] == "ns_per_packet"} == {
+        (method, case) for method in ("reqline", "empty") for case in ("standard", "frame_1500")
+    }
+    # every run wrote its record (each round's drain counted them), within what the ring holds
+    assert {row["params"]["events_per_run"] for row in rows} == {1}
+    assert {row["params"]["repeat"] for row in rows} == {100}
+
+
+def test_a_small_ring_caps_the_repeat_count(clang_object: Callable[..., Path], tmp_path: Path) -> None:
+    """A one-page ring holds 42 of its 96-byte records (84 bytes, and the kernel's 8-byte header): a test run may
+    repeat the frame 41 times, or the ring would fill and the figure be cheap; every round's drain counts them."""
+    done = xhdr(
+        "bench", "--object", str(clang_object("reqline", "RING_PAGES=1")), "--quick", "-k", "standard",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "kernel_cost.json").read_text())["rows"]
+    assert {row["params"]["repeat"] for row in rows} == {4096 // 96 - 1}
+
+
+def test_the_gate_between_two_builds_of_your_program(
+    clang_object: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``--compare OTHER --object FILE`` pairs two builds of a user's program; a plainly slower one fails."""
+    plain, slower = clang_object("reqline"), clang_object("reqline", "PLANTED_SLOWDOWN=500")
+    done = xhdr(
+        "bench", "--compare", str(plain), "--object", str(slower), "--quick", "--rounds", "5", "--loads", "1",
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    gate = json.loads((tmp_path / "gate.json").read_text())
+    assert (gate["reference"]["label"], gate["current"]["label"]) == (f"file {plain}", f"file {slower}")
+    assert gate["verdict"] == "fail"
+    assert all(case["verdict"] == "fail" and case["interval"][0] > 1 for case in gate["cases"]), gate["cases"]
+
+
+BENCH_BAD_ARGS = {
+    "a suite of the extractor's": (
+        ["--suite", "lab_throughput"],
+        "--suite lab_throughput measures the extractor",
+    ),
+    "the extractor's profile": (["--profile", "standard"], "--profile is for the extractor's profile"),
+    "a stored program that is not a file": (["--compare", "HEAD"], "with --object, give the other build"),
+    "no such map": (["--ring", "nope"], "has no ring buffer map named 'nope'"),
+}
+
+
+@pytest.mark.parametrize(("extra", "message"), BENCH_BAD_ARGS.values(), ids=BENCH_BAD_ARGS.keys())
+def test_bench_bad_arguments_get_one_line(
+    clang_object: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    extra: list[str],
+    message: str,
+) -> None:
+    code = main(
+        ["bench", "--object", str(clang_object("reqline")), "--quick", "--out", str(tmp_path), *extra]
+    )
+    error = capsys.readouterr().err
+    assert code == 1 and message in error and "Traceback" not in error, error
+    assert len(error.strip().splitlines()) == 1, error

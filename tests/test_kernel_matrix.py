@@ -5,13 +5,16 @@ A cold cache downloads Debian's 5.10 cloud kernel (about 21 MB) through apt; a w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from fuzz.foreign import load_module
 from harness.core.bcc_loader import import_bcc
 from harness.core.program import EXTRACTOR_SOURCE
 from harness.kernels import run as kernel_run
+from harness.kernels.guest import GuestVariant
 from harness.verify.variants import Variant
 
 pytestmark = pytest.mark.kernel
@@ -19,12 +22,14 @@ CASES = Path(__file__).resolve().parent / "kernel_cases"
 
 
 @pytest.fixture(scope="module")
-def column_5_10() -> kernel_run.KernelColumn:
-    """One boot of the 5.10 guest for both builds: the extractor's defaults, then the negative control."""
+def column_5_10(clang_object: Callable[..., Path]) -> kernel_run.KernelColumn:
+    """One boot of the 5.10 guest for three builds: the extractor's defaults, the negative control, and the
+    example of a user's clang/libbpf object."""
     extractor, control = Variant("defaults"), Variant("default")
     builds = [
         kernel_run.build(EXTRACTOR_SOURCE, extractor, extractor.cflags(extractor=True)),
         kernel_run.build(CASES / "coarse_clock.c", control, control.cflags(extractor=False)),
+        kernel_run.build(clang_object("reqline"), control, []),
     ]
     (column,) = kernel_run.run_kernels(["5.10"], builds)
     return column
@@ -57,3 +62,29 @@ def test_helper_missing_on_5_10_is_rejected_there_with_the_reason(column_5_10) -
         assert host.load_func(b"xdp_coarse_clock", bcc.BPF.XDP).fd >= 0
     finally:
         host.cleanup()
+
+
+def test_a_users_object_behaves_there_as_on_the_host(column_5_10) -> None:
+    """Relocated by libbpf on the host, loaded by the guest's own loader, run on every corpus frame: the same
+    verdicts and the same ring-buffer records, byte for byte, as the host's run."""
+    guest = column_5_10.variants[2]
+    assert guest.accepted, guest.reason()
+    assert [p.name for p in guest.programs] == ["reqline"]
+    assert guest.name not in column_5_10.differences
+    # ... and what it logged there is what its own oracle says, frame by frame
+    example = load_module(str(CASES.parent / "objects" / "reqline.py"), "the example's decoder and oracle")
+    logged = [[example.decode(record) for record in records] for _, _, records in guest.frames]
+    assert logged == [example.expected(frame) for frame in kernel_run.corpus_frames()]
+    assert sum(map(len, logged)) > 50
+
+
+def test_a_difference_from_the_host_is_named_by_frame() -> None:
+    guest = GuestVariant("mine", frames=[(2, None, [b"a"]), (1, None, [b"b"]), (2, None, [b"c"])])
+    host = ((2, (b"a",)), (2, (b"b",)), (2, (b"C",)))
+    assert kernel_run.host_differences(host, guest) == [
+        "frame 1: verdict 1, on the host 2",
+        "frame 2: 1 records, not the host's 1 records byte for byte",
+    ]
+    assert (
+        kernel_run.host_differences(((2, (b"a",)),), GuestVariant("same", frames=[(2, None, [b"a"])])) == []
+    )

@@ -29,7 +29,7 @@ CASES = sorted(OBJECTS.glob("*.bpf.c"))
 
 
 @pytest.fixture(scope="module")
-def objects(clang_object: Callable[[str], Path]) -> dict[str, Path]:
+def objects(clang_object: Callable[..., Path]) -> dict[str, Path]:
     return {case.name.split(".")[0]: clang_object(case.name.split(".")[0]) for case in CASES}
 
 

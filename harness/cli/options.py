@@ -11,6 +11,9 @@ has it (as xdp-tools' xdp-bench shares one definition per option):
   instructions over the baseline; ``bench --compare``: the slowdown against the reference build).
 - ``--config FILE``: the extractor configuration, a TOML file read by ``harness.core.config.load_config``.
 - ``--mode MODE``: the XDP attach mode, ``native`` (driver) or ``generic`` (skb).
+- ``--object FILE``, ``--program NAME``, ``--ring MAP``: a user's own XDP program instead of the extractor (a
+  clang/libbpf ``.bpf.o`` or a BCC ``.c``), which of its XDP programs to load, and the ring buffer it logs to
+  (``fuzz``, ``bench``).
 - ``--out DIR``: the directory a command writes its files into (``bench``, ``demo``, ``report``); created
   with its parents if missing, and a file in the way is the command's one-line error (:func:`output_directory`).
 
@@ -60,6 +63,20 @@ def add_out(parser: argparse.ArgumentParser, default: Path, what: str) -> None:
         metavar="DIR",
         help=f"directory for {what} (default {default}; created if missing)",
     )
+
+
+def add_your_program(parser: argparse.ArgumentParser, what: str) -> argparse._ArgumentGroup:
+    """The "your own program" group: ``--object``, ``--program``, ``--ring``; ``what`` says what the command does
+    with it. Returns the group, for a command's further options about it."""
+    yours = parser.add_argument_group("your own program", what)
+    yours.add_argument(
+        "--object", type=Path, metavar="FILE", help="your program: a clang/libbpf .bpf.o or a BCC .c"
+    )
+    yours.add_argument("--program", metavar="NAME", help="its XDP program to load, when the file has several")
+    yours.add_argument(
+        "--ring", metavar="MAP", help="the ring buffer map it logs to (default: its only one, if it has one)"
+    )
+    return yours
 
 
 def add_threshold(parser: argparse.ArgumentParser, regression: str, default: float) -> None:

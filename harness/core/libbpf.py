@@ -12,9 +12,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 
 BPF_PROG_TYPE_XDP = 6  # enum bpf_prog_type
 BPF_XDP = 37  # enum bpf_attach_type, for bpf_link_create
+BPF_MAP_TYPE_RINGBUF = 27  # enum bpf_map_type
 
 # int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)
 RING_BUFFER_SAMPLE = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
@@ -43,6 +45,20 @@ class TestRunOpts(ctypes.Structure):
     ]
 
 
+class BpfMapInfo(ctypes.Structure):
+    """The head of struct bpf_map_info up to its name (linux/bpf.h); the kernel fills what the size covers."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
 class LinkCreateOpts(ctypes.Structure):
     """struct bpf_link_create_opts: its size, the XDP flags, and zeros for the rest."""
 
@@ -63,6 +79,7 @@ DECLARATIONS: tuple[tuple[str, object, list[object]], ...] = (
     ("bpf_prog_test_run_opts", _int, [_int, ctypes.POINTER(TestRunOpts)]),
     ("bpf_map_lookup_elem", _int, [_int, _ptr, _ptr]),
     ("bpf_map_update_elem", _int, [_int, _ptr, _ptr, _u64]),
+    ("bpf_map_get_next_key", _int, [_int, _ptr, _ptr]),
     ("bpf_obj_get_info_by_fd", _int, [_int, _ptr, ctypes.POINTER(_u32)]),
     ("bpf_prog_get_fd_by_id", _int, [_u32]),
     ("bpf_map_get_fd_by_id", _int, [_u32]),
@@ -87,6 +104,8 @@ DECLARATIONS: tuple[tuple[str, object, list[object]], ...] = (
     ("bpf_program__section_name", _str, [_ptr]),
     ("bpf_program__type", _int, [_ptr]),
     ("bpf_program__fd", _int, [_ptr]),
+    ("bpf_program__insns", _ptr, [_ptr]),
+    ("bpf_program__insn_cnt", ctypes.c_size_t, [_ptr]),
     ("bpf_program__set_autoload", _int, [_ptr, ctypes.c_bool]),
     ("bpf_program__set_log_level", _int, [_ptr, _u32]),
     ("bpf_program__set_log_buf", _int, [_ptr, _ptr, ctypes.c_size_t]),
@@ -100,6 +119,16 @@ def strerror(error: int) -> str:
     buffer = ctypes.create_string_buffer(256)
     libbpf().libbpf_strerror(abs(error), buffer, len(buffer))
     return buffer.value.decode(errors="replace")
+
+
+def map_info(fd: int) -> BpfMapInfo:
+    """What the kernel says of the map behind ``fd``: its type, sizes and name; OSError if it is no map."""
+    info = BpfMapInfo()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    if libbpf().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)):
+        error = ctypes.get_errno()
+        raise OSError(error, f"cannot read the info of map fd {fd}: {os.strerror(error)}")
+    return info
 
 
 @functools.cache

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Self
 
 from harness.core.bcc_loader import bcc_tables, import_bcc
-from harness.core.libbpf import BPF_PROG_TYPE_XDP, libbpf, strerror
+from harness.core.libbpf import BPF_MAP_TYPE_RINGBUF, BPF_PROG_TYPE_XDP, libbpf, map_info, strerror
 from harness.core.program import ProgramError
 from harness.core.ringbuf import RingRecords
 
@@ -114,7 +114,8 @@ def object_maps(handle: int) -> Iterator[int]:
     return _chain(handle, libbpf().bpf_object__next_map)
 
 
-def _xdp_programs(handle: int) -> dict[str, int]:
+def xdp_programs_of(handle: int) -> dict[str, int]:
+    """The XDP programs of an opened object: name -> ``struct bpf_program *``, in ELF order."""
     lib = libbpf()
     return {
         lib.bpf_program__name(program).decode(): program
@@ -138,7 +139,7 @@ def select_only(handle: int, name: str) -> int | None:
 def object_xdp_programs(path: Path) -> list[str]:
     """Names of the object's XDP programs (``SEC("xdp")``, ``SEC("xdp.frags")``...), in ELF order."""
     with opened_object(path) as handle:
-        return list(_xdp_programs(handle))
+        return list(xdp_programs_of(handle))
 
 
 # -- loaded for a test ---------------------------------------------------------------------------------
@@ -172,6 +173,26 @@ class LoadedXdp:
         if libbpf().bpf_map_lookup_elem(self.map_fd(map_name), key, value) != 0:
             return None
         return value.raw
+
+    def ring_buffers(self) -> list[str]:
+        """The names of its ring buffer maps, in name order."""
+        return sorted(
+            name for name, fd in self._maps.items() if fd >= 0 and map_info(fd).type == BPF_MAP_TYPE_RINGBUF
+        )
+
+    def ring_named(self, wanted: str | None) -> str | None:
+        """The ring buffer map it logs to: ``wanted`` (checked), or else its only one; None if it has none."""
+        rings = self.ring_buffers()
+        if wanted is not None and wanted not in rings:
+            raise ProgramError(
+                f"{self.name} has no ring buffer map named {wanted!r} (its ring buffers: {', '.join(rings) or 'none'}); "
+                "name one of those"
+            )
+        if wanted is None and len(rings) > 1:
+            raise ProgramError(
+                f"{self.name} has {len(rings)} ring buffer maps ({', '.join(rings)}); name the one it logs to"
+            )
+        return wanted or (rings[0] if rings else None)
 
     def records(self, map_name: str) -> list[bytes]:
         """The records the program wrote to its ring buffer map ``map_name`` since the last call, oldest first
@@ -216,7 +237,7 @@ def load_object(path: Path, program: str | None = None) -> LoadedXdp:
     closer = contextlib.ExitStack()
     try:
         handle = closer.enter_context(opened_object(path))
-        name = _chosen(path, list(_xdp_programs(handle)), program)
+        name = _chosen(path, list(xdp_programs_of(handle)), program)
         target = select_only(handle, name)
         with captured_stderr():
             error = lib.bpf_object__load(handle)

@@ -8,8 +8,9 @@ gateways run LTS kernels, so ``xhdr verify --kernels 5.10,6.1,6.12,host`` checks
   and reduced to its ``vmlinuz``, cached; a warm cache touches no network. The cloud flavour has BPF, the
   serial console and initramfs support built in, so no modules are needed for test runs.
 - :func:`describe`: one binary description of a compiled variant: its maps (with the entries user space
-  wrote, e.g. the header rules), its programs' instructions as BCC produced them with each map reference
-  noted, its prog-array slots. Instructions are taken before any load, with the host's map fds in them;
+  wrote, e.g. the header rules), its programs' instructions with each map reference noted, its prog-array
+  slots. A BCC source's instructions are taken as BCC produced them, before any load; a clang/libbpf
+  object's as libbpf relocated them for the host's load. Either way the host's map fds are in them, and
   the guest loader (harness/kernels/xhdr_guest.c, static, built here with gcc) swaps in its own.
 - :func:`boot`: an initramfs of busybox-static, the loader and the description, booted under
   qemu-system-x86_64 (TCG; KVM where /dev/kvm works) with a deadline. The loader writes its results to the
@@ -39,6 +40,7 @@ from harness.core.counters import Counter, Counts, zero_counts
 from harness.core.driver import Outcome
 from harness.core.errors import CommandError
 from harness.core.event import HeaderEvent, decode_event
+from harness.core.libbpf import libbpf, map_info
 from harness.core.ownership import scratch_directory
 
 GUEST_SOURCE = Path(__file__).with_name("xhdr_guest.c")
@@ -66,7 +68,7 @@ KERNELS: dict[str, tuple[str, str]] = {
 BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY = 1, 2
 BPF_MAP_TYPE_PROG_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_RINGBUF = 3, 6, 27
 LD_IMM64 = 0x18
-BPF_PSEUDO_MAP_FD = 1
+BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE = 1, 2  # ld_imm64 of a map, of an address in a map's value
 NONE = 0xFFFFFFFF
 
 
@@ -199,73 +201,108 @@ def _name(text: str) -> bytes:
     return struct.pack("<I", len(raw)) + raw
 
 
-def _entries(
-    lib: ctypes.CDLL, fd: int, kind: int, key_size: int, value_size: int, max_entries: int
-) -> list[bytes]:
+@dataclasses.dataclass(frozen=True)
+class MapSpec:
+    """One map of a loaded build, as the guest recreates it: what the kernel was asked for, and its host fd."""
+
+    name: str
+    fd: int
+    kind: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+
+
+def bcc_maps(module: int) -> list[MapSpec]:
+    """The maps of a compiled BCC module, in its table order."""
+    lib = libbcc()
+    return [
+        MapSpec(
+            lib.bpf_table_name(module, index).decode(),
+            lib.bpf_table_fd_id(module, index),
+            lib.bpf_table_type_id(module, index),
+            lib.bpf_table_key_size_id(module, index),
+            lib.bpf_table_leaf_size_id(module, index),
+            lib.bpf_table_max_entries_id(module, index),
+            lib.bpf_table_flags_id(module, index),
+        )
+        for index in range(lib.bpf_num_tables(module))
+    ]
+
+
+def fd_maps(fds: dict[str, int]) -> list[MapSpec]:
+    """Maps known by name and fd only (a libbpf object's), described by what the kernel says of them."""
+    specs = []
+    for name, fd in fds.items():
+        info = map_info(fd)
+        specs.append(
+            MapSpec(name, fd, info.type, info.key_size, info.value_size, info.max_entries, info.map_flags)
+        )
+    return specs
+
+
+def _entries(spec: MapSpec) -> list[bytes]:
     """What user space wrote into a plain array or hash map (arrays: only non-zero entries)."""
-    key, value = ctypes.create_string_buffer(key_size), ctypes.create_string_buffer(value_size)
+    lib = libbpf()
+    key, value = ctypes.create_string_buffer(spec.key_size), ctypes.create_string_buffer(spec.value_size)
     found: list[bytes] = []
-    if kind == BPF_MAP_TYPE_ARRAY:
-        for index in range(max_entries):
+    if spec.kind == BPF_MAP_TYPE_ARRAY:
+        for index in range(spec.max_entries):
             ctypes.memmove(key, struct.pack("<I", index), 4)
-            if lib.bpf_lookup_elem(fd, key, value) == 0 and any(value.raw):
+            if lib.bpf_map_lookup_elem(spec.fd, key, value) == 0 and any(value.raw):
                 found.append(key.raw + value.raw)
-    elif kind == BPF_MAP_TYPE_HASH:
+    elif spec.kind == BPF_MAP_TYPE_HASH:
         previous = None
-        while lib.bpf_get_next_key(fd, previous, key) == 0:
-            if lib.bpf_lookup_elem(fd, key, value) == 0:
+        while lib.bpf_map_get_next_key(spec.fd, previous, key) == 0:
+            if lib.bpf_map_lookup_elem(spec.fd, key, value) == 0:
                 found.append(key.raw + value.raw)
-            previous = ctypes.create_string_buffer(key.raw, key_size)
+            previous = ctypes.create_string_buffer(key.raw, spec.key_size)
     return found
 
 
+def only_ring(maps: Sequence[MapSpec]) -> str | None:
+    """The build's ring buffer map when it has exactly one: the records the guest returns are read from it."""
+    rings = [spec.name for spec in maps if spec.kind == BPF_MAP_TYPE_RINGBUF]
+    return rings[0] if len(rings) == 1 else None
+
+
 def describe(
-    bpf: object,
+    maps: Sequence[MapSpec],
+    functions: Sequence[tuple[str, bytes]],
     variant: str,
-    functions: Sequence[str],
     entry: str,
     slots: dict[str, Sequence[str]],
     counters: tuple[str, int] | None = None,
     ring: str | None = None,
 ) -> Description:
-    """Reads a BCC module (compiled, maps created and written) into the guest loader's format.
+    """A loaded build in the guest loader's format: its maps with what user space wrote into them, and each
+    function's instructions (``functions``: name and raw ``struct bpf_insn`` bytes, host map fds in them).
 
     ``slots`` maps a prog-array name to the functions for its slots 0, 1, ...; ``counters`` names a per-CPU
     array of u64 counters and how many there are; ``ring`` the ring buffer whose records the guest returns.
     """
-    lib = libbcc()
-    module = bpf.module
-    maps: list[tuple[str, int]] = []  # (name, host fd)
     blob = io.BytesIO()
     tables = io.BytesIO()
-    for index in range(lib.bpf_num_tables(module)):
-        name = lib.bpf_table_name(module, index).decode()
-        fd = lib.bpf_table_fd_id(module, index)
-        kind = lib.bpf_table_type_id(module, index)
-        key_size, value_size = (
-            lib.bpf_table_key_size_id(module, index),
-            lib.bpf_table_leaf_size_id(module, index),
-        )
-        max_entries, flags = (
-            lib.bpf_table_max_entries_id(module, index),
-            lib.bpf_table_flags_id(module, index),
-        )
-        entries = _entries(lib, fd, kind, key_size, value_size, max_entries)
+    for spec in maps:
+        entries = _entries(spec)
         tables.write(
-            _name(name) + struct.pack("<6I", kind, key_size, value_size, max_entries, flags, len(entries))
+            _name(spec.name)
+            + struct.pack(
+                "<6I", spec.kind, spec.key_size, spec.value_size, spec.max_entries, spec.flags, len(entries)
+            )
         )
         tables.write(b"".join(entries))
-        maps.append((name, fd))
-    by_fd = {fd: index for index, (_, fd) in enumerate(maps)}
-    by_name = {name: index for index, (name, _) in enumerate(maps)}
+    by_fd = {spec.fd: index for index, spec in enumerate(maps)}
+    by_name = {spec.name: index for index, spec in enumerate(maps)}
+    names = [name for name, _ in functions]
     blob.write(_name(variant) + struct.pack("<I", len(maps)) + tables.getvalue())
     blob.write(struct.pack("<I", len(functions)))
-    for function in functions:
-        insns = bpf.dump_func(function.encode())
+    for function, insns in functions:
         relocations = []
         for at in range(0, len(insns), 8):
             opcode, regs, _, imm = struct.unpack_from("<BBhi", insns, at)
-            if opcode == LD_IMM64 and regs >> 4 == BPF_PSEUDO_MAP_FD:
+            if opcode == LD_IMM64 and regs >> 4 in (BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE):
                 if imm not in by_fd:
                     raise KernelError(
                         f"{variant}/{function}: instruction {at // 8} refers to an unknown map fd {imm}"
@@ -275,9 +312,9 @@ def describe(
                 raise KernelError(f"{variant}/{function}: ld_imm64 with src_reg {regs >> 4} is not supported")
         blob.write(_name(function) + struct.pack("<I", len(insns) // 8) + insns)
         blob.write(struct.pack("<I", len(relocations)) + b"".join(relocations))
-    blob.write(struct.pack("<I", functions.index(entry)))
+    blob.write(struct.pack("<I", names.index(entry)))
     assignments = [
-        struct.pack("<III", by_name[array], slot, functions.index(function))
+        struct.pack("<III", by_name[array], slot, names.index(function))
         for array, members in slots.items()
         for slot, function in enumerate(members)
     ]

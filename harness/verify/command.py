@@ -165,7 +165,8 @@ def run_matrix(
     human = options.human_stream(args)
     print(
         f"\nKernel matrix (verified instructions; processed instructions before 5.16; '!' = behaviour "
-        f"differs from the reference over {len(kernel_run.corpus_frames())} corpus frames):",
+        f"over {len(kernel_run.corpus_frames())} corpus frames differs from the reference, or for another "
+        "program from its run on the host):",
         file=human,
     )
     print(kernel_run.render(kernels, described, columns, host), file=human)

@@ -130,15 +130,17 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     yours = options.add_your_program(
         parser,
         "fuzz any XDP program instead of the extractor: each generated frame runs through it alone, and what it "
-        "wrote to its ring buffer, decoded, must equal what your oracle says for that frame (fuzz/foreign.py)",
+        "wrote to its ring buffer, decoded, must equal what the oracle says for that frame (fuzz/foreign.py); "
+        "functions are MODULE:FUNCTION, FILE.py:FUNCTION or the name of an entry point (groups xhdr.decoders, "
+        "xhdr.oracles)",
     )
-    yours.add_argument(
-        "--decoder", metavar="MODULE:FUNCTION", help="record bytes -> a value (also FILE.py:FUNCTION)"
-    )
+    yours.add_argument("--decoder", metavar="FUNCTION", help="record bytes -> a value that compares with ==")
     yours.add_argument(
         "--oracle",
-        metavar="MODULE:FUNCTION",
-        help="frame bytes -> the list of values it should log (also FILE.py:FUNCTION)",
+        metavar="FUNCTION",
+        help="frame bytes -> the list of values it should log (default: reference, our reference's events as "
+        "xhdr log --json writes them, cut down to the keys your decoder's dicts have; each frame then follows "
+        "the SYN that opens its flow)",
     )
     parser.set_defaults(run=run)
 
@@ -325,11 +327,11 @@ def run_foreign(args: argparse.Namespace) -> int:
             raise CommandError(
                 f"{flag} is for the extractor's campaign; drop it when fuzzing --object {args.object}"
             )
-    for option in ("decoder", "oracle"):
-        if getattr(args, option) is None:
-            raise CommandError(f"--object needs --{option} too; see `xhdr fuzz --help`, 'your own parser'")
+    if args.decoder is None:
+        raise CommandError("--object needs --decoder too; see `xhdr fuzz --help`, 'your own program'")
     decode = foreign.load_function(args.decoder, "--decoder")
-    expect = foreign.load_function(args.oracle, "--oracle")
+    reference = args.oracle in (None, foreign.REFERENCE)
+    expect = None if reference else foreign.load_function(args.oracle, "--oracle")
     database = None if args.seed is not None else DirectoryBasedExampleDatabase(str(_object_folder(args)))
     require_root("xhdr fuzz")
     examples = args.examples if args.examples is not None else DEFAULT_EXAMPLES
@@ -349,9 +351,10 @@ def run_foreign(args: argparse.Namespace) -> int:
             )
         parser = foreign.Parser(program, ring, decode, expect)
         found = foreign.run(parser, examples, FUZZ_CONFIG, database, args.seed, on_example=tick)
+    against = "the reference" if reference else "the oracle"
     if found is None:
-        progress.note(f"{args.object.name}: {count[0]} examples, every frame logged what the oracle expected")
+        progress.note(f"{args.object.name}: {count[0]} examples, every frame logged what {against} expected")
         return 0
     saved = foreign.save(found, args.object, program.name, args.corpus or Path(FOREIGN_CORPUS))
-    progress.note(f"{args.object.name} disagrees with the oracle: {found}; repro {saved}")
+    progress.note(f"{args.object.name} disagrees with {against}: {found}; repro {saved}")
     return EXIT_FOUND

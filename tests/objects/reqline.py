@@ -1,7 +1,8 @@
 """The user-space half of the example parser tests/objects/reqline.bpf.c: what a user of xhdr writes for it.
 
 ``decode`` turns one of its ring-buffer records into the fields it logs; ``expected`` says, from a frame's
-bytes alone, which records it should write for that frame. ``xhdr fuzz --object reqline.bpf.o --ring lines
+bytes alone, which records it should write for that frame. ``as_logged`` is the decoder for the other oracle,
+xhdr's reference. ``xhdr fuzz --object reqline.bpf.o --ring lines
 --decoder tests/objects/reqline.py:decode --oracle tests/objects/reqline.py:expected`` holds the one to the
 other on generated frames, as tests/test_example_parser.py does in CI.
 """
@@ -30,6 +31,13 @@ def decode(record: bytes) -> RequestLine:
     """One record the program wrote."""
     method_len, target_len, truncated, _, method, target = RECORD.unpack(record)
     return RequestLine(method[:method_len], target[:target_len], bool(truncated))
+
+
+def as_logged(record: bytes) -> dict[str, str]:
+    """One record as the fields ``xhdr log --json`` names them: for ``xhdr fuzz --object`` without ``--oracle``,
+    which holds the program to xhdr's reference on these fields."""
+    line = decode(record)
+    return {"method": line.method.decode("latin-1"), "target": line.target.decode("latin-1")}
 
 
 def expected(frame: bytes) -> list[RequestLine]:

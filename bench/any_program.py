@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from bench.kernel_cost import Case, repeat_cap_by_records
-from harness.core.libbpf import map_info
 from harness.core.loader import LoadedXdp, load
+from harness.core.native import map_info
 
 UNCAPPED = 2**31 - 1  # the largest repeat count BPF_PROG_TEST_RUN takes: a program that writes nothing
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Self
 
 from bench.kernel_cost import Case, repeat_cap_by_records
-from harness.core.libbpf import map_info
+from harness.core.native import map_info
 from harness.core.ringbuf import RingRecords
 
 # Runs in the helper: the reference tree first on sys.path, so its harness is the one imported.

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.core.counters import Counter, Counts
-from harness.core.libbpf import libbpf, map_info
+from harness.core.native import libbpf, map_info
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
 from harness.verify.verifier import BpfProgInfo, object_info

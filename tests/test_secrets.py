@@ -17,12 +17,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.core.bcc_loader import libbcc
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter
 from harness.core.driver import TestRunDriver, feed_flows, feed_opened
 from harness.core.event import SLOTS, event_struct
+from harness.core.native import libbpf
 from harness.core.program import Program
+from harness.kernels.guest import bcc_maps
 from harness.oracle.corpus import flow_expectations
 from harness.oracle.differences import event_differences
 from harness.oracle.frames import FrameSpec, build, split
@@ -85,28 +86,24 @@ def leaks(blob: bytes, secrets: list[bytes]) -> list[str]:
 
 def map_contents(program: Program) -> dict[str, bytes]:
     """The bytes of every array and hash map of the program, per-CPU maps on every CPU (the ring buffer aside)."""
-    lib = libbcc()
-    module = program.bpf.module
+    lib = libbpf()
     contents = {}
-    for index in range(lib.bpf_num_tables(module)):
-        kind = lib.bpf_table_type_id(module, index)
-        if kind not in (
+    for spec in bcc_maps(program.bpf.module):
+        if spec.kind not in (
             BPF_MAP_TYPE_ARRAY,
             BPF_MAP_TYPE_PERCPU_ARRAY,
             BPF_MAP_TYPE_HASH,
             BPF_MAP_TYPE_LRU_HASH,
         ):
             continue
-        fd = lib.bpf_table_fd_id(module, index)
-        key_size = lib.bpf_table_key_size_id(module, index)
-        leaf = lib.bpf_table_leaf_size_id(module, index)
-        size = (leaf + 7) // 8 * 8 * _possible_cpus() if kind == BPF_MAP_TYPE_PERCPU_ARRAY else leaf
+        leaf = spec.value_size
+        size = (leaf + 7) // 8 * 8 * _possible_cpus() if spec.kind == BPF_MAP_TYPE_PERCPU_ARRAY else leaf
         chunks = []
-        for key in _keys(lib, fd, key_size):
+        for key in _keys(lib, spec.fd, spec.key_size):
             value = ctypes.create_string_buffer(size)
-            assert lib.bpf_lookup_elem(fd, key, value) == 0
+            assert lib.bpf_map_lookup_elem(spec.fd, key, value) == 0
             chunks += [key.raw, value.raw]
-        contents[lib.bpf_table_name(module, index).decode()] = b"".join(chunks)
+        contents[spec.name] = b"".join(chunks)
     return contents
 
 
@@ -115,7 +112,7 @@ def _keys(lib: ctypes.CDLL, fd: int, key_size: int) -> Iterator[ctypes.Array[cty
     key = None
     while True:
         following = ctypes.create_string_buffer(key_size)
-        if lib.bpf_get_next_key(fd, key, following) != 0:
+        if lib.bpf_map_get_next_key(fd, key, following) != 0:
             return
         yield following
         key = following

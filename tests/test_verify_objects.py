@@ -21,7 +21,7 @@ import pytest
 from test_verify import expectation, verify
 
 from harness.cli.main import main, package_version
-from harness.core.libbpf import DECLARATIONS, libbpf
+from harness.core.native import DECLARATIONS, libbpf
 
 OBJECTS = Path(__file__).parent / "objects"
 XHDR = Path(sys.executable).with_name("xhdr")
@@ -41,15 +41,15 @@ def test_every_declared_libbpf_function_exists() -> None:
 
 
 def test_libbpf_is_declared_in_one_module() -> None:
-    """Nothing outside harness/core/libbpf.py opens libbpf, and nothing else declares a C function's
-    types (libbcc's are bcc_loader.libbcc()'s)."""
+    """Nothing outside harness/core/native.py opens libbpf or libbcc, and nothing else declares a C function's
+    types."""
     top = Path(__file__).parents[1]
     offenders = []
     for path in [*top.glob("harness/**/*.py"), *top.glob("bench/**/*.py"), *top.glob("tests/**/*.py")]:
-        if path.name in {"libbpf.py", "bcc_loader.py", Path(__file__).name}:
+        if path.name in {"native.py", Path(__file__).name}:
             continue
         text = path.read_text()
-        if 'find_library("bpf")' in text or 'CDLL("libbpf' in text or ".argtypes =" in text:
+        if 'find_library("bpf")' in text or 'CDLL("lib' in text or ".argtypes =" in text:
             offenders.append(str(path.relative_to(top)))
     assert not offenders
 

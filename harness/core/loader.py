@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Self
 
 from harness.core.bcc_loader import bcc_tables, import_bcc
-from harness.core.libbpf import BPF_MAP_TYPE_RINGBUF, BPF_PROG_TYPE_XDP, libbpf, map_info, strerror
+from harness.core.native import BPF_MAP_TYPE_RINGBUF, BPF_PROG_TYPE_XDP, libbpf, map_info, strerror
 from harness.core.program import ProgramError
 from harness.core.ringbuf import RingRecords
 

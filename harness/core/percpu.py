@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 from typing import TYPE_CHECKING
 
-from harness.core.libbpf import libbpf
+from harness.core.native import libbpf
 
 if TYPE_CHECKING:
     from harness.core.program import Program

@@ -22,7 +22,7 @@ from harness.core.counters import Counter, Counts
 from harness.core.coverage import COVERAGE_DEFINE
 from harness.core.errors import UserError
 from harness.core.event import SLOTS, HeaderEvent, decode_event
-from harness.core.libbpf import libbpf
+from harness.core.native import libbpf
 from harness.core.percpu import PerCpuTotals
 from harness.core.xdp import XdpMode, attached_while_held
 

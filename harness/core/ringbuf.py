@@ -12,7 +12,7 @@ import ctypes
 import os
 from typing import Self
 
-from harness.core.libbpf import RING_BUFFER_SAMPLE, libbpf
+from harness.core.native import RING_BUFFER_SAMPLE, libbpf
 
 
 class RingRecords:

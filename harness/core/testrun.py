@@ -10,7 +10,7 @@ import ctypes
 import dataclasses
 import os
 
-from harness.core.libbpf import TestRunOpts, libbpf
+from harness.core.native import TestRunOpts, libbpf
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
 

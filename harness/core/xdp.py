@@ -16,8 +16,8 @@ from typing import Any
 from pyroute2 import IPRoute, NetlinkError
 
 from harness.core.errors import UserError
-from harness.core.libbpf import BPF_XDP, LinkCreateOpts, libbpf
 from harness.core.namespace import inside
+from harness.core.native import BPF_XDP, LinkCreateOpts, libbpf
 
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1

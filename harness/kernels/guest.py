@@ -35,12 +35,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.core.bcc_loader import libbcc
 from harness.core.counters import Counter, Counts, zero_counts
 from harness.core.driver import Outcome
 from harness.core.errors import CommandError
 from harness.core.event import HeaderEvent, decode_event
-from harness.core.libbpf import libbpf, map_info
+from harness.core.native import libbcc, libbpf, map_info
 from harness.core.ownership import scratch_directory
 
 GUEST_SOURCE = Path(__file__).with_name("xhdr_guest.c")

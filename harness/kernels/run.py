@@ -24,7 +24,6 @@ from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter
 from harness.core.driver import with_openings
-from harness.core.libbpf import libbpf, strerror
 from harness.core.loader import (
     captured_stderr,
     is_object,
@@ -34,6 +33,7 @@ from harness.core.loader import (
     xdp_functions,
     xdp_programs_of,
 )
+from harness.core.native import libbpf, strerror
 from harness.core.program import ENTRY_POINT, EXTRACTOR_SOURCE, STAGES, Program, ProgramError
 from harness.core.ringbuf import RingRecords
 from harness.core.testrun import test_run

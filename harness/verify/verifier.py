@@ -9,7 +9,7 @@ second time at level 1, which adds the instruction trace with ``; <source> @ mai
 tail of that log explains the rejection. Every program fd is closed as soon as its ``bpf_prog_info`` is read,
 and the BCC module (maps) is destroyed before returning, so nothing stays loaded.
 
-An ELF object built with clang and libbpf is verified the same way through libbpf (harness/core/libbpf.py):
+An ELF object built with clang and libbpf is verified the same way through libbpf (harness/core/native.py):
 opened once per XDP program with only that program set to load (as veristat does), the same log levels and
 buffers through ``bpf_program__set_log_level``/``set_log_buf``, the same statistics, then closed.
 
@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Literal
 
 from harness.core.bcc_loader import bcc_tables, import_bcc
-from harness.core.libbpf import libbpf, strerror
 from harness.core.loader import (
     captured_stderr,
     compile_error_line,
@@ -43,6 +42,7 @@ from harness.core.loader import (
     select_only,
     xdp_functions,
 )
+from harness.core.native import libbpf, strerror
 from harness.core.program import ProgramError
 
 # -- the statistics ----------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Debian's libbpf.so.1 (1.1.2) through ctypes: every function xhdr calls, declared once.
+"""The C libraries xhdr calls through ctypes, Debian's libbpf.so.1 (1.1.2) and libbcc.so.0: every function
+declared once, here.
 
-Every caller gets the library from :func:`libbpf` with each function's ``argtypes`` and ``restype``
-already set (a pointer left undeclared would be truncated to a C int), and errno kept for
-``ctypes.get_errno()``. The structures libbpf takes by pointer are here too. Functions return what libbpf
-1.x returns: 0 or a negative errno for the ``bpf_*`` calls, NULL (None) with errno set for the
-``bpf_object__*`` and ``btf__*`` constructors. libbcc's own declarations are in bcc_loader.libbcc().
+Every caller gets a library from :func:`libbpf` or :func:`libbcc` with each function's ``argtypes`` and
+``restype`` already set (a pointer left undeclared would be truncated to a C int), and errno kept for
+``ctypes.get_errno()``. The structures libbpf takes by pointer are here too. libbpf's functions return what
+libbpf 1.x returns: 0 or a negative errno for the ``bpf_*`` calls, NULL (None) with errno set for the
+``bpf_object__*`` and ``btf__*`` constructors. From libbcc xhdr reads only what a compiled BCC module holds
+(its maps, their sizes and fds), without BCC's Python table objects; loads go through BCC itself.
 """
 
 from __future__ import annotations
@@ -114,6 +116,19 @@ DECLARATIONS: tuple[tuple[str, object, list[object]], ...] = (
 )
 
 
+# libbcc: a compiled BCC module's tables (``BPF.module``), by index
+LIBBCC_DECLARATIONS: tuple[tuple[str, object, list[object]], ...] = (
+    ("bpf_num_tables", ctypes.c_size_t, [_ptr]),
+    ("bpf_table_name", _str, [_ptr, ctypes.c_size_t]),
+    ("bpf_table_fd_id", _int, [_ptr, ctypes.c_size_t]),
+    ("bpf_table_type_id", _int, [_ptr, ctypes.c_size_t]),
+    ("bpf_table_key_size_id", ctypes.c_size_t, [_ptr, ctypes.c_size_t]),
+    ("bpf_table_leaf_size_id", ctypes.c_size_t, [_ptr, ctypes.c_size_t]),
+    ("bpf_table_max_entries_id", ctypes.c_ulonglong, [_ptr, ctypes.c_size_t]),
+    ("bpf_table_flags_id", _int, [_ptr, ctypes.c_size_t]),
+)
+
+
 def strerror(error: int) -> str:
     """libbpf's words for an errno or one of its own codes (4000 and up: LIBBPF_ERRNO__FORMAT...)."""
     buffer = ctypes.create_string_buffer(256)
@@ -131,12 +146,24 @@ def map_info(fd: int) -> BpfMapInfo:
     return info
 
 
-@functools.cache
-def libbpf() -> ctypes.CDLL:
-    """Debian's libbpf with every function of DECLARATIONS declared; errno kept."""
-    library = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so.1", use_errno=True)
-    for name, restype, argtypes in DECLARATIONS:
+def _declared(
+    library: ctypes.CDLL, declarations: tuple[tuple[str, object, list[object]], ...]
+) -> ctypes.CDLL:
+    for name, restype, argtypes in declarations:
         function = getattr(library, name)
         function.restype = restype
         function.argtypes = argtypes
     return library
+
+
+@functools.cache
+def libbpf() -> ctypes.CDLL:
+    """Debian's libbpf with every function of DECLARATIONS declared; errno kept."""
+    library = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so.1", use_errno=True)
+    return _declared(library, DECLARATIONS)
+
+
+@functools.cache
+def libbcc() -> ctypes.CDLL:
+    """libbcc (python3-bpfcc's) with every function of LIBBCC_DECLARATIONS declared; errno kept."""
+    return _declared(ctypes.CDLL("libbcc.so.0", use_errno=True), LIBBCC_DECLARATIONS)

@@ -1,9 +1,12 @@
 """The example parser, tests/objects/reqline.bpf.c, put through the harness the way a user's own parser is.
 
 It is independent of the extractor (libbpf style, built with clang, its own record and ring buffer), so
-everything here works from what a user has: the pytest plugin's fixtures for the cases a person writes down,
-and ``xhdr fuzz --object`` with the user's decoder and oracle (tests/objects/reqline.py) for the cases nobody
-writes down, in CI. A wrong oracle is found and shrunk to a minimal frame: the fuzzer can fail.
+everything here works from what a user has: the pytest plugin's fixtures for the cases a person writes down and
+for a real link in both XDP modes; ``xhdr fuzz --object`` with the user's decoder and oracle
+(tests/objects/reqline.py), or the reference, for the cases nobody writes down; ``xhdr bench --object`` for its
+cost beside the empty program and the A/B gate between two builds of it. A wrong oracle is found and shrunk to
+a minimal frame, and a slower build fails the gate: each can fail. Its run on Linux 5.10 is in
+tests/test_kernel_matrix.py, in the same guest boot as the extractor's.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from fuzz.differential import FUZZ_CONFIG
 from harness.cli.main import main
 from harness.core.loader import LoadedXdp, load
 from harness.core.program import ProgramError
+from harness.core.wait import wait_until
+from harness.core.xdp import XdpMode
+from netns.lab import Lab
 
 pytestmark = pytest.mark.kernel
 
@@ -70,6 +76,27 @@ def test_what_it_logs(
     frame = xhdr_frame(payload, **fields)
     assert logged(parser, frame, xhdr_test_run) == [REQLINE.RequestLine(*line) for line in lines]
     assert REQLINE.expected(frame) == [REQLINE.RequestLine(*line) for line in lines]
+
+
+def test_on_a_real_link_in_both_modes(
+    parser: LoadedXdp, xhdr_lab: Lab, xhdr_mode: XdpMode, xhdr_frame: Callable[..., bytes]
+) -> None:
+    """Attached to the gateway's end of a veth pair, it logs what the frames sent over the link carry."""
+    xhdr_lab.attach(parser.fd, xhdr_mode)
+    xhdr_lab.send(
+        [xhdr_frame(b"GET /over/the/link HTTP/1.1\r\n\r\n"), xhdr_frame(b"POST /two HTTP/1.1\r\n\r\n")]
+    )
+    lines: list[object] = []
+
+    def both_logged() -> bool:
+        lines.extend(REQLINE.decode(record) for record in parser.records("lines"))
+        return len(lines) >= 2
+
+    wait_until(both_logged, 5.0, "both request lines logged")
+    assert lines == [
+        REQLINE.RequestLine(b"GET", b"/over/the/link", False),
+        REQLINE.RequestLine(b"POST", b"/two", False),
+    ]
 
 
 def test_the_fuzzer_holds_it_to_its_oracle(parser: LoadedXdp) -> None:

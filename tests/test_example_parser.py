@@ -199,39 +199,76 @@ def test_xhdr_fuzz_object_against_the_reference(clang_object: Callable[..., Path
     assert len(list(tmp_path.glob("foreign-*.json"))) == 1
 
 
+# (command and options after --object FILE, the object, what follows, what the one line says)
+FUZZ, BENCH = ["fuzz", "--examples", "1"], ["bench", "--quick"]
 BAD_ARGS = {
-    "no ring buffer": (
+    "fuzz: no ring buffer": (
+        FUZZ,
         "pass_count",
         ["--decoder", f"{ORACLE_FILE}:decode", "--oracle", f"{ORACLE_FILE}:expected"],
         "has no ring buffer map; fuzzing",
     ),
-    "no decoder": ("reqline", ["--oracle", "m:f"], "--object needs --decoder too"),
-    "no such entry point": (
+    "fuzz: no decoder": (FUZZ, "reqline", ["--oracle", "m:f"], "--object needs --decoder too"),
+    "fuzz: no such entry point": (
+        FUZZ,
         "reqline",
         ["--decoder", "nothing-installed"],
         "an entry point of group xhdr.decoders",
     ),
-    "not a function": ("reqline", ["--decoder", ":f", "--oracle", "m:f"], "is not MODULE:FUNCTION"),
-    "no such file": ("reqline", ["--decoder", "/nope.py:f", "--oracle", "m:f"], "does not exist"),
-    "no such map": (
+    "fuzz: not a function": (
+        FUZZ,
+        "reqline",
+        ["--decoder", ":f", "--oracle", "m:f"],
+        "is not MODULE:FUNCTION",
+    ),
+    "fuzz: no such file": (FUZZ, "reqline", ["--decoder", "/nope.py:f", "--oracle", "m:f"], "does not exist"),
+    "fuzz: no such map": (
+        FUZZ,
         "reqline",
         ["--ring", "nope", "--decoder", f"{ORACLE_FILE}:decode", "--oracle", f"{ORACLE_FILE}:expected"],
         "has no ring buffer map named 'nope' (its ring buffers: lines)",
     ),
-    "an extractor option": ("reqline", ["--mutants", "3"], "--mutants is for the extractor's campaign"),
+    "fuzz: an extractor option": (
+        FUZZ,
+        "reqline",
+        ["--mutants", "3"],
+        "--mutants is for the extractor's campaign",
+    ),
+    "bench: a suite of the extractor's": (
+        BENCH,
+        "reqline",
+        ["--suite", "lab_throughput"],
+        "--suite lab_throughput measures the extractor",
+    ),
+    "bench: the extractor's profile": (
+        BENCH,
+        "reqline",
+        ["--profile", "standard"],
+        "--profile is for the extractor's profile",
+    ),
+    "bench: a stored program that is not a file": (
+        BENCH,
+        "reqline",
+        ["--compare", "HEAD"],
+        "with --object, give the other build",
+    ),
+    "bench: no such map": (BENCH, "reqline", ["--ring", "nope"], "has no ring buffer map named 'nope'"),
 }
 
 
-@pytest.mark.parametrize(("name", "extra", "message"), BAD_ARGS.values(), ids=BAD_ARGS.keys())
+@pytest.mark.parametrize(("command", "name", "extra", "message"), BAD_ARGS.values(), ids=BAD_ARGS.keys())
 def test_bad_arguments_get_one_line(
     clang_object: Callable[..., Path],
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: list[str],
     name: str,
     extra: list[str],
     message: str,
 ) -> None:
     """In this process (the command's own entry, as the console script calls it): one line each, exit 1."""
-    assert main(["fuzz", "--object", str(clang_object(name)), "--examples", "1", *extra]) == 1
+    out = ["--out", str(tmp_path)] if command is BENCH else []
+    assert main([command[0], "--object", str(clang_object(name)), *command[1:], *out, *extra]) == 1
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert len(error.strip().splitlines()) == 1, error
@@ -288,30 +325,3 @@ def test_the_gate_between_two_builds_of_your_program(
     assert (gate["reference"]["label"], gate["current"]["label"]) == (f"file {plain}", f"file {slower}")
     assert gate["verdict"] == "fail"
     assert all(case["verdict"] == "fail" and case["interval"][0] > 1 for case in gate["cases"]), gate["cases"]
-
-
-BENCH_BAD_ARGS = {
-    "a suite of the extractor's": (
-        ["--suite", "lab_throughput"],
-        "--suite lab_throughput measures the extractor",
-    ),
-    "the extractor's profile": (["--profile", "standard"], "--profile is for the extractor's profile"),
-    "a stored program that is not a file": (["--compare", "HEAD"], "with --object, give the other build"),
-    "no such map": (["--ring", "nope"], "has no ring buffer map named 'nope'"),
-}
-
-
-@pytest.mark.parametrize(("extra", "message"), BENCH_BAD_ARGS.values(), ids=BENCH_BAD_ARGS.keys())
-def test_bench_bad_arguments_get_one_line(
-    clang_object: Callable[..., Path],
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    extra: list[str],
-    message: str,
-) -> None:
-    code = main(
-        ["bench", "--object", str(clang_object("reqline")), "--quick", "--out", str(tmp_path), *extra]
-    )
-    error = capsys.readouterr().err
-    assert code == 1 and message in error and "Traceback" not in error, error
-    assert len(error.strip().splitlines()) == 1, error

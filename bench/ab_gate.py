@@ -21,6 +21,7 @@ second pass fails too (else the case is inconclusive).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -37,7 +38,6 @@ from bench.any_program import any_program
 from bench.foreign import ForeignLoadError, ForeignProgram
 from bench.kernel_cost import (
     Case,
-    ExtractorUnderTest,
     Measured,
     cases,
     events_per_run,
@@ -47,7 +47,7 @@ from bench.kernel_cost import (
 from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.ownership import scratch_directory
-from harness.core.program import BPF_DIR, EXTRACTOR_SOURCE, Program
+from harness.core.program import BPF_DIR, EXTRACTOR_SOURCE
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 REPO_DIR = BPF_DIR.parent
@@ -299,32 +299,40 @@ class CaseComparison:
 GateProgress = Callable[[str, int, int, "CaseComparison | None"], None]
 
 
-def _load(
-    version: Version, config: ExtractorConfig, key: bytes
-) -> contextlib.AbstractContextManager[Measured]:
-    """A git ref is loaded by its own commit's harness: the maps and stages may differ from today's. A user's
-    program is loaded as any XDP program."""
+def _load(version: Version, key: bytes) -> contextlib.AbstractContextManager[Measured]:
+    """One load of a build, ready to enter. An extractor build is loaded in a helper process by the harness
+    of its own tree (a git ref's: its maps and stages may differ from today's), so that loads compile in
+    parallel; a user's program is loaded as any XDP program."""
     if version.yours:
         return any_program(version.source, version.program, version.ring)
-    if version.tree is not None and not version.cflags and config == ExtractorConfig():
-        try:
-            return ForeignProgram(version.tree, key)
-        except ForeignLoadError as error:
-            raise GateError(f"{version.label}: {error}") from None
-    return _extractor(Program(config, key=key, source=version.source, extra_cflags=version.cflags))
+    tree = version.tree or REPO_DIR
+    source = None if version.tree is not None or version.source == EXTRACTOR_SOURCE else version.source
+    try:
+        return ForeignProgram(tree, key, source, version.cflags)
+    except ForeignLoadError as error:
+        raise GateError(f"{version.label}: {error}") from None
 
 
-@contextlib.contextmanager
-def _extractor(program: Program) -> Iterator[Measured]:
-    with program:
-        yield ExtractorUnderTest(program)
+def _load_all(versions: Sequence[Version], key: bytes, stack: contextlib.ExitStack) -> list[Measured]:
+    """Every load of ``versions``, one per core at a time; each entered on ``stack`` as it is ready (so that
+    what loaded is unloaded when another load fails)."""
+    failure: GateError | None = None
+    loaded: list[Measured] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for future in [pool.submit(_load, version, key) for version in versions]:
+            try:
+                loaded.append(stack.enter_context(future.result()))
+            except GateError as error:
+                failure = failure or error
+    if failure is not None:
+        raise failure
+    return loaded
 
 
 def _measure(
     reference: Version,
     current: Version,
     by_name: dict[str, Case],
-    config: ExtractorConfig,
     key: bytes,
     rounds: int,
     threshold_pct: float,
@@ -337,8 +345,8 @@ def _measure(
     pairs = [(i, j) for i in range(loads) for j in range(loads)]
     comparisons: list[CaseComparison] = []
     with contextlib.ExitStack() as stack:
-        refs = [stack.enter_context(_load(reference, config, key)) for _ in range(loads)]
-        curs = [stack.enter_context(_load(current, config, key)) for _ in range(loads)]
+        builds = _load_all([reference] * loads + [current] * loads, key, stack)
+        refs, curs = builds[:loads], builds[loads:]
         ref_subjects = [program_subject(f"reference#{i}", p) for i, p in enumerate(refs)]
         cur_subjects = [program_subject(f"current#{i}", p) for i, p in enumerate(curs)]
         for number, name in enumerate(case_names, 1):
@@ -409,7 +417,7 @@ def run_gate(
     if unknown:
         raise GateError(f"unknown gate case {unknown[0]!r}; known: {', '.join(by_name)}")
     measure = functools.partial(
-        _measure, reference, current, by_name, config, key, rounds, threshold_pct, repeat, loads, progress
+        _measure, reference, current, by_name, key, rounds, threshold_pct, repeat, loads, progress
     )
     comparisons = measure(list(case_names))
     failed = [c.case for c in comparisons if c.assessment.verdict == "fail"]

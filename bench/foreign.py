@@ -1,16 +1,19 @@
-"""A build of another commit, loaded by that commit's own harness, for the A/B gate.
+"""A build of the extractor loaded in a helper process by the harness of its own tree, for the A/B gate.
 
 The event layout, the maps and the stages of the extractor change between commits, and the current
-``Program`` only knows its own. So the gate exports the reference commit's whole tree, loads the extractor
-there in a helper process with that tree's ``harness.core.program.Program``, and takes over the two file
+``Program`` only knows its own. So the gate exports a reference commit's whole tree and loads the extractor
+there in a helper process with that tree's ``harness.core.program.Program``, and takes over the file
 descriptors it needs over a Unix socket: the entry program (its maps stay alive through it), the program
 array of its stages (the kernel empties a program array when user space holds no descriptor of it) and the
-ring buffer, drained here through libbpf's ring_buffer API. Both builds then run in
-this process, paired round by round, exactly as two current builds would.
+ring buffer, drained here through libbpf's ring_buffer API. Every build then runs in this process, paired
+round by round. The working tree's builds (with extra ``-D`` flags, or a stored source) are loaded the same
+way, so all of a gate's builds compile at once, one helper per core: a BCC compile of the extractor is
+about 12 seconds, and a gate loads each build several times.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -22,9 +25,10 @@ from bench.kernel_cost import Case, repeat_cap_by_records
 from harness.core.native import map_info
 from harness.core.ringbuf import RingRecords
 
-# Runs in the helper: the reference tree first on sys.path, so its harness is the one imported.
+# Runs in the helper: the tree first on sys.path, so its harness is the one imported. A source or -D flags
+# are passed only when given: an older commit's Program may not take them.
 _LOADER = """
-import socket, sys
+import json, pathlib, socket, sys
 sys.path.insert(0, sys.argv[1])
 try:
     from harness.core.config import ExtractorConfig
@@ -32,7 +36,9 @@ try:
 except ModuleNotFoundError:  # a commit from before harness/core/ (the flat harness/ layout)
     from harness.config import ExtractorConfig
     from harness.program import Program
-program = Program(ExtractorConfig(), key=bytes.fromhex(sys.argv[2]))
+source, cflags = json.loads(sys.argv[4])
+extra = ({"source": pathlib.Path(source)} if source else {}) | ({"extra_cflags": tuple(cflags)} if cflags else {})
+program = Program(ExtractorConfig(), key=bytes.fromhex(sys.argv[2]), **extra)
 channel = socket.socket(fileno=int(sys.argv[3]))
 socket.send_fds(channel, [b"fds"], [program.fd, program.bpf[b"events"].map_fd, program.bpf[b"stages"].map_fd])
 channel.recv(1)
@@ -40,20 +46,24 @@ channel.recv(1)
 
 
 class ForeignLoadError(RuntimeError):
-    """The reference commit's harness could not load its extractor; the message says why in one line."""
+    """The tree's harness could not load its extractor; the message says why in one line."""
 
 
 class ForeignProgram:
-    """The extractor of ``tree`` (a checkout of another commit) with the default configuration and ``key``.
+    """The extractor of ``tree`` (this repository, or a checkout of another commit) with the default
+    configuration and ``key``, built from ``source`` (default: the tree's own) with ``cflags``.
 
     A :class:`bench.kernel_cost.Measured`, as the gate needs (``take_events()`` gives the raw records).
     """
 
-    def __init__(self, tree: Path, key: bytes) -> None:
+    def __init__(
+        self, tree: Path, key: bytes, source: Path | None = None, cflags: tuple[str, ...] = ()
+    ) -> None:
         parent, child = socket.socketpair()
+        build = json.dumps([str(source) if source else "", list(cflags)])
         with parent, child:
             helper = subprocess.Popen(
-                [sys.executable, "-c", _LOADER, str(tree), key.hex(), str(child.fileno())],
+                [sys.executable, "-c", _LOADER, str(tree), key.hex(), str(child.fileno()), build],
                 pass_fds=(child.fileno(),),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -66,14 +76,14 @@ class ForeignProgram:
                 _, error = helper.communicate(timeout=300)
         if len(fds) != 3:
             last = (error or "").strip().splitlines()[-1:] or ["no message"]
-            raise ForeignLoadError(f"the reference's own harness could not load its extractor: {last[0]}")
+            raise ForeignLoadError(f"its own harness could not load its extractor: {last[0]}")
         self.fd, self._ring_fd, self._stages_fd = fds
         self._ring: RingRecords | None = None
         try:
             self._ring = RingRecords(self._ring_fd)
         except OSError as error:
             self.close()
-            raise ForeignLoadError(f"the reference's ring buffer: {error.strerror}") from error
+            raise ForeignLoadError(f"its ring buffer: {error.strerror}") from error
 
     name = "reference"
 

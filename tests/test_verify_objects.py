@@ -22,6 +22,7 @@ from test_verify import expectation, verify
 
 from harness.cli.main import main, package_version
 from harness.core.native import DECLARATIONS, libbpf
+from harness.verify.report import baseline_gate
 
 OBJECTS = Path(__file__).parent / "objects"
 XHDR = Path(sys.executable).with_name("xhdr")
@@ -210,3 +211,17 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert exited.value.code == 0
     assert capsys.readouterr().out == f"xhdr {package_version()}\n"
     assert package_version()[0].isdigit()
+
+
+def test_a_renamed_object_is_compared_with_its_old_name() -> None:
+    """old.bpf.o/default against new.bpf.o/default: the same variant of a file that was renamed, compared
+    (and said so), where matching keys alone would list it as new."""
+    old, new = _document(100, 90), _document(125, 94)
+    new["variants"][0]["key"] = "renamed.bpf.o/default"
+    gate = baseline_gate(new, old, 10.0)
+    assert gate["new_variants"] == []
+    assert {row["key"] for row in gate["rows"]} == {"renamed.bpf.o/default (was pass_count.bpf.o/default)"}
+    assert not gate["passed"]  # +25% verified instructions, past the threshold
+    other = _document(100, 90)
+    other["variants"][0]["key"] = "renamed.bpf.o/smallest"  # another variant: not the same build renamed
+    assert baseline_gate(other, old, 10.0)["new_variants"] == ["renamed.bpf.o/smallest"]

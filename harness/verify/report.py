@@ -173,16 +173,19 @@ def baseline_gate(document: Document, baseline: Document, threshold_pct: float) 
     has (shown by ``--compare``; only the totals gate).
     """
     before = {variant["key"]: variant for variant in variants(baseline)}
+    partners = _renamed(before, [variant["key"] for variant in variants(document)])
     compared = [stat for stat in STATS if stat.compare]
     rows: list[dict] = []
     failures: list[str] = []
     new: list[str] = []
     for variant in variants(document):
         key = variant["key"]
-        old = before.get(key)
+        old = before.get(key) or before.get(partners.get(key, ""))
         if old is None:
             new.append(key)
             continue
+        if key in partners:
+            key = f"{key} (was {partners[key]})"
         if old["accepted"] and not variant["accepted"]:
             error = variant["rejection"]["error"] if variant["rejection"] else "rejected"
             failures.append(f"{key}: accepted in the baseline, now rejected by the verifier ({error})")
@@ -214,6 +217,21 @@ def baseline_gate(document: Document, baseline: Document, threshold_pct: float) 
         "failures": failures,
         "passed": not failures,
     }
+
+
+def _renamed(before: dict[str, dict], keys: list[str]) -> dict[str, str]:
+    """Variants of a file whose name changed (``old.bpf.o/default`` then ``new.bpf.o/default``): each key the
+    baseline lacks, paired with the one key of the baseline that no key has and that has the same variant."""
+    missing = [key for key in before if key not in keys]
+    pairs = {}
+    for key in keys:
+        if key in before:
+            continue
+        same = [old for old in missing if old.rsplit("/", 1)[-1] == key.rsplit("/", 1)[-1]]
+        if len(same) == 1:
+            pairs[key] = same[0]
+            missing.remove(same[0])
+    return pairs
 
 
 def _delta_row(key: str, program: str | None, stat: str, was: int | None, now: int | None) -> dict | None:

@@ -44,6 +44,7 @@ from harness.kernels.guest import (
     Description,
     GuestVariant,
     KernelError,
+    MapSpec,
     bcc_maps,
     boot,
     describe,
@@ -114,9 +115,11 @@ def bcc_functions(bpf: object, names: Sequence[str]) -> list[tuple[str, bytes]]:
     return [(function, bpf.dump_func(function.encode())) for function in names]  # type: ignore[attr-defined]
 
 
-def host_run(fd: int, ring_fd: int | None, frames: Sequence[bytes]) -> tuple[HostFrame, ...]:
-    """A program's own behaviour on the host: each frame's verdict and the records it wrote, in order, as the
-    guest loader reports them for the same frames."""
+def host_run(fd: int, maps: Sequence[MapSpec], frames: Sequence[bytes]) -> tuple[HostFrame, ...]:
+    """A program's own behaviour on the host: each frame's verdict and the records it wrote to its ring buffer
+    (``only_ring``), in order, as the guest loader reports them for the same frames."""
+    ring_name = only_ring(maps)
+    ring_fd = next((spec.fd for spec in maps if spec.name == ring_name), None)
     with contextlib.ExitStack() as stack:
         ring = stack.enter_context(RingRecords(ring_fd)) if ring_fd is not None else None
         found: list[HostFrame] = []
@@ -142,15 +145,15 @@ def source_build(source: Path, name: str, cflags: list[str]) -> Build:
     try:
         functions = [f for f in xdp_functions(source.read_text()) if bpf.dump_func(f.encode())]
         maps = bcc_maps(bpf.module)
-        ring = only_ring(maps)
-        description = describe(maps, bcc_functions(bpf, functions), name, functions[0], {}, ring=ring)
+        description = describe(
+            maps, bcc_functions(bpf, functions), name, functions[0], {}, ring=only_ring(maps)
+        )
         try:
             with captured_stderr():
                 fd = bpf.load_func(functions[0].encode(), bcc.BPF.XDP).fd
         except Exception:  # noqa: BLE001 - rejected on the host: its column says so; guests judge acceptance only
             return Build(str(source), name, description, None)
-        ring_fd = next((spec.fd for spec in maps if spec.name == ring), None)
-        return Build(str(source), name, description, None, host_run(fd, ring_fd, corpus_frames()))
+        return Build(str(source), name, description, None, host_run(fd, maps, corpus_frames()))
     finally:
         bpf.cleanup()
 
@@ -175,11 +178,9 @@ def object_build(source: Path, name: str) -> Build:
             (function, ctypes.string_at(lib.bpf_program__insns(p), 8 * lib.bpf_program__insn_cnt(p)))
             for function, p in programs.items()
         ]
-        ring = only_ring(maps)
         entry = functions[0][0]
-        description = describe(maps, functions, name, entry, {}, ring=ring)
-        ring_fd = next((spec.fd for spec in maps if spec.name == ring), None)
-        frames = host_run(lib.bpf_program__fd(programs[entry]), ring_fd, corpus_frames())
+        description = describe(maps, functions, name, entry, {}, ring=only_ring(maps))
+        frames = host_run(lib.bpf_program__fd(programs[entry]), maps, corpus_frames())
         return Build(str(source), name, description, None, frames)
 
 

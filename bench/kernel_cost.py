@@ -216,8 +216,8 @@ def repeat_cap_by_records(fd: int, take: Callable[[], Sequence[bytes]], capacity
 
 
 class Measured(Protocol):
-    """A loaded program under measurement, whichever it is: the extractor, an older commit's build, or a user's
-    program (bench/any_program.py)."""
+    """A loaded program under measurement, whichever it is: the extractor (``ExtractorUnderTest``), a build the
+    gate loaded in a helper process (bench/foreign.py), or a user's program (bench/any_program.py)."""
 
     name: str
 

@@ -194,8 +194,12 @@ def build_report(
 
 
 def target_rows(files: list[ResultFile], fits: dict) -> list[dict]:
-    """The issue-9 targets (bench/targets.py) the rows measure, each met or not."""
-    value = {(r.params.get("case"), r.method, r.metric): r.value for r in figures.kernel_rows(files)}
+    """The issue-9 targets (bench/targets.py) the rows measure, each met or not; none for a user's program's
+    rows (``xhdr bench --object``): the targets are the extractor's."""
+    kernel = figures.kernel_rows(files)
+    if figures.measured_program(kernel) != "extractor":
+        return []
+    value = {(r.params.get("case"), r.method, r.metric): r.value for r in kernel}
     rows = []
     for target in TARGETS:
         if target.metric == "ns_per_byte":
@@ -615,12 +619,13 @@ def _suite_table(file: ResultFile) -> str:
         for row in file.rows:
             entry = cases.setdefault(row.params["case"], {"params": row.params})
             entry[(row.method, row.metric)] = row.value
+        program = figures.measured_program(file.rows)
         columns = [
-            ("extractor", "ns_per_packet"),
+            (program, "ns_per_packet"),
             ("empty", "ns_per_packet"),
-            ("extractor", "ratio_to_empty"),
-            ("extractor", "ns_per_byte"),
-            ("extractor", "spread_pct"),
+            (program, "ratio_to_empty"),
+            (program, "ns_per_byte"),
+            (program, "spread_pct"),
         ]
         header = ["case", "group", "frame B", "payload B"]
         header += [f"{method}: {_heading(name)}" for method, name in columns]

@@ -119,6 +119,12 @@ def kernel_rows(files: Iterable[ResultFile]) -> list[Row]:
     return suite_rows(files, KERNEL_SUITE)
 
 
+def measured_program(rows: Iterable[Row]) -> str:
+    """The program the kernel-cost rows measured beside the empty one: "extractor", or the name of a user's
+    program (``xhdr bench --object``)."""
+    return next((row.method for row in rows if row.method != "empty"), "extractor")
+
+
 def _series(
     rows: Iterable[Row], group: str, x_param: str, metric_name: str
 ) -> dict[str, list[tuple[float, float]]]:
@@ -137,7 +143,9 @@ def scanning_linearity(files: Sequence[ResultFile]) -> dict[str, dict[str, float
     """Fits of extractor cost against bytes scanned, per sweep, below the scan limit."""
     rows = kernel_rows(files)
     return {
-        group: linear_fit(_series(rows, group, "bytes_scanned", "ns_per_packet").get("extractor", []))
+        group: linear_fit(
+            _series(rows, group, "bytes_scanned", "ns_per_packet").get(measured_program(rows), [])
+        )
         for group in SWEEPS
     }
 
@@ -293,18 +301,19 @@ def nginx_throughput(files: Sequence[ResultFile], out: Path) -> Plot | None:
 
 
 def cost_vs_payload(files: Sequence[ResultFile], out: Path) -> Plot | None:
-    """Kernel test run: extractor ns per packet against payload bytes scanned, both sweeps, with their
-    least-squares lines, and the empty program's floor."""
+    """Kernel test run: the measured program's ns per packet against payload bytes scanned, both sweeps, with
+    their least-squares lines, and the empty program's floor."""
     rows = kernel_rows(files)
+    program = measured_program(rows)
     fig = None
     for group, (marker, label) in SWEEPS.items():
-        points = _series(rows, group, "bytes_scanned", "ns_per_packet").get("extractor", [])
+        points = _series(rows, group, "bytes_scanned", "ns_per_packet").get(program, [])
         if not points:
             continue
         if fig is None:
             fig, ax = _pyplot().subplots(figsize=(9.5, 4.5))
         x, y = zip(*points, strict=True)
-        line = ax.scatter(x, y, marker=marker, label=f"extractor: {label}")
+        line = ax.scatter(x, y, marker=marker, label=f"{program}: {label}")
         fit = linear_fit(points)
         if fit:
             xs = np.linspace(0, max(x), 50)
@@ -322,7 +331,7 @@ def cost_vs_payload(files: Sequence[ResultFile], out: Path) -> Plot | None:
     if floor:
         ax.axhline(float(np.median(floor)), color=COLOURS["empty"], linewidth=1, label="empty XDP program")
     metric = METRICS["ns_per_packet"]
-    title = "Extractor cost against payload bytes scanned (kernel, BPF_PROG_TEST_RUN)"
+    title = f"{program.capitalize()} cost against payload bytes scanned (kernel, BPF_PROG_TEST_RUN)"
     _style(ax, title, "payload bytes scanned", metric.axis)
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
@@ -340,13 +349,14 @@ def cost_by_case(files: Sequence[ResultFile], out: Path) -> Plot | None:
     ]
     if not wanted:
         return None
+    program = measured_program(rows)
     names = list(dict.fromkeys(r.params["case"] for r in wanted))
     value = {(r.params["case"], r.method): r.value for r in wanted}
     ratio = {r.params["case"]: r.value for r in rows if r.metric == "ratio_to_empty"}
     fig, ax = _pyplot().subplots(figsize=(10, 4.5))
     x = np.arange(len(names))
-    extractor = [value.get((n, "extractor"), 0) for n in names]
-    ax.bar(x - 0.2, extractor, 0.4, label="extractor", color=COLOURS["extractor"])
+    measured = [value.get((n, program), 0) for n in names]
+    ax.bar(x - 0.2, measured, 0.4, label=program, color=COLOURS["extractor"])
     ax.bar(
         x + 0.2,
         [value.get((n, "empty"), 0) for n in names],
@@ -354,11 +364,11 @@ def cost_by_case(files: Sequence[ResultFile], out: Path) -> Plot | None:
         label="empty program",
         color=COLOURS["empty"],
     )
-    for xi, name, height in zip(x, names, extractor, strict=True):
+    for xi, name, height in zip(x, names, measured, strict=True):
         if name in ratio:
             ax.annotate(f"{ratio[name]:.0f}x", (xi - 0.2, height), ha="center", va="bottom", fontsize=8)
     floor = value.get(("standard", "empty"))
-    if floor:
+    if floor and program == "extractor":  # the targets are the extractor's (issue 9), not a user's program's
         ax.axhline(
             STANDARD_RATIO * floor,
             color="#2ca02c",
@@ -367,7 +377,7 @@ def cost_by_case(files: Sequence[ResultFile], out: Path) -> Plot | None:
             label=f"target: standard request at most {STANDARD_RATIO:g}x the empty program",
         )
     ax.set_xticks(x, [_name(n) for n in names], rotation=30, ha="right", fontsize=8)
-    title = f"Kernel cost by case (labels: {METRICS['ratio_to_empty'].label})"
+    title = f"Kernel cost by case (labels: {program} / empty program)"
     _style(ax, title, "", METRICS["ns_per_packet"].axis)
     ax.legend(fontsize=8)
     return _save(fig, out / "cost_by_case.png", title, ["ns_per_packet", "ratio_to_empty"])

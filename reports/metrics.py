@@ -42,7 +42,7 @@ _TABLE = (
     # kernel_cost (BPF_PROG_TEST_RUN, bench/kernel_cost.py) and the user-space baselines (bench/baselines/)
     _m("ns_per_packet", "time per packet", "ns", "lower", "kernel-reported mean time per test run, or a user-space parser's time per frame; median of rounds"),
     _m("ns_per_byte", "time per payload byte", "ns/B", "lower", "ns per packet divided by the TCP payload bytes"),
-    _m("ratio_to_empty", "extractor / empty program", "x", "lower", "median of per-round extractor/empty ratios, same run"),
+    _m("ratio_to_empty", "program / empty program", "x", "lower", "median of per-round ratios of the measured program to the empty one, same run"),
     _m("spread_pct", "round spread", "%", "lower", "interquartile range of the rounds over their median"),
     _m("ratio_to_extractor", "baseline / extractor", "x", "higher", "the baseline's time per frame over the extractor's: how many times the extractor's cost the baseline pays"),
     _m("ratio_to_c_baseline", "extractor / C baseline", "x", "lower", "the extractor's cost over the C TPACKET_V3 baseline's (same frame, or CPU per logged request in the lab)"),

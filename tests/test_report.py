@@ -331,6 +331,23 @@ def test_report_without_other_suites_plots_only_the_kernel(tmp_path: Path) -> No
     assert document["headline"] == [], "no other way to log was measured: nothing to compare"
 
 
+def test_a_users_program_is_plotted_by_its_name_and_held_to_no_target(tmp_path: Path) -> None:
+    """Rows of ``xhdr bench --object`` name the program; the plots and the table follow, and the extractor's
+    targets are not judged on them."""
+    rows = [
+        Row("reqline" if r.method == "extractor" else r.method, r.metric, r.value, r.unit, r.params)
+        for r in _kernel_rows()
+    ]
+    files = [_result("kernel_cost", rows)]
+    document = build_report(files, None, [])
+    assert document["targets"] == [] and document["banner"]["status"] == "no verdict"
+    render(document, files, None, [], [], tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == ["cost_by_case.png", "cost_vs_payload.png"]
+    assert_drawn(tmp_path / "cost_by_case.png")
+    page = (tmp_path / "report.html").read_text()
+    assert "reqline: time per packet" in page and "extractor:" not in page
+
+
 def _result(suite: str, rows: list[Row]) -> ResultFile:
     return ResultFile(suite, "2026-12-01T00:00:00+00:00", {}, {"max_scan_bytes": 1024}, tuple(rows))
 

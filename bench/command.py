@@ -97,7 +97,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         parser,
         "measure any XDP program instead of the extractor: with --object alone, its kernel cost on the "
         "kernel_cost cases' frames beside the empty program; with --compare OTHER too, the paired gate between "
-        "OTHER (the reference) and --object (the current build)",
+        "OTHER (the reference) and --object (the current build); results in reports/out/bench-NAME unless --out",
     )
     parser.set_defaults(run=run)
 
@@ -152,6 +152,11 @@ def check_gate_options(args: argparse.Namespace) -> None:
         raise CommandError(f"--loads {args.loads} is too few; give at least 1 load of each build")
 
 
+def your_results(path: Path) -> Path:
+    """Where ``--object``'s results go without ``--out``: beside the extractor's, named by the file."""
+    return RESULTS_DIR.with_name(f"bench-{path.name.split('.')[0]}")
+
+
 def check_your_program(args: argparse.Namespace) -> None:
     """``--object`` goes with the kernel-cost suite or the gate; the extractor's own options do not."""
     if args.object is None:
@@ -172,6 +177,8 @@ def check_your_program(args: argparse.Namespace) -> None:
             f"--suite {others[0]} measures the extractor; with --object only {KERNEL_SUITE} runs"
         )
     args.suite = [KERNEL_SUITE]
+    if args.out == RESULTS_DIR:  # not given: the extractor's results there are not overwritten
+        args.out = your_results(args.object)
 
 
 # -- suites ------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from fuzz.foreign import load_module
 from harness.core.bcc_loader import import_bcc
 from harness.core.program import EXTRACTOR_SOURCE
+from harness.core.testrun import XDP_DROP, XDP_PASS
 from harness.kernels import run as kernel_run
 from harness.kernels.guest import GuestVariant
 from harness.verify.variants import Variant
@@ -22,15 +23,21 @@ CASES = Path(__file__).resolve().parent / "kernel_cases"
 
 
 @pytest.fixture(scope="module")
-def column_5_10(clang_object: Callable[..., Path]) -> kernel_run.KernelColumn:
-    """One boot of the 5.10 guest for three builds: the extractor's defaults, the negative control, and the
-    example of a user's clang/libbpf object."""
+def builds(clang_object: Callable[..., Path]) -> list[kernel_run.Build]:
+    """Four builds for one boot: the extractor's defaults, the negative control, the example of a user's
+    clang/libbpf object, and an object with global data."""
     extractor, control = Variant("defaults"), Variant("default")
-    builds = [
+    return [
         kernel_run.build(EXTRACTOR_SOURCE, extractor, extractor.cflags(extractor=True)),
         kernel_run.build(CASES / "coarse_clock.c", control, control.cflags(extractor=False)),
         kernel_run.build(clang_object("reqline"), control, []),
+        kernel_run.build(clang_object("global_port"), control, []),
     ]
+
+
+@pytest.fixture(scope="module")
+def column_5_10(builds: list[kernel_run.Build]) -> kernel_run.KernelColumn:
+    """One boot of the 5.10 guest for every build."""
     (column,) = kernel_run.run_kernels(["5.10"], builds)
     return column
 
@@ -88,3 +95,13 @@ def test_a_difference_from_the_host_is_named_by_frame() -> None:
     assert (
         kernel_run.host_differences(((2, (b"a",)),), GuestVariant("same", frames=[(2, None, [b"a"])])) == []
     )
+
+
+def test_an_objects_global_data_reaches_the_guest(builds, column_5_10) -> None:
+    """.rodata's contents and the loads of map values libbpf relocated: the first 64 frames pass and the rest
+    are dropped, on the host as on 5.10 (with .rodata lost, every frame would be dropped there)."""
+    guest, build = column_5_10.variants[3], builds[3]
+    assert guest.accepted, guest.reason()
+    assert guest.name not in column_5_10.differences
+    verdicts = [verdict for verdict, _ in build.host_frames]
+    assert verdicts == [XDP_PASS] * 64 + [XDP_DROP] * (len(verdicts) - 64)

@@ -231,8 +231,6 @@ def your_versions(ref: str, current: Path, program: str | None, ring: str | None
         raise GateError(
             f"--compare {ref}: with --object, give the other build of your program as a file (.bpf.o or .c)"
         )
-    if not current.is_file():
-        raise GateError(f"--object {current} is not a file; give your program's .bpf.o or .c")
     return (
         Version(f"file {ref}", Path(ref).resolve(), yours=True, program=program, ring=ring),
         Version(f"file {current}", current.resolve(), yours=True, program=program, ring=ring),

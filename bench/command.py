@@ -160,11 +160,7 @@ def your_results(path: Path) -> Path:
 def check_your_program(args: argparse.Namespace) -> None:
     """``--object`` goes with the kernel-cost suite or the gate; the extractor's own options do not."""
     if args.object is None:
-        for option in ("program", "ring"):
-            if getattr(args, option) is not None:
-                raise CommandError(
-                    f"--{option} goes with --object (your own program); add --object FILE or drop it"
-                )
+        options.check_without_object(args)
         return
     if not args.object.is_file():
         raise CommandError(f"--object {args.object} is not a file; give your program's .bpf.o or BCC .c")
@@ -289,15 +285,14 @@ def run_kernel_suite(args: argparse.Namespace) -> int:
 
 def headline(path: Path) -> str:
     """The standard request's figures from a kernel_cost result file, as one line."""
-    from bench.results import read_results
+    from bench.results import measured_program, read_results
 
     (result,) = read_results([path])
-    figures = {
-        (row.method, row.metric): row.value for row in result.rows if row.params.get("case") == "standard"
-    }
-    measured = next((method for method, metric in figures if method != "empty"), None)
-    if measured is None:
+    standard = [row for row in result.rows if row.params.get("case") == "standard"]
+    if not standard:
         return "standard request: not measured in this run"
+    figures = {(row.method, row.metric): row.value for row in standard}
+    measured = measured_program(standard)
     line = (
         f"standard request: {measured} {figures[(measured, 'ns_per_packet')]:.0f} ns/packet, "
         f"empty program {figures[('empty', 'ns_per_packet')]:.1f} ns, "

@@ -85,7 +85,7 @@ class ForeignProgram:
             self.close()
             raise ForeignLoadError(f"its ring buffer: {error.strerror}") from error
 
-    name = "reference"
+    name = "extractor"
 
     def take_events(self) -> list[bytes]:
         """Every record the ring buffer holds now, oldest first; they are removed from the buffer."""

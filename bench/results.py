@@ -12,6 +12,7 @@ import datetime
 import json
 import os
 import platform
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,12 @@ class ResultFile:
     config: dict[str, Any]
     rows: tuple[Row, ...]
     path: Path | None = None
+
+
+def measured_program(rows: Iterable[Row]) -> str:
+    """The program kernel-cost rows measured beside the empty one: "extractor", or the name of a user's program
+    (``xhdr bench --object``)."""
+    return next((row.method for row in rows if row.method != "empty"), "extractor")
 
 
 def machine_info() -> dict[str, Any]:

@@ -39,7 +39,6 @@ DEFAULT_LAB_SAMPLE = 30
 ROUND_EXAMPLES = 500  # examples per Hypothesis run; each replays the database first (or takes the next seed)
 DEFAULT_DB = Path(".hypothesis/xhdr-fuzz")
 FOREIGN_CORPUS = "xhdr-fuzz-repros"  # --object's repros: in the user's folder, not among the extractor's
-FOREIGN_ONLY = ("program", "ring", "decoder", "oracle")
 # What belongs to the extractor's campaign alone, with the value that means "not given".
 EXTRACTOR_ONLY = {
     "target": "all",
@@ -235,11 +234,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--minutes {args.minutes} must be more than 0")
     if args.object is not None:
         return run_foreign(args)
-    for option in FOREIGN_ONLY:
-        if getattr(args, option) is not None:
-            raise CommandError(
-                f"--{option} goes with --object (your own parser); add --object FILE or drop it"
-            )
+    options.check_without_object(args, "decoder", "oracle")
     if args.lab_sample is None:
         args.lab_sample = DEFAULT_LAB_SAMPLE
     if args.corpus is None:

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.results import RESULTS_DIR, ResultFile, read_json, read_results
+from bench.results import RESULTS_DIR, ResultFile, measured_program, read_json, read_results
 from bench.targets import CONSUMER_EVENTS_PER_SECOND, TARGETS
 from harness.cli.options import add_out, output_directory
 from harness.core.errors import CommandError
@@ -197,7 +197,7 @@ def target_rows(files: list[ResultFile], fits: dict) -> list[dict]:
     """The issue-9 targets (bench/targets.py) the rows measure, each met or not; none for a user's program's
     rows (``xhdr bench --object``): the targets are the extractor's."""
     kernel = figures.kernel_rows(files)
-    if figures.measured_program(kernel) != "extractor":
+    if measured_program(kernel) != "extractor":
         return []
     value = {(r.params.get("case"), r.method, r.metric): r.value for r in kernel}
     rows = []
@@ -619,7 +619,7 @@ def _suite_table(file: ResultFile) -> str:
         for row in file.rows:
             entry = cases.setdefault(row.params["case"], {"params": row.params})
             entry[(row.method, row.metric)] = row.value
-        program = figures.measured_program(file.rows)
+        program = measured_program(file.rows)
         columns = [
             (program, "ns_per_packet"),
             ("empty", "ns_per_packet"),

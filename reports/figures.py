@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.results import ResultFile, Row
+from bench.results import ResultFile, Row, measured_program
 from bench.targets import STANDARD_RATIO
 from reports.metrics import METRICS, method_label
 
@@ -117,12 +117,6 @@ def suite_rows(files: Iterable[ResultFile], suite: str) -> list[Row]:
 
 def kernel_rows(files: Iterable[ResultFile]) -> list[Row]:
     return suite_rows(files, KERNEL_SUITE)
-
-
-def measured_program(rows: Iterable[Row]) -> str:
-    """The program the kernel-cost rows measured beside the empty one: "extractor", or the name of a user's
-    program (``xhdr bench --object``)."""
-    return next((row.method for row in rows if row.method != "empty"), "extractor")
 
 
 def _series(

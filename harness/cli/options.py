@@ -79,6 +79,15 @@ def add_your_program(parser: argparse.ArgumentParser, what: str) -> argparse._Ar
     return yours
 
 
+def check_without_object(args: argparse.Namespace, *also: str) -> None:
+    """Without ``--object``, its companions (``--program``, ``--ring`` and a command's ``also``) are mistakes."""
+    for option in ("program", "ring", *also):
+        if getattr(args, option) is not None:
+            raise CommandError(
+                f"--{option} goes with --object (your own program); add --object FILE or drop it"
+            )
+
+
 def add_threshold(parser: argparse.ArgumentParser, regression: str, default: float) -> None:
     """Left None when not given, so a command can refuse it without its gate; the gate's default applies."""
     parser.add_argument(

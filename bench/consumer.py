@@ -1,5 +1,5 @@
 """Benchmark 5: the events per second one core of ``xhdr log``'s consumer clears from a full ring buffer into
-lines on a file, JSON and text.
+a file: JSON lines, text lines, audited JSON lines, and the records themselves (``--records``).
 
 The consumer is the binary ``xhdr log`` runs, started with the command line it builds
 (``harness.log.consumer.consumer_argv``), on a real extractor's ring buffer. Each cycle starts a consumer on a
@@ -40,11 +40,17 @@ from harness.core.testrun import test_run
 from harness.core.wait import wait_until
 from harness.log.audit import new_key
 from harness.log.command import await_ready
-from harness.log.consumer import RING_PAGE_BYTES, consumer_argv
+from harness.log.consumer import RING_PAGE_BYTES, LogFormat, consumer_argv
+from harness.log.records import RecordCounter
 
 SUITE = "consumer"
-# name: (JSON lines, sealed by --audit); an audited run ends with one more line, its end record
-FORMATS = {"json": (True, False), "text": (False, False), "json_audit": (True, True)}
+# name: (what each event becomes, sealed by --audit); an audited run ends with one more line, its end record
+FORMATS = {
+    "json": (LogFormat.JSON, False),
+    "text": (LogFormat.TEXT, False),
+    "json_audit": (LogFormat.JSON, True),
+    "records": (LogFormat.RECORDS, False),
+}
 RING_PAGES = 4096  # the largest ring ExtractorConfig allows: 16 MiB
 RINGBUF_HDR_BYTES = 8  # the kernel's header before each record
 DRAIN_DEADLINE_S = 60.0
@@ -67,11 +73,11 @@ def ring_capacity(program: Program, frame: bytes) -> int:
 
 @contextlib.contextmanager
 def stopped_consumer(
-    program: Program, *, json: bool, count: int, output: Path, audit_key: Path | None
+    program: Program, *, fmt: LogFormat, count: int, output: Path, audit_key: Path | None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A consumer started on the program's ring and stopped (SIGSTOP) once ready; killed if left running."""
     ring_fd = program.bpf[b"events"].map_fd
-    argv = consumer_argv(program.config, ring_fd, json=json, count=count, output=output, audit_key=audit_key)
+    argv = consumer_argv(program.config, ring_fd, fmt=fmt, count=count, output=output, audit_key=audit_key)
     proc = subprocess.Popen(argv, pass_fds=(ring_fd,), stderr=subprocess.PIPE)
     try:
         await_ready(proc)
@@ -127,13 +133,14 @@ def drain(proc: subprocess.Popen[bytes]) -> tuple[float, int]:
 
 
 def cycle(
-    program: Program, frame: bytes, events: int, *, json: bool, output: Path, audit_key: Path | None
+    program: Program, frame: bytes, events: int, *, fmt: LogFormat, output: Path, audit_key: Path | None
 ) -> dict[str, float]:
     """One full ring cleared by a new consumer into ``output``: events produced, written, and their cost."""
-    with stopped_consumer(program, json=json, count=events, output=output, audit_key=audit_key) as proc:
+    with stopped_consumer(program, fmt=fmt, count=events, output=output, audit_key=audit_key) as proc:
         moved = fill(program, frame, events)
         seconds, cpu_ns = drain(proc)
-    written = LineCounter(output).count() - (audit_key is not None)  # not the end record
+    counter = RecordCounter(output) if fmt is LogFormat.RECORDS else LineCounter(output)
+    written = counter.count() - (audit_key is not None)  # not the end record
     output.unlink()
     return {
         "events_produced": moved[Counter.EVENTS],
@@ -158,13 +165,11 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
         key = Path(scratch) / "audit.key"
         new_key(key)
         for number in range(cycles):
-            for name, (json, audited) in FORMATS.items():  # interleaved: drift on the machine hits all alike
+            for name, (fmt, audited) in FORMATS.items():  # interleaved: drift on the machine hits all alike
                 progress(f"cycle {number + 1}/{cycles}, {name}, {events:,} events")
                 output = Path(scratch) / f"events.{name}"
                 audit_key = key if audited else None
-                taken[name].append(
-                    cycle(program, frame, events, json=json, output=output, audit_key=audit_key)
-                )
+                taken[name].append(cycle(program, frame, events, fmt=fmt, output=output, audit_key=audit_key))
     rows = summarise(taken, events, config, len(frame))
     for name in FORMATS:
         figures = {row.metric: row.value for row in rows if row.params["format"] == name}

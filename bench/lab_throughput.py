@@ -3,7 +3,8 @@
 Each mode receives the same burst of frames on the gateway's veth end: nothing attached, the empty XDP
 program, the extractor in native and in generic mode, and each user-space baseline capturing instead. The
 extractor legs run ``xhdr log --json FILE`` itself, the process users run (it compiles and attaches
-the extractor; its compiled consumer writes one JSON line per request to a file). Modes are measured round by
+the extractor; its compiled consumer writes one JSON line per request to a file); one more native leg runs
+``xhdr log --records FILE``, which writes the records themselves (docs/RECORDS.md). Modes are measured round by
 round, interleaved, so noise from other work on the machine hits all of them alike; the figures are medians
 over rounds.
 
@@ -43,6 +44,7 @@ from harness.core.config import ExtractorConfig
 from harness.core.cost import empty_program_fd
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.log.consumer import LogFormat
 from harness.verify.verifier import prog_info
 from netns.lab import Lab
 
@@ -278,9 +280,9 @@ def set_up(
     stack: contextlib.ExitStack,
 ) -> Leg:
     """Puts ``mode`` in place on the gateway's end, ready for ``count`` frames; ``stack`` takes it away."""
-    kind, _, xdp = mode.partition("-")
+    kind, xdp, output = _leg(mode)
     if kind == "extractor":
-        logger = stack.enter_context(running_logger(lab, XDP_MODES[xdp]))
+        logger = stack.enter_context(running_logger(lab, XDP_MODES[xdp], LogFormat(output)))
         return Leg(prog_fd=logger.prog_fd, logger=logger)
     if kind == "empty":
         attach_xdp(empty_fd, lab.gateway.ifname, XDP_MODES[xdp], lab.gateway.netns)
@@ -305,12 +307,16 @@ MODES = (
     "none",
     "empty-native",
     "extractor-native",
+    "extractor-native-records",
     "empty-generic",
     "extractor-generic",
     "c_tpacket_v3",
     "af_packet_httptools",
     "af_packet_python",
 )
+
+
+EXTRACTOR_MODES = tuple(mode for mode in MODES if mode.startswith("extractor-"))
 
 
 def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
@@ -356,15 +362,16 @@ def summarise(samples: dict[str, list[Sample]], count: int, rounds: int) -> list
             rows.append(
                 Row(method, "bpf_run_ns_per_packet", statistics.median(s.prog_ns for s in taken), "ns", p)
             )
-    for xdp in XDP_MODES:
-        p = params | {"mode": xdp}
+    for mode in EXTRACTOR_MODES:
+        _, xdp, output = _leg(mode)
+        p = params | {"mode": xdp, "output": output}
         hook = kernel[f"empty-{xdp}"] - kernel["none"]
-        program = kernel[f"extractor-{xdp}"] - kernel[f"empty-{xdp}"]
-        total = kernel[f"extractor-{xdp}"] - kernel["none"] + process[f"extractor-{xdp}"]
+        program = kernel[mode] - kernel[f"empty-{xdp}"]
+        total = kernel[mode] - kernel["none"] + process[mode]
         rows += [
             Row("extractor", "hook_cost_ns", hook, "ns", p),
             Row("extractor", "program_cost_ns", program, "ns", p),
-            Row("extractor", "logger_cost_ns", process[f"extractor-{xdp}"], "ns", p),
+            Row("extractor", "logger_cost_ns", process[mode], "ns", p),
             Row("extractor", "cpu_ns_per_logged_request", total, "ns", p),
         ]
     for baseline in BASELINES:
@@ -378,29 +385,25 @@ def summarise(samples: dict[str, list[Sample]], count: int, rounds: int) -> list
     c_total = next(
         r.value for r in rows if r.method == "c_tpacket_v3" and r.metric == "cpu_ns_per_logged_request"
     )
-    for xdp in XDP_MODES:
-        ours = next(
-            r.value
-            for r in rows
-            if r.method == "extractor" and r.metric == "cpu_ns_per_logged_request" and r.params["mode"] == xdp
-        )
+    for row in [r for r in rows if r.method == "extractor" and r.metric == "cpu_ns_per_logged_request"]:
         rows.append(
-            Row(
-                "extractor",
-                "ratio_to_c_baseline",
-                ours / c_total if c_total else 0.0,
-                "x",
-                params | {"mode": xdp},
-            )
+            Row("extractor", "ratio_to_c_baseline", row.value / c_total if c_total else 0.0, "x", row.params)
         )
     return rows
 
 
+def _leg(mode: str) -> tuple[str, str, str]:
+    """A mode's kind, XDP mode and, for the extractor, what xhdr log writes: ``extractor-native-records``."""
+    kind, _, rest = mode.partition("-")
+    xdp, _, output = rest.partition("-")
+    return kind, xdp, output or (LogFormat.JSON.value if kind == "extractor" else "")
+
+
 def _method(mode: str) -> tuple[str, dict[str, str]]:
-    kind, _, xdp = mode.partition("-")
+    kind, xdp, output = _leg(mode)
     if kind == "none":
         return "nothing_attached", {}
-    return (kind if kind != "empty" else "empty", {"mode": xdp} if xdp else {})
+    return kind, ({"mode": xdp} if xdp else {}) | ({"output": output} if output else {})
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from harness.core.counters import Counter, Counts
 from harness.core.native import libbpf, map_info
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
+from harness.log.consumer import LogFormat
+from harness.log.records import RecordCounter
 from harness.verify.verifier import BpfProgInfo, object_info
 from netns.lab import Lab
 
@@ -124,18 +126,18 @@ class LineCounter:
 class Finished:
     """What a logging run did, taken once every event was written (for xhdr log: before its exit)."""
 
-    lines: int  # in the output file
+    lines: int  # in the output file (records, for --records)
     events_lost: int  # the extractor's counter since the ``before`` reading (a capture: socket drops)
     cpu_ns: int  # of the logging process and its consumer since they started
 
 
 @dataclasses.dataclass(frozen=True)
 class Logger:
-    """A running ``xhdr log --json FILE`` attached to the gateway's end."""
+    """A running ``xhdr log --json FILE`` (or ``--records FILE``) attached to the gateway's end."""
 
     proc: subprocess.Popen[bytes]
     err_path: Path
-    output: LineCounter
+    output: LineCounter | RecordCounter
     prog_fd: int  # the program it attached, opened by id: its bpf_stats stay readable after it exits
     counters_fd: int
 
@@ -144,7 +146,7 @@ class Logger:
 
     def written(self, before: Counts, packets: int) -> bool:
         """True once the program has run on ``packets`` frames since ``before`` and the output holds a
-        line for every event it logged (both count from this xhdr log's start)."""
+        line (or record) for every event it logged (both count from this xhdr log's start)."""
         counts = self.counters()
         ran = counts[Counter.PACKETS] - before[Counter.PACKETS] >= packets
         return ran and self.output.count() >= counts[Counter.EVENTS]
@@ -165,22 +167,24 @@ class Logger:
 
 
 @contextlib.contextmanager
-def running_logger(lab: Lab, mode: XdpMode) -> Iterator[Logger]:
-    """``xhdr log`` on the gateway's end, yielded once its program is attached (so its consumer runs: it
-    attaches only then); killed if still running at the end, its output removed (hundreds of megabytes)."""
+def running_logger(lab: Lab, mode: XdpMode, fmt: LogFormat = LogFormat.JSON) -> Iterator[Logger]:
+    """``xhdr log --json FILE`` (``fmt`` RECORDS: ``--records FILE``) on the gateway's end, yielded once its
+    program is attached (so its consumer runs: it attaches only then); killed if still running at the end,
+    its output removed (hundreds of megabytes)."""
     assert lab.workdir is not None
     name = f"xhdr-log-{time.monotonic_ns()}"
-    output, err_path = lab.workdir / f"{name}.jsonl", lab.workdir / f"{name}.err"
+    output, err_path = lab.workdir / f"{name}.{fmt.value}", lab.workdir / f"{name}.err"
     gateway = lab.gateway
     argv = [str(XHDR), "log", "--iface", gateway.ifname, "--netns", gateway.netns, "--mode", mode.value]
-    argv += ["--json", str(output), "--stats-every", "0"]
+    argv += [f"--{fmt.value}", str(output), "--stats-every", "0"]
     with contextlib.ExitStack() as stack:
         with open(err_path, "wb") as err:
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
         stack.callback(output.unlink, missing_ok=True)
         stack.callback(_kill, proc)
         prog_fd, counters_fd = _attached(lab, mode, proc, err_path, stack)
-        yield Logger(proc, err_path, LineCounter(output), prog_fd, counters_fd)
+        counter = RecordCounter(output) if fmt is LogFormat.RECORDS else LineCounter(output)
+        yield Logger(proc, err_path, counter, prog_fd, counters_fd)
 
 
 def _attached(

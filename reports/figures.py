@@ -196,19 +196,25 @@ def logged_request_bars(files: Sequence[ResultFile]) -> list[tuple[str, dict[str
     the extractor's parts are hook, program and consumer, a capture's are delivery and its process."""
     rows = suite_rows(files, "lab_throughput")
     bars: list[tuple[str, dict[str, float], float | None]] = []
-    for mode in ("native", "generic"):
-        parts = {
-            r.metric: r.value
-            for r in rows
-            if r.method == "extractor" and r.params.get("mode") == mode and r.metric in EXTRACTOR_PARTS
-        }
-        total = _value(rows, "extractor", "cpu_ns_per_logged_request", mode=mode)
-        if parts:
-            bars.append((f"extractor, {mode} XDP", parts, total))
+    ours = [
+        r
+        for r in rows
+        if r.method == "extractor" and r.metric in (*EXTRACTOR_PARTS, "cpu_ns_per_logged_request")
+    ]
+    for mode, output in dict.fromkeys(lab_leg(r) for r in ours):
+        leg = {r.metric: r.value for r in ours if lab_leg(r) == (mode, output)}
+        total = leg.pop("cpu_ns_per_logged_request", None)
+        written = "" if output == "json" else f", xhdr log --{output}"
+        bars.append((f"extractor, {mode} XDP{written}", leg, total))
     for baseline in dict.fromkeys(r.method for r in rows if r.metric == "kernel_delivery_cost_ns"):
         parts = {part: _value(rows, baseline, part) or 0.0 for part in CAPTURE_PARTS}
         bars.append((method_label(baseline), parts, _value(rows, baseline, "cpu_ns_per_logged_request")))
     return bars
+
+
+def lab_leg(row: Row) -> tuple[str, str]:
+    """An extractor row's XDP mode and what its xhdr log wrote (JSON lines where older results do not say)."""
+    return row.params.get("mode", ""), row.params.get("output", "json")
 
 
 def cpu_per_logged_request(files: Sequence[ResultFile], out: Path) -> Plot | None:

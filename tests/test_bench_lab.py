@@ -27,14 +27,14 @@ def test_every_frame_is_received_and_either_handled_or_counted_lost(lab: Lab) ->
     config, key = ExtractorConfig(), os.urandom(16)
     with empty_program_fd() as empty_fd, bpf_stats():
         path = trafgen_config(lab, lab_frame())
-        for mode in ("none", "extractor-native", "c_tpacket_v3"):
+        for mode in ("none", "extractor-native", "extractor-native-records", "c_tpacket_v3"):
             sample = measure(lab, path, mode, FRAMES, empty_fd, config, key)
             assert sample.received == FRAMES, mode
             assert sample.kernel_ns > 0 and sample.pps > 0, mode
             if mode != "none":
                 assert sample.handled > 0 and sample.handled + sample.lost == FRAMES, mode
                 assert sample.process_ns > 0, mode
-            if mode == "extractor-native":
+            if mode.startswith("extractor-"):
                 assert sample.prog_ns > 0, "bpf_stats should time the attached program"
 
 

@@ -133,6 +133,26 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
         ["log", "--iface", "lo", "--text", "{tmp}"],
         ["--text {tmp} is a directory", "give the name of a file"],
     ),
+    "log-records-into-a-directory": (
+        True,
+        ["log", "--iface", "lo", "--records", "{tmp}"],
+        ["--records {tmp} is a directory", "give the name of a file"],
+    ),
+    "decode-of-a-json-log": (
+        False,
+        ["decode", "{corrupt}"],
+        ["{corrupt} is not a records file; pass a file that xhdr log --records wrote"],
+    ),
+    "decode-missing": (
+        False,
+        ["decode", "{tmp}/none.records"],
+        ["cannot read {tmp}/none.records: No such file or directory; check the path"],
+    ),
+    "decode-text-into-a-directory": (
+        False,
+        ["decode", "{corrupt}", "--text", "{tmp}"],
+        ["--text {tmp} is a directory", "give the name of a file"],
+    ),
     "log-config-port-true": (
         True,
         ["log", "--iface", "lo", "--config", "{port_true}"],

@@ -116,10 +116,10 @@ def test_interface_with_xdp_is_refused_left_alone_and_the_hint_detaches_it(
 
 @contextmanager
 def running_log(
-    lab: Lab, tmp_path: Path, mode: XdpMode, *options: str, json_to: str = "-"
+    lab: Lab, tmp_path: Path, mode: XdpMode, *options: str, written: tuple[str, str] = ("--json", "-")
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
-    """``xhdr log --json JSON_TO`` on the lab's gateway end, stdout and stderr in files; killed if a test
-    leaves it running."""
+    """``xhdr log --json -`` (or the ``written`` output option) on the lab's gateway end, stdout and stderr in
+    files; killed if a test leaves it running."""
     out, err = tmp_path / "log.out", tmp_path / "log.err"
     gateway = lab.gateway
     argv = xhdr(
@@ -130,8 +130,7 @@ def running_log(
         gateway.netns,
         "--mode",
         mode.value,
-        "--json",
-        json_to,
+        *written,
         *options,
     )
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
@@ -250,7 +249,11 @@ def test_output_file_duration_and_counter_lines(lab: Lab, tmp_path: Path) -> Non
     """Events go to the --json file, a counter line comes every --stats-every, and --duration ends the run."""
     output = tmp_path / "events.jsonl"
     options = ("--duration", "4", "--stats-every", "0.5")
-    with running_log(lab, tmp_path, XdpMode.NATIVE, *options, json_to=str(output)) as (proc, out, err):
+    with running_log(lab, tmp_path, XdpMode.NATIVE, *options, written=("--json", str(output))) as (
+        proc,
+        out,
+        err,
+    ):
         wait_attached(lab, proc, err, XdpMode.NATIVE)
         send_requests(lab, ["a.example"])
         wait_until(output.exists, EVENT_DEADLINE_S, "the output file")
@@ -277,7 +280,9 @@ def test_an_audited_log_is_sealed_and_verifies(lab: Lab, tmp_path: Path) -> None
     """``xhdr log --json FILE --audit``: each line sealed, the end record written at the stop, the chain intact."""
     key, output = tmp_path / "audit.key", tmp_path / "audited.jsonl"
     new_key(key)
-    with running_log(lab, tmp_path, XdpMode.GENERIC, "--audit", str(key), json_to=str(output)) as (
+    with running_log(
+        lab, tmp_path, XdpMode.GENERIC, "--audit", str(key), written=("--json", str(output))
+    ) as (
         proc,
         _,
         err,
@@ -292,3 +297,23 @@ def test_an_audited_log_is_sealed_and_verifies(lab: Lab, tmp_path: Path) -> None
     lines = output.read_bytes().splitlines(keepends=True)
     assert verify(lines, read_key(key)) == AuditSummary(lines=3, events=2, runs=1)
     assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3]
+
+
+def test_records_then_decode_give_the_json_lines(lab: Lab, tmp_path: Path) -> None:
+    """``xhdr log --records FILE`` writes the records; ``xhdr decode FILE --json -`` makes their JSON lines."""
+    records = tmp_path / "events.records"
+    hosts = ["a.example", "b.example"]
+    with running_log(lab, tmp_path, XdpMode.NATIVE, "--count", "2", written=("--records", str(records))) as (
+        proc,
+        out,
+        err,
+    ):
+        wait_attached(lab, proc, err, XdpMode.NATIVE)
+        send_requests(lab, hosts)
+        assert proc.wait(timeout=EXIT_DEADLINE_S) == 0, err.read_text()
+    assert out.read_bytes() == b""
+    done = run_xhdr("decode", str(records), "--json", "-")
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(event["headers"]["Host"]["value"] for event in events) == hosts
+    assert done.stderr == f"xhdr decode: 2 events from {records}\n"

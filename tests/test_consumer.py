@@ -40,8 +40,9 @@ from harness.core.program import Program
 from harness.core.testrun import test_run
 from harness.core.wait import wait_until
 from harness.log.audit import AuditError, AuditSummary, new_key, read_key, verify
-from harness.log.consumer import build_consumer, compile_command, consumer_argv
+from harness.log.consumer import LogFormat, build_consumer, compile_command, consumer_argv
 from harness.log.format import event_json, event_line
+from harness.log.records import RecordCounter, RecordsError, read_events
 from harness.oracle.corpus import load_corpus
 from harness.oracle.frames import FrameSpec, build
 from harness.oracle.reference import TARGET_BYTES, FlowTracker, extract
@@ -84,7 +85,7 @@ def ring_fd(program: Program) -> int:
 def start(
     program: Program,
     *,
-    json: bool,
+    fmt: LogFormat,
     count: int | None = None,
     output: Path | None = None,
     audit_key: Path | None = None,
@@ -92,7 +93,7 @@ def start(
 ) -> subprocess.Popen[bytes]:
     """Starts the consumer on the program's ring buffer and returns once it says ``ready``."""
     fd = ring_fd(program)
-    argv = consumer_argv(program.config, fd, json=json, count=count, output=output, audit_key=audit_key)
+    argv = consumer_argv(program.config, fd, fmt=fmt, count=count, output=output, audit_key=audit_key)
     proc = subprocess.Popen(argv, pass_fds=(fd,), stdout=stdout, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     said = proc.stderr.readline()
@@ -162,7 +163,7 @@ def corpus_run() -> tuple[list[bytes], list[HeaderEvent]]:
 def test_corpus_lines_equal_the_python_renderings(program: Program, as_json: bool, signum: int) -> None:
     frames, expected = corpus_run()
     assert len(expected) > 50, "the corpus should log many events"
-    proc = start(program, json=as_json)
+    proc = start(program, fmt=LogFormat.JSON if as_json else LogFormat.TEXT)
     feed(program, frames, len(expected))
     # Events reach the ring before test_run returns, so the drain after the stop signal finds them all.
     out = stop(proc, len(expected), signum)
@@ -257,10 +258,10 @@ def addressed(spec: FrameSpec, saddr: bytes, daddr: bytes) -> bytes:
 @given(frame=syn_frames())
 def test_arbitrary_requests_render_as_python_does(program: Program, frame: bytes) -> None:
     expected = list(extract(frame, CONFIG, KEY).events)
-    proc = start(program, json=True)
+    proc = start(program, fmt=LogFormat.JSON)
     feed(program, [frame], len(expected))
     assert_json_lines(stop(proc, len(expected)), expected)
-    proc = start(program, json=False)
+    proc = start(program, fmt=LogFormat.TEXT)
     feed(program, [frame], len(expected))
     assert_text_lines(stop(proc, len(expected)), expected)
 
@@ -327,7 +328,7 @@ def test_every_byte_and_address_form_renders_as_python_does(program: Program, as
     assert shown == set(range(256)) - {0x0A}, "the frames must put every byte but LF in a line"
     addresses = {event.saddr for event in expected} | {event.daddr for event in expected}
     assert {str(ipaddress.IPv6Address(text)) for text in IPV6_FORMS} <= addresses
-    proc = start(program, json=as_json)
+    proc = start(program, fmt=LogFormat.JSON if as_json else LogFormat.TEXT)
     feed(program, frames, len(expected))
     out = stop(proc, len(expected))
     if as_json:
@@ -356,7 +357,7 @@ def test_count_exits_after_exactly_that_many_events(program: Program, tmp_path: 
     batch, batches, extra = 250, 4, 70
     count = batch * batches
     output = tmp_path / "events.txt"
-    proc = start(program, json=False, count=count, output=output)
+    proc = start(program, fmt=LogFormat.TEXT, count=count, output=output)
     for index in range(batches):
         before = program.counters()
         test_run(program.fd, frame, batch + (extra if index == batches - 1 else 0))
@@ -369,7 +370,7 @@ def test_count_exits_after_exactly_that_many_events(program: Program, tmp_path: 
     assert err.decode() == f"consumer events={count}\n"
     assert output.read_text("utf-8") == f"{event_line(event)}\n" * count
     # What it did not take stays in the ring for the next reader.
-    rest = start(program, json=False)
+    rest = start(program, fmt=LogFormat.TEXT)
     assert stop(rest, extra) == f"{event_line(event)}\n" * extra
 
 
@@ -380,7 +381,7 @@ def test_output_file_is_created_then_appended_to(program: Program, tmp_path: Pat
     output.parent.mkdir()
     written: list[HeaderEvent] = []
     for events in (2, 3):
-        proc = start(program, json=True, output=output)
+        proc = start(program, fmt=LogFormat.JSON, output=output)
         feed(program, [frame] * events, events)
         assert stop(proc, events) == "", "with --output nothing goes to stdout"
         written += [event] * events
@@ -393,7 +394,7 @@ def test_output_file_is_created_then_appended_to(program: Program, tmp_path: Pat
 @pytest.mark.kernel
 def test_a_reader_that_leaves_ends_the_consumer_quietly(program: Program) -> None:
     frame, _ = simple_frame(41002)
-    proc = start(program, json=False)
+    proc = start(program, fmt=LogFormat.TEXT)
     assert proc.stdout is not None
     proc.stdout.close()
     feed(program, [frame], 1)
@@ -412,7 +413,7 @@ def audited_log(program: Program, tmp_path: Path, runs: tuple[int, ...]) -> tupl
     new_key(key)
     frame, _ = simple_frame(41003)
     for events in runs:
-        proc = start(program, json=True, output=log, audit_key=key)
+        proc = start(program, fmt=LogFormat.JSON, output=log, audit_key=key)
         feed(program, [frame] * events, events)
         stop(proc, events)
     return key, log, log.read_bytes().splitlines(keepends=True)
@@ -483,13 +484,94 @@ def test_a_key_is_made_private_and_never_overwritten(tmp_path: Path) -> None:
         read_key(short)
 
 
+# --- records files (xhdr log --records, xhdr decode) ----------------------------------------------------
+
+
+def write_records(
+    program: Program, path: Path, frames: Sequence[bytes], events: int, config: ExtractorConfig
+) -> None:
+    """One consumer run appending the records of ``frames`` to ``path``, its section header naming ``config``'s
+    rules (the records are the program's, whatever the header says)."""
+    fd = ring_fd(program)
+    argv = consumer_argv(config, fd, fmt=LogFormat.RECORDS, output=path)
+    proc = subprocess.Popen(argv, pass_fds=(fd,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    assert proc.stderr.readline() == b"ready\n"
+    feed(program, frames, events)
+    assert stop(proc, events) == ""
+
+
+def decode(path: Path, *options: str) -> subprocess.CompletedProcess[bytes]:
+    """``xhdr decode PATH OPTIONS``, as a user runs it."""
+    xhdr = Path(sys.executable).parent / "xhdr"
+    return subprocess.run(
+        [str(xhdr), "decode", str(path), *options], capture_output=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_records_decode_to_the_lines_written_directly(
+    program: Program, tmp_path: Path, as_json: bool
+) -> None:
+    """The corpus through --records, then ``xhdr decode``: each line equals the Python rendering, as the lines
+    the consumer writes from the ring do; the Python reader gives the same events."""
+    frames, expected = corpus_run()
+    records = tmp_path / "events.records"
+    write_records(program, records, frames, len(expected), CONFIG)
+    done = decode(records, "--json" if as_json else "--text", "-")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.decode() == f"xhdr decode: {len(expected)} events from {records}\n"
+    (assert_json_lines if as_json else assert_text_lines)(done.stdout.decode(), expected)
+    read = list(read_events(records))
+    stamped = [
+        dataclasses.replace(e, timestamp_ns=r.timestamp_ns, ifindex=r.ifindex) for e, r in zip(expected, read)
+    ]
+    assert read == stamped
+    assert RecordCounter(records).count() == len(expected)
+
+
+@pytest.mark.kernel
+def test_each_run_appends_a_section_read_with_its_own_rules(program: Program, tmp_path: Path) -> None:
+    """A second run with other header rules appends a section of its own; each record is named by its section."""
+    renamed = CONFIG.with_changes(
+        headers=tuple(HeaderRule(f"X-Slot-{index}", rule.mode) for index, rule in enumerate(CONFIG.headers))
+    )
+    records = tmp_path / "events.records"
+    write_records(program, records, [simple_frame(41000)[0]], 1, CONFIG)
+    write_records(program, records, [simple_frame(41001)[0], simple_frame(41002)[0]], 2, renamed)
+    done = decode(records, "--json", "-")
+    assert done.returncode == 0, done.stderr
+    first, *rest = [json.loads(line) for line in done.stdout.splitlines()]
+    assert list(first["headers"]) == ["Host", "Cookie"]
+    assert [list(event["headers"]) for event in rest] == [["X-Slot-0", "X-Slot-6"]] * 2
+    assert [event["sport"] for event in (first, *rest)] == [41000, 41001, 41002]
+
+
+@pytest.mark.kernel
+def test_a_cut_records_file_decodes_its_whole_records_then_says_where(
+    program: Program, tmp_path: Path
+) -> None:
+    records = tmp_path / "events.records"
+    write_records(program, records, [simple_frame(41000 + n)[0] for n in range(3)], 3, CONFIG)
+    whole = records.read_bytes()
+    records.write_bytes(whole[:-12])
+    done = decode(records, "--text", "-")
+    assert done.returncode == 1
+    assert len(done.stdout.splitlines()) == 2
+    [line] = done.stderr.decode().splitlines()
+    assert line.startswith("xhdr decode: error: ") and "ends inside a record at byte" in line, line
+    with pytest.raises(RecordsError, match="cut short"):
+        list(read_events(records))
+
+
 # --- errors and the build --------------------------------------------------------------------------------
 
 
 @pytest.mark.kernel
 def test_a_wrong_ring_size_is_one_line_naming_the_right_one(program: Program) -> None:
     fd = ring_fd(program)
-    argv = consumer_argv(CONFIG.with_changes(ringbuf_pages=64), fd, json=True)
+    argv = consumer_argv(CONFIG.with_changes(ringbuf_pages=64), fd, fmt=LogFormat.JSON)
     done = subprocess.run(argv, pass_fds=(fd,), capture_output=True, timeout=EXIT_TIMEOUT, check=False)
     assert done.returncode == 1
     assert done.stdout == b""
@@ -502,7 +584,7 @@ def test_a_wrong_ring_size_is_one_line_naming_the_right_one(program: Program) ->
 def test_a_descriptor_that_is_not_a_ring_buffer_is_refused() -> None:
     read_end, write_end = os.pipe()
     try:
-        argv = consumer_argv(CONFIG, read_end, json=False)
+        argv = consumer_argv(CONFIG, read_end, fmt=LogFormat.TEXT)
         done = subprocess.run(
             argv, pass_fds=(read_end,), capture_output=True, timeout=EXIT_TIMEOUT, check=False
         )

@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import ctypes
 import random
+import signal
 import string
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter
-from harness.core.driver import TestRunDriver, feed_flows, feed_opened
+from harness.core.driver import TestRunDriver, feed_flows, feed_opened, with_openings
 from harness.core.event import SLOTS, event_struct
 from harness.core.native import libbpf
 from harness.core.program import Program
+from harness.core.testrun import test_run
 from harness.kernels.guest import bcc_maps
+from harness.log.consumer import LogFormat, consumer_argv
+from harness.log.records import RecordCounter
 from harness.oracle.corpus import flow_expectations
 from harness.oracle.differences import event_differences
 from harness.oracle.frames import FrameSpec, build, split
@@ -190,3 +196,22 @@ def test_segment_starting_in_a_cookie_leaves_nothing_in_the_next_record(keyed_pr
     method = last[struct_type.method.offset : struct_type.method.offset + struct_type.method.size]
     assert method == b"GET".ljust(16, b"\0")
     assert not leaks(last, [b"s3cr3tT0kenValue42"])
+
+
+def test_a_records_file_holds_no_secret_byte(keyed_program: Program, tmp_path: Path) -> None:
+    """``xhdr log --records`` keeps the ring's records on disk: the file, headers and padding included, holds
+    no run of a secret either."""
+    rng, secrets = random.Random(7), []
+    frames = [frame for flow in flows(rng, secrets) for frame in with_openings([flow])[0]]
+    records, fd = tmp_path / "events.records", keyed_program.bpf[b"events"].map_fd
+    argv = consumer_argv(CONFIG, fd, fmt=LogFormat.RECORDS, output=records)
+    consumer = subprocess.Popen(argv, pass_fds=(fd,), stderr=subprocess.PIPE)
+    assert consumer.stderr is not None and consumer.stderr.readline() == b"ready\n"
+    before = keyed_program.counters()[Counter.EVENTS]
+    for frame in frames:
+        test_run(keyed_program.fd, frame)
+    consumer.send_signal(signal.SIGTERM)
+    assert consumer.wait(timeout=10) == 0
+    logged = keyed_program.counters()[Counter.EVENTS] - before
+    assert logged > 150 and RecordCounter(records).count() == logged
+    assert not leaks(records.read_bytes(), secrets)

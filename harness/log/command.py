@@ -35,7 +35,7 @@ from harness.core.errors import CommandError
 from harness.core.program import Program
 from harness.core.xdp import AttachError, XdpMode, attached_mode
 from harness.log.audit import AuditError, read_key
-from harness.log.consumer import consumer_argv
+from harness.log.consumer import LogFormat, consumer_argv
 
 # How often the control loop looks at the consumer and the stop request: a stop takes effect within this.
 TICK_S = 0.1
@@ -63,6 +63,13 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     written.add_argument(
         "--text", type=Path, metavar="FILE", help="append the events as text lines to FILE (default: stdout)"
     )
+    written.add_argument(
+        "--records",
+        type=Path,
+        metavar="FILE",
+        help="append the extractor's records themselves to FILE, the cheapest output for machines; "
+        "`xhdr decode FILE` makes the lines later (docs/RECORDS.md)",
+    )
     parser.add_argument(
         "--audit",
         type=Path,
@@ -83,9 +90,17 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 
 def log_file(args: argparse.Namespace) -> Path | None:
-    """The file the events are appended to (``--json FILE`` or ``--text FILE``); None for stdout."""
-    target = args.json if args.json is not None else args.text
+    """The file the events are appended to (``--json FILE``, ``--text FILE`` or ``--records FILE``); None for
+    stdout."""
+    target = next((t for t in (args.json, args.text, getattr(args, "records", None)) if t is not None), None)
     return None if target is None or str(target) == options.STDOUT else target
+
+
+def log_format(args: argparse.Namespace) -> LogFormat:
+    """What each event becomes: ``--json``, ``--records``, or text lines by default."""
+    if args.json is not None:
+        return LogFormat.JSON
+    return LogFormat.RECORDS if getattr(args, "records", None) is not None else LogFormat.TEXT
 
 
 def _positive_int(text: str) -> int:
@@ -114,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
     check_interface(args.iface, args.netns)
     if args.text is not None:
         options.output_file(args.text, "--text")
+    if args.records is not None:
+        options.output_file(args.records, "--records")
     if args.audit is not None:
         if not args.json:
             raise CommandError("--audit seals JSON lines; add --json FILE")
@@ -127,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         argv = consumer_argv(
             config,
             ring_fd,
-            json=args.json is not None,
+            fmt=log_format(args),
             count=args.count,
             output=log_file(args),
             audit_key=args.audit,
@@ -201,7 +218,7 @@ def running_consumer(argv: list[str], ring_fd: int) -> Iterator[subprocess.Popen
             consumer.kill()
             errors = consumer.communicate()[1]
     if consumer.returncode != 0:
-        raise CommandError(f"the event consumer failed: {_last_line(errors, consumer.returncode)}")
+        raise CommandError(f"the event consumer failed: {last_stderr_line(errors, consumer.returncode)}")
 
 
 def await_ready(consumer: subprocess.Popen[bytes]) -> None:
@@ -215,11 +232,12 @@ def await_ready(consumer: subprocess.Popen[bytes]) -> None:
             raise CommandError(f"the event consumer did not start within {CONSUMER_READY_S:.0f} s")
         chunk = os.read(consumer.stderr.fileno(), 4096)
         if not chunk:
-            raise CommandError(f"the event consumer did not start: {_last_line(said, consumer.wait())}")
+            raise CommandError(f"the event consumer did not start: {last_stderr_line(said, consumer.wait())}")
         said += chunk
 
 
-def _last_line(stderr: bytes, status: int) -> str:
+def last_stderr_line(stderr: bytes, status: int) -> str:
+    """The consumer's one-line error without its prefix, or its exit status when it said nothing."""
     lines = stderr.decode(errors="replace").strip().splitlines()
     return lines[-1].removeprefix("xhdr log: ") if lines else f"exit status {status}"
 

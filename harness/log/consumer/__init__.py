@@ -10,6 +10,7 @@ The binary is built at set-up, or on first use, and cached (harness/core/cbuild.
 
 from __future__ import annotations
 
+import enum
 from pathlib import Path
 
 from harness.core.cbuild import built, gcc_command
@@ -22,6 +23,14 @@ CFLAGS = ("-O2", "-std=c11", "-Wall", "-Wextra")
 LIBRARIES = ("-lcrypto",)
 # The ring buffer is ringbuf_pages pages of 4 KiB (BPF_RINGBUF_OUTPUT in bpf/xhdr.c).
 RING_PAGE_BYTES = 4096
+
+
+class LogFormat(enum.StrEnum):
+    """What the consumer writes per event: a JSON line, a text line, or the record itself (docs/RECORDS.md)."""
+
+    JSON = "json"
+    TEXT = "text"
+    RECORDS = "records"
 
 
 def compile_command(output: Path, extra_flags: tuple[str, ...] = ()) -> list[str]:
@@ -41,7 +50,7 @@ def consumer_argv(
     config: ExtractorConfig,
     ring_fd: int,
     *,
-    json: bool,
+    fmt: LogFormat,
     count: int | None = None,
     output: Path | None = None,
     audit_key: Path | None = None,
@@ -58,17 +67,30 @@ def consumer_argv(
         str(config.ringbuf_pages * RING_PAGE_BYTES),
         "--max-target-len",
         str(config.max_target_len),
-        "--format",
-        "json" if json else "text",
     ]
+    argv += _common_options(fmt, count, output, audit_key)
+    for rule in config.headers:
+        argv += ["--header", f"{rule.name}:{rule.mode.name.lower()}"]
+    return argv
+
+
+def decoder_argv(
+    records: Path, *, fmt: LogFormat, output: Path | None = None, audit_key: Path | None = None
+) -> list[str]:
+    """The consumer's command line that renders a records file as the lines ``xhdr log`` would have written."""
+    return [str(build_consumer()), "--input", str(records), *_common_options(fmt, None, output, audit_key)]
+
+
+def _common_options(
+    fmt: LogFormat, count: int | None, output: Path | None, audit_key: Path | None
+) -> list[str]:
+    argv = ["--format", fmt.value]
     if count is not None:
         argv += ["--count", str(count)]
     if output is not None:
         argv += ["--output", str(output)]
     if audit_key is not None:
         argv += ["--audit", str(audit_key)]
-    for rule in config.headers:
-        argv += ["--header", f"{rule.name}:{rule.mode.name.lower()}"]
     return argv
 
 

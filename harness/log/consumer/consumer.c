@@ -12,6 +12,10 @@
  *
  * The ring buffer is read as libbpf reads it: the consumer page mapped writable, the producer
  * page and the data area (mapped twice in a row, so a record that wraps is contiguous) read-only.
+ *
+ * --format records writes the records themselves (docs/RECORDS.md): a line costs several times the
+ * record it is made of, so a machine that reads the log can have the records and make lines later,
+ * with --input, which reads such a file instead of the ring buffer.
  */
 #define _GNU_SOURCE
 #include <linux/bpf.h>
@@ -32,6 +36,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "xhdr_event.h"
@@ -50,7 +55,7 @@
 #define HIGHS		0x8080808080808080ULL
 #define SLOT_FLAGS	4
 
-enum format { FORMAT_JSON, FORMAT_TEXT };
+enum format { FORMAT_JSON, FORMAT_TEXT, FORMAT_RECORDS };
 
 /* One byte as it appears in a line: up to 6 output bytes, padded so a copy is one 8-byte store. */
 struct esc {
@@ -67,6 +72,7 @@ struct rule {
 
 struct settings {
 	int ring_fd;
+	const char *input;		/* --input: a records file to render instead of the ring buffer */
 	size_t ring_bytes;
 	size_t max_target_len;
 	enum format format;
@@ -76,6 +82,17 @@ struct settings {
 	struct rule rules[XHDR_SLOTS];
 	int nrules;
 };
+
+/*
+ * A records file (docs/RECORDS.md) is a section per run: this magic line, "max-target-len N", a
+ * "header NAME:MODE" line per slot and an empty line, zero-padded to 8 bytes; then each record as a
+ * 4-byte little-endian length, 4 zero bytes and the record, zero-padded to 8 bytes. Every record
+ * thus starts 8-byte aligned in a mapped file, and a length (below 2^24) never reads as the magic.
+ */
+#define RECORDS_MAGIC	"XHDR-RECORDS 1\n"
+#define RECORDS_HEADER_MAX	(64 + XHDR_SLOTS * (XHDR_NAME_MAX + 32))
+#define RECORD_PREFIX	8
+#define RECORD_MAX	(1U << 24)
 
 /* The audit chain: each line's MAC covers the MAC of the line before it and the line itself. */
 #define AUDIT_KEY_MIN	16
@@ -767,23 +784,70 @@ static void audit_close(void)
 	flush_out();
 }
 
+/* Room for `need` more bytes of output: flushed first when short, grown (never cut) when still short. */
+static char *out_room(size_t need)
+{
+	if (out.cap - out.len < need)
+		flush_out();
+	if (out.cap < need) {
+		/* Only a record far beyond any configured limit gets here. */
+		out.buf = realloc(out.buf, need);
+		if (!out.buf)
+			fail("out of memory for a %zu-byte line; raise the memory limit", need);
+		out.cap = need;
+	}
+	return out.buf + out.len;
+}
+
+/* The header of a section of a records file: what --input needs to make the lines xhdr log would. */
+static void put_records_header(const struct settings *s)
+{
+	char *start = out_room(RECORDS_HEADER_MAX), *p = start;
+	int i;
+
+	p = PUT_LIT(p, RECORDS_MAGIC "max-target-len ");
+	p = put_u64(p, s->max_target_len);
+	*p++ = '\n';
+	for (i = 0; i < s->nrules; i++) {
+		p = PUT_LIT(p, "header ");
+		p = put_str(p, s->rules[i].name);
+		*p++ = ':';
+		p = put_str(p, mode_names[s->rules[i].mode]);
+		*p++ = '\n';
+	}
+	*p++ = '\n';
+	while ((p - start) % RECORD_PREFIX)
+		*p++ = 0;
+	out.len += p - start;
+	flush_out();
+}
+
+/* A record as the ring held it, behind its length and padded (RECORDS_MAGIC). */
+static void put_record(const __u8 *record, size_t size)
+{
+	size_t padded = (size + 7) & ~7UL;
+	char *p = out_room(RECORD_PREFIX + padded);
+	__u32 len = size;
+
+	memcpy(p, &len, sizeof(len));
+	memset(p + sizeof(len), 0, RECORD_PREFIX - sizeof(len));
+	memcpy(p + RECORD_PREFIX, record, size);
+	memset(p + RECORD_PREFIX + size, 0, padded - size);
+	out.len += RECORD_PREFIX + padded;
+	out.pending++;
+}
+
 static void render(const __u8 *record, size_t size, const struct settings *s)
 {
 	struct view v;
-	size_t bound;
 	char *end;
 
-	view_of(&v, record, size, s);
-	bound = line_bound(&v, s);
-	if (out.cap - out.len < bound)
-		flush_out();
-	if (out.cap < bound) {
-		/* Only a record far beyond any configured limit gets here: grow, never cut. */
-		out.buf = realloc(out.buf, bound);
-		if (!out.buf)
-			fail("out of memory for a %zu-byte line; raise the memory limit", bound);
-		out.cap = bound;
+	if (s->format == FORMAT_RECORDS) {
+		put_record(record, size);
+		return;
 	}
+	view_of(&v, record, size, s);
+	out_room(line_bound(&v, s));
 	if (s->format == FORMAT_JSON)
 		end = json_line(out.buf + out.len, &v, s);
 	else
@@ -923,6 +987,8 @@ static void run(const struct settings *s, const sigset_t *wait_mask)
 	check_ring(s);
 	map_ring(&r, s);
 	open_output(s);
+	if (s->format == FORMAT_RECORDS)
+		put_records_header(s);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, s->ring_fd, &ev))
 		fail("cannot wait on the ring buffer: %s; check the kernel's BPF support",
@@ -941,35 +1007,7 @@ static void run(const struct settings *s, const sigset_t *wait_mask)
 	}
 }
 
-/* --- Command line ----------------------------------------------------------------------------- */
-
-static void __attribute__((noreturn)) usage(const char *problem)
-{
-	fprintf(stderr,
-		"xhdr log: consumer: %s; usage: consumer --ring-fd FD --ring-bytes N "
-		"--max-target-len T --format json|text [--count N] [--output FILE] "
-		"[--header NAME:MODE]... [--audit KEYFILE]\n",
-		problem);
-	exit(1);
-}
-
-static unsigned long long number(const char *opt, const char *text, unsigned long long low,
-				 unsigned long long high)
-{
-	unsigned long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno || end == text || *end || *text == '-' || v < low || v > high) {
-		fprintf(stderr,
-			"xhdr log: consumer: %s %s is not a number from %llu to %llu; "
-			"fix the option\n",
-			opt, text, low, high);
-		exit(1);
-	}
-	return v;
-}
+/* --- Header rules ---------------------------------------------------------------------------- */
 
 static int is_tchar(int c)
 {
@@ -997,7 +1035,8 @@ static void make_prefix(struct rule *r, enum format format)
 	r->prefix_len = p - r->prefix;
 }
 
-static void add_rule(struct settings *s, const char *arg)
+/* Adds the rule NAME:MODE (a --header, or a header line of a records file); NULL, or what is wrong. */
+static const char *add_rule(struct settings *s, const char *arg)
 {
 	const char *colon = strrchr(arg, ':');
 	struct rule *r = &s->rules[s->nrules];
@@ -1005,24 +1044,145 @@ static void add_rule(struct settings *s, const char *arg)
 	int m, j;
 
 	if (s->nrules == XHDR_SLOTS)
-		usage("more than 8 --header rules; the event has 8 slots");
+		return "more than 8 header rules; the event has 8 slots";
 	if (!colon || !len || len > XHDR_NAME_MAX)
-		usage("--header needs NAME:MODE with a name of 1 to 32 characters");
+		return "a header rule needs NAME:MODE with a name of 1 to 32 characters";
 	for (i = 0; i < len; i++)
 		if (!is_tchar((unsigned char)arg[i]))
-			usage("--header name has a character that is not a token character");
+			return "a header name has a character that is not a token character";
 	memcpy(r->name, arg, len);
 	r->name[len] = 0;
 	for (j = 0; j < s->nrules; j++)
 		if (!strcasecmp(s->rules[j].name, r->name))
-			usage("--header lists a name twice; give one rule per header");
+			return "a header name is listed twice; give one rule per header";
 	r->mode = XHDR_MODE_NONE;
 	for (m = XHDR_MODE_VALUE; m <= XHDR_MODE_PRESENCE; m++)
 		if (!strcmp(colon + 1, mode_names[m]))
 			r->mode = m;
 	if (r->mode == XHDR_MODE_NONE)
-		usage("--header MODE must be value, hash, auth or presence");
+		return "a header MODE must be value, hash, auth or presence";
 	s->nrules++;
+	return NULL;
+}
+
+/* --- Records files (--input) ------------------------------------------------------------------ */
+
+/* What is wrong at byte `at` of the input; the lines before it are good, so they are written first. */
+static void __attribute__((noreturn)) bad_input(const struct settings *s, size_t at, const char *what)
+{
+	flush_out();
+	fail("%s: %s at byte %zu; pass a file that xhdr log --records wrote", s->input, what, at);
+}
+
+/* The section header at byte `at`: its rules and target limit replace the last ones. Returns its size. */
+static size_t read_records_header(struct settings *s, const char *file, size_t size, size_t at)
+{
+	char header[RECORDS_HEADER_MAX + 1], *line, *next, *end;
+	size_t room = size - at < RECORDS_HEADER_MAX ? size - at : RECORDS_HEADER_MAX;
+	const char *stop = memmem(file + at, room, "\n\n", 2);
+	unsigned long long target;
+	int i;
+
+	if (!stop)
+		bad_input(s, at, "a section header without its end");
+	memcpy(header, file + at, stop + 1 - (file + at));
+	header[stop + 1 - (file + at)] = 0;
+	line = header + strlen(RECORDS_MAGIC);
+	s->nrules = 0;
+	s->max_target_len = 0;
+	for (; *line; line = next + 1) {
+		next = strchr(line, '\n');
+		*next = 0;
+		if (!strncmp(line, "header ", 7)) {
+			if (add_rule(s, line + 7))
+				bad_input(s, at, "a section header with a bad header rule");
+		} else if (!strncmp(line, "max-target-len ", 15)) {
+			errno = 0;
+			target = strtoull(line + 15, &end, 10);
+			if (errno || *end || target < 1 || target > 65535)
+				bad_input(s, at, "a section header with a bad max-target-len");
+			s->max_target_len = target;
+		} else {
+			bad_input(s, at, "a section header with a line it does not know");
+		}
+	}
+	if (!s->max_target_len)
+		bad_input(s, at, "a section header without max-target-len");
+	for (i = 0; i < s->nrules; i++)
+		make_prefix(&s->rules[i], s->format);
+	return ((stop + 2 - (file + at)) + RECORD_PREFIX - 1) & ~(size_t)(RECORD_PREFIX - 1);
+}
+
+/* Renders every record of the --input file, section by section, as the ring's records are. */
+static void replay(struct settings *s)
+{
+	size_t magic = strlen(RECORDS_MAGIC), size, at = 0;
+	const char *file = NULL;
+	struct stat st;
+	__u32 len[2];
+	int fd;
+
+	fd = open(s->input, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st))
+		fail("cannot read --input %s: %s; check the path", s->input, strerror(errno));
+	size = st.st_size;
+	if (size >= magic)
+		file = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (file == MAP_FAILED)
+		fail("cannot map --input %s: %s; check the file", s->input, strerror(errno));
+	if (!file || memcmp(file, RECORDS_MAGIC, magic))
+		fail("%s is not an xhdr records file (it does not start with %.14s); "
+		     "pass a file that xhdr log --records wrote", s->input, RECORDS_MAGIC);
+	open_output(s);
+	ready_said = 1;	/* the events line at exit */
+	while (at < size && !count_reached(s)) {
+		if (size - at >= magic && !memcmp(file + at, RECORDS_MAGIC, magic)) {
+			at += read_records_header(s, file, size, at);
+			continue;
+		}
+		if (size - at < RECORD_PREFIX)
+			bad_input(s, at, "the file ends inside a record's length");
+		memcpy(len, file + at, sizeof(len));
+		if (len[0] < XHDR_EVENT_FIXED_BYTES || len[0] >= RECORD_MAX || len[1])
+			bad_input(s, at, "a record length that is not one");
+		if (size - at - RECORD_PREFIX < len[0])
+			bad_input(s, at, "the file ends inside a record");
+		render((const __u8 *)file + at + RECORD_PREFIX, len[0], s);
+		at += RECORD_PREFIX + ((len[0] + 7) & ~7UL);
+	}
+	flush_out();
+}
+
+/* --- Command line ----------------------------------------------------------------------------- */
+
+static void __attribute__((noreturn)) usage(const char *problem)
+{
+	fprintf(stderr,
+		"xhdr log: consumer: %s; usage: consumer --ring-fd FD --ring-bytes N "
+		"--max-target-len T --format json|text|records [--count N] [--output FILE] "
+		"[--header NAME:MODE]... [--audit KEYFILE]; or consumer --input FILE "
+		"--format json|text [--count N] [--output FILE] [--audit KEYFILE]\n",
+		problem);
+	exit(1);
+}
+
+static unsigned long long number(const char *opt, const char *text, unsigned long long low,
+				 unsigned long long high)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || end == text || *end || *text == '-' || v < low || v > high) {
+		fprintf(stderr,
+			"xhdr log: consumer: %s %s is not a number from %llu to %llu; "
+			"fix the option\n",
+			opt, text, low, high);
+		exit(1);
+	}
+	return v;
 }
 
 static void parse_args(struct settings *s, int argc, char **argv)
@@ -1036,8 +1196,10 @@ static void parse_args(struct settings *s, int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "header", required_argument, NULL, 'H' },
 		{ "audit", required_argument, NULL, 'a' },
+		{ "input", required_argument, NULL, 'i' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *problem_of_rule;
 	char problem[128];
 	int opt, have = 0;
 
@@ -1061,8 +1223,10 @@ static void parse_args(struct settings *s, int argc, char **argv)
 				s->format = FORMAT_JSON;
 			else if (!strcmp(optarg, "text"))
 				s->format = FORMAT_TEXT;
+			else if (!strcmp(optarg, "records"))
+				s->format = FORMAT_RECORDS;
 			else
-				usage("--format must be json or text");
+				usage("--format must be json, text or records");
 			have |= 4;
 			break;
 		case 'c':
@@ -1072,7 +1236,12 @@ static void parse_args(struct settings *s, int argc, char **argv)
 			s->output = optarg;
 			break;
 		case 'H':
-			add_rule(s, optarg);
+			problem_of_rule = add_rule(s, optarg);
+			if (problem_of_rule)
+				usage(problem_of_rule);
+			break;
+		case 'i':
+			s->input = optarg;
 			break;
 		case 'a':
 			s->audit_key = optarg;
@@ -1085,6 +1254,13 @@ static void parse_args(struct settings *s, int argc, char **argv)
 	}
 	if (optind < argc)
 		usage("unexpected argument");
+	if (s->input) {
+		if (have != 4 || s->ring_fd >= 0 || s->nrules)
+			usage("--input takes --format json or text, and the rest from the file");
+		if (s->format == FORMAT_RECORDS)
+			usage("--input makes lines: --format json or text");
+		return;
+	}
 	if (s->ring_fd < 0 || have != 7)
 		usage("--ring-fd, --ring-bytes, --max-target-len and --format are required");
 	if (s->ring_bytes & (s->ring_bytes - 1) || s->ring_bytes % sysconf(_SC_PAGESIZE))
@@ -1123,7 +1299,10 @@ int main(int argc, char **argv)
 		     OUT_BYTES);
 	if (s.audit_key)
 		audit_open(s.audit_key);
-	run(&s, &wait_mask);
+	if (s.input)
+		replay(&s);
+	else
+		run(&s, &wait_mask);
 	if (audit.ctx)
 		audit_close();
 	finish(0);

@@ -1,0 +1,60 @@
+"""``xhdr decode``: the lines ``xhdr log`` would have written, made from what ``xhdr log --records`` wrote.
+
+The compiled consumer renders them (``consumer --input``), with the same code that writes ``xhdr log``'s
+lines, so a decoded log equals a log written directly byte for byte (tests/test_records.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.cli import options
+from harness.core.errors import CommandError
+from harness.log.command import last_stderr_line, log_file, log_format
+from harness.log.consumer import decoder_argv
+from harness.log.records import MAGIC
+
+EVENTS_SAID = b"consumer events="
+
+
+def register(subcommands: argparse._SubParsersAction) -> None:
+    """Adds ``decode`` to the ``xhdr`` command line (found through the xhdr.commands entry point)."""
+    parser = subcommands.add_parser(
+        "decode",
+        help="make log lines from a records file of xhdr log --records",
+        description="Write the lines `xhdr log` would have written for the events of a records file "
+        "(`xhdr log --records FILE`), text by default, or JSON with --json.",
+    )
+    parser.add_argument(
+        "input", type=Path, metavar="FILE", help="a records file written by xhdr log --records"
+    )
+    written = parser.add_mutually_exclusive_group()
+    options.add_json(parser, "the events (one object a line, appended)", group=written)
+    written.add_argument(
+        "--text", type=Path, metavar="FILE", help="append the events as text lines to FILE (default: stdout)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    options.check(args)
+    if args.text is not None:
+        options.output_file(args.text, "--text")
+    try:
+        with args.input.open("rb") as records:
+            start = records.read(len(MAGIC))
+    except OSError as error:
+        raise CommandError(f"cannot read {args.input}: {error.strerror}; check the path") from None
+    if start != MAGIC:
+        raise CommandError(f"{args.input} is not a records file; pass a file that xhdr log --records wrote")
+    argv = decoder_argv(args.input, fmt=log_format(args), output=log_file(args))
+    done = subprocess.run(argv, stderr=subprocess.PIPE, check=False)
+    # The consumer's last line says how many events it wrote, after its error if it had one.
+    said, _, events = done.stderr.rpartition(EVENTS_SAID)
+    if done.returncode != 0:
+        raise CommandError(last_stderr_line(said, done.returncode))
+    print(f"xhdr decode: {events.decode().strip()} events from {args.input}", file=sys.stderr)
+    return 0

@@ -3,7 +3,7 @@
 The event layout, the maps and the stages of the extractor change between commits, and the current
 ``Program`` only knows its own. So the gate exports a reference commit's whole tree and loads the extractor
 there in a helper process with that tree's ``harness.core.program.Program``, and takes over the file
-descriptors it needs over a Unix socket: the entry program (its maps stay alive through it), the program
+descriptors it needs over a Unix socket (``harness.core.handover.receive_fds``): the entry program (its maps stay alive through it), the program
 array of its stages (the kernel empties a program array when user space holds no descriptor of it) and the
 ring buffer, drained here through libbpf's ring_buffer API. Every build then runs in this process, paired
 round by round. The working tree's builds (with extra ``-D`` flags, or a stored source) are loaded the same
@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Self
 
 from bench.kernel_cost import Case, repeat_cap_by_records
+from harness.core.handover import HandoverError, receive_fds
 from harness.core.native import map_info
 from harness.core.ringbuf import RingRecords
 
@@ -36,10 +35,10 @@ try:
 except ModuleNotFoundError:  # a commit from before harness/core/ (the flat harness/ layout)
     from harness.config import ExtractorConfig
     from harness.program import Program
-source, cflags = json.loads(sys.argv[4])
+source, cflags = json.loads(sys.argv[3])
 extra = ({"source": pathlib.Path(source)} if source else {}) | ({"extra_cflags": tuple(cflags)} if cflags else {})
 program = Program(ExtractorConfig(), key=bytes.fromhex(sys.argv[2]), **extra)
-channel = socket.socket(fileno=int(sys.argv[3]))
+channel = socket.socket(fileno=int(sys.argv[4]))
 socket.send_fds(channel, [b"fds"], [program.fd, program.bpf[b"events"].map_fd, program.bpf[b"stages"].map_fd])
 channel.recv(1)
 """
@@ -59,24 +58,11 @@ class ForeignProgram:
     def __init__(
         self, tree: Path, key: bytes, source: Path | None = None, cflags: tuple[str, ...] = ()
     ) -> None:
-        parent, child = socket.socketpair()
         build = json.dumps([str(source) if source else "", list(cflags)])
-        with parent, child:
-            helper = subprocess.Popen(
-                [sys.executable, "-c", _LOADER, str(tree), key.hex(), str(child.fileno()), build],
-                pass_fds=(child.fileno(),),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            try:
-                _, fds, _, _ = socket.recv_fds(parent, 16, 3)
-                parent.send(b"x")
-            finally:
-                _, error = helper.communicate(timeout=300)
-        if len(fds) != 3:
-            last = (error or "").strip().splitlines()[-1:] or ["no message"]
-            raise ForeignLoadError(f"its own harness could not load its extractor: {last[0]}")
+        try:
+            fds = receive_fds([sys.executable, "-c", _LOADER, str(tree), key.hex(), build], 3)
+        except HandoverError as error:
+            raise ForeignLoadError(f"its own harness could not load its extractor: {error}") from None
         self.fd, self._ring_fd, self._stages_fd = fds
         self._ring: RingRecords | None = None
         try:

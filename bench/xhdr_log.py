@@ -23,8 +23,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from harness.core.counters import Counter, Counts
+from harness.core.counters import Counter, Counts, counts_of
 from harness.core.native import libbpf, map_info
+from harness.core.percpu import PerCpuTotals
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
 from harness.log.consumer import LogFormat
@@ -89,19 +90,6 @@ def map_fd_named(prog_fd: int, name: bytes) -> int:
     raise LookupError(f"the attached program has no map named {name.decode()}")
 
 
-def per_cpu_counters(map_fd: int) -> Counts:
-    """The extractor's counters, summed over CPUs, from its per-CPU ``counters`` map (one entry)."""
-    info = map_info(map_fd)
-    library = libbpf()
-    cpus = library.libbpf_num_possible_cpus()
-    per_cpu = info.value_size // 8  # the kernel rounds each CPU's value to 8 bytes; this one is u64s
-    values = (ctypes.c_uint64 * (per_cpu * cpus))()
-    key = ctypes.c_uint32(0)
-    if library.bpf_map_lookup_elem(map_fd, ctypes.byref(key), values) != 0:
-        raise OSError(ctypes.get_errno(), "cannot read the counters map")
-    return {counter: sum(values[cpu * per_cpu + counter] for cpu in range(cpus)) for counter in Counter}
-
-
 # --- xhdr log -----------------------------------------------------------------------------------------------
 
 
@@ -142,7 +130,7 @@ class Logger:
     counters_fd: int
 
     def counters(self) -> Counts:
-        return per_cpu_counters(self.counters_fd)
+        return counts_of(PerCpuTotals(self.counters_fd, "counters", len(Counter)).read())
 
     def written(self, before: Counts, packets: int) -> bool:
         """True once the program has run on ``packets`` frames since ``before`` and the output holds a

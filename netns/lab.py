@@ -9,10 +9,8 @@ be recognised by the owner in their name (pid and start time) that no longer run
 from __future__ import annotations
 
 import dataclasses
-import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -28,12 +26,13 @@ from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_MULTICAST, IFF_NOARP
 
 from harness.core.errors import UserError
-from harness.core.ownership import is_stale, owned_prefix
+from harness.core.ownership import owned_prefix
 from harness.core.wait import DeadlineExceeded, wait_until
 from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
 from netns.addressing import CLIENT, GATEWAY, IPV4_PREFIXLEN, IPV6_PREFIXLEN, Endpoint
 from netns.cleanup import CleanupStack, TeardownError, describe
 from netns.nsenter import inside, socket_in
+from netns.sweep import remove_netns, sweep_stale
 
 ETH_P_ALL = 0x0003
 NUD_PERMANENT = 0x80
@@ -54,46 +53,6 @@ class Host:
     ifname: str
     ifindex: int
     endpoint: Endpoint
-
-
-def _kill_processes_in(name: str) -> None:
-    """Kill what still runs in a stale namespace; otherwise it would keep the namespace and veth alive."""
-    for pid in pr_netns.ns_pids().get(name, []):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _remove_netns(name: str) -> None:
-    """Delete a named namespace; already gone is fine (a concurrent sweeper may have won)."""
-    try:
-        pr_netns.remove(name)
-    except FileNotFoundError:
-        pass
-
-
-def sweep_stale() -> list[str]:
-    """Delete the namespaces of earlier xhdr runs whose process is dead, and return their names.
-
-    Names carry the process that made them (``xhdr-<pid>-<start time>-...``), so a namespace of a live
-    process - a parallel run, or this one - is never touched. Processes still running in a stale
-    namespace (a recorder orphaned by the kill) are killed first, as they would keep it and its veth
-    alive (harness.core.ownership says which are stale, and removes the run's scratch directory). harness/cli/main.py
-    runs this before every command (the ``xhdr.sweepers`` entry point); only root can remove namespaces, so
-    for anyone else it leaves them to the next run as root.
-    """
-    if os.geteuid() != 0:
-        return []
-    removed = []
-    for name in sorted(pr_netns.listnetns()):
-        if not is_stale(name):
-            continue
-        _kill_processes_in(name)
-        if name in pr_netns.listnetns():
-            _remove_netns(name)
-            removed.append(name)
-    return removed
 
 
 def _stop_process(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE_S) -> None:
@@ -219,7 +178,7 @@ class Lab:
         self.defer(lambda: shutil.rmtree(workdir, ignore_errors=True), f"remove {workdir}")
         for ns, _, _ in self._names.values():
             pr_netns.create(ns)
-            self.defer(lambda ns=ns: _remove_netns(ns), f"remove netns {ns}")
+            self.defer(lambda ns=ns: remove_netns(ns), f"remove netns {ns}")
 
         cli_ns, cli_if, _ = self._names["client"]
         gw_ns, gw_if, _ = self._names["gateway"]

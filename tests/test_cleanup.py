@@ -33,7 +33,8 @@ from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attached_mode
 from harness.oracle.frames import FrameSpec, build
 from netns.driver import LabDriver
-from netns.lab import Lab, last_line, sweep_stale
+from netns.lab import Lab, last_line
+from netns.sweep import sweep_stale
 
 pytestmark = [pytest.mark.kernel, pytest.mark.lab]
 

@@ -19,6 +19,7 @@ import pytest
 from pyroute2 import netns as pr_netns
 
 from harness.core.driver import with_openings
+from harness.core.handover import helpers_running
 from harness.core.program import Program
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
@@ -317,3 +318,27 @@ def test_records_then_decode_give_the_json_lines(lab: Lab, tmp_path: Path) -> No
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert sorted(event["headers"]["Host"]["value"] for event in events) == hosts
     assert done.stderr == f"xhdr decode: 2 events from {records}\n"
+
+
+def test_the_logger_holds_no_compiler_once_attached(lab: Lab, tmp_path: Path) -> None:
+    """The extractor is compiled in a helper process that exits: the process that logs for days maps neither
+    BCC nor LLVM (together about 250 MB resident when they were loaded here)."""
+    with running_log(lab, tmp_path, XdpMode.GENERIC) as (proc, _, err):
+        wait_attached(lab, proc, err, XdpMode.GENERIC)
+        maps = Path(f"/proc/{proc.pid}/maps").read_text()
+        assert not helpers_running()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=EXIT_DEADLINE_S) == 0, err.read_text()
+    assert "libbcc" not in maps and "LLVM" not in maps
+
+
+def test_a_logger_killed_while_compiling_leaves_no_compiler_running(lab: Lab, tmp_path: Path) -> None:
+    """The loading helper dies with xhdr log (PR_SET_PDEATHSIG), so a kill in the middle of the compile leaves
+    nothing running and nothing attached."""
+    with running_log(lab, tmp_path, XdpMode.GENERIC) as (proc, _, _):
+        wait_until(lambda: bool(helpers_running()), ATTACH_DEADLINE_S, "the loading helper to start")
+        proc.kill()
+        assert proc.wait(timeout=EXIT_DEADLINE_S) == -signal.SIGKILL
+    wait_until(lambda: not helpers_running(), EXIT_DEADLINE_S, "the loading helper to end with xhdr log")
+    assert attached_mode(lab.gateway.ifname, lab.gateway.netns) is None
+    assert not consumers_running()

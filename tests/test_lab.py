@@ -23,8 +23,9 @@ from netns.addressing import CLIENT, GATEWAY
 from netns.capture import Capture
 from netns.cleanup import TeardownError
 from netns.clients import ClientError, curl, http_client
-from netns.lab import Lab, LabProcessError, sweep_stale
+from netns.lab import Lab, LabProcessError
 from netns.servers import RecordingServer
+from netns.sweep import sweep_stale
 
 pytestmark = pytest.mark.lab
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, entry_points, version
 
 from harness.core.errors import CommandError, UserError
@@ -39,13 +40,22 @@ def package_version() -> str:
         return "unknown (not installed: run `bash harness/bootstrap.sh`)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: with a subcommand named there, only that one's module is imported.
+
+    Each subcommand module imports what it drives (``xhdr report`` numpy and matplotlib, ``xhdr fuzz``
+    Hypothesis), and a process stays as large as everything it imported: ``xhdr log``, which runs for days on
+    a gateway, would hold all of that for nothing. Without a subcommand (``--help``, a typo) all are listed.
+    """
     parser = argparse.ArgumentParser(
         prog="xhdr", description="Test and benchmark XDP programs that log HTTP headers."
     )
     parser.add_argument("--version", action="version", version=f"xhdr {package_version()}")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for entry in sorted(entry_points(group="xhdr.commands"), key=lambda e: e.name):
+    commands = sorted(entry_points(group="xhdr.commands"), key=lambda e: e.name)
+    words = [word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")]
+    chosen = [entry for entry in commands if words and entry.name == words[0]]
+    for entry in chosen or commands:
         try:
             module = entry.load()
         except ImportError as error:
@@ -90,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     # on ends with the same one line and exit status.
     install_interrupt_handler()
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
         sweep_leftovers(args.command)
         return run_command(args)
     except KeyboardInterrupt:

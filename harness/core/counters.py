@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 
 class Counter(enum.IntEnum):
@@ -61,6 +62,11 @@ OUTCOMES = frozenset(
 )
 
 Counts = dict[Counter, int]
+
+
+def counts_of(values: Sequence[int]) -> Counts:
+    """The ``counters`` map's values (summed over CPUs, in map order) by name."""
+    return dict(zip(Counter, values, strict=True))
 
 
 def zero_counts() -> Counts:

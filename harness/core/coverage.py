@@ -47,7 +47,7 @@ class CoverageReader:
 
     def __init__(self, program: Program) -> None:
         try:
-            self._totals = PerCpuTotals(program, MAP_NAME, len(Cover))
+            self._totals = PerCpuTotals(program.bpf[MAP_NAME].map_fd, MAP_NAME.decode(), len(Cover))
         except KeyError:
             raise ValueError(f"the program was not built with -D{COVERAGE_DEFINE}") from None
 

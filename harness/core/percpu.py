@@ -8,27 +8,22 @@ or example, where that cost would show.
 from __future__ import annotations
 
 import ctypes
-from typing import TYPE_CHECKING
 
-from harness.core.native import libbpf
-
-if TYPE_CHECKING:
-    from harness.core.program import Program
+from harness.core.native import libbpf, map_info
 
 
 class PerCpuTotals:
-    """The ``words`` 64-bit counters at key 0 of the per-CPU array ``map_name``, each summed over CPUs."""
+    """The ``words`` 64-bit counters at key 0 of the per-CPU array ``map_fd`` (called ``name``), each summed
+    over CPUs."""
 
-    def __init__(self, program: Program, map_name: bytes, words: int) -> None:
-        table = program.bpf[map_name]  # KeyError when the build has no such map
-        if ctypes.sizeof(table.sLeaf) != 8 * words:
-            raise RuntimeError(
-                f"map {map_name.decode()}: its value is {ctypes.sizeof(table.sLeaf)} bytes, expected {8 * words}"
-            )
-        self._name = map_name.decode()
-        self._fd: int = table.map_fd
+    def __init__(self, map_fd: int, name: str, words: int) -> None:
+        value_size = map_info(map_fd).value_size
+        if value_size != 8 * words:
+            raise RuntimeError(f"map {name}: its value is {value_size} bytes, expected {8 * words}")
+        self._name = name
+        self._fd = map_fd
         self._words = words
-        self._buffer = (ctypes.c_uint64 * (table.total_cpu * words))()
+        self._buffer = (ctypes.c_uint64 * (libbpf().libbpf_num_possible_cpus() * words))()
         self._key = ctypes.c_uint32(0)
         self._lookup = libbpf().bpf_map_lookup_elem
 

@@ -18,7 +18,7 @@ from typing import Self
 from harness.core.bcc_loader import BccUnavailable, import_bcc
 from harness.core.cbuild import BPF_DIR
 from harness.core.config import MAX_HEADER_NAME_LEN, ExtractorConfig
-from harness.core.counters import Counter, Counts
+from harness.core.counters import Counter, Counts, counts_of
 from harness.core.coverage import COVERAGE_DEFINE
 from harness.core.errors import UserError
 from harness.core.event import SLOTS, HeaderEvent, decode_event
@@ -200,11 +200,11 @@ class Program:
     @functools.cached_property
     def counter_totals(self) -> PerCpuTotals:
         """The ``counters`` map's reader: one lookup, summed over CPUs, in Counter order."""
-        return PerCpuTotals(self, b"counters", len(Counter))
+        return PerCpuTotals(self.bpf[b"counters"].map_fd, "counters", len(Counter))
 
     def counters(self) -> Counts:
         """Counters summed over CPUs. They only grow: compare two readings to see what a step did."""
-        return dict(zip(Counter, self.counter_totals.read(), strict=True))
+        return counts_of(self.counter_totals.read())
 
     # -- attachment ----------------------------------------------------------------------------
 

@@ -18,8 +18,8 @@ import signal
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def _die_with(parent: int) -> None:
-    """Pool initializer: SIGKILL this worker when ``parent`` dies, and exit now if it already has.
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this process when ``parent`` dies, and exit now if it already has (a pool initializer too).
 
     The request holds for the parent thread that spawned the worker, so pools must be used from a thread
     that lives as long as the pool (the commands use them from the main thread).
@@ -37,6 +37,6 @@ def process_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
     return concurrent.futures.ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=_die_with,
+        initializer=die_with_parent,
         initargs=(os.getpid(),),
     )

@@ -1,7 +1,8 @@
 """``xhdr log``: attach the extractor to a real interface and write what it logs until stopped.
 
-The process is split where the work is. This one is the control plane: it loads and attaches the
-program, prints the counters, and detaches. The data plane is the compiled consumer (harness/log/consumer),
+The process is split where the work is. This one is the control plane: it has a helper process load the
+program (harness/core/handover.py: BCC's LLVM stays in the helper, which exits), attaches it, prints the
+counters, and detaches. The data plane is the compiled consumer (harness/log/consumer),
 which maps the ring buffer and writes each event as a line at a few hundred nanoseconds per event; decoding
 in Python cost about 36 us per event, more than the kernel spends extracting the request.
 
@@ -32,7 +33,7 @@ from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, Counts, counts_difference
 from harness.core.errors import CommandError
-from harness.core.program import Program
+from harness.core.handover import HandedOver
 from harness.core.xdp import AttachError, XdpMode, attached_mode
 from harness.log.audit import AuditError, read_key
 from harness.log.consumer import LogFormat, consumer_argv
@@ -139,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
         except AuditError as error:
             raise CommandError(str(error)) from None
     # Signals are taken over only once compiled: a Ctrl-C during the compile just ends the command.
-    with Program(config) as program, stop_signals() as stopped:
-        ring_fd = program.bpf[b"events"].map_fd
+    with HandedOver(config) as program, stop_signals() as stopped:
+        ring_fd = program.ring_fd
         argv = consumer_argv(
             config,
             ring_fd,
@@ -243,7 +244,7 @@ def last_stderr_line(stderr: bytes, status: int) -> str:
 
 
 def watch(
-    program: Program,
+    program: HandedOver,
     consumer: subprocess.Popen[bytes],
     stopped: list[int],
     duration: float | None,

@@ -1,0 +1,168 @@
+"""The extractor loaded by a short-lived helper process that hands its file descriptors over.
+
+BCC compiles in the process that loads, and LLVM stays mapped there: about 250 MB resident after the compile.
+A process that keeps running with the loaded program (``xhdr log``'s control plane, on a gateway) has a helper
+load it instead and receive the descriptors it needs over a Unix socket (SCM_RIGHTS): the entry program (its
+maps stay alive through it), the program array of the stages (the kernel empties a program array once user
+space holds no descriptor of it), the ring buffer and the counters. The helper exits once they arrived, and it
+dies with its parent (PR_SET_PDEATHSIG), so a logger killed during the compile leaves no compiler running.
+The A/B gate (bench/foreign.py) receives other commits' builds through :func:`receive_fds` too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Self
+
+from harness.core.config import ExtractorConfig
+from harness.core.counters import Counter, Counts, counts_of
+from harness.core.errors import UserError
+from harness.core.percpu import PerCpuTotals
+from harness.core.xdp import XdpMode, attached_while_held
+
+# What the helper sends, in this order.
+HANDED_OVER = ("entry", "stages", "events", "counters")
+LOAD_TIMEOUT_S = 300.0  # a BCC compile takes 5-20 s; a loaded machine gets room
+
+
+class HandoverError(UserError, RuntimeError):
+    """The helper sent no descriptors; the message is its last line on stderr."""
+
+
+def receive_fds(argv: list[str], count: int, request: bytes = b"") -> list[int]:
+    """Runs the helper ``argv`` with the descriptor of its end of a socket pair as one more argument, sends
+    it ``request`` there if any (read with :func:`request_of`), and returns the ``count`` descriptors it sends back,
+    after telling it they arrived."""
+    parent, child = socket.socketpair()
+    with parent:
+        with child:
+            helper = subprocess.Popen(
+                [*argv, str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        # Only the helper holds its end now: should it die before sending, the receive sees the end of file.
+        fds: list[int] = []
+        try:
+            if request:
+                with contextlib.suppress(OSError):  # a helper that died at once: its stderr says why
+                    parent.sendall(len(request).to_bytes(8, "little") + request)
+            _, fds, _, _ = socket.recv_fds(parent, 16, count)
+            if len(fds) == count:
+                parent.send(b"x")
+        finally:
+            try:
+                _, error = helper.communicate(timeout=LOAD_TIMEOUT_S)
+            except BaseException:  # a timeout or Ctrl-C: the helper goes too
+                helper.kill()
+                helper.wait()
+                raise
+    if len(fds) != count:
+        for fd in fds:
+            os.close(fd)
+        lines = error.decode(errors="replace").strip().splitlines()
+        raise HandoverError(lines[-1] if lines else f"the loading helper exited {helper.returncode}")
+    return fds
+
+
+def request_of(channel: socket.socket) -> bytes:
+    """The helper's side: what the parent sent with :func:`receive_fds`."""
+    size = int.from_bytes(_exactly(channel, 8), "little")
+    return _exactly(channel, size)
+
+
+def _exactly(channel: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = channel.recv(size - len(data))
+        if not chunk:
+            raise EOFError("the parent went away before its request arrived")
+        data += chunk
+    return data
+
+
+def send_fds(channel: socket.socket, fds: list[int]) -> None:
+    """The helper's side: sends ``fds`` and waits until the parent has them (or is gone)."""
+    socket.send_fds(channel, [b"fds"], fds)
+    channel.recv(1)
+
+
+def helpers_running() -> list[int]:
+    """Pids of the loading helpers alive now (any process's): none should outlive its load."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue  # it ended while the list was read
+            if __name__.encode() in argv[1:3]:
+                found.append(int(entry.name))
+    return found
+
+
+class HandedOver:
+    """The extractor of ``config``, loaded by a helper process: what ``xhdr log`` needs of it, and nothing of
+    BCC in this process. Use as a context manager, or call close()."""
+
+    def __init__(
+        self, config: ExtractorConfig, *, key: bytes | None = None, extra_cflags: tuple[str, ...] = ()
+    ) -> None:
+        self.config = config
+        request = pickle.dumps((config, key, extra_cflags))
+        fds = receive_fds([sys.executable, "-m", __name__], len(HANDED_OVER), request)
+        self.fd, self._stages_fd, self.ring_fd, self._counters_fd = fds
+        self._totals = PerCpuTotals(self._counters_fd, "counters", len(Counter))
+
+    def counters(self) -> Counts:
+        """Counters summed over CPUs, as :meth:`harness.core.program.Program.counters`."""
+        return counts_of(self._totals.read())
+
+    def attached(
+        self, ifname: str, mode: XdpMode, netns: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """Attaches for the block, as :meth:`harness.core.program.Program.attached`."""
+        return attached_while_held(self.fd, ifname, mode, netns)
+
+    def close(self) -> None:
+        for fd in (self.fd, self._stages_fd, self.ring_fd, self._counters_fd):
+            os.close(fd)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _helper(channel_fd: int) -> int:
+    """Loads the extractor the parent's pickled request describes and sends its descriptors."""
+    from harness.core.program import Program  # BCC: only here, in the helper
+    from harness.core.workers import die_with_parent
+
+    die_with_parent(os.getppid())
+    with socket.socket(fileno=channel_fd) as channel:
+        config, key, extra_cflags = pickle.loads(request_of(channel))
+        try:
+            program = Program(config, key=key, extra_cflags=extra_cflags)
+        except UserError as error:  # its first line is the whole message; details may follow
+            print(str(error).splitlines()[0], file=sys.stderr)
+            return 1
+        with program:
+            bpf = program.bpf
+            send_fds(
+                channel, [program.fd, *(bpf[name].map_fd for name in (b"stages", b"events", b"counters"))]
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_helper(int(sys.argv[1])))

@@ -1,0 +1,54 @@
+"""Removing the namespaces killed xhdr runs left behind: the ``labs`` sweeper every command runs first.
+
+Kept apart from netns/lab.py, which builds labs and imports scapy and the frame builders: every command runs
+this sweeper, and ``xhdr log`` would otherwise hold all of that for as long as it logs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from pyroute2 import netns as pr_netns
+
+from harness.core.ownership import is_stale
+
+
+def _kill_processes_in(name: str) -> None:
+    """Kill what still runs in a stale namespace; otherwise it would keep the namespace and veth alive."""
+    for pid in pr_netns.ns_pids().get(name, []):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def remove_netns(name: str) -> None:
+    """Delete a named namespace; already gone is fine (a concurrent sweeper may have won)."""
+    try:
+        pr_netns.remove(name)
+    except FileNotFoundError:
+        pass
+
+
+def sweep_stale() -> list[str]:
+    """Delete the namespaces of earlier xhdr runs whose process is dead, and return their names.
+
+    Names carry the process that made them (``xhdr-<pid>-<start time>-...``), so a namespace of a live
+    process - a parallel run, or this one - is never touched. Processes still running in a stale
+    namespace (a recorder orphaned by the kill) are killed first, as they would keep it and its veth
+    alive (harness.core.ownership says which are stale, and removes the run's scratch directory). harness/cli/main.py
+    runs this before every command (the ``xhdr.sweepers`` entry point); only root can remove namespaces, so
+    for anyone else it leaves them to the next run as root.
+    """
+    if os.geteuid() != 0:
+        return []
+    removed = []
+    for name in sorted(pr_netns.listnetns()):
+        if not is_stale(name):
+            continue
+        _kill_processes_in(name)
+        if name in pr_netns.listnetns():
+            remove_netns(name)
+            removed.append(name)
+    return removed

@@ -1,4 +1,4 @@
-"""Benchmark 4: real HTTP. wrk in the client namespace against nginx in the gateway namespace, five ways.
+"""Benchmark 4: real HTTP. wrk in the client namespace against nginx in the gateway namespace, six ways.
 
 - ``no_logging``: nginx with ``access_log off``;
 - ``empty_xdp``: no logging, bpf/xdp_pass.c attached natively to the gateway's veth end: the hook's cost
@@ -6,6 +6,7 @@
 - ``nginx_access_log``: nginx logs the same headers the extractor logs, in its own log format;
 - ``extractor``: ``xhdr log --mode native --json FILE`` itself, the process users run (it compiles
   and attaches the extractor; its compiled consumer writes one JSON line per request to a file);
+- ``extractor_records``: the same with ``--records FILE``, the records themselves (docs/RECORDS.md);
 - ``c_tpacket_v3``: the C user-space baseline capturing on the gateway's veth end, one line per request.
 
 wrk sends the standard request's headers. Methods are measured round by round, interleaved, and the
@@ -37,6 +38,7 @@ from harness.core.config import ExtractorConfig
 from harness.core.cost import empty_program_fd
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
+from harness.log.consumer import LogFormat
 from harness.oracle.corpus import load_corpus
 from harness.verify.verifier import maps_memlock
 from netns.lab import Lab
@@ -44,7 +46,9 @@ from netns.nsenter import socket_in
 from reports.metrics import METRICS
 
 SUITE = "http_nginx"
-METHODS = ("no_logging", "empty_xdp", "nginx_access_log", "extractor", "c_tpacket_v3")
+METHODS = ("no_logging", "empty_xdp", "nginx_access_log", "extractor", "extractor_records", "c_tpacket_v3")
+# What xhdr log writes in each extractor leg.
+EXTRACTOR_OUTPUTS = {"extractor": LogFormat.JSON, "extractor_records": LogFormat.RECORDS}
 CONNECTIONS = 16
 NGINX_LOG_FORMAT = (
     '$request_method $request_uri $server_protocol "$http_host" "$http_user_agent" "$http_x_request_id" '
@@ -153,7 +157,7 @@ def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_
         softirq_ns = (softirq_ticks() - ticks_before) * NS_PER_TICK
         if logger:
             figures["logger_rss_bytes"] = float(tree_rss_bytes(logger.pid))
-            if method == "extractor":
+            if method in EXTRACTOR_OUTPUTS:
                 figures["map_memory_bytes"] = float(map_memory_bytes(logger.pid))
             finished = logger.finish()
             figures["logged"] = float(finished.lines)
@@ -177,8 +181,8 @@ def set_up(
     if method == "empty_xdp":
         attach_xdp(empty_fd, gateway.ifname, XdpMode.NATIVE, gateway.netns)
         stack.callback(detach_xdp, gateway.ifname, XdpMode.NATIVE, gateway.netns)
-    elif method == "extractor":
-        logger = stack.enter_context(running_logger(lab, XdpMode.NATIVE))
+    elif method in EXTRACTOR_OUTPUTS:
+        logger = stack.enter_context(running_logger(lab, XdpMode.NATIVE, EXTRACTOR_OUTPUTS[method]))
         before = logger.counters()
         return RequestLogger(logger.proc.pid, lambda: logger.finish(before))
     elif method == "c_tpacket_v3":

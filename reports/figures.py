@@ -251,7 +251,7 @@ def nginx_throughput(files: Sequence[ResultFile], out: Path) -> Plot | None:
     fig, (left, right) = _pyplot().subplots(1, 2, figsize=(12, _height(2.4, 0.5, len(methods))))
     y = np.arange(len(methods))
     medians = [_value(rows, m, "rps_ratio_to_no_logging") or 0.0 for m in methods]
-    colours = [COLOURS["extractor"] if m == "extractor" else "#1f77b4" for m in methods]
+    colours = [COLOURS["extractor"] if m.startswith("extractor") else "#1f77b4" for m in methods]
     left.barh(y, medians, color=colours, alpha=0.8)
     drawn = ["rps_ratio_to_no_logging"]
     for yi, method in zip(y, methods, strict=True):

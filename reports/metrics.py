@@ -102,6 +102,7 @@ def describe(name: str, unit: str = "") -> Metric:
 # How the report names the methods the suites measure (a row's ``method``); others keep their own name.
 METHODS = {
     "extractor": "extractor",
+    "extractor_records": "extractor, xhdr log --records",
     "empty": "empty XDP program",
     "empty_xdp": "empty XDP program",
     "nothing_attached": "nothing attached",

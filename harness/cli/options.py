@@ -5,6 +5,8 @@ has it (as xdp-tools' xdp-bench shares one definition per option):
 
 - ``--json FILE``: write this command's machine output as JSON to FILE, ``-`` for stdout (``xhdr log``: the
   events, one object a line, appended; ``verify`` and ``fuzz``: the results document).
+- ``--text FILE``: write the events as text lines to FILE, appended (``xhdr log``, ``xhdr decode``); ``-`` for
+  stdout, where they go by default.
 - ``--markdown FILE``: the same output as markdown, e.g. ``"$GITHUB_STEP_SUMMARY"``; ``-`` for stdout.
 - ``--csv FILE``: the same output as CSV, one row per program (``verify``), a header first; ``-`` for stdout.
 - ``--threshold PCT``: a gate fails on a regression of more than PCT percent (``verify``: verified
@@ -34,7 +36,7 @@ from harness.core.errors import CommandError
 from harness.core.xdp import XdpMode
 
 STDOUT = "-"
-OUTPUT_OPTIONS = ("json", "markdown", "csv")
+OUTPUT_OPTIONS = ("json", "markdown", "csv", "text", "records")
 
 
 def add_json(
@@ -42,6 +44,12 @@ def add_json(
 ) -> None:
     (group or parser).add_argument(
         "--json", type=Path, metavar="FILE", help=f"write {what} as JSON to FILE ('-': stdout)"
+    )
+
+
+def add_text(parser: argparse.ArgumentParser, *, group: argparse._ActionsContainer | None = None) -> None:
+    (group or parser).add_argument(
+        "--text", type=Path, metavar="FILE", help="append the events as text lines to FILE (default: stdout)"
     )
 
 

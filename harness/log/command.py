@@ -61,9 +61,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     options.add_config(parser, "ports 80 and 8080 and the default header rules")
     written = parser.add_mutually_exclusive_group()
     options.add_json(parser, "the events (one object a line, appended)", group=written)
-    written.add_argument(
-        "--text", type=Path, metavar="FILE", help="append the events as text lines to FILE (default: stdout)"
-    )
+    options.add_text(parser, group=written)
     written.add_argument(
         "--records",
         type=Path,
@@ -128,10 +126,6 @@ def run(args: argparse.Namespace) -> int:
     mode = XdpMode(args.mode)
     where = f"{args.iface} in namespace {args.netns}" if args.netns else args.iface
     check_interface(args.iface, args.netns)
-    if args.text is not None:
-        options.output_file(args.text, "--text")
-    if args.records is not None:
-        options.output_file(args.records, "--records")
     if args.audit is not None:
         if not args.json:
             raise CommandError("--audit seals JSON lines; add --json FILE")

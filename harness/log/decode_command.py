@@ -33,16 +33,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     )
     written = parser.add_mutually_exclusive_group()
     options.add_json(parser, "the events (one object a line, appended)", group=written)
-    written.add_argument(
-        "--text", type=Path, metavar="FILE", help="append the events as text lines to FILE (default: stdout)"
-    )
+    options.add_text(parser, group=written)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     options.check(args)
-    if args.text is not None:
-        options.output_file(args.text, "--text")
     try:
         with args.input.open("rb") as records:
             start = records.read(len(MAGIC))

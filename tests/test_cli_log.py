@@ -7,6 +7,7 @@ cases check that a stop signal detaches and exits 0 after every event reached st
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -342,3 +343,21 @@ def test_a_logger_killed_while_compiling_leaves_no_compiler_running(lab: Lab, tm
     wait_until(lambda: not helpers_running(), EXIT_DEADLINE_S, "the loading helper to end with xhdr log")
     assert attached_mode(lab.gateway.ifname, lab.gateway.netns) is None
     assert not consumers_running()
+
+
+def test_records_to_a_terminal_are_refused_in_one_line() -> None:
+    """Binary records on a terminal would be garbage on the screen: one line says where to send them."""
+    controller, terminal = os.openpty()
+    try:
+        done = subprocess.run(
+            xhdr("log", "--iface", "lo", "--records", "-"),
+            stdout=terminal,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=EXIT_DEADLINE_S,
+            check=False,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert_one_line_error(done, "--records - writes binary records", "a file or a pipe")

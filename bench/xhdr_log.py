@@ -18,11 +18,11 @@ import dataclasses
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness.cli.main import SCRIPT as XHDR
 from harness.core.counters import Counter, Counts, counts_of
 from harness.core.native import libbpf, map_info
 from harness.core.percpu import PerCpuTotals
@@ -34,7 +34,6 @@ from harness.verify.verifier import BpfProgInfo, object_info
 from netns.lab import Lab
 
 # The console script next to the running interpreter (tests/test_cli_log.py says why not ``python -m``).
-XHDR = Path(sys.executable).parent / "xhdr"
 ATTACH_DEADLINE_S = 120.0  # xhdr log compiles the extractor first: many seconds on a busy machine
 DRAIN_DEADLINE_S = 30.0
 EXIT_DEADLINE_S = 60.0

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from harness.cli.main import SCRIPT as XHDR
+
 # The console script next to the interpreter, as tests/test_cli_log.py runs it.
-XHDR = Path(sys.executable).parent / "xhdr"
 
 
 @pytest.mark.kernel

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.profile import Profile, render, run
+from harness.cli.main import SCRIPT
 from harness.core.errors import CommandError
 from harness.core.program import ENTRY_POINT, EXTRACTOR_SOURCE, STAGES
 
@@ -52,7 +52,7 @@ def test_an_unknown_case_is_one_line_naming_the_choices() -> None:
 
 
 def test_the_command_prints_the_table_and_writes_it_as_json(tmp_path: Path) -> None:
-    xhdr = str(Path(sys.executable).parent / "xhdr")
+    xhdr = str(SCRIPT)
     argv = [xhdr, "bench", "--profile", "headers_8", "--seconds", "1", "--out", str(tmp_path)]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -25,6 +25,7 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pr_netns
 
 from harness.cli.main import EXIT_ERROR, main
+from harness.cli.main import SCRIPT as XHDR
 from harness.core.counters import Counter
 from harness.core.driver import feed_opened
 from harness.core.ownership import scratch_directory, sweep_stale_directories
@@ -39,7 +40,6 @@ from netns.sweep import sweep_stale
 pytestmark = [pytest.mark.kernel, pytest.mark.lab]
 
 ROOT = Path(__file__).resolve().parent.parent
-XHDR = Path(sys.executable).parent / "xhdr"
 # Compiling the extractor takes about 4 s; the rest of a lab's setup well under one.
 READY_DEADLINE_S = 60.0
 EXIT_DEADLINE_S = 20.0

@@ -12,20 +12,19 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from harness.cli.main import EXIT_ERROR, EXIT_INTERRUPTED, main, run_command
+from harness.cli.main import SCRIPT as XHDR
 from harness.core.wait import wait_until
 from netns.cleanup import TeardownError
 from netns.clients import ClientError
 from netns.lab import Lab, LabProcessError
 
 ROOT = Path(__file__).resolve().parent.parent
-XHDR = Path(sys.executable).parent / "xhdr"  # the console script, as users run it (see tests/test_cli_log.py)
 EXIT_DEADLINE_S = 30.0
 NOBODY = "65534"
 

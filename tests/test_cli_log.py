@@ -11,7 +11,6 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import netns as pr_netns
 
+from harness.cli.main import SCRIPT as XHDR
 from harness.core.driver import with_openings
 from harness.core.handover import helpers_running
 from harness.core.program import Program
@@ -39,7 +39,6 @@ EXIT_DEADLINE_S = 15.0
 
 
 # The console script installed next to the interpreter running the tests, as a user runs it.
-XHDR = Path(sys.executable).parent / "xhdr"
 
 
 def xhdr(*args: str) -> list[str]:

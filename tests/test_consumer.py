@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 import harness.log.consumer
+from harness.cli.main import SCRIPT
 from harness.core.cbuild import BuildError
 from harness.core.config import TCHARS, ExtractorConfig, HeaderMode, HeaderRule
 from harness.core.cost import fast_open
@@ -457,7 +457,7 @@ def test_an_audited_log_verifies_and_each_kind_of_tampering_is_named(
     assert audit_problem(lines, other) == "line 1 was changed (its MAC does not match)"
 
     # The command a person runs: one line either way, exit 0 when intact and 1 otherwise.
-    xhdr = [str(Path(sys.executable).parent / "xhdr"), "audit", "verify", str(log), "--key", str(key)]
+    xhdr = [str(SCRIPT), "audit", "verify", str(log), "--key", str(key)]
     intact = subprocess.run(xhdr, capture_output=True, text=True, check=False, timeout=EXIT_TIMEOUT)
     assert (intact.returncode, intact.stdout, intact.stderr) == (
         0,
@@ -503,9 +503,8 @@ def write_records(
 
 def decode(path: Path, *options: str) -> subprocess.CompletedProcess[bytes]:
     """``xhdr decode PATH OPTIONS``, as a user runs it."""
-    xhdr = Path(sys.executable).parent / "xhdr"
     return subprocess.run(
-        [str(xhdr), "decode", str(path), *options], capture_output=True, timeout=60, check=False
+        [str(SCRIPT), "decode", str(path), *options], capture_output=True, timeout=60, check=False
     )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from fuzz import foreign
 from fuzz.differential import FUZZ_CONFIG
+from harness.cli.main import SCRIPT as XHDR
 from harness.cli.main import main
 from harness.core.loader import LoadedXdp, load
 from harness.core.program import ProgramError
@@ -148,9 +148,6 @@ def test_the_reference_is_the_default_oracle(parser: LoadedXdp, xhdr_frame: Call
     assert (cut.value.logged, cut.value.expected) == ([{"method": "GET", "target": "/search?q=1"}], [])
     found = foreign.run(checked, 100, FUZZ_CONFIG, seed=SEED)
     assert found is not None and len(found.logged) != len(found.expected), found
-
-
-XHDR = Path(sys.executable).parent / "xhdr"  # the console script, as users run it
 
 
 def xhdr(*args: str) -> subprocess.CompletedProcess[str]:

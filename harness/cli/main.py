@@ -14,12 +14,16 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, entry_points, version
+from pathlib import Path
 
 from harness.core.errors import CommandError, UserError
 from harness.core.wait import install_interrupt_handler
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+# The console script installed next to the running interpreter: how the benchmarks and the tests run a
+# command as users run it, in a process of its own.
+SCRIPT = Path(sys.executable).parent / "xhdr"
 
 # Errors whose message is already one line that names the thing and the fix. Only light modules are imported
 # above, so the moment before main() installs its SIGINT handler (a Ctrl-C there is a traceback) stays short.

@@ -123,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
     require_root("xhdr log")
     options.check(args)
     if log_format(args) is LogFormat.RECORDS and log_file(args) is None and sys.stdout.isatty():
-        raise CommandError("--records - writes binary records; send stdout to a file or a pipe, or give a FILE")
+        raise CommandError(
+            "--records - writes binary records; send stdout to a file or a pipe, or give a FILE"
+        )
     config = options.extractor_config(args, ExtractorConfig())
     mode = XdpMode(args.mode)
     where = f"{args.iface} in namespace {args.netns}" if args.netns else args.iface

@@ -61,6 +61,8 @@ _TABLE = (
     _m("logger_cost_ns", "consumer (xhdr log)", "ns", "lower", "xhdr log and its consumer, burst start to last line written, per line"),
     _m("kernel_delivery_cost_ns", "delivery", "ns", "lower", "kernel CPU per frame with the capture running, less with nothing attached (copy to the socket)"),
     _m("cpu_ns_per_logged_request", "CPU per logged request", "ns", "lower", "all CPU the logging method adds, kernel and process, per request logged"),
+    _m("program_and_logger_ns", "program and consumer", "ns", "lower", "the extractor's program and xhdr log per logged request, without the hook any XDP program pays (issue 11's measure)"),
+    _m("program_and_logger_to_c_baseline", "program and consumer / C baseline", "x", "lower", "program and consumer per logged request over the C TPACKET_V3 baseline's CPU per logged request"),
     # http_nginx (wrk against nginx through the lab, bench/http_nginx.py)
     _m("requests_per_second", "requests per second", "req/s", "higher", "wrk's completed requests per second"),
     _m("requests", "requests completed", "requests", "neither", "requests wrk completed in the run"),

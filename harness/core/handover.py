@@ -26,7 +26,7 @@ from harness.core.errors import UserError
 from harness.core.percpu import PerCpuTotals
 from harness.core.xdp import XdpMode, attached_while_held
 
-# What the helper sends, in this order.
+# What the helper sends, in this order: the entry program, then maps by name.
 HANDED_OVER = ("entry", "stages", "events", "counters")
 LOAD_TIMEOUT_S = 300.0  # a BCC compile takes 5-20 s; a loaded machine gets room
 
@@ -50,7 +50,7 @@ def receive_fds(argv: list[str], count: int, request: bytes = b"") -> list[int]:
                 stderr=subprocess.PIPE,
             )
         # Only the helper holds its end now: should it die before sending, the receive sees the end of file.
-        fds: list[int] = []
+        parent.settimeout(LOAD_TIMEOUT_S)
         try:
             if request:
                 with contextlib.suppress(OSError):  # a helper that died at once: its stderr says why
@@ -58,13 +58,13 @@ def receive_fds(argv: list[str], count: int, request: bytes = b"") -> list[int]:
             _, fds, _, _ = socket.recv_fds(parent, 16, count)
             if len(fds) == count:
                 parent.send(b"x")
-        finally:
-            try:
-                _, error = helper.communicate(timeout=LOAD_TIMEOUT_S)
-            except BaseException:  # a timeout or Ctrl-C: the helper goes too
-                helper.kill()
-                helper.wait()
-                raise
+        except BaseException as error:  # Ctrl-C, or no answer in time: the helper goes at once
+            helper.kill()
+            helper.wait()
+            if isinstance(error, TimeoutError):
+                raise HandoverError(f"the loading helper sent nothing in {LOAD_TIMEOUT_S:.0f} s") from None
+            raise
+        _, error = helper.communicate()  # it exits once it has the answer, or has already
     if len(fds) != count:
         for fd in fds:
             os.close(fd)
@@ -120,7 +120,11 @@ class HandedOver:
         request = pickle.dumps((config, key, extra_cflags))
         fds = receive_fds([sys.executable, "-m", __name__], len(HANDED_OVER), request)
         self.fd, self._stages_fd, self.ring_fd, self._counters_fd = fds
-        self._totals = PerCpuTotals(self._counters_fd, "counters", len(Counter))
+        try:
+            self._totals = PerCpuTotals(self._counters_fd, "counters", len(Counter))
+        except BaseException:
+            self.close()
+            raise
 
     def counters(self) -> Counts:
         """Counters summed over CPUs, as :meth:`harness.core.program.Program.counters`."""
@@ -158,9 +162,7 @@ def _helper(channel_fd: int) -> int:
             return 1
         with program:
             bpf = program.bpf
-            send_fds(
-                channel, [program.fd, *(bpf[name].map_fd for name in (b"stages", b"events", b"counters"))]
-            )
+            send_fds(channel, [program.fd, *(bpf[name.encode()].map_fd for name in HANDED_OVER[1:])])
     return 0
 
 

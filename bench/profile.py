@@ -32,7 +32,7 @@ from harness.core.program import Program
 from harness.core.testrun import test_run
 from harness.core.wait import wait_until
 from harness.log.command import running_consumer
-from harness.log.consumer import consumer_argv
+from harness.log.consumer import LogFormat, consumer_argv
 from harness.verify.verifier import JitedLine, jited_lines
 
 SAMPLE_HZ = 20_000
@@ -83,7 +83,7 @@ def draining(program: Program) -> Iterator[None]:
     """xhdr log's consumer empties the ring into /dev/null meanwhile, in its own process (not sampled), so
     every event is sent as on a live gateway: a full ring would make the emit stage cheaper than it is."""
     ring_fd = program.bpf[b"events"].map_fd
-    argv = consumer_argv(program.config, ring_fd, json=True, output=Path(os.devnull))
+    argv = consumer_argv(program.config, ring_fd, fmt=LogFormat.JSON, output=Path(os.devnull))
     with running_consumer(argv, ring_fd):
         yield
 

@@ -10,6 +10,7 @@ consumer depends on none of them, and with a small ring so that records wrap aro
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import hashlib
 import hmac
@@ -35,14 +36,14 @@ from harness.core.config import TCHARS, ExtractorConfig, HeaderMode, HeaderRule
 from harness.core.cost import fast_open
 from harness.core.counters import Counter, counts_difference
 from harness.core.driver import with_openings
-from harness.core.event import HeaderEvent
+from harness.core.event import HeaderEvent, _Slot, event_struct
 from harness.core.program import Program
 from harness.core.testrun import test_run
 from harness.core.wait import wait_until
 from harness.log.audit import AuditError, AuditSummary, new_key, read_key, verify
-from harness.log.consumer import LogFormat, build_consumer, compile_command, consumer_argv
+from harness.log.consumer import SOURCE, LogFormat, build_consumer, compile_command, consumer_argv
 from harness.log.format import event_json, event_line
-from harness.log.records import RecordCounter, RecordsError, read_events
+from harness.log.records import MAGIC, RecordCounter, RecordsError, read_events
 from harness.oracle.corpus import load_corpus
 from harness.oracle.frames import FrameSpec, build
 from harness.oracle.reference import TARGET_BYTES, FlowTracker, extract
@@ -562,6 +563,28 @@ def test_a_cut_records_file_decodes_its_whole_records_then_says_where(
     assert line.startswith("xhdr decode: error: ") and "ends inside a record at byte" in line, line
     with pytest.raises(RecordsError, match="cut short"):
         list(read_events(records))
+
+
+# What the records format's version number stands for: the head of struct xhdr_event as the Python mirror has it
+# (tests/test_layout.py holds the mirror to the C header), with the slot struct inside it.
+RECORDS_HEADS = {b"XHDR-RECORDS 1\n": "39999219428b9496"}
+
+
+def _layout(struct: type[ctypes.Structure]) -> list[tuple[str, int, int]]:
+    return [(name, getattr(struct, name).offset, getattr(struct, name).size) for name, _ in struct._fields_]
+
+
+def test_the_records_version_changes_with_the_event_head() -> None:
+    """A records file holds the event head as the kernel wrote it: a changed head needs a new version, or files
+    written before would be read wrongly. The C writer and the Python reader name the same version."""
+    head = [field for field in _layout(event_struct(1, 1)) if field[0] != "data"]
+    fingerprint = hashlib.sha256(repr((head, _layout(_Slot))).encode()).hexdigest()[:16]
+    assert RECORDS_HEADS.get(MAGIC) == fingerprint, (
+        f"struct xhdr_event's head changed (fingerprint {fingerprint}): raise the version in RECORDS_MAGIC "
+        "(harness/log/consumer/consumer.c) and harness/log/records.py's MAGIC, then add it here"
+    )
+    c_magic = MAGIC.decode().replace("\n", "\\n")
+    assert f'#define RECORDS_MAGIC\t"{c_magic}"' in SOURCE.read_text()
 
 
 # --- errors and the build --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Python programs and for the harness, which counts a growing file's records as it
 from __future__ import annotations
 
 import dataclasses
+import mmap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,10 +43,14 @@ def _padded(length: int) -> int:
     return (length + PREFIX_BYTES - 1) // PREFIX_BYTES * PREFIX_BYTES
 
 
-def _entry_end(data: bytes, at: int) -> int | None:
+def _is_header(data: bytes | mmap.mmap, at: int) -> bool:
+    return data[at : at + len(MAGIC)] == MAGIC
+
+
+def _entry_end(data: bytes | mmap.mmap, at: int) -> int | None:
     """The byte after the entry at ``at`` (a section header or a record, padding included), or None when the
     data ends inside it. Raises ValueError for bytes that are neither."""
-    if data.startswith(MAGIC, at):
+    if _is_header(data, at):
         end = data.find(b"\n\n", at)
         return None if end < 0 else _padded(end + 2)
     if at + PREFIX_BYTES > len(data):
@@ -75,11 +80,19 @@ def read_records(path: Path) -> Iterator[tuple[Section, bytes]]:
     """Every record of the file with the section it belongs to, in order.
 
     A file that does not start with a section header raises RecordsError; so does a record cut short or
-    bytes that are no record, after the records before them were yielded.
+    bytes that are no record, after the records before them were yielded. The file is mapped, not read: a
+    day's log is gigabytes.
     """
-    data = path.read_bytes()
-    if not data.startswith(MAGIC):
-        raise RecordsError(f"{path} is not an xhdr records file; pass a file that xhdr log --records wrote")
+    with path.open("rb") as file:
+        if file.read(len(MAGIC)) != MAGIC:
+            raise RecordsError(
+                f"{path} is not an xhdr records file; pass a file that xhdr log --records wrote"
+            )
+        with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            yield from _records(data, path)
+
+
+def _records(data: mmap.mmap, path: Path) -> Iterator[tuple[Section, bytes]]:
     at, section = 0, Section(0, ())
     while at < len(data):
         try:
@@ -88,7 +101,7 @@ def read_records(path: Path) -> Iterator[tuple[Section, bytes]]:
             end = None
         if end is None:
             raise RecordsError(f"{path}: a record cut short or not one at byte {at}")
-        if data.startswith(MAGIC, at):
+        if _is_header(data, at):
             section = _section(data[at:end].rstrip(b"\0"), path)
         else:
             length = int.from_bytes(data[at : at + 4], "little")
@@ -117,7 +130,7 @@ class RecordCounter:
             data = file.read()
         at = 0
         while (end := _entry_end(data, at)) is not None:
-            self.records += not data.startswith(MAGIC, at)
+            self.records += not _is_header(data, at)
             at = end
         self.offset += at
         return self.records

@@ -31,7 +31,7 @@ from pathlib import Path
 from bench import kernel_cost
 from bench.results import Row, write_results
 from bench.targets import CONSUMER_EVENTS_PER_SECOND
-from bench.xhdr_log import LineCounter, process_cpu_ns
+from bench.xhdr_log import output_counter, process_cpu_ns
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, Counts, counts_difference
 from harness.core.ownership import scratch_directory
@@ -41,7 +41,6 @@ from harness.core.wait import wait_until
 from harness.log.audit import new_key
 from harness.log.command import await_ready
 from harness.log.consumer import RING_PAGE_BYTES, LogFormat, consumer_argv
-from harness.log.records import RecordCounter
 
 SUITE = "consumer"
 # name: (what each event becomes, sealed by --audit); an audited run ends with one more line, its end record
@@ -139,8 +138,7 @@ def cycle(
     with stopped_consumer(program, fmt=fmt, count=events, output=output, audit_key=audit_key) as proc:
         moved = fill(program, frame, events)
         seconds, cpu_ns = drain(proc)
-    counter = RecordCounter(output) if fmt is LogFormat.RECORDS else LineCounter(output)
-    written = counter.count() - (audit_key is not None)  # not the end record
+    written = output_counter(output, fmt).count() - (audit_key is not None)  # not the end record
     output.unlink()
     return {
         "events_produced": moved[Counter.EVENTS],

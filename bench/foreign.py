@@ -3,9 +3,9 @@
 The event layout, the maps and the stages of the extractor change between commits, and the current
 ``Program`` only knows its own. So the gate exports a reference commit's whole tree and loads the extractor
 there in a helper process with that tree's ``harness.core.program.Program``, and takes over the file
-descriptors it needs over a Unix socket (``harness.core.handover.receive_fds``): the entry program (its maps stay alive through it), the program
-array of its stages (the kernel empties a program array when user space holds no descriptor of it) and the
-ring buffer, drained here through libbpf's ring_buffer API. Every build then runs in this process, paired
+descriptors it needs over a Unix socket (``harness.core.handover.receive_fds``): the entry program (its
+maps stay alive through it), the program array of its stages (the kernel empties a program array when user
+space holds no descriptor of it) and the ring buffer, drained here through libbpf's ring_buffer API. Every build then runs in this process, paired
 round by round. The working tree's builds (with extra ``-D`` flags, or a stored source) are loaded the same
 way, so all of a gate's builds compile at once, one helper per core: a BCC compile of the extractor is
 about 12 seconds, and a gate loads each build several times.

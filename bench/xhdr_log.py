@@ -126,10 +126,10 @@ class Logger:
     err_path: Path
     output: LineCounter | RecordCounter
     prog_fd: int  # the program it attached, opened by id: its bpf_stats stay readable after it exits
-    counters_fd: int
+    counter_totals: PerCpuTotals  # its counters map, opened by id (read at every poll of :meth:`written`)
 
     def counters(self) -> Counts:
-        return counts_of(PerCpuTotals(self.counters_fd, "counters", len(Counter)).read())
+        return counts_of(self.counter_totals.read())
 
     def written(self, before: Counts, packets: int) -> bool:
         """True once the program has run on ``packets`` frames since ``before`` and the output holds a
@@ -170,8 +170,13 @@ def running_logger(lab: Lab, mode: XdpMode, fmt: LogFormat = LogFormat.JSON) -> 
         stack.callback(output.unlink, missing_ok=True)
         stack.callback(_kill, proc)
         prog_fd, counters_fd = _attached(lab, mode, proc, err_path, stack)
-        counter = RecordCounter(output) if fmt is LogFormat.RECORDS else LineCounter(output)
-        yield Logger(proc, err_path, counter, prog_fd, counters_fd)
+        totals = PerCpuTotals(counters_fd, "counters", len(Counter))
+        yield Logger(proc, err_path, output_counter(output, fmt), prog_fd, totals)
+
+
+def output_counter(path: Path, fmt: LogFormat) -> LineCounter | RecordCounter:
+    """What counts the events written to ``path`` so far: its lines, or its records for ``--records``."""
+    return RecordCounter(path) if fmt is LogFormat.RECORDS else LineCounter(path)
 
 
 def _attached(

@@ -324,29 +324,17 @@ def headline(files: list[ResultFile]) -> list[dict]:
             (method_label(method), value(parsers, method, "ns_per_packet")),
         )
     lab = figures.suite_rows(files, "lab_throughput")
-    totals = {
-        figures.lab_leg(r): r.value
-        for r in lab
-        if r.method == "extractor" and r.metric == "cpu_ns_per_logged_request"
-    }
-    without_hook = {
-        figures.lab_leg(r): r.value
-        for r in lab
-        if r.method == "extractor" and r.metric == "program_and_logger_ns"
-    }
-    for output, label in (("json", "extractor, native XDP"), ("records", "extractor, native XDP, --records")):
+    totals = figures.lab_by_leg(lab, "cpu_ns_per_logged_request")
+    without_hook = figures.lab_by_leg(lab, "program_and_logger_ns")
+    for leg in (("native", "json"), ("native", "records")):
+        label = figures.lab_leg_label(*leg)
         for method in dict.fromkeys(r.method for r in lab if r.metric == "kernel_delivery_cost_ns"):
             theirs = (method_label(method), value(lab, method, "cpu_ns_per_logged_request"))
-            add(
-                "CPU per logged request (lab)",
-                "cpu_ns_per_logged_request",
-                (label, totals.get(("native", output))),
-                theirs,
-            )
+            add("CPU per logged request (lab)", "cpu_ns_per_logged_request", (label, totals.get(leg)), theirs)
             add(
                 "CPU per logged request without the XDP hook (lab: program and consumer)",
                 "cpu_ns_per_logged_request",
-                (label, without_hook.get(("native", output))),
+                (label, without_hook.get(leg)),
                 theirs,
             )
     nginx = figures.suite_rows(files, "http_nginx")

@@ -204,8 +204,7 @@ def logged_request_bars(files: Sequence[ResultFile]) -> list[tuple[str, dict[str
     for mode, output in dict.fromkeys(lab_leg(r) for r in ours):
         leg = {r.metric: r.value for r in ours if lab_leg(r) == (mode, output)}
         total = leg.pop("cpu_ns_per_logged_request", None)
-        written = "" if output == "json" else f", xhdr log --{output}"
-        bars.append((f"extractor, {mode} XDP{written}", leg, total))
+        bars.append((lab_leg_label(mode, output), leg, total))
     for baseline in dict.fromkeys(r.method for r in rows if r.metric == "kernel_delivery_cost_ns"):
         parts = {part: _value(rows, baseline, part) or 0.0 for part in CAPTURE_PARTS}
         bars.append((method_label(baseline), parts, _value(rows, baseline, "cpu_ns_per_logged_request")))
@@ -215,6 +214,17 @@ def logged_request_bars(files: Sequence[ResultFile]) -> list[tuple[str, dict[str
 def lab_leg(row: Row) -> tuple[str, str]:
     """An extractor row's XDP mode and what its xhdr log wrote (JSON lines where older results do not say)."""
     return row.params.get("mode", ""), row.params.get("output", "json")
+
+
+def lab_leg_label(mode: str, output: str) -> str:
+    """How the plot and the headline name an extractor leg of the lab."""
+    written = "" if output == "json" else f", xhdr log --{output}"
+    return f"extractor, {mode} XDP{written}"
+
+
+def lab_by_leg(rows: Iterable[Row], metric: str) -> dict[tuple[str, str], float]:
+    """An extractor metric of the lab per leg (XDP mode, output)."""
+    return {lab_leg(r): r.value for r in rows if r.method == "extractor" and r.metric == metric}
 
 
 def cpu_per_logged_request(files: Sequence[ResultFile], out: Path) -> Plot | None:

@@ -23,6 +23,7 @@ from harness.core.driver import with_openings
 from harness.core.handover import helpers_running
 from harness.core.program import Program
 from harness.core.wait import wait_until
+from harness.core.workers import pids_running
 from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
 from harness.log.audit import AuditSummary, new_key, read_key, verify
 from harness.log.consumer import build_consumer
@@ -170,17 +171,8 @@ def send_requests(lab: Lab, hosts: list[str]) -> None:
 
 def consumers_running() -> list[int]:
     """Pids of every process running the compiled event consumer of xhdr log."""
-    binary = str(build_consumer())
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0]
-            except OSError:
-                continue  # the process ended while the list was read
-            if argv0.decode(errors="replace") == binary:
-                found.append(int(entry.name))
-    return found
+    binary = str(build_consumer()).encode()
+    return pids_running(lambda argv: argv[0] == binary)
 
 
 @pytest.mark.parametrize(

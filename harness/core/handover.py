@@ -17,13 +17,13 @@ import pickle
 import socket
 import subprocess
 import sys
-from pathlib import Path
 from typing import Self
 
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, Counts, counts_of
 from harness.core.errors import UserError
 from harness.core.percpu import PerCpuTotals
+from harness.core.workers import die_with_parent, pids_running
 from harness.core.xdp import XdpMode, attached_while_held
 
 # What the helper sends, in this order: the entry program, then maps by name.
@@ -97,16 +97,7 @@ def send_fds(channel: socket.socket, fds: list[int]) -> None:
 
 def helpers_running() -> list[int]:
     """Pids of the loading helpers alive now (any process's): none should outlive its load."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue  # it ended while the list was read
-            if __name__.encode() in argv[1:3]:
-                found.append(int(entry.name))
-    return found
+    return pids_running(lambda argv: __name__.encode() in argv[1:3])
 
 
 class HandedOver:
@@ -150,7 +141,6 @@ class HandedOver:
 def _helper(channel_fd: int) -> int:
     """Loads the extractor the parent's pickled request describes and sends its descriptors."""
     from harness.core.program import Program  # BCC: only here, in the helper
-    from harness.core.workers import die_with_parent
 
     die_with_parent(os.getppid())
     with socket.socket(fileno=channel_fd) as channel:

@@ -14,6 +14,8 @@ import ctypes
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -40,3 +42,18 @@ def process_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
         initializer=die_with_parent,
         initargs=(os.getpid(),),
     )
+
+
+def pids_running(matches: Callable[[list[bytes]], bool]) -> list[int]:
+    """Pids of the live processes whose command line (split at NUL) ``matches``: how the tests check that
+    nothing xhdr started outlives it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue  # the process ended while the list was read
+            if matches(argv):
+                found.append(int(entry.name))
+    return found

@@ -91,7 +91,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 def log_file(args: argparse.Namespace) -> Path | None:
     """The file the events are appended to (``--json FILE``, ``--text FILE`` or ``--records FILE``); None for
     stdout."""
-    target = next((t for t in (args.json, args.text, getattr(args, "records", None)) if t is not None), None)
+    target = next((t for t in (args.json, args.text, args.records) if t is not None), None)
     return None if target is None or str(target) == options.STDOUT else target
 
 
@@ -99,7 +99,7 @@ def log_format(args: argparse.Namespace) -> LogFormat:
     """What each event becomes: ``--json``, ``--records``, or text lines by default."""
     if args.json is not None:
         return LogFormat.JSON
-    return LogFormat.RECORDS if getattr(args, "records", None) is not None else LogFormat.TEXT
+    return LogFormat.RECORDS if args.records is not None else LogFormat.TEXT
 
 
 def _positive_int(text: str) -> int:

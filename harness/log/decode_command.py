@@ -34,7 +34,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     written = parser.add_mutually_exclusive_group()
     options.add_json(parser, "the events (one object a line, appended)", group=written)
     options.add_text(parser, group=written)
-    parser.set_defaults(run=run)
+    parser.set_defaults(
+        run=run, records=None
+    )  # it makes lines: log_file() and log_format() read no --records
 
 
 def run(args: argparse.Namespace) -> int:

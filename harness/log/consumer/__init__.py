@@ -74,11 +74,9 @@ def consumer_argv(
     return argv
 
 
-def decoder_argv(
-    records: Path, *, fmt: LogFormat, output: Path | None = None, audit_key: Path | None = None
-) -> list[str]:
+def decoder_argv(records: Path, *, fmt: LogFormat, output: Path | None = None) -> list[str]:
     """The consumer's command line that renders a records file as the lines ``xhdr log`` would have written."""
-    return [str(build_consumer()), "--input", str(records), *_common_options(fmt, None, output, audit_key)]
+    return [str(build_consumer()), "--input", str(records), *_common_options(fmt, None, output, None)]
 
 
 def _common_options(

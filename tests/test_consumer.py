@@ -91,10 +91,13 @@ def start(
     output: Path | None = None,
     audit_key: Path | None = None,
     stdout: int = subprocess.PIPE,
+    config: ExtractorConfig | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Starts the consumer on the program's ring buffer and returns once it says ``ready``."""
+    """Starts the consumer on the program's ring buffer (told ``config``'s rules, by default the program's) and
+    returns once it says ``ready``."""
     fd = ring_fd(program)
-    argv = consumer_argv(program.config, fd, fmt=fmt, count=count, output=output, audit_key=audit_key)
+    rules = config or program.config
+    argv = consumer_argv(rules, fd, fmt=fmt, count=count, output=output, audit_key=audit_key)
     proc = subprocess.Popen(argv, pass_fds=(fd,), stdout=stdout, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     said = proc.stderr.readline()
@@ -493,11 +496,7 @@ def write_records(
 ) -> None:
     """One consumer run appending the records of ``frames`` to ``path``, its section header naming ``config``'s
     rules (the records are the program's, whatever the header says)."""
-    fd = ring_fd(program)
-    argv = consumer_argv(config, fd, fmt=LogFormat.RECORDS, output=path)
-    proc = subprocess.Popen(argv, pass_fds=(fd,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    assert proc.stderr.readline() == b"ready\n"
+    proc = start(program, fmt=LogFormat.RECORDS, output=path, config=config)
     feed(program, frames, events)
     assert stop(proc, events) == ""
 

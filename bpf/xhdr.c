@@ -168,6 +168,13 @@ struct parser {
 	__u32 chunk_phase;	/* enum xhdr_chunk_phase */
 	__u32 chunk_digits;	/* hex digits of the chunk size read so far */
 	__u64 chunk_number;	/* the chunk size read so far, or the data bytes left (XHDR_CH_DATA) */
+	/* R22: a TLS ClientHello; where the first extension of each type read has its data (NOWHERE: none) */
+	__u32 hello_end;	/* frame offset where the hello ends, maybe past the view */
+	__u32 legacy;		/* its legacy_version */
+	__u32 ext_stop;		/* where its extensions end */
+	__u32 sni_at, sni_end;
+	__u32 alpn_at, alpn_end;
+	__u32 versions_at, versions_end;
 };
 
 /* R17, R20: why the end of a request's body cannot be known (p.body_unknown, flow_state.body_unknown). */
@@ -191,6 +198,7 @@ struct packet {
 	__u32 payload_end;	/* frame offset after the payload by its IP length (R16), maybe past the frame */
 	__u32 seq;		/* sequence number of the payload's first byte */
 	__u32 fin;		/* the segment closes its flow once read (R15) */
+	__u32 tls;		/* the port carries TLS (R21) */
 };
 
 /*
@@ -241,6 +249,14 @@ enum flow_mode {
 	FLOW_HEADERS,		/* a request's header section goes on at `expect` (R18) */
 	FLOW_LOST,		/* out of sync: nothing is read until a SYN */
 	FLOW_CHUNKED,		/* a chunked body goes on at `expect` (R20) */
+	FLOW_ENCRYPTED,		/* a TLS flow past its first bytes: nothing more is read (R21) */
+};
+
+/* What watched_ports says of a destination port (harness/core/program.py writes it). */
+enum port_kind {
+	PORT_UNWATCHED,
+	PORT_HTTP,
+	PORT_TLS,		/* R21 */
 };
 
 struct flow_state {
@@ -304,6 +320,7 @@ enum xhdr_stage {
 	XHDR_STAGE_VALUES,
 	XHDR_STAGE_HASH,
 	XHDR_STAGE_EMIT,
+	XHDR_STAGE_TLS,
 	XHDR_STAGES,
 };
 BPF_PROG_ARRAY(stages, XHDR_STAGES);
@@ -1862,6 +1879,11 @@ static __always_inline __u32 read_from(struct stage_ctx *m, struct flow_state *s
 		*outcome = XHDR_C_OUT_OF_SYNC;
 		return 0;
 	}
+	if (st->mode == FLOW_ENCRYPTED) {
+		COVER(ENCRYPTED);
+		*outcome = XHDR_C_ENCRYPTED;
+		return 0;
+	}
 	if ((__s32)(seq + n - st->expect) <= 0) {
 		COVER(RETRANSMITTED);
 		*outcome = XHDR_C_RETRANSMITTED;
@@ -1908,8 +1930,11 @@ static __always_inline __u32 read_from(struct stage_ctx *m, struct flow_state *s
 	} else {
 		start_request(sc, 0, payload_off + skip);
 	}
-	/* What the flow expects if the payload ends with a request, as it usually does (settle_flow()). */
-	st->mode = FLOW_REQUEST;
+	/*
+	 * What the flow expects if the payload ends with a request, as it usually does (settle_flow()); a TLS
+	 * flow is read once, whatever its first bytes are (R21).
+	 */
+	st->mode = sc->pk.tls ? FLOW_ENCRYPTED : FLOW_REQUEST;
 	st->expect = seq + n;
 	st->body_left = 0;
 	return payload_off + skip;
@@ -2171,7 +2196,9 @@ int xhdr_emit(struct xdp_md *ctx)
 	}
 #endif
 	/* All requests are counted before any event, so readers waiting for events == requests see no gap. */
-	if (logged)
+	if (m.sc->pk.tls)
+		count(m.cnt, XHDR_C_TLS_HELLO);	/* R21 */
+	else if (logged)
 		m.cnt->count[XHDR_C_HTTP_REQUEST] += logged;
 	else
 		count(m.cnt, XHDR_C_CONTINUED);	/* R18: only a request that goes on */
@@ -2218,6 +2245,256 @@ int xhdr_emit(struct xdp_md *ctx)
 			pending.update(flow, rec);
 		}
 	}
+	return XDP_PASS;
+}
+
+/* --- TLS: R21, R22 ------------------------------------------------------------------------------- */
+
+#define TLS_HANDSHAKE 22
+#define TLS_CLIENT_HELLO 1
+#define TLS_RANDOM_BYTES 32
+#define TLS_SESSION_ID_MAX 32
+#define TLS_MAX_EXTENSIONS 32
+#define TLS_MAX_VERSIONS 8
+#define TLS_EXT_SERVER_NAME 0
+#define TLS_EXT_ALPN 16
+#define TLS_EXT_SUPPORTED_VERSIONS 43
+#define TLS_HOST_NAME 0
+
+/* The big-endian 2-byte integer at frame offset a; a + 2 within the view is the caller's check. */
+static __always_inline __u32 be16_at(struct stage_ctx *m, __u32 a)
+{
+	return (__u32)byte_at(m, a) << 8 | byte_at(m, a + 1);
+}
+
+/*
+ * R22: the record and handshake headers and the ClientHello's fixed fields, from frame offset a. Returns
+ * the offset after its compression methods, or NOWHERE when the bytes are not a ClientHello; p.hello_end
+ * and p.legacy say where the hello ends and what its legacy_version is. Each field is checked against the
+ * hello's end and the view's end before it is read.
+ */
+static __always_inline __u32 hello_fields(struct stage_ctx *m, __u32 a)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 end = sc->pk.view_end, hello_len, hello, limit, p, n;
+
+	if (a + 9 > end)
+		return NOWHERE;
+	if (byte_at(m, a) != TLS_HANDSHAKE || byte_at(m, a + 1) != 3 || byte_at(m, a + 2) > 4 ||
+	    byte_at(m, a + 5) != TLS_CLIENT_HELLO)
+		return NOWHERE;
+	hello_len = (__u32)byte_at(m, a + 6) << 16 | be16_at(m, a + 7);
+	if (hello_len + 4 > be16_at(m, a + 3))
+		return NOWHERE;	/* a hello spread over several records is not read */
+	hello = a + 9;
+	sc->p.hello_end = hello + hello_len;
+	limit = hello + hello_len < end ? hello + hello_len : end;
+	p = hello + 2 + TLS_RANDOM_BYTES;
+	if (p + 1 > limit)
+		return NOWHERE;
+	n = byte_at(m, p);	/* session id */
+	if (n > TLS_SESSION_ID_MAX)
+		return NOWHERE;
+	p += 1 + n;
+	if (p + 2 > limit)
+		return NOWHERE;
+	n = be16_at(m, p);	/* cipher suites */
+	if (n < 2 || (n & 1))
+		return NOWHERE;
+	p += 2 + n;
+	if (p + 1 > limit)
+		return NOWHERE;
+	n = byte_at(m, p);	/* compression methods */
+	if (n < 1)
+		return NOWHERE;
+	p += 1 + n;
+	if (p > limit)
+		return NOWHERE;
+	sc->p.legacy = be16_at(m, hello);
+	return p;
+}
+
+/*
+ * R22: notes where the data of the first server_name, ALPN and supported_versions extensions lie, reading
+ * the extensions from frame offset p.pos up to p.ext_stop. The positions found and the loop's own live in
+ * the scratch map, reloaded each iteration: the verifier then sees every iteration start alike, whichever
+ * extensions came before.
+ */
+static __always_inline void read_extensions(struct stage_ctx *m, struct xhdr_event *ev)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 i, e, stop, end, type, data, next;
+
+	for (i = 0; i < TLS_MAX_EXTENSIONS; i++) {
+		forget_memory();
+		e = launder(sc, sc->p.pos);
+		stop = sc->p.ext_stop;
+		end = sc->pk.view_end;
+		if (e >= stop)
+			return;
+		if (e + 4 > stop)
+			goto bad;
+		if (e + 4 > end)
+			return;	/* the view ends first: the event has HELLO_CUT */
+		type = be16_at(m, e);
+		data = e + 4;
+		next = data + be16_at(m, e + 2);
+		if (next > stop)
+			goto bad;
+		if (type == TLS_EXT_SERVER_NAME && sc->p.sni_at == NOWHERE) {
+			sc->p.sni_at = data;
+			sc->p.sni_end = next;
+		} else if (type == TLS_EXT_ALPN && sc->p.alpn_at == NOWHERE) {
+			sc->p.alpn_at = data;
+			sc->p.alpn_end = next;
+		} else if (type == TLS_EXT_SUPPORTED_VERSIONS && sc->p.versions_at == NOWHERE) {
+			sc->p.versions_at = data;
+			sc->p.versions_end = next;
+		}
+		sc->p.pos = next;
+	}
+	forget_memory();
+	if (sc->p.pos < sc->p.ext_stop && sc->p.pos < sc->pk.view_end) {
+		COVER(TLS_TOO_MANY_EXTENSIONS);
+		ev->flags |= XHDR_T_TOO_MANY_EXTENSIONS;
+	}
+	return;
+bad:
+	COVER(TLS_BAD_EXTENSIONS);
+	ev->flags |= XHDR_T_BAD_EXTENSIONS;
+}
+
+/* R22: the server name, from the first entry of the server_name extension, for the values stage to copy. */
+static __always_inline void hello_sni(struct stage_ctx *m, struct xhdr_event *ev)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 d = launder(sc, sc->p.sni_at), end = sc->pk.view_end, list_end, name, len, stored;
+
+	if (d == NOWHERE || d + 5 > end)
+		return;
+	list_end = d + 2 + be16_at(m, d);
+	if (list_end > sc->p.sni_end || d + 5 > list_end || byte_at(m, d + 2) != TLS_HOST_NAME)
+		return;
+	len = be16_at(m, d + 3);
+	name = d + 5;
+	if (name + len > list_end || name + len > end)
+		return;
+	COVER(TLS_SNI);
+	stored = len;
+	if (len > XHDR_MAX_TARGET_LEN) {
+		COVER(TLS_SNI_TRUNCATED);
+		stored = XHDR_MAX_TARGET_LEN;
+		ev->flags |= XHDR_T_SNI_TRUNCATED;
+	}
+	ev->target_length = len;
+	if (stored)
+		record_range(sc, name, name + stored, 0, XHDR_SLOTS, XHDR_MODE_VALUE);
+	ev->data_len = stored;
+}
+
+/* R22: the ALPN list, kept raw after the SNI; user space reads the names from it. */
+static __always_inline void hello_alpn(struct stage_ctx *m, struct xhdr_event *ev)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 d = launder(sc, sc->p.alpn_at), end = sc->pk.view_end, len, stored, at;
+
+	if (d == NOWHERE || d + 2 > end)
+		return;
+	len = be16_at(m, d);
+	if (d + 2 + len > sc->p.alpn_end || d + 2 + len > end)
+		return;
+	COVER(TLS_ALPN);
+	stored = len;
+	if (len > XHDR_MAX_VALUE_LEN) {
+		COVER(TLS_ALPN_TRUNCATED);
+		stored = XHDR_MAX_VALUE_LEN;
+		ev->flags |= XHDR_T_ALPN_TRUNCATED;
+	}
+	ev->alpn_length = len;
+	at = ev->data_len;
+	if (stored)
+		record_range(sc, d + 2, d + 2 + stored, at, XHDR_SLOTS, XHDR_MODE_VALUE);
+	ev->data_len = at + stored;
+}
+
+/* R22: the highest version supported_versions offers that is not GREASE, or the legacy_version. */
+static __always_inline __u32 hello_version(struct stage_ctx *m)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 d = launder(sc, sc->p.versions_at), end = sc->pk.view_end, n, k, v, best = 0;
+
+	if (d == NOWHERE || d + 1 > end)
+		return sc->p.legacy;
+	n = byte_at(m, d);
+	if ((n & 1) || d + 1 + n > sc->p.versions_end || d + 1 + n > end)
+		return sc->p.legacy;
+	COVER(TLS_VERSIONS);
+#pragma unroll
+	for (k = 0; k < TLS_MAX_VERSIONS; k++) {
+		if (2 * k + 2 > n)
+			break;
+		v = be16_at(m, d + 1 + 2 * k);
+		if ((v & 0x0F0F) == 0x0A0A) {
+			COVER(TLS_GREASE);
+			continue;
+		}
+		if (v > best)
+			best = v;
+	}
+	return best ? best : sc->p.legacy;
+}
+
+/*
+ * R21, R22: the first bytes of a TLS flow, from p.pos: a ClientHello makes one event of kind TLS, whose SNI
+ * and ALPN list the values stage copies; anything else is counted as not TLS. read_from() has already put
+ * the flow in FLOW_ENCRYPTED mode either way.
+ */
+int xhdr_tls(struct xdp_md *ctx)
+{
+	struct xhdr_event *ev;
+	struct stage_ctx m;
+	__u32 ext, hello_end, ext_end;
+
+	if (!stage_maps(ctx, &m))
+		return XDP_PASS;
+	ev = &m.sc->rec[0].ev;
+	ext = launder(m.sc, hello_fields(&m, m.sc->p.pos));
+	if (ext == NOWHERE) {
+		COVER(NOT_TLS);
+		count(m.cnt, XHDR_C_NOT_TLS);
+		close_if_fin(&m);
+		return XDP_PASS;
+	}
+	COVER(TLS_HELLO);
+	ev->kind = XHDR_KIND_TLS;
+	hello_end = m.sc->p.hello_end;
+	if (hello_end > m.sc->pk.view_end) {
+		COVER(TLS_HELLO_CUT);
+		ev->flags |= XHDR_T_HELLO_CUT;
+	}
+	m.sc->p.sni_at = NOWHERE;
+	m.sc->p.alpn_at = NOWHERE;
+	m.sc->p.versions_at = NOWHERE;
+	if (ext < hello_end) {
+		if (ext + 2 > hello_end) {
+			COVER(TLS_BAD_EXTENSIONS);
+			ev->flags |= XHDR_T_BAD_EXTENSIONS;	/* one byte where the extensions' length goes */
+		} else if (ext + 2 <= m.sc->pk.view_end) {
+			ext_end = ext + 2 + be16_at(&m, ext);
+			m.sc->p.ext_stop = ext_end < hello_end ? ext_end : hello_end;
+			m.sc->p.pos = ext + 2;
+			read_extensions(&m, ev);
+		}
+	}
+	hello_sni(&m, ev);
+	hello_alpn(&m, ev);
+	ev->tls_version = hello_version(&m);
+	m.sc->p.logged = 1;
+	close_if_fin(&m);
+	if (m.sc->p.copies)
+		stages.call(ctx, XHDR_STAGE_VALUES);
+	else
+		stages.call(ctx, XHDR_STAGE_EMIT);
 	return XDP_PASS;
 }
 
@@ -2348,7 +2625,7 @@ int xhdr_extract(struct xdp_md *ctx)
 		goto malformed;
 	port = bpf_ntohs(tcp->dest);
 	watched = watched_ports.lookup(&port);
-	if (!watched || !*watched) {
+	if (!watched || *watched == PORT_UNWATCHED) {
 		count(m.cnt, XHDR_C_PORT_NOT_WATCHED);
 		return XDP_PASS;
 	}
@@ -2358,6 +2635,7 @@ int xhdr_extract(struct xdp_md *ctx)
 	/* R15: the segment's flags act on its flow first. */
 	m.sc->pk.seq = bpf_ntohl(tcp->seq);
 	m.sc->pk.fin = tcp->fin && !tcp->rst;
+	m.sc->pk.tls = *watched == PORT_TLS;
 	if (tcp->rst) {
 		close_flow(&m);
 	} else if (tcp->syn) {
@@ -2394,7 +2672,7 @@ int xhdr_extract(struct xdp_md *ctx)
 		stages.call(ctx, XHDR_STAGE_CHUNKS);	/* R20: the segment starts in a chunked body */
 		return XDP_PASS;
 	}
-	stages.call(ctx, XHDR_STAGE_SCAN);
+	stages.call(ctx, m.sc->pk.tls ? XHDR_STAGE_TLS : XHDR_STAGE_SCAN);
 	return XDP_PASS;
 
 segment_done:

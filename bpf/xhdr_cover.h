@@ -107,6 +107,19 @@ enum xhdr_cover {
 	XHDR_COV_CHUNKS_GO_ON,		/* the body goes on in the next segment */
 	XHDR_COV_CHUNKS_BAD,		/* a byte the grammar does not allow, or a framing byte past the view */
 	XHDR_COV_CHUNK_STEPS_OVER,	/* XHDR_CHUNK_STEPS did not reach an end */
+	/* R21, R22: TLS */
+	XHDR_COV_ENCRYPTED,		/* a segment of a TLS flow after its first */
+	XHDR_COV_NOT_TLS,		/* a TLS flow's first bytes are not a ClientHello */
+	XHDR_COV_TLS_HELLO,		/* a ClientHello read */
+	XHDR_COV_TLS_SNI,		/* its server name */
+	XHDR_COV_TLS_SNI_TRUNCATED,
+	XHDR_COV_TLS_ALPN,		/* its ALPN list */
+	XHDR_COV_TLS_ALPN_TRUNCATED,
+	XHDR_COV_TLS_VERSIONS,		/* its supported_versions */
+	XHDR_COV_TLS_GREASE,		/* a GREASE version skipped */
+	XHDR_COV_TLS_HELLO_CUT,		/* the view ends inside it */
+	XHDR_COV_TLS_BAD_EXTENSIONS,	/* an extension runs past the extensions' end */
+	XHDR_COV_TLS_TOO_MANY_EXTENSIONS,
 	/* Stages */
 	XHDR_COV_SCAN_TAIL_CALL,	/* the scan goes on in another invocation */
 	XHDR_COV_OUT_OF_STEPS,		/* which the step bound rules out */

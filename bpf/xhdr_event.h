@@ -63,6 +63,22 @@ enum xhdr_event_flag {
 	XHDR_F_CONTROL_BYTE = 1 << 14,
 };
 
+/* What an event is about: a request (R8) or a TLS ClientHello (R21, R22). */
+enum xhdr_kind {
+	XHDR_KIND_HTTP = 0,
+	XHDR_KIND_TLS = 1,
+};
+
+/* R22: the flags of a TLS event, in the same field; SCAN_LIMIT is the same bit as a request's. */
+enum xhdr_tls_flag {
+	XHDR_T_SNI_TRUNCATED = 1 << 0,
+	XHDR_T_ALPN_TRUNCATED = 1 << 1,
+	XHDR_T_HELLO_CUT = 1 << 2,
+	XHDR_T_SCAN_LIMIT = 1 << 3,
+	XHDR_T_TOO_MANY_EXTENSIONS = 1 << 4,
+	XHDR_T_BAD_EXTENSIONS = 1 << 5,
+};
+
 enum xhdr_slot_flag {
 	XHDR_S_PRESENT = 1 << 0,
 	XHDR_S_TRUNCATED = 1 << 1,
@@ -95,6 +111,9 @@ enum xhdr_counter {
 	XHDR_C_FLOWS_CLOSED,
 	XHDR_C_FLOWS_LOST,
 	XHDR_C_CONTINUED,
+	XHDR_C_TLS_HELLO,
+	XHDR_C_NOT_TLS,
+	XHDR_C_ENCRYPTED,
 	XHDR_C_COUNT,
 };
 
@@ -119,8 +138,8 @@ struct xhdr_event {
 	__u16 sport;
 	__u16 dport;
 	__u16 vlan_ids[2];
-	__u16 target_length;	/* target bytes seen, before truncation */
-	__u16 flags;		/* enum xhdr_event_flag */
+	__u16 target_length;	/* target (TLS: SNI) bytes seen, before truncation */
+	__u16 flags;		/* enum xhdr_event_flag (TLS: enum xhdr_tls_flag) */
 	__u8 family;		/* 4 or 6 */
 	__u8 version;		/* 10, 11, or 0 when the request line was cut before it */
 	__u8 method_len;
@@ -128,12 +147,17 @@ struct xhdr_event {
 	__u8 request_index;
 	__u8 header_lines;
 	__u16 data_len;		/* bytes used in data[]; the ring-buffer record ends there */
+	__u16 tls_version;	/* TLS: the version the ClientHello offers (R22) */
+	__u16 alpn_length;	/* TLS: the ALPN list's bytes, before truncation; kept in data[] after the SNI */
+	__u8 kind;		/* enum xhdr_kind */
+	__u8 reserved[3];
 	struct xhdr_slot slots[XHDR_SLOTS];
 	/* Everything above is zeroed when a request starts; the buffers below are only read up to their lengths. */
 	__u8 method[XHDR_METHOD_MAX];
 	/*
 	 * The target (its first min(target_length, XHDR_MAX_TARGET_LEN) bytes), then each logged value or
-	 * scheme where its slot says. Packed, so a record carries only what was found: sending the whole
+	 * scheme where its slot says. A TLS event holds its SNI where the target goes, then the first
+	 * min(alpn_length, XHDR_MAX_VALUE_LEN) bytes of its ALPN list. Packed, so a record carries only what was found: sending the whole
 	 * worst-case buffer made writing the record cost more than parsing the request.
 	 */
 	__u8 data[XHDR_MAX_TARGET_LEN + XHDR_SLOTS * XHDR_MAX_VALUE_LEN];

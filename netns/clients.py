@@ -11,7 +11,7 @@ import dataclasses
 import http.client
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness.core.errors import UserError
@@ -44,18 +44,20 @@ def curl(
     only_given_headers: bool = False,
     timeout: float = 10.0,
     host: Host | None = None,
+    options: Sequence[str] = (),
 ) -> Response:
     """Fetch ``url`` with curl in the client namespace (or ``host``), adding ``headers`` in order.
 
     With ``only_given_headers`` curl's own Host, User-Agent and Accept are suppressed unless given, so
     the request carries exactly ``headers``. An empty value is sent as an empty header (``Name;``).
+    ``options`` go to curl as they are (TLS ones, for example).
     """
     host = host or lab.client
     assert lab.workdir is not None, "curl() needs an entered lab"
     fd, body_path = tempfile.mkstemp(dir=lab.workdir, prefix="curl-", suffix=".body")
     os.close(fd)
     argv = [CURL, "--silent", "--show-error", "--max-time", str(timeout), "--output", body_path]
-    argv += ["--write-out", "%{http_code}"]
+    argv += ["--write-out", "%{http_code}", *options]
     given = {name.lower() for name in (headers or {})}
     if only_given_headers:
         argv += [

@@ -52,6 +52,7 @@ def test_default_build_is_accepted_and_matches_the_reference_on_5_10(column_5_10
         "xhdr_values",
         "xhdr_hash",
         "xhdr_emit",
+        "xhdr_tls",
     ]
     assert len(guest.frames) == len(kernel_run.corpus_frames())
     assert column_5_10.differences == {}

@@ -87,6 +87,7 @@ class ExtractorConfig:
     """Everything that shapes what the extractor logs. Every field has a default."""
 
     ports: tuple[int, ...] = (80, 8080)
+    tls_ports: tuple[int, ...] = (443, 8443)  # R21: ports whose flows start with a TLS ClientHello; may be empty
     headers: tuple[HeaderRule, ...] = DEFAULT_HEADERS
     max_header_lines: int = 32
     max_value_len: int = 128
@@ -112,13 +113,19 @@ class ExtractorConfig:
             raise ConfigError(f"ringbuf_pages = {self.ringbuf_pages} must be a power of two (1, 2, 4, ...)")
         if not self.ports:
             raise ConfigError("ports is empty; list at least one TCP destination port to watch")
-        for port in self.ports:
-            if not is_integer(port):
-                raise ConfigError(
-                    f"port {shown(port)} in ports must be an integer from 1 to 65535 (a whole number, no quotes)"
-                )
-            if not 1 <= port <= 65535:
-                raise ConfigError(f"port {shown(port)} is not a TCP port; use integers from 1 to 65535")
+        for key in ("ports", "tls_ports"):
+            for port in getattr(self, key):
+                if not is_integer(port):
+                    raise ConfigError(
+                        f"port {shown(port)} in {key} must be an integer from 1 to 65535 (a whole number, no quotes)"
+                    )
+                if not 1 <= port <= 65535:
+                    raise ConfigError(f"port {shown(port)} in {key} is not a TCP port; use integers from 1 to 65535")
+        both = sorted(set(self.ports) & set(self.tls_ports))
+        if both:
+            raise ConfigError(
+                f"port {both[0]} is in both ports and tls_ports; list it in ports for HTTP or in tls_ports for TLS"
+            )
         if not 1 <= len(self.headers) <= MAX_HEADER_RULES:
             raise ConfigError(
                 f"headers lists {len(self.headers)} rules; give between 1 and {MAX_HEADER_RULES}"
@@ -199,11 +206,12 @@ def load_config(path: str | Path) -> ExtractorConfig:
         raise ConfigError(
             f"config file {path}: unknown key {shown(unknown[0])}; known keys: {', '.join(sorted(known))}"
         )
-    for key in ("ports", "headers"):
+    for key in ("ports", "tls_ports", "headers"):
         if key in raw and not isinstance(raw[key], list):
             raise ConfigError(f"config file {path}: {key} must be a list (for example {key} = [...])")
-    if "ports" in raw:
-        raw["ports"] = tuple(raw["ports"])
+    for key in ("ports", "tls_ports"):
+        if key in raw:
+            raw[key] = tuple(raw[key])
     if "headers" in raw:
         raw["headers"] = tuple(_header_rule(path, entry) for entry in raw["headers"])
     try:

@@ -32,6 +32,9 @@ class Counter(enum.IntEnum):
     FLOWS_CLOSED = 20
     FLOWS_LOST = 21
     CONTINUED = 22
+    TLS_HELLO = 23
+    NOT_TLS = 24
+    ENCRYPTED = 25
 
     @property
     def label(self) -> str:
@@ -58,6 +61,9 @@ OUTCOMES = frozenset(
         Counter.CONTINUED,
         Counter.NOT_HTTP,
         Counter.HTTP_REQUEST,
+        Counter.TLS_HELLO,
+        Counter.NOT_TLS,
+        Counter.ENCRYPTED,
     }
 )
 

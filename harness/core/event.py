@@ -46,6 +46,45 @@ class SlotFlag(enum.IntFlag):
 NO_SLOT_FLAGS = SlotFlag(0)
 
 
+class EventKind(enum.IntEnum):
+    """What an event is about (enum xhdr_kind): a request, or a TLS ClientHello (docs/EXTRACTION.md R22)."""
+
+    HTTP = 0
+    TLS = 1
+
+
+class TlsFlag(enum.IntFlag):
+    """The flags of a TLS event (R22); SCAN_LIMIT is the same bit as a request's."""
+
+    SNI_TRUNCATED = 1 << 0
+    ALPN_TRUNCATED = 1 << 1
+    HELLO_CUT = 1 << 2
+    SCAN_LIMIT = 1 << 3
+    TOO_MANY_EXTENSIONS = 1 << 4
+    BAD_EXTENSIONS = 1 << 5
+
+
+TLS_VERSION_NAMES = {0x0300: "ssl3.0", 0x0301: "1.0", 0x0302: "1.1", 0x0303: "1.2", 0x0304: "1.3"}
+
+
+def tls_version_name(version: int) -> str:
+    """``1.3`` for 0x0304 and the other versions by their names; any other value in hex, such as ``0x7f1c``."""
+    return TLS_VERSION_NAMES.get(version, f"0x{version:04x}")
+
+
+def alpn_names(kept: bytes) -> tuple[bytes, ...]:
+    """R22: the protocol names the kept bytes of an ALPN list hold, up to a zero length or one that does not fit."""
+    names = []
+    at = 0
+    while at < len(kept):
+        length = kept[at]
+        if length == 0 or at + 1 + length > len(kept):
+            break
+        names.append(kept[at + 1 : at + 1 + length])
+        at += 1 + length
+    return tuple(names)
+
+
 @dataclasses.dataclass(frozen=True)
 class HeaderValue:
     """One configured header in one event. An absent header has flags 0 and empty fields."""
@@ -103,6 +142,7 @@ class HeaderEvent:
     def to_json(self) -> dict:
         """A JSON-ready dict; bytes become latin-1 text so nothing is lost."""
         return {
+            "kind": "http",
             "family": self.family,
             "saddr": self.saddr,
             "daddr": self.daddr,
@@ -130,6 +170,49 @@ class HeaderEvent:
                 if value.present
             },
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class TlsHello:
+    """One TLS ClientHello (R21, R22): what a TLS port's flow offered before its bytes were encrypted."""
+
+    family: int
+    saddr: str
+    daddr: str
+    sport: int
+    dport: int
+    vlan_ids: tuple[int, ...]
+    sni: bytes  # the first MAX_TARGET_LEN bytes of the server name
+    sni_length: int
+    alpn: tuple[bytes, ...]  # the protocol names in the kept bytes of the ALPN list
+    alpn_length: int
+    tls_version: int
+    flags: TlsFlag
+    timestamp_ns: int = dataclasses.field(default=0, compare=False)
+    ifindex: int = dataclasses.field(default=0, compare=False)
+    request_index: int = 0
+
+    def to_json(self) -> dict:
+        return {
+            "kind": "tls",
+            "family": self.family,
+            "saddr": self.saddr,
+            "daddr": self.daddr,
+            "sport": self.sport,
+            "dport": self.dport,
+            "vlan_ids": list(self.vlan_ids),
+            "sni": self.sni.decode("latin-1"),
+            "sni_length": self.sni_length,
+            "alpn": [name.decode("latin-1") for name in self.alpn],
+            "alpn_length": self.alpn_length,
+            "tls_version": tls_version_name(self.tls_version),
+            "flags": [flag.name for flag in TlsFlag if self.flags & flag],
+            "timestamp_ns": self.timestamp_ns,
+            "ifindex": self.ifindex,
+        }
+
+
+Event = HeaderEvent | TlsHello
 
 
 class _Slot(ctypes.Structure):
@@ -165,6 +248,10 @@ def event_struct(max_target_len: int, max_value_len: int) -> type[ctypes.Structu
             ("request_index", ctypes.c_uint8),
             ("header_lines", ctypes.c_uint8),
             ("data_len", ctypes.c_uint16),
+            ("tls_version", ctypes.c_uint16),
+            ("alpn_length", ctypes.c_uint16),
+            ("kind", ctypes.c_uint8),
+            ("reserved", ctypes.c_uint8 * 3),
             ("slots", _Slot * SLOTS),
             ("method", ctypes.c_uint8 * METHOD_MAX_LEN),
             ("data", ctypes.c_uint8 * (max_target_len + SLOTS * max_value_len)),
@@ -174,8 +261,8 @@ def event_struct(max_target_len: int, max_value_len: int) -> type[ctypes.Structu
     return Event
 
 
-def decode_event(raw: bytes, config: ExtractorConfig) -> HeaderEvent:
-    """Turns the bytes of one ring-buffer record into a HeaderEvent.
+def decode_event(raw: bytes, config: ExtractorConfig) -> Event:
+    """Turns the bytes of one ring-buffer record into a HeaderEvent, or a TlsHello for a TLS event.
 
     A record ends where its data[] is used up (data_len), so it is usually shorter than the struct.
     """
@@ -195,6 +282,24 @@ def decode_event(raw: bytes, config: ExtractorConfig) -> HeaderEvent:
     def address(raw_address) -> str:
         return str(ipaddress.ip_address(bytes(raw_address[:address_len])))
 
+    if record.kind == EventKind.TLS:
+        sni_kept = min(record.target_length, config.max_target_len)
+        return TlsHello(
+            family=family,
+            saddr=address(record.saddr),
+            daddr=address(record.daddr),
+            sport=record.sport,
+            dport=record.dport,
+            vlan_ids=tuple(record.vlan_ids[: record.vlan_count]),
+            sni=data[:sni_kept],
+            sni_length=record.target_length,
+            alpn=alpn_names(data[sni_kept : sni_kept + min(record.alpn_length, config.max_value_len)]),
+            alpn_length=record.alpn_length,
+            tls_version=record.tls_version,
+            flags=TlsFlag(record.flags),
+            timestamp_ns=record.timestamp_ns,
+            ifindex=record.ifindex,
+        )
     headers = []
     for index, rule in enumerate(config.headers):
         slot = record.slots[index]

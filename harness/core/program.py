@@ -29,7 +29,9 @@ from harness.core.xdp import XdpMode, attached_while_held
 EXTRACTOR_SOURCE = BPF_DIR / "xhdr.c"
 ENTRY_POINT = "xhdr_extract"
 # Tail-called stages, in the order of enum xhdr_stage in bpf/xhdr.c.
-STAGES = ("xhdr_scan", "xhdr_chunks", "xhdr_values", "xhdr_hash", "xhdr_emit")
+STAGES = ("xhdr_scan", "xhdr_chunks", "xhdr_values", "xhdr_hash", "xhdr_emit", "xhdr_tls")
+# What the watched_ports map says of a port (enum port_kind in bpf/xhdr.c).
+PORT_UNWATCHED, PORT_HTTP, PORT_TLS = 0, 1, 2
 
 NAME_WORDS = MAX_HEADER_NAME_LEN // 8
 
@@ -137,10 +139,12 @@ class Program:
         if config.compile_flags() != self.config.compile_flags():
             raise ProgramError("limits differ from the loaded program's; build a new Program for new limits")
         ports = self.bpf[b"watched_ports"]
-        for port in set(self.config.ports) - set(config.ports):
-            ports[ports.Key(port)] = ports.Leaf(0)
+        for port in {*self.config.ports, *self.config.tls_ports} - {*config.ports, *config.tls_ports}:
+            ports[ports.Key(port)] = ports.Leaf(PORT_UNWATCHED)
         for port in config.ports:
-            ports[ports.Key(port)] = ports.Leaf(1)
+            ports[ports.Key(port)] = ports.Leaf(PORT_HTTP)
+        for port in config.tls_ports:
+            ports[ports.Key(port)] = ports.Leaf(PORT_TLS)
         value = NamesValue()
         value.key[0] = int.from_bytes(self.key[:8], "little")
         value.key[1] = int.from_bytes(self.key[8:], "little")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import fcntl
 import gzip
 import hashlib
 import io
@@ -115,6 +116,15 @@ def fetch_kernel(name: str, cache: Path = CACHE_DIR) -> Path:
     target = cache / f"vmlinuz-{name}"
     if target.is_file():
         return target
+    cache.mkdir(parents=True, exist_ok=True)
+    # One fetch at a time, across threads and processes: the kernels share xhdr's apt lists, and two
+    # `apt-get update` runs in one lists directory delete each other's partial files.
+    with open(cache / "apt.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return target if target.is_file() else _download_kernel(name, target, cache)
+
+
+def _download_kernel(name: str, target: Path, cache: Path) -> Path:
     suite, pattern = KERNELS[name]
     apt_dir = cache / "apt"
     for sub in ("lists/partial", "cache/archives/partial"):

@@ -33,6 +33,7 @@ from harness.core.program import Program
 from harness.core.testrun import test_run
 from harness.oracle.corpus import standard_frame
 from harness.oracle.frames import FrameSpec, build
+from harness.oracle.tls import curl_like
 
 FRAME_OVERHEAD = 54  # Ethernet 14 + IPv4 20 + TCP 20: the bytes of a frame that are not payload
 
@@ -64,7 +65,7 @@ class Case:
     """One frame under one configuration; ``group`` names the sweep it belongs to (the plot it feeds)."""
 
     name: str
-    group: str  # "standard", "frame_size", "header_count", "configured", "worst"
+    group: str  # "standard", "frame_size", "header_count", "configured", "worst", "tls"
     frame: bytes
     config: ExtractorConfig
     params: dict[str, int | str]
@@ -87,6 +88,11 @@ def benchmark_frame() -> bytes:
 
 def _frame(payload: bytes) -> bytes:
     return fast_open(build(FrameSpec(payload=payload)))
+
+
+def tls_hello_frame() -> bytes:
+    """curl's ClientHello to port 443 (R22), as a SYN with data: what each TLS connection costs."""
+    return fast_open(build(FrameSpec(payload=curl_like(b"api.shop.example").to_bytes(), dport=443)))
 
 
 def sized_request(frame_bytes: int) -> bytes:
@@ -182,6 +188,7 @@ def cases(profile: Profile = "full", config: ExtractorConfig | None = None) -> l
             "all configured headers, long values, the last one last at the scan limit",
         )
     )
+    found.append(Case("tls_hello", "tls", tls_hello_frame(), config, {}, "a TLS ClientHello like curl's"))
     return found
 
 

@@ -18,7 +18,8 @@ ones back so ``fuzz.repro`` can save them (a frame, or a whole flow).
 cross every truncation and cut rule (R7, R9, R11, R13) all the time, where the default limits would need long
 inputs that Hypothesis rarely draws. A part of a line reads at most 64 bytes per scan step and one scan
 invocation runs 16 steps (bpf/xhdr.c), so requests also cross step boundaries and the tail call between two
-scan invocations.
+scan invocations. The same limits cut TLS events (R22): a 24-byte SNI, 16 bytes of ALPN list and a 320-byte
+view are all within reach of the hellos ``fuzz.strategies`` builds for ``tls_ports``.
 """
 
 from __future__ import annotations
@@ -38,14 +39,19 @@ from fuzz.strategies import Flow, Item, batches
 from harness.core.config import ExtractorConfig
 from harness.core.coverage import CoverageReader, Hits
 from harness.core.driver import Driver, Outcome, with_openings
-from harness.core.event import EventFlag, SlotFlag
+from harness.core.event import EventFlag, HeaderEvent, SlotFlag, TlsFlag
 from harness.core.program import Program
 from harness.oracle import reference
 from harness.oracle.differences import outcome_differences
 from harness.oracle.reference import Expected
 
 FUZZ_CONFIG = ExtractorConfig(
-    max_header_lines=6, max_value_len=16, max_target_len=24, max_scan_bytes=320, max_requests_per_packet=3
+    tls_ports=(443, 8443),
+    max_header_lines=6,
+    max_value_len=16,
+    max_target_len=24,
+    max_scan_bytes=320,
+    max_requests_per_packet=3,
 )
 FUZZ_KEY = bytes(range(0x40, 0x50))  # fixed, so a repro's hashes are reproducible
 
@@ -185,7 +191,7 @@ class Disagreement(AssertionError):
         return self.expectations[self.index]
 
 
-def flag_names(flags: EventFlag | SlotFlag) -> str:
+def flag_names(flags: EventFlag | SlotFlag | TlsFlag) -> str:
     """The names of the set flags joined by ``+`` (``-`` for none): readable where a bitmask is not, and
     free of ``|`` so it can stand in a markdown table."""
     return "+".join(flag.name for flag in type(flags) if flags & flag) or "-"
@@ -193,13 +199,17 @@ def flag_names(flags: EventFlag | SlotFlag) -> str:
 
 def outcome_class(expected: Expected) -> str:
     """A coarse name for what a frame exercised: its outcome counter, the event and slot flags it set, and how
-    many events it wrote, as ``outcome/event flags/slot flags/events``.
+    many events it wrote, as ``outcome/event flags/slot flags/events``. A TLS event's flags (R22) are its
+    event flags; it has no slots.
 
     The campaign counts distinct classes to show whether a run still reaches new behaviour.
     """
-    event_flags = EventFlag(0)
+    event_flags: EventFlag | TlsFlag = EventFlag(0)
     slot_flags = SlotFlag(0)
     for event in expected.events:
+        if not isinstance(event, HeaderEvent):
+            event_flags = event.flags  # one TLS event a frame, and no request beside it
+            continue
         event_flags |= event.flags
         for slot in event.headers:
             slot_flags |= slot.flags

@@ -31,7 +31,7 @@ from fuzz.strategies import Flow, Item, sent
 from harness.core.config import ExtractorConfig, HeaderMode, HeaderRule
 from harness.core.counters import Counter
 from harness.core.driver import Outcome
-from harness.core.event import HeaderEvent
+from harness.core.event import Event
 from harness.oracle.reference import Expected
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
@@ -53,6 +53,7 @@ def config_to_json(config: ExtractorConfig) -> dict[str, Any]:
     """An ExtractorConfig as plain JSON (header modes by name)."""
     raw = dataclasses.asdict(config)
     raw["ports"] = list(config.ports)
+    raw["tls_ports"] = list(config.tls_ports)
     raw["headers"] = [{"name": rule.name, "mode": rule.mode.name.lower()} for rule in config.headers]
     return raw
 
@@ -61,13 +62,15 @@ def config_from_json(raw: dict[str, Any]) -> ExtractorConfig:
     """The inverse of ``config_to_json``."""
     fields = dict(raw)
     fields["ports"] = tuple(raw["ports"])
+    if "tls_ports" in raw:  # repros saved before R21 have none: the default then
+        fields["tls_ports"] = tuple(raw["tls_ports"])
     fields["headers"] = tuple(
         HeaderRule(entry["name"], HeaderMode[entry["mode"].upper()]) for entry in raw["headers"]
     )
     return ExtractorConfig(**fields)
 
 
-def _events_json(events: tuple[HeaderEvent, ...]) -> list[dict[str, Any]]:
+def _events_json(events: tuple[Event, ...]) -> list[dict[str, Any]]:
     records = []
     for event in events:
         record = event.to_json()

@@ -9,6 +9,12 @@
   ``captures`` cuts the request into two segments at any byte or truncates the frame at any byte.
 - Raw mutations (``mutated``): byte flips, insertions and deletions anywhere in a built frame, for what the
   grammar never writes.
+- TLS (``client_hellos``, ``hello_payloads``, ``tls_flows``, docs/EXTRACTION.md R21, R22): ClientHellos built by
+  ``harness.oracle.tls`` with their extensions in random orders and sizes (SNI and ALPN lengths next to the
+  limits, GREASE versions and types, over 32 extensions, padding past the view, the three read types missing
+  or repeated), then broken: a length field off by a few bytes, a header byte changed, bytes after the
+  extensions, the record cut or garbled; random bytes and HTTP requests too. They go to a TLS port, alone or
+  as the start of a connection whose later segments are encrypted.
 - Flows (``flows``, docs/EXTRACTION.md R14-R18): the frames of one TCP connection carrying 1-4 requests, some
   with Content-Length bodies that hold request-looking text, cut at arbitrary bytes (sometimes every byte),
   with or without its SYN (or data on it), with retransmissions, overlapping re-sends, swaps, losses, RST and
@@ -35,6 +41,7 @@ from collections.abc import Callable
 from hypothesis import strategies as st
 
 from harness.core.config import METHOD_MAX_LEN, SCHEME_MAX_LEN, TCHARS, ExtractorConfig
+from harness.oracle import tls
 from harness.oracle.frames import FrameSpec, build, split
 
 TOKEN = "".join(sorted(chr(byte) for byte in TCHARS))
@@ -813,6 +820,12 @@ def flows(draw: st.DrawFn, config: ExtractorConfig) -> Flow:
     messages = draw(flow_messages(config))
     stream = b"".join(messages)
     starts = frozenset(itertools.accumulate(len(message) for message in messages))
+    return _connection(draw, spec, stream, starts)
+
+
+def _connection(draw: st.DrawFn, spec: FrameSpec, stream: bytes, starts: frozenset[int]) -> Flow:
+    """The frames of one connection carrying ``stream`` (``starts``: where its messages start) in the
+    transport shape ``spec``: segmented, begun and perturbed, now and then one frame truncated."""
     pieces = draw(perturbed(draw(opened(draw(segmented(stream, starts)))), stream))
     first = draw(FIRST_SEQS)
     frames = [_frame(spec, piece, first) for piece in pieces]
@@ -822,11 +835,224 @@ def flows(draw: st.DrawFn, config: ExtractorConfig) -> Flow:
     return Flow(_frame(spec, Piece(0, flags="R"), first), tuple(frames))
 
 
+# --- TLS: R21, R22 -------------------------------------------------------------------------------------
+
+
+@functools.cache
+def tls_dports(config: ExtractorConfig) -> st.SearchStrategy[int]:
+    """Mostly a TLS port (R21); now and then an HTTP port (a hello there is not HTTP, R8) or any port."""
+    return weighted(
+        (8, st.sampled_from(config.tls_ports or config.ports)),
+        (1, st.sampled_from(config.ports)),
+        (1, PORTS),
+    )
+
+
+HOST_NAME_BYTES = "abcdefghijklmnopqrstuvwxyz0123456789-."
+PROTOCOLS = st.sampled_from([b"h2", b"http/1.1", b"http/1.0", b"h3", b"spdy/3.1", b"acme-tls/1"])
+# supported_versions entries and legacy_version values: the real ones, GREASE (R22 skips it), the rest
+TLS_VERSION_VALUES = weighted(
+    (6, st.sampled_from([tls.TLS_1_3, tls.TLS_1_2])),
+    (2, st.sampled_from(tls.GREASE)),
+    (1, st.sampled_from([0, 0x0300, tls.TLS_1_0, tls.TLS_1_1, 0x7F1C, 0x0A1A])),
+    (1, st.integers(0, 0xFFFF)),
+)
+NAME_TYPES = weighted((12, st.just(tls.HOST_NAME)), (1, st.integers(1, 255)))
+MORE_NAMES = weighted((6, st.just([])), (1, st.lists(latin1(HOST_NAME_BYTES, 0, 12), min_size=1, max_size=2)))
+
+
+@st.composite
+def _server_names(draw: st.DrawFn, config: ExtractorConfig) -> tls.Extension:
+    """A server_name extension (R22): a host name whose length is often at ``max_target_len``'s edge, now and
+    then another name type or more entries (only the first is read)."""
+    name = draw(sized(HOST_NAME_BYTES, lengths(config.max_target_len, 2 * config.max_target_len)))
+    more = draw(MORE_NAMES)
+    return tls.SERVER_NAME, tls.server_name(name, *more, name_type=draw(NAME_TYPES))
+
+
+@functools.cache
+def _protocol_names(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
+    """ALPN protocol names: known ones, random ones, some as long as ``max_value_len``, now and then an
+    empty one (which ends R22's names)."""
+    long = sized(VISIBLE, lengths(config.max_value_len, min(255, 2 * config.max_value_len)))
+    return weighted(
+        (6, PROTOCOLS), (2, latin1(VISIBLE, 1, 12)), (1, long.map(lambda name: name[:255])), (1, st.just(b""))
+    )
+
+
+@st.composite
+def _alpn_lists(draw: st.DrawFn, config: ExtractorConfig) -> tls.Extension:
+    """An ALPN extension (R22) of 0-8 names; their total often crosses ``max_value_len``."""
+    return tls.ALPN, tls.alpn(*draw(st.lists(_protocol_names(config), max_size=8)))
+
+
+@st.composite
+def _version_lists(draw: st.DrawFn) -> tls.Extension:
+    """A supported_versions extension (R22) of 0-10 versions, GREASE among them (only the first 8 count)."""
+    return tls.SUPPORTED_VERSIONS, tls.supported_versions(*draw(st.lists(TLS_VERSION_VALUES, max_size=10)))
+
+
+@functools.cache
+def _read_extensions(config: ExtractorConfig) -> st.SearchStrategy[tls.Extension]:
+    """One of the three extension types R22 reads."""
+    return st.one_of(_server_names(config), _alpn_lists(config), _version_lists())
+
+
+OTHER_TYPES = weighted(
+    (3, st.sampled_from([10, 11, 13, 21, 22, 23, 35, 45, 51, 0xFF01])),
+    (1, st.sampled_from(tls.GREASE)),
+    (1, st.integers(0, 0xFFFF)),
+)
+OTHER_DATA = weighted((3, st.just(b"")), (3, st.binary(max_size=8)), (1, st.binary(max_size=40)))
+OTHER_EXTENSIONS = st.tuples(OTHER_TYPES, OTHER_DATA)
+# How many extensions R22 does not read: a few, or about TLS_MAX_EXTENSIONS (32), empty so that the 33rd
+# still starts inside a small view
+OTHER_EXTENSION_LISTS = weighted(
+    (6, st.lists(OTHER_EXTENSIONS, max_size=6)),
+    (1, st.lists(st.tuples(OTHER_TYPES, st.just(b"")), min_size=28, max_size=34)),
+)
+NO_BLOCK = weighted((12, st.just(False)), (1, st.just(True)))
+PADDED = weighted((4, st.just(False)), (1, st.just(True)))
+
+
+@st.composite
+def _extension_lists(draw: st.DrawFn, config: ExtractorConfig) -> tuple[tls.Extension, ...] | None:
+    """A hello's extensions in a random order: 0-4 of the types R22 reads (so some missing, some twice)
+    among others, sometimes more than 32 in all or padding that takes the hello past the view (R7); now
+    and then no extensions block at all."""
+    if draw(NO_BLOCK):
+        return None
+    read = draw(st.lists(_read_extensions(config), max_size=4))
+    others = draw(OTHER_EXTENSION_LISTS)
+    extensions = draw(st.permutations(read + others))
+    if draw(PADDED):
+        extensions.append((tls.PADDING, bytes(draw(st.integers(0, config.max_scan_bytes)))))
+    return tuple(extensions)
+
+
+@st.composite
+def client_hellos(draw: st.DrawFn, config: ExtractorConfig) -> tls.ClientHello:
+    """Well-formed ClientHellos (R22): fixed fields of every legal size, extensions from ``_extension_lists``."""
+    return tls.ClientHello(
+        legacy_version=draw(weighted((6, st.just(tls.TLS_1_2)), (1, TLS_VERSION_VALUES))),
+        random=draw(weighted((3, st.just(bytes(tls.RANDOM_LEN))), (1, st.binary(min_size=32, max_size=32)))),
+        session_id=draw(
+            weighted((3, st.just(b"")), (3, st.binary(min_size=32, max_size=32)), (1, st.binary(max_size=32)))
+        ),
+        cipher_suites=tuple(draw(st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=16))),
+        compression=draw(weighted((6, st.just(b"\x00")), (1, st.binary(min_size=1, max_size=3)))),
+        extensions=draw(_extension_lists(config)),
+        record_version=draw(
+            weighted((4, st.just(tls.TLS_1_0)), (1, st.sampled_from([0x0300, 0x0303, 0x0304])))
+        ),
+    )
+
+
+def _true_lengths(hello: tls.ClientHello) -> dict[str, int]:
+    """The values ``to_bytes`` computes for the three length fields a hello can override."""
+    body = hello.body()
+    return {
+        "record_length": tls.HANDSHAKE_HEADER_LEN + len(body),
+        "handshake_length": len(body),
+        "extensions_length": max(0, len(hello.extensions_block()) - 2),
+    }
+
+
+# Header bytes R22 refuses, and the edges of those it accepts (record version 3.4 is, 3.5 is not)
+BROKEN_HEADERS = st.one_of(
+    st.tuples(st.just("record_type"), st.sampled_from([20, 21, 23, 0x96, 0])),
+    st.tuples(st.just("record_version"), st.sampled_from([0x0304, 0x0305, 0x03FF, 0x0203, 0x0403])),
+    st.tuples(st.just("handshake_type"), st.sampled_from([0, 2, 11, 0x81])),
+)
+NEAR = weighted((3, st.integers(-8, 8)), (1, st.integers(-0xFFFF, 0xFFFF)))
+TRAILING = weighted((2, st.just(b"\x00")), (1, st.binary(min_size=1, max_size=8)))
+BREAKS = st.sampled_from(["length", "header", "trailing"])
+
+
+@st.composite
+def _broken(draw: st.DrawFn, hello: tls.ClientHello) -> tls.ClientHello:
+    """``hello`` with one field broken: a length field a few bytes off (or anything), a header byte R22
+    refuses or only just accepts, or bytes after the extensions block (one: BAD_EXTENSIONS)."""
+    how = draw(BREAKS)
+    if how == "length":
+        field, true = draw(st.sampled_from(sorted(_true_lengths(hello).items())))
+        limit = 0xFFFFFF if field == "handshake_length" else 0xFFFF
+        return dataclasses.replace(hello, **{field: min(limit, max(0, true + draw(NEAR)))})
+    if how == "header":
+        field, value = draw(BROKEN_HEADERS)
+        return dataclasses.replace(hello, **{field: value})
+    return dataclasses.replace(hello, trailing=draw(TRAILING))
+
+
+GARBLES = st.sampled_from(["cut", "bytes", "splice"])
+
+
+@st.composite
+def _garbled(draw: st.DrawFn, record: bytes) -> bytes:
+    """A hello's record cut short (a hello the payload's end cuts, R22), with 1-3 bytes changed (often in
+    the headers and fixed fields), or with random bytes spliced in."""
+    how = draw(GARBLES)
+    if how == "cut":
+        return record[: draw(st.integers(1, len(record) - 1))]
+    data = bytearray(record)
+    if how == "bytes":
+        for _ in range(draw(st.integers(1, 3))):
+            end = draw(st.sampled_from([min(len(data), 48), len(data)]))
+            data[draw(st.integers(0, end - 1))] = draw(st.integers(0, 255))
+        return bytes(data)
+    at = draw(st.integers(0, len(data)))
+    return bytes(data[:at]) + draw(st.binary(min_size=1, max_size=8)) + bytes(data[at:])
+
+
+def _record(hello: tls.ClientHello) -> bytes:
+    return hello.to_bytes()
+
+
+@functools.cache
+def hello_payloads(config: ExtractorConfig) -> st.SearchStrategy[bytes]:
+    """What a TLS flow starts with (R21): a well-formed ClientHello, one with a field broken, one cut or
+    garbled, random bytes, or an HTTP request (``not_tls``)."""
+    hellos = client_hellos(config)
+    return weighted(
+        (6, hellos.map(_record)),
+        (2, hellos.flatmap(_broken).map(_record)),
+        (2, hellos.map(_record).flatmap(_garbled)),
+        (1, st.binary(min_size=1, max_size=64)),
+        (1, simple_requests(config)),
+    )
+
+
+@st.composite
+def tls_specs(draw: st.DrawFn, config: ExtractorConfig, payload: st.SearchStrategy[bytes]) -> FrameSpec:
+    """``frame_specs`` (R1-R7) around a payload, to a port from ``tls_dports``."""
+    spec = draw(frame_specs(config, payload))
+    return dataclasses.replace(spec, dport=draw(tls_dports(config)))
+
+
+APPLICATION_DATA = weighted((1, st.just(b"")), (3, st.binary(max_size=160)))
+
+
+@st.composite
+def tls_flows(draw: st.DrawFn, config: ExtractorConfig) -> Flow:
+    """One TLS connection (R21): a first payload from ``hello_payloads``, then encrypted bytes, cut,
+    begun and perturbed as ``flows`` does (a retransmitted or overlapping hello, a hello on the SYN, a
+    segment before the SYN, RST and FIN)."""
+    spec = dataclasses.replace(draw(flow_specs(config)), dport=draw(tls_dports(config)))
+    hello = draw(hello_payloads(config))
+    return _connection(draw, spec, hello + draw(APPLICATION_DATA), frozenset({len(hello)}))
+
+
 # --- Campaign targets ----------------------------------------------------------------------------------
 
 
 def _flows(config: ExtractorConfig) -> st.SearchStrategy[list[Item]]:
     return flows(config).map(lambda flow: [flow])
+
+
+def _tls(config: ExtractorConfig) -> st.SearchStrategy[list[Item]]:
+    """TLS frames each after its SYN (whole, in two segments, truncated), mutated ones, TLS connections."""
+    frames = captures(tls_specs(config, hello_payloads(config)))
+    return weighted((4, frames), (1, mutated(frames)), (3, tls_flows(config).map(lambda flow: [flow])))
 
 
 def _all(config: ExtractorConfig) -> st.SearchStrategy[list[Item]]:
@@ -836,6 +1062,7 @@ def _all(config: ExtractorConfig) -> st.SearchStrategy[list[Item]]:
         (2, captures(plain_specs(config, payloads(config)))),
         (1, mutated(whole)),
         (2, _flows(config)),
+        (2, _tls(config)),
     )
 
 
@@ -847,6 +1074,7 @@ TARGETS: dict[str, Callable[[ExtractorConfig], st.SearchStrategy[list[Item]]]] =
     "transport": lambda config: captures(frame_specs(config, simple_requests(config))),
     "mutation": lambda config: mutated(captures(frame_specs(config, payloads(config)))),
     "flows": _flows,
+    "tls": _tls,
 }
 
 

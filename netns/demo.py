@@ -22,7 +22,7 @@ from harness.core.cost import fast_open, measure_cost
 from harness.core.counters import Counter, Counts, counts_difference
 from harness.core.driver import Outcome, feed_flows, settled
 from harness.core.errors import CommandError
-from harness.core.event import HeaderEvent
+from harness.core.event import Event, HeaderEvent, TlsHello, tls_version_name
 from harness.core.program import Program
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode
@@ -71,13 +71,18 @@ class EventTable:
         )
         self.rows = 0
 
-    def row(self, mode: str, source: str, event: HeaderEvent, ok: bool) -> None:
+    def row(self, mode: str, source: str, event: Event, ok: bool) -> None:
+        """A request's method, target and headers; a TLS ClientHello's version and SNI (R22), no headers."""
         self.rows += 1
-        cells = " ".join(
-            f"{_clip(event.header(name).shown(), width):{width}}" for name, width in TABLE_COLUMNS.items()
-        )
-        method = _clip(event.method.decode("latin-1"), 7)
-        target = _clip(event.target.decode("latin-1"), 24)
+        if isinstance(event, TlsHello):
+            shown = {name: "-" for name in TABLE_COLUMNS}
+            method = _clip(f"TLS {tls_version_name(event.tls_version)}", 7)
+            target = _clip(event.sni.decode("latin-1") or "-", 24)
+        else:
+            shown = {name: event.header(name).shown() for name in TABLE_COLUMNS}
+            method = _clip(event.method.decode("latin-1"), 7)
+            target = _clip(event.target.decode("latin-1"), 24)
+        cells = " ".join(f"{_clip(shown[name], width):{width}}" for name, width in TABLE_COLUMNS.items())
         print(f"{mode:8} {source:5} {method:7} {target:24} {cells} {'ok' if ok else 'DIFF'}", flush=True)
 
 
@@ -171,6 +176,8 @@ def _real_requests(
     received = {r["headers_by_name"]["x-request-id"]: r for r in _server_requests(server)}
     result.curl_requests = count
     for event in events:
+        if not isinstance(event, HeaderEvent):
+            continue  # curl speaks plain HTTP here; only a request can match what the server logged
         recorded = received.get(event.header("X-Request-ID").value.decode())
         if (
             recorded
@@ -187,8 +194,8 @@ def _server_requests(server: RecordingServer) -> list[dict]:
     return requests
 
 
-def _wait_for_events(program: Program, before: Counts, count: int) -> list[HeaderEvent]:
-    events: list[HeaderEvent] = []
+def _wait_for_events(program: Program, before: Counts, count: int) -> list[Event]:
+    events: list[Event] = []
 
     def done() -> bool:
         events.extend(program.take_events())

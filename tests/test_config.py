@@ -113,6 +113,39 @@ def test_invalid_ports_are_rejected(ports: tuple[object, ...], needle: str) -> N
     one_line_error(error, needle)
 
 
+@pytest.mark.parametrize(
+    ("text", "tls_ports"),
+    [
+        ("", (443, 8443)),
+        ("ports = [80, 443]", (8443,)),  # HTTP on 443 stays HTTP: the default gives way
+        ("tls_ports = []", ()),
+        ("tls_ports = [9443]", (9443,)),
+    ],
+    ids=["default", "http-on-443", "none", "own"],
+)
+def test_tls_ports_default_to_443_and_8443_unless_read_as_http(
+    tmp_path: Path, text: str, tls_ports: tuple[int, ...]
+) -> None:
+    path = tmp_path / "xhdr.toml"
+    path.write_text(text + "\n")
+    assert load_config(path).tls_ports == tls_ports
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"ports": (80, 443), "tls_ports": (443,)}, "port 443 is in both ports and tls_ports"),
+        ({"tls_ports": (0,)}, "port 0 in tls_ports"),
+        ({"tls_ports": ("443",)}, "port '443' in tls_ports must be an integer"),
+    ],
+    ids=["both", "zero", "string"],
+)
+def test_invalid_tls_ports_are_rejected(changes: dict[str, object], needle: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        ExtractorConfig(**changes)  # type: ignore[arg-type]
+    one_line_error(error, needle)
+
+
 def test_header_rule_limits_are_accepted_from_a_config_file(tmp_path: Path) -> None:
     """As many rules as there are slots, the last with the longest name and a mode, read from TOML text."""
     names = [f"X-{index}" for index in range(MAX_HEADER_RULES - 1)] + ["X" * MAX_HEADER_NAME_LEN]

@@ -36,14 +36,32 @@ from harness.core.config import TCHARS, ExtractorConfig, HeaderMode, HeaderRule
 from harness.core.cost import fast_open
 from harness.core.counters import Counter, counts_difference
 from harness.core.driver import with_openings
-from harness.core.event import HeaderEvent, _Slot, event_struct
+from harness.core.event import (
+    Event,
+    EventKind,
+    HeaderEvent,
+    TlsFlag,
+    TlsHello,
+    _Slot,
+    alpn_names,
+    decode_event,
+    event_struct,
+)
 from harness.core.program import Program
 from harness.core.testrun import test_run
 from harness.core.wait import wait_until
 from harness.log.audit import AuditError, AuditSummary, new_key, read_key, verify
-from harness.log.consumer import SOURCE, LogFormat, build_consumer, compile_command, consumer_argv
+from harness.log.consumer import (
+    SOURCE,
+    LogFormat,
+    build_consumer,
+    compile_command,
+    consumer_argv,
+    decoder_argv,
+)
 from harness.log.format import event_json, event_line
 from harness.log.records import MAGIC, RecordCounter, RecordsError, read_events
+from harness.oracle import tls
 from harness.oracle.corpus import load_corpus
 from harness.oracle.frames import FrameSpec, build
 from harness.oracle.reference import TARGET_BYTES, FlowTracker, extract
@@ -135,7 +153,7 @@ def lines_of(text: str) -> list[str]:
     return text.split("\n")[:-1]
 
 
-def assert_json_lines(text: str, expected: Sequence[HeaderEvent]) -> None:
+def assert_json_lines(text: str, expected: Sequence[Event]) -> None:
     """Each line equals the Python rendering of its event, given the kernel's timestamp and ifindex."""
     lines = lines_of(text)
     assert len(lines) == len(expected), f"{len(lines)} lines for {len(expected)} events:\n{text}"
@@ -146,7 +164,7 @@ def assert_json_lines(text: str, expected: Sequence[HeaderEvent]) -> None:
         assert line == event_json(stamped), f"line {index}"
 
 
-def assert_text_lines(text: str, expected: Sequence[HeaderEvent]) -> None:
+def assert_text_lines(text: str, expected: Sequence[Event]) -> None:
     assert lines_of(text) == [event_line(event) for event in expected]
 
 
@@ -518,6 +536,7 @@ def test_records_decode_to_the_lines_written_directly(
     frames, expected = corpus_run()
     records = tmp_path / "events.records"
     write_records(program, records, frames, len(expected), CONFIG)
+    assert records.read_bytes().startswith(section_header(CONFIG)), "the section header of docs/RECORDS.md"
     done = decode(records, "--json" if as_json else "--text", "-")
     assert done.returncode == 0, done.stderr
     assert done.stderr.decode() == f"xhdr decode: {len(expected)} events from {records}\n"
@@ -564,9 +583,326 @@ def test_a_cut_records_file_decodes_its_whole_records_then_says_where(
         list(read_events(records))
 
 
+# --- TLS ClientHello events (docs/EXTRACTION.md R21, R22) --------------------------------------------------
+#
+# A TLS event holds its SNI where a request's target goes and the first max_value_len bytes of its ALPN list
+# after it. Records made here, as the kernel lays them out, go to the consumer through a records file
+# (``consumer --input``, the path ``xhdr decode`` takes), so every byte, version, flag word and malformed list
+# is rendered by consumer.c without the kernel having to be led there.
+
+
+def section_header(config: ExtractorConfig) -> bytes:
+    """A records section header as docs/RECORDS.md lays it out (the consumer writes the same bytes)."""
+    lines = [f"max-target-len {config.max_target_len}", f"max-value-len {config.max_value_len}"]
+    lines += [f"header {rule.name}:{rule.mode.name.lower()}" for rule in config.headers]
+    header = MAGIC + "".join(f"{line}\n" for line in lines).encode() + b"\n"
+    return header.ljust(-(-len(header) // 8) * 8, b"\0")
+
+
+def records_file(path: Path, records: Sequence[bytes], config: ExtractorConfig = CONFIG) -> Path:
+    """One section of ``records``, each behind its length and padded to 8 bytes (docs/RECORDS.md)."""
+    entries = [
+        len(raw).to_bytes(4, "little") + bytes(4) + raw.ljust(-(-len(raw) // 8) * 8, b"\0") for raw in records
+    ]
+    path.write_bytes(section_header(config) + b"".join(entries))
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Hello:
+    """A TLS event as the kernel writes it: the whole SNI and ALPN list, of which the record keeps the first
+    max_target_len and max_value_len bytes, and the event ``decode_event`` must make of it."""
+
+    saddr: bytes
+    daddr: bytes
+    sni: bytes
+    alpn_list: bytes
+    expected: TlsHello
+
+    def record(self, config: ExtractorConfig = CONFIG, cut: int = 0) -> bytes:
+        """The record, its data short of its last ``cut`` bytes (a record no kernel writes, read all the same)."""
+        struct_type = event_struct(config.max_target_len, config.max_value_len)
+        record = struct_type()
+        event = self.expected
+        record.kind = EventKind.TLS
+        record.timestamp_ns, record.ifindex = event.timestamp_ns, event.ifindex
+        record.family, record.sport, record.dport = event.family, event.sport, event.dport
+        ctypes.memmove(record.saddr, self.saddr, len(self.saddr))
+        ctypes.memmove(record.daddr, self.daddr, len(self.daddr))
+        record.vlan_count = len(event.vlan_ids)
+        record.vlan_ids[: len(event.vlan_ids)] = event.vlan_ids
+        record.target_length, record.alpn_length = len(self.sni), len(self.alpn_list)
+        record.tls_version, record.flags = event.tls_version, int(event.flags)
+        data = self.sni[: config.max_target_len] + self.alpn_list[: config.max_value_len]
+        data = data[: max(len(data) - cut, 0)]
+        ctypes.memmove(record.data, data, len(data))
+        record.data_len = len(data)
+        return bytes(record)[: struct_type.data.offset + len(data)]
+
+
+def hello(
+    sni: bytes,
+    alpn_list: bytes,
+    names: tuple[bytes, ...],
+    *,
+    version: int = tls.TLS_1_3,
+    flags: int = 0,
+    family: int = 4,
+    saddr: bytes = bytes([198, 18, 0, 1]),
+    daddr: bytes = bytes([198, 18, 0, 2]),
+    sport: int = 40000,
+    dport: int = 443,
+    vlan_ids: tuple[int, ...] = (),
+    timestamp_ns: int = 1,
+    ifindex: int = 1,
+) -> Hello:
+    """``names`` are the protocol names the kept bytes of ``alpn_list`` must give."""
+    expected = TlsHello(
+        family=family,
+        saddr=str(ipaddress.ip_address(saddr)),
+        daddr=str(ipaddress.ip_address(daddr)),
+        sport=sport,
+        dport=dport,
+        vlan_ids=vlan_ids,
+        sni=sni[: CONFIG.max_target_len],
+        sni_length=len(sni),
+        alpn=names,
+        alpn_length=len(alpn_list),
+        tls_version=version,
+        flags=TlsFlag(flags),
+        timestamp_ns=timestamp_ns,
+        ifindex=ifindex,
+    )
+    return Hello(saddr, daddr, sni, alpn_list, expected)
+
+
+def rendered(path: Path, fmt: LogFormat, events: int) -> str:
+    """What ``consumer --input`` makes of a records file of ``events`` events."""
+    done = subprocess.run(decoder_argv(path, fmt=fmt), capture_output=True, timeout=EXIT_TIMEOUT, check=False)
+    assert (done.returncode, done.stderr.decode()) == (0, f"consumer events={events}\n")
+    return done.stdout.decode("utf-8")
+
+
+def assert_rendered_as_python_does(path: Path, expected: Sequence[Event]) -> None:
+    """consumer.c's JSON and text lines of the file equal format.py's, and Python reads the events back."""
+    assert rendered(path, LogFormat.JSON, len(expected)) == "".join(f"{event_json(e)}\n" for e in expected)
+    assert rendered(path, LogFormat.TEXT, len(expected)) == "".join(f"{event_line(e)}\n" for e in expected)
+    read = list(read_events(path))
+    assert read == list(expected)
+    assert [(e.timestamp_ns, e.ifindex) for e in read] == [(e.timestamp_ns, e.ifindex) for e in expected]
+
+
+any_byte = st.one_of(st.sampled_from(SPECIAL_BYTES + b"\n"), st.integers(0, 255))
+snis = st.one_of(st.just(b""), st.lists(any_byte, min_size=1, max_size=60).map(bytes))  # max_target_len 40
+protocols = st.lists(any_byte, min_size=1, max_size=10).map(bytes)
+# What may end a list of names: nothing, a zero length, or a length that runs past the list's end.
+alpn_tails = st.one_of(
+    st.just(b""),
+    st.binary(max_size=3).map(b"\0".__add__),
+    st.integers(1, 255).flatmap(lambda n: st.binary(max_size=min(n - 1, 6)).map(bytes([n]).__add__)),
+)
+TLS_VERSIONS = [0x0300, tls.TLS_1_0, tls.TLS_1_1, tls.TLS_1_2, tls.TLS_1_3, 0x7F1C, 0x0A0A, 0x02FF, 0x0305, 0]
+
+
+def names_that_fit(names: Sequence[bytes], kept: int) -> tuple[bytes, ...]:
+    """The names whose length byte and bytes lie within the first ``kept`` bytes of their list."""
+    ends = [sum(1 + len(name) for name in names[: index + 1]) for index in range(len(names))]
+    return tuple(name for name, end in zip(names, ends) if end <= kept)
+
+
+@st.composite
+def alpn_lists(draw: st.DrawFn) -> tuple[bytes, tuple[bytes, ...]]:
+    """An ALPN list and the names its first max_value_len bytes give: names and a malformed tail, whose names
+    are known without R22's reading, or any bytes at all (then the names are alpn_names()')."""
+    if draw(st.booleans()):
+        names = draw(st.lists(protocols, max_size=5))
+        listed = b"".join(bytes([len(name)]) + name for name in names) + draw(alpn_tails)
+        return listed, names_that_fit(names, min(len(listed), CONFIG.max_value_len))
+    listed = draw(st.binary(max_size=40))
+    return listed, alpn_names(listed[: CONFIG.max_value_len])
+
+
+@st.composite
+def hellos(draw: st.DrawFn) -> Hello:
+    family = draw(st.sampled_from([4, 6]))
+    addresses = ipv4_addresses if family == 4 else ipv6_addresses
+    alpn_list, names = draw(alpn_lists())
+    return hello(
+        draw(snis),
+        alpn_list,
+        names,
+        version=draw(st.one_of(st.sampled_from(TLS_VERSIONS), st.integers(0, 0xFFFF))),
+        flags=draw(st.one_of(st.integers(0, (1 << len(TlsFlag)) - 1), st.integers(0, 0xFFFF))),
+        family=family,
+        saddr=draw(addresses),
+        daddr=draw(addresses),
+        sport=draw(st.integers(0, 65535)),
+        dport=draw(st.integers(0, 65535)),
+        vlan_ids=tuple(draw(st.lists(st.integers(0, 0xFFFF), max_size=2))),
+        timestamp_ns=draw(st.integers(0, 2**64 - 1)),
+        ifindex=draw(st.integers(0, 2**32 - 1)),
+    )
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=st.lists(hellos(), min_size=1, max_size=4))
+def test_arbitrary_tls_events_render_as_python_does(
+    tmp_path_factory: pytest.TempPathFactory, drawn: list[Hello]
+) -> None:
+    path = records_file(tmp_path_factory.mktemp("tls") / "hellos.records", [h.record() for h in drawn])
+    assert_rendered_as_python_does(path, [h.expected for h in drawn])
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=hellos(), cut=st.integers(1, 80))
+def test_tls_events_cut_short_render_as_python_reads_them(
+    tmp_path_factory: pytest.TempPathFactory, drawn: Hello, cut: int
+) -> None:
+    """Lengths that claim more than the record holds: both sides read what is there, as Python slices clamp."""
+    raw = drawn.record(cut=cut)
+    event = decode_event(raw, CONFIG)
+    assert isinstance(event, TlsHello) and event.sni_length == len(drawn.sni)
+    path = records_file(tmp_path_factory.mktemp("tls") / "cut.records", [raw])
+    assert rendered(path, LogFormat.JSON, 1) == f"{event_json(event)}\n"
+    assert rendered(path, LogFormat.TEXT, 1) == f"{event_line(event)}\n"
+
+
+def test_every_byte_version_and_flag_of_tls_events_renders_as_python_does(tmp_path: Path) -> None:
+    """SNIs and protocol names hold every byte, LF included (R22 reads them as they come); every version name,
+    every flag alone, no SNI and no ALPN, truncations and malformed lists, each for sure."""
+    every = bytes(range(256))
+    made = []
+    for index, at in enumerate(range(0, 256, 20)):
+        first, second = every[at : at + 10], every[at + 10 : at + 20]
+        listed = bytes([len(first)]) + first + (bytes([len(second)]) + second if second else b"")
+        made.append(
+            hello(
+                every[at : at + 20],
+                listed,
+                tuple(name for name in (first, second) if name),
+                version=TLS_VERSIONS[index % len(TLS_VERSIONS)],
+                flags=1 << index % len(TlsFlag),
+                sport=42000 + index,
+            )
+        )
+    h2, http11 = b"h2", b"http/1.1"
+    loopback = ipaddress.IPv6Address("::1").packed
+    made += [
+        # Neither SNI nor ALPN; an SNI one byte past max_target_len; a name past max_value_len.
+        hello(b"", b"", ()),
+        hello(b"s" * 41, b"\x02h2", (h2,), flags=TlsFlag.SNI_TRUNCATED),
+        hello(b"example.com", b"\x02h2" + b"\x1e" + b"x" * 30, (h2,), flags=TlsFlag.ALPN_TRUNCATED),
+        # Malformed lists: a zero length ends the names, and so does a name that runs past the list.
+        hello(b"example.com", b"\x02h2\x00\x08http/1.1", (h2,)),
+        hello(b"example.com", b"\x02h2\x09http/1.1", (h2,)),
+        hello(b"example.com", b"\x00\x02h2", ()),
+        # Every flag bit, named or not.
+        hello(
+            b"", b"\x02h2\x08http/1.1", (h2, http11), flags=0xFFFF, family=6, saddr=loopback, daddr=bytes(16)
+        ),
+    ]
+    expected = [h.expected for h in made]
+    assert {byte for e in expected for byte in e.sni} == set(every)
+    assert {byte for e in expected for name in e.alpn for byte in name} == set(every)
+    path = records_file(tmp_path / "hellos.records", [h.record() for h in made])
+    assert_rendered_as_python_does(path, expected)
+    # The text line itself, as a person reads it.
+    text = rendered(path, LogFormat.TEXT, len(made)).split("\n")
+    assert text[-8:-2] == [
+        "198.18.0.1:40000 -> 198.18.0.2:443 TLS 1.3 sni=- alpn=-",
+        f"198.18.0.1:40000 -> 198.18.0.2:443 TLS 1.3 sni={'s' * 40}... alpn=h2 [sni_truncated]",
+        "198.18.0.1:40000 -> 198.18.0.2:443 TLS 1.3 sni=example.com alpn=h2 [alpn_truncated]",
+        "198.18.0.1:40000 -> 198.18.0.2:443 TLS 1.3 sni=example.com alpn=h2",
+        "198.18.0.1:40000 -> 198.18.0.2:443 TLS 1.3 sni=example.com alpn=h2",
+        "198.18.0.1:40000 -> 198.18.0.2:443 TLS 1.3 sni=example.com alpn=-",
+    ]
+    assert rendered(path, LogFormat.TEXT, len(made)).endswith(
+        "[::1]:40000 -> [::]:443 TLS 1.3 sni=- alpn=h2,http/1.1 "
+        "[sni_truncated,alpn_truncated,hello_cut,scan_limit,too_many_extensions,bad_extensions]\n"
+    )
+
+
+TLS_FRAMES = [
+    (tls.curl_like(), 443),
+    # An SNI of odd bytes past max_target_len, odd protocol names and more of them than max_value_len keeps.
+    (
+        tls.curl_like(b'\x00\x01\x7f\x80\xa0\xad\xff"\\\n' + b"x" * 40, (b"h2", b"\x00\xff\n", b"p" * 20)),
+        8443,
+    ),
+    (tls.with_extensions([]), 443),  # no SNI, no ALPN: the legacy version
+    (tls.with_extensions([(tls.ALPN, tls.u16_prefixed(b"\x02h2\x00\x08http/1.1"))]), 443),
+    (tls.with_extensions([(tls.SUPPORTED_VERSIONS, tls.supported_versions(0x0A0A, 0x7F1C))]), 443),
+]
+
+
+def tls_frames() -> list[bytes]:
+    """ClientHellos on the TLS ports, each in a SYN that opens its flow, and a request between them."""
+    specs = [
+        FrameSpec(payload=hello.to_bytes(), sport=44000 + index, dport=dport, family=4 + 2 * (index % 2))
+        for index, (hello, dport) in enumerate(TLS_FRAMES)
+    ]
+    frames = [fast_open(build(spec)) for spec in specs]
+    return [*frames[:2], fast_open(build(FrameSpec(payload=SIMPLE_REQUEST, sport=44100))), *frames[2:]]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_tls_events_of_the_kernel_render_as_python_does(
+    program: Program, tmp_path: Path, as_json: bool
+) -> None:
+    """The kernel's own TLS records: the lines the consumer writes from the ring equal format.py's rendering of
+    the events Python decodes from the same records (written with --records)."""
+    frames = tls_frames()
+    records = tmp_path / "events.records"
+    write_records(program, records, frames, len(frames), CONFIG)
+    expected = list(read_events(records))
+    seen = [event for event in expected if isinstance(event, TlsHello)]
+    assert len(seen) == len(TLS_FRAMES) and len(expected) == len(frames)
+    assert seen[1].flags & TlsFlag.SNI_TRUNCATED and seen[1].flags & TlsFlag.ALPN_TRUNCATED
+    assert [e.sni_length == 0 for e in seen] == [False, False, True, True, True]
+    assert [e.alpn for e in seen][2:4] == [(), (b"h2",)]
+    assert seen[-1].tls_version == 0x7F1C
+    proc = start(program, fmt=LogFormat.JSON if as_json else LogFormat.TEXT)
+    feed(program, frames, len(frames))
+    out = stop(proc, len(frames))
+    if as_json:
+        assert_json_lines(out, expected)
+        kinds = [json.loads(line)["kind"] for line in lines_of(out)]
+        assert kinds == ["tls", "tls", "http", "tls", "tls", "tls"]
+    else:
+        assert_text_lines(out, expected)
+
+
+def test_a_records_file_of_an_older_version_is_refused(tmp_path: Path) -> None:
+    """Version 1 records have another head: a file of them is refused, never read wrongly."""
+    old = records_file(tmp_path / "old.records", [bytes(120)])
+    old.write_bytes(b"XHDR-RECORDS 1\n" + old.read_bytes()[len(MAGIC) :])
+    done = subprocess.run(
+        decoder_argv(old, fmt=LogFormat.TEXT), capture_output=True, timeout=EXIT_TIMEOUT, check=False
+    )
+    assert (done.returncode, done.stdout) == (1, b"")
+    assert done.stderr.decode() == (
+        f"xhdr log: {old} is not an xhdr records file (it does not start with XHDR-RECORDS 2); "
+        "pass a file that xhdr log --records wrote\n"
+    )
+    with pytest.raises(RecordsError, match="is not an xhdr records file"):
+        list(read_events(old))
+    # A section header without the value limit that a TLS event's ALPN bytes need is refused too.
+    unlimited = tmp_path / "unlimited.records"
+    unlimited.write_bytes(section_header(CONFIG).replace(b"max-value-len 24\n", b""))
+    done = subprocess.run(
+        decoder_argv(unlimited, fmt=LogFormat.TEXT), capture_output=True, timeout=EXIT_TIMEOUT, check=False
+    )
+    assert done.returncode == 1
+    assert "a section header without max-value-len at byte 0" in done.stderr.decode()
+
+
 # What the records format's version number stands for: the head of struct xhdr_event as the Python mirror has it
 # (tests/test_layout.py holds the mirror to the C header), with the slot struct inside it.
-RECORDS_HEADS = {b"XHDR-RECORDS 1\n": "39999219428b9496"}
+RECORDS_HEADS = {
+    b"XHDR-RECORDS 1\n": "39999219428b9496",
+    b"XHDR-RECORDS 2\n": "3cd06094f49e5689",  # tls_version, alpn_length, kind (TLS events)
+}
 
 
 def _layout(struct: type[ctypes.Structure]) -> list[tuple[str, int, int]]:

@@ -25,6 +25,7 @@ from fuzz.strategies import (
     TARGETS,
     Flow,
     batches,
+    client_hellos,
     fast_build,
     flows,
     frame_specs,
@@ -36,7 +37,7 @@ from fuzz.strategies import (
 from harness.cli.main import build_parser, main
 from harness.core.counters import Counter
 from harness.core.driver import Outcome
-from harness.core.event import EventFlag
+from harness.core.event import EventFlag, TlsFlag, TlsHello
 from harness.oracle import reference
 from harness.oracle.frames import FrameSpec, build
 from harness.oracle.reference import Expected, FlowTracker, Mode, tcp_segment
@@ -115,7 +116,8 @@ def test_every_target_yields_test_runnable_frames(target: str) -> None:
         outcomes.update(want.outcome for item in items for want in expectations(item, FUZZ_CONFIG, FUZZ_KEY))
 
     judged()
-    assert Counter.HTTP_REQUEST in outcomes and len(outcomes) >= 2, sorted(c.label for c in outcomes)
+    reads = Counter.TLS_HELLO if target == "tls" else Counter.HTTP_REQUEST
+    assert reads in outcomes and len(outcomes) >= 2, sorted(c.label for c in outcomes)
 
 
 def test_the_default_mix_holds_flows_and_frames() -> None:
@@ -206,6 +208,67 @@ FLOW_FEATURES: dict[str, Callable[[Judged], bool]] = {
 def test_flows_produce(feature: str) -> None:
     """The flow strategy reaches each outcome of R15-R18, as the reference judges its frames."""
     find(flows(FUZZ_CONFIG), lambda flow: FLOW_FEATURES[feature](Judged(flow)), settings=SEARCH)
+
+
+def _tls_events(items: list) -> list[TlsHello]:
+    return [
+        event
+        for item in items
+        for want in expectations(item, FUZZ_CONFIG, FUZZ_KEY)
+        for event in want.events
+        if isinstance(event, TlsHello)
+    ]
+
+
+def _tls_outcomes(items: list) -> set[Counter]:
+    return {want.outcome for item in items for want in expectations(item, FUZZ_CONFIG, FUZZ_KEY)}
+
+
+TLS_FEATURES: dict[str, Callable[[list], bool]] = {
+    **{
+        flag.name: (lambda items, flag=flag: any(event.flags & flag for event in _tls_events(items)))
+        for flag in TlsFlag
+    },
+    **{
+        outcome.label: (lambda items, outcome=outcome: outcome in _tls_outcomes(items))
+        for outcome in (Counter.NOT_TLS, Counter.ENCRYPTED)
+    },
+    "an SNI": lambda items: any(event.sni for event in _tls_events(items)),
+    "ALPN names": lambda items: any(len(event.alpn) >= 2 for event in _tls_events(items)),
+    "TLS 1.3 chosen over GREASE": lambda items: any(
+        event.tls_version == 0x0304 for event in _tls_events(items)
+    ),
+    "a TLS connection": lambda items: any(
+        isinstance(item, Flow)
+        and Counter.TLS_HELLO in {want.outcome for want in expectations(item, FUZZ_CONFIG, FUZZ_KEY)}
+        for item in items
+    ),
+}
+
+
+@pytest.mark.parametrize("feature", TLS_FEATURES)
+def test_tls_target_produces(feature: str) -> None:
+    """The TLS target reaches every flag of R22 and each outcome of R21, as the reference judges its items."""
+    find(batches(FUZZ_CONFIG, "tls"), TLS_FEATURES[feature], settings=SEARCH)
+
+
+def test_the_default_mix_holds_tls() -> None:
+    """``all`` fuzzes TLS ports too, so the everyday campaign holds the kernel to R21 and R22."""
+    find(batches(FUZZ_CONFIG), lambda items: bool(_tls_events(items)), settings=SEARCH)
+
+
+def test_hello_builders_yield_what_they_say() -> None:
+    """``client_hellos`` are well-formed: the reference reads each as a ClientHello without BAD_EXTENSIONS."""
+
+    @settings(FAST, max_examples=100)
+    @given(client_hellos(FUZZ_CONFIG))
+    def read(hello) -> None:
+        fields = reference.client_hello(
+            hello.to_bytes(), 0, dataclasses.replace(FUZZ_CONFIG, max_scan_bytes=1536)
+        )
+        assert fields is not None and not fields.flags & TlsFlag.BAD_EXTENSIONS
+
+    read()
 
 
 def test_unknown_target_is_one_clear_error() -> None:

@@ -202,7 +202,8 @@ static const char *const counter_names[XHDR_C_COUNT] = {
 	[XHDR_C_RETRANSMITTED] = "retransmitted", [XHDR_C_OUT_OF_ORDER] = "out_of_order",
 	[XHDR_C_BODY] = "body", [XHDR_C_FLOWS_OPENED] = "flows_opened",
 	[XHDR_C_FLOWS_CLOSED] = "flows_closed", [XHDR_C_FLOWS_LOST] = "flows_lost",
-	[XHDR_C_CONTINUED] = "continued",
+	[XHDR_C_CONTINUED] = "continued", [XHDR_C_TLS_HELLO] = "tls_hello",
+	[XHDR_C_NOT_TLS] = "not_tls", [XHDR_C_ENCRYPTED] = "encrypted",	/* this baseline reads no TLS */
 };
 
 /* --- SipHash-2-4, 64-bit output (R13) ------------------------------------------------------- */

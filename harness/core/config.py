@@ -68,6 +68,8 @@ DEFAULT_HEADERS = (
     HeaderRule("Cookie", HeaderMode.HASH),
 )
 
+DEFAULT_TLS_PORTS = (443, 8443)
+
 # (lowest, highest) accepted for each compile-time limit. The highest values are the largest the
 # verifier accepts on the supported kernels; the verify matrix exercises both ends.
 LIMIT_RANGES: dict[str, tuple[int, int]] = {
@@ -87,7 +89,9 @@ class ExtractorConfig:
     """Everything that shapes what the extractor logs. Every field has a default."""
 
     ports: tuple[int, ...] = (80, 8080)
-    tls_ports: tuple[int, ...] = (443, 8443)  # R21: ports whose flows start with a TLS ClientHello; may be empty
+    # R21: ports whose flows start with a TLS ClientHello; may be empty. None: DEFAULT_TLS_PORTS, but for those
+    # listed in ports (a configuration that reads HTTP on 443 keeps doing so).
+    tls_ports: tuple[int, ...] | None = None
     headers: tuple[HeaderRule, ...] = DEFAULT_HEADERS
     max_header_lines: int = 32
     max_value_len: int = 128
@@ -113,6 +117,8 @@ class ExtractorConfig:
             raise ConfigError(f"ringbuf_pages = {self.ringbuf_pages} must be a power of two (1, 2, 4, ...)")
         if not self.ports:
             raise ConfigError("ports is empty; list at least one TCP destination port to watch")
+        if self.tls_ports is None:
+            object.__setattr__(self, "tls_ports", tuple(p for p in DEFAULT_TLS_PORTS if p not in self.ports))
         for key in ("ports", "tls_ports"):
             for port in getattr(self, key):
                 if not is_integer(port):
@@ -120,7 +126,9 @@ class ExtractorConfig:
                         f"port {shown(port)} in {key} must be an integer from 1 to 65535 (a whole number, no quotes)"
                     )
                 if not 1 <= port <= 65535:
-                    raise ConfigError(f"port {shown(port)} in {key} is not a TCP port; use integers from 1 to 65535")
+                    raise ConfigError(
+                        f"port {shown(port)} in {key} is not a TCP port; use integers from 1 to 65535"
+                    )
         both = sorted(set(self.ports) & set(self.tls_ports))
         if both:
             raise ConfigError(

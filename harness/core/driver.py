@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from harness.core.counters import Counter, Counts, counts_difference
-from harness.core.event import HeaderEvent
+from harness.core.event import Event
 from harness.core.program import Program
 from harness.core.testrun import test_run
 from harness.oracle.frames import opening
@@ -30,7 +30,7 @@ class Outcome:
     """What one frame did: the verdict (None where the path cannot observe it), events, counter deltas."""
 
     verdict: int | None
-    events: tuple[HeaderEvent, ...]
+    events: tuple[Event, ...]  # HeaderEvent, or TlsHello for a TLS ClientHello
     counters: Counts
 
 
@@ -46,11 +46,12 @@ class Driver(Protocol):
 def settled(before: Counts, after: Counts) -> bool:
     """True once the program has finished with every frame counted so far.
 
-    Each frame ends in one outcome counter, and the emit stage counts all requests before it writes any
-    event, so the program is done when every request is accounted for as an event or a lost event.
+    Each frame ends in one outcome counter, and the emit stage counts all requests and ClientHellos before
+    it writes any event, so the program is done when each is accounted for as an event or a lost event.
     """
     delta = counts_difference(after, before)
-    return delta[Counter.HTTP_REQUEST] == delta[Counter.EVENTS] + delta[Counter.EVENTS_LOST]
+    logged = delta[Counter.HTTP_REQUEST] + delta[Counter.TLS_HELLO]
+    return logged == delta[Counter.EVENTS] + delta[Counter.EVENTS_LOST]
 
 
 class TestRunDriver:

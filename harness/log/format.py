@@ -9,32 +9,49 @@ from __future__ import annotations
 
 import json
 
-from harness.core.event import HeaderEvent
+from harness.core.event import Event, HeaderEvent, TlsHello, tls_version_name
 
 
-def event_json(event: HeaderEvent) -> str:
+def event_json(event: Event) -> str:
+    """The event's ``to_json()`` on one line; its first key, ``kind``, is ``http`` or ``tls``."""
     return json.dumps(event.to_json(), separators=(",", ":"))
 
 
-def event_line(event: HeaderEvent) -> str:
-    """``saddr:sport -> daddr:dport METHOD target HTTP/1.x | Name: shown | ...`` on one line.
+def event_line(event: Event) -> str:
+    """One line per event, a request or a TLS ClientHello:
 
-    Header values may hold CR, NUL or other control bytes (docs/EXTRACTION.md R13); they are escaped so
-    that an event can never span two lines or drive the terminal.
+    ``saddr:sport -> daddr:dport METHOD target HTTP/1.x | Name: shown | ... [flags]``
+    ``saddr:sport -> daddr:dport TLS 1.3 sni=example.com alpn=h2,http/1.1 [flags]``
+
+    Header values may hold CR, NUL or other control bytes (docs/EXTRACTION.md R13), and an SNI or a protocol
+    name any byte (R22); they are escaped so that an event can never span two lines or drive the terminal.
     """
-    version = f"HTTP/{event.version // 10}.{event.version % 10}" if event.version else "HTTP/?"
-    target = event.target.decode("latin-1") + ("..." if event.target_length > len(event.target) else "")
-    parts = [
-        f"{_endpoint(event.saddr, event.sport)} -> {_endpoint(event.daddr, event.dport)}",
-        f"{event.method.decode('latin-1')} {target} {version}",
-    ]
-    text = " ".join(parts)
-    for value in event.headers:
-        if value.present:
-            text += f" | {value.name}: {value.shown()}"
+    endpoints = f"{_endpoint(event.saddr, event.sport)} -> {_endpoint(event.daddr, event.dport)}"
+    if isinstance(event, TlsHello):
+        text = f"{endpoints} {_hello(event)}"
+    else:
+        text = f"{endpoints} {_request(event)}"
     if event.flags:
         text += f" [{','.join(flag.name.lower() for flag in type(event.flags) if event.flags & flag)}]"
     return printable(text)
+
+
+def _request(event: HeaderEvent) -> str:
+    version = f"HTTP/{event.version // 10}.{event.version % 10}" if event.version else "HTTP/?"
+    target = event.target.decode("latin-1") + ("..." if event.target_length > len(event.target) else "")
+    text = f"{event.method.decode('latin-1')} {target} {version}"
+    for value in event.headers:
+        if value.present:
+            text += f" | {value.name}: {value.shown()}"
+    return text
+
+
+def _hello(event: TlsHello) -> str:
+    """``TLS <version> sni=<name> alpn=<names>``: ``...`` after a truncated SNI (as after a target), ``-`` for
+    none. The protocol names are the whole ones in the kept bytes; ``alpn_truncated`` says more were offered."""
+    sni = event.sni.decode("latin-1") + ("..." if event.sni_length > len(event.sni) else "")
+    alpn = ",".join(name.decode("latin-1") for name in event.alpn)
+    return f"TLS {tls_version_name(event.tls_version)} sni={sni or '-'} alpn={alpn or '-'}"
 
 
 def _endpoint(address: str, port: int) -> str:

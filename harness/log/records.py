@@ -15,9 +15,10 @@ from pathlib import Path
 
 from harness.core.config import ExtractorConfig, HeaderMode, HeaderRule
 from harness.core.errors import UserError
-from harness.core.event import HeaderEvent, decode_event
+from harness.core.event import Event, decode_event
 
-MAGIC = b"XHDR-RECORDS 1\n"
+# The version changes with the head of struct xhdr_event (tests/test_consumer.py): 2 added TLS events.
+MAGIC = b"XHDR-RECORDS 2\n"
 # Before each record: its length (4 bytes, little-endian) and 4 zero bytes; records and headers are padded
 # to 8 bytes, so a length never reads as the magic and every record starts aligned.
 PREFIX_BYTES = 8
@@ -32,11 +33,14 @@ class Section:
     """What one run of ``xhdr log --records`` wrote first: how to read the records after it."""
 
     max_target_len: int
+    max_value_len: int  # where a TLS event's kept ALPN bytes end
     headers: tuple[HeaderRule, ...]
 
     def config(self) -> ExtractorConfig:
-        """A configuration that decodes these records (the slots in order, the same target limit)."""
-        return ExtractorConfig(headers=self.headers, max_target_len=self.max_target_len)
+        """A configuration that decodes these records (the slots in order, the same limits)."""
+        return ExtractorConfig(
+            headers=self.headers, max_target_len=self.max_target_len, max_value_len=self.max_value_len
+        )
 
 
 def _padded(length: int) -> int:
@@ -63,17 +67,17 @@ def _entry_end(data: bytes | mmap.mmap, at: int) -> int | None:
 
 
 def _section(header: bytes, path: Path) -> Section:
-    target, headers = 0, []
+    limits, headers = {"max-target-len": 0, "max-value-len": 0}, []
     for line in header[len(MAGIC) :].decode("ascii", "replace").splitlines():
         key, _, value = line.partition(" ")
-        if key == "max-target-len" and value.isdigit():
-            target = int(value)
+        if key in limits and value.isdigit():
+            limits[key] = int(value)
         elif key == "header" and value.rpartition(":")[2].upper() in HeaderMode.__members__:
             name, _, mode = value.rpartition(":")
             headers.append(HeaderRule(name, HeaderMode[mode.upper()]))
         elif line:
             raise RecordsError(f"{path}: a section header line that xhdr log does not write: {line!r}")
-    return Section(target, tuple(headers))
+    return Section(limits["max-target-len"], limits["max-value-len"], tuple(headers))
 
 
 def read_records(path: Path) -> Iterator[tuple[Section, bytes]]:
@@ -93,7 +97,7 @@ def read_records(path: Path) -> Iterator[tuple[Section, bytes]]:
 
 
 def _records(data: mmap.mmap, path: Path) -> Iterator[tuple[Section, bytes]]:
-    at, section = 0, Section(0, ())
+    at, section = 0, Section(0, 0, ())
     while at < len(data):
         try:
             end = _entry_end(data, at)
@@ -109,8 +113,9 @@ def _records(data: mmap.mmap, path: Path) -> Iterator[tuple[Section, bytes]]:
         at = end
 
 
-def read_events(path: Path) -> Iterator[HeaderEvent]:
-    """The file's records as the events ``xhdr log`` would have written."""
+def read_events(path: Path) -> Iterator[Event]:
+    """The file's records as the events ``xhdr log`` would have written: HeaderEvent, or TlsHello for a TLS
+    ClientHello."""
     for section, record in read_records(path):
         yield decode_event(record, section.config())
 

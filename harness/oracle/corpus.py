@@ -21,6 +21,18 @@ a ``FlowTracker`` fed the SYN and the frames). The SYN has no ``[expect]``.
   has sequence number ``seq + i`` in every segment (a SYN's own number is the one before its payload), so a
   range that goes back is a retransmission and one that skips ahead is out of order.
 - ``kind = "arp"``: an ARP request instead of an IP frame (no other fields).
+- ``[frame.client_hello]``: the payload is a TLS record holding a ClientHello (docs/EXTRACTION.md R22), built by
+  ``harness.oracle.tls.ClientHello`` (send it to a ``tls_ports`` port, R21, e.g. ``dport = 443``). Its keys are
+  the dataclass's fields, every one optional: ``legacy_version``, ``cipher_suites`` (a list of integers),
+  ``record_type``, ``record_version``, ``handshake_type``, and the overrides ``record_length``,
+  ``handshake_length``, ``extensions_length`` (integers; TOML writes ``0x0303`` too); ``random_hex``,
+  ``session_id_hex``, ``compression_hex``, ``trailing_hex`` (hex strings). Without an ``extensions`` key the
+  hello has no extensions block at all; ``extensions = []`` is an empty one. Each ``[[frame.client_hello.
+  extensions]]`` table, in sending order, is one of ``server_name = NAME``, ``alpn = [NAME, ...]`` (NAME as a
+  ``payload``: a string or a list of pieces), ``supported_versions = [0x0304, ...]``, ``padding = N`` (the
+  padding extension, N zero bytes), or ``type = N`` with ``data_hex`` (the raw data, default empty);
+  ``count = N`` sends it N times. A ``payload`` or ``payload_hex`` beside it is the bytes that follow the
+  hello in the flow (the encrypted records, for ``segments``).
 
 ``[expect]`` keys: ``outcome`` (counter name, lower-case), ``events`` (count), optionally ``flows_opened``,
 ``flows_closed``, ``flows_lost`` (the R15 tallies of this frame) and, for the first
@@ -28,7 +40,10 @@ event: ``flags`` (the exact event flags), ``method``, ``target``, ``target_lengt
 ``header_lines``, ``vlan_ids``, ``family``; ``targets`` (every event's target, in order); ``headers``, which
 lists every configured header expected present (the others must be absent), each as the logged value string
 (meaning flags exactly ``present`` and that length) or a table of ``value``, ``flags``, ``length`` and
-``hashed`` (the text whose keyed SipHash the slot must hold).
+``hashed`` (the text whose keyed SipHash the slot must hold). For a TLS event (R22), ``flags`` names TLS flags
+(``sni_truncated``, ``hello_cut``...) and the first event's ``sni``, ``sni_length``, ``alpn`` (the protocol
+names, in order), ``alpn_length`` and ``tls_version`` (an integer, or its name: ``"1.3"``, ``"0x7f1c"``) can
+be checked.
 """
 
 from __future__ import annotations
@@ -42,7 +57,8 @@ from typing import Any
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter
 from harness.core.driver import with_openings
-from harness.core.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
+from harness.core.event import Event, EventFlag, HeaderEvent, HeaderValue, SlotFlag, TlsFlag, tls_version_name
+from harness.oracle import tls
 from harness.oracle.frames import FrameSpec, arp_frame, build
 from harness.oracle.reference import DEFAULT_CONFIG, DEFAULT_KEY, Expected, FlowTracker, siphash24
 
@@ -51,7 +67,31 @@ CORPUS_DIR = Path(__file__).with_name("corpus")
 STANDARD_CASE = "00_standard_api_request"
 _HEX_FIELDS = ("ip_options", "tcp_options")
 _TUPLE_FIELDS = ("vlan_ids", "vlan_tpids")
-_FIRST_EVENT_FIELDS = ("method", "target", "target_length", "version", "header_lines", "vlan_ids", "family")
+_FIRST_EVENT_FIELDS = (
+    "method",
+    "target",
+    "target_length",
+    "version",
+    "header_lines",
+    "vlan_ids",
+    "family",
+    "sni",
+    "sni_length",
+    "alpn",
+    "alpn_length",
+)
+# [frame.client_hello] keys: integers as they are, hex strings as bytes (named without "_hex")
+_HELLO_INTEGERS = (
+    "legacy_version",
+    "record_type",
+    "record_version",
+    "record_length",
+    "handshake_type",
+    "handshake_length",
+    "extensions_length",
+)
+_HELLO_HEX = ("random", "session_id", "compression", "trailing")
+_EXTENSION_KINDS = ("server_name", "alpn", "supported_versions", "padding", "type")
 _FLOW_TALLIES = (Counter.FLOWS_OPENED, Counter.FLOWS_CLOSED, Counter.FLOWS_LOST)
 
 
@@ -78,6 +118,11 @@ class FrameExpectation:
     family: int | None = None
     targets: tuple[str, ...] | None = None
     headers: dict[str, str | dict[str, Any]] | None = None
+    sni: str | None = None
+    sni_length: int | None = None
+    alpn: tuple[str, ...] | None = None
+    alpn_length: int | None = None
+    tls_version: int | str | None = None
 
     def mismatches(self, expected: Expected, key: bytes = DEFAULT_KEY) -> list[str]:
         """Every way ``expected`` (reference or kernel) differs from this; empty when it agrees."""
@@ -94,26 +139,39 @@ class FrameExpectation:
             if wanted is not None and expected.counters[tally] != wanted:
                 problems.append(f"{tally.label} {expected.counters[tally]}, expected {wanted}")
         if self.targets is not None:
-            actual = tuple(event.target.decode("latin-1") for event in expected.events)
+            actual = tuple(_text(getattr(event, "target", None)) for event in expected.events)
             if actual != self.targets:
                 problems.append(f"targets {actual}, expected {self.targets}")
         if expected.events:
             problems.extend(self._first_event_mismatches(expected.events[0], key))
         return problems
 
-    def _first_event_mismatches(self, event: HeaderEvent, key: bytes) -> list[str]:
+    def _first_event_mismatches(self, event: Event, key: bytes) -> list[str]:
         problems = []
         for name in _FIRST_EVENT_FIELDS:
             wanted = getattr(self, name)
-            actual = getattr(event, name)
-            if isinstance(actual, bytes):
-                actual = actual.decode("latin-1")
-            if wanted is not None and actual != wanted:
+            if wanted is None:
+                continue
+            if not hasattr(event, name):
+                problems.append(f"{name} expected {wanted!r}, but the event is a {type(event).__name__}")
+                continue
+            actual = _text(getattr(event, name))
+            if actual != wanted:
                 problems.append(f"{name} {actual!r}, expected {wanted!r}")
+        if self.tls_version is not None:
+            actual = getattr(event, "tls_version", None)
+            shown = (
+                actual if isinstance(self.tls_version, int) or actual is None else tls_version_name(actual)
+            )
+            if shown != self.tls_version:
+                problems.append(f"tls_version {shown!r}, expected {self.tls_version!r}")
         if self.flags is not None and _names(event.flags) != _upper(self.flags):
             problems.append(f"flags {sorted(_names(event.flags))}, expected {sorted(_upper(self.flags))}")
         if self.headers is not None:
-            problems.extend(_header_mismatches(event, self.headers, key))
+            if isinstance(event, HeaderEvent):
+                problems.extend(_header_mismatches(event, self.headers, key))
+            else:
+                problems.append(f"headers expected, but the event is a {type(event).__name__}")
         return problems
 
 
@@ -195,6 +253,8 @@ def _spec(table: dict[str, Any]) -> FrameSpec:
         table["payload"] = bytes.fromhex(table.pop("payload_hex"))
     else:
         table["payload"] = _payload(table.get("payload", ""))
+    if "client_hello" in table:
+        table["payload"] = client_hello(table.pop("client_hello")).to_bytes() + table["payload"]
     for name in _HEX_FIELDS:
         if name in table:
             table[name] = bytes.fromhex(table[name])
@@ -213,9 +273,52 @@ def _payload(pieces: str | list[Any]) -> bytes:
     )
 
 
+def client_hello(table: dict[str, Any]) -> tls.ClientHello:
+    """A ``[frame.client_hello]`` table as the ClientHello it describes (the module docstring lists the keys)."""
+    table = dict(table)
+    fields: dict[str, Any] = {name: int(table.pop(name)) for name in _HELLO_INTEGERS if name in table}
+    fields.update(
+        {name: bytes.fromhex(table.pop(f"{name}_hex")) for name in _HELLO_HEX if f"{name}_hex" in table}
+    )
+    if "cipher_suites" in table:
+        fields["cipher_suites"] = tuple(int(suite) for suite in table.pop("cipher_suites"))
+    extensions = table.pop("extensions", None)  # none: no extensions block at all
+    fields["extensions"] = (
+        None
+        if extensions is None
+        else tuple(each for entry in extensions for each in _extension(dict(entry)))
+    )
+    if table:
+        raise ValueError(f"[frame.client_hello] has unknown keys {sorted(table)}")
+    return tls.ClientHello(**fields)
+
+
+def _extension(entry: dict[str, Any]) -> list[tls.Extension]:
+    """One ``[[frame.client_hello.extensions]]`` table: its (type, data), ``count`` times."""
+    count = int(entry.pop("count", 1))
+    kinds = [name for name in _EXTENSION_KINDS if name in entry]
+    if len(kinds) != 1:
+        raise ValueError(
+            f"an extension needs exactly one of {', '.join(_EXTENSION_KINDS)}; got {sorted(entry)}"
+        )
+    if "server_name" in entry:
+        extension = (tls.SERVER_NAME, tls.server_name(_payload(entry.pop("server_name"))))
+    elif "alpn" in entry:
+        extension = (tls.ALPN, tls.alpn(*(_payload(name) for name in entry.pop("alpn"))))
+    elif "supported_versions" in entry:
+        extension = (tls.SUPPORTED_VERSIONS, tls.supported_versions(*entry.pop("supported_versions")))
+    elif "padding" in entry:
+        extension = (tls.PADDING, bytes(int(entry.pop("padding"))))
+    else:
+        extension = (int(entry.pop("type")), bytes.fromhex(entry.pop("data_hex", "")))
+    if entry:
+        raise ValueError(f"an extension has unknown keys {sorted(entry)}")
+    return [extension] * count
+
+
 def _expectation(table: dict[str, Any]) -> FrameExpectation:
     table = dict(table)
-    for name in ("flags", "vlan_ids", "targets"):
+    for name in ("flags", "vlan_ids", "targets", "alpn"):
         if name in table:
             table[name] = tuple(table[name])
     return FrameExpectation(**table)
@@ -251,7 +354,16 @@ def _slot_mismatches(slot: HeaderValue, spec: str | dict[str, Any], key: bytes) 
     return problems
 
 
-def _names(flags: EventFlag | SlotFlag) -> set[str]:
+def _text(value: Any) -> Any:
+    """Bytes (and tuples of bytes) as the latin-1 text a case writes; anything else as it is."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, tuple):
+        return tuple(_text(each) for each in value)
+    return value
+
+
+def _names(flags: EventFlag | SlotFlag | TlsFlag) -> set[str]:
     return {flag.name for flag in type(flags) if flags & flag}
 
 

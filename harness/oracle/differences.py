@@ -6,23 +6,27 @@ import dataclasses
 
 from harness.core.counters import Counter
 from harness.core.driver import Outcome
-from harness.core.event import HeaderEvent
+from harness.core.event import Event, HeaderEvent
 from harness.core.testrun import XDP_PASS
 from harness.oracle.reference import Expected
 
 
-def event_differences(kernel: HeaderEvent, expected: HeaderEvent) -> list[str]:
-    """One line per field that differs, slot fields named by header."""
+def event_differences(kernel: Event, expected: Event) -> list[str]:
+    """One line per field that differs, slot fields named by header; one line when the kinds differ (a
+    request against a TLS ClientHello, R21), whose fields have nothing to compare."""
+    if type(kernel) is not type(expected):
+        return [f"kind: kernel {type(kernel).__name__}, reference {type(expected).__name__}"]
     lines = []
-    for field in dataclasses.fields(HeaderEvent):
+    for field in dataclasses.fields(expected):
         if not field.compare or field.name == "headers":
             continue
         got, want = getattr(kernel, field.name), getattr(expected, field.name)
         if got != want:
             lines.append(f"{field.name}: kernel {got!r}, reference {want!r}")
-    for got, want in zip(kernel.headers, expected.headers, strict=True):
-        if got != want:
-            lines.append(f"header {want.name}: kernel {got}, reference {want}")
+    if isinstance(kernel, HeaderEvent) and isinstance(expected, HeaderEvent):
+        for got, want in zip(kernel.headers, expected.headers, strict=True):
+            if got != want:
+                lines.append(f"header {want.name}: kernel {got}, reference {want}")
     return lines
 
 

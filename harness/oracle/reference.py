@@ -53,7 +53,7 @@ Several requests in one frame
 
 Flows
     R15: a flow is (family, addresses, ports, VLAN ids) with a state ``expect`` and a mode (``request``,
-    ``body`` with ``body_left``, ``headers`` with the kept request of R18, ``lost``); sequence numbers
+    ``body`` with ``body_left``, ``headers`` with the kept request of R18, ``lost``, R21's ``encrypted``); sequence numbers
     compare modulo 2^32. On a watched segment: RST
     removes the state (``flows_closed``) and the segment goes on without one; SYN without RST sets
     ``request`` at seq + 1 (``flows_opened``), its payload (TCP Fast Open) starting there; an empty payload
@@ -96,6 +96,21 @@ Chunked bodies
     body puts the flow in ``chunked`` mode. In one segment one request's chunked body is walked; a second one
     loses the flow.
 
+TLS
+    R21: a port in ``tls_ports`` is watched like an HTTP port (R6, R15, R16), but its flow is read once: the
+    bytes at the start offset of its first segment read in ``request`` mode are a ClientHello (outcome
+    ``tls_hello``, one TLS event) or not (``not_tls``), and either way the flow goes to ``encrypted`` mode,
+    whose segments are ``encrypted`` before R16's sequence checks; TLS never loses a flow by its bytes.
+    R22: a record header (type 22, version 3.0 to 3.4, length R) and a handshake header (type 1, length L,
+    L + 4 <= R), then the fixed fields (a session id of at most 32 bytes, an even cipher suite list of at
+    least 2 bytes, at least one compression method), every one inside the hello and the view, or it is not a
+    hello. The extensions are read in order up to their end, at most 32 (``TOO_MANY_EXTENSIONS``); one byte
+    where their length goes, or a header or data past their end, is ``BAD_EXTENSIONS``; a header past the
+    view stops the reading; a hello ending past the view is ``HELLO_CUT``. The first ``server_name``,
+    ALPN and ``supported_versions`` read give ``sni`` (``max_target_len`` kept, ``SNI_TRUNCATED``), the
+    ALPN list (``max_value_len`` bytes kept, ``ALPN_TRUNCATED``, names read from the kept bytes) and
+    ``tls_version`` (the highest non-GREASE version offered, else the legacy_version).
+
 The flow table is a plain dict: the kernel's LRU eviction at ``max_flows`` (R15) is not modelled, so tests and
 the fuzzer keep fewer flows than that alive at once.
 
@@ -126,6 +141,10 @@ Readings chosen where the rules leave room (each is marked "Reading:" in the cod
 - R15, R18: an RST or FIN removes the kept request with its flow's state; it is never logged.
 - R17: ``0`` and leading zeros are valid digits (``0000`` is a body of 0 bytes); the 16-digit limit counts
   the leading zeros.
+- R22: of a ``server_name`` list, only the fields read (its length, the first entry's type and length, the
+  name) must lie inside the view; the rest of the list need not, as no other entry is read. An extension
+  read for its type (its header and data inside the extensions' end) is the first of that type even when
+  its data then gives nothing.
 - ``extract`` answers for one frame as if its flow expected a request exactly at its first payload byte
   (the state a SYN with the previous sequence number leaves, see ``harness.oracle.frames.opening``); a frame with
   SYN has no opening and starts from no state, so SYN with RST is ``mid_stream`` and closes nothing. A frame
@@ -150,7 +169,16 @@ from harness.core.config import (
     HeaderRule,
 )
 from harness.core.counters import OUTCOMES, Counter, zero_counts
-from harness.core.event import EventFlag, HeaderEvent, HeaderValue, SlotFlag
+from harness.core.event import (
+    Event,
+    EventFlag,
+    HeaderEvent,
+    HeaderValue,
+    SlotFlag,
+    TlsFlag,
+    TlsHello,
+    alpn_names,
+)
 
 SP, LF, CR, HT = 0x20, 0x0A, 0x0D, 0x09
 VLAN_TPIDS = (0x8100, 0x88A8)
@@ -180,7 +208,7 @@ class Expected:
     """What one frame should do to the extractor: counter deltas (every counter, zeros too) and its events."""
 
     counters: dict[Counter, int]
-    events: tuple[HeaderEvent, ...]
+    events: tuple[Event, ...]
 
     @property
     def outcome(self) -> Counter:
@@ -257,6 +285,7 @@ class Mode(enum.Enum):
     CHUNKED = "chunked"  # R20: a chunked body goes on where ``FlowState.chunking`` says
     HEADERS = "headers"  # R18: the header section of ``FlowState.pending`` goes on
     LOST = "lost"
+    ENCRYPTED = "encrypted"  # R21: a TLS flow whose first bytes were read; nothing more is
 
 
 class Cut(enum.Enum):
@@ -287,7 +316,7 @@ class FlowState:
 
 
 class FlowTracker:
-    """The extractor across frames: R1-R18 with the flow states of R15 (no LRU eviction, see the docstring)."""
+    """The extractor across frames: R1-R22 with the flow states of R15 (no LRU eviction, see the docstring)."""
 
     def __init__(self, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY) -> None:
         self.config = config
@@ -303,8 +332,9 @@ class FlowTracker:
         return self._segment(segment)
 
     def _segment(self, segment: Segment) -> Expected:
-        """R6, R15: a parsed segment; a watched one acts on its flow, flags first and FIN last."""
-        if segment.flow.dport not in self.config.ports:
+        """R6, R15, R21: a parsed segment; a watched one (HTTP or TLS) acts on its flow, flags first and FIN
+        last."""
+        if segment.flow.dport not in self.config.ports and segment.flow.dport not in self.config.tls_ports:
             return _expected(Counter.PORT_NOT_WATCHED, tcp_watched=False)
         tallies = dict.fromkeys((Counter.FLOWS_OPENED, Counter.FLOWS_CLOSED, Counter.FLOWS_LOST), 0)
         flow = segment.flow
@@ -323,17 +353,20 @@ class FlowTracker:
             tallies[Counter.FLOWS_CLOSED] += 1
         return _expected(outcome, tcp_watched=True, events=events, tallies=tallies)
 
-    def _payload(self, segment: Segment) -> tuple[Counter, tuple[HeaderEvent, ...], int]:
-        """R16, R18: (outcome, events, flows lost) of a non-empty payload; updates the flow's state.
+    def _payload(self, segment: Segment) -> tuple[Counter, tuple[Event, ...], int]:
+        """R16, R18, R21: (outcome, events, flows lost) of a non-empty payload; updates the flow's state.
 
         In ``headers`` mode R16 reads the segment as in ``request`` mode, and the kept request goes on from
-        the start offset (R18).
+        the start offset (R18). A TLS flow is read once, from the start offset of its first segment read
+        (R21), and is ``encrypted`` after that.
         """
         state = self.states.get(segment.flow)
         if state is None:
             return Counter.MID_STREAM, (), 0
         if state.mode is Mode.LOST:
             return Counter.OUT_OF_SYNC, (), 0
+        if state.mode is Mode.ENCRYPTED:
+            return Counter.ENCRYPTED, (), 0  # R21: before R16's sequence checks, so nothing is judged
         s, n = segment.start, segment.length
         if _serial_diff(s + n, state.expect) <= 0:
             return Counter.RETRANSMITTED, (), 0
@@ -362,6 +395,9 @@ class FlowTracker:
         if offset >= len(view):
             self.states[segment.flow] = FlowState(state.expect, Mode.LOST)
             return Counter.OUT_OF_SYNC, (), 1
+        if segment.flow.dport in self.config.tls_ports:
+            self.states[segment.flow] = FlowState(end, Mode.ENCRYPTED)  # R21: whatever the bytes are
+            return self._first_tls_bytes(segment, view, offset)
         # R18. Reading: only segments read here count toward max_request_segments (not retransmitted ones)
         resumed = state.pending.resumed() if state.mode is Mode.HEADERS and state.pending else None
         requests, after, pending, chunking = _read_requests(view, offset, n, self.config, self.key, resumed)
@@ -384,6 +420,18 @@ class FlowTracker:
             request.event(segment.flow, index, config, scan_limit) for index, request in enumerate(requests)
         )
         return Counter.HTTP_REQUEST, events, lost
+
+    def _first_tls_bytes(
+        self, segment: Segment, view: bytes, offset: int
+    ) -> tuple[Counter, tuple[Event, ...], int]:
+        """R21: a TLS flow's first bytes read, from ``offset`` in ``view``: one TLS event for a ClientHello
+        (R22), else ``not_tls``; neither loses the flow, which is ``encrypted`` either way."""
+        hello = client_hello(view, offset, self.config)
+        if hello is None:
+            return Counter.NOT_TLS, (), 0
+        scan_limit = TlsFlag.SCAN_LIMIT if len(segment.payload) > len(view) else TlsFlag(0)  # R7
+        event = TlsHello(**dataclasses.asdict(segment.flow), **hello._asdict())
+        return Counter.TLS_HELLO, (dataclasses.replace(event, flags=event.flags | scan_limit),), 0
 
 
 def _serial_diff(a: int, b: int) -> int:
@@ -417,13 +465,13 @@ def _expected(
     outcome: Counter,
     *,
     tcp_watched: bool,
-    events: tuple[HeaderEvent, ...] = (),
+    events: tuple[Event, ...] = (),
     tallies: dict[Counter, int] | None = None,
 ) -> Expected:
     """The counter deltas of one frame; the ring buffer is assumed never full, so events_lost stays 0."""
     counters = zero_counts()
     counters[Counter.PACKETS] = 1
-    counters[outcome] = len(events) if outcome is Counter.HTTP_REQUEST else 1
+    counters[outcome] = len(events) if outcome is Counter.HTTP_REQUEST else 1  # R8; R21: one TLS_HELLO
     counters[Counter.TCP_WATCHED] = int(tcp_watched)
     counters[Counter.EVENTS] = len(events)
     counters.update(tallies or {})
@@ -434,7 +482,8 @@ def _expected(
 
 
 def read_layers(frame: bytes, config: ExtractorConfig) -> tuple[_Flow, bytes]:
-    """R1-R6 without flows: the flow and the payload of a watched segment, or raises ``FrameEnded``.
+    """R1-R6 without flows: the flow and the payload of a segment to an HTTP port, or raises ``FrameEnded``
+    (a TLS port, R21, is ``port_not_watched`` here: the baselines parse HTTP only).
 
     Kept for the per-frame baselines (bench/baselines/pycapture.py) and tests that only need the payload.
     """
@@ -1033,6 +1082,193 @@ def _chunk_byte(chunking: Chunking, byte: int) -> Chunking | None:
     if phase in (ChunkPhase.TRAILER_START, ChunkPhase.TRAILER) and byte != LF:
         return Chunking(ChunkPhase.TRAILER)
     return None
+
+
+# --- TLS: R21, R22 ---------------------------------------------------------------------------------------
+
+TLS_HANDSHAKE = 22  # R22: the record's content type
+TLS_CLIENT_HELLO = 1  # R22: the handshake's type
+TLS_HEADERS_LEN = 9  # R22: record header (type, version, length) and handshake header (type, 3-byte length)
+TLS_RANDOM_LEN = 32
+TLS_SESSION_ID_MAX = 32
+TLS_MAX_EXTENSIONS = 32
+TLS_MAX_VERSIONS = 8
+EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS = 0, 16, 43
+TLS_HOST_NAME = 0
+
+
+class HelloFields(NamedTuple):
+    """What R22 reads of a ClientHello: the fields of its TLS event besides the flow's."""
+
+    sni: bytes  # the first max_target_len bytes of the server name
+    sni_length: int
+    alpn: tuple[bytes, ...]  # the names in the ALPN list's first max_value_len bytes
+    alpn_length: int
+    tls_version: int
+    flags: TlsFlag  # all but SCAN_LIMIT, which is the segment's (R7)
+
+
+class _Extension(NamedTuple):
+    """R22: where the data of the first extension read of a type lies: view offsets ``[start, end)``;
+    ``end`` may lie past the view, whose end the reader of its fields checks."""
+
+    start: int
+    end: int
+
+
+def client_hello(view: bytes, start: int, config: ExtractorConfig) -> HelloFields | None:
+    """R22: the ClientHello at ``start`` in ``view``, or None when the bytes are not one.
+
+    The fixed fields must lie inside the hello and the view (``_hello_start``); past them, what the view cuts
+    is HELLO_CUT and what breaks the grammar gives nothing or BAD_EXTENSIONS, never "not a hello".
+    """
+    fixed = _hello_start(view, start)
+    if fixed is None:
+        return None
+    hello_end, legacy_version, after = fixed
+    found, flags = _extensions(view, after, hello_end)
+    if hello_end > len(view):
+        flags |= TlsFlag.HELLO_CUT  # its fields are from the bytes seen
+    name = _server_name(view, found.get(EXT_SERVER_NAME))
+    sni = b"" if name is None else name
+    if len(sni) > config.max_target_len:
+        flags |= TlsFlag.SNI_TRUNCATED
+    protocols = _alpn_list(view, found.get(EXT_ALPN))
+    listed = b"" if protocols is None else protocols
+    if len(listed) > config.max_value_len:
+        flags |= TlsFlag.ALPN_TRUNCATED
+    offered = _highest_version(_offered_versions(view, found.get(EXT_SUPPORTED_VERSIONS)))
+    return HelloFields(
+        sni=sni[: config.max_target_len],
+        sni_length=len(sni),
+        alpn=alpn_names(listed[: config.max_value_len]),
+        alpn_length=len(listed),
+        tls_version=offered or legacy_version,  # also when the highest offered is 0
+        flags=flags,
+    )
+
+
+def _hello_start(view: bytes, start: int) -> tuple[int, int, int] | None:
+    """R22: (where the hello ends, its legacy_version, where its extensions start) after checking the record
+    and handshake headers and the fixed fields; None when the bytes are not a ClientHello.
+
+    Each field's bytes must lie before ``limit``, the nearer of the hello's end and the view's end; a length
+    field is read only once its own bytes are known to be there.
+    """
+    if start + TLS_HEADERS_LEN > len(view):
+        return None
+    record_type, major, minor = view[start], view[start + 1], view[start + 2]
+    if record_type != TLS_HANDSHAKE or major != 3 or minor > 4 or view[start + 5] != TLS_CLIENT_HELLO:
+        return None
+    hello_length = int.from_bytes(view[start + 6 : start + 9], "big")
+    if hello_length + 4 > _u16(view, start + 3):
+        return None  # the hello spreads over several records, which R22 does not read
+    hello = start + TLS_HEADERS_LEN
+    hello_end = hello + hello_length
+    limit = min(hello_end, len(view))
+    at = hello + 2 + TLS_RANDOM_LEN  # legacy_version, random
+    if at + 1 > limit or view[at] > TLS_SESSION_ID_MAX:
+        return None
+    at += 1 + view[at]
+    if at + 2 > limit:
+        return None
+    suites = _u16(view, at)
+    if suites < 2 or suites % 2:
+        return None
+    at += 2 + suites
+    if at + 1 > limit or view[at] < 1:
+        return None  # no compression method at all
+    at += 1 + view[at]
+    if at > limit:
+        return None
+    return hello_end, _u16(view, hello), at
+
+
+def _extensions(view: bytes, at: int, hello_end: int) -> tuple[dict[int, _Extension], TlsFlag]:
+    """R22: the first extension read of each type, from the extensions block at ``at``, and the flags the
+    reading sets (BAD_EXTENSIONS, TOO_MANY_EXTENSIONS).
+
+    The checks on each extension go in the rule's order, so that a block cut by the view and broken past
+    the cut says HELLO_CUT (the caller's) and not BAD_EXTENSIONS: what the view does not show is not judged.
+    """
+    found: dict[int, _Extension] = {}
+    if at >= hello_end:
+        return found, TlsFlag(0)  # no extensions block
+    if at + 2 > hello_end:
+        return found, TlsFlag.BAD_EXTENSIONS  # one byte where the block's length goes
+    if at + 2 > len(view):
+        return found, TlsFlag(0)  # the view ends before the length: HELLO_CUT
+    stop = min(at + 2 + _u16(view, at), hello_end)
+    position = at + 2
+    for read in range(TLS_MAX_EXTENSIONS + 1):
+        if position >= stop:
+            break  # all were read
+        if read == TLS_MAX_EXTENSIONS:
+            return found, TlsFlag.TOO_MANY_EXTENSIONS if position < len(view) else TlsFlag(0)
+        if position + 4 > stop:
+            return found, TlsFlag.BAD_EXTENSIONS  # a header that runs past the extensions' end
+        if position + 4 > len(view):
+            break  # the view ends in its header: HELLO_CUT
+        data = position + 4
+        position = data + _u16(view, position + 2)
+        if position > stop:
+            return found, TlsFlag.BAD_EXTENSIONS  # its data runs past the extensions' end: not read
+        found.setdefault(_u16(view, data - 4), _Extension(data, position))
+    return found, TlsFlag(0)
+
+
+def _server_name(view: bytes, extension: _Extension | None) -> bytes | None:
+    """R22: the name of a server_name extension's first entry when it is a host_name and every field read
+    (the list's length, the entry's type and length, the name) lies inside the list, the list inside the
+    extension, and the fields inside the view; None otherwise.
+
+    Reading: the list itself need not lie inside the view, only the fields read of it (the kernel reads no
+    other entry).
+    """
+    if extension is None or extension.start + 5 > len(view):
+        return None
+    list_end = extension.start + 2 + _u16(view, extension.start)
+    entry = extension.start + 2
+    if list_end > extension.end or entry + 3 > list_end or view[entry] != TLS_HOST_NAME:
+        return None
+    name_end = entry + 3 + _u16(view, entry + 1)
+    if name_end > list_end or name_end > len(view):
+        return None
+    return view[entry + 3 : name_end]
+
+
+def _alpn_list(view: bytes, extension: _Extension | None) -> bytes | None:
+    """R22: an ALPN extension's protocol list, when it lies inside the extension and the view; else None."""
+    if extension is None or extension.start + 2 > len(view):
+        return None
+    list_end = extension.start + 2 + _u16(view, extension.start)
+    if list_end > extension.end or list_end > len(view):
+        return None
+    return view[extension.start + 2 : list_end]
+
+
+def _offered_versions(view: bytes, extension: _Extension | None) -> tuple[int, ...]:
+    """R22: the first TLS_MAX_VERSIONS versions of a supported_versions extension whose list (an even
+    length byte, then the versions) lies inside the extension and the view; () otherwise."""
+    if extension is None or extension.start + 1 > len(view):
+        return ()
+    size = view[extension.start]
+    end = extension.start + 1 + size
+    if size % 2 or end > extension.end or end > len(view):
+        return ()
+    count = min(size // 2, TLS_MAX_VERSIONS)
+    return tuple(_u16(view, extension.start + 1 + 2 * index) for index in range(count))
+
+
+def is_grease(version: int) -> bool:
+    """R22: a GREASE value (RFC 8701): both bytes of the form 0x?A."""
+    return version & 0x0F0F == 0x0A0A
+
+
+def _highest_version(versions: tuple[int, ...]) -> int:
+    """R22: the highest version offered that is not GREASE; 0 when there is none (the caller then takes the
+    hello's legacy_version, as it does when the highest is 0)."""
+    return max((version for version in versions if not is_grease(version)), default=0)
 
 
 # --- SipHash-2-4 -------------------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ def compile_command(output: Path, extra_flags: tuple[str, ...] = ()) -> list[str
 def build_consumer() -> Path:
     """consumer.c built once per version of it, of bpf/xhdr_event.h and of the flags (harness/core/cbuild.py).
 
-    The consumer does not depend on the extractor's -D limits, so one binary serves every configuration.
+    The consumer does not depend on the extractor's -D limits, so one binary serves every configuration (the
+    two it needs to find the parts of a record's data come on its command line).
     """
     return built(SOURCE, CFLAGS, LIBRARIES)
 
@@ -67,6 +68,8 @@ def consumer_argv(
         str(config.ringbuf_pages * RING_PAGE_BYTES),
         "--max-target-len",
         str(config.max_target_len),
+        "--max-value-len",
+        str(config.max_value_len),
     ]
     argv += _common_options(fmt, count, output, audit_key)
     for rule in config.headers:

@@ -8,7 +8,11 @@
  *
  * Only the head of struct xhdr_event (everything before data[]) and data_len are read. The -D
  * limits of the extractor size data[] but move nothing before it, so one binary serves every
- * configuration; the only limit needed, max_target_len, comes on the command line.
+ * configuration; the limits that say where the parts of data[] end, max_target_len (the target or
+ * SNI) and max_value_len (a TLS event's ALPN bytes), come on the command line.
+ *
+ * An event is a request or a TLS ClientHello (its kind field, docs/EXTRACTION.md R21, R22); the two
+ * share the flow's fields and the flags word, each with flag names of its own.
  *
  * The ring buffer is read as libbpf reads it: the consumer page mapped writable, the producer
  * page and the data area (mapped twice in a row, so a record that wraps is contiguous) read-only.
@@ -51,6 +55,9 @@
 #define LINE_OVERHEAD	8192
 #define EVENT_FLAGS	15
 #define EVENT_FLAG_MASK	((1U << EVENT_FLAGS) - 1)	/* the flags Python has names for */
+#define TLS_FLAGS	6
+#define TLS_FLAG_MASK	((1U << TLS_FLAGS) - 1)
+#define FLAG_TEXT_MAX	24
 #define ONES		0x0101010101010101ULL
 #define HIGHS		0x8080808080808080ULL
 #define SLOT_FLAGS	4
@@ -75,6 +82,7 @@ struct settings {
 	const char *input;		/* --input: a records file to render instead of the ring buffer */
 	size_t ring_bytes;
 	size_t max_target_len;
+	size_t max_value_len;		/* where a TLS event's kept ALPN bytes end */
 	enum format format;
 	unsigned long long count;	/* 0: no limit */
 	const char *output;
@@ -84,12 +92,13 @@ struct settings {
 };
 
 /*
- * A records file (docs/RECORDS.md) is a section per run: this magic line, "max-target-len N", a
- * "header NAME:MODE" line per slot and an empty line, zero-padded to 8 bytes; then each record as a
- * 4-byte little-endian length, 4 zero bytes and the record, zero-padded to 8 bytes. Every record
- * thus starts 8-byte aligned in a mapped file, and a length (below 2^24) never reads as the magic.
+ * A records file (docs/RECORDS.md) is a section per run: this magic line, "max-target-len N",
+ * "max-value-len N", a "header NAME:MODE" line per slot and an empty line, zero-padded to 8 bytes;
+ * then each record as a 4-byte little-endian length, 4 zero bytes and the record, zero-padded to 8
+ * bytes. Every record thus starts 8-byte aligned in a mapped file, and a length (below 2^24) never
+ * reads as the magic. The number in the magic changes with the head of struct xhdr_event.
  */
-#define RECORDS_MAGIC	"XHDR-RECORDS 1\n"
+#define RECORDS_MAGIC	"XHDR-RECORDS 2\n"
 #define RECORDS_HEADER_MAX	(64 + XHDR_SLOTS * (XHDR_NAME_MAX + 32))
 #define RECORD_PREFIX	8
 #define RECORD_MAX	(1U << 24)
@@ -131,6 +140,8 @@ struct view {
 	size_t data_len;
 	size_t target_len;
 	size_t method_len;
+	const __u8 *alpn;	/* TLS: the kept bytes of the ALPN list */
+	size_t alpn_len;
 };
 
 static const char *const event_flag_names[EVENT_FLAGS] = {
@@ -138,6 +149,14 @@ static const char *const event_flag_names[EVENT_FLAGS] = {
 	"BAD_LINE", "TRANSFER_ENCODING", "BAD_CONTENT_LENGTH", "NAME_SPLIT", "BARE_LF",
 	"OBS_FOLD", "WS_BEFORE_COLON", "CL_AND_TE", "TE_NOT_CHUNKED", "CONTROL_BYTE",
 };
+
+static const char *const tls_flag_names[TLS_FLAGS] = {
+	"SNI_TRUNCATED", "ALPN_TRUNCATED", "HELLO_CUT", "SCAN_LIMIT", "TOO_MANY_EXTENSIONS",
+	"BAD_EXTENSIONS",
+};
+
+/* tls_version_name() of harness/core/event.py for 0x0300 to 0x0304; other versions are in hex. */
+static const char *const tls_version_names[] = { "ssl3.0", "1.0", "1.1", "1.2", "1.3" };
 
 static const char *const slot_flag_names[SLOT_FLAGS] = {
 	"PRESENT", "TRUNCATED", "CUT", "REPEATED",
@@ -155,7 +174,8 @@ static struct esc text_esc[256];
 /* "\"PRESENT\",\"CUT\"" and so on for every combination of the four slot flags. */
 static char slot_flags_json[1 << SLOT_FLAGS][64];
 static size_t slot_flags_json_len[1 << SLOT_FLAGS];
-static char event_flag_text[EVENT_FLAGS][24];
+static char event_flag_text[EVENT_FLAGS][FLAG_TEXT_MAX];
+static char tls_flag_text[TLS_FLAGS][FLAG_TEXT_MAX];
 static char dec_pairs[100][2];
 
 static struct out out = { .fd = STDOUT_FILENO, .where = "stdout" };
@@ -261,10 +281,25 @@ static void init_dec_pairs(void)
 	}
 }
 
+/* The text line names flags in lower case. */
+static void lower_names(char (*text)[FLAG_TEXT_MAX], const char *const *names, int n)
+{
+	size_t i;
+	int bit;
+
+	for (bit = 0; bit < n; bit++) {
+		for (i = 0; names[bit][i]; i++) {
+			char c = names[bit][i];
+
+			text[bit][i] = c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+		}
+		text[bit][i] = 0;
+	}
+}
+
 static void init_flag_names(void)
 {
 	int mask, bit;
-	size_t i;
 
 	for (mask = 0; mask < 1 << SLOT_FLAGS; mask++) {
 		char *p = slot_flags_json[mask];
@@ -277,14 +312,8 @@ static void init_flag_names(void)
 		}
 		slot_flags_json_len[mask] = p - slot_flags_json[mask];
 	}
-	for (bit = 0; bit < EVENT_FLAGS; bit++) {
-		for (i = 0; event_flag_names[bit][i]; i++) {
-			char c = event_flag_names[bit][i];
-
-			event_flag_text[bit][i] = c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-		}
-		event_flag_text[bit][i] = 0;
-	}
+	lower_names(event_flag_text, event_flag_names, EVENT_FLAGS);
+	lower_names(tls_flag_text, tls_flag_names, TLS_FLAGS);
 }
 
 /* --- Putting bytes into a line ---------------------------------------------------------------- */
@@ -351,6 +380,24 @@ static char *put_hex16(char *p, uint64_t v)
 {
 	p = put_hex8(p, v >> 32);
 	return put_hex8(p, (uint32_t)v);
+}
+
+/* Four lower-case hex digits. */
+static char *put_hex4(char *p, unsigned int v)
+{
+	int shift;
+
+	for (shift = 12; shift >= 0; shift -= 4)
+		*p++ = "0123456789abcdef"[(v >> shift) & 0xf];
+	return p;
+}
+
+static char *put_tls_version(char *p, unsigned int version)
+{
+	if (version >= 0x0300 && version <= 0x0304)
+		return put_str(p, tls_version_names[version - 0x0300]);
+	p = PUT_LIT(p, "0x");
+	return put_hex4(p, version);
 }
 
 /* Nonzero when a byte of x is below n (0 < n <= 128); exact as a yes or no. */
@@ -500,12 +547,39 @@ static void view_of(struct view *v, const __u8 *record, size_t size,
 	v->data_len = min_size(ev->data_len, size - XHDR_EVENT_FIXED_BYTES);
 	v->target_len = min_size(min_size(ev->target_length, s->max_target_len), v->data_len);
 	v->method_len = min_size(ev->method_len, XHDR_METHOD_MAX);
+	v->alpn_len = 0;
+	/* A TLS event's ALPN bytes follow the SNI's (a cut record has none when the SNI's are cut). */
+	if (ev->kind == XHDR_KIND_TLS)
+		v->alpn_len = slice(v, v->target_len, min_size(ev->alpn_length, s->max_value_len),
+				    &v->alpn);
 }
 
-/* An upper bound of the bytes the event's line takes: every data byte may become 6. */
+/*
+ * alpn_names() of harness/core/event.py: the kept ALPN bytes hold names of a length byte and that
+ * many bytes, read in order up to a zero length or a name that does not fit. Returns the length of
+ * the name at *at and moves *at past it, or 0 when no name is left.
+ */
+static size_t next_alpn_name(const struct view *v, size_t *at, const __u8 **name)
+{
+	size_t n;
+
+	if (*at >= v->alpn_len)
+		return 0;
+	n = v->alpn[*at];
+	if (!n || *at + 1 + n > v->alpn_len)
+		return 0;
+	*name = v->alpn + *at + 1;
+	*at += 1 + n;
+	return n;
+}
+
+/*
+ * An upper bound of the bytes the event's line takes: every data byte may become 6. An ALPN name's
+ * quotes and comma fit in the 6 counted for its length byte, which is not shown.
+ */
 static size_t line_bound(const struct view *v, const struct settings *s)
 {
-	size_t bytes = v->method_len + v->target_len;
+	size_t bytes = v->method_len + v->target_len + v->alpn_len;
 	const __u8 *unused;
 	int i;
 
@@ -533,13 +607,28 @@ static char *json_slot(char *p, const struct view *v, const struct rule *r,
 	return PUT_LIT(p, "\"}");
 }
 
-static char *json_line(char *p, const struct view *v, const struct settings *s)
+/* The names of the set bits that have one, as a JSON list's items. */
+static char *json_flags(char *p, unsigned int bits, const char *const *names)
 {
-	const struct xhdr_event *ev = v->ev;
-	unsigned int bits;
-	int i, first = 1;
+	int first = 1;
 
-	p = PUT_LIT(p, "{\"family\":");
+	for (; bits; bits &= bits - 1) {
+		p = first ? p : PUT_LIT(p, ",");
+		*p++ = '"';
+		p = put_str(p, names[__builtin_ctz(bits)]);
+		*p++ = '"';
+		first = 0;
+	}
+	return p;
+}
+
+/* What both kinds start with: {"kind":...,"family":... up to the VLAN ids' closing bracket. */
+static char *json_flow(char *p, const struct xhdr_event *ev)
+{
+	int i;
+
+	p = ev->kind == XHDR_KIND_TLS ? PUT_LIT(p, "{\"kind\":\"tls\",\"family\":")
+				      : PUT_LIT(p, "{\"kind\":\"http\",\"family\":");
 	p = put_u64(p, ev->family);
 	p = PUT_LIT(p, ",\"saddr\":\"");
 	p = put_address(p, ev, ev->saddr);
@@ -555,7 +644,53 @@ static char *json_line(char *p, const struct view *v, const struct settings *s)
 			*p++ = ',';
 		p = put_u64(p, ev->vlan_ids[i]);
 	}
-	p = PUT_LIT(p, "],\"request_index\":");
+	return PUT_LIT(p, "]");
+}
+
+/* TlsHello.to_json(). */
+static char *json_hello(char *p, const struct view *v)
+{
+	const struct xhdr_event *ev = v->ev;
+	const __u8 *name;
+	size_t at = 0, n;
+	int first = 1;
+
+	p = json_flow(p, ev);
+	p = PUT_LIT(p, ",\"sni\":\"");
+	p = put_escaped(p, v->data, v->target_len, FORMAT_JSON);
+	p = PUT_LIT(p, "\",\"sni_length\":");
+	p = put_u64(p, ev->target_length);
+	p = PUT_LIT(p, ",\"alpn\":[");
+	while ((n = next_alpn_name(v, &at, &name))) {
+		p = first ? p : PUT_LIT(p, ",");
+		*p++ = '"';
+		p = put_escaped(p, name, n, FORMAT_JSON);
+		*p++ = '"';
+		first = 0;
+	}
+	p = PUT_LIT(p, "],\"alpn_length\":");
+	p = put_u64(p, ev->alpn_length);
+	p = PUT_LIT(p, ",\"tls_version\":\"");
+	p = put_tls_version(p, ev->tls_version);
+	p = PUT_LIT(p, "\",\"flags\":[");
+	p = json_flags(p, ev->flags & TLS_FLAG_MASK, tls_flag_names);
+	p = PUT_LIT(p, "],\"timestamp_ns\":");
+	p = put_u64(p, ev->timestamp_ns);
+	p = PUT_LIT(p, ",\"ifindex\":");
+	p = put_u64(p, ev->ifindex);
+	return PUT_LIT(p, "}\n");
+}
+
+/* HeaderEvent.to_json(). */
+static char *json_line(char *p, const struct view *v, const struct settings *s)
+{
+	const struct xhdr_event *ev = v->ev;
+	int i, first = 1;
+
+	if (ev->kind == XHDR_KIND_TLS)
+		return json_hello(p, v);
+	p = json_flow(p, ev);
+	p = PUT_LIT(p, ",\"request_index\":");
 	p = put_u64(p, ev->request_index);
 	p = PUT_LIT(p, ",\"method\":\"");
 	p = put_escaped(p, ev->method, v->method_len, FORMAT_JSON);
@@ -566,13 +701,7 @@ static char *json_line(char *p, const struct view *v, const struct settings *s)
 	p = PUT_LIT(p, ",\"version\":");
 	p = put_u64(p, ev->version);
 	p = PUT_LIT(p, ",\"flags\":[");
-	for (bits = ev->flags & EVENT_FLAG_MASK; bits; bits &= bits - 1) {
-		p = first ? p : PUT_LIT(p, ",");
-		*p++ = '"';
-		p = put_str(p, event_flag_names[__builtin_ctz(bits)]);
-		*p++ = '"';
-		first = 0;
-	}
+	p = json_flags(p, ev->flags & EVENT_FLAG_MASK, event_flag_names);
 	p = PUT_LIT(p, "],\"header_lines\":");
 	p = put_u64(p, ev->header_lines);
 	p = PUT_LIT(p, ",\"timestamp_ns\":");
@@ -580,7 +709,6 @@ static char *json_line(char *p, const struct view *v, const struct settings *s)
 	p = PUT_LIT(p, ",\"ifindex\":");
 	p = put_u64(p, ev->ifindex);
 	p = PUT_LIT(p, ",\"headers\":{");
-	first = 1;
 	for (i = 0; i < s->nrules; i++) {
 		if (!(ev->slots[i].flags & XHDR_S_PRESENT))
 			continue;
@@ -636,16 +764,41 @@ static char *text_slot(char *p, const struct view *v, const struct rule *r,
 	}
 }
 
-static char *text_line(char *p, const struct view *v, const struct settings *s)
+/* "TLS 1.3 sni=example.com alpn=h2,http/1.1": log_format._hello(). */
+static char *text_hello(char *p, const struct view *v)
 {
 	const struct xhdr_event *ev = v->ev;
-	unsigned int bits;
-	int i, first = 1;
+	const __u8 *name;
+	size_t at = 0, n;
+	int first = 1;
 
-	p = text_endpoint(p, ev, ev->saddr, ev->sport);
-	p = PUT_LIT(p, " -> ");
-	p = text_endpoint(p, ev, ev->daddr, ev->dport);
-	*p++ = ' ';
+	p = PUT_LIT(p, "TLS ");
+	p = put_tls_version(p, ev->tls_version);
+	p = PUT_LIT(p, " sni=");
+	if (!v->target_len && !ev->target_length) {
+		*p++ = '-';
+	} else {
+		p = put_escaped(p, v->data, v->target_len, FORMAT_TEXT);
+		if (ev->target_length > v->target_len)
+			p = PUT_LIT(p, "...");
+	}
+	p = PUT_LIT(p, " alpn=");
+	while ((n = next_alpn_name(v, &at, &name))) {
+		p = first ? p : PUT_LIT(p, ",");
+		p = put_escaped(p, name, n, FORMAT_TEXT);
+		first = 0;
+	}
+	if (first)
+		*p++ = '-';
+	return p;
+}
+
+/* "METHOD target HTTP/1.1 | Name: shown ...": log_format._request(). */
+static char *text_request(char *p, const struct view *v, const struct settings *s)
+{
+	const struct xhdr_event *ev = v->ev;
+	int i;
+
 	p = put_escaped(p, ev->method, v->method_len, FORMAT_TEXT);
 	*p++ = ' ';
 	p = put_escaped(p, v->data, v->target_len, FORMAT_TEXT);
@@ -662,12 +815,26 @@ static char *text_line(char *p, const struct view *v, const struct settings *s)
 	for (i = 0; i < s->nrules; i++)
 		if (ev->slots[i].flags & XHDR_S_PRESENT)
 			p = text_slot(p, v, &s->rules[i], &ev->slots[i]);
+	return p;
+}
+
+static char *text_line(char *p, const struct view *v, const struct settings *s)
+{
+	const struct xhdr_event *ev = v->ev;
+	int tls = ev->kind == XHDR_KIND_TLS, first = 1;
+	unsigned int bits;
+
+	p = text_endpoint(p, ev, ev->saddr, ev->sport);
+	p = PUT_LIT(p, " -> ");
+	p = text_endpoint(p, ev, ev->daddr, ev->dport);
+	*p++ = ' ';
+	p = tls ? text_hello(p, v) : text_request(p, v, s);
 	/* Python tests the whole flag word, so bits it has no name for still give the brackets. */
 	if (ev->flags) {
 		p = PUT_LIT(p, " [");
-		for (bits = ev->flags & EVENT_FLAG_MASK; bits; bits &= bits - 1) {
+		for (bits = ev->flags & (tls ? TLS_FLAG_MASK : EVENT_FLAG_MASK); bits; bits &= bits - 1) {
 			p = first ? p : PUT_LIT(p, ",");
-			p = put_str(p, event_flag_text[__builtin_ctz(bits)]);
+			p = put_str(p, (tls ? tls_flag_text : event_flag_text)[__builtin_ctz(bits)]);
 			first = 0;
 		}
 		*p++ = ']';
@@ -807,6 +974,8 @@ static void put_records_header(const struct settings *s)
 
 	p = PUT_LIT(p, RECORDS_MAGIC "max-target-len ");
 	p = put_u64(p, s->max_target_len);
+	p = PUT_LIT(p, "\nmax-value-len ");
+	p = put_u64(p, s->max_value_len);
 	*p++ = '\n';
 	for (i = 0; i < s->nrules; i++) {
 		p = PUT_LIT(p, "header ");
@@ -1074,13 +1243,13 @@ static void __attribute__((noreturn)) bad_input(const struct settings *s, size_t
 	fail("%s: %s at byte %zu; pass a file that xhdr log --records wrote", s->input, what, at);
 }
 
-/* The section header at byte `at`: its rules and target limit replace the last ones. Returns its size. */
+/* The section header at byte `at`: its rules and limits replace the last ones. Returns its size. */
 static size_t read_records_header(struct settings *s, const char *file, size_t size, size_t at)
 {
 	char header[RECORDS_HEADER_MAX + 1], *line, *next, *end;
 	size_t room = size - at < RECORDS_HEADER_MAX ? size - at : RECORDS_HEADER_MAX;
 	const char *stop = memmem(file + at, room, "\n\n", 2);
-	unsigned long long target;
+	unsigned long long limit;
 	int i;
 
 	if (!stop)
@@ -1090,6 +1259,7 @@ static size_t read_records_header(struct settings *s, const char *file, size_t s
 	line = header + strlen(RECORDS_MAGIC);
 	s->nrules = 0;
 	s->max_target_len = 0;
+	s->max_value_len = 0;
 	for (; *line; line = next + 1) {
 		next = strchr(line, '\n');
 		*next = 0;
@@ -1098,16 +1268,24 @@ static size_t read_records_header(struct settings *s, const char *file, size_t s
 				bad_input(s, at, "a section header with a bad header rule");
 		} else if (!strncmp(line, "max-target-len ", 15)) {
 			errno = 0;
-			target = strtoull(line + 15, &end, 10);
-			if (errno || *end || target < 1 || target > 65535)
+			limit = strtoull(line + 15, &end, 10);
+			if (errno || *end || limit < 1 || limit > 65535)
 				bad_input(s, at, "a section header with a bad max-target-len");
-			s->max_target_len = target;
+			s->max_target_len = limit;
+		} else if (!strncmp(line, "max-value-len ", 14)) {
+			errno = 0;
+			limit = strtoull(line + 14, &end, 10);
+			if (errno || *end || limit < 1 || limit > 65535)
+				bad_input(s, at, "a section header with a bad max-value-len");
+			s->max_value_len = limit;
 		} else {
 			bad_input(s, at, "a section header with a line it does not know");
 		}
 	}
 	if (!s->max_target_len)
 		bad_input(s, at, "a section header without max-target-len");
+	if (!s->max_value_len)
+		bad_input(s, at, "a section header without max-value-len");
 	for (i = 0; i < s->nrules; i++)
 		make_prefix(&s->rules[i], s->format);
 	return ((stop + 2 - (file + at)) + RECORD_PREFIX - 1) & ~(size_t)(RECORD_PREFIX - 1);
@@ -1160,8 +1338,8 @@ static void __attribute__((noreturn)) usage(const char *problem)
 {
 	fprintf(stderr,
 		"xhdr log: consumer: %s; usage: consumer --ring-fd FD --ring-bytes N "
-		"--max-target-len T --format json|text|records [--count N] [--output FILE] "
-		"[--header NAME:MODE]... [--audit KEYFILE]; or consumer --input FILE "
+		"--max-target-len T --max-value-len V --format json|text|records [--count N] "
+		"[--output FILE] [--header NAME:MODE]... [--audit KEYFILE]; or consumer --input FILE "
 		"--format json|text [--count N] [--output FILE] [--audit KEYFILE]\n",
 		problem);
 	exit(1);
@@ -1191,6 +1369,7 @@ static void parse_args(struct settings *s, int argc, char **argv)
 		{ "ring-fd", required_argument, NULL, 'f' },
 		{ "ring-bytes", required_argument, NULL, 'b' },
 		{ "max-target-len", required_argument, NULL, 't' },
+		{ "max-value-len", required_argument, NULL, 'v' },
 		{ "format", required_argument, NULL, 'F' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "output", required_argument, NULL, 'o' },
@@ -1217,6 +1396,10 @@ static void parse_args(struct settings *s, int argc, char **argv)
 		case 't':
 			s->max_target_len = number("--max-target-len", optarg, 1, 65535);
 			have |= 2;
+			break;
+		case 'v':
+			s->max_value_len = number("--max-value-len", optarg, 1, 65535);
+			have |= 8;
 			break;
 		case 'F':
 			if (!strcmp(optarg, "json"))
@@ -1261,8 +1444,9 @@ static void parse_args(struct settings *s, int argc, char **argv)
 			usage("--input makes lines: --format json or text");
 		return;
 	}
-	if (s->ring_fd < 0 || have != 7)
-		usage("--ring-fd, --ring-bytes, --max-target-len and --format are required");
+	if (s->ring_fd < 0 || have != 15)
+		usage("--ring-fd, --ring-bytes, --max-target-len, --max-value-len and --format are "
+		      "required");
 	if (s->ring_bytes & (s->ring_bytes - 1) || s->ring_bytes % sysconf(_SC_PAGESIZE))
 		usage("--ring-bytes must be a power of two and a multiple of the page size");
 	if (s->audit_key && s->format != FORMAT_JSON)

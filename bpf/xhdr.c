@@ -168,13 +168,33 @@ struct parser {
 	__u32 chunk_phase;	/* enum xhdr_chunk_phase */
 	__u32 chunk_digits;	/* hex digits of the chunk size read so far */
 	__u64 chunk_number;	/* the chunk size read so far, or the data bytes left (XHDR_CH_DATA) */
-	/* R22: a TLS ClientHello; where the first extension of each type read has its data (NOWHERE: none) */
-	__u32 hello_end;	/* frame offset where the hello ends, maybe past the view */
-	__u32 legacy;		/* its legacy_version */
-	__u32 ext_stop;		/* where its extensions end */
+	/*
+	 * R22, R23: a TLS ClientHello, and where the data of the first extension of each type read in this
+	 * segment lies (NOWHERE: none)
+	 */
+	__u32 hello_resumed;	/* it goes on from the flow's last segment */
+	__u32 ext_stop;		/* frame offset where its extensions end (or the hello), maybe past the view */
+	__u32 ext_read;		/* extensions read, in every segment */
+	__u32 ext_ended;	/* enum ext_end: why the reading stopped */
+	__u32 tls_found;	/* enum tls_found: the types met, in every segment */
 	__u32 sni_at, sni_end;
 	__u32 alpn_at, alpn_end;
 	__u32 versions_at, versions_end;
+};
+
+/* R22: the extension types that give the event a field; only the first of each counts. */
+enum tls_found {
+	FOUND_SNI = 1,
+	FOUND_ALPN = 2,
+	FOUND_VERSIONS = 4,
+};
+
+/* R22, R23: why the reading of a ClientHello's extensions stopped. */
+enum ext_end {
+	EXT_ALL,		/* at the extensions' end */
+	EXT_VIEW,		/* at the view's end, which the next extension's header starts at or after */
+	EXT_IN_HEADER,		/* at the view's end, inside an extension's header */
+	EXT_OTHER,		/* BAD_EXTENSIONS, TOO_MANY_EXTENSIONS, or no length read */
 };
 
 /* R17, R20: why the end of a request's body cannot be known (p.body_unknown, flow_state.body_unknown). */
@@ -250,6 +270,7 @@ enum flow_mode {
 	FLOW_LOST,		/* out of sync: nothing is read until a SYN */
 	FLOW_CHUNKED,		/* a chunked body goes on at `expect` (R20) */
 	FLOW_ENCRYPTED,		/* a TLS flow past its first bytes: nothing more is read (R21) */
+	FLOW_HELLO,		/* a ClientHello goes on at `expect`, its event in `pending` (R23) */
 };
 
 /* What watched_ports says of a destination port (harness/core/program.py writes it). */
@@ -274,6 +295,10 @@ struct flow_state {
 	__u8 chunk_digits;	/* FLOW_CHUNKED: hex digits of the chunk size read so far */
 	__u8 vslot;		/* FLOW_HEADERS, resume PH_VALUE or PH_VALUE_START: the slot whose value goes on */
 	__u16 vpend;		/* FLOW_HEADERS, resume PH_VALUE: see parser.vpend */
+	/* FLOW_HELLO (R23): body_left is what the next segment skips before an extension's header */
+	__u16 ext_left;		/* the extensions' bytes from that header on */
+	__u8 ext_read;
+	__u8 tls_found;
 };
 
 BPF_ARRAY(watched_ports, __u8, 65536);
@@ -1860,6 +1885,31 @@ static __always_inline int resume_request(struct stage_ctx *m, struct flow_state
 }
 
 /*
+ * R23: the ClientHello that went on from the flow's last segment is read on from frame offset `start`, the
+ * next extension's header: its event back in record 0. Returns 0 when the kept event is gone.
+ */
+static __always_inline int resume_hello(struct stage_ctx *m, struct flow_state *st, __u32 start)
+{
+	struct xhdr_scratch *sc = m->sc;
+	struct record *kept = pending.lookup(&sc->flow);
+
+	if (!kept) {
+		COVER(RESUME_GONE);
+		return 0;
+	}
+	COVER(TLS_HELLO_RESUMED);
+	copy_record(&sc->rec[0], kept);
+	sc->p.req = 0;
+	sc->p.pos = start;
+	sc->p.hello_resumed = 1;
+	sc->p.ext_stop = start + st->ext_left;
+	sc->p.ext_read = st->ext_read;
+	sc->p.tls_found = st->tls_found;
+	sc->p.segments = st->segments;
+	return 1;
+}
+
+/*
  * R15, R16: the flow's state `st` decides whether the payload is read and from which frame offset; returns
  * that offset, or 0 when the segment ends here with `outcome` counted.
  */
@@ -1884,6 +1934,10 @@ static __always_inline __u32 read_from(struct stage_ctx *m, struct flow_state *s
 		*outcome = XHDR_C_ENCRYPTED;
 		return 0;
 	}
+	if (sc->pk.tls ? st->mode != FLOW_REQUEST && st->mode != FLOW_HELLO : st->mode == FLOW_HELLO) {
+		COVER(PORT_KIND_CHANGED);
+		goto lost;	/* R21: the port moved between ports and tls_ports while the flow was open */
+	}
 	if ((__s32)(seq + n - st->expect) <= 0) {
 		COVER(RETRANSMITTED);
 		*outcome = XHDR_C_RETRANSMITTED;
@@ -1906,11 +1960,15 @@ static __always_inline __u32 read_from(struct stage_ctx *m, struct flow_state *s
 		sc->p.chunk_number = st->body_left;
 		return payload_off + skip;
 	}
-	if (st->mode == FLOW_BODY) {
+	if (st->mode == FLOW_BODY || st->mode == FLOW_HELLO) {
 		if (st->body_left >= n - skip) {
 			COVER(BODY_SKIPPED);
 			st->body_left -= n - skip;
 			st->expect = seq + n;
+			if (st->mode == FLOW_HELLO) {
+				*outcome = XHDR_C_CONTINUED;	/* R23: inside an extension's data */
+				return 0;
+			}
 			if (!st->body_left)
 				st->mode = FLOW_REQUEST;
 			*outcome = XHDR_C_BODY;
@@ -1927,12 +1985,15 @@ static __always_inline __u32 read_from(struct stage_ctx *m, struct flow_state *s
 	if (st->mode == FLOW_HEADERS) {
 		if (!resume_request(m, st, payload_off + skip))
 			goto lost;
+	} else if (st->mode == FLOW_HELLO) {
+		if (!resume_hello(m, st, payload_off + skip))
+			goto lost;
 	} else {
 		start_request(sc, 0, payload_off + skip);
 	}
 	/*
 	 * What the flow expects if the payload ends with a request, as it usually does (settle_flow()); a TLS
-	 * flow is read once, whatever its first bytes are (R21).
+	 * flow is read once, whatever its first bytes are (R21), unless its ClientHello goes on (hello_goes_on()).
 	 */
 	st->mode = sc->pk.tls ? FLOW_ENCRYPTED : FLOW_REQUEST;
 	st->expect = seq + n;
@@ -2196,7 +2257,7 @@ int xhdr_emit(struct xdp_md *ctx)
 	}
 #endif
 	/* All requests are counted before any event, so readers waiting for events == requests see no gap. */
-	if (m.sc->pk.tls)
+	if (m.sc->pk.tls && logged)
 		count(m.cnt, XHDR_C_TLS_HELLO);	/* R21 */
 	else if (logged)
 		m.cnt->count[XHDR_C_HTTP_REQUEST] += logged;
@@ -2236,8 +2297,8 @@ int xhdr_emit(struct xdp_md *ctx)
 			count(m.cnt, XHDR_C_EVENTS_LOST);
 		}
 	}
-	/* R18: the request that goes on in the flow's next segment keeps its event until then. */
-	if (m.sc->p.next_mode == FLOW_HEADERS && !m.sc->pk.fin) {
+	/* R18, R23: a request or ClientHello that goes on in the flow's next segment keeps its event until then. */
+	if ((m.sc->p.next_mode == FLOW_HEADERS || m.sc->p.next_mode == FLOW_HELLO) && !m.sc->pk.fin) {
 		struct record *rec = record_of(m.sc, logged);
 
 		if (rec) {
@@ -2248,7 +2309,7 @@ int xhdr_emit(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-/* --- TLS: R21, R22 ------------------------------------------------------------------------------- */
+/* --- TLS: R21-R23 -------------------------------------------------------------------------------- */
 
 #define TLS_HANDSHAKE 22
 #define TLS_CLIENT_HELLO 1
@@ -2260,6 +2321,12 @@ int xhdr_emit(struct xdp_md *ctx)
 #define TLS_EXT_ALPN 16
 #define TLS_EXT_SUPPORTED_VERSIONS 43
 #define TLS_HOST_NAME 0
+/*
+ * A TLS event's SNI and ALPN bytes are appended to data[] in the order the extensions come, which a hello
+ * over several segments may not know in advance; these slots say where each is (value_off, value_len).
+ */
+#define TLS_SLOT_SNI 0
+#define TLS_SLOT_ALPN 1
 
 /* The big-endian 2-byte integer at frame offset a; a + 2 within the view is the caller's check. */
 static __always_inline __u32 be16_at(struct stage_ctx *m, __u32 a)
@@ -2269,11 +2336,11 @@ static __always_inline __u32 be16_at(struct stage_ctx *m, __u32 a)
 
 /*
  * R22: the record and handshake headers and the ClientHello's fixed fields, from frame offset a. Returns
- * the offset after its compression methods, or NOWHERE when the bytes are not a ClientHello; p.hello_end
- * and p.legacy say where the hello ends and what its legacy_version is. Each field is checked against the
- * hello's end and the view's end before it is read.
+ * the offset after its compression methods, or NOWHERE when the bytes are not a ClientHello. Each field is
+ * checked against the hello's end and the view's end before it is read. p.ext_stop is the hello's end
+ * until the extensions' length says more; tls_version is the legacy_version until supported_versions does.
  */
-static __always_inline __u32 hello_fields(struct stage_ctx *m, __u32 a)
+static __always_inline __u32 hello_fields(struct stage_ctx *m, struct xhdr_event *ev, __u32 a)
 {
 	struct xhdr_scratch *sc = m->sc;
 	__u32 end = sc->pk.view_end, hello_len, hello, limit, p, n;
@@ -2287,7 +2354,7 @@ static __always_inline __u32 hello_fields(struct stage_ctx *m, __u32 a)
 	if (hello_len + 4 > be16_at(m, a + 3))
 		return NOWHERE;	/* a hello spread over several records is not read */
 	hello = a + 9;
-	sc->p.hello_end = hello + hello_len;
+	sc->p.ext_stop = hello + hello_len;
 	limit = hello + hello_len < end ? hello + hello_len : end;
 	p = hello + 2 + TLS_RANDOM_BYTES;
 	if (p + 1 > limit)
@@ -2310,58 +2377,112 @@ static __always_inline __u32 hello_fields(struct stage_ctx *m, __u32 a)
 	p += 1 + n;
 	if (p > limit)
 		return NOWHERE;
-	sc->p.legacy = be16_at(m, hello);
+	ev->tls_version = be16_at(m, hello);
 	return p;
 }
 
 /*
- * R22: notes where the data of the first server_name, ALPN and supported_versions extensions lie, reading
- * the extensions from frame offset p.pos up to p.ext_stop. The positions found and the loop's own live in
- * the scratch map, reloaded each iteration: the verifier then sees every iteration start alike, whichever
- * extensions came before.
+ * R22: the extensions' length at frame offset ext, right after the fixed fields. Returns 1 with p.pos at
+ * the first extension's header and p.ext_stop where the extensions end (the smaller of their length's end
+ * and the hello's), or 0 when none is read: no extensions, one byte where their length goes, or that
+ * length past the view (p.ext_stop then stays the hello's end, which makes HELLO_CUT).
+ */
+static __always_inline int extensions_start(struct stage_ctx *m, struct xhdr_event *ev, __u32 ext)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 hello_end = sc->p.ext_stop, ext_end;
+
+	if (ext >= hello_end) {
+		sc->p.ext_ended = EXT_ALL;
+		return 0;
+	}
+	if (ext + 2 > hello_end) {
+		COVER(TLS_BAD_EXTENSIONS);
+		ev->flags |= XHDR_T_BAD_EXTENSIONS;
+		return 0;
+	}
+	if (ext + 2 > sc->pk.view_end)
+		return 0;
+	ext_end = ext + 2 + be16_at(m, ext);
+	if (ext_end < hello_end)
+		sc->p.ext_stop = ext_end;
+	sc->p.pos = ext + 2;
+	return 1;
+}
+
+/*
+ * R22, R23: reads extensions from frame offset p.pos up to p.ext_stop and the view's end, noting where the
+ * data of the first server_name, ALPN and supported_versions extension lies (p.tls_found and p.ext_read
+ * count every segment of the hello). Its state lives in the scratch map, reloaded each iteration: the
+ * verifier then sees every iteration start alike, whichever extensions came before. One iteration more
+ * than TLS_MAX_EXTENSIONS, so the one after the last extension allowed is judged like any other.
  */
 static __always_inline void read_extensions(struct stage_ctx *m, struct xhdr_event *ev)
 {
 	struct xhdr_scratch *sc = m->sc;
-	__u32 i, e, stop, end, type, data, next;
+	__u32 i, e, stop, end, type, data, next, found;
 
-	for (i = 0; i < TLS_MAX_EXTENSIONS; i++) {
+	for (i = 0; i <= TLS_MAX_EXTENSIONS; i++) {
 		forget_memory();
 		e = launder(sc, sc->p.pos);
 		stop = sc->p.ext_stop;
 		end = sc->pk.view_end;
-		if (e >= stop)
+		if (e >= stop) {
+			sc->p.ext_ended = EXT_ALL;
 			return;
+		}
+		if (sc->p.ext_read >= TLS_MAX_EXTENSIONS) {
+			if (e < end) {
+				COVER(TLS_TOO_MANY_EXTENSIONS);
+				ev->flags |= XHDR_T_TOO_MANY_EXTENSIONS;
+			}
+			return;
+		}
 		if (e + 4 > stop)
 			goto bad;
-		if (e + 4 > end)
-			return;	/* the view ends first: the event has HELLO_CUT */
+		if (e + 4 > end) {
+			sc->p.ext_ended = e >= end ? EXT_VIEW : EXT_IN_HEADER;
+			return;
+		}
 		type = be16_at(m, e);
 		data = e + 4;
 		next = data + be16_at(m, e + 2);
 		if (next > stop)
 			goto bad;
-		if (type == TLS_EXT_SERVER_NAME && sc->p.sni_at == NOWHERE) {
+		sc->p.ext_read++;
+		found = sc->p.tls_found;
+		if (type == TLS_EXT_SERVER_NAME && !(found & FOUND_SNI)) {
+			sc->p.tls_found = found | FOUND_SNI;
 			sc->p.sni_at = data;
 			sc->p.sni_end = next;
-		} else if (type == TLS_EXT_ALPN && sc->p.alpn_at == NOWHERE) {
+		} else if (type == TLS_EXT_ALPN && !(found & FOUND_ALPN)) {
+			sc->p.tls_found = found | FOUND_ALPN;
 			sc->p.alpn_at = data;
 			sc->p.alpn_end = next;
-		} else if (type == TLS_EXT_SUPPORTED_VERSIONS && sc->p.versions_at == NOWHERE) {
+		} else if (type == TLS_EXT_SUPPORTED_VERSIONS && !(found & FOUND_VERSIONS)) {
+			sc->p.tls_found = found | FOUND_VERSIONS;
 			sc->p.versions_at = data;
 			sc->p.versions_end = next;
 		}
 		sc->p.pos = next;
 	}
-	forget_memory();
-	if (sc->p.pos < sc->p.ext_stop && sc->p.pos < sc->pk.view_end) {
-		COVER(TLS_TOO_MANY_EXTENSIONS);
-		ev->flags |= XHDR_T_TOO_MANY_EXTENSIONS;
-	}
 	return;
 bad:
 	COVER(TLS_BAD_EXTENSIONS);
 	ev->flags |= XHDR_T_BAD_EXTENSIONS;
+}
+
+/* R22: bytes [from, from + len) of the frame go after the event's data so far, where slot s says. */
+static __always_inline void keep_bytes(struct xhdr_scratch *sc, struct xhdr_event *ev, __u32 s, __u32 from,
+				       __u32 len)
+{
+	__u32 at = ev->data_len;
+
+	ev->slots[s].value_off = at;
+	ev->slots[s].value_len = len;
+	if (len)
+		record_range(sc, from, from + len, at, XHDR_SLOTS, XHDR_MODE_VALUE);
+	ev->data_len = at + len;
 }
 
 /* R22: the server name, from the first entry of the server_name extension, for the values stage to copy. */
@@ -2387,16 +2508,14 @@ static __always_inline void hello_sni(struct stage_ctx *m, struct xhdr_event *ev
 		ev->flags |= XHDR_T_SNI_TRUNCATED;
 	}
 	ev->target_length = len;
-	if (stored)
-		record_range(sc, name, name + stored, 0, XHDR_SLOTS, XHDR_MODE_VALUE);
-	ev->data_len = stored;
+	keep_bytes(sc, ev, TLS_SLOT_SNI, name, stored);
 }
 
-/* R22: the ALPN list, kept raw after the SNI; user space reads the names from it. */
+/* R22: the ALPN list, kept raw; user space reads the names from it. */
 static __always_inline void hello_alpn(struct stage_ctx *m, struct xhdr_event *ev)
 {
 	struct xhdr_scratch *sc = m->sc;
-	__u32 d = launder(sc, sc->p.alpn_at), end = sc->pk.view_end, len, stored, at;
+	__u32 d = launder(sc, sc->p.alpn_at), end = sc->pk.view_end, len, stored;
 
 	if (d == NOWHERE || d + 2 > end)
 		return;
@@ -2411,23 +2530,20 @@ static __always_inline void hello_alpn(struct stage_ctx *m, struct xhdr_event *e
 		ev->flags |= XHDR_T_ALPN_TRUNCATED;
 	}
 	ev->alpn_length = len;
-	at = ev->data_len;
-	if (stored)
-		record_range(sc, d + 2, d + 2 + stored, at, XHDR_SLOTS, XHDR_MODE_VALUE);
-	ev->data_len = at + stored;
+	keep_bytes(sc, ev, TLS_SLOT_ALPN, d + 2, stored);
 }
 
-/* R22: the highest version supported_versions offers that is not GREASE, or the legacy_version. */
-static __always_inline __u32 hello_version(struct stage_ctx *m)
+/* R22: the highest version supported_versions offers that is not GREASE, when there is one. */
+static __always_inline void hello_version(struct stage_ctx *m, struct xhdr_event *ev)
 {
 	struct xhdr_scratch *sc = m->sc;
 	__u32 d = launder(sc, sc->p.versions_at), end = sc->pk.view_end, n, k, v, best = 0;
 
 	if (d == NOWHERE || d + 1 > end)
-		return sc->p.legacy;
+		return;
 	n = byte_at(m, d);
 	if ((n & 1) || d + 1 + n > sc->p.versions_end || d + 1 + n > end)
-		return sc->p.legacy;
+		return;
 	COVER(TLS_VERSIONS);
 #pragma unroll
 	for (k = 0; k < TLS_MAX_VERSIONS; k++) {
@@ -2441,55 +2557,91 @@ static __always_inline __u32 hello_version(struct stage_ctx *m)
 		if (v > best)
 			best = v;
 	}
-	return best ? best : sc->p.legacy;
+	if (best)
+		ev->tls_version = best;
 }
 
 /*
- * R21, R22: the first bytes of a TLS flow, from p.pos: a ClientHello makes one event of kind TLS, whose SNI
+ * R23: whether the hello goes on in the flow's next segment: the reading stopped at the view's end, right
+ * before an extension's header or inside an extension's data, and the view is the whole payload. The flow
+ * then keeps where the next header is; xhdr_emit() keeps the event.
+ */
+static __always_inline int hello_goes_on(struct stage_ctx *m, struct xhdr_event *ev)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 next = sc->p.pos, end = sc->pk.view_end;
+	struct flow_state *st;
+
+	if (sc->p.ext_ended != EXT_VIEW || !goes_on(sc))
+		return 0;
+	st = flows.lookup(&sc->flow);
+	if (!st)
+		return 0;
+	COVER(TLS_HELLO_GOES_ON);
+	if ((sc->p.sni_at != NOWHERE && sc->p.sni_end > end) ||
+	    (sc->p.alpn_at != NOWHERE && sc->p.alpn_end > end) ||
+	    (sc->p.versions_at != NOWHERE && sc->p.versions_end > end)) {
+		COVER(TLS_SPLIT_EXTENSION);
+		ev->flags |= XHDR_T_SPLIT_EXTENSION;
+	}
+	st->mode = FLOW_HELLO;
+	st->body_left = next - sc->pk.payload_end;
+	st->ext_left = sc->p.ext_stop - next;
+	st->ext_read = sc->p.ext_read;
+	st->tls_found = sc->p.tls_found;
+	st->segments = sc->p.segments + 1;
+	sc->p.next_mode = FLOW_HELLO;
+	return 1;
+}
+
+/*
+ * R21-R23: the first bytes of a TLS flow, from p.pos: a ClientHello makes one event of kind TLS, whose SNI
  * and ALPN list the values stage copies; anything else is counted as not TLS. read_from() has already put
- * the flow in FLOW_ENCRYPTED mode either way.
+ * the flow in FLOW_ENCRYPTED mode, which stays unless the hello goes on. A hello that goes on from the
+ * last segment (p.hello_resumed) is read on from its next extension.
  */
 int xhdr_tls(struct xdp_md *ctx)
 {
 	struct xhdr_event *ev;
 	struct stage_ctx m;
-	__u32 ext, hello_end, ext_end;
+	__u32 ext;
 
 	if (!stage_maps(ctx, &m))
 		return XDP_PASS;
 	ev = &m.sc->rec[0].ev;
-	ext = launder(m.sc, hello_fields(&m, m.sc->p.pos));
-	if (ext == NOWHERE) {
-		COVER(NOT_TLS);
-		count(m.cnt, XHDR_C_NOT_TLS);
-		close_if_fin(&m);
-		return XDP_PASS;
-	}
-	COVER(TLS_HELLO);
-	ev->kind = XHDR_KIND_TLS;
-	hello_end = m.sc->p.hello_end;
-	if (hello_end > m.sc->pk.view_end) {
-		COVER(TLS_HELLO_CUT);
-		ev->flags |= XHDR_T_HELLO_CUT;
-	}
 	m.sc->p.sni_at = NOWHERE;
 	m.sc->p.alpn_at = NOWHERE;
 	m.sc->p.versions_at = NOWHERE;
-	if (ext < hello_end) {
-		if (ext + 2 > hello_end) {
-			COVER(TLS_BAD_EXTENSIONS);
-			ev->flags |= XHDR_T_BAD_EXTENSIONS;	/* one byte where the extensions' length goes */
-		} else if (ext + 2 <= m.sc->pk.view_end) {
-			ext_end = ext + 2 + be16_at(&m, ext);
-			m.sc->p.ext_stop = ext_end < hello_end ? ext_end : hello_end;
-			m.sc->p.pos = ext + 2;
-			read_extensions(&m, ev);
+	m.sc->p.ext_ended = EXT_OTHER;
+	if (m.sc->p.hello_resumed) {
+		read_extensions(&m, ev);
+	} else {
+		ext = launder(m.sc, hello_fields(&m, ev, m.sc->p.pos));
+		if (ext == NOWHERE) {
+			COVER(NOT_TLS);
+			count(m.cnt, XHDR_C_NOT_TLS);
+			close_if_fin(&m);
+			return XDP_PASS;
 		}
+		COVER(TLS_HELLO);
+		ev->kind = XHDR_KIND_TLS;
+		m.sc->p.ext_read = 0;
+		m.sc->p.tls_found = 0;
+		if (extensions_start(&m, ev, ext))
+			read_extensions(&m, ev);
 	}
 	hello_sni(&m, ev);
 	hello_alpn(&m, ev);
-	ev->tls_version = hello_version(&m);
-	m.sc->p.logged = 1;
+	hello_version(&m, ev);
+	if (hello_goes_on(&m, ev)) {
+		m.sc->p.logged = 0;
+	} else {
+		if (m.sc->p.ext_stop > m.sc->pk.view_end) {
+			COVER(TLS_HELLO_CUT);
+			ev->flags |= XHDR_T_HELLO_CUT;
+		}
+		m.sc->p.logged = 1;
+	}
 	close_if_fin(&m);
 	if (m.sc->p.copies)
 		stages.call(ctx, XHDR_STAGE_VALUES);
@@ -2659,6 +2811,7 @@ int xhdr_extract(struct xdp_md *ctx)
 		COVER(SCAN_LIMIT);
 	m.sc->p.copies = 0;
 	m.sc->p.digests = 0;
+	m.sc->p.hello_resumed = 0;
 	m.sc->p.calls = 0;
 	m.sc->p.walk = WALK_NONE;
 	m.sc->p.walked = 0;

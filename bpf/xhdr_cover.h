@@ -109,6 +109,7 @@ enum xhdr_cover {
 	XHDR_COV_CHUNK_STEPS_OVER,	/* XHDR_CHUNK_STEPS did not reach an end */
 	/* R21, R22: TLS */
 	XHDR_COV_ENCRYPTED,		/* a segment of a TLS flow after its first */
+	XHDR_COV_PORT_KIND_CHANGED,	/* the flow's mode is of the other kind of port */
 	XHDR_COV_NOT_TLS,		/* a TLS flow's first bytes are not a ClientHello */
 	XHDR_COV_TLS_HELLO,		/* a ClientHello read */
 	XHDR_COV_TLS_SNI,		/* its server name */
@@ -120,6 +121,9 @@ enum xhdr_cover {
 	XHDR_COV_TLS_HELLO_CUT,		/* the view ends inside it */
 	XHDR_COV_TLS_BAD_EXTENSIONS,	/* an extension runs past the extensions' end */
 	XHDR_COV_TLS_TOO_MANY_EXTENSIONS,
+	XHDR_COV_TLS_HELLO_GOES_ON,	/* R23: it is kept for the flow's next segment */
+	XHDR_COV_TLS_HELLO_RESUMED,	/* R23: it goes on from the last segment */
+	XHDR_COV_TLS_SPLIT_EXTENSION,	/* R23: the segment's end splits an extension R22 reads */
 	/* Stages */
 	XHDR_COV_SCAN_TAIL_CALL,	/* the scan goes on in another invocation */
 	XHDR_COV_OUT_OF_STEPS,		/* which the step bound rules out */

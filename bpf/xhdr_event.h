@@ -77,6 +77,7 @@ enum xhdr_tls_flag {
 	XHDR_T_SCAN_LIMIT = 1 << 3,
 	XHDR_T_TOO_MANY_EXTENSIONS = 1 << 4,
 	XHDR_T_BAD_EXTENSIONS = 1 << 5,
+	XHDR_T_SPLIT_EXTENSION = 1 << 6,
 };
 
 enum xhdr_slot_flag {
@@ -156,8 +157,9 @@ struct xhdr_event {
 	__u8 method[XHDR_METHOD_MAX];
 	/*
 	 * The target (its first min(target_length, XHDR_MAX_TARGET_LEN) bytes), then each logged value or
-	 * scheme where its slot says. A TLS event holds its SNI where the target goes, then the first
-	 * min(alpn_length, XHDR_MAX_VALUE_LEN) bytes of its ALPN list. Packed, so a record carries only what was found: sending the whole
+	 * scheme where its slot says. A TLS event holds its SNI (the first min(target_length,
+	 * XHDR_MAX_TARGET_LEN) bytes) and the first min(alpn_length, XHDR_MAX_VALUE_LEN) bytes of its ALPN
+	 * list where slots 0 and 1 say, in the order the ClientHello had them. Packed, so a record carries only what was found: sending the whole
 	 * worst-case buffer made writing the record cost more than parsing the request.
 	 */
 	__u8 data[XHDR_MAX_TARGET_LEN + XHDR_SLOTS * XHDR_MAX_VALUE_LEN];

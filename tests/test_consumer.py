@@ -37,6 +37,8 @@ from harness.core.cost import fast_open
 from harness.core.counters import Counter, counts_difference
 from harness.core.driver import with_openings
 from harness.core.event import (
+    TLS_SLOT_ALPN,
+    TLS_SLOT_SNI,
     Event,
     EventKind,
     HeaderEvent,
@@ -585,8 +587,8 @@ def test_a_cut_records_file_decodes_its_whole_records_then_says_where(
 
 # --- TLS ClientHello events (docs/EXTRACTION.md R21, R22) --------------------------------------------------
 #
-# A TLS event holds its SNI where a request's target goes and the first max_value_len bytes of its ALPN list
-# after it. Records made here, as the kernel lays them out, go to the consumer through a records file
+# A TLS event holds the first max_target_len bytes of its SNI and the first max_value_len bytes of its ALPN
+# list in data[], in either order, where its slots 0 and 1 say. Records made here, as the kernel lays them out, go to the consumer through a records file
 # (``consumer --input``, the path ``xhdr decode`` takes), so every byte, version, flag word and malformed list
 # is rendered by consumer.c without the kernel having to be led there.
 
@@ -618,6 +620,7 @@ class Hello:
     sni: bytes
     alpn_list: bytes
     expected: TlsHello
+    alpn_first: bool = False  # a hello over two segments can have its ALPN list before its SNI (R23)
 
     def record(self, config: ExtractorConfig = CONFIG, cut: int = 0) -> bytes:
         """The record, its data short of its last ``cut`` bytes (a record no kernel writes, read all the same)."""
@@ -633,7 +636,14 @@ class Hello:
         record.vlan_ids[: len(event.vlan_ids)] = event.vlan_ids
         record.target_length, record.alpn_length = len(self.sni), len(self.alpn_list)
         record.tls_version, record.flags = event.tls_version, int(event.flags)
-        data = self.sni[: config.max_target_len] + self.alpn_list[: config.max_value_len]
+        sni, alpn = self.sni[: config.max_target_len], self.alpn_list[: config.max_value_len]
+        parts = [(TLS_SLOT_SNI, sni), (TLS_SLOT_ALPN, alpn)]
+        if self.alpn_first:
+            parts.reverse()
+        data = b""
+        for slot, kept in parts:
+            record.slots[slot].value_off, record.slots[slot].value_len = len(data), len(kept)
+            data += kept
         data = data[: max(len(data) - cut, 0)]
         ctypes.memmove(record.data, data, len(data))
         record.data_len = len(data)
@@ -655,6 +665,7 @@ def hello(
     vlan_ids: tuple[int, ...] = (),
     timestamp_ns: int = 1,
     ifindex: int = 1,
+    alpn_first: bool = False,
 ) -> Hello:
     """``names`` are the protocol names the kept bytes of ``alpn_list`` must give."""
     expected = TlsHello(
@@ -673,7 +684,7 @@ def hello(
         timestamp_ns=timestamp_ns,
         ifindex=ifindex,
     )
-    return Hello(saddr, daddr, sni, alpn_list, expected)
+    return Hello(saddr, daddr, sni, alpn_list, expected, alpn_first)
 
 
 def rendered(path: Path, fmt: LogFormat, events: int) -> str:
@@ -741,6 +752,7 @@ def hellos(draw: st.DrawFn) -> Hello:
         vlan_ids=tuple(draw(st.lists(st.integers(0, 0xFFFF), max_size=2))),
         timestamp_ns=draw(st.integers(0, 2**64 - 1)),
         ifindex=draw(st.integers(0, 2**32 - 1)),
+        alpn_first=draw(st.booleans()),
     )
 
 
@@ -818,7 +830,7 @@ def test_every_byte_version_and_flag_of_tls_events_renders_as_python_does(tmp_pa
     ]
     assert rendered(path, LogFormat.TEXT, len(made)).endswith(
         "[::1]:40000 -> [::]:443 TLS 1.3 sni=- alpn=h2,http/1.1 "
-        "[sni_truncated,alpn_truncated,hello_cut,scan_limit,too_many_extensions,bad_extensions]\n"
+        "[sni_truncated,alpn_truncated,hello_cut,scan_limit,too_many_extensions,bad_extensions,split_extension]\n"
     )
 
 

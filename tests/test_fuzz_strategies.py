@@ -263,10 +263,10 @@ def test_hello_builders_yield_what_they_say() -> None:
     @settings(FAST, max_examples=100)
     @given(client_hellos(FUZZ_CONFIG))
     def read(hello) -> None:
-        fields = reference.client_hello(
-            hello.to_bytes(), 0, dataclasses.replace(FUZZ_CONFIG, max_scan_bytes=1536)
-        )
-        assert fields is not None and not fields.flags & TlsFlag.BAD_EXTENSIONS
+        raw = hello.to_bytes()
+        config = dataclasses.replace(FUZZ_CONFIG, max_scan_bytes=1536)
+        reading = reference.read_hello(raw, 0, len(raw), config, kept=None)
+        assert reading is not None and not reading.hello.flags & TlsFlag.BAD_EXTENSIONS
 
     read()
 

@@ -16,6 +16,7 @@ import ipaddress
 from harness.core.config import METHOD_MAX_LEN, ExtractorConfig, HeaderMode
 
 SLOTS = 8
+TLS_SLOT_SNI, TLS_SLOT_ALPN = 0, 1  # the slots of a TLS event that say where its bytes are (bpf/xhdr.c)
 
 
 class EventFlag(enum.IntFlag):
@@ -62,6 +63,7 @@ class TlsFlag(enum.IntFlag):
     SCAN_LIMIT = 1 << 3
     TOO_MANY_EXTENSIONS = 1 << 4
     BAD_EXTENSIONS = 1 << 5
+    SPLIT_EXTENSION = 1 << 6
 
 
 TLS_VERSION_NAMES = {0x0300: "ssl3.0", 0x0301: "1.0", 0x0302: "1.1", 0x0303: "1.2", 0x0304: "1.3"}
@@ -283,7 +285,9 @@ def decode_event(raw: bytes, config: ExtractorConfig) -> Event:
         return str(ipaddress.ip_address(bytes(raw_address[:address_len])))
 
     if record.kind == EventKind.TLS:
-        sni_kept = min(record.target_length, config.max_target_len)
+        # Slots 0 and 1 say where the SNI and the ALPN list are in data[]: a ClientHello over several
+        # segments appends them in the order its extensions come (R23).
+        sni, alpn = record.slots[TLS_SLOT_SNI], record.slots[TLS_SLOT_ALPN]
         return TlsHello(
             family=family,
             saddr=address(record.saddr),
@@ -291,9 +295,11 @@ def decode_event(raw: bytes, config: ExtractorConfig) -> Event:
             sport=record.sport,
             dport=record.dport,
             vlan_ids=tuple(record.vlan_ids[: record.vlan_count]),
-            sni=data[:sni_kept],
+            sni=data[sni.value_off : sni.value_off + min(sni.value_len, config.max_target_len)],
             sni_length=record.target_length,
-            alpn=alpn_names(data[sni_kept : sni_kept + min(record.alpn_length, config.max_value_len)]),
+            alpn=alpn_names(
+                data[alpn.value_off : alpn.value_off + min(alpn.value_len, config.max_value_len)]
+            ),
             alpn_length=record.alpn_length,
             tls_version=record.tls_version,
             flags=TlsFlag(record.flags),

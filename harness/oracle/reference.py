@@ -106,10 +106,15 @@ TLS
     least 2 bytes, at least one compression method), every one inside the hello and the view, or it is not a
     hello. The extensions are read in order up to their end, at most 32 (``TOO_MANY_EXTENSIONS``); one byte
     where their length goes, or a header or data past their end, is ``BAD_EXTENSIONS``; a header past the
-    view stops the reading; a hello ending past the view is ``HELLO_CUT``. The first ``server_name``,
-    ALPN and ``supported_versions`` read give ``sni`` (``max_target_len`` kept, ``SNI_TRUNCATED``), the
-    ALPN list (``max_value_len`` bytes kept, ``ALPN_TRUNCATED``, names read from the kept bytes) and
-    ``tls_version`` (the highest non-GREASE version offered, else the legacy_version).
+    view stops the reading; extensions ending past the view (or the hello, when their length was not read)
+    are ``HELLO_CUT``. The first ``server_name``, ALPN and ``supported_versions`` read give ``sni``
+    (``max_target_len`` kept, ``SNI_TRUNCATED``), the ALPN list (``max_value_len`` bytes kept,
+    ``ALPN_TRUNCATED``, names read from the kept bytes) and ``tls_version`` (the highest non-GREASE version
+    offered, else the legacy_version).
+    R23: a hello whose reading stops at the end of its payload (the view being the whole payload) right before
+    an extension's header or inside an extension's data goes on in the flow's next segment, in ``hello`` mode
+    (outcome ``continued``), up to ``max_request_segments`` segments read; an extension of the three whose
+    data the cut splits gives nothing (``SPLIT_EXTENSION``).
 
 The flow table is a plain dict: the kernel's LRU eviction at ``max_flows`` (R15) is not modelled, so tests and
 the fuzzer keep fewer flows than that alive at once.
@@ -286,6 +291,7 @@ class Mode(enum.Enum):
     HEADERS = "headers"  # R18: the header section of ``FlowState.pending`` goes on
     LOST = "lost"
     ENCRYPTED = "encrypted"  # R21: a TLS flow whose first bytes were read; nothing more is
+    HELLO = "hello"  # R23: the ClientHello of ``FlowState.hello`` goes on
 
 
 class Cut(enum.Enum):
@@ -313,6 +319,7 @@ class FlowState:
     body_left: int = 0
     pending: _Request | None = None  # R18, mode HEADERS: the request kept, ``pending.cut`` where it was cut
     chunking: Chunking | None = None  # R20, mode CHUNKED: where the chunked body is
+    hello: Hello | None = None  # R23, mode HELLO: the ClientHello kept, and where its reading goes on
 
 
 class FlowTracker:
@@ -375,7 +382,14 @@ class FlowTracker:
         offset = _serial_diff(state.expect, s)  # 0 <= offset < n here
         end = (s + n) & SEQ_MASK
         view = segment.payload[: self.config.max_scan_bytes]  # R7
-        if state.mode is Mode.BODY:
+        if state.hello is not None:  # R23: mode HELLO, first the rest of an extension's data
+            skip_end = offset + state.hello.skip
+            if skip_end >= n:
+                kept = dataclasses.replace(state.hello, skip=skip_end - n)
+                self.states[segment.flow] = FlowState(end, Mode.HELLO, hello=kept)
+                return Counter.CONTINUED, (), 0
+            offset = skip_end
+        elif state.mode is Mode.BODY:
             body_end = offset + state.body_left
             if body_end >= n:  # Reading: a body that reaches the payload's end consumes it
                 left = body_end - n
@@ -396,8 +410,7 @@ class FlowTracker:
             self.states[segment.flow] = FlowState(state.expect, Mode.LOST)
             return Counter.OUT_OF_SYNC, (), 1
         if segment.flow.dport in self.config.tls_ports:
-            self.states[segment.flow] = FlowState(end, Mode.ENCRYPTED)  # R21: whatever the bytes are
-            return self._first_tls_bytes(segment, view, offset)
+            return self._tls_bytes(segment, view, offset, state.hello)
         # R18. Reading: only segments read here count toward max_request_segments (not retransmitted ones)
         resumed = state.pending.resumed() if state.mode is Mode.HEADERS and state.pending else None
         requests, after, pending, chunking = _read_requests(view, offset, n, self.config, self.key, resumed)
@@ -421,17 +434,25 @@ class FlowTracker:
         )
         return Counter.HTTP_REQUEST, events, lost
 
-    def _first_tls_bytes(
-        self, segment: Segment, view: bytes, offset: int
+    def _tls_bytes(
+        self, segment: Segment, view: bytes, offset: int, kept: Hello | None
     ) -> tuple[Counter, tuple[Event, ...], int]:
-        """R21: a TLS flow's first bytes read, from ``offset`` in ``view``: one TLS event for a ClientHello
-        (R22), else ``not_tls``; neither loses the flow, which is ``encrypted`` either way."""
-        hello = client_hello(view, offset, self.config)
-        if hello is None:
+        """R21-R23: a TLS flow's bytes read from ``offset`` in ``view``: its first ones, or the rest of the
+        ClientHello ``kept`` from its last segment. One TLS event for a whole ClientHello (R22), or
+        ``continued`` while it goes on (R23), or ``not_tls``; none loses the flow, which is ``encrypted`` once
+        the hello is done or refused.
+        """
+        end = (segment.start + segment.length) & SEQ_MASK
+        reading = read_hello(view, offset, segment.length, self.config, kept)
+        if reading is None:
+            self.states[segment.flow] = FlowState(end, Mode.ENCRYPTED)
             return Counter.NOT_TLS, (), 0
+        if reading.goes_on:
+            self.states[segment.flow] = FlowState(end, Mode.HELLO, hello=reading.hello)
+            return Counter.CONTINUED, (), 0
+        self.states[segment.flow] = FlowState(end, Mode.ENCRYPTED)
         scan_limit = TlsFlag.SCAN_LIMIT if len(segment.payload) > len(view) else TlsFlag(0)  # R7
-        event = TlsHello(**dataclasses.asdict(segment.flow), **hello._asdict())
-        return Counter.TLS_HELLO, (dataclasses.replace(event, flags=event.flags | scan_limit),), 0
+        return Counter.TLS_HELLO, (reading.hello.event(segment.flow, self.config, scan_limit),), 0
 
 
 def _serial_diff(a: int, b: int) -> int:
@@ -1097,17 +1118,6 @@ EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS = 0, 16, 43
 TLS_HOST_NAME = 0
 
 
-class HelloFields(NamedTuple):
-    """What R22 reads of a ClientHello: the fields of its TLS event besides the flow's."""
-
-    sni: bytes  # the first max_target_len bytes of the server name
-    sni_length: int
-    alpn: tuple[bytes, ...]  # the names in the ALPN list's first max_value_len bytes
-    alpn_length: int
-    tls_version: int
-    flags: TlsFlag  # all but SCAN_LIMIT, which is the segment's (R7)
-
-
 class _Extension(NamedTuple):
     """R22: where the data of the first extension read of a type lies: view offsets ``[start, end)``;
     ``end`` may lie past the view, whose end the reader of its fields checks."""
@@ -1116,36 +1126,105 @@ class _Extension(NamedTuple):
     end: int
 
 
-def client_hello(view: bytes, start: int, config: ExtractorConfig) -> HelloFields | None:
-    """R22: the ClientHello at ``start`` in ``view``, or None when the bytes are not one.
+NO_TLS_FLAGS = TlsFlag(0)
 
-    The fixed fields must lie inside the hello and the view (``_hello_start``); past them, what the view cuts
-    is HELLO_CUT and what breaks the grammar gives nothing or BAD_EXTENSIONS, never "not a hello".
+
+class _Ended(enum.Enum):
+    """R22, R23: why the reading of a hello's extensions stopped in a segment."""
+
+    ALL = "all"  # at the extensions' end
+    VIEW = "view"  # at the view's end, which the next extension's header starts at or after: it may go on
+    IN_HEADER = "in header"  # at the view's end, inside an extension's header
+    OTHER = "other"  # BAD_EXTENSIONS, TOO_MANY_EXTENSIONS, or the extensions' length not read
+
+
+@dataclasses.dataclass(frozen=True)
+class Hello:
+    """R22, R23: a ClientHello as read so far, over one segment or more.
+
+    The event's fields, and for a hello that goes on in the next segment (R23) where its reading stands:
+    ``skip`` bytes from the next segment's start to the next extension's header, ``ext_left`` bytes of
+    extensions from there, the types already met (only the first of each counts) and the extensions read.
     """
-    fixed = _hello_start(view, start)
-    if fixed is None:
-        return None
-    hello_end, legacy_version, after = fixed
-    found, flags = _extensions(view, after, hello_end)
-    if hello_end > len(view):
-        flags |= TlsFlag.HELLO_CUT  # its fields are from the bytes seen
-    name = _server_name(view, found.get(EXT_SERVER_NAME))
-    sni = b"" if name is None else name
-    if len(sni) > config.max_target_len:
-        flags |= TlsFlag.SNI_TRUNCATED
-    protocols = _alpn_list(view, found.get(EXT_ALPN))
-    listed = b"" if protocols is None else protocols
-    if len(listed) > config.max_value_len:
-        flags |= TlsFlag.ALPN_TRUNCATED
-    offered = _highest_version(_offered_versions(view, found.get(EXT_SUPPORTED_VERSIONS)))
-    return HelloFields(
-        sni=sni[: config.max_target_len],
-        sni_length=len(sni),
-        alpn=alpn_names(listed[: config.max_value_len]),
-        alpn_length=len(listed),
-        tls_version=offered or legacy_version,  # also when the highest offered is 0
-        flags=flags,
-    )
+
+    tls_version: int  # the legacy_version until supported_versions offers more
+    sni: bytes = b""  # the whole server name; the event keeps its first max_target_len bytes
+    alpn_list: bytes = b""  # the whole ALPN list; the event keeps its first max_value_len bytes
+    flags: TlsFlag = NO_TLS_FLAGS
+    found: frozenset[int] = frozenset()
+    read: int = 0
+    segments: int = 0  # segments it was read in before the one being read
+    skip: int = 0
+    ext_left: int = 0
+
+    def event(self, flow: _Flow, config: ExtractorConfig, extra: TlsFlag) -> TlsHello:
+        flags = self.flags | extra
+        if len(self.sni) > config.max_target_len:
+            flags |= TlsFlag.SNI_TRUNCATED
+        if len(self.alpn_list) > config.max_value_len:
+            flags |= TlsFlag.ALPN_TRUNCATED
+        return TlsHello(
+            **dataclasses.asdict(flow),
+            sni=self.sni[: config.max_target_len],
+            sni_length=len(self.sni),
+            alpn=alpn_names(self.alpn_list[: config.max_value_len]),
+            alpn_length=len(self.alpn_list),
+            tls_version=self.tls_version,
+            flags=flags,
+        )
+
+
+class HelloReading(NamedTuple):
+    """What one segment made of a ClientHello (``read_hello``): the hello so far, whether it goes on in the
+    flow's next segment (R23), and what the flow keeps then."""
+
+    hello: Hello
+    goes_on: bool
+
+
+def read_hello(
+    view: bytes, start: int, length: int, config: ExtractorConfig, kept: Hello | None
+) -> HelloReading | None:
+    """R22, R23: the ClientHello at ``start`` in ``view`` (a payload of ``length`` bytes by its IP header), or
+    the one ``kept`` from the flow's last segment read on from its next extension's header at ``start``.
+    None when a new hello's bytes are not one.
+
+    The fixed fields must lie inside the hello and the view (``_hello_start``); past them, what the view
+    cuts is HELLO_CUT, or goes on in the next segment (R23), and what breaks the grammar gives nothing or
+    BAD_EXTENSIONS, never "not a hello".
+    """
+    if kept is None:
+        fixed = _hello_start(view, start)
+        if fixed is None:
+            return None
+        stop, legacy_version, after = fixed
+        hello = Hello(tls_version=legacy_version)
+        ended, flags, position, stop = _extensions_start(view, after, stop)
+        hello = dataclasses.replace(hello, flags=flags)
+    else:
+        hello, ended, position, stop = kept, None, start, start + kept.ext_left
+    found: dict[int, _Extension] = {}
+    if ended is None:
+        ended, flags, position, read = _extensions(view, position, stop, hello.read, hello.found, found)
+        hello = dataclasses.replace(
+            hello, flags=hello.flags | flags, read=read, found=hello.found | set(found)
+        )
+    hello = _hello_fields(view, found, hello)
+    if ended is _Ended.VIEW and len(view) == length and hello.segments + 1 < config.max_request_segments:
+        split = any(extension.end > len(view) for extension in found.values())
+        going_on = dataclasses.replace(
+            hello,
+            flags=hello.flags | (TlsFlag.SPLIT_EXTENSION if split else TlsFlag(0)),
+            segments=hello.segments + 1,
+            skip=position - length,
+            ext_left=stop - position,
+        )
+        return HelloReading(going_on, goes_on=True)
+    if stop > len(view):
+        hello = dataclasses.replace(
+            hello, flags=hello.flags | TlsFlag.HELLO_CUT
+        )  # fields from the bytes seen
+    return HelloReading(hello, goes_on=False)
 
 
 def _hello_start(view: bytes, start: int) -> tuple[int, int, int] | None:
@@ -1184,37 +1263,63 @@ def _hello_start(view: bytes, start: int) -> tuple[int, int, int] | None:
     return hello_end, _u16(view, hello), at
 
 
-def _extensions(view: bytes, at: int, hello_end: int) -> tuple[dict[int, _Extension], TlsFlag]:
-    """R22: the first extension read of each type, from the extensions block at ``at``, and the flags the
-    reading sets (BAD_EXTENSIONS, TOO_MANY_EXTENSIONS).
+def _extensions_start(view: bytes, at: int, hello_end: int) -> tuple[_Ended | None, TlsFlag, int, int]:
+    """R22: the extensions' length at ``at``, right after the fixed fields: (why there is nothing to read, or
+    None; flags; the first extension's header; where the extensions end, or the hello when their length was
+    not read).
+    """
+    if at >= hello_end:
+        return _Ended.ALL, TlsFlag(0), at, hello_end  # no extensions block
+    if at + 2 > hello_end:
+        return _Ended.OTHER, TlsFlag.BAD_EXTENSIONS, at, hello_end  # one byte where the length goes
+    if at + 2 > len(view):
+        return _Ended.OTHER, TlsFlag(0), at, hello_end  # the view ends before the length: HELLO_CUT
+    return None, TlsFlag(0), at + 2, min(at + 2 + _u16(view, at), hello_end)
+
+
+def _extensions(
+    view: bytes, position: int, stop: int, read: int, met: frozenset[int], found: dict[int, _Extension]
+) -> tuple[_Ended, TlsFlag, int, int]:
+    """R22, R23: reads extensions from ``position`` up to ``stop``, ``read`` of them read before and the types
+    ``met`` counted already; the first extension of each other type goes into ``found``. Returns why the
+    reading stopped, its flags, where it stopped and the extensions read in all.
 
     The checks on each extension go in the rule's order, so that a block cut by the view and broken past
     the cut says HELLO_CUT (the caller's) and not BAD_EXTENSIONS: what the view does not show is not judged.
     """
-    found: dict[int, _Extension] = {}
-    if at >= hello_end:
-        return found, TlsFlag(0)  # no extensions block
-    if at + 2 > hello_end:
-        return found, TlsFlag.BAD_EXTENSIONS  # one byte where the block's length goes
-    if at + 2 > len(view):
-        return found, TlsFlag(0)  # the view ends before the length: HELLO_CUT
-    stop = min(at + 2 + _u16(view, at), hello_end)
-    position = at + 2
-    for read in range(TLS_MAX_EXTENSIONS + 1):
+    while True:
         if position >= stop:
-            break  # all were read
+            return _Ended.ALL, TlsFlag(0), position, read
         if read == TLS_MAX_EXTENSIONS:
-            return found, TlsFlag.TOO_MANY_EXTENSIONS if position < len(view) else TlsFlag(0)
+            flags = TlsFlag.TOO_MANY_EXTENSIONS if position < len(view) else TlsFlag(0)
+            return _Ended.OTHER, flags, position, read
         if position + 4 > stop:
-            return found, TlsFlag.BAD_EXTENSIONS  # a header that runs past the extensions' end
+            return _Ended.OTHER, TlsFlag.BAD_EXTENSIONS, position, read  # a header past the extensions' end
         if position + 4 > len(view):
-            break  # the view ends in its header: HELLO_CUT
+            return (_Ended.VIEW if position >= len(view) else _Ended.IN_HEADER), TlsFlag(0), position, read
         data = position + 4
-        position = data + _u16(view, position + 2)
-        if position > stop:
-            return found, TlsFlag.BAD_EXTENSIONS  # its data runs past the extensions' end: not read
-        found.setdefault(_u16(view, data - 4), _Extension(data, position))
-    return found, TlsFlag(0)
+        after = data + _u16(view, position + 2)
+        if after > stop:
+            return _Ended.OTHER, TlsFlag.BAD_EXTENSIONS, position, read  # its data runs past: not read
+        read += 1
+        kind = _u16(view, position)
+        if kind in (EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS) and kind not in met:
+            found.setdefault(kind, _Extension(data, after))
+        position = after
+
+
+def _hello_fields(view: bytes, found: dict[int, _Extension], hello: Hello) -> Hello:
+    """R22: what the extensions found in this segment give the hello."""
+    name = _server_name(view, found.get(EXT_SERVER_NAME))
+    if name is not None:
+        hello = dataclasses.replace(hello, sni=name)
+    protocols = _alpn_list(view, found.get(EXT_ALPN))
+    if protocols is not None:
+        hello = dataclasses.replace(hello, alpn_list=protocols)
+    offered = _highest_version(_offered_versions(view, found.get(EXT_SUPPORTED_VERSIONS)))
+    if offered:  # else the legacy_version stays, also when the highest offered is 0
+        hello = dataclasses.replace(hello, tls_version=offered)
+    return hello
 
 
 def _server_name(view: bytes, extension: _Extension | None) -> bytes | None:

@@ -55,7 +55,7 @@
 #define LINE_OVERHEAD	8192
 #define EVENT_FLAGS	15
 #define EVENT_FLAG_MASK	((1U << EVENT_FLAGS) - 1)	/* the flags Python has names for */
-#define TLS_FLAGS	6
+#define TLS_FLAGS	7
 #define TLS_FLAG_MASK	((1U << TLS_FLAGS) - 1)
 #define FLAG_TEXT_MAX	24
 #define ONES		0x0101010101010101ULL
@@ -140,6 +140,7 @@ struct view {
 	size_t data_len;
 	size_t target_len;
 	size_t method_len;
+	const __u8 *sni;	/* TLS: the kept bytes of the server name */
 	const __u8 *alpn;	/* TLS: the kept bytes of the ALPN list */
 	size_t alpn_len;
 };
@@ -152,7 +153,7 @@ static const char *const event_flag_names[EVENT_FLAGS] = {
 
 static const char *const tls_flag_names[TLS_FLAGS] = {
 	"SNI_TRUNCATED", "ALPN_TRUNCATED", "HELLO_CUT", "SCAN_LIMIT", "TOO_MANY_EXTENSIONS",
-	"BAD_EXTENSIONS",
+	"BAD_EXTENSIONS", "SPLIT_EXTENSION",
 };
 
 /* tls_version_name() of harness/core/event.py for 0x0300 to 0x0304; other versions are in hex. */
@@ -547,11 +548,16 @@ static void view_of(struct view *v, const __u8 *record, size_t size,
 	v->data_len = min_size(ev->data_len, size - XHDR_EVENT_FIXED_BYTES);
 	v->target_len = min_size(min_size(ev->target_length, s->max_target_len), v->data_len);
 	v->method_len = min_size(ev->method_len, XHDR_METHOD_MAX);
+	v->sni = v->data;
+	v->alpn = v->data;
 	v->alpn_len = 0;
-	/* A TLS event's ALPN bytes follow the SNI's (a cut record has none when the SNI's are cut). */
-	if (ev->kind == XHDR_KIND_TLS)
-		v->alpn_len = slice(v, v->target_len, min_size(ev->alpn_length, s->max_value_len),
-				    &v->alpn);
+	/* A TLS event's SNI and ALPN bytes are where its slots 0 and 1 say (bpf/xhdr.c, keep_bytes()). */
+	if (ev->kind == XHDR_KIND_TLS) {
+		v->target_len = slice(v, ev->slots[0].value_off,
+				      min_size(ev->slots[0].value_len, s->max_target_len), &v->sni);
+		v->alpn_len = slice(v, ev->slots[1].value_off,
+				    min_size(ev->slots[1].value_len, s->max_value_len), &v->alpn);
+	}
 }
 
 /*
@@ -657,7 +663,7 @@ static char *json_hello(char *p, const struct view *v)
 
 	p = json_flow(p, ev);
 	p = PUT_LIT(p, ",\"sni\":\"");
-	p = put_escaped(p, v->data, v->target_len, FORMAT_JSON);
+	p = put_escaped(p, v->sni, v->target_len, FORMAT_JSON);
 	p = PUT_LIT(p, "\",\"sni_length\":");
 	p = put_u64(p, ev->target_length);
 	p = PUT_LIT(p, ",\"alpn\":[");
@@ -778,7 +784,7 @@ static char *text_hello(char *p, const struct view *v)
 	if (!v->target_len && !ev->target_length) {
 		*p++ = '-';
 	} else {
-		p = put_escaped(p, v->data, v->target_len, FORMAT_TEXT);
+		p = put_escaped(p, v->sni, v->target_len, FORMAT_TEXT);
 		if (ev->target_length > v->target_len)
 			p = PUT_LIT(p, "...");
 	}

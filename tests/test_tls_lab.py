@@ -19,6 +19,8 @@ from harness.core.event import TlsHello, tls_version_name
 from harness.core.program import Program
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode
+from harness.oracle.reference import FlowTracker
+from netns.capture import Capture
 from netns.clients import curl
 from netns.lab import Lab
 from netns.servers import TlsServer
@@ -105,3 +107,52 @@ def test_curl_over_tls_is_logged_as_nginx_saw_its_handshake(attached: Lab, progr
         assert entry["alpn"].encode() in event.alpn, "nginx chose a protocol the hello did not offer"
         assert event.tls_version == call.tls_version == NGINX_PROTOCOLS[entry["protocol"]]
         assert tls_version_name(event.tls_version) in entry["protocol"]
+
+
+SMALL_MSS = 300  # curl's ClientHello (about 520 bytes) then takes two segments (R23)
+
+
+@pytest.fixture(params=list(XdpMode), ids=[mode.value for mode in XdpMode])
+def small_segments(request: pytest.FixtureRequest, program: Program) -> Iterator[Lab]:
+    """A lab whose link is a wire (one frame per segment) and whose gateway advertises an MSS of
+    ``SMALL_MSS`` to the client, so the client's ClientHello is cut into segments as a browser's 1,800-byte
+    post-quantum hello is on a 1,500-byte link."""
+    with Lab(wire_mtu=1500) as lab:
+        for family, address in (
+            (4, f"{lab.client.endpoint.ipv4}/32"),
+            (6, f"{lab.client.endpoint.ipv6}/128"),
+        ):
+            route = ["ip", f"-{family}", "route", "replace", address, "dev", lab.gateway.ifname]
+            lab.run(lab.gateway, [*route, "advmss", str(SMALL_MSS)])
+        lab.attach(program.fd, request.param)
+        yield lab
+
+
+def test_a_client_hello_over_two_segments_is_logged_once_whole(small_segments: Lab, program: Program) -> None:
+    """The kernel's events equal the reference's for the frames the gateway received, and each hello went on
+    once: R23 on a real client's bytes, whichever of its extensions the cut splits."""
+    lab = small_segments
+    server = TlsServer(lab)
+    program.take_events()
+    before = program.counters()
+    with Capture(lab.gateway) as capture:
+        for family in (4, 6):
+            assert curl(lab, server.url("/split"), options=server.resolve(family)).status == 200
+        events: list[TlsHello] = []
+
+        def all_logged() -> Counts | None:
+            events.extend(program.take_events())
+            delta = counts_difference(program.counters(), before)
+            return delta if len(events) >= 2 and delta[Counter.FLOWS_CLOSED] >= 2 else None
+
+        delta = wait_until(all_logged, EVENT_DEADLINE_S, f"2 TLS events from {lab.gateway.ifname}")
+        capture.drain()
+    shown = {counter.label: value for counter, value in delta.items() if value}
+    # Each hello: one segment kept (continued), then the one it ends in (tls_hello).
+    assert delta[Counter.CONTINUED] == delta[Counter.TLS_HELLO] == len(events) == 2, shown
+    assert delta[Counter.FLOWS_LOST] == delta[Counter.NOT_TLS] == 0, shown
+    tracker = FlowTracker(program.config, program.key)
+    expected = [event for frame in capture.frames for event in tracker.feed(frame).events]
+    assert sorted(events, key=lambda e: e.timestamp_ns) == expected
+    for event, entry in zip(expected, server.requests(), strict=True):
+        assert event.sni.decode() == entry["sni"] == server.name  # the first segment's

@@ -1851,10 +1851,10 @@ static __always_inline void copy_record(struct record *to, struct record *from)
 }
 
 /*
- * R18: the request that went on from the flow's last segment is read on from frame offset `start`: its
- * event back in record 0, the parser where the cut left it. Returns 0 when the kept event is gone.
+ * R18, R23: the event kept for the flow's last segment goes back to record 0, to be read on from frame offset
+ * `start`. Returns 0 when it is gone (the pending map is an LRU map).
  */
-static __always_inline int resume_request(struct stage_ctx *m, struct flow_state *st, __u32 start)
+static __always_inline int take_pending(struct stage_ctx *m, __u32 start)
 {
 	struct xhdr_scratch *sc = m->sc;
 	struct record *kept = pending.lookup(&sc->flow);
@@ -1863,10 +1863,23 @@ static __always_inline int resume_request(struct stage_ctx *m, struct flow_state
 		COVER(RESUME_GONE);
 		return 0;
 	}
-	COVER(RESUMED);
 	copy_record(&sc->rec[0], kept);
 	sc->p.req = 0;
 	sc->p.pos = start;
+	return 1;
+}
+
+/*
+ * R18: the request that went on from the flow's last segment is read on from frame offset `start`: its
+ * event back in record 0, the parser where the cut left it. Returns 0 when the kept event is gone.
+ */
+static __always_inline int resume_request(struct stage_ctx *m, struct flow_state *st, __u32 start)
+{
+	struct xhdr_scratch *sc = m->sc;
+
+	if (!take_pending(m, start))
+		return 0;
+	COVER(RESUMED);
 	sc->p.line = start;
 	sc->p.phase = st->resume;
 	sc->p.segments = st->segments;
@@ -1891,16 +1904,10 @@ static __always_inline int resume_request(struct stage_ctx *m, struct flow_state
 static __always_inline int resume_hello(struct stage_ctx *m, struct flow_state *st, __u32 start)
 {
 	struct xhdr_scratch *sc = m->sc;
-	struct record *kept = pending.lookup(&sc->flow);
 
-	if (!kept) {
-		COVER(RESUME_GONE);
+	if (!take_pending(m, start))
 		return 0;
-	}
 	COVER(TLS_HELLO_RESUMED);
-	copy_record(&sc->rec[0], kept);
-	sc->p.req = 0;
-	sc->p.pos = start;
 	sc->p.hello_resumed = 1;
 	sc->p.ext_stop = start + st->ext_left;
 	sc->p.ext_read = st->ext_read;

@@ -1,7 +1,8 @@
 """``xhdr demo``: the main job on built-in defaults.
 
 For each XDP mode: a lab comes up, the extractor is attached to the gateway's veth end, the built-in
-corpus of crafted frames is replayed with scapy, real curl requests go to a real HTTP server, every event
+corpus of crafted frames is replayed with scapy, real curl requests go to a real HTTP server and over HTTPS
+to nginx (the ClientHello is logged: server name, ALPN, TLS version), every event
 is printed as it arrives (secrets only as scheme and hash) and checked against the reference extractor,
 and the lab is removed. Events go to ``events.jsonl`` and the figures to ``summary.json``.
 """
@@ -22,7 +23,7 @@ from harness.core.cost import fast_open, measure_cost
 from harness.core.counters import Counter, Counts, counts_difference
 from harness.core.driver import Outcome, feed_flows, settled
 from harness.core.errors import CommandError
-from harness.core.event import Event, HeaderEvent, TlsHello, tls_version_name
+from harness.core.event import Event, TlsHello, tls_version_name
 from harness.core.program import Program
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode
@@ -33,7 +34,7 @@ from netns.capture import Capture
 from netns.clients import curl
 from netns.driver import LabDriver
 from netns.lab import Lab
-from netns.servers import RecordingServer
+from netns.servers import RecordingServer, TlsServer
 
 DEFAULT_OUT = Path("reports/out")
 # Header columns of the live table and their widths; secrets show as scheme and hash.
@@ -45,7 +46,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser("demo", help="lab up, traffic replayed, headers logged, report written")
     options.add_out(parser, DEFAULT_OUT, "events.jsonl and summary.json")
     options.add_mode(parser, default=None)
-    parser.add_argument("--requests", type=int, default=6, help="real curl requests per mode (default 6)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=6,
+        help="real curl HTTP requests per mode (default 6; two HTTPS ones come on top)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -141,9 +147,11 @@ def _replay_corpus(driver: LabDriver, cases, table: EventTable, result: ModeResu
 def _real_requests(
     program: Program, lab: Lab, count: int, table: EventTable, result: ModeResult, events_file
 ) -> None:
-    """curl to a real server, half over IPv4 and half over IPv6; events checked against the frames the
-    gateway received (through the reference) and against what the server itself logged."""
+    """curl to a real server, half over IPv4 and half over IPv6, and over HTTPS to nginx once over each; events
+    checked against the frames the gateway received (through the reference) and against what the servers
+    themselves logged (the request; the TLS server name nginx matched)."""
     server = RecordingServer(lab)
+    tls_server = TlsServer(lab)
     request_ids = []
     with Capture(lab.gateway) as capture:
         before = program.counters()
@@ -161,7 +169,9 @@ def _real_requests(
                     "Cookie": f"sid={request_id[:8]}",
                 },
             )
-        events = _wait_for_events(program, before, count)
+        for family in HTTPS_FAMILIES:
+            curl(lab, tls_server.url("/demo/tls"), options=tls_server.resolve(family))
+        events = _wait_for_events(program, before, count + len(HTTPS_FAMILIES))
         frames = capture.drain()
     # What the gateway received is what the program saw: the reference's sum over those frames, fed in order
     # from each connection's SYN (the capture starts before the first curl), must match.
@@ -174,10 +184,13 @@ def _real_requests(
     outcome = Outcome(None, tuple(events), counts_difference(program.counters(), before))
     _record(result, "curl", outcome, expected, table, "curl", events_file)
     received = {r["headers_by_name"]["x-request-id"]: r for r in _server_requests(server)}
-    result.curl_requests = count
+    handshakes = {int(entry["port"]): entry for entry in tls_server.requests()}
+    result.curl_requests = count + len(HTTPS_FAMILIES)
     for event in events:
-        if not isinstance(event, HeaderEvent):
-            continue  # curl speaks plain HTTP here; only a request can match what the server logged
+        if isinstance(event, TlsHello):
+            seen = handshakes.get(event.sport)
+            result.server_matched += bool(seen and seen["sni"] == event.sni.decode())
+            continue
         recorded = received.get(event.header("X-Request-ID").value.decode())
         if (
             recorded
@@ -185,6 +198,9 @@ def _real_requests(
             and recorded["method"] == event.method.decode()
         ):
             result.server_matched += 1
+
+
+HTTPS_FAMILIES = (4, 6)  # one curl over HTTPS per IP version: its ClientHello's event (R22)
 
 
 def _server_requests(server: RecordingServer) -> list[dict]:
@@ -233,7 +249,8 @@ def _summarise(results: list[ModeResult], cost, out: Path, events_path: Path) ->
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     for r in results:
         print(
-            f"[{r.mode}] {r.frames_sent} crafted frames and {r.curl_requests} curl requests: {r.events} events, "
+            f"[{r.mode}] {r.frames_sent} crafted frames and {r.curl_requests} curl requests "
+            f"({len(HTTPS_FAMILIES)} over HTTPS): {r.events} events, "
             f"{r.matched} match the reference, {r.server_matched} of {r.curl_requests} match the server's log"
         )
         for line in r.mismatches:

@@ -116,13 +116,30 @@ class HeaderValue:
 
 
 @dataclasses.dataclass(frozen=True)
-class HeaderEvent:
+class Flow:
+    """A TCP flow's addressing (docs/EXTRACTION.md R15): the key of its state, and the fields every event of
+    it starts with, whatever the event's kind."""
+
     family: int
     saddr: str
     daddr: str
     sport: int
     dport: int
     vlan_ids: tuple[int, ...]
+
+    def flow_json(self) -> dict:
+        return {
+            "family": self.family,
+            "saddr": self.saddr,
+            "daddr": self.daddr,
+            "sport": self.sport,
+            "dport": self.dport,
+            "vlan_ids": list(self.vlan_ids),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class HeaderEvent(Flow):
     request_index: int
     method: bytes
     target: bytes
@@ -145,12 +162,7 @@ class HeaderEvent:
         """A JSON-ready dict; bytes become latin-1 text so nothing is lost."""
         return {
             "kind": "http",
-            "family": self.family,
-            "saddr": self.saddr,
-            "daddr": self.daddr,
-            "sport": self.sport,
-            "dport": self.dport,
-            "vlan_ids": list(self.vlan_ids),
+            **self.flow_json(),
             "request_index": self.request_index,
             "method": self.method.decode("latin-1"),
             "target": self.target.decode("latin-1"),
@@ -175,15 +187,9 @@ class HeaderEvent:
 
 
 @dataclasses.dataclass(frozen=True)
-class TlsHello:
-    """One TLS ClientHello (R21, R22): what a TLS port's flow offered before its bytes were encrypted."""
+class TlsHello(Flow):
+    """One TLS ClientHello (R21-R23): what a TLS port's flow offered before its bytes were encrypted."""
 
-    family: int
-    saddr: str
-    daddr: str
-    sport: int
-    dport: int
-    vlan_ids: tuple[int, ...]
     sni: bytes  # the first MAX_TARGET_LEN bytes of the server name
     sni_length: int
     alpn: tuple[bytes, ...]  # the protocol names in the kept bytes of the ALPN list
@@ -197,12 +203,7 @@ class TlsHello:
     def to_json(self) -> dict:
         return {
             "kind": "tls",
-            "family": self.family,
-            "saddr": self.saddr,
-            "daddr": self.daddr,
-            "sport": self.sport,
-            "dport": self.dport,
-            "vlan_ids": list(self.vlan_ids),
+            **self.flow_json(),
             "sni": self.sni.decode("latin-1"),
             "sni_length": self.sni_length,
             "alpn": [name.decode("latin-1") for name in self.alpn],

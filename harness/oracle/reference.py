@@ -177,6 +177,7 @@ from harness.core.counters import OUTCOMES, Counter, zero_counts
 from harness.core.event import (
     Event,
     EventFlag,
+    Flow,
     HeaderEvent,
     HeaderValue,
     SlotFlag,
@@ -232,25 +233,13 @@ class FrameEnded(Exception):
 
 
 @dataclasses.dataclass(frozen=True)
-class _Flow:
-    """The addressing part of every event of one frame, and the key of its flow state (R15)."""
-
-    family: int
-    saddr: str
-    daddr: str
-    sport: int
-    dport: int
-    vlan_ids: tuple[int, ...]
-
-
-@dataclasses.dataclass(frozen=True)
 class Segment:
     """A TCP segment as R1-R6 read it, whatever its port: addressing, flags, sequence number, payload.
 
     The offsets are the frame's: where the IP header, the TCP header and the payload start.
     """
 
-    flow: _Flow
+    flow: Flow
     ip_start: int
     tcp_start: int
     payload_start: int
@@ -328,7 +317,7 @@ class FlowTracker:
     def __init__(self, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY) -> None:
         self.config = config
         self.key = key
-        self.states: dict[_Flow, FlowState] = {}
+        self.states: dict[Flow, FlowState] = {}
 
     def feed(self, frame: bytes) -> Expected:
         """What ``frame`` counts and logs given the flows of the frames fed before; updates the flows."""
@@ -502,7 +491,7 @@ def _expected(
 # --- Frames: R1-R6 -----------------------------------------------------------------------------------------
 
 
-def read_layers(frame: bytes, config: ExtractorConfig) -> tuple[_Flow, bytes]:
+def read_layers(frame: bytes, config: ExtractorConfig) -> tuple[Flow, bytes]:
     """R1-R6 without flows: the flow and the payload of a segment to an HTTP port, or raises ``FrameEnded``
     (a TLS port, R21, is ``port_not_watched`` here: the baselines parse HTTP only).
 
@@ -527,7 +516,7 @@ def _read_segment(frame: bytes) -> Segment:
         raise FrameEnded(Counter.NOT_IP)  # R3
     sport, dport, tcp_flags, seq, payload_start = _tcp(frame, l4_start, ip_end)
     return Segment(
-        flow=_Flow(family, saddr, daddr, sport, dport, vlan_ids),
+        flow=Flow(family, saddr, daddr, sport, dport, vlan_ids),
         ip_start=offset,
         tcp_start=l4_start,
         payload_start=payload_start,
@@ -648,7 +637,7 @@ class _Request:
             return Chunking() if self.chunked else None
         return self.content_length or 0
 
-    def event(self, flow: _Flow, index: int, config: ExtractorConfig, extra: EventFlag) -> HeaderEvent:
+    def event(self, flow: Flow, index: int, config: ExtractorConfig, extra: EventFlag) -> HeaderEvent:
         """The event the kernel writes for this request (R9 target truncation, R14 request_index)."""
         flags = self.flags | extra
         if len(self.line.target) > config.max_target_len:
@@ -1157,7 +1146,7 @@ class Hello:
     skip: int = 0
     ext_left: int = 0
 
-    def event(self, flow: _Flow, config: ExtractorConfig, extra: TlsFlag) -> TlsHello:
+    def event(self, flow: Flow, config: ExtractorConfig, extra: TlsFlag) -> TlsHello:
         flags = self.flags | extra
         if len(self.sni) > config.max_target_len:
             flags |= TlsFlag.SNI_TRUNCATED

@@ -36,10 +36,11 @@ XHDR = [sys.executable, "-m", "harness.cli"]
 
 
 def test_matrix_covers_the_issue() -> None:
-    """Frame sizes 64..1500, header counts 0..32, configured headers 1..8, standard and worst cases."""
+    """Frame sizes 64..1500, header counts 0..32, configured headers 1..8, standard and worst cases, and a
+    TLS ClientHello (issue 16)."""
     full = cases("full")
     groups = {case.group for case in full}
-    assert groups == {"standard", "frame_size", "header_count", "configured", "worst"}
+    assert groups == {"standard", "frame_size", "header_count", "configured", "worst", "tls"}
     sizes = [len(case.frame) for case in full if case.group == "frame_size"]
     assert min(sizes) == 64 and max(sizes) == 1500
     counts = [case.params["headers"] for case in full if case.group == "header_count"]
@@ -72,7 +73,8 @@ def test_every_repetition_of_a_case_frame_is_a_request_start() -> None:
     for case in cases("full"):
         tracker = FlowTracker(case.config)
         first, again = tracker.feed(case.frame), tracker.feed(case.frame)
-        assert first.outcome is Counter.HTTP_REQUEST and first.counters[Counter.FLOWS_OPENED] == 1, case.name
+        logged = Counter.TLS_HELLO if case.group == "tls" else Counter.HTTP_REQUEST
+        assert first.outcome is logged and first.counters[Counter.FLOWS_OPENED] == 1, case.name
         assert again == first == extract(case.frame, case.config), case.name
 
 

@@ -653,6 +653,15 @@ static char *json_flow(char *p, const struct xhdr_event *ev)
 	return PUT_LIT(p, "]");
 }
 
+/* The keys both kinds carry after their own: when and on which interface the event was made. */
+static char *json_when_where(char *p, const struct xhdr_event *ev)
+{
+	p = PUT_LIT(p, ",\"timestamp_ns\":");
+	p = put_u64(p, ev->timestamp_ns);
+	p = PUT_LIT(p, ",\"ifindex\":");
+	return put_u64(p, ev->ifindex);
+}
+
 /* TlsHello.to_json(). */
 static char *json_hello(char *p, const struct view *v)
 {
@@ -680,10 +689,7 @@ static char *json_hello(char *p, const struct view *v)
 	p = put_tls_version(p, ev->tls_version);
 	p = PUT_LIT(p, "\",\"flags\":[");
 	p = json_flags(p, ev->flags & TLS_FLAG_MASK, tls_flag_names);
-	p = PUT_LIT(p, "],\"timestamp_ns\":");
-	p = put_u64(p, ev->timestamp_ns);
-	p = PUT_LIT(p, ",\"ifindex\":");
-	p = put_u64(p, ev->ifindex);
+	p = json_when_where(PUT_LIT(p, "]"), ev);
 	return PUT_LIT(p, "}\n");
 }
 
@@ -710,10 +716,7 @@ static char *json_line(char *p, const struct view *v, const struct settings *s)
 	p = json_flags(p, ev->flags & EVENT_FLAG_MASK, event_flag_names);
 	p = PUT_LIT(p, "],\"header_lines\":");
 	p = put_u64(p, ev->header_lines);
-	p = PUT_LIT(p, ",\"timestamp_ns\":");
-	p = put_u64(p, ev->timestamp_ns);
-	p = PUT_LIT(p, ",\"ifindex\":");
-	p = put_u64(p, ev->ifindex);
+	p = json_when_where(p, ev);
 	p = PUT_LIT(p, ",\"headers\":{");
 	for (i = 0; i < s->nrules; i++) {
 		if (!(ev->slots[i].flags & XHDR_S_PRESENT))

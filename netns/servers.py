@@ -36,26 +36,15 @@ class RecordingServer:
 
     def _listening(self) -> bool:
         self.lab.check_alive(self.proc, f"recorder on port {self.port} in {self.host.netns}")
-        for family, address in (
-            (socket.AF_INET, self.host.endpoint.ipv4),
-            (socket.AF_INET6, self.host.endpoint.ipv6),
-        ):
-            with socket_in(self.host.netns, family, socket.SOCK_STREAM) as probe:
-                probe.settimeout(1.0)
-                if probe.connect_ex((address, self.port)) != 0:
-                    return False
-        return True
+        return _accepts_both_families(self.host, self.port)
 
     def url(self, path: str = "/", *, family: int = 4) -> str:
         """The URL of ``path`` on this server over IPv4 (``family=4``) or IPv6 (``family=6``)."""
-        endpoint = self.host.endpoint
-        address = endpoint.ipv4 if family == 4 else f"[{endpoint.ipv6}]"
-        return f"http://{address}:{self.port}{path}"
+        return f"http://{_url_address(self.host, family)}:{self.port}{path}"
 
     def requests(self) -> list[dict[str, Any]]:
         """Every request received so far, oldest first (see ``netns.recorder`` for the fields)."""
-        with open(self.log_path, encoding="utf-8") as log:
-            return [json.loads(line) for line in log if line.strip()]
+        return _json_lines(self.log_path)
 
 
 # nginx's own account of each TLS connection, one JSON object per request: the oracle of the TLS lab tests.
@@ -83,6 +72,7 @@ class TlsServer:
         _self_signed(name, self.certificate, key)
         self.log_path = lab.workdir / f"nginx-tls-{port}.jsonl"
         self.log_path.touch()
+        error_log = lab.workdir / "nginx-tls-error.log"
         endpoint = lab.gateway.endpoint
         config = lab.workdir / f"nginx-tls-{port}.conf"
         config.write_text(
@@ -90,7 +80,7 @@ class TlsServer:
 daemon off;
 worker_processes 1;
 pid {lab.workdir}/nginx-tls-{port}.pid;
-error_log {lab.workdir}/nginx-tls-error.log;
+error_log {error_log};
 events {{ worker_connections 64; }}
 http {{
     log_format tls '{TLS_LOG_FORMAT}';
@@ -107,33 +97,45 @@ http {{
 }}
 """
         )
-        error_log = lab.workdir / "nginx-tls-error.log"
         self.proc = lab.spawn(lab.gateway, ["nginx", "-e", str(error_log), "-c", str(config)])
         wait_until(self._listening, START_TIMEOUT_S, f"nginx with TLS on port {port} in {lab.gateway.netns}")
 
     def _listening(self) -> bool:
         self.lab.check_alive(self.proc, f"nginx with TLS on port {self.port}")
-        endpoint = self.lab.gateway.endpoint
-        for family, address in ((socket.AF_INET, endpoint.ipv4), (socket.AF_INET6, endpoint.ipv6)):
-            with socket_in(self.lab.gateway.netns, family, socket.SOCK_STREAM) as probe:
-                probe.settimeout(1.0)
-                if probe.connect_ex((address, self.port)) != 0:
-                    return False
-        return True
+        return _accepts_both_families(self.lab.gateway, self.port)
 
     def url(self, path: str = "/") -> str:
         return f"https://{self.name}:{self.port}{path}"
 
     def resolve(self, family: int = 4) -> list[str]:
         """curl options that send ``name`` to this server over IP ``family`` and trust its certificate."""
-        endpoint = self.lab.gateway.endpoint
-        address = endpoint.ipv4 if family == 4 else f"[{endpoint.ipv6}]"
+        address = _url_address(self.lab.gateway, family)
         return ["--resolve", f"{self.name}:{self.port}:{address}", "--cacert", str(self.certificate)]
 
     def requests(self) -> list[dict[str, Any]]:
         """nginx's log line of every request so far, oldest first."""
-        with open(self.log_path, encoding="utf-8") as log:
-            return [json.loads(line) for line in log if line.strip()]
+        return _json_lines(self.log_path)
+
+
+def _accepts_both_families(host: Host, port: int) -> bool:
+    """Whether a TCP connect to ``port`` on ``host``'s IPv4 and IPv6 addresses succeeds, from its namespace."""
+    for family, address in ((socket.AF_INET, host.endpoint.ipv4), (socket.AF_INET6, host.endpoint.ipv6)):
+        with socket_in(host.netns, family, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            if probe.connect_ex((address, port)) != 0:
+                return False
+    return True
+
+
+def _url_address(host: Host, family: int) -> str:
+    """``host``'s address as a URL writes it: IPv4 as it is, IPv6 in brackets."""
+    return host.endpoint.ipv4 if family == 4 else f"[{host.endpoint.ipv6}]"
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    """A server's log, one JSON object per line, oldest first."""
+    with open(path, encoding="utf-8") as log:
+        return [json.loads(line) for line in log if line.strip()]
 
 
 def _self_signed(name: str, certificate: Path, key: Path) -> None:

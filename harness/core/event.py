@@ -285,17 +285,23 @@ def decode_event(raw: bytes, config: ExtractorConfig) -> Event:
     def address(raw_address) -> str:
         return str(ipaddress.ip_address(bytes(raw_address[:address_len])))
 
+    # What both kinds carry: the flow's fields, and when and where the event was made.
+    common = {
+        "family": family,
+        "saddr": address(record.saddr),
+        "daddr": address(record.daddr),
+        "sport": record.sport,
+        "dport": record.dport,
+        "vlan_ids": tuple(record.vlan_ids[: record.vlan_count]),
+        "timestamp_ns": record.timestamp_ns,
+        "ifindex": record.ifindex,
+    }
     if record.kind == EventKind.TLS:
         # Slots 0 and 1 say where the SNI and the ALPN list are in data[]: a ClientHello over several
         # segments appends them in the order its extensions come (R23).
         sni, alpn = record.slots[TLS_SLOT_SNI], record.slots[TLS_SLOT_ALPN]
         return TlsHello(
-            family=family,
-            saddr=address(record.saddr),
-            daddr=address(record.daddr),
-            sport=record.sport,
-            dport=record.dport,
-            vlan_ids=tuple(record.vlan_ids[: record.vlan_count]),
+            **common,
             sni=data[sni.value_off : sni.value_off + min(sni.value_len, config.max_target_len)],
             sni_length=record.target_length,
             alpn=alpn_names(
@@ -304,8 +310,6 @@ def decode_event(raw: bytes, config: ExtractorConfig) -> Event:
             alpn_length=record.alpn_length,
             tls_version=record.tls_version,
             flags=TlsFlag(record.flags),
-            timestamp_ns=record.timestamp_ns,
-            ifindex=record.ifindex,
         )
     headers = []
     for index, rule in enumerate(config.headers):
@@ -321,12 +325,7 @@ def decode_event(raw: bytes, config: ExtractorConfig) -> Event:
             )
         )
     return HeaderEvent(
-        family=family,
-        saddr=address(record.saddr),
-        daddr=address(record.daddr),
-        sport=record.sport,
-        dport=record.dport,
-        vlan_ids=tuple(record.vlan_ids[: record.vlan_count]),
+        **common,
         request_index=record.request_index,
         method=bytes(record.method[: record.method_len]),
         target=data[: min(record.target_length, config.max_target_len)],
@@ -335,6 +334,4 @@ def decode_event(raw: bytes, config: ExtractorConfig) -> Event:
         flags=EventFlag(record.flags),
         header_lines=record.header_lines,
         headers=tuple(headers),
-        timestamp_ns=record.timestamp_ns,
-        ifindex=record.ifindex,
     )

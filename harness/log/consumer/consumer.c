@@ -1252,13 +1252,34 @@ static void __attribute__((noreturn)) bad_input(const struct settings *s, size_t
 	fail("%s: %s at byte %zu; pass a file that xhdr log --records wrote", s->input, what, at);
 }
 
+/*
+ * A section header's "NAME N" line of a limit (N from 1 to 65535) into *value when the line is NAME's;
+ * returns whether it was.
+ */
+static int read_limit(const struct settings *s, size_t at, const char *line, const char *name, size_t *value)
+{
+	size_t len = strlen(name);
+	unsigned long long limit;
+	char *end, what[64];
+
+	if (strncmp(line, name, len) || line[len] != ' ')
+		return 0;
+	errno = 0;
+	limit = strtoull(line + len + 1, &end, 10);
+	if (errno || *end || limit < 1 || limit > 65535) {
+		snprintf(what, sizeof(what), "a section header with a bad %s", name);
+		bad_input(s, at, what);
+	}
+	*value = limit;
+	return 1;
+}
+
 /* The section header at byte `at`: its rules and limits replace the last ones. Returns its size. */
 static size_t read_records_header(struct settings *s, const char *file, size_t size, size_t at)
 {
-	char header[RECORDS_HEADER_MAX + 1], *line, *next, *end;
+	char header[RECORDS_HEADER_MAX + 1], *line, *next;
 	size_t room = size - at < RECORDS_HEADER_MAX ? size - at : RECORDS_HEADER_MAX;
 	const char *stop = memmem(file + at, room, "\n\n", 2);
-	unsigned long long limit;
 	int i;
 
 	if (!stop)
@@ -1275,19 +1296,8 @@ static size_t read_records_header(struct settings *s, const char *file, size_t s
 		if (!strncmp(line, "header ", 7)) {
 			if (add_rule(s, line + 7))
 				bad_input(s, at, "a section header with a bad header rule");
-		} else if (!strncmp(line, "max-target-len ", 15)) {
-			errno = 0;
-			limit = strtoull(line + 15, &end, 10);
-			if (errno || *end || limit < 1 || limit > 65535)
-				bad_input(s, at, "a section header with a bad max-target-len");
-			s->max_target_len = limit;
-		} else if (!strncmp(line, "max-value-len ", 14)) {
-			errno = 0;
-			limit = strtoull(line + 14, &end, 10);
-			if (errno || *end || limit < 1 || limit > 65535)
-				bad_input(s, at, "a section header with a bad max-value-len");
-			s->max_value_len = limit;
-		} else {
+		} else if (!read_limit(s, at, line, "max-target-len", &s->max_target_len) &&
+			   !read_limit(s, at, line, "max-value-len", &s->max_value_len)) {
 			bad_input(s, at, "a section header with a line it does not know");
 		}
 	}

@@ -175,7 +175,7 @@ struct parser {
 	__u32 hello_resumed;	/* it goes on from the flow's last segment */
 	__u32 ext_stop;		/* frame offset where its extensions end (or the hello), maybe past the view */
 	__u32 ext_read;		/* extensions read, in every segment */
-	__u32 ext_ended;	/* enum ext_end: why the reading stopped */
+	__u32 ext_paused;	/* R23: the reading stopped at the view's end, at or past an extension's header */
 	__u32 tls_found;	/* enum tls_found: the types met, in every segment */
 	__u32 sni_at, sni_end;
 	__u32 alpn_at, alpn_end;
@@ -187,14 +187,6 @@ enum tls_found {
 	FOUND_SNI = 1,
 	FOUND_ALPN = 2,
 	FOUND_VERSIONS = 4,
-};
-
-/* R22, R23: why the reading of a ClientHello's extensions stopped. */
-enum ext_end {
-	EXT_ALL,		/* at the extensions' end */
-	EXT_VIEW,		/* at the view's end, which the next extension's header starts at or after */
-	EXT_IN_HEADER,		/* at the view's end, inside an extension's header */
-	EXT_OTHER,		/* BAD_EXTENSIONS, TOO_MANY_EXTENSIONS, or no length read */
 };
 
 /* R17, R20: why the end of a request's body cannot be known (p.body_unknown, flow_state.body_unknown). */
@@ -2399,10 +2391,8 @@ static __always_inline int extensions_start(struct stage_ctx *m, struct xhdr_eve
 	struct xhdr_scratch *sc = m->sc;
 	__u32 hello_end = sc->p.ext_stop, ext_end;
 
-	if (ext >= hello_end) {
-		sc->p.ext_ended = EXT_ALL;
+	if (ext >= hello_end)
 		return 0;
-	}
 	if (ext + 2 > hello_end) {
 		COVER(TLS_BAD_EXTENSIONS);
 		ev->flags |= XHDR_T_BAD_EXTENSIONS;
@@ -2434,10 +2424,8 @@ static __always_inline void read_extensions(struct stage_ctx *m, struct xhdr_eve
 		e = launder(sc, sc->p.pos);
 		stop = sc->p.ext_stop;
 		end = sc->pk.view_end;
-		if (e >= stop) {
-			sc->p.ext_ended = EXT_ALL;
+		if (e >= stop)
 			return;
-		}
 		if (sc->p.ext_read >= TLS_MAX_EXTENSIONS) {
 			if (e < end) {
 				COVER(TLS_TOO_MANY_EXTENSIONS);
@@ -2448,7 +2436,7 @@ static __always_inline void read_extensions(struct stage_ctx *m, struct xhdr_eve
 		if (e + 4 > stop)
 			goto bad;
 		if (e + 4 > end) {
-			sc->p.ext_ended = e >= end ? EXT_VIEW : EXT_IN_HEADER;
+			sc->p.ext_paused = e >= end;	/* not inside a header, which no state keeps */
 			return;
 		}
 		type = be16_at(m, e);
@@ -2579,7 +2567,7 @@ static __always_inline int hello_goes_on(struct stage_ctx *m, struct xhdr_event 
 	__u32 next = sc->p.pos, end = sc->pk.view_end;
 	struct flow_state *st;
 
-	if (sc->p.ext_ended != EXT_VIEW || !goes_on(sc))
+	if (!sc->p.ext_paused || !goes_on(sc))
 		return 0;
 	st = flows.lookup(&sc->flow);
 	if (!st)
@@ -2619,7 +2607,7 @@ int xhdr_tls(struct xdp_md *ctx)
 	m.sc->p.sni_at = NOWHERE;
 	m.sc->p.alpn_at = NOWHERE;
 	m.sc->p.versions_at = NOWHERE;
-	m.sc->p.ext_ended = EXT_OTHER;
+	m.sc->p.ext_paused = 0;
 	if (m.sc->p.hello_resumed) {
 		read_extensions(&m, ev);
 	} else {

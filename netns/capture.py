@@ -53,11 +53,13 @@ class Capture:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.frames: list[bytes] = []
-        sock = socket_in(host.netns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        # Protocol 0: a packet socket made with ETH_P_ALL receives from every interface (the namespace's
+        # loopback included) until bind() narrows it to one, so it is made deaf and bound with the protocol.
+        sock = socket_in(host.netns, socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            sock.bind((host.ifname, ETH_P_ALL))
+            sock.bind((host.ifname, ETH_P_ALL))  # CPython puts the protocol in network order itself
             sock.setblocking(False)
         except BaseException:
             sock.close()

@@ -521,11 +521,16 @@ def write_records(
     assert stop(proc, events) == ""
 
 
-def decode(path: Path, *options: str) -> subprocess.CompletedProcess[bytes]:
-    """``xhdr decode PATH OPTIONS``, as a user runs it."""
-    return subprocess.run(
-        [str(SCRIPT), "decode", str(path), *options], capture_output=True, timeout=60, check=False
-    )
+def decode(path: Path, *options: str, stdin: bool = False) -> subprocess.CompletedProcess[bytes]:
+    """``xhdr decode PATH OPTIONS``, as a user runs it; with ``stdin``, ``xhdr decode - OPTIONS < PATH``."""
+    with path.open("rb") as source:
+        return subprocess.run(
+            [str(SCRIPT), "decode", "-" if stdin else str(path), *options],
+            stdin=source if stdin else subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
 
 
 @pytest.mark.kernel
@@ -569,20 +574,79 @@ def test_each_run_appends_a_section_read_with_its_own_rules(program: Program, tm
 
 
 @pytest.mark.kernel
+@pytest.mark.parametrize("stdin", [False, True], ids=["file", "stdin"])
 def test_a_cut_records_file_decodes_its_whole_records_then_says_where(
-    program: Program, tmp_path: Path
+    program: Program, tmp_path: Path, stdin: bool
 ) -> None:
     records = tmp_path / "events.records"
     write_records(program, records, [simple_frame(41000 + n)[0] for n in range(3)], 3, CONFIG)
     whole = records.read_bytes()
     records.write_bytes(whole[:-12])
-    done = decode(records, "--text", "-")
+    done = decode(records, "--text", "-", stdin=stdin)
     assert done.returncode == 1
     assert len(done.stdout.splitlines()) == 2
     [line] = done.stderr.decode().splitlines()
     assert line.startswith("xhdr decode: error: ") and "ends inside a record at byte" in line, line
+    assert ("standard input" in line) == stdin, line
     with pytest.raises(RecordsError, match="cut short"):
         list(read_events(records))
+
+
+def first_record_end(records: bytes) -> int:
+    """Where the first record of a records file ends, its padding included (docs/RECORDS.md)."""
+    header = -(-(records.index(b"\n\n") + 2) // 8) * 8
+    length = int.from_bytes(records[header : header + 4], "little")
+    return header + 8 + -(-length // 8) * 8
+
+
+@pytest.mark.kernel
+def test_decode_of_standard_input_writes_each_line_as_its_record_arrives(
+    program: Program, tmp_path: Path
+) -> None:
+    """``xhdr log --records - | xhdr decode -``: a line is written when its record comes, not at the pipe's end,
+    and the whole stream decodes as the file does."""
+    records = tmp_path / "events.records"
+    write_records(program, records, [simple_frame(41000 + n)[0] for n in range(3)], 3, CONFIG)
+    whole = records.read_bytes()
+    split = first_record_end(whole)
+    proc = subprocess.Popen(
+        [str(SCRIPT), "decode", "-", "--json", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(whole[:split] + whole[split : split + 8])  # the second record's length only
+        proc.stdin.flush()
+        os.set_blocking(proc.stdout.fileno(), False)
+        first: list[bytes] = []
+        wait_until(lambda: first.append(proc.stdout.read() or b"") or b"\n" in b"".join(first), 20, "a line")
+        assert json.loads(b"".join(first))["sport"] == 41000
+        proc.stdin.write(whole[split + 8 :])
+        proc.stdin.close()
+        assert proc.wait(timeout=20) == 0
+        os.set_blocking(proc.stdout.fileno(), True)
+        rest = proc.stdout.read()
+        stderr = proc.stderr.read() if proc.stderr else b""
+    finally:
+        proc.kill()
+        proc.wait()
+    assert b"".join(first) + rest == decode(records, "--json", "-").stdout
+    assert stderr == b"xhdr decode: 3 events from standard input\n"
+
+
+def test_standard_input_that_is_no_records_file_is_one_line(tmp_path: Path) -> None:
+    lines = tmp_path / "events.jsonl"
+    lines.write_text('{"kind":"http"}\n')
+    done = decode(lines, "--json", "-", stdin=True)
+    assert done.returncode == 1
+    assert done.stdout == b""
+    said = (
+        "xhdr decode: error: standard input is not an xhdr records file (it does not start with "
+        f"{MAGIC[:14].decode()}); pass a file that xhdr log --records wrote"
+    )
+    assert done.stderr.decode().splitlines() == [said]
 
 
 # --- TLS ClientHello events (docs/EXTRACTION.md R21, R22) --------------------------------------------------

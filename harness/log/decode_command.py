@@ -29,7 +29,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "(`xhdr log --records FILE`), text by default, or JSON with --json.",
     )
     parser.add_argument(
-        "input", type=Path, metavar="FILE", help="a records file written by xhdr log --records"
+        "input",
+        type=Path,
+        metavar="FILE",
+        help="a records file written by xhdr log --records, or - to read them from standard input as they "
+        "come (xhdr log --records - | xhdr decode -)",
     )
     written = parser.add_mutually_exclusive_group()
     options.add_json(parser, "the events (one object a line, appended)", group=written)
@@ -41,18 +45,29 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options.check(args)
-    try:
-        with args.input.open("rb") as records:
-            start = records.read(len(MAGIC))
-    except OSError as error:
-        raise CommandError(f"cannot read {args.input}: {error.strerror}; check the path") from None
-    if start != MAGIC:
-        raise CommandError(f"{args.input} is not a records file; pass a file that xhdr log --records wrote")
+    stdin = str(args.input) == "-"
+    if not stdin:
+        _check_start(args.input)
     argv = decoder_argv(args.input, fmt=log_format(args), output=log_file(args))
     done = subprocess.run(argv, stderr=subprocess.PIPE, check=False)
-    # The consumer's last line says how many events it wrote, after its error if it had one.
-    said, _, events = done.stderr.rpartition(EVENTS_SAID)
+    # The consumer's last line says how many events it wrote, after its error if it had one; an input that is
+    # no records file ends it before it says so.
+    said, counted, events = done.stderr.rpartition(EVENTS_SAID)
+    said = said if counted else done.stderr
     if done.returncode != 0:
         raise CommandError(last_stderr_line(said, done.returncode))
-    print(f"xhdr decode: {events.decode().strip()} events from {args.input}", file=sys.stderr)
+    source = "standard input" if stdin else args.input
+    print(f"xhdr decode: {events.decode().strip()} events from {source}", file=sys.stderr)
     return 0
+
+
+def _check_start(path: Path) -> None:
+    """A file that is no records file is named before anything runs (standard input is checked by the consumer,
+    which reads it as it comes)."""
+    try:
+        with path.open("rb") as records:
+            start = records.read(len(MAGIC))
+    except OSError as error:
+        raise CommandError(f"cannot read {path}: {error.strerror}; check the path") from None
+    if start != MAGIC:
+        raise CommandError(f"{path} is not a records file; pass a file that xhdr log --records wrote")

@@ -102,6 +102,7 @@ struct settings {
 #define RECORDS_HEADER_MAX	(64 + XHDR_SLOTS * (XHDR_NAME_MAX + 32))
 #define RECORD_PREFIX	8
 #define RECORD_MAX	(1U << 24)
+#define INPUT_BYTES	(1U << 20)	/* what one read of --input asks for */
 
 /* The audit chain: each line's MAC covers the MAC of the line before it and the line itself. */
 #define AUDIT_KEY_MIN	16
@@ -1274,18 +1275,98 @@ static int read_limit(const struct settings *s, size_t at, const char *line, con
 	return 1;
 }
 
-/* The section header at byte `at`: its rules and limits replace the last ones. Returns its size. */
-static size_t read_records_header(struct settings *s, const char *file, size_t size, size_t at)
+/*
+ * The input being rendered, read as it comes: a file, or a pipe from `xhdr log --records -` that may stay open
+ * for hours, so nothing waits for its end. buf[start, end) holds the bytes from offset `at` of the input on.
+ */
+struct input {
+	const char *name;
+	int fd;
+	char *buf;
+	size_t cap, start, end;
+	size_t at;		/* the input's offset of buf[start], for messages */
+	int eof;
+	int stopped;		/* SIGINT or SIGTERM came while waiting for more */
+	const sigset_t *wait_mask;	/* the signals let in while waiting (see take_signals()) */
+};
+
+/*
+ * Makes `want` bytes available from the input's position, reading more as needed; returns how many are
+ * (fewer only at the end of the input, or after a stop). Lines already made are written before a wait, so a
+ * reader of a live pipe sees each request's line when its record arrives; the wait lets SIGINT and SIGTERM
+ * in, which end the rendering there.
+ */
+static size_t input_fill(struct input *in, size_t want)
+{
+	struct pollfd pfd = { .fd = in->fd, .events = POLLIN };
+	ssize_t n;
+
+	while (in->end - in->start < want && !in->eof && !in->stopped) {
+		if (in->start) {
+			memmove(in->buf, in->buf + in->start, in->end - in->start);
+			in->end -= in->start;
+			in->start = 0;
+		}
+		if (in->cap - in->end < want) {
+			char *grown = realloc(in->buf, want + INPUT_BYTES);
+
+			if (!grown)
+				fail("out of memory for a %zu-byte input buffer; raise the memory limit",
+				     want + INPUT_BYTES);
+			in->buf = grown;
+			in->cap = want + INPUT_BYTES;
+		}
+		flush_out();
+		if (ppoll(&pfd, 1, NULL, in->wait_mask) < 0 && errno != EINTR)
+			fail("cannot wait for --input %s: %s; check the file", in->name, strerror(errno));
+		if (stopping) {
+			in->stopped = 1;
+			break;
+		}
+		n = read(in->fd, in->buf + in->end, in->cap - in->end);
+		if (n < 0 && errno != EINTR)
+			fail("cannot read --input %s: %s; check the file", in->name, strerror(errno));
+		if (n == 0)
+			in->eof = 1;
+		if (n > 0)
+			in->end += n;
+	}
+	return in->end - in->start;
+}
+
+static void input_skip(struct input *in, size_t n)
+{
+	in->start += n;
+	in->at += n;
+}
+
+/*
+ * The section header at the input's position: its rules and limits replace the last ones. Returns its size, or 0
+ * after a stop.
+ */
+static size_t read_records_header(struct settings *s, struct input *in)
 {
 	char header[RECORDS_HEADER_MAX + 1], *line, *next;
-	size_t room = size - at < RECORDS_HEADER_MAX ? size - at : RECORDS_HEADER_MAX;
-	const char *stop = memmem(file + at, room, "\n\n", 2);
+	const char *stop = NULL, *p;
+	size_t have = 0;
 	int i;
 
+	/* its end is the first empty line; only what it needs is waited for */
+	while (!stop && have < RECORDS_HEADER_MAX) {
+		size_t more = input_fill(in, have + 1);
+
+		if (more == have || in->stopped)
+			break;
+		have = more < RECORDS_HEADER_MAX ? more : RECORDS_HEADER_MAX;
+		stop = memmem(in->buf + in->start, have, "\n\n", 2);
+	}
+	if (in->stopped)
+		return 0;
 	if (!stop)
-		bad_input(s, at, "a section header without its end");
-	memcpy(header, file + at, stop + 1 - (file + at));
-	header[stop + 1 - (file + at)] = 0;
+		bad_input(s, in->at, "a section header without its end");
+	p = in->buf + in->start;
+	memcpy(header, p, stop + 1 - p);
+	header[stop + 1 - p] = 0;
 	line = header + strlen(RECORDS_MAGIC);
 	s->nrules = 0;
 	s->max_target_len = 0;
@@ -1295,60 +1376,83 @@ static size_t read_records_header(struct settings *s, const char *file, size_t s
 		*next = 0;
 		if (!strncmp(line, "header ", 7)) {
 			if (add_rule(s, line + 7))
-				bad_input(s, at, "a section header with a bad header rule");
-		} else if (!read_limit(s, at, line, "max-target-len", &s->max_target_len) &&
-			   !read_limit(s, at, line, "max-value-len", &s->max_value_len)) {
-			bad_input(s, at, "a section header with a line it does not know");
+				bad_input(s, in->at, "a section header with a bad header rule");
+		} else if (!read_limit(s, in->at, line, "max-target-len", &s->max_target_len) &&
+			   !read_limit(s, in->at, line, "max-value-len", &s->max_value_len)) {
+			bad_input(s, in->at, "a section header with a line it does not know");
 		}
 	}
 	if (!s->max_target_len)
-		bad_input(s, at, "a section header without max-target-len");
+		bad_input(s, in->at, "a section header without max-target-len");
 	if (!s->max_value_len)
-		bad_input(s, at, "a section header without max-value-len");
+		bad_input(s, in->at, "a section header without max-value-len");
 	for (i = 0; i < s->nrules; i++)
 		make_prefix(&s->rules[i], s->format);
-	return ((stop + 2 - (file + at)) + RECORD_PREFIX - 1) & ~(size_t)(RECORD_PREFIX - 1);
+	return ((stop + 2 - p) + RECORD_PREFIX - 1) & ~(size_t)(RECORD_PREFIX - 1);
 }
 
-/* Renders every record of the --input file, section by section, as the ring's records are. */
-static void replay(struct settings *s)
+/*
+ * Whether the `need` bytes at the input's position are there, waiting for `want` (`need` or more) unless the
+ * input ends first; false after a stop. An input that ends before `need` bytes is `what`, an error.
+ */
+static int have(const struct settings *s, struct input *in, size_t want, size_t need, const char *what)
 {
-	size_t magic = strlen(RECORDS_MAGIC), size, at = 0;
-	const char *file = NULL;
-	struct stat st;
-	__u32 len[2];
-	int fd;
+	if (input_fill(in, want) >= need)
+		return 1;
+	if (!in->stopped)
+		bad_input(s, in->at, what);
+	return 0;
+}
 
-	fd = open(s->input, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st))
-		fail("cannot read --input %s: %s; check the path", s->input, strerror(errno));
-	size = st.st_size;
-	if (size >= magic)
-		file = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (file == MAP_FAILED)
-		fail("cannot map --input %s: %s; check the file", s->input, strerror(errno));
-	if (!file || memcmp(file, RECORDS_MAGIC, magic))
+/*
+ * Renders every record of the --input file or stream ("-": standard input), section by section, as the
+ * ring's records are, until its end or a stop.
+ */
+static void replay(struct settings *s, const sigset_t *wait_mask)
+{
+	size_t magic = strlen(RECORDS_MAGIC), size, padded;
+	struct input in = { .name = s->input, .fd = STDIN_FILENO, .wait_mask = wait_mask };
+	__u32 len[2];
+
+	if (strcmp(s->input, "-")) {
+		in.fd = open(s->input, O_RDONLY | O_CLOEXEC);
+		if (in.fd < 0)
+			fail("cannot read --input %s: %s; check the path", s->input, strerror(errno));
+	} else {
+		s->input = in.name = "standard input";	/* what messages call it */
+	}
+	if (input_fill(&in, magic) < magic && in.stopped)
+		finish(0);
+	if (in.end - in.start < magic || memcmp(in.buf + in.start, RECORDS_MAGIC, magic))
 		fail("%s is not an xhdr records file (it does not start with %.14s); "
 		     "pass a file that xhdr log --records wrote", s->input, RECORDS_MAGIC);
 	open_output(s);
 	ready_said = 1;	/* the events line at exit */
-	while (at < size && !count_reached(s)) {
-		if (size - at >= magic && !memcmp(file + at, RECORDS_MAGIC, magic)) {
-			at += read_records_header(s, file, size, at);
+	while (!count_reached(s)) {
+		size = input_fill(&in, magic);
+		if (!size || in.stopped)
+			break;
+		if (size >= magic && !memcmp(in.buf + in.start, RECORDS_MAGIC, magic)) {
+			padded = read_records_header(s, &in);
+			if (!padded || !have(s, &in, padded, padded, "the file ends inside a section header"))
+				break;
+			input_skip(&in, padded);
 			continue;
 		}
-		if (size - at < RECORD_PREFIX)
-			bad_input(s, at, "the file ends inside a record's length");
-		memcpy(len, file + at, sizeof(len));
+		if (!have(s, &in, RECORD_PREFIX, RECORD_PREFIX, "the file ends inside a record's length"))
+			break;
+		memcpy(len, in.buf + in.start, sizeof(len));
 		if (len[0] < XHDR_EVENT_FIXED_BYTES || len[0] >= RECORD_MAX || len[1])
-			bad_input(s, at, "a record length that is not one");
-		if (size - at - RECORD_PREFIX < len[0])
-			bad_input(s, at, "the file ends inside a record");
-		render((const __u8 *)file + at + RECORD_PREFIX, len[0], s);
-		at += RECORD_PREFIX + ((len[0] + 7) & ~7UL);
+			bad_input(s, in.at, "a record length that is not one");
+		/* the padding after a record is waited for, so the next one is read from its start */
+		padded = RECORD_PREFIX + ((len[0] + 7) & ~7UL);
+		if (!have(s, &in, padded, RECORD_PREFIX + len[0], "the file ends inside a record"))
+			break;
+		render((const __u8 *)in.buf + in.start + RECORD_PREFIX, len[0], s);
+		input_skip(&in, padded < in.end - in.start ? padded : in.end - in.start);
 	}
 	flush_out();
+	free(in.buf);
 }
 
 /* --- Command line ----------------------------------------------------------------------------- */
@@ -1503,7 +1607,7 @@ int main(int argc, char **argv)
 	if (s.audit_key)
 		audit_open(s.audit_key);
 	if (s.input)
-		replay(&s);
+		replay(&s, &wait_mask);
 	else
 		run(&s, &wait_mask);
 	if (audit.ctx)

@@ -175,7 +175,9 @@ struct parser {
 	__u32 hello_resumed;	/* it goes on from the flow's last segment */
 	__u32 ext_stop;		/* frame offset where its extensions end (or the hello), maybe past the view */
 	__u32 ext_read;		/* extensions read, in every segment */
-	__u32 ext_paused;	/* R23: the reading stopped at the view's end, at or past an extension's header */
+	__u32 ext_paused;	/* R23: the reading stopped at the view's end, at, past or inside an extension's header */
+	__u32 head_len;		/* R23: resumed inside an extension's header: the bytes of it the last segment had */
+	__u32 head;		/* and those bytes, the first in the lowest byte */
 	__u32 tls_found;	/* enum tls_found: the types met, in every segment */
 	__u32 sni_at, sni_end;
 	__u32 alpn_at, alpn_end;
@@ -291,6 +293,8 @@ struct flow_state {
 	__u16 ext_left;		/* the extensions' bytes from that header on */
 	__u8 ext_read;
 	__u8 tls_found;
+	__u8 head_len;		/* the segment ended inside an extension's header: its first 1-3 bytes */
+	__u8 head[3];
 };
 
 BPF_ARRAY(watched_ports, __u8, 65536);
@@ -1901,6 +1905,8 @@ static __always_inline int resume_hello(struct stage_ctx *m, struct flow_state *
 		return 0;
 	COVER(TLS_HELLO_RESUMED);
 	sc->p.hello_resumed = 1;
+	sc->p.head_len = st->head_len;
+	sc->p.head = st->head[0] | st->head[1] << 8 | st->head[2] << 16;
 	sc->p.ext_stop = start + st->ext_left;
 	sc->p.ext_read = st->ext_read;
 	sc->p.tls_found = st->tls_found;
@@ -2414,10 +2420,41 @@ static __always_inline int extensions_start(struct stage_ctx *m, struct xhdr_eve
  * verifier then sees every iteration start alike, whichever extensions came before. One iteration more
  * than TLS_MAX_EXTENSIONS, so the one after the last extension allowed is judged like any other.
  */
+/*
+ * R22: the extension of `type` whose data is [data, next) was read; the first of each wanted type is noted,
+ * and the reading goes on after it.
+ */
+static __always_inline void note_extension(struct xhdr_scratch *sc, __u32 type, __u32 data, __u32 next)
+{
+	__u32 found = sc->p.tls_found;
+
+	sc->p.ext_read++;
+	if (type == TLS_EXT_SERVER_NAME && !(found & FOUND_SNI)) {
+		sc->p.tls_found = found | FOUND_SNI;
+		sc->p.sni_at = data;
+		sc->p.sni_end = next;
+	} else if (type == TLS_EXT_ALPN && !(found & FOUND_ALPN)) {
+		sc->p.tls_found = found | FOUND_ALPN;
+		sc->p.alpn_at = data;
+		sc->p.alpn_end = next;
+	} else if (type == TLS_EXT_SUPPORTED_VERSIONS && !(found & FOUND_VERSIONS)) {
+		sc->p.tls_found = found | FOUND_VERSIONS;
+		sc->p.versions_at = data;
+		sc->p.versions_end = next;
+	}
+	sc->p.pos = next;
+}
+
+static __always_inline void bad_extensions(struct xhdr_event *ev)
+{
+	COVER(TLS_BAD_EXTENSIONS);
+	ev->flags |= XHDR_T_BAD_EXTENSIONS;
+}
+
 static __always_inline void read_extensions(struct stage_ctx *m, struct xhdr_event *ev)
 {
 	struct xhdr_scratch *sc = m->sc;
-	__u32 i, e, stop, end, type, data, next, found;
+	__u32 i, e, stop, end, data, next;
 
 	for (i = 0; i <= TLS_MAX_EXTENSIONS; i++) {
 		forget_memory();
@@ -2436,35 +2473,48 @@ static __always_inline void read_extensions(struct stage_ctx *m, struct xhdr_eve
 		if (e + 4 > stop)
 			goto bad;
 		if (e + 4 > end) {
-			sc->p.ext_paused = e >= end;	/* not inside a header, which no state keeps */
+			sc->p.ext_paused = 1;	/* at the view's end, or inside a header: R23 */
 			return;
 		}
-		type = be16_at(m, e);
 		data = e + 4;
 		next = data + be16_at(m, e + 2);
 		if (next > stop)
 			goto bad;
-		sc->p.ext_read++;
-		found = sc->p.tls_found;
-		if (type == TLS_EXT_SERVER_NAME && !(found & FOUND_SNI)) {
-			sc->p.tls_found = found | FOUND_SNI;
-			sc->p.sni_at = data;
-			sc->p.sni_end = next;
-		} else if (type == TLS_EXT_ALPN && !(found & FOUND_ALPN)) {
-			sc->p.tls_found = found | FOUND_ALPN;
-			sc->p.alpn_at = data;
-			sc->p.alpn_end = next;
-		} else if (type == TLS_EXT_SUPPORTED_VERSIONS && !(found & FOUND_VERSIONS)) {
-			sc->p.tls_found = found | FOUND_VERSIONS;
-			sc->p.versions_at = data;
-			sc->p.versions_end = next;
-		}
-		sc->p.pos = next;
+		note_extension(sc, be16_at(m, e), data, next);
 	}
 	return;
 bad:
-	COVER(TLS_BAD_EXTENSIONS);
-	ev->flags |= XHDR_T_BAD_EXTENSIONS;
+	bad_extensions(ev);
+}
+
+/*
+ * R23: the extension header the last segment ended inside (p.head_len of its bytes kept), finished with this
+ * segment's first bytes; returns whether the extensions are read on after it. A segment too short to finish
+ * it ends the reading, as a view that ends does (R22).
+ */
+static __always_inline int finish_header(struct stage_ctx *m, struct xhdr_event *ev)
+{
+	struct xhdr_scratch *sc = m->sc;
+	__u32 e = sc->p.pos, kept = sc->p.head_len, data, next, i;
+	__u64 header = 0;
+
+	if (kept == 0 || kept > 3)
+		return 1;
+	data = e + 4 - kept;
+	if (data > sc->pk.view_end)
+		return 0;
+	COVER(TLS_HEADER_FINISHED);
+	/* the header's four bytes in the order they came, the first in the highest byte */
+#pragma unroll
+	for (i = 0; i < 4; i++)
+		header = header << 8 | (i < kept ? (sc->p.head >> (8 * i)) & 0xFF : byte_at(m, e + i - kept));
+	next = data + (header & 0xFFFF);
+	if (next > sc->p.ext_stop) {
+		bad_extensions(ev);
+		return 0;
+	}
+	note_extension(sc, header >> 16, data, next);
+	return 1;
 }
 
 /* R22: bytes [from, from + len) of the frame go after the event's data so far, where slot s says. */
@@ -2558,8 +2608,9 @@ static __always_inline void hello_version(struct stage_ctx *m, struct xhdr_event
 
 /*
  * R23: whether the hello goes on in the flow's next segment: the reading stopped at the view's end, right
- * before an extension's header or inside an extension's data, and the view is the whole payload. The flow
- * then keeps where the next header is; xhdr_emit() keeps the event.
+ * before an extension's header, inside one or inside an extension's data, and the view is the whole payload.
+ * The flow then keeps where the next header is (or the first bytes of the one the view ends in);
+ * xhdr_emit() keeps the event.
  */
 static __always_inline int hello_goes_on(struct stage_ctx *m, struct xhdr_event *ev)
 {
@@ -2580,6 +2631,17 @@ static __always_inline int hello_goes_on(struct stage_ctx *m, struct xhdr_event 
 		ev->flags |= XHDR_T_SPLIT_EXTENSION;
 	}
 	st->mode = FLOW_HELLO;
+	if (next < end) {
+		/* inside a header: its first bytes wait in the flow for the rest (finish_header()) */
+		COVER(TLS_HEADER_SPLIT);
+		st->head_len = end - next;
+		st->head[0] = byte_at(m, next);
+		st->head[1] = next + 1 < end ? byte_at(m, next + 1) : 0;
+		st->head[2] = next + 2 < end ? byte_at(m, next + 2) : 0;
+		next = end;
+	} else {
+		st->head_len = 0;
+	}
 	st->body_left = next - sc->pk.payload_end;
 	st->ext_left = sc->p.ext_stop - next;
 	st->ext_read = sc->p.ext_read;
@@ -2609,7 +2671,8 @@ int xhdr_tls(struct xdp_md *ctx)
 	m.sc->p.versions_at = NOWHERE;
 	m.sc->p.ext_paused = 0;
 	if (m.sc->p.hello_resumed) {
-		read_extensions(&m, ev);
+		if (finish_header(&m, ev))
+			read_extensions(&m, ev);
 	} else {
 		ext = launder(m.sc, hello_fields(&m, ev, m.sc->p.pos));
 		if (ext == NOWHERE) {

@@ -124,6 +124,8 @@ enum xhdr_cover {
 	XHDR_COV_TLS_HELLO_GOES_ON,	/* R23: it is kept for the flow's next segment */
 	XHDR_COV_TLS_HELLO_RESUMED,	/* R23: it goes on from the last segment */
 	XHDR_COV_TLS_SPLIT_EXTENSION,	/* R23: the segment's end splits an extension R22 reads */
+	XHDR_COV_TLS_HEADER_SPLIT,	/* R23: the segment's end splits an extension's header, kept in the flow */
+	XHDR_COV_TLS_HEADER_FINISHED,	/* R23: the next segment's first bytes finish that header */
 	/* Stages */
 	XHDR_COV_SCAN_TAIL_CALL,	/* the scan goes on in another invocation */
 	XHDR_COV_OUT_OF_STEPS,		/* which the step bound rules out */

@@ -112,9 +112,10 @@ TLS
     ``ALPN_TRUNCATED``, names read from the kept bytes) and ``tls_version`` (the highest non-GREASE version
     offered, else the legacy_version).
     R23: a hello whose reading stops at the end of its payload (the view being the whole payload) right before
-    an extension's header or inside an extension's data goes on in the flow's next segment, in ``hello`` mode
-    (outcome ``continued``), up to ``max_request_segments`` segments read; an extension of the three whose
-    data the cut splits gives nothing (``SPLIT_EXTENSION``).
+    an extension's header, inside one, or inside an extension's data goes on in the flow's next segment, in
+    ``hello`` mode (outcome ``continued``), up to ``max_request_segments`` segments read; an extension of the
+    three whose data the cut splits gives nothing (``SPLIT_EXTENSION``); a header the cut splits is finished by
+    the next segment's first bytes, or ends the reading when that segment is too short.
 
 The flow table is a plain dict: the kernel's LRU eviction at ``max_flows`` (R15) is not modelled, so tests and
 the fuzzer keep fewer flows than that alive at once.
@@ -1122,9 +1123,8 @@ class _Ended(enum.Enum):
     """R22, R23: why the reading of a hello's extensions stopped in a segment."""
 
     ALL = "all"  # at the extensions' end
-    VIEW = "view"  # at the view's end, which the next extension's header starts at or after: it may go on
-    IN_HEADER = "in header"  # at the view's end, inside an extension's header
-    OTHER = "other"  # BAD_EXTENSIONS, TOO_MANY_EXTENSIONS, or the extensions' length not read
+    VIEW = "view"  # at the view's end, before, inside or after an extension's header: it may go on
+    OTHER = "other"  # BAD_EXTENSIONS, TOO_MANY_EXTENSIONS, the extensions' length not read, or a header not finished
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1133,7 +1133,9 @@ class Hello:
 
     The event's fields, and for a hello that goes on in the next segment (R23) where its reading stands:
     ``skip`` bytes from the next segment's start to the next extension's header, ``ext_left`` bytes of
-    extensions from there, the types already met (only the first of each counts) and the extensions read.
+    extensions from there, the types already met (only the first of each counts) and the extensions read;
+    or, when the segment ended inside an extension's header, ``head``, its first bytes (the rest start the
+    next segment, ``skip`` is 0 and ``ext_left`` counts from there).
     """
 
     tls_version: int  # the legacy_version until supported_versions offers more
@@ -1145,6 +1147,7 @@ class Hello:
     segments: int = 0  # segments it was read in before the one being read
     skip: int = 0
     ext_left: int = 0
+    head: bytes = b""
 
     def event(self, flow: Flow, config: ExtractorConfig, extra: TlsFlag) -> TlsHello:
         flags = self.flags | extra
@@ -1193,6 +1196,9 @@ def read_hello(
     else:
         hello, ended, position, stop = kept, None, start, start + kept.ext_left
     found: dict[int, _Extension] = {}
+    if kept is not None and kept.head:
+        ended, flags, position = _finish_header(view, start, stop, kept, found)
+        hello = dataclasses.replace(hello, flags=hello.flags | flags, read=hello.read + (ended is None))
     if ended is None:
         ended, flags, position, read = _extensions(view, position, stop, hello.read, hello.found, found)
         hello = dataclasses.replace(
@@ -1201,12 +1207,14 @@ def read_hello(
     hello = _hello_fields(view, found, hello)
     if ended is _Ended.VIEW and len(view) == length and hello.segments + 1 < config.max_request_segments:
         split = any(extension.end > len(view) for extension in found.values())
+        resume = max(position, length)  # inside a header, its first bytes are kept and the rest comes next
         going_on = dataclasses.replace(
             hello,
             flags=hello.flags | (TlsFlag.SPLIT_EXTENSION if split else TlsFlag(0)),
             segments=hello.segments + 1,
-            skip=position - length,
-            ext_left=stop - position,
+            skip=resume - length,
+            ext_left=stop - resume,
+            head=view[position:length],
         )
         return HelloReading(going_on, goes_on=True)
     if stop > len(view):
@@ -1285,7 +1293,7 @@ def _extensions(
         if position + 4 > stop:
             return _Ended.OTHER, TlsFlag.BAD_EXTENSIONS, position, read  # a header past the extensions' end
         if position + 4 > len(view):
-            return (_Ended.VIEW if position >= len(view) else _Ended.IN_HEADER), TlsFlag(0), position, read
+            return _Ended.VIEW, TlsFlag(0), position, read
         data = position + 4
         after = data + _u16(view, position + 2)
         if after > stop:
@@ -1295,6 +1303,25 @@ def _extensions(
         if kind in (EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS) and kind not in met:
             found.setdefault(kind, _Extension(data, after))
         position = after
+
+
+def _finish_header(
+    view: bytes, start: int, stop: int, kept: Hello, found: dict[int, _Extension]
+) -> tuple[_Ended | None, TlsFlag, int]:
+    """R23: the extension header the last segment ended inside, its first bytes ``kept.head``, finished with the
+    bytes at ``start``: (None when the reading goes on, else why it stopped; flags; where it goes on). A
+    segment too short to finish it stops the reading as a view that ends does (not going on again)."""
+    data = start + 4 - len(kept.head)
+    if data > len(view):
+        return _Ended.OTHER, TlsFlag(0), start
+    header = kept.head + view[start:data]
+    after = data + _u16(header, 2)
+    if after > stop:
+        return _Ended.OTHER, TlsFlag.BAD_EXTENSIONS, start
+    kind = _u16(header, 0)
+    if kind in (EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS) and kind not in kept.found:
+        found[kind] = _Extension(data, after)
+    return None, TlsFlag(0), after
 
 
 def _hello_fields(view: bytes, found: dict[int, _Extension], hello: Hello) -> Hello:

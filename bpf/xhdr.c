@@ -2595,7 +2595,7 @@ static __always_inline void hello_version(struct stage_ctx *m, struct xhdr_event
 		if (2 * k + 2 > n)
 			break;
 		v = be16_at(m, d + 1 + 2 * k);
-		if ((v & 0x0F0F) == 0x0A0A) {
+		if ((v & 0x0F0F) == 0x0A0A && (v >> 8) == (v & 0xFF)) {	/* RFC 8701's 0x0A0A, 0x1A1A, ... */
 			COVER(TLS_GREASE);
 			continue;
 		}

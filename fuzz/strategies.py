@@ -854,7 +854,7 @@ PROTOCOLS = st.sampled_from([b"h2", b"http/1.1", b"http/1.0", b"h3", b"spdy/3.1"
 TLS_VERSION_VALUES = weighted(
     (6, st.sampled_from([tls.TLS_1_3, tls.TLS_1_2])),
     (2, st.sampled_from(tls.GREASE)),
-    (1, st.sampled_from([0, 0x0300, tls.TLS_1_0, tls.TLS_1_1, 0x7F1C, 0x0A1A])),
+    (1, st.sampled_from([0, 0x0300, tls.TLS_1_0, tls.TLS_1_1, 0x7F1C, 0x0A1A, 0x1A2A])),  # 0x?A?A, not GREASE
     (1, st.integers(0, 0xFFFF)),
 )
 NAME_TYPES = weighted((12, st.just(tls.HOST_NAME)), (1, st.integers(1, 255)))

@@ -1382,8 +1382,8 @@ def _offered_versions(view: bytes, extension: _Extension | None) -> tuple[int, .
 
 
 def is_grease(version: int) -> bool:
-    """R22: a GREASE value (RFC 8701): both bytes of the form 0x?A."""
-    return version & 0x0F0F == 0x0A0A
+    """R22: a GREASE value, one of RFC 8701's sixteen: two equal bytes of the form 0x?A."""
+    return version & 0x0F0F == 0x0A0A and version >> 8 == version & 0xFF
 
 
 def _highest_version(versions: tuple[int, ...]) -> int:

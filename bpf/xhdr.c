@@ -2414,13 +2414,6 @@ static __always_inline int extensions_start(struct stage_ctx *m, struct xhdr_eve
 }
 
 /*
- * R22, R23: reads extensions from frame offset p.pos up to p.ext_stop and the view's end, noting where the
- * data of the first server_name, ALPN and supported_versions extension lies (p.tls_found and p.ext_read
- * count every segment of the hello). Its state lives in the scratch map, reloaded each iteration: the
- * verifier then sees every iteration start alike, whichever extensions came before. One iteration more
- * than TLS_MAX_EXTENSIONS, so the one after the last extension allowed is judged like any other.
- */
-/*
  * R22: the extension of `type` whose data is [data, next) was read; the first of each wanted type is noted,
  * and the reading goes on after it.
  */
@@ -2451,6 +2444,13 @@ static __always_inline void bad_extensions(struct xhdr_event *ev)
 	ev->flags |= XHDR_T_BAD_EXTENSIONS;
 }
 
+/*
+ * R22, R23: reads extensions from frame offset p.pos up to p.ext_stop and the view's end, noting where the
+ * data of the first server_name, ALPN and supported_versions extension lies (p.tls_found and p.ext_read
+ * count every segment of the hello). Its state lives in the scratch map, reloaded each iteration: the
+ * verifier then sees every iteration start alike, whichever extensions came before. One iteration more
+ * than TLS_MAX_EXTENSIONS, so the one after the last extension allowed is judged like any other.
+ */
 static __always_inline void read_extensions(struct stage_ctx *m, struct xhdr_event *ev)
 {
 	struct xhdr_scratch *sc = m->sc;

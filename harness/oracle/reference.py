@@ -1123,7 +1123,7 @@ class _Ended(enum.Enum):
     """R22, R23: why the reading of a hello's extensions stopped in a segment."""
 
     ALL = "all"  # at the extensions' end
-    VIEW = "view"  # at the view's end, before, inside or after an extension's header: it may go on
+    VIEW = "view"  # at the view's end, before or inside an extension's header or in its data: it may go on
     OTHER = "other"  # BAD_EXTENSIONS, TOO_MANY_EXTENSIONS, the extensions' length not read, or a header not finished
 
 

@@ -1453,6 +1453,8 @@ static void replay(struct settings *s, const sigset_t *wait_mask)
 	}
 	flush_out();
 	free(in.buf);
+	if (in.fd != STDIN_FILENO)
+		close(in.fd);
 }
 
 /* --- Command line ----------------------------------------------------------------------------- */

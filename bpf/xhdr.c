@@ -2386,6 +2386,12 @@ static __always_inline __u32 hello_fields(struct stage_ctx *m, struct xhdr_event
 	return p;
 }
 
+static __always_inline void bad_extensions(struct xhdr_event *ev)
+{
+	COVER(TLS_BAD_EXTENSIONS);
+	ev->flags |= XHDR_T_BAD_EXTENSIONS;
+}
+
 /*
  * R22: the extensions' length at frame offset ext, right after the fixed fields. Returns 1 with p.pos at
  * the first extension's header and p.ext_stop where the extensions end (the smaller of their length's end
@@ -2400,8 +2406,7 @@ static __always_inline int extensions_start(struct stage_ctx *m, struct xhdr_eve
 	if (ext >= hello_end)
 		return 0;
 	if (ext + 2 > hello_end) {
-		COVER(TLS_BAD_EXTENSIONS);
-		ev->flags |= XHDR_T_BAD_EXTENSIONS;
+		bad_extensions(ev);
 		return 0;
 	}
 	if (ext + 2 > sc->pk.view_end)
@@ -2436,12 +2441,6 @@ static __always_inline void note_extension(struct xhdr_scratch *sc, __u32 type, 
 		sc->p.versions_end = next;
 	}
 	sc->p.pos = next;
-}
-
-static __always_inline void bad_extensions(struct xhdr_event *ev)
-{
-	COVER(TLS_BAD_EXTENSIONS);
-	ev->flags |= XHDR_T_BAD_EXTENSIONS;
 }
 
 /*

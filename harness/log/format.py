@@ -26,11 +26,8 @@ def event_line(event: Event) -> str:
     Header values may hold CR, NUL or other control bytes (docs/EXTRACTION.md R13), and an SNI or a protocol
     name any byte (R22); they are escaped so that an event can never span two lines or drive the terminal.
     """
-    endpoints = f"{_endpoint(event.saddr, event.sport)} -> {_endpoint(event.daddr, event.dport)}"
-    if isinstance(event, TlsHello):
-        text = f"{endpoints} {_hello(event)}"
-    else:
-        text = f"{endpoints} {_request(event)}"
+    what = _hello(event) if isinstance(event, TlsHello) else _request(event)
+    text = f"{_endpoint(event.saddr, event.sport)} -> {_endpoint(event.daddr, event.dport)} {what}"
     if event.flags:
         text += f" [{','.join(flag.name.lower() for flag in type(event.flags) if event.flags & flag)}]"
     return printable(text)

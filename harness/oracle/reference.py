@@ -53,8 +53,8 @@ Several requests in one frame
 
 Flows
     R15: a flow is (family, addresses, ports, VLAN ids) with a state ``expect`` and a mode (``request``,
-    ``body`` with ``body_left``, ``headers`` with the kept request of R18, ``lost``, R21's ``encrypted``); sequence numbers
-    compare modulo 2^32. On a watched segment: RST
+    ``body`` with ``body_left``, ``headers`` with the kept request of R18, ``lost``, R21's ``encrypted``,
+    R23's ``hello``); sequence numbers compare modulo 2^32. On a watched segment: RST
     removes the state (``flows_closed``) and the segment goes on without one; SYN without RST sets
     ``request`` at seq + 1 (``flows_opened``), its payload (TCP Fast Open) starting there; an empty payload
     is ``no_payload``; the payload goes to R16; FIN then removes the state (``flows_closed``). Each change to
@@ -313,7 +313,7 @@ class FlowState:
 
 
 class FlowTracker:
-    """The extractor across frames: R1-R22 with the flow states of R15 (no LRU eviction, see the docstring)."""
+    """The extractor across frames: R1-R23 with the flow states of R15 (no LRU eviction, see the docstring)."""
 
     def __init__(self, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY) -> None:
         self.config = config
@@ -1095,7 +1095,7 @@ def _chunk_byte(chunking: Chunking, byte: int) -> Chunking | None:
     return None
 
 
-# --- TLS: R21, R22 ---------------------------------------------------------------------------------------
+# --- TLS: R21-R23 ---------------------------------------------------------------------------------------
 
 TLS_HANDSHAKE = 22  # R22: the record's content type
 TLS_CLIENT_HELLO = 1  # R22: the handshake's type
@@ -1299,9 +1299,7 @@ def _extensions(
         if after > stop:
             return _Ended.OTHER, TlsFlag.BAD_EXTENSIONS, position, read  # its data runs past: not read
         read += 1
-        kind = _u16(view, position)
-        if kind in (EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS) and kind not in met:
-            found.setdefault(kind, _Extension(data, after))
+        _note_extension(found, met, _u16(view, position), _Extension(data, after))
         position = after
 
 
@@ -1318,10 +1316,17 @@ def _finish_header(
     after = data + _u16(header, 2)
     if after > stop:
         return _Ended.OTHER, TlsFlag.BAD_EXTENSIONS, start
-    kind = _u16(header, 0)
-    if kind in (EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS) and kind not in kept.found:
-        found[kind] = _Extension(data, after)
+    _note_extension(found, kept.found, _u16(header, 0), _Extension(data, after))
     return None, TlsFlag(0), after
+
+
+def _note_extension(
+    found: dict[int, _Extension], met: frozenset[int], kind: int, extension: _Extension
+) -> None:
+    """R22: an extension read; the first of each type a field comes from, not ``met`` in an earlier segment,
+    goes into ``found``."""
+    if kind in (EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_VERSIONS) and kind not in met:
+        found.setdefault(kind, extension)
 
 
 def _hello_fields(view: bytes, found: dict[int, _Extension], hello: Hello) -> Hello:

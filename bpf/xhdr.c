@@ -42,6 +42,7 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
+#include <linux/pkt_cls.h>
 
 #include "xhdr_event.h"
 #include "xhdr_cover.h"
@@ -267,6 +268,9 @@ enum flow_mode {
 	FLOW_HELLO,		/* a ClientHello goes on at `expect`, its event in `pending` (R23) */
 };
 
+/* R25: requests of a flow whose times are kept until their responses come (a power of two). */
+#define XHDR_WAITING 4
+
 /* What watched_ports says of a destination port (harness/core/program.py writes it). */
 enum port_kind {
 	PORT_UNWATCHED,
@@ -295,6 +299,10 @@ struct flow_state {
 	__u8 tls_found;
 	__u8 head_len;		/* the segment ended inside an extension's header: its first 1-3 bytes */
 	__u8 head[3];
+	/* R24, R25: requests logged since the flow opened, responses seen, the times of the last ones logged */
+	__u32 requests;
+	__u32 answered;
+	__u64 request_ns[XHDR_WAITING];
 };
 
 BPF_ARRAY(watched_ports, __u8, 65536);
@@ -1770,6 +1778,8 @@ static __always_inline struct flow_state *open_flow(struct stage_ctx *m, __u32 e
 		st->expect = expect;
 		st->mode = FLOW_REQUEST;
 		st->body_left = 0;
+		st->requests = 0;	/* R24: a new connection's requests */
+		st->answered = 0;
 		return st;
 	} else {
 		struct flow_state opened = { .expect = expect, .mode = FLOW_REQUEST };
@@ -2231,6 +2241,25 @@ int xhdr_chunks(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
+/*
+ * R24: the `logged` requests of this segment, logged at `now`, wait in their flow's state for their responses
+ * (xhdr_responses()). The state is there unless a FIN closed the flow, whose requests then wait for nothing.
+ */
+static __always_inline void await_responses(struct flow *flow, __u32 logged, __u64 now)
+{
+	struct flow_state *st = flows.lookup(flow);
+	__u32 r;
+
+	if (!st)
+		return;
+	for (r = 0; r < XHDR_MAX_REQUESTS; r++) {
+		if (r >= logged)
+			break;
+		st->request_ns[st->requests & (XHDR_WAITING - 1)] = now;
+		st->requests++;
+	}
+}
+
 /* R8: one ring-buffer record per request found, with the flow's addresses. */
 int xhdr_emit(struct xdp_md *ctx)
 {
@@ -2302,6 +2331,8 @@ int xhdr_emit(struct xdp_md *ctx)
 			count(m.cnt, XHDR_C_EVENTS_LOST);
 		}
 	}
+	if (m.n->responses && logged && !m.sc->pk.tls)
+		await_responses(flow, logged, now);
 	/* R18, R23: a request or ClientHello that goes on in the flow's next segment keeps its event until then. */
 	if ((m.sc->p.next_mode == FLOW_HEADERS || m.sc->p.next_mode == FLOW_HELLO) && !m.sc->pk.fin) {
 		struct record *rec = record_of(m.sc, logged);
@@ -2723,29 +2754,31 @@ static __always_inline __u32 frame_length(struct xdp_md *ctx, struct xhdr_scratc
 	return len;
 }
 
-/* R1-R6: Ethernet, VLAN, IP and TCP; hands a watched, non-empty payload to the scan stage. */
-int xhdr_extract(struct xdp_md *ctx)
-{
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct flow_state *st = 0;
-	struct stage_ctx m;
-	struct flow *flow;
-	struct tcphdr *tcp;
-	__u32 ip_end, l4_off, payload_off, port, view_end, i, outcome;
-	__u32 l3_off = sizeof(struct ethhdr);
-	__u8 *watched;
-	__u16 proto;
+/* Where read_layers() found the TCP header and the payload; frame offsets. */
+struct layers {
+	__u32 l4_off;
+	__u32 payload_off;
+	__u32 ip_end;		/* after the payload by its IP length, maybe past the frame */
+};
 
-	if (!stage_maps(ctx, &m))
-		return XDP_PASS;
-	flow = &m.sc->flow;
-	count(m.cnt, XHDR_C_PACKETS);
+/*
+ * R1-R6: Ethernet, up to two VLAN tags, IPv4 or IPv6, and a whole TCP header. Fills the flow's addresses and
+ * VLAN tags (not its ports), swapped when `answer` says the frame goes from the flow's server to its client
+ * (R24). Returns XHDR_C_TCP_WATCHED when there is a TCP header to read, else the counter that ends the frame.
+ */
+static __always_inline __u32 read_layers(void *data, void *data_end, struct flow *flow, struct layers *l,
+					 int answer)
+{
+	struct ethhdr *eth = data;
+	struct tcphdr *tcp;
+	__u32 ip_end, l4_off, payload_off, i;
+	__u32 l3_off = sizeof(struct ethhdr);
+	__u8 *client, *server;
+	__u16 proto;
 
 	/* R1, R2 */
 	if ((void *)(eth + 1) > data_end)
-		goto malformed;
+		return XHDR_C_MALFORMED;
 	proto = eth->h_proto;
 	flow->vlan_count = 0;
 	flow->zero = 0;
@@ -2758,17 +2791,17 @@ int xhdr_extract(struct xdp_md *ctx)
 		if (proto != bpf_htons(ETH_P_8021Q_TAG) && proto != bpf_htons(ETH_P_8021AD_TAG))
 			break;
 		if ((void *)(tag + 2) > data_end)
-			goto malformed;
+			return XHDR_C_MALFORMED;
 		COVER(VLAN);
 		flow->vlan_ids[i] = bpf_ntohs(tag[0]) & 0x0FFF;
 		flow->vlan_count = i + 1;
 		proto = tag[1];
 		l3_off += 4;
 	}
-	if (proto == bpf_htons(ETH_P_8021Q_TAG) || proto == bpf_htons(ETH_P_8021AD_TAG)) {
-		count(m.cnt, XHDR_C_VLAN_TOO_DEEP);
-		return XDP_PASS;
-	}
+	if (proto == bpf_htons(ETH_P_8021Q_TAG) || proto == bpf_htons(ETH_P_8021AD_TAG))
+		return XHDR_C_VLAN_TOO_DEEP;
+	client = answer ? flow->daddr : flow->saddr;
+	server = answer ? flow->saddr : flow->daddr;
 
 	/* R3, R4, R5 */
 	if (proto == bpf_htons(ETH_P_IP)) {
@@ -2776,26 +2809,22 @@ int xhdr_extract(struct xdp_md *ctx)
 		__u32 ihl_bytes, tot_len;
 
 		if ((void *)(ip + 1) > data_end)
-			goto malformed;
+			return XHDR_C_MALFORMED;
 		ihl_bytes = ip->ihl * 4;
 		tot_len = bpf_ntohs(ip->tot_len);
 		if (ip->version != 4 || ihl_bytes < sizeof(*ip) || tot_len < ihl_bytes)
-			goto malformed;
+			return XHDR_C_MALFORMED;
 		if (data + l3_off + ihl_bytes > data_end)
-			goto malformed;
-		if (bpf_ntohs(ip->frag_off) & IP_FRAGMENT_OFFSET) {
-			count(m.cnt, XHDR_C_LATER_FRAGMENT);
-			return XDP_PASS;
-		}
-		if (ip->protocol != IPPROTO_TCP) {
-			count(m.cnt, XHDR_C_NOT_TCP);
-			return XDP_PASS;
-		}
+			return XHDR_C_MALFORMED;
+		if (bpf_ntohs(ip->frag_off) & IP_FRAGMENT_OFFSET)
+			return XHDR_C_LATER_FRAGMENT;
+		if (ip->protocol != IPPROTO_TCP)
+			return XHDR_C_NOT_TCP;
 		flow->family = 4;
 		__builtin_memset(flow->saddr, 0, sizeof(flow->saddr));
 		__builtin_memset(flow->daddr, 0, sizeof(flow->daddr));
-		__builtin_memcpy(flow->saddr, &ip->saddr, 4);
-		__builtin_memcpy(flow->daddr, &ip->daddr, 4);
+		__builtin_memcpy(client, &ip->saddr, 4);
+		__builtin_memcpy(server, &ip->daddr, 4);
 		ip_end = l3_off + tot_len;
 		l4_off = l3_off + ihl_bytes;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
@@ -2803,35 +2832,63 @@ int xhdr_extract(struct xdp_md *ctx)
 		__u8 next;
 
 		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
-			goto malformed;
+			return XHDR_C_MALFORMED;
 		COVER(IPV6);
 		next = ip6->nexthdr;
 		if (next == 0 || next == 43 || next == 44 || next == 50 || next == 51 || next == 60 ||
-		    next == 135 || next == 139 || next == 140) {
-			count(m.cnt, XHDR_C_IPV6_EXT_HEADER);
-			return XDP_PASS;
-		}
-		if (next != IPPROTO_TCP) {
-			count(m.cnt, XHDR_C_NOT_TCP);
-			return XDP_PASS;
-		}
+		    next == 135 || next == 139 || next == 140)
+			return XHDR_C_IPV6_EXT_HEADER;
+		if (next != IPPROTO_TCP)
+			return XHDR_C_NOT_TCP;
 		flow->family = 6;
-		__builtin_memcpy(flow->saddr, &ip6->saddr, 16);
-		__builtin_memcpy(flow->daddr, &ip6->daddr, 16);
+		__builtin_memcpy(client, &ip6->saddr, 16);
+		__builtin_memcpy(server, &ip6->daddr, 16);
 		ip_end = l3_off + sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 		l4_off = l3_off + sizeof(*ip6);
 	} else {
-		count(m.cnt, XHDR_C_NOT_IP);
-		return XDP_PASS;
+		return XHDR_C_NOT_IP;
 	}
 
 	/* R6: the TCP header must fit before the IP end and before the frame's end. */
 	tcp = data + l4_off;
 	if ((void *)(tcp + 1) > data_end || l4_off + sizeof(*tcp) > ip_end)
-		goto malformed;
+		return XHDR_C_MALFORMED;
 	payload_off = l4_off + tcp->doff * 4;
 	if (tcp->doff < 5 || payload_off > ip_end || data + payload_off > data_end)
-		goto malformed;
+		return XHDR_C_MALFORMED;
+	l->l4_off = l4_off;
+	l->payload_off = payload_off;
+	l->ip_end = ip_end;
+	return XHDR_C_TCP_WATCHED;
+}
+
+/* R1-R6: Ethernet, VLAN, IP and TCP; hands a watched, non-empty payload to the scan stage. */
+int xhdr_extract(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct flow_state *st = 0;
+	struct stage_ctx m;
+	struct layers l;
+	struct flow *flow;
+	struct tcphdr *tcp;
+	__u32 ip_end, payload_off, port, view_end, outcome;
+	__u8 *watched;
+
+	if (!stage_maps(ctx, &m))
+		return XDP_PASS;
+	flow = &m.sc->flow;
+	count(m.cnt, XHDR_C_PACKETS);
+	outcome = read_layers(data, data_end, flow, &l, 0);
+	if (outcome != XHDR_C_TCP_WATCHED) {
+		count(m.cnt, outcome);
+		return XDP_PASS;
+	}
+	tcp = data + frame_offset(l.l4_off);
+	if ((void *)(tcp + 1) > data_end)
+		return XDP_PASS;	/* read_layers() ruled it out; the verifier needs it said here */
+	payload_off = l.payload_off;
+	ip_end = l.ip_end;
 	port = bpf_ntohs(tcp->dest);
 	watched = watched_ports.lookup(&port);
 	if (!watched || *watched == PORT_UNWATCHED) {
@@ -2889,8 +2946,109 @@ segment_done:
 	count(m.cnt, outcome);
 	close_if_fin(&m);
 	return XDP_PASS;
+}
 
-malformed:
-	count(m.cnt, XHDR_C_MALFORMED);
-	return XDP_PASS;
+/* --- Responses: R24, R25 --------------------------------------------------------------------------- */
+
+/* The bytes of a status line that say what R25 needs: "HTTP/1.1 200 " (or a CR last). */
+#define STATUS_LINE_BYTES 13
+
+/*
+ * R25: the status code of the status line `line` starts with ("HTTP/1.0" or "HTTP/1.1", SP, three digits,
+ * then SP or CR), with its version; 0 when it is no status line.
+ */
+static __always_inline __u32 status_code(__u8 *line, __u8 *version)
+{
+	__u64 w = *(__u64 *)line;
+	__u32 status = 0, i;
+	__u8 c = w >> 56;
+
+	if ((w ^ HTTP10) & 0x00FFFFFFFFFFFFFFULL || (c != '0' && c != '1') || line[8] != ' ')
+		return 0;
+#pragma unroll
+	for (i = 9; i < 12; i++) {
+		if (line[i] < '0' || line[i] > '9')
+			return 0;
+		status = status * 10 + line[i] - '0';
+	}
+	if (line[12] != ' ' && line[12] != '\r')
+		return 0;
+	*version = c == '0' ? 10 : 11;
+	return status;
+}
+
+/* A response event is built here: struct xhdr_event's head, a record with no data. */
+BPF_PERCPU_ARRAY(answer, struct xhdr_event, 1);
+
+/*
+ * R24, R25: a frame leaving the interface (TC egress). A segment from a watched HTTP port whose payload starts
+ * with a final status line answers the oldest request of its flow that has no answer yet: one response event
+ * with the status and the request's time. The frame always goes on.
+ */
+int xhdr_responses(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct xhdr_counters *cnt;
+	struct xhdr_event *ev;
+	struct flow_state *st;
+	struct flow flow;
+	struct layers l;
+	struct tcphdr *tcp;
+	__u64 line[2] = {};	/* words: the status line is read as one */
+	__u8 version = 0, *watched;
+	__u32 zero = 0, port, status, n;
+
+	if (read_layers(data, data_end, &flow, &l, 1) != XHDR_C_TCP_WATCHED)
+		return TC_ACT_OK;
+	tcp = data + frame_offset(l.l4_off);
+	if ((void *)(tcp + 1) > data_end)
+		return TC_ACT_OK;
+	port = bpf_ntohs(tcp->source);
+	watched = watched_ports.lookup(&port);
+	if (!watched || *watched != PORT_HTTP)
+		return TC_ACT_OK;
+	flow.sport = bpf_ntohs(tcp->dest);
+	flow.dport = port;
+	/* The payload may lie in pages after the linear part (TSO): copied, not read in place. */
+	if (l.payload_off + STATUS_LINE_BYTES > l.ip_end ||
+	    bpf_skb_load_bytes(skb, l.payload_off, line, STATUS_LINE_BYTES))
+		return TC_ACT_OK;
+	status = status_code((__u8 *)line, &version);
+	if (!status || (status < 200 && status != 101))
+		return TC_ACT_OK;	/* no status line, or an interim response: the request waits on */
+	cnt = counters.lookup(&zero);
+	ev = answer.lookup(&zero);
+	if (!cnt || !ev)
+		return TC_ACT_OK;
+	st = flows.lookup(&flow);
+	if (!st || st->answered == st->requests) {
+		count(cnt, XHDR_C_RESPONSES_UNMATCHED);	/* no request waits: not seen, or its flow is gone */
+		return TC_ACT_OK;
+	}
+	n = st->answered++;
+	if (st->requests - n > XHDR_WAITING) {
+		count(cnt, XHDR_C_RESPONSES_UNMATCHED);	/* its request's time was overwritten by later ones */
+		return TC_ACT_OK;
+	}
+	__builtin_memset(ev, 0, EVENT_HEAD_BYTES);
+	ev->kind = XHDR_KIND_RESPONSE;
+	ev->timestamp_ns = bpf_ktime_get_ns();
+	ev->request_ns = st->request_ns[n & (XHDR_WAITING - 1)];
+	ev->status = status;
+	ev->version = version;
+	ev->ifindex = skb->ifindex;
+	ev->family = flow.family;
+	__builtin_memcpy(ev->saddr, flow.saddr, sizeof(ev->saddr));
+	__builtin_memcpy(ev->daddr, flow.daddr, sizeof(ev->daddr));
+	ev->sport = flow.sport;
+	ev->dport = flow.dport;
+	ev->vlan_ids[0] = flow.vlan_ids[0];
+	ev->vlan_ids[1] = flow.vlan_ids[1];
+	ev->vlan_count = flow.vlan_count;
+	if (events.ringbuf_output(ev, XHDR_EVENT_FIXED_BYTES, BPF_RB_NO_WAKEUP) == 0)
+		count(cnt, XHDR_C_RESPONSES);
+	else
+		count(cnt, XHDR_C_EVENTS_LOST);
+	return TC_ACT_OK;
 }

@@ -63,10 +63,11 @@ enum xhdr_event_flag {
 	XHDR_F_CONTROL_BYTE = 1 << 14,
 };
 
-/* What an event is about: a request (R8) or a TLS ClientHello (R21, R22). */
+/* What an event is about: a request (R8), a TLS ClientHello (R21, R22) or a request's response (R24, R25). */
 enum xhdr_kind {
 	XHDR_KIND_HTTP = 0,
 	XHDR_KIND_TLS = 1,
+	XHDR_KIND_RESPONSE = 2,
 };
 
 /* R22: the flags of a TLS event, in the same field; SCAN_LIMIT is the same bit as a request's. */
@@ -115,6 +116,9 @@ enum xhdr_counter {
 	XHDR_C_TLS_HELLO,
 	XHDR_C_NOT_TLS,
 	XHDR_C_ENCRYPTED,
+	/* R25: responses leaving through the egress program; no frame of PACKETS is among them */
+	XHDR_C_RESPONSES,
+	XHDR_C_RESPONSES_UNMATCHED,
 	XHDR_C_COUNT,
 };
 
@@ -151,7 +155,9 @@ struct xhdr_event {
 	__u16 tls_version;	/* TLS: the version the ClientHello offers (R22) */
 	__u16 alpn_length;	/* TLS: the ALPN list's bytes, before truncation; kept in data[] after the SNI */
 	__u8 kind;		/* enum xhdr_kind */
-	__u8 reserved[3];
+	__u8 reserved;
+	__u16 status;		/* a response: its status code (R25) */
+	__u64 request_ns;	/* a response: the timestamp_ns of the request it answers (R25) */
 	struct xhdr_slot slots[XHDR_SLOTS];
 	/* Everything above is zeroed when a request starts; the buffers below are only read up to their lengths. */
 	__u8 method[XHDR_METHOD_MAX];
@@ -177,6 +183,7 @@ struct xhdr_names {
 	__u8 mode[XHDR_SLOTS];			/* enum xhdr_mode per slot */
 	__u8 highest_bit[256];			/* index of the highest set bit of a byte (0 for 0) */
 	__u8 len_mask[XHDR_NAME_MAX + 1];	/* slots whose name has this length */
+	__u8 responses;				/* R24: logged requests wait for their responses */
 };
 
 #endif /* XHDR_EVENT_H */

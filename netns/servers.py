@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,55 +55,72 @@ TLS_LOG_FORMAT = (
 )
 
 
-class TlsServer:
-    """nginx serving HTTPS in the gateway namespace, with a certificate for ``name`` made when it starts.
+class _Nginx:
+    """nginx in the gateway namespace, listening on IPv4 and IPv6 on ``port``, with ``http`` inside its http
+    block and each request logged in ``log_format`` to a file of its own. Starting returns once a TCP connect
+    succeeds; the lab's cleanup stops it."""
 
-    It listens on IPv4 and IPv6 on ``port`` (HTTP/1.1 and HTTP/2), answers 200 to everything and logs
-    each request with what nginx itself saw of the handshake (:data:`TLS_LOG_FORMAT`). Starting returns
-    once a TCP connect succeeds; the lab's cleanup stops it.
-    """
-
-    def __init__(self, lab: Lab, *, name: str = "api.shop.example", port: int = 443) -> None:
-        assert lab.workdir is not None, "TlsServer needs an entered lab"
+    def __init__(self, lab: Lab, name: str, port: int, log_format: str, http: str) -> None:
+        assert lab.workdir is not None, "nginx needs an entered lab"
         self.lab = lab
-        self.name = name
         self.port = port
-        self.certificate = lab.workdir / "tls-cert.pem"
-        key = lab.workdir / "tls-key.pem"
-        _self_signed(name, self.certificate, key)
-        self.log_path = lab.workdir / f"nginx-tls-{port}.jsonl"
+        self.log_path = lab.workdir / f"nginx-{name}.jsonl"
         self.log_path.touch()
-        error_log = lab.workdir / "nginx-tls-error.log"
-        endpoint = lab.gateway.endpoint
-        config = lab.workdir / f"nginx-tls-{port}.conf"
+        error_log = lab.workdir / f"nginx-{name}-error.log"
+        config = lab.workdir / f"nginx-{name}.conf"
         config.write_text(
             f"""
 daemon off;
 worker_processes 1;
-pid {lab.workdir}/nginx-tls-{port}.pid;
+pid {lab.workdir}/nginx-{name}.pid;
 error_log {error_log};
 events {{ worker_connections 64; }}
 http {{
-    log_format tls '{TLS_LOG_FORMAT}';
-    access_log {self.log_path} tls;
+    log_format {name} '{log_format}';
+    access_log {self.log_path} {name};
     client_body_temp_path {lab.workdir};
-    ssl_certificate {self.certificate};
-    ssl_certificate_key {key};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    server {{
-        listen {endpoint.ipv4}:{port} ssl http2;
-        listen [{endpoint.ipv6}]:{port} ssl http2;
-        location / {{ return 200 "ok\\n"; }}
-    }}
+{http}
 }}
 """
         )
         self.proc = lab.spawn(lab.gateway, ["nginx", "-e", str(error_log), "-c", str(config)])
-        wait_until(self._listening, START_TIMEOUT_S, f"nginx with TLS on port {port} in {lab.gateway.netns}")
+        wait_until(self._listening, START_TIMEOUT_S, f"nginx on port {port} in {lab.gateway.netns}")
 
     def _listening(self) -> bool:
-        self.lab.check_alive(self.proc, f"nginx with TLS on port {self.port}")
+        self.lab.check_alive(self.proc, f"nginx on port {self.port}")
         return _accepts_both_families(self.lab.gateway, self.port)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """nginx's log line of every request so far, oldest first."""
+        return _json_lines(self.log_path)
+
+
+def _listen(lab: Lab, port: int, tls: str = "") -> str:
+    """nginx's listen directives for the gateway's two addresses."""
+    endpoint = lab.gateway.endpoint
+    return f"listen {endpoint.ipv4}:{port}{tls}; listen [{endpoint.ipv6}]:{port}{tls};"
+
+
+class TlsServer(_Nginx):
+    """nginx serving HTTPS (HTTP/1.1 and HTTP/2) with a certificate for ``name`` made when it starts. It answers
+    200 to everything and logs each request with what nginx itself saw of the handshake
+    (:data:`TLS_LOG_FORMAT`)."""
+
+    def __init__(self, lab: Lab, *, name: str = "api.shop.example", port: int = 443) -> None:
+        assert lab.workdir is not None, "TlsServer needs an entered lab"
+        self.name = name
+        self.certificate = lab.workdir / "tls-cert.pem"
+        key = lab.workdir / "tls-key.pem"
+        _self_signed(name, self.certificate, key)
+        http = f"""
+    ssl_certificate {self.certificate};
+    ssl_certificate_key {key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    server {{
+        {_listen(lab, port, " ssl http2")}
+        location / {{ return 200 "ok\\n"; }}
+    }}"""
+        super().__init__(lab, f"tls-{port}", port, TLS_LOG_FORMAT, http)
 
     def url(self, path: str = "/") -> str:
         return f"https://{self.name}:{self.port}{path}"
@@ -112,9 +130,31 @@ http {{
         address = _url_address(self.lab.gateway, family)
         return ["--resolve", f"{self.name}:{self.port}:{address}", "--cacert", str(self.certificate)]
 
-    def requests(self) -> list[dict[str, Any]]:
-        """nginx's log line of every request so far, oldest first."""
-        return _json_lines(self.log_path)
+
+# nginx's own account of each request and its response: the oracle of the responses lab tests (R24, R25).
+STATUS_LOG_FORMAT = (
+    '{"request":"$request","status":"$status","request_time":"$request_time",'
+    '"request_id":"$http_x_request_id","port":"$remote_port"}'
+)
+
+
+class StatusServer(_Nginx):
+    """nginx serving plain HTTP: ``/status/NNN`` answers with status NNN for each of ``statuses`` and an empty
+    body, anything else 200. It logs each request with its status and the time nginx took
+    (:data:`STATUS_LOG_FORMAT`)."""
+
+    def __init__(self, lab: Lab, statuses: Sequence[int], *, port: int = 80) -> None:
+        locations = "".join(f"location = /status/{code} {{ return {code}; }} " for code in statuses)
+        http = f"""
+    server {{
+        {_listen(lab, port)}
+        {locations}
+        location / {{ return 200 "ok\\n"; }}
+    }}"""
+        super().__init__(lab, f"status-{port}", port, STATUS_LOG_FORMAT, http)
+
+    def url(self, path: str = "/", *, family: int = 4) -> str:
+        return f"http://{_url_address(self.lab.gateway, family)}:{self.port}{path}"
 
 
 def _accepts_both_families(host: Host, port: int) -> bool:

@@ -22,13 +22,16 @@ from harness.cli.main import SCRIPT as XHDR
 from harness.core.driver import with_openings
 from harness.core.handover import helpers_running
 from harness.core.program import Program
+from harness.core.tc import egress_programs
 from harness.core.wait import wait_until
 from harness.core.workers import pids_running
 from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
 from harness.log.audit import AuditSummary, new_key, read_key, verify
 from harness.log.consumer import build_consumer
 from harness.oracle.frames import FrameSpec, build
+from netns.clients import curl
 from netns.lab import Lab
+from netns.servers import StatusServer
 
 pytestmark = pytest.mark.kernel
 
@@ -210,19 +213,83 @@ def test_live_log_streams_events_and_detaches_on_signal(
 
 @pytest.mark.parametrize("mode", list(XdpMode), ids=[mode.value for mode in XdpMode])
 def test_a_killed_log_leaves_nothing_attached(lab: Lab, tmp_path: Path, mode: XdpMode) -> None:
-    """SIGKILL gives xhdr log no chance to detach: the BPF link it attached through goes with the process."""
+    """SIGKILL gives xhdr log no chance to detach: the BPF links it attached through, the XDP program's and
+    the responses program's on the egress, go with the process."""
     gateway = lab.gateway
-    with running_log(lab, tmp_path, mode) as (proc, _, err):
+    config = responses_config(tmp_path)
+    with running_log(lab, tmp_path, mode, "--config", str(config)) as (proc, _, err):
         wait_attached(lab, proc, err, mode)
+        assert len(egress_programs(gateway.ifname, gateway.netns)) == 1
         proc.kill()
         assert proc.wait(timeout=EXIT_DEADLINE_S) == -signal.SIGKILL
 
     def detached() -> bool:
-        return attached_mode(gateway.ifname, gateway.netns) is None
+        return attached_mode(gateway.ifname, gateway.netns) is None and not egress_programs(
+            gateway.ifname, gateway.netns
+        )
 
     wait_until(detached, EXIT_DEADLINE_S, f"the program to leave {gateway.ifname} after SIGKILL")
     # The consumer was told by the kernel (PR_SET_PDEATHSIG) that its parent died.
     wait_until(lambda: not consumers_running(), EXIT_DEADLINE_S, "the event consumer to end after SIGKILL")
+
+
+def responses_config(tmp_path: Path) -> Path:
+    """A configuration with the default ports and headers and responses on (R24)."""
+    config = tmp_path / "responses.toml"
+    config.write_text("responses = true\n")
+    return config
+
+
+# The statuses curl asks nginx for, one connection each, over IPv4 and IPv6 in turn.
+STATUSES = (200, 404, 301, 503, 204, 418)
+# nginx's $request_time counts in milliseconds; the kernel's latency spans more (delivery, nginx's wakeup).
+REQUEST_TIME_RESOLUTION_US = 1000.0
+WAKEUP_ALLOWANCE_US = 200_000.0
+
+
+def test_responses_carry_the_status_nginx_sent_and_span_its_request_time(lab: Lab, tmp_path: Path) -> None:
+    """``xhdr log`` with responses on: each request nginx answered has one response line on its flow, with the
+    status nginx logged and a latency that covers nginx's own $request_time (R24, R25)."""
+    output = tmp_path / "events.jsonl"
+    server = StatusServer(lab, STATUSES)
+    config = responses_config(tmp_path)
+    with running_log(
+        lab, tmp_path, XdpMode.NATIVE, "--config", str(config), written=("--json", str(output))
+    ) as (
+        proc,
+        _,
+        err,
+    ):
+        wait_attached(lab, proc, err, XdpMode.NATIVE)
+        for index, status in enumerate(STATUSES):
+            url = server.url(f"/status/{status}", family=4 if index % 2 == 0 else 6)
+            assert curl(lab, url, {"X-Request-ID": f"call-{index}"}).status == status
+        wait_until(
+            lambda: output.exists() and output.read_bytes().count(b"\n") >= 2 * len(STATUSES),
+            EVENT_DEADLINE_S,
+            f"{2 * len(STATUSES)} lines",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=EXIT_DEADLINE_S) == 0, err.read_text()
+
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    requests = {line["headers"]["X-Request-ID"]["value"]: line for line in lines if line["kind"] == "http"}
+    responses = {
+        (line["sport"], line["request_timestamp_ns"]): line for line in lines if line["kind"] == "response"
+    }
+    assert len(requests) == len(responses) == len(STATUSES) == len(lines) // 2
+    for entry in server.requests():
+        request = requests[entry["request_id"]]
+        response = responses[(request["sport"], request["timestamp_ns"])]
+        flow = ("family", "saddr", "daddr", "sport", "dport")
+        assert {key: response[key] for key in flow} == {key: request[key] for key in flow}
+        assert response["status"] == int(entry["status"]) and response["version"] == 11
+        assert str(request["sport"]) == entry["port"]
+        nginx_us = float(entry["request_time"]) * 1e6
+        assert nginx_us - REQUEST_TIME_RESOLUTION_US <= response["latency_us"], entry
+        assert response["latency_us"] <= nginx_us + REQUEST_TIME_RESOLUTION_US + WAKEUP_ALLOWANCE_US, entry
+    counters = dict(line.split() for line in err.read_text().splitlines() if line.startswith("  "))
+    assert counters["responses"] == str(len(STATUSES)) and counters["responses_unmatched"] == "0"
 
 
 def test_count_stops_by_itself_after_that_many_events(lab: Lab, tmp_path: Path) -> None:

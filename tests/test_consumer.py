@@ -42,6 +42,7 @@ from harness.core.event import (
     Event,
     EventKind,
     HeaderEvent,
+    HttpResponse,
     TlsFlag,
     TlsHello,
     _Slot,
@@ -843,6 +844,51 @@ def test_tls_events_cut_short_render_as_python_reads_them(
     assert rendered(path, LogFormat.TEXT, 1) == f"{event_line(event)}\n"
 
 
+@st.composite
+def responses(draw: st.DrawFn) -> tuple[bytes, HttpResponse]:
+    """A response event's record (R25) as the kernel lays it out, and the event it must decode to. Any times:
+    a record that says its response left before its request came has a latency of 0."""
+    family = draw(st.sampled_from([4, 6]))
+    addresses = ipv4_addresses if family == 4 else ipv6_addresses
+    saddr, daddr = draw(addresses), draw(addresses)
+    expected = HttpResponse(
+        family=family,
+        saddr=str(ipaddress.ip_address(saddr)),
+        daddr=str(ipaddress.ip_address(daddr)),
+        sport=draw(st.integers(0, 65535)),
+        dport=draw(st.integers(0, 65535)),
+        vlan_ids=tuple(draw(st.lists(st.integers(0, 0xFFFF), max_size=2))),
+        status=draw(st.one_of(st.sampled_from([101, 200, 204, 304, 404, 503]), st.integers(0, 0xFFFF))),
+        version=draw(st.sampled_from([10, 11, 0, 255])),
+        timestamp_ns=draw(st.integers(0, 2**64 - 1)),
+        request_ns=draw(st.integers(0, 2**64 - 1)),
+        ifindex=draw(st.integers(0, 2**32 - 1)),
+    )
+    record = event_struct(CONFIG.max_target_len, CONFIG.max_value_len)()
+    record.kind = EventKind.RESPONSE
+    record.family, record.sport, record.dport = family, expected.sport, expected.dport
+    ctypes.memmove(record.saddr, saddr, len(saddr))
+    ctypes.memmove(record.daddr, daddr, len(daddr))
+    record.vlan_count = len(expected.vlan_ids)
+    record.vlan_ids[: len(expected.vlan_ids)] = expected.vlan_ids
+    record.status, record.version = expected.status, expected.version
+    record.timestamp_ns, record.request_ns, record.ifindex = (
+        expected.timestamp_ns,
+        expected.request_ns,
+        expected.ifindex,
+    )
+    return bytes(record)[: type(record).data.offset], expected
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(drawn=st.lists(responses(), min_size=1, max_size=4))
+def test_arbitrary_response_events_render_as_python_does(
+    tmp_path_factory: pytest.TempPathFactory, drawn: list[tuple[bytes, HttpResponse]]
+) -> None:
+    path = records_file(tmp_path_factory.mktemp("responses") / "responses.records", [raw for raw, _ in drawn])
+    assert_rendered_as_python_does(path, [expected for _, expected in drawn])
+
+
 def test_every_byte_version_and_flag_of_tls_events_renders_as_python_does(tmp_path: Path) -> None:
     """SNIs and protocol names hold every byte, LF included (R22 reads them as they come); every version name,
     every flag alone, no SNI and no ALPN, truncations and malformed lists, each for sure."""
@@ -958,7 +1004,7 @@ def test_a_records_file_of_an_older_version_is_refused(tmp_path: Path) -> None:
     )
     assert (done.returncode, done.stdout) == (1, b"")
     assert done.stderr.decode() == (
-        f"xhdr log: {old} is not an xhdr records file (it does not start with XHDR-RECORDS 2); "
+        f"xhdr log: {old} is not an xhdr records file (it does not start with XHDR-RECORDS 3); "
         "pass a file that xhdr log --records wrote\n"
     )
     with pytest.raises(RecordsError, match="is not an xhdr records file"):
@@ -978,6 +1024,7 @@ def test_a_records_file_of_an_older_version_is_refused(tmp_path: Path) -> None:
 RECORDS_HEADS = {
     b"XHDR-RECORDS 1\n": "39999219428b9496",
     b"XHDR-RECORDS 2\n": "3cd06094f49e5689",  # tls_version, alpn_length, kind (TLS events)
+    b"XHDR-RECORDS 3\n": "90c4575967bb3cef",  # status, request_ns (response events)
 }
 
 

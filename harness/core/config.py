@@ -100,7 +100,10 @@ class ExtractorConfig:
     max_requests_per_packet: int = 4
     ringbuf_pages: int = 512  # 2 MiB: about 1,500 events of backlog before any is lost
     max_request_segments: int = 8  # R18: segments one request's header section may span
-    max_flows: int = 65536  # R15: TCP flows tracked at once (LRU); about 150 bytes of kernel memory each
+    max_flows: int = 65536  # R15: TCP flows tracked at once (LRU); about 190 bytes of kernel memory each
+    # R24: logged requests wait for their responses, which the TC egress program pairs with them (xhdr log
+    # attaches it); off, the extractor spends nothing on it
+    responses: bool = False
 
     def __post_init__(self) -> None:
         for field, (low, high) in LIMIT_RANGES.items():
@@ -113,6 +116,8 @@ class ExtractorConfig:
                 raise ConfigError(
                     f"{field} = {shown(value)} is out of range; choose an integer from {low} to {high}"
                 )
+        if not isinstance(self.responses, bool):
+            raise ConfigError(f"responses = {shown(self.responses)} must be true or false (no quotes)")
         if self.ringbuf_pages & (self.ringbuf_pages - 1):
             raise ConfigError(f"ringbuf_pages = {self.ringbuf_pages} must be a power of two (1, 2, 4, ...)")
         if not self.ports:

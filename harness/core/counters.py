@@ -35,6 +35,8 @@ class Counter(enum.IntEnum):
     TLS_HELLO = 23
     NOT_TLS = 24
     ENCRYPTED = 25
+    RESPONSES = 26  # R25: response events, from the egress program (no frame of PACKETS)
+    RESPONSES_UNMATCHED = 27  # R25: final responses that answer no request the flow has waiting
 
     @property
     def label(self) -> str:

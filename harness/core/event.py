@@ -48,10 +48,12 @@ NO_SLOT_FLAGS = SlotFlag(0)
 
 
 class EventKind(enum.IntEnum):
-    """What an event is about (enum xhdr_kind): a request, or a TLS ClientHello (docs/EXTRACTION.md R22)."""
+    """What an event is about (enum xhdr_kind): a request, a TLS ClientHello (docs/EXTRACTION.md R22), or the
+    response to a request (R25)."""
 
     HTTP = 0
     TLS = 1
+    RESPONSE = 2
 
 
 class TlsFlag(enum.IntFlag):
@@ -215,7 +217,39 @@ class TlsHello(Flow):
         }
 
 
-Event = HeaderEvent | TlsHello
+@dataclasses.dataclass(frozen=True)
+class HttpResponse(Flow):
+    """R24, R25: the final response to a logged request, on the request's flow (its client is ``saddr``)."""
+
+    status: int
+    version: int  # of the status line: 10 or 11
+    # When the response left and when its request was logged; together, the request's latency in the kernel.
+    timestamp_ns: int = dataclasses.field(default=0, compare=False)
+    request_ns: int = dataclasses.field(default=0, compare=False)
+    ifindex: int = dataclasses.field(default=0, compare=False)
+    # The reference's word on which request it answers: its number in the flow, from 0 (None from the kernel).
+    answers: int | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def latency_us(self) -> int:
+        """Whole microseconds from the request to its response (on one monotonic clock; 0 if a record says
+        less): the kernel's latency of the request, without the client's network."""
+        return max(0, self.timestamp_ns - self.request_ns) // 1000
+
+    def to_json(self) -> dict:
+        return {
+            "kind": "response",
+            **self.flow_json(),
+            "status": self.status,
+            "version": self.version,
+            "latency_us": self.latency_us,
+            "request_timestamp_ns": self.request_ns,
+            "timestamp_ns": self.timestamp_ns,
+            "ifindex": self.ifindex,
+        }
+
+
+Event = HeaderEvent | TlsHello | HttpResponse
 
 
 class _Slot(ctypes.Structure):
@@ -254,7 +288,9 @@ def event_struct(max_target_len: int, max_value_len: int) -> type[ctypes.Structu
             ("tls_version", ctypes.c_uint16),
             ("alpn_length", ctypes.c_uint16),
             ("kind", ctypes.c_uint8),
-            ("reserved", ctypes.c_uint8 * 3),
+            ("reserved", ctypes.c_uint8),
+            ("status", ctypes.c_uint16),
+            ("request_ns", ctypes.c_uint64),
             ("slots", _Slot * SLOTS),
             ("method", ctypes.c_uint8 * METHOD_MAX_LEN),
             ("data", ctypes.c_uint8 * (max_target_len + SLOTS * max_value_len)),
@@ -265,7 +301,7 @@ def event_struct(max_target_len: int, max_value_len: int) -> type[ctypes.Structu
 
 
 def decode_event(raw: bytes, config: ExtractorConfig) -> Event:
-    """Turns the bytes of one ring-buffer record into a HeaderEvent, or a TlsHello for a TLS event.
+    """Turns the bytes of one ring-buffer record into a HeaderEvent, a TlsHello or an HttpResponse, by its kind.
 
     A record ends where its data[] is used up (data_len), so it is usually shorter than the struct.
     """
@@ -296,6 +332,10 @@ def decode_event(raw: bytes, config: ExtractorConfig) -> Event:
         "timestamp_ns": record.timestamp_ns,
         "ifindex": record.ifindex,
     }
+    if record.kind == EventKind.RESPONSE:
+        return HttpResponse(
+            **common, status=record.status, version=record.version, request_ns=record.request_ns
+        )
     if record.kind == EventKind.TLS:
         # Slots 0 and 1 say where the SNI and the ALPN list are in data[]: a ClientHello over several
         # segments appends them in the order its extensions come (R23).

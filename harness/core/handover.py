@@ -3,7 +3,7 @@
 BCC compiles in the process that loads, and LLVM stays mapped there: about 250 MB resident after the compile.
 A process that keeps running with the loaded program (``xhdr log``'s control plane, on a gateway) has a helper
 load it instead and receive the descriptors it needs over a Unix socket (SCM_RIGHTS): the entry program (its
-maps stay alive through it), the program array of the stages (the kernel empties a program array once user
+maps stay alive through it), the responses program (R24), the program array of the stages (the kernel empties a program array once user
 space holds no descriptor of it), the ring buffer and the counters. The helper exits once they arrived, and it
 dies with its parent (PR_SET_PDEATHSIG), so a logger killed during the compile leaves no compiler running.
 The A/B gate (bench/foreign.py) receives other commits' builds through :func:`receive_fds` too.
@@ -23,11 +23,12 @@ from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, Counts, counts_of
 from harness.core.errors import UserError
 from harness.core.percpu import PerCpuTotals
+from harness.core.tc import extractor_attached
 from harness.core.workers import die_with_parent, pids_running
-from harness.core.xdp import XdpMode, attached_while_held
+from harness.core.xdp import XdpMode
 
-# What the helper sends, in this order: the entry program, then maps by name.
-HANDED_OVER = ("entry", "stages", "events", "counters")
+# What the helper sends, in this order: the entry program, the responses program, then maps by name.
+HANDED_OVER = ("entry", "responses", "stages", "events", "counters")
 LOAD_TIMEOUT_S = 300.0  # a BCC compile takes 5-20 s; a loaded machine gets room
 
 
@@ -110,7 +111,7 @@ class HandedOver:
         self.config = config
         request = pickle.dumps((config, key, extra_cflags))
         fds = receive_fds([sys.executable, "-m", __name__], len(HANDED_OVER), request)
-        self.fd, self._stages_fd, self.ring_fd, self._counters_fd = fds
+        self.fd, self._responses_fd, self._stages_fd, self.ring_fd, self._counters_fd = fds
         try:
             self._totals = PerCpuTotals(self._counters_fd, "counters", len(Counter))
         except BaseException:
@@ -125,10 +126,11 @@ class HandedOver:
         self, ifname: str, mode: XdpMode, netns: str | None = None
     ) -> contextlib.AbstractContextManager[None]:
         """Attaches for the block, as :meth:`harness.core.program.Program.attached`."""
-        return attached_while_held(self.fd, ifname, mode, netns)
+        responses = self._responses_fd if self.config.responses else None
+        return extractor_attached(self.fd, responses, ifname, mode, netns)
 
     def close(self) -> None:
-        for fd in (self.fd, self._stages_fd, self.ring_fd, self._counters_fd):
+        for fd in (self.fd, self._responses_fd, self._stages_fd, self.ring_fd, self._counters_fd):
             os.close(fd)
 
     def __enter__(self) -> Self:
@@ -140,7 +142,7 @@ class HandedOver:
 
 def _helper(channel_fd: int) -> int:
     """Loads the extractor the parent's pickled request describes and sends its descriptors."""
-    from harness.core.program import Program  # BCC: only here, in the helper
+    from harness.core.program import RESPONSES, Program  # BCC: only here, in the helper
 
     die_with_parent(os.getppid())
     with socket.socket(fileno=channel_fd) as channel:
@@ -152,7 +154,10 @@ def _helper(channel_fd: int) -> int:
             return 1
         with program:
             bpf = program.bpf
-            send_fds(channel, [program.fd, *(bpf[name.encode()].map_fd for name in HANDED_OVER[1:])])
+            responses = program.functions[RESPONSES].fd
+            send_fds(
+                channel, [program.fd, responses, *(bpf[name.encode()].map_fd for name in HANDED_OVER[2:])]
+            )
     return 0
 
 

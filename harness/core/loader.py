@@ -18,11 +18,19 @@ from pathlib import Path
 from typing import Self
 
 from harness.core.bcc_loader import bcc_tables, import_bcc
-from harness.core.native import BPF_MAP_TYPE_RINGBUF, BPF_PROG_TYPE_XDP, libbpf, map_info, strerror
+from harness.core.native import (
+    BPF_MAP_TYPE_RINGBUF,
+    BPF_PROG_TYPE_SCHED_CLS,
+    BPF_PROG_TYPE_XDP,
+    libbpf,
+    map_info,
+    strerror,
+)
 from harness.core.program import ProgramError
 from harness.core.ringbuf import RingRecords
 
 _XDP_SIGNATURE = re.compile(r"\b([A-Za-z_]\w*)\s*\(\s*struct\s+xdp_md\s*\*")
+_TC_SIGNATURE = re.compile(r"\b([A-Za-z_]\w*)\s*\(\s*struct\s+__sk_buff\s*\*")
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.DOTALL)
 
 
@@ -55,8 +63,22 @@ def xdp_functions(source_text: str) -> list[str]:
     A program's type is not in BCC's dialect (no SEC("xdp")), so the signature is the only convention
     that tells an XDP program from a kprobe in the same file.
     """
+    return _taking(_XDP_SIGNATURE, source_text)
+
+
+def program_functions(source_text: str) -> dict[str, int]:
+    """Every function BCC can load as a program, in source order, with its type: XDP for ``struct xdp_md *``
+    and a TC classifier (SCHED_CLS) for ``struct __sk_buff *``, such as the extractor's responses program."""
+    found = dict.fromkeys(_taking(_XDP_SIGNATURE, source_text), BPF_PROG_TYPE_XDP)
+    for name in _taking(_TC_SIGNATURE, source_text):
+        found.setdefault(name, BPF_PROG_TYPE_SCHED_CLS)
+    return found
+
+
+def _taking(signature: re.Pattern[str], source_text: str) -> list[str]:
+    """Names of the functions whose first parameter ``signature`` matches, in source order, once each."""
     names: list[str] = []
-    for match in _XDP_SIGNATURE.finditer(_COMMENT.sub(" ", source_text)):
+    for match in signature.finditer(_COMMENT.sub(" ", source_text)):
         if match.group(1) not in names:
             names.append(match.group(1))
     return names

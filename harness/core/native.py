@@ -16,8 +16,9 @@ import ctypes.util
 import functools
 import os
 
-BPF_PROG_TYPE_XDP = 6  # enum bpf_prog_type
+BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP = 3, 6  # enum bpf_prog_type: a TC classifier, XDP
 BPF_XDP = 37  # enum bpf_attach_type, for bpf_link_create
+BPF_TCX_EGRESS = 47  # enum bpf_attach_type: a TC program on an interface's egress (Linux 6.6+)
 BPF_MAP_TYPE_RINGBUF = 27  # enum bpf_map_type
 
 # int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)
@@ -62,7 +63,7 @@ class BpfMapInfo(ctypes.Structure):
 
 
 class LinkCreateOpts(ctypes.Structure):
-    """struct bpf_link_create_opts: its size, the XDP flags, and zeros for the rest."""
+    """struct bpf_link_create_opts: its size, the XDP flags (0 for TC), and zeros for the rest."""
 
     _fields_ = [("sz", ctypes.c_size_t), ("flags", ctypes.c_uint32), ("rest", ctypes.c_uint8 * 36)]
 
@@ -86,6 +87,11 @@ DECLARATIONS: tuple[tuple[str, object, list[object]], ...] = (
     ("bpf_prog_get_fd_by_id", _int, [_u32]),
     ("bpf_map_get_fd_by_id", _int, [_u32]),
     ("bpf_link_create", _int, [_int, _int, _int, _ptr]),
+    (
+        "bpf_prog_query",
+        _int,
+        [_int, _int, _u32, ctypes.POINTER(_u32), ctypes.POINTER(_u32), ctypes.POINTER(_u32)],
+    ),
     ("libbpf_num_possible_cpus", _int, []),
     ("libbpf_strerror", _int, [_int, _ptr, ctypes.c_size_t]),
     # BTF of a loaded program

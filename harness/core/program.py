@@ -24,12 +24,15 @@ from harness.core.errors import UserError
 from harness.core.event import SLOTS, HeaderEvent, decode_event
 from harness.core.native import libbpf
 from harness.core.percpu import PerCpuTotals
-from harness.core.xdp import XdpMode, attached_while_held
+from harness.core.tc import extractor_attached
+from harness.core.xdp import XdpMode
 
 EXTRACTOR_SOURCE = BPF_DIR / "xhdr.c"
 ENTRY_POINT = "xhdr_extract"
 # Tail-called stages, in the order of enum xhdr_stage in bpf/xhdr.c.
 STAGES = ("xhdr_scan", "xhdr_chunks", "xhdr_values", "xhdr_hash", "xhdr_emit", "xhdr_tls")
+# R24, R25: the TC egress program that pairs responses with the requests logged before them.
+RESPONSES = "xhdr_responses"
 # What the watched_ports map says of a port (enum port_kind in bpf/xhdr.c).
 PORT_UNWATCHED, PORT_HTTP, PORT_TLS = 0, 1, 2
 
@@ -87,6 +90,7 @@ class NamesValue(ctypes.Structure):
         ("mode", ctypes.c_uint8 * SLOTS),
         ("highest_bit", ctypes.c_uint8 * 256),
         ("len_mask", ctypes.c_uint8 * (MAX_HEADER_NAME_LEN + 1)),
+        ("responses", ctypes.c_uint8),
     ]
 
 
@@ -119,6 +123,7 @@ class Program:
             self.functions = {
                 name: self.bpf.load_func(name.encode(), bcc.BPF.XDP) for name in (ENTRY_POINT, *STAGES)
             }
+            self.functions[RESPONSES] = self.bpf.load_func(RESPONSES.encode(), bcc.BPF.SCHED_CLS)
         except Exception as error:
             self.bpf.cleanup()
             raise ProgramError(f"the verifier rejected {source.name}: {error}") from error
@@ -156,6 +161,7 @@ class Program:
                 value.name[slot][index] = words[index]
                 value.fold[slot][index] = folds[index]
         ctypes.memmove(value.highest_bit, highest_bit_table(), 256)
+        value.responses = config.responses
         # BCC's own leaf type for this map flattens the 2-D name arrays, so the update goes through our struct.
         key = ctypes.c_uint32(0)
         if libbpf().bpf_map_update_elem(self.bpf[b"names"].map_fd, ctypes.byref(key), ctypes.byref(value), 0):
@@ -216,9 +222,11 @@ class Program:
         self, ifname: str, mode: XdpMode, netns: str | None = None
     ) -> contextlib.AbstractContextManager[None]:
         """Attaches to an interface (optionally inside a namespace) for the block, through a BPF link where the
-        kernel has one, so the program is detached even if this process is killed (harness.core.xdp).
+        kernel has one, so the program is detached even if this process is killed (harness.core.xdp); with
+        ``responses`` on, the responses program too, on the interface's egress (harness.core.tc).
         """
-        return attached_while_held(self.fd, ifname, mode, netns)
+        responses = self.functions[RESPONSES].fd if self.config.responses else None
+        return extractor_attached(self.fd, responses, ifname, mode, netns)
 
     def close(self) -> None:
         self.bpf.cleanup()

@@ -92,8 +92,9 @@ def _xdp_attribute(ifname: str, netns: str | None, name: str) -> Any:  # a str o
         return xdp.get_attr(name) if xdp else None
 
 
-def _link_create(fd: int, ifname: str, mode: XdpMode, netns: str | None) -> int:
-    """A BPF link from the program to the interface, made inside ``netns`` (an ifindex is per namespace)."""
+def link_create(fd: int, ifname: str, netns: str | None, attach_type: int, flags: int = 0) -> int:
+    """A BPF link from the program to the interface, made inside ``netns`` (an ifindex is per namespace): its
+    descriptor, or a negative errno."""
     library = libbpf()
     with inside(netns):
         try:
@@ -101,8 +102,8 @@ def _link_create(fd: int, ifname: str, mode: XdpMode, netns: str | None) -> int:
         except OSError:
             where = f" in namespace {netns}" if netns else ""
             raise AttachError(f"no interface named {ifname!r}{where}; list them with `ip link`") from None
-        opts = LinkCreateOpts(sz=ctypes.sizeof(LinkCreateOpts), flags=mode.flag)
-        return library.bpf_link_create(fd, index, BPF_XDP, ctypes.byref(opts))
+        opts = LinkCreateOpts(sz=ctypes.sizeof(LinkCreateOpts), flags=flags)
+        return library.bpf_link_create(fd, index, attach_type, ctypes.byref(opts))
 
 
 @contextlib.contextmanager
@@ -112,7 +113,7 @@ def attached_while_held(fd: int, ifname: str, mode: XdpMode, netns: str | None =
     A link is released when the last descriptor to it closes, so a process killed with SIGKILL leaves no
     program attached; a netlink attachment stays until someone detaches it.
     """
-    link = _link_create(fd, ifname, mode, netns)
+    link = link_create(fd, ifname, netns, BPF_XDP, mode.flag)
     if link == -errno.EINVAL:  # no BPF_XDP links before 5.9
         attach_xdp(fd, ifname, mode, netns)
         try:

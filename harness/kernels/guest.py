@@ -40,7 +40,7 @@ from harness.core.counters import Counter, Counts, zero_counts
 from harness.core.driver import Outcome
 from harness.core.errors import CommandError
 from harness.core.event import HeaderEvent, decode_event
-from harness.core.native import libbcc, libbpf, map_info
+from harness.core.native import BPF_PROG_TYPE_XDP, libbcc, libbpf, map_info
 from harness.core.ownership import scratch_directory
 
 GUEST_SOURCE = Path(__file__).with_name("xhdr_guest.c")
@@ -284,12 +284,14 @@ def describe(
     slots: dict[str, Sequence[str]],
     counters: tuple[str, int] | None = None,
     ring: str | None = None,
+    types: dict[str, int] | None = None,
 ) -> Description:
     """A loaded build in the guest loader's format: its maps with what user space wrote into them, and each
     function's instructions (``functions``: name and raw ``struct bpf_insn`` bytes, host map fds in them).
 
     ``slots`` maps a prog-array name to the functions for its slots 0, 1, ...; ``counters`` names a per-CPU
-    array of u64 counters and how many there are; ``ring`` the ring buffer whose records the guest returns.
+    array of u64 counters and how many there are; ``ring`` the ring buffer whose records the guest returns;
+    ``types`` the program type of a function that is not XDP (the extractor's TC egress program).
     """
     blob = io.BytesIO()
     tables = io.BytesIO()
@@ -319,7 +321,8 @@ def describe(
                 relocations.append(struct.pack("<II", at // 8, by_fd[imm]))
             elif opcode == LD_IMM64 and regs >> 4:
                 raise KernelError(f"{variant}/{function}: ld_imm64 with src_reg {regs >> 4} is not supported")
-        blob.write(_name(function) + struct.pack("<I", len(insns) // 8) + insns)
+        prog_type = (types or {}).get(function, BPF_PROG_TYPE_XDP)
+        blob.write(_name(function) + struct.pack("<II", prog_type, len(insns) // 8) + insns)
         blob.write(struct.pack("<I", len(relocations)) + b"".join(relocations))
     blob.write(struct.pack("<I", names.index(entry)))
     assignments = [

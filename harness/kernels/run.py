@@ -33,8 +33,8 @@ from harness.core.loader import (
     xdp_functions,
     xdp_programs_of,
 )
-from harness.core.native import libbpf, strerror
-from harness.core.program import ENTRY_POINT, EXTRACTOR_SOURCE, STAGES, Program, ProgramError
+from harness.core.native import BPF_PROG_TYPE_SCHED_CLS, libbpf, strerror
+from harness.core.program import ENTRY_POINT, EXTRACTOR_SOURCE, RESPONSES, STAGES, Program, ProgramError
 from harness.core.ringbuf import RingRecords
 from harness.core.testrun import test_run
 from harness.core.workers import process_pool
@@ -99,8 +99,9 @@ def build(source: Path, variant: Variant, cflags: list[str]) -> Build:
         else:
             try:
                 description = describe(
-                    bcc_maps(program.bpf.module), bcc_functions(program.bpf, [ENTRY_POINT, *STAGES]), name,
-                    ENTRY_POINT, {"stages": STAGES}, counters=("counters", len(Counter)), ring="events",
+                    bcc_maps(program.bpf.module), bcc_functions(program.bpf, [ENTRY_POINT, *STAGES, RESPONSES]),
+                    name, ENTRY_POINT, {"stages": STAGES}, counters=("counters", len(Counter)), ring="events",
+                    types={RESPONSES: BPF_PROG_TYPE_SCHED_CLS},
                 )  # fmt: skip
             finally:
                 program.close()

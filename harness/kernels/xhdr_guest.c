@@ -57,6 +57,7 @@ struct map_desc {
 
 struct prog_desc {
 	char name[64];
+	uint32_t type;		/* enum bpf_prog_type: XDP, or SCHED_CLS for the responses program */
 	uint32_t insn_cnt;
 	struct bpf_insn *insns;
 	int fd;
@@ -195,7 +196,7 @@ static int load_prog(struct prog_desc *p, char *log, uint32_t log_size,
 
 	memset(&attr, 0, sizeof(attr));
 	log[0] = 0;
-	attr.prog_type = BPF_PROG_TYPE_XDP;
+	attr.prog_type = p->type;
 	attr.insns = (uintptr_t)p->insns;
 	attr.insn_cnt = p->insn_cnt;
 	attr.license = (uintptr_t)"GPL";
@@ -377,6 +378,7 @@ static void run_variant(const uint8_t *frames, char *log)
 		uint32_t nrelocs;
 
 		get_name(p->name, sizeof(p->name));
+		p->type = get_u32();
 		p->insn_cnt = get_u32();
 		p->insns = malloc(p->insn_cnt * sizeof(*p->insns));
 		if (!p->insns)

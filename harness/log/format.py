@@ -9,26 +9,30 @@ from __future__ import annotations
 
 import json
 
-from harness.core.event import Event, HeaderEvent, TlsHello, tls_version_name
+from harness.core.event import Event, HeaderEvent, HttpResponse, TlsHello, tls_version_name
 
 
 def event_json(event: Event) -> str:
-    """The event's ``to_json()`` on one line; its first key, ``kind``, is ``http`` or ``tls``."""
+    """The event's ``to_json()`` on one line; its first key, ``kind``, is ``http``, ``tls`` or ``response``."""
     return json.dumps(event.to_json(), separators=(",", ":"))
 
 
 def event_line(event: Event) -> str:
-    """One line per event, a request or a TLS ClientHello:
+    """One line per event, a request, a TLS ClientHello or a request's response (on the request's flow):
 
     ``saddr:sport -> daddr:dport METHOD target HTTP/1.x | Name: shown | ... [flags]``
     ``saddr:sport -> daddr:dport TLS 1.3 sni=example.com alpn=h2,http/1.1 [flags]``
+    ``saddr:sport -> daddr:dport HTTP/1.1 404 after 512 us``
 
     Header values may hold CR, NUL or other control bytes (docs/EXTRACTION.md R13), and an SNI or a protocol
     name any byte (R22); they are escaped so that an event can never span two lines or drive the terminal.
     """
-    what = _hello(event) if isinstance(event, TlsHello) else _request(event)
+    if isinstance(event, HttpResponse):
+        what = _response(event)
+    else:
+        what = _hello(event) if isinstance(event, TlsHello) else _request(event)
     text = f"{_endpoint(event.saddr, event.sport)} -> {_endpoint(event.daddr, event.dport)} {what}"
-    if event.flags:
+    if not isinstance(event, HttpResponse) and event.flags:
         text += f" [{','.join(flag.name.lower() for flag in type(event.flags) if event.flags & flag)}]"
     return printable(text)
 
@@ -41,6 +45,11 @@ def _request(event: HeaderEvent) -> str:
         if value.present:
             text += f" | {value.name}: {value.shown()}"
     return text
+
+
+def _response(event: HttpResponse) -> str:
+    """``HTTP/1.1 404 after 512 us``: the status line's version and status, and the request's latency."""
+    return f"HTTP/{event.version // 10}.{event.version % 10} {event.status} after {event.latency_us} us"
 
 
 def _hello(event: TlsHello) -> str:

@@ -41,7 +41,8 @@ LATER_FRAGMENT_OFFSET = (
 
 @dataclasses.dataclass(frozen=True)
 class FrameSpec:
-    """A client-to-gateway frame carrying ``payload`` over TCP (or UDP), varied where the rules care."""
+    """A client-to-gateway frame carrying ``payload`` over TCP (or UDP), varied where the rules care; with
+    ``reply``, the gateway-to-client frame of the same flow."""
 
     payload: bytes = b""
     family: Literal[4, 6] = 4
@@ -58,6 +59,7 @@ class FrameSpec:
     seq: int = 1000
     pad: int = 0  # zero bytes after the IP packet (Ethernet padding: never payload)
     truncate_to: int | None = None  # keep only this many bytes of the finished frame
+    reply: bool = False  # the gateway answers: addresses and ports swapped (R24, a frame leaving)
 
     def __post_init__(self) -> None:
         if self.family not in (4, 6):
@@ -154,28 +156,34 @@ def _ethernet(spec: FrameSpec) -> Packet:
     tpids = spec.vlan_tpids if spec.vlan_tpids is not None else (0x8100,) * len(spec.vlan_ids)
     inner_type = 0x0800 if spec.family == 4 else 0x86DD
     types = (*tpids, inner_type)
-    packet: Packet = Ether(src=CLIENT.mac, dst=GATEWAY.mac, type=types[0])
+    source, destination = _sides(spec)
+    packet: Packet = Ether(src=source.mac, dst=destination.mac, type=types[0])
     for index, vlan in enumerate(spec.vlan_ids):
         packet = packet / Dot1Q(vlan=vlan, type=types[index + 1])
     return packet
 
 
+def _sides(spec: FrameSpec) -> tuple[Endpoint, Endpoint]:
+    """(source, destination) of the frame."""
+    return (GATEWAY, CLIENT) if spec.reply else (CLIENT, GATEWAY)
+
+
 def _network(spec: FrameSpec) -> Packet:
+    source, destination = _sides(spec)
     if spec.family == 6:
-        header = IPv6(src=CLIENT.ipv6, dst=GATEWAY.ipv6)
+        header = IPv6(src=source.ipv6, dst=destination.ipv6)
         return header / IPv6ExtHdrHopByHop() if spec.ipv6_ext else header
     fragment = {"none": {}, "first": {"flags": "MF"}, "later": {"frag": LATER_FRAGMENT_OFFSET}}[spec.fragment]
     options = [IPOption(_padded(spec.ip_options))] if spec.ip_options else []
-    return IP(src=CLIENT.ipv4, dst=GATEWAY.ipv4, options=options, **fragment)
+    return IP(src=source.ipv4, dst=destination.ipv4, options=options, **fragment)
 
 
 def _transport(spec: FrameSpec) -> Packet:
+    sport, dport = (spec.dport, spec.sport) if spec.reply else (spec.sport, spec.dport)
     if spec.protocol == "udp":
-        return UDP(sport=spec.sport, dport=spec.dport)
+        return UDP(sport=sport, dport=dport)
     options = _padded(spec.tcp_options)
-    header = TCP(
-        sport=spec.sport, dport=spec.dport, flags=spec.flags, seq=spec.seq, dataofs=5 + len(options) // 4
-    )
+    header = TCP(sport=sport, dport=dport, flags=spec.flags, seq=spec.seq, dataofs=5 + len(options) // 4)
     # scapy's options field wants parsed tuples; parsing the raw bytes through a TCP header gets them.
     header.options = TCP(bytes(header)[:20] + options).options if options else []
     return header

@@ -117,6 +117,16 @@ TLS
     three whose data the cut splits gives nothing (``SPLIT_EXTENSION``); a header the cut splits is finished by
     the next segment's first bytes, or ends the reading when that segment is too short.
 
+Responses
+    R24: with ``responses`` on, each request logged in a flow whose state is still there after the segment
+    (a FIN removes it first) waits for its response; a SYN starts the count afresh, RST and FIN remove it
+    with the state. R25: a frame leaving from a watched HTTP port whose payload starts with a status line
+    (``HTTP/1.0`` or ``HTTP/1.1``, SP, three digits, SP or CR) with a final status (not 1xx, but 101) answers
+    the oldest waiting request of its flow: one response event on the request's flow with the status, the
+    line's version and the request's time, if that request is among the last four logged
+    (``responses``), else ``responses_unmatched``, as is a response that no request waits for. Other frames
+    leaving count nothing.
+
 The flow table is a plain dict: the kernel's LRU eviction at ``max_flows`` (R15) is not modelled, so tests and
 the fuzzer keep fewer flows than that alive at once.
 
@@ -151,6 +161,8 @@ Readings chosen where the rules leave room (each is marked "Reading:" in the cod
   name) must lie inside the view; the rest of the list need not, as no other entry is read. An extension
   read for its type (its header and data inside the extensions' end) is the first of that type even when
   its data then gives nothing.
+- R24, R25: a response is judged on the bytes its frame has; a frame whose payload is shorter than a status
+  line's 13 bytes answers nothing, whatever its IP length says.
 - ``extract`` answers for one frame as if its flow expected a request exactly at its first payload byte
   (the state a SYN with the previous sequence number leaves, see ``harness.oracle.frames.opening``); a frame with
   SYN has no opening and starts from no state, so SYN with RST is ``mid_stream`` and closes nothing. A frame
@@ -181,6 +193,7 @@ from harness.core.event import (
     Flow,
     HeaderEvent,
     HeaderValue,
+    HttpResponse,
     SlotFlag,
     TlsFlag,
     TlsHello,
@@ -206,6 +219,9 @@ CHUNK_SIZE_MAX_DIGITS = 16  # R20
 CHUNK_STEPS = 256  # R20: framing bytes and data runs read of one chunked body in one segment
 TCP_FIN, TCP_SYN, TCP_RST = 0x01, 0x02, 0x04
 SEQ_MASK = (1 << 32) - 1
+STATUS_LINE_BYTES = 13  # R25: "HTTP/1.1 200 " or with a CR last
+SWITCHING_PROTOCOLS = 101  # R25: the one 1xx status that is a request's final response
+WAITING_REQUESTS = 4  # R25: the requests of a flow whose times are kept (XHDR_WAITING in bpf/xhdr.c)
 DEFAULT_CONFIG = ExtractorConfig()
 DEFAULT_KEY = bytes(16)
 
@@ -312,13 +328,26 @@ class FlowState:
     hello: Hello | None = None  # R23, mode HELLO: the ClientHello kept, and where its reading goes on
 
 
+@dataclasses.dataclass
+class Waiting:
+    """R24: a flow's requests logged since its state was made, and how many of them have had a response."""
+
+    requests: int = 0
+    answered: int = 0
+
+
 class FlowTracker:
-    """The extractor across frames: R1-R23 with the flow states of R15 (no LRU eviction, see the docstring)."""
+    """The extractor across frames: R1-R25 with the flow states of R15 (no LRU eviction, see the docstring).
+
+    ``feed`` takes the frames that arrive (the XDP program's), ``respond`` those that leave (R24, R25: the
+    egress program's).
+    """
 
     def __init__(self, config: ExtractorConfig = DEFAULT_CONFIG, key: bytes = DEFAULT_KEY) -> None:
         self.config = config
         self.key = key
         self.states: dict[Flow, FlowState] = {}
+        self.waiting: dict[Flow, Waiting] = {}  # R24: kept with the flow's state, gone with it
 
     def feed(self, frame: bytes) -> Expected:
         """What ``frame`` counts and logs given the flows of the frames fed before; updates the flows."""
@@ -336,19 +365,60 @@ class FlowTracker:
         tallies = dict.fromkeys((Counter.FLOWS_OPENED, Counter.FLOWS_CLOSED, Counter.FLOWS_LOST), 0)
         flow = segment.flow
         if segment.tcp_flags & TCP_RST:
-            if self.states.pop(flow, None) is not None:  # Reading: only a state removed counts
+            if self._close(flow):  # Reading: only a state removed counts
                 tallies[Counter.FLOWS_CLOSED] += 1
         elif segment.syn:
             self.states[flow] = FlowState(segment.start, Mode.REQUEST)
+            self.waiting[flow] = Waiting()  # R24: a new connection's requests
             tallies[Counter.FLOWS_OPENED] += 1
         if segment.payload:
             outcome, events, lost = self._payload(segment)
             tallies[Counter.FLOWS_LOST] += lost
         else:
             outcome, events = Counter.NO_PAYLOAD, ()  # Reading: the bytes present, not the IP length
-        if segment.tcp_flags & TCP_FIN and self.states.pop(flow, None) is not None:
+        if segment.tcp_flags & TCP_FIN and self._close(flow):
             tallies[Counter.FLOWS_CLOSED] += 1
+        if self.config.responses and flow in self.states and outcome is Counter.HTTP_REQUEST:
+            self.waiting.setdefault(flow, Waiting()).requests += len(events)  # R24, after FIN's removal
         return _expected(outcome, tcp_watched=True, events=events, tallies=tallies)
+
+    def _close(self, flow: Flow) -> bool:
+        """R15: removes the flow's state, and with it its waiting requests (R24); whether there was one."""
+        self.waiting.pop(flow, None)
+        return self.states.pop(flow, None) is not None
+
+    def respond(self, frame: bytes) -> Expected:
+        """R24, R25: what a frame leaving the interface counts and logs; only its response counters move.
+
+        A segment from a watched HTTP port whose payload, as far as the frame has it, starts with a final
+        status line answers the oldest request of its flow without one, if that request's time is still kept
+        (the last WAITING_REQUESTS requests are); an interim one (1xx but 101) answers none and counts nothing.
+        """
+        counters = zero_counts()
+        try:
+            segment = _read_segment(frame)
+        except FrameEnded:
+            return Expected(counters=counters, events=())
+        status_line = _status_line(segment.payload)
+        if segment.flow.sport not in self.config.ports or status_line is None:
+            return Expected(counters=counters, events=())
+        status, version = status_line
+        if status < 200 and status != SWITCHING_PROTOCOLS:
+            return Expected(counters=counters, events=())
+        seen = segment.flow
+        flow = Flow(seen.family, seen.daddr, seen.saddr, seen.dport, seen.sport, seen.vlan_ids)
+        waiting = self.waiting.get(flow, Waiting()) if flow in self.states else None
+        if waiting is None or waiting.answered == waiting.requests:
+            counters[Counter.RESPONSES_UNMATCHED] = 1
+            return Expected(counters=counters, events=())
+        answers = waiting.answered
+        waiting.answered += 1
+        if waiting.requests - answers > WAITING_REQUESTS:
+            counters[Counter.RESPONSES_UNMATCHED] = 1
+            return Expected(counters=counters, events=())
+        counters[Counter.RESPONSES] = 1
+        response = HttpResponse(**dataclasses.asdict(flow), status=status, version=version, answers=answers)
+        return Expected(counters=counters, events=(response,))
 
     def _payload(self, segment: Segment) -> tuple[Counter, tuple[Event, ...], int]:
         """R16, R18, R21: (outcome, events, flows lost) of a non-empty payload; updates the flow's state.
@@ -443,6 +513,21 @@ class FlowTracker:
         self.states[segment.flow] = FlowState(end, Mode.ENCRYPTED)
         scan_limit = TlsFlag.SCAN_LIMIT if len(segment.payload) > len(view) else TlsFlag(0)  # R7
         return Counter.TLS_HELLO, (reading.hello.event(segment.flow, self.config, scan_limit),), 0
+
+
+def _status_line(payload: bytes) -> tuple[int, int] | None:
+    """R25: (status, version) of the status line ``payload`` starts with: ``HTTP/1.0`` or ``HTTP/1.1``, SP,
+    three digits, then SP or CR; None when it does not start with one."""
+    if (
+        len(payload) < STATUS_LINE_BYTES
+        or payload[:7] != b"HTTP/1."
+        or payload[7:8] not in (b"0", b"1")
+        or payload[8:9] != b" "
+        or not all(byte in DIGITS for byte in payload[9:12])
+        or payload[12:13] not in (b" ", b"\r")
+    ):
+        return None
+    return int(payload[9:12]), 10 if payload[7:8] == b"0" else 11
 
 
 def _serial_diff(a: int, b: int) -> int:

@@ -39,10 +39,10 @@ from harness.core.loader import (
     object_maps,
     object_xdp_programs,
     opened_object,
+    program_functions,
     select_only,
-    xdp_functions,
 )
-from harness.core.native import libbpf, strerror
+from harness.core.native import BPF_PROG_TYPE_XDP, libbpf, strerror
 from harness.core.program import ProgramError
 
 # -- the statistics ----------------------------------------------------------------------------------
@@ -430,7 +430,9 @@ def compile_error(source: Path, variant: str, stderr: str, error: Exception) -> 
     return f"{source.name}/{variant} did not compile: {compile_error_line(source, stderr, error)}"
 
 
-def _load(bcc: object, bpf: object, name: bytes, level: int, size: int) -> tuple[int, int, str, float]:
+def _load(
+    bcc: object, bpf: object, name: bytes, prog_type: int, level: int, size: int
+) -> tuple[int, int, str, float]:
     """One BPF_PROG_LOAD through libbcc with our log buffer: (fd or -1, errno, log, seconds)."""
     lib = bcc.libbcc.lib  # type: ignore[attr-defined]
     module = bpf.module  # type: ignore[attr-defined]
@@ -438,7 +440,7 @@ def _load(bcc: object, bpf: object, name: bytes, level: int, size: int) -> tuple
     started = time.perf_counter()
     fd = lib.bcc_func_load(
         module,
-        bcc.BPF.XDP,  # type: ignore[attr-defined]
+        prog_type,
         name,
         lib.bpf_function_start(module, name),
         lib.bpf_function_size(module, name),
@@ -467,9 +469,10 @@ def verify_variant(
     *,
     least_privileged: bool = False,
 ) -> VariantResult:
-    """Compiles ``source`` with ``cflags`` and verifies each XDP function; nothing stays loaded after."""
+    """Compiles ``source`` with ``cflags`` and verifies each XDP function, and each TC one (``struct __sk_buff
+    *``); nothing stays loaded after."""
     bcc = import_bcc()
-    names = xdp_functions(source.read_text(errors="replace"))
+    names = program_functions(source.read_text(errors="replace"))
     started = time.perf_counter()
     with captured_stderr() as stderr:
         try:
@@ -487,12 +490,14 @@ def verify_variant(
             lib.bpf_function_name(bpf.module, i).decode() for i in range(lib.bpf_num_functions(bpf.module))
         }
         programs = [name for name in names if name in exported]
-        if not programs:
+        if not any(names[name] == BPF_PROG_TYPE_XDP for name in programs):
             raise ProgramError(
                 f"{source} has no XDP program: no non-static function takes a struct xdp_md * argument"
             )
         measured["map_bytes"] = _map_bytes(bpf)
-        results = [_verify_function(bcc, bpf, source, name, least_privileged) for name in programs]
+        results = [
+            _verify_function(bcc, bpf, source, name, names[name], least_privileged) for name in programs
+        ]
     finally:
         bpf.cleanup()
     return VariantResult(
@@ -514,16 +519,16 @@ def _shown_path(source: Path) -> str:
 
 
 def _verify_function(
-    bcc: object, bpf: object, source: Path, name: str, least_privileged: bool
+    bcc: object, bpf: object, source: Path, name: str, prog_type: int, least_privileged: bool
 ) -> ProgramResult:
     encoded = name.encode()
     with captured_stderr(), least_privilege(least_privileged):
-        fd, errno, log, seconds = _load(bcc, bpf, encoded, LOG_LEVEL_STATS, STATS_LOG_BYTES)
+        fd, errno, log, seconds = _load(bcc, bpf, encoded, prog_type, LOG_LEVEL_STATS, STATS_LOG_BYTES)
 
     def trace() -> tuple[int, str]:
         with captured_stderr(), least_privilege(least_privileged):
             again, _errno, text, _seconds = _load(
-                bcc, bpf, encoded, LOG_LEVEL_TRACE | LOG_LEVEL_STATS, TRACE_LOG_BYTES
+                bcc, bpf, encoded, prog_type, LOG_LEVEL_TRACE | LOG_LEVEL_STATS, TRACE_LOG_BYTES
             )
         return again, text
 

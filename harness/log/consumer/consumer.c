@@ -11,8 +11,9 @@
  * configuration; the limits that say where the parts of data[] end, max_target_len (the target or
  * SNI) and max_value_len (a TLS event's ALPN bytes), come on the command line.
  *
- * An event is a request or a TLS ClientHello (its kind field, docs/EXTRACTION.md R21, R22); the two
- * share the flow's fields and the flags word, each with flag names of its own.
+ * An event is a request, a TLS ClientHello or a request's response (its kind field,
+ * docs/EXTRACTION.md R21, R22, R25); all share the flow's fields, requests and ClientHellos the flags
+ * word, each with flag names of its own.
  *
  * The ring buffer is read as libbpf reads it: the consumer page mapped writable, the producer
  * page and the data area (mapped twice in a row, so a record that wraps is contiguous) read-only.
@@ -98,7 +99,7 @@ struct settings {
  * bytes. Every record thus starts 8-byte aligned in a mapped file, and a length (below 2^24) never
  * reads as the magic. The number in the magic changes with the head of struct xhdr_event.
  */
-#define RECORDS_MAGIC	"XHDR-RECORDS 2\n"
+#define RECORDS_MAGIC	"XHDR-RECORDS 3\n"
 #define RECORDS_HEADER_MAX	(64 + XHDR_SLOTS * (XHDR_NAME_MAX + 32))
 #define RECORD_PREFIX	8
 #define RECORD_MAX	(1U << 24)
@@ -629,13 +630,17 @@ static char *json_flags(char *p, unsigned int bits, const char *const *names)
 	return p;
 }
 
-/* What both kinds start with: {"kind":...,"family":... up to the VLAN ids' closing bracket. */
+/* What every kind starts with: {"kind":...,"family":... up to the VLAN ids' closing bracket. */
 static char *json_flow(char *p, const struct xhdr_event *ev)
 {
 	int i;
 
-	p = ev->kind == XHDR_KIND_TLS ? PUT_LIT(p, "{\"kind\":\"tls\",\"family\":")
-				      : PUT_LIT(p, "{\"kind\":\"http\",\"family\":");
+	if (ev->kind == XHDR_KIND_TLS)
+		p = PUT_LIT(p, "{\"kind\":\"tls\",\"family\":");
+	else if (ev->kind == XHDR_KIND_RESPONSE)
+		p = PUT_LIT(p, "{\"kind\":\"response\",\"family\":");
+	else
+		p = PUT_LIT(p, "{\"kind\":\"http\",\"family\":");
 	p = put_u64(p, ev->family);
 	p = PUT_LIT(p, ",\"saddr\":\"");
 	p = put_address(p, ev, ev->saddr);
@@ -654,7 +659,7 @@ static char *json_flow(char *p, const struct xhdr_event *ev)
 	return PUT_LIT(p, "]");
 }
 
-/* The keys both kinds carry after their own: when and on which interface the event was made. */
+/* The keys every kind carries after its own: when and on which interface the event was made. */
 static char *json_when_where(char *p, const struct xhdr_event *ev)
 {
 	p = PUT_LIT(p, ",\"timestamp_ns\":");
@@ -694,6 +699,28 @@ static char *json_hello(char *p, const struct view *v)
 	return PUT_LIT(p, "}\n");
 }
 
+/* HttpResponse.latency_us: whole microseconds from the request to its response, 0 if a record says less. */
+static uint64_t latency_us(const struct xhdr_event *ev)
+{
+	return ev->timestamp_ns > ev->request_ns ? (ev->timestamp_ns - ev->request_ns) / 1000 : 0;
+}
+
+/* HttpResponse.to_json(). */
+static char *json_response(char *p, const struct xhdr_event *ev)
+{
+	p = json_flow(p, ev);
+	p = PUT_LIT(p, ",\"status\":");
+	p = put_u64(p, ev->status);
+	p = PUT_LIT(p, ",\"version\":");
+	p = put_u64(p, ev->version);
+	p = PUT_LIT(p, ",\"latency_us\":");
+	p = put_u64(p, latency_us(ev));
+	p = PUT_LIT(p, ",\"request_timestamp_ns\":");
+	p = put_u64(p, ev->request_ns);
+	p = json_when_where(p, ev);
+	return PUT_LIT(p, "}\n");
+}
+
 /* HeaderEvent.to_json(). */
 static char *json_line(char *p, const struct view *v, const struct settings *s)
 {
@@ -702,6 +729,8 @@ static char *json_line(char *p, const struct view *v, const struct settings *s)
 
 	if (ev->kind == XHDR_KIND_TLS)
 		return json_hello(p, v);
+	if (ev->kind == XHDR_KIND_RESPONSE)
+		return json_response(p, ev);
 	p = json_flow(p, ev);
 	p = PUT_LIT(p, ",\"request_index\":");
 	p = put_u64(p, ev->request_index);
@@ -803,6 +832,20 @@ static char *text_hello(char *p, const struct view *v)
 	return p;
 }
 
+/* "HTTP/1.1 404 after 512 us": log_format._response(). */
+static char *text_response(char *p, const struct xhdr_event *ev)
+{
+	p = PUT_LIT(p, "HTTP/");
+	p = put_u64(p, ev->version / 10);
+	*p++ = '.';
+	p = put_u64(p, ev->version % 10);
+	*p++ = ' ';
+	p = put_u64(p, ev->status);
+	p = PUT_LIT(p, " after ");
+	p = put_u64(p, latency_us(ev));
+	return PUT_LIT(p, " us");
+}
+
 /* "METHOD target HTTP/1.1 | Name: shown ...": log_format._request(). */
 static char *text_request(char *p, const struct view *v, const struct settings *s)
 {
@@ -838,7 +881,10 @@ static char *text_line(char *p, const struct view *v, const struct settings *s)
 	p = PUT_LIT(p, " -> ");
 	p = text_endpoint(p, ev, ev->daddr, ev->dport);
 	*p++ = ' ';
-	p = tls ? text_hello(p, v) : text_request(p, v, s);
+	if (ev->kind == XHDR_KIND_RESPONSE)
+		p = text_response(p, ev);
+	else
+		p = tls ? text_hello(p, v) : text_request(p, v, s);
 	/* Python tests the whole flag word, so bits it has no name for still give the brackets. */
 	if (ev->flags) {
 		p = PUT_LIT(p, " [");

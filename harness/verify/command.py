@@ -61,9 +61,10 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         nargs="*",
         type=Path,
         metavar="SOURCE.c|OBJECT.o",
-        help="BCC-dialect C files (every non-static function taking struct xdp_md * is verified, one build "
-        'per --matrix variant) or ELF objects built with clang and libbpf (every SEC("xdp") program, one '
-        "build); default: the bundled extractor over its default matrix",
+        help="BCC-dialect C files (every non-static function taking struct xdp_md * is verified, and one "
+        "taking struct __sk_buff * as a TC classifier, one build per --matrix variant) or ELF objects built "
+        'with clang and libbpf (every SEC("xdp") program, one build); default: the bundled extractor over its '
+        "default matrix",
     )
     parser.add_argument(
         "--matrix", type=Path, help="TOML file of [[variant]] tables (see harness/verify/variants.py)"

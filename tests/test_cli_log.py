@@ -284,6 +284,7 @@ def test_responses_carry_the_status_nginx_sent_and_span_its_request_time(lab: La
         flow = ("family", "saddr", "daddr", "sport", "dport")
         assert {key: response[key] for key in flow} == {key: request[key] for key in flow}
         assert response["status"] == int(entry["status"]) and response["version"] == 11
+        assert response["request_id"] == entry["request_id"]
         assert str(request["sport"]) == entry["port"]
         nginx_us = float(entry["request_time"]) * 1e6
         assert nginx_us - REQUEST_TIME_RESOLUTION_US <= response["latency_us"], entry

@@ -50,7 +50,7 @@ from harness.core.event import (
     decode_event,
     event_struct,
 )
-from harness.core.program import Program
+from harness.core.program import RESPONSES, Program
 from harness.core.testrun import test_run
 from harness.core.wait import wait_until
 from harness.log.audit import AuditError, AuditSummary, new_key, read_key, verify
@@ -62,7 +62,7 @@ from harness.log.consumer import (
     consumer_argv,
     decoder_argv,
 )
-from harness.log.format import event_json, event_line
+from harness.log.format import JsonLines, event_json, event_line
 from harness.log.records import MAGIC, RecordCounter, RecordsError, read_events
 from harness.oracle import tls
 from harness.oracle.corpus import load_corpus
@@ -761,7 +761,8 @@ def rendered(path: Path, fmt: LogFormat, events: int) -> str:
 
 def assert_rendered_as_python_does(path: Path, expected: Sequence[Event]) -> None:
     """consumer.c's JSON and text lines of the file equal format.py's, and Python reads the events back."""
-    assert rendered(path, LogFormat.JSON, len(expected)) == "".join(f"{event_json(e)}\n" for e in expected)
+    lines = JsonLines(CONFIG)
+    assert rendered(path, LogFormat.JSON, len(expected)) == "".join(f"{lines.line(e)}\n" for e in expected)
     assert rendered(path, LogFormat.TEXT, len(expected)) == "".join(f"{event_line(e)}\n" for e in expected)
     read = list(read_events(path))
     assert read == list(expected)
@@ -878,6 +879,41 @@ def responses(draw: st.DrawFn) -> tuple[bytes, HttpResponse]:
         expected.ifindex,
     )
     return bytes(record)[: type(record).data.offset], expected
+
+
+@pytest.mark.kernel
+def test_a_response_line_names_the_x_request_id_of_the_request_it_answers(
+    program: Program, tmp_path: Path
+) -> None:
+    """R25: of two flows answered, the one whose request sent X-Request-ID gets it on its response's line, the
+    other null, as JsonLines says of the kernel's records, byte for byte."""
+    with_id, without = (
+        build(FrameSpec(payload=f"GET /{port} HTTP/1.1\r\n{header}\r\n".encode(), sport=port))
+        for port, header in ((41100, "X-Request-ID: abc-1\r\n"), (41101, "Host: b\r\n"))
+    )
+    answers = [
+        build(FrameSpec(payload=b"HTTP/1.1 404 Not Found\r\n\r\n", sport=port, reply=True))
+        for port in (41100, 41101)
+    ]
+    program.configure(CONFIG.with_changes(responses=True))
+    program.take_events()
+    program.keep_records = True
+    try:
+        for frame in with_openings([[with_id], [without]])[0]:
+            test_run(program.fd, frame)
+        for frame in answers:
+            test_run(program.functions[RESPONSES].fd, frame)
+        program.take_events()
+        records = program.take_records()
+    finally:
+        program.keep_records = False
+        program.configure(CONFIG)
+    assert len(records) == 4
+    path = records_file(tmp_path / "answered.records", records)
+    expected = [decode_event(raw, CONFIG) for raw in records]
+    assert_rendered_as_python_does(path, expected)
+    lines = [json.loads(line) for line in rendered(path, LogFormat.JSON, 4).splitlines()]
+    assert [line["request_id"] for line in lines if line["kind"] == "response"] == ["abc-1", None]
 
 
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

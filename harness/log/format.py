@@ -9,12 +9,57 @@ from __future__ import annotations
 
 import json
 
+from harness.core.config import ExtractorConfig, HeaderMode
 from harness.core.event import Event, HeaderEvent, HttpResponse, TlsHello, tls_version_name
+
+REQUEST_IDS = 4096  # entries of the table of recent X-Request-IDs (REQUEST_IDS in consumer.c)
+REQUEST_ID = "x-request-id"
 
 
 def event_json(event: Event) -> str:
     """The event's ``to_json()`` on one line; its first key, ``kind``, is ``http``, ``tls`` or ``response``."""
     return json.dumps(event.to_json(), separators=(",", ":"))
+
+
+class JsonLines:
+    """The JSON lines of a run's events in order, as ``xhdr log --json`` writes them: ``event_json()``, and for
+    a response, when ``config`` logs X-Request-ID's value, the key ``request_id`` last: the value its request's
+    line showed, or null (R25). The requests' values wait in a table of REQUEST_IDS entries indexed by the
+    request's time and ports, each replaced by the next request that lands there, as the consumer's."""
+
+    def __init__(self, config: ExtractorConfig) -> None:
+        self.slot = next(
+            (
+                index
+                for index, rule in enumerate(config.headers)
+                if rule.name.lower() == REQUEST_ID and rule.mode is HeaderMode.VALUE
+            ),
+            None,
+        )
+        self.waiting: dict[int, tuple[tuple[object, ...], bytes]] = {}
+
+    def line(self, event: Event) -> str:
+        if self.slot is None or isinstance(event, TlsHello):
+            return event_json(event)
+        if isinstance(event, HeaderEvent):
+            value = event.headers[self.slot]
+            if value.present:
+                key = (event.timestamp_ns, event.sport, event.dport, event.family, event.saddr)
+                self.waiting[_request_id_index(*key[:3])] = (key, value.value)
+            return event_json(event)
+        fields = event.to_json()
+        index = _request_id_index(event.request_ns, event.sport, event.dport)
+        key = (event.request_ns, event.sport, event.dport, event.family, event.saddr)
+        noted = self.waiting.get(index)
+        fields["request_id"] = None
+        if noted is not None and noted[0] == key:
+            del self.waiting[index]
+            fields["request_id"] = noted[1].decode("latin-1")
+        return json.dumps(fields, separators=(",", ":"))
+
+
+def _request_id_index(ns: int, sport: int, dport: int) -> int:
+    return (ns ^ sport << 16 ^ dport) & (REQUEST_IDS - 1)
 
 
 def event_line(event: Event) -> str:

@@ -90,7 +90,29 @@ struct settings {
 	const char *audit_key;		/* --audit: chain the JSON lines with HMAC-SHA256 (docs/AUDIT.md) */
 	struct rule rules[XHDR_SLOTS];
 	int nrules;
+	int request_id_slot;		/* the slot of an X-Request-ID rule in value mode, or -1 */
 };
+
+/*
+ * R25: the X-Request-ID of recent requests, so that a response's JSON line carries its request's
+ * (harness/log/format.py's JsonLines keeps the same table). A request logged with the header takes
+ * the entry its time and ports index, replacing what was there; the response that names the
+ * request's time and flow takes it out.
+ */
+#define REQUEST_IDS	4096
+#define REQUEST_ID_MAX	256		/* the largest max_value_len */
+
+struct request_id {
+	uint64_t ns;
+	uint16_t sport, dport;
+	uint8_t family;
+	uint8_t used;
+	uint8_t saddr[16];
+	size_t len;
+	__u8 value[REQUEST_ID_MAX];
+};
+
+static struct request_id request_ids[REQUEST_IDS];
 
 /*
  * A records file (docs/RECORDS.md) is a section per run: this magic line, "max-target-len N",
@@ -705,9 +727,52 @@ static uint64_t latency_us(const struct xhdr_event *ev)
 	return ev->timestamp_ns > ev->request_ns ? (ev->timestamp_ns - ev->request_ns) / 1000 : 0;
 }
 
-/* HttpResponse.to_json(). */
-static char *json_response(char *p, const struct xhdr_event *ev)
+static struct request_id *request_id_entry(uint64_t ns, uint16_t sport, uint16_t dport)
 {
+	return &request_ids[(ns ^ (uint64_t)sport << 16 ^ dport) & (REQUEST_IDS - 1)];
+}
+
+/* JsonLines.note(): a request's X-Request-ID value, as its line shows it, for its response's line. */
+static void note_request_id(const struct view *v, const struct settings *s)
+{
+	const struct xhdr_event *ev = v->ev;
+	const struct xhdr_slot *slot;
+	struct request_id *e;
+	const __u8 *value;
+
+	if (s->request_id_slot < 0 || ev->kind != XHDR_KIND_HTTP)
+		return;
+	slot = &ev->slots[s->request_id_slot];
+	if (!(slot->flags & XHDR_S_PRESENT))
+		return;
+	e = request_id_entry(ev->timestamp_ns, ev->sport, ev->dport);
+	e->len = min_size(slice(v, slot->value_off, slot->value_len, &value), REQUEST_ID_MAX);
+	memcpy(e->value, value, e->len);
+	e->ns = ev->timestamp_ns;
+	e->sport = ev->sport;
+	e->dport = ev->dport;
+	e->family = ev->family;
+	memcpy(e->saddr, ev->saddr, sizeof(e->saddr));
+	e->used = 1;
+}
+
+/* JsonLines.take(): the noted X-Request-ID of the request this response answers, or NULL. */
+static const struct request_id *take_request_id(const struct xhdr_event *ev)
+{
+	struct request_id *e = request_id_entry(ev->request_ns, ev->sport, ev->dport);
+
+	if (!e->used || e->ns != ev->request_ns || e->sport != ev->sport || e->dport != ev->dport ||
+	    e->family != ev->family || memcmp(e->saddr, ev->saddr, sizeof(e->saddr)))
+		return NULL;
+	e->used = 0;
+	return e;
+}
+
+/* HttpResponse.to_json(), then its request's X-Request-ID when a rule logs it (JsonLines.line()). */
+static char *json_response(char *p, const struct xhdr_event *ev, const struct settings *s)
+{
+	const struct request_id *id;
+
 	p = json_flow(p, ev);
 	p = PUT_LIT(p, ",\"status\":");
 	p = put_u64(p, ev->status);
@@ -718,6 +783,16 @@ static char *json_response(char *p, const struct xhdr_event *ev)
 	p = PUT_LIT(p, ",\"request_timestamp_ns\":");
 	p = put_u64(p, ev->request_ns);
 	p = json_when_where(p, ev);
+	if (s->request_id_slot >= 0) {
+		id = take_request_id(ev);
+		if (id) {
+			p = PUT_LIT(p, ",\"request_id\":\"");
+			p = put_escaped(p, id->value, id->len, FORMAT_JSON);
+			*p++ = '"';
+		} else {
+			p = PUT_LIT(p, ",\"request_id\":null");
+		}
+	}
 	return PUT_LIT(p, "}\n");
 }
 
@@ -730,7 +805,7 @@ static char *json_line(char *p, const struct view *v, const struct settings *s)
 	if (ev->kind == XHDR_KIND_TLS)
 		return json_hello(p, v);
 	if (ev->kind == XHDR_KIND_RESPONSE)
-		return json_response(p, ev);
+		return json_response(p, ev, s);
 	p = json_flow(p, ev);
 	p = PUT_LIT(p, ",\"request_index\":");
 	p = put_u64(p, ev->request_index);
@@ -1072,11 +1147,13 @@ static void render(const __u8 *record, size_t size, const struct settings *s)
 		return;
 	}
 	view_of(&v, record, size, s);
-	out_room(line_bound(&v, s));
-	if (s->format == FORMAT_JSON)
+	out_room(line_bound(&v, s) + 6 * REQUEST_ID_MAX);
+	if (s->format == FORMAT_JSON) {
+		note_request_id(&v, s);
 		end = json_line(out.buf + out.len, &v, s);
-	else
+	} else {
 		end = text_line(out.buf + out.len, &v, s);
+	}
 	if (audit.ctx)
 		end = audit_seal(out.buf + out.len, end - 1);	/* without the newline */
 	out.len = end - out.buf;
@@ -1286,6 +1363,8 @@ static const char *add_rule(struct settings *s, const char *arg)
 			r->mode = m;
 	if (r->mode == XHDR_MODE_NONE)
 		return "a header MODE must be value, hash, auth or presence";
+	if (r->mode == XHDR_MODE_VALUE && !strcasecmp(r->name, "X-Request-ID"))
+		s->request_id_slot = s->nrules;
 	s->nrules++;
 	return NULL;
 }
@@ -1415,6 +1494,8 @@ static size_t read_records_header(struct settings *s, struct input *in)
 	header[stop + 1 - p] = 0;
 	line = header + strlen(RECORDS_MAGIC);
 	s->nrules = 0;
+	s->request_id_slot = -1;
+	memset(request_ids, 0, sizeof(request_ids));	/* a new run: its responses answer its requests */
 	s->max_target_len = 0;
 	s->max_value_len = 0;
 	for (; *line; line = next + 1) {
@@ -1644,6 +1725,7 @@ int main(int argc, char **argv)
 	init_text_esc();
 	init_flag_names();
 	init_dec_pairs();
+	s.request_id_slot = -1;
 	parse_args(&s, argc, argv);
 	for (i = 0; i < s.nrules; i++)
 		make_prefix(&s.rules[i], s.format);

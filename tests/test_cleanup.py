@@ -26,12 +26,14 @@ from pyroute2 import netns as pr_netns
 
 from harness.cli.main import EXIT_ERROR, main
 from harness.cli.main import SCRIPT as XHDR
+from harness.core.bcc_loader import import_bcc
 from harness.core.counters import Counter
 from harness.core.driver import feed_opened
 from harness.core.ownership import scratch_directory, sweep_stale_directories
 from harness.core.program import Program
+from harness.core.tc import EGRESS, netlink_egress_attached, sweep_stale_filters
 from harness.core.wait import wait_until
-from harness.core.xdp import XdpMode, attached_mode
+from harness.core.xdp import XdpMode, attached_mode, interface_index, netlink
 from harness.oracle.frames import FrameSpec, build
 from netns.driver import LabDriver
 from netns.lab import Lab, last_line
@@ -271,6 +273,80 @@ def test_sigkill_leaves_a_scratch_directory_that_the_sweep_removes_and_live_ones
         assert not killed.exists()
         assert Path(live).is_dir()
         assert Path(live).name not in removed
+
+
+# A process that puts an empty TC program on a lab's egress by netlink, the responses program's path on kernels
+# without tcx links (before 6.6), and holds it until killed. Only where it is attached matters here.
+HOLDING_FILTER = """
+import sys
+from harness.core.bcc_loader import import_bcc
+from harness.core.tc import netlink_egress_attached
+bcc = import_bcc()
+fd = bcc.BPF(text=EMPTY_TC).load_func(b"tc_pass", bcc.BPF.SCHED_CLS).fd
+with netlink_egress_attached(fd, sys.argv[1], sys.argv[2]):
+    print("attached", flush=True)
+    sys.stdin.read()  # keep running until the test kills this process
+"""
+EMPTY_TC = b"int tc_pass(struct __sk_buff *skb) { return 0; }"
+
+
+def egress_filters(lab: Lab) -> list[str]:
+    """The names of the bpf filters on the lab gateway end's egress."""
+    with netlink(lab.gateway.netns) as ipr:
+        index = interface_index(ipr, lab.gateway.ifname, lab.gateway.netns)
+        return [
+            found.get_attr("TCA_OPTIONS").get_attr("TCA_BPF_NAME")
+            for found in ipr.get_filters(index=index, parent=EGRESS)
+            if found.get_attr("TCA_OPTIONS")
+        ]
+
+
+def qdisc_kinds(lab: Lab) -> list[str]:
+    with netlink(lab.gateway.netns) as ipr:
+        index = interface_index(ipr, lab.gateway.ifname, lab.gateway.netns)
+        return [qdisc.get_attr("TCA_KIND") for qdisc in ipr.get_qdiscs(index=index)]
+
+
+def test_a_netlink_egress_filter_goes_with_its_block_or_by_the_sweep_after_a_kill() -> None:
+    """Kernels without tcx links get the responses program as a netlink filter, which outlives a killed
+    process: the next run's sweeper removes it, and leaves a live run's alone."""
+    bcc = import_bcc()
+    empty = bcc.BPF(text=EMPTY_TC)
+    try:
+        fd = empty.load_func(b"tc_pass", bcc.BPF.SCHED_CLS).fd
+        with Lab() as lab:
+            before = qdisc_kinds(lab)
+            with netlink_egress_attached(fd, lab.gateway.ifname, lab.gateway.netns):
+                [live] = egress_filters(lab)
+                assert live.startswith(f"xhdr-{os.getpid()}-") and "clsact" in qdisc_kinds(lab)
+            assert egress_filters(lab) == [] and qdisc_kinds(lab) == before
+
+            holder = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    f"EMPTY_TC = {EMPTY_TC!r}\n{HOLDING_FILTER}",
+                    lab.gateway.ifname,
+                    lab.gateway.netns,
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            try:
+                assert holder.stdout.readline().strip() == "attached"  # type: ignore[union-attr]
+            finally:
+                holder.kill()
+                holder.wait()
+            [killed] = egress_filters(lab)
+            assert killed.startswith(f"xhdr-{holder.pid}-"), "SIGKILL runs no clean-up: the filter stays"
+            with netlink_egress_attached(fd, lab.gateway.ifname, lab.gateway.netns):
+                assert sweep_stale_filters() == [killed]
+                [live] = egress_filters(lab)
+                assert live.startswith(f"xhdr-{os.getpid()}-")
+    finally:
+        empty.cleanup()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("netns.demo") is None, reason="netns/demo.py is not written yet")

@@ -42,7 +42,12 @@ class AttachError(UserError, RuntimeError):
     """The interface does not exist or refused the program; the message names both."""
 
 
-def _ifindex(ipr: IPRoute, ifname: str, netns: str | None) -> int:
+def netlink(netns: str | None) -> IPRoute:
+    """A netlink socket in ``netns`` (this process's namespace when None)."""
+    return IPRoute(netns=netns, flags=0) if netns else IPRoute()
+
+
+def interface_index(ipr: IPRoute, ifname: str, netns: str | None) -> int:
     found = ipr.link_lookup(ifname=ifname)
     if not found:
         where = f" in namespace {netns}" if netns else ""
@@ -51,8 +56,8 @@ def _ifindex(ipr: IPRoute, ifname: str, netns: str | None) -> int:
 
 
 def _set_xdp(ifname: str, netns: str | None, fd: int, flags: int) -> None:
-    with IPRoute(netns=netns, flags=0) if netns else IPRoute() as ipr:
-        index = _ifindex(ipr, ifname, netns)
+    with netlink(netns) as ipr:
+        index = interface_index(ipr, ifname, netns)
         ipr.link("set", index=index, xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
 
 
@@ -86,8 +91,8 @@ def attached_prog_id(ifname: str, netns: str | None = None) -> int | None:
 
 
 def _xdp_attribute(ifname: str, netns: str | None, name: str) -> Any:  # a str or an int, per attribute
-    with IPRoute(netns=netns, flags=0) if netns else IPRoute() as ipr:
-        link = ipr.get_links(_ifindex(ipr, ifname, netns))[0]
+    with netlink(netns) as ipr:
+        link = ipr.get_links(interface_index(ipr, ifname, netns))[0]
         xdp = link.get_attr("IFLA_XDP")
         return xdp.get_attr(name) if xdp else None
 

@@ -39,7 +39,7 @@ from fuzz.strategies import Flow, Item, batches
 from harness.core.config import ExtractorConfig
 from harness.core.coverage import CoverageReader, Hits
 from harness.core.driver import Driver, Outcome, with_openings
-from harness.core.event import EventFlag, HeaderEvent, SlotFlag, TlsFlag
+from harness.core.event import EventFlag, HeaderEvent, HttpResponse, SlotFlag, TlsFlag
 from harness.core.program import Program
 from harness.oracle import reference
 from harness.oracle.differences import outcome_differences
@@ -47,6 +47,7 @@ from harness.oracle.reference import Expected
 
 FUZZ_CONFIG = ExtractorConfig(
     tls_ports=(443, 8443),
+    responses=True,  # R24: requests wait for the responses the ``responses`` target sends
     max_header_lines=6,
     max_value_len=16,
     max_target_len=24,
@@ -61,12 +62,21 @@ def frames_of(item: Item) -> tuple[bytes, ...]:
     return item.frames if isinstance(item, Flow) else (item,)
 
 
+def arriving(item: Item) -> tuple[bytes, ...]:
+    """Of those, the ones the client sends (a flow's server frames leave the interface instead)."""
+    return item.arriving if isinstance(item, Flow) else (item,)
+
+
 def expectations(item: Item, config: ExtractorConfig, key: bytes) -> list[Expected]:
     """What the reference expects of each of the item's frames: a frame alone as right after its SYN, a flow's
-    frames from one fresh FlowTracker fed them in order (the reset would change nothing in it, R15)."""
+    frames from one fresh FlowTracker fed them in order (the reset would change nothing in it, R15), the
+    server's frames as leaving (R24, R25)."""
     if isinstance(item, Flow):
         tracker = reference.FlowTracker(config, key)
-        return [tracker.feed(frame) for frame in item.frames]
+        return [
+            tracker.respond(frame) if index in item.leaving else tracker.feed(frame)
+            for index, frame in enumerate(item.frames)
+        ]
     return [reference.extract(item, config, key)]
 
 
@@ -82,12 +92,15 @@ def feed_items(driver: Driver, items: Sequence[Item]) -> list[list[Outcome]]:
     """Sends every item after its set-up, all in one ``feed``; the outcomes of each item's own frames."""
     sent: list[bytes] = []
     spans: list[range] = []
+    leaving: set[int] = set()
     for item in items:
         sent.extend(_set_up(item))
         frames = frames_of(item)
+        if isinstance(item, Flow):
+            leaving.update(len(sent) + index for index in item.leaving)
         spans.append(range(len(sent), len(sent) + len(frames)))
         sent.extend(frames)
-    outcomes = driver.feed(sent)
+    outcomes = driver.feed(sent, leaving) if leaving else driver.feed(sent)
     return [[outcomes[position] for position in span] for span in spans]
 
 
@@ -207,6 +220,8 @@ def outcome_class(expected: Expected) -> str:
     event_flags: EventFlag | TlsFlag = EventFlag(0)
     slot_flags = SlotFlag(0)
     for event in expected.events:
+        if isinstance(event, HttpResponse):
+            continue  # a response has no flags; its class is its counter's
         if not isinstance(event, HeaderEvent):
             event_flags = event.flags  # one TLS event a frame, and no request beside it
             continue
@@ -214,7 +229,7 @@ def outcome_class(expected: Expected) -> str:
         for slot in event.headers:
             slot_flags |= slot.flags
     events = str(len(expected.events))
-    return "/".join((expected.outcome.label, flag_names(event_flags), flag_names(slot_flags), events))
+    return "/".join((expected.outcome_label, flag_names(event_flags), flag_names(slot_flags), events))
 
 
 class CoverageTrack:
@@ -324,8 +339,10 @@ class Campaign:
         progress.compared += len(items)
         frames = [frame for item in items for frame in frames_of(item)]
         progress.frames += len(frames)
-        if self.on_frames is not None:
-            self.on_frames(frames)  # each alone is valid after its own SYN too, as the lab sample sends them
+        if (
+            self.on_frames is not None
+        ):  # each alone is valid after its own SYN too, as the lab sample sends them
+            self.on_frames([frame for item in items for frame in arriving(item)])
         try:
             with self.clock.timing("test_run"):
                 outcomes = feed_items(self.driver, items)

@@ -7,8 +7,9 @@ frames for Wireshark or tcpdump. The item is one of the campaign's two kinds (``
 - ``"kind": "frame"`` (the default, as in files written before flows): ``frame_hex`` is the frame, replayed
   right after the SYN that opens its flow; ``kernel``, ``reference`` and ``layers`` describe it;
 - ``"kind": "flow"``: ``reset_hex`` and ``frames``, each frame with its ``frame_hex``, ``layers``, ``kernel``
-  and ``reference`` outcomes; ``disagreeing_frame`` is the index of the first frame the two sides disagree on.
-  The pcap holds the reset, then the frames.
+  and ``reference`` outcomes; ``disagreeing_frame`` is the index of the first frame the two sides disagree on;
+  ``leaving`` lists the frames the server sends, replayed through the responses program (R24, R25; none in
+  files written before it). The pcap holds the reset, then the frames.
 
 The hex is the source of truth for replay. tests/test_fuzz.py globs the folder: a new file is a new test.
 """
@@ -127,6 +128,7 @@ def _item_json(found: Disagreement) -> dict[str, Any]:
         "reset_hex": found.item.reset.hex(),
         "frames": [_frame_json(*frame) for frame in frames],
         "disagreeing_frame": found.index,
+        "leaving": sorted(found.item.leaving),
     }
 
 
@@ -170,7 +172,7 @@ def _item(record: dict[str, Any]) -> Item:
     if record.get("kind", "frame") == "frame":
         return bytes.fromhex(record["frame_hex"])
     frames = tuple(bytes.fromhex(frame["frame_hex"]) for frame in record["frames"])
-    return Flow(bytes.fromhex(record["reset_hex"]), frames)
+    return Flow(bytes.fromhex(record["reset_hex"]), frames, frozenset(record.get("leaving", ())))
 
 
 def load(path: Path) -> Repro:

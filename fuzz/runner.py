@@ -4,7 +4,8 @@
 frame. ``BatchTestRunDriver`` keeps the same contract (one ``Outcome`` per frame, counters as deltas, events in
 order) but reads the counters once per frame, as a plain list (``Program.counter_totals``), and drains the ring
 buffer once per batch, splitting the events between frames by each frame's
-``events`` delta: the emit stage writes a frame's events in order and counts each one. Measured on fuzzed frames
+``events`` delta (``responses`` for a frame leaving): each program writes a frame's events in order and counts
+each one. Measured on fuzzed frames
 (2 CPUs, warm): about 28 us per frame against 57 us for TestRunDriver, of which the test run itself is 6 us
 and decoding events most of the rest. Either is small next to Hypothesis drawing a frame (about 3 ms), so the
 fuzzer is limited by generation, as it should be.
@@ -15,11 +16,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 
 from harness.core.counters import Counter, Counts
 from harness.core.driver import Outcome
-from harness.core.program import Program
+from harness.core.program import RESPONSES, Program
 from harness.core.testrun import test_run
 
 # Drain the ring buffer before this many events are pending, so a batch can never fill it (R8: events_lost).
@@ -72,21 +73,23 @@ class BatchTestRunDriver:
         """The counters summed over CPUs, in Counter order: one syscall, no per-CPU Python objects."""
         return self.program.counter_totals.read()
 
-    def feed(self, frames: Sequence[bytes]) -> list[Outcome]:
-        """One Outcome per frame, in order, exactly as ``TestRunDriver.feed`` would give."""
+    def feed(self, frames: Sequence[bytes], leaving: Collection[int] = ()) -> list[Outcome]:
+        """One Outcome per frame, in order, exactly as ``TestRunDriver.feed`` would give; the frames at the
+        positions in ``leaving`` go through the responses program, as frames leaving the interface (R24)."""
         self.program.take_events()  # nothing from earlier traffic may be attributed to these frames
+        egress = self.program.functions[RESPONSES].fd
         verdicts: list[int] = []
         deltas: list[list[int]] = []
         events = []
         pending = 0
         before = self._read()
-        for frame in frames:
-            verdicts.append(test_run(self.program.fd, frame).verdict)
+        for position, frame in enumerate(frames):
+            verdicts.append(test_run(egress if position in leaving else self.program.fd, frame).verdict)
             after = self._read()
             delta = [a - b for a, b in zip(after, before, strict=True)]
             deltas.append(delta)
             before = after
-            pending += delta[Counter.EVENTS]
+            pending += delta[Counter.EVENTS] + delta[Counter.RESPONSES]
             if pending >= MAX_PENDING_EVENTS:
                 events.extend(self.program.take_events())
                 pending = 0
@@ -95,7 +98,7 @@ class BatchTestRunDriver:
         start = 0
         for verdict, delta in zip(verdicts, deltas, strict=True):
             counts: Counts = {counter: delta[counter] for counter in Counter}
-            end = start + counts[Counter.EVENTS]
+            end = start + counts[Counter.EVENTS] + counts[Counter.RESPONSES]
             outcomes.append(Outcome(verdict, tuple(events[start:end]), counts))
             start = end
         if start != len(events):

@@ -466,11 +466,17 @@ class Flow:
 
     reset: bytes
     frames: tuple[bytes, ...]
+    leaving: frozenset[int] = frozenset()  # which frames the server sends (their indices): R24, R25
 
     @property
     def sent(self) -> tuple[bytes, ...]:
         """Every frame the kernel is given, in order: the reset, then the flow's frames."""
         return (self.reset, *self.frames)
+
+    @property
+    def arriving(self) -> tuple[bytes, ...]:
+        """The flow's frames that the client sends, in order."""
+        return tuple(frame for index, frame in enumerate(self.frames) if index not in self.leaving)
 
 
 Item = bytes | Flow  # what an example is made of: a frame on a flow of its own, or a whole flow
@@ -1042,6 +1048,66 @@ def tls_flows(draw: st.DrawFn, config: ExtractorConfig) -> Flow:
     return _connection(draw, spec, hello + draw(APPLICATION_DATA), frozenset({len(hello)}))
 
 
+# --- Responses: R24, R25 ---------------------------------------------------------------------------------
+
+# Final statuses, interim ones (R25: 101 answers, the others do not), and any three digits.
+STATUSES = weighted(
+    (6, st.sampled_from([200, 204, 301, 304, 404, 500, 503])),
+    (2, st.sampled_from([100, 101, 102, 103])),
+    (1, st.integers(0, 999)),
+)
+STATUS_LINE_TAILS = st.sampled_from(
+    [b" OK\r\n\r\n", b"\r\n\r\n", b" Not Found\r\nContent-Length: 0\r\n\r\n", b" "]
+)
+
+
+@st.composite
+def server_segments(draw: st.DrawFn) -> bytes:
+    """What a server's segment starts with: a status line (HTTP/1.0 or 1.1, a status, a reason or none), now
+    and then one byte of its first 13 changed or the segment cut inside them, or a body's bytes."""
+    version = draw(st.sampled_from([b"1.1", b"1.0"]))
+    segment = b"HTTP/" + version + b" " + b"%03d" % draw(STATUSES) + draw(STATUS_LINE_TAILS)
+    change = draw(
+        weighted((6, st.just("none")), (1, st.just("byte")), (1, st.just("cut")), (1, st.just("body")))
+    )
+    if change == "byte":
+        at = draw(st.integers(0, 12))
+        segment = segment[:at] + bytes([draw(SPECIAL_OR_ANY)]) + segment[at + 1 :]
+    elif change == "cut":
+        segment = segment[: draw(st.integers(1, 12))]
+    elif change == "body":
+        segment = draw(st.binary(min_size=1, max_size=64))
+    return segment
+
+
+SPECIAL_OR_ANY = st.one_of(st.sampled_from(b"HTP/1. 0\r\n9"), st.integers(0, 255))
+
+
+@st.composite
+def response_flows(draw: st.DrawFn, config: ExtractorConfig) -> Flow:
+    """One connection of ``flows`` with the server's segments woven in: up to 8, each after a random one of
+    the client's frames, so that responses come before, between and after the requests they answer, and
+    status lines answer requests that were retransmitted, lost or never logged."""
+    spec = draw(flow_specs(config))
+    messages = draw(flow_messages(config))
+    stream = b"".join(messages)
+    client = _connection(draw, spec, stream, frozenset(itertools.accumulate(len(m) for m in messages)))
+    segments = draw(st.lists(server_segments(), max_size=8))
+    after = sorted(
+        draw(st.lists(st.integers(0, len(client.frames)), min_size=len(segments), max_size=len(segments)))
+    )
+    server_seq = draw(FIRST_SEQS)
+    frames: list[bytes] = list(client.frames)
+    leaving: list[int] = []
+    for placed, (position, segment) in enumerate(zip(after, segments, strict=True)):
+        index = position + placed  # past the client's frames before it and the server's placed already
+        reply = dataclasses.replace(spec, payload=segment, flags="PA", seq=server_seq % SEQ_SPACE, reply=True)
+        frames.insert(index, fast_build(reply))
+        leaving.append(index)
+        server_seq += len(segment)
+    return Flow(client.reset, tuple(frames), frozenset(leaving))
+
+
 # --- Campaign targets ----------------------------------------------------------------------------------
 
 
@@ -1075,6 +1141,7 @@ TARGETS: dict[str, Callable[[ExtractorConfig], st.SearchStrategy[list[Item]]]] =
     "mutation": lambda config: mutated(captures(frame_specs(config, payloads(config)))),
     "flows": _flows,
     "tls": _tls,
+    "responses": lambda config: response_flows(config).map(lambda flow: [flow]),
 }
 
 
@@ -1139,7 +1206,8 @@ def fast_build(spec: FrameSpec) -> bytes:
         frame[l3 + 4 : l3 + 6] = (len(frame) - l3 - 40).to_bytes(2, "big")
         l4 = l3 + 40
         pseudo = bytes(frame[l3 + 8 : l3 + 40]) + (len(frame) - l4).to_bytes(4, "big") + b"\x00\x00\x00\x06"
-    frame[l4 : l4 + 8] = struct.pack("!HHI", spec.sport, spec.dport, spec.seq)
+    ports = (spec.dport, spec.sport) if spec.reply else (spec.sport, spec.dport)
+    frame[l4 : l4 + 8] = struct.pack("!HHI", *ports, spec.seq)
     frame[l4 + 16 : l4 + 18] = b"\x00\x00"
     frame[l4 + 16 : l4 + 18] = _checksum(pseudo + bytes(frame[l4:])).to_bytes(2, "big")
     frame += bytes(spec.pad)

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.kernel
 BOUNDED_EXAMPLES = 500
 BOUNDED_MUTANTS = 8  # per frame: cheap items beside the examples, as `xhdr fuzz --mutants` makes them
 FLOW_EXAMPLES = 500  # 1-4 flows each, about 16,000 frames: ten seconds; see PLANTED_BUDGET for why not fewer
+RESPONSE_EXAMPLES = 300  # connections with up to 8 server segments each: about 12,000 frames, ten seconds
 # What a run of flows must reach, or the flow layer (R15-R18) would pass without being exercised.
 FLOW_OUTCOMES = {
     "http_request",
@@ -93,6 +94,18 @@ def test_flow_campaign(programs) -> None:
     assert campaign.progress.examples >= FLOW_EXAMPLES
     reached = {name.split("/")[0] for name in campaign.progress.classes}
     assert FLOW_OUTCOMES <= reached, f"the flow campaign never reached {sorted(FLOW_OUTCOMES - reached)}"
+
+
+def test_response_campaign(programs) -> None:
+    """Connections with the server's segments woven in (target ``responses``): every frame, arriving or leaving,
+    equals a fresh FlowTracker's expectation, and the run reaches both response outcomes of R25 and segments
+    that are no response."""
+    campaign = Campaign(program_for(programs, FUZZ_CONFIG), target="responses")
+    found = campaign.run(RESPONSE_EXAMPLES, derandomize=True)
+    assert not found, "\n".join(str(disagreement) for disagreement in found)
+    reached = {name.split("/")[0] for name in campaign.progress.classes}
+    wanted = {"responses", "responses_unmatched", "not_a_response", "http_request"}
+    assert wanted <= reached, f"the response campaign never reached {sorted(wanted - reached)}"
 
 
 def test_batch_driver_equals_the_plain_driver(programs) -> None:

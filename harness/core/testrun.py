@@ -13,6 +13,7 @@ import os
 from harness.core.native import TestRunOpts, libbpf
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
+TC_ACT_OK = 0  # what a TC program returns to let the packet go on (the responses program, R24)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,6 @@ import dataclasses
 from harness.core.counters import Counter
 from harness.core.driver import Outcome
 from harness.core.event import Event, HeaderEvent
-from harness.core.testrun import XDP_PASS
 from harness.oracle.reference import Expected
 
 
@@ -33,8 +32,9 @@ def event_differences(kernel: Event, expected: Event) -> list[str]:
 def outcome_differences(outcome: Outcome, expected: Expected) -> list[str]:
     """Everything that keeps a kernel outcome from equalling the reference's expectation; empty when equal."""
     lines = []
-    if outcome.verdict is not None and outcome.verdict != XDP_PASS:
-        lines.append(f"verdict {outcome.verdict}, expected XDP_PASS")
+    if outcome.verdict is not None and outcome.verdict != expected.verdict:
+        wanted = "TC_ACT_OK" if expected.leaving else "XDP_PASS"
+        lines.append(f"verdict {outcome.verdict}, expected {wanted}")
     for counter in Counter:
         if outcome.counters[counter] != expected.counters[counter]:
             lines.append(

@@ -199,6 +199,7 @@ from harness.core.event import (
     TlsHello,
     alpn_names,
 )
+from harness.core.testrun import TC_ACT_OK, XDP_PASS
 
 SP, LF, CR, HT = 0x20, 0x0A, 0x0D, 0x09
 VLAN_TPIDS = (0x8100, 0x88A8)
@@ -222,22 +223,38 @@ SEQ_MASK = (1 << 32) - 1
 STATUS_LINE_BYTES = 13  # R25: "HTTP/1.1 200 " or with a CR last
 SWITCHING_PROTOCOLS = 101  # R25: the one 1xx status that is a request's final response
 WAITING_REQUESTS = 4  # R25: the requests of a flow whose times are kept (XHDR_WAITING in bpf/xhdr.c)
+RESPONSE_COUNTERS = (Counter.RESPONSES, Counter.RESPONSES_UNMATCHED)  # R25: what a frame leaving may count
 DEFAULT_CONFIG = ExtractorConfig()
 DEFAULT_KEY = bytes(16)
 
 
 @dataclasses.dataclass(frozen=True)
 class Expected:
-    """What one frame should do to the extractor: counter deltas (every counter, zeros too) and its events."""
+    """What one frame should do to the extractor: counter deltas (every counter, zeros too) and its events;
+    ``leaving`` for a frame the responses program reads (R24, R25), which lets every frame go on."""
 
     counters: dict[Counter, int]
     events: tuple[Event, ...]
+    leaving: bool = False
+
+    @property
+    def verdict(self) -> int:
+        """What the program returns: XDP_PASS for a frame arriving, TC_ACT_OK for one leaving."""
+        return TC_ACT_OK if self.leaving else XDP_PASS
 
     @property
     def outcome(self) -> Counter:
-        """The one outcome counter this frame moves (R1-R8, R16)."""
+        """The one outcome counter an arriving frame moves (R1-R8, R16)."""
         (outcome,) = (counter for counter in OUTCOMES if self.counters[counter])
         return outcome
+
+    @property
+    def outcome_label(self) -> str:
+        """The outcome's name; for a frame leaving, the response counter it moves, or ``not_a_response``."""
+        if not self.leaving:
+            return self.outcome.label
+        moved = (counter.label for counter in RESPONSE_COUNTERS if self.counters[counter])
+        return next(moved, "not_a_response")
 
 
 class FrameEnded(Exception):
@@ -395,30 +412,31 @@ class FlowTracker:
         (the last WAITING_REQUESTS requests are); an interim one (1xx but 101) answers none and counts nothing.
         """
         counters = zero_counts()
+        nothing = Expected(counters=counters, events=(), leaving=True)
         try:
             segment = _read_segment(frame)
         except FrameEnded:
-            return Expected(counters=counters, events=())
+            return nothing
         status_line = _status_line(segment.payload)
         if segment.flow.sport not in self.config.ports or status_line is None:
-            return Expected(counters=counters, events=())
+            return nothing
         status, version = status_line
         if status < 200 and status != SWITCHING_PROTOCOLS:
-            return Expected(counters=counters, events=())
+            return nothing
         seen = segment.flow
         flow = Flow(seen.family, seen.daddr, seen.saddr, seen.dport, seen.sport, seen.vlan_ids)
         waiting = self.waiting.get(flow, Waiting()) if flow in self.states else None
         if waiting is None or waiting.answered == waiting.requests:
             counters[Counter.RESPONSES_UNMATCHED] = 1
-            return Expected(counters=counters, events=())
+            return nothing
         answers = waiting.answered
         waiting.answered += 1
         if waiting.requests - answers > WAITING_REQUESTS:
             counters[Counter.RESPONSES_UNMATCHED] = 1
-            return Expected(counters=counters, events=())
+            return nothing
         counters[Counter.RESPONSES] = 1
         response = HttpResponse(**dataclasses.asdict(flow), status=status, version=version, answers=answers)
-        return Expected(counters=counters, events=(response,))
+        return Expected(counters=counters, events=(response,), leaving=True)
 
     def _payload(self, segment: Segment) -> tuple[Counter, tuple[Event, ...], int]:
         """R16, R18, R21: (outcome, events, flows lost) of a non-empty payload; updates the flow's state.

@@ -1,4 +1,4 @@
-"""Benchmark 4: real HTTP. wrk in the client namespace against nginx in the gateway namespace, six ways.
+"""Benchmark 4: real HTTP. wrk in the client namespace against nginx in the gateway namespace, seven ways.
 
 - ``no_logging``: nginx with ``access_log off``;
 - ``empty_xdp``: no logging, bpf/xdp_pass.c attached natively to the gateway's veth end: the hook's cost
@@ -7,6 +7,8 @@
 - ``extractor``: ``xhdr log --mode native --json FILE`` itself, the process users run (it compiles
   and attaches the extractor; its compiled consumer writes one JSON line per request to a file);
 - ``extractor_records``: the same with ``--records FILE``, the records themselves (docs/RECORDS.md);
+- ``extractor_responses``: the ``extractor`` leg with ``responses = true``: the TC egress program pairs each
+  response with its request and a second JSON line follows each request's (R24, R25);
 - ``c_tpacket_v3``: the C user-space baseline capturing on the gateway's veth end, one line per request.
 
 wrk sends the standard request's headers. Methods are measured round by round, interleaved, and the
@@ -46,9 +48,22 @@ from netns.nsenter import socket_in
 from reports.metrics import METRICS
 
 SUITE = "http_nginx"
-METHODS = ("no_logging", "empty_xdp", "nginx_access_log", "extractor", "extractor_records", "c_tpacket_v3")
-# What xhdr log writes in each extractor leg.
-EXTRACTOR_OUTPUTS = {"extractor": LogFormat.JSON, "extractor_records": LogFormat.RECORDS}
+METHODS = (
+    "no_logging",
+    "empty_xdp",
+    "nginx_access_log",
+    "extractor",
+    "extractor_records",
+    "extractor_responses",
+    "c_tpacket_v3",
+)
+# What xhdr log writes in each extractor leg, and whether responses are on (R24).
+EXTRACTOR_OUTPUTS = {
+    "extractor": LogFormat.JSON,
+    "extractor_records": LogFormat.RECORDS,
+    "extractor_responses": LogFormat.JSON,
+}
+WITH_RESPONSES = "responses = true\n"
 CONNECTIONS = 16
 NGINX_LOG_FORMAT = (
     '$request_method $request_uri $server_protocol "$http_host" "$http_user_agent" "$http_x_request_id" '
@@ -160,9 +175,11 @@ def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_
             if method in EXTRACTOR_OUTPUTS:
                 figures["map_memory_bytes"] = float(map_memory_bytes(logger.pid))
             finished = logger.finish()
-            figures["logged"] = float(finished.lines)
+            figures["logged"] = float(finished.lines - finished.responses)
+            if method == "extractor_responses":
+                figures["responses_logged"] = float(finished.responses)
             cpu_ns = finished.cpu_ns - logger_before
-            figures["logger_cpu_ns_per_request"] = cpu_ns / max(finished.lines, 1)
+            figures["logger_cpu_ns_per_request"] = cpu_ns / max(finished.lines - finished.responses, 1)
     nginx.proc.send_signal(signal.SIGQUIT)  # graceful: the access log is complete when it exits
     wait_until(nginx.poll, 15.0, "nginx to stop")
     if access_log:
@@ -182,7 +199,12 @@ def set_up(
         attach_xdp(empty_fd, gateway.ifname, XdpMode.NATIVE, gateway.netns)
         stack.callback(detach_xdp, gateway.ifname, XdpMode.NATIVE, gateway.netns)
     elif method in EXTRACTOR_OUTPUTS:
-        logger = stack.enter_context(running_logger(lab, XdpMode.NATIVE, EXTRACTOR_OUTPUTS[method]))
+        responses = lab.workdir / "responses.toml" if method == "extractor_responses" else None
+        if responses:
+            responses.write_text(WITH_RESPONSES)
+        logger = stack.enter_context(
+            running_logger(lab, XdpMode.NATIVE, EXTRACTOR_OUTPUTS[method], responses)
+        )
         before = logger.counters()
         return RequestLogger(logger.proc.pid, lambda: logger.finish(before))
     elif method == "c_tpacket_v3":

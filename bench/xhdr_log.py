@@ -116,6 +116,7 @@ class Finished:
     lines: int  # in the output file (records, for --records)
     events_lost: int  # the extractor's counter since the ``before`` reading (a capture: socket drops)
     cpu_ns: int  # of the logging process and its consumer since they started
+    responses: int = 0  # of the lines, the responses' (R25): the extractor's counter since ``before``
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,15 +137,17 @@ class Logger:
         line (or record) for every event it logged (both count from this xhdr log's start)."""
         counts = self.counters()
         ran = counts[Counter.PACKETS] - before[Counter.PACKETS] >= packets
-        return ran and self.output.count() >= counts[Counter.EVENTS]
+        return ran and self.output.count() >= counts[Counter.EVENTS] + counts[Counter.RESPONSES]
 
     def finish(self, before: Counts, packets: int = 0) -> Finished:
         """Waits until :meth:`written`, takes the figures, then stops it as users do (SIGTERM)."""
         wait_until(lambda: self.written(before, packets), DRAIN_DEADLINE_S, "xhdr log to write every event")
+        counts = self.counters()
         finished = Finished(
             lines=self.output.count(),
-            events_lost=self.counters()[Counter.EVENTS_LOST] - before[Counter.EVENTS_LOST],
+            events_lost=counts[Counter.EVENTS_LOST] - before[Counter.EVENTS_LOST],
             cpu_ns=tree_cpu_ns(self.proc.pid),
+            responses=counts[Counter.RESPONSES] - before[Counter.RESPONSES],
         )
         self.proc.send_signal(signal.SIGTERM)  # it detaches, lets its consumer drain the ring and exits
         wait_until(lambda: self.proc.poll() is not None, EXIT_DEADLINE_S, "xhdr log to exit")
@@ -154,16 +157,19 @@ class Logger:
 
 
 @contextlib.contextmanager
-def running_logger(lab: Lab, mode: XdpMode, fmt: LogFormat = LogFormat.JSON) -> Iterator[Logger]:
-    """``xhdr log --json FILE`` (``fmt`` RECORDS: ``--records FILE``) on the gateway's end, yielded once its
-    program is attached (so its consumer runs: it attaches only then); killed if still running at the end,
-    its output removed (hundreds of megabytes)."""
+def running_logger(
+    lab: Lab, mode: XdpMode, fmt: LogFormat = LogFormat.JSON, config: Path | None = None
+) -> Iterator[Logger]:
+    """``xhdr log --json FILE`` (``fmt`` RECORDS: ``--records FILE``; ``config``: ``--config FILE``) on the
+    gateway's end, yielded once its program is attached (so its consumer runs: it attaches only then); killed
+    if still running at the end, its output removed (hundreds of megabytes)."""
     assert lab.workdir is not None
     name = f"xhdr-log-{time.monotonic_ns()}"
     output, err_path = lab.workdir / f"{name}.{fmt.value}", lab.workdir / f"{name}.err"
     gateway = lab.gateway
     argv = [str(XHDR), "log", "--iface", gateway.ifname, "--netns", gateway.netns, "--mode", mode.value]
     argv += [f"--{fmt.value}", str(output), "--stats-every", "0"]
+    argv += ["--config", str(config)] if config else []
     with contextlib.ExitStack() as stack:
         with open(err_path, "wb") as err:
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)

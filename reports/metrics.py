@@ -74,7 +74,8 @@ _TABLE = (
     _m("latency_p99_us", "latency p99", "us", "lower", "wrk's 99th percentile request latency"),
     _m("logged", "requests logged", "requests", "neither", "lines the log holds (should equal requests completed, up to one per connection more)"),
     _m("requests_not_logged", "requests not logged", "requests", "lower", "requests wrk completed that the log lacks, summed over rounds"),
-    _m("logger_cpu_ns_per_request", "logger CPU per request", "ns", "lower", "the logging process (xhdr log with its consumer, or the capture) per line logged"),
+    _m("responses_logged", "responses logged", "requests", "neither", "response lines the log holds with responses on (should equal the requests logged)"),
+    _m("logger_cpu_ns_per_request", "logger CPU per request", "ns", "lower", "the logging process (xhdr log with its consumer, or the capture) per request logged"),
     _m("nginx_cpu_ns_per_request", "nginx CPU per request", "ns", "lower", "nginx's rusage per request wrk completed (its own access log included)"),
     _m("softirq_cpu_ns_per_request", "softirq CPU per request", "ns", "lower", "/proc/stat softirq time (tick samples, all CPUs) per request wrk completed"),
     _m("logger_rss_bytes", "logger resident memory", "bytes", "lower", "RSS of xhdr log with its consumer, or of the capture"),
@@ -105,6 +106,7 @@ def describe(name: str, unit: str = "") -> Metric:
 METHODS = {
     "extractor": "extractor",
     "extractor_records": "extractor, xhdr log --records",
+    "extractor_responses": "extractor with responses (TC egress)",
     "empty": "empty XDP program",
     "empty_xdp": "empty XDP program",
     "nothing_attached": "nothing attached",

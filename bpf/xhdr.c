@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * xhdr: logs HTTP/1.x request lines and configured header fields from XDP.
+ * xhdr: logs HTTP/1.x request lines and configured header fields from XDP, and with responses on, from TC
+ * egress, the status of each request's response and the time it took (xhdr_responses(), R24, R25).
  *
  * The rules (R1..R14) are in docs/EXTRACTION.md; harness/reference.py implements the same rules in
  * Python and the tests compare the two. The verdict is always XDP_PASS.
@@ -2763,11 +2764,11 @@ struct layers {
 
 /*
  * R1-R6: Ethernet, up to two VLAN tags, IPv4 or IPv6, and a whole TCP header. Fills the flow's addresses and
- * VLAN tags (not its ports), swapped when `answer` says the frame goes from the flow's server to its client
+ * VLAN tags (not its ports), swapped when `reply` says the frame goes from the flow's server to its client
  * (R24). Returns XHDR_C_TCP_WATCHED when there is a TCP header to read, else the counter that ends the frame.
  */
 static __always_inline __u32 read_layers(void *data, void *data_end, struct flow *flow, struct layers *l,
-					 int answer)
+					 int reply)
 {
 	struct ethhdr *eth = data;
 	struct tcphdr *tcp;
@@ -2800,8 +2801,8 @@ static __always_inline __u32 read_layers(void *data, void *data_end, struct flow
 	}
 	if (proto == bpf_htons(ETH_P_8021Q_TAG) || proto == bpf_htons(ETH_P_8021AD_TAG))
 		return XHDR_C_VLAN_TOO_DEEP;
-	client = answer ? flow->daddr : flow->saddr;
-	server = answer ? flow->saddr : flow->daddr;
+	client = reply ? flow->daddr : flow->saddr;
+	server = reply ? flow->saddr : flow->daddr;
 
 	/* R3, R4, R5 */
 	if (proto == bpf_htons(ETH_P_IP)) {
@@ -2978,7 +2979,7 @@ static __always_inline __u32 status_code(__u8 *line, __u8 *version)
 }
 
 /* A response event is built here: struct xhdr_event's head, a record with no data. */
-BPF_PERCPU_ARRAY(answer, struct xhdr_event, 1);
+BPF_PERCPU_ARRAY(response_head, struct xhdr_event, 1);
 
 /*
  * R24, R25: a frame leaving the interface (TC egress). A segment from a watched HTTP port whose payload starts
@@ -3018,7 +3019,7 @@ int xhdr_responses(struct __sk_buff *skb)
 	if (!status || (status < 200 && status != 101))
 		return TC_ACT_OK;	/* no status line, or an interim response: the request waits on */
 	cnt = counters.lookup(&zero);
-	ev = answer.lookup(&zero);
+	ev = response_head.lookup(&zero);
 	if (!cnt || !ev)
 		return TC_ACT_OK;
 	st = flows.lookup(&flow);

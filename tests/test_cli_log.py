@@ -121,10 +121,15 @@ def test_interface_with_xdp_is_refused_left_alone_and_the_hint_detaches_it(
 
 @contextmanager
 def running_log(
-    lab: Lab, tmp_path: Path, mode: XdpMode, *options: str, written: tuple[str, str] = ("--json", "-")
+    lab: Lab,
+    tmp_path: Path,
+    mode: XdpMode,
+    *options: str,
+    written: tuple[str, str] = ("--json", "-"),
+    attached: bool = True,
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
     """``xhdr log --json -`` (or the ``written`` output option) on the lab's gateway end, stdout and stderr in
-    files; killed if a test leaves it running."""
+    files, yielded once its program is attached (``attached``) or at once; killed if a test leaves it running."""
     out, err = tmp_path / "log.out", tmp_path / "log.err"
     gateway = lab.gateway
     argv = xhdr(
@@ -141,6 +146,8 @@ def running_log(
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         proc = subprocess.Popen(argv, cwd=REPO, stdout=stdout, stderr=stderr)
     try:
+        if attached:
+            wait_attached(lab, proc, err, mode)
         yield proc, out, err
     finally:
         if proc.poll() is None:
@@ -158,6 +165,18 @@ def wait_attached(lab: Lab, proc: subprocess.Popen[bytes], err: Path, mode: XdpM
         return attached_mode(gateway.ifname, gateway.netns) == mode.reported
 
     wait_until(attached, ATTACH_DEADLINE_S, f"xhdr log to attach to {gateway.ifname}")
+
+
+def stop_after_lines(proc: subprocess.Popen[bytes], err: Path, output: Path, lines: int) -> None:
+    """Waits until the running xhdr log wrote ``lines`` lines to ``output``, then stops it as a user does; it
+    must exit 0."""
+    wait_until(
+        lambda: output.exists() and output.read_bytes().count(b"\n") >= lines,
+        EVENT_DEADLINE_S,
+        f"{lines} lines",
+    )
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=EXIT_DEADLINE_S) == 0, err.read_text()
 
 
 def request(host: str, sport: int) -> bytes:
@@ -189,7 +208,6 @@ def test_live_log_streams_events_and_detaches_on_signal(
     gateway = lab.gateway
     hosts = ["a.example", "b.example", "c.example"]
     with running_log(lab, tmp_path, mode) as (proc, out, err):
-        wait_attached(lab, proc, err, mode)
         send_requests(lab, hosts)
 
         def three_lines() -> bool:
@@ -217,8 +235,7 @@ def test_a_killed_log_leaves_nothing_attached(lab: Lab, tmp_path: Path, mode: Xd
     the responses program's on the egress, go with the process."""
     gateway = lab.gateway
     config = responses_config(tmp_path)
-    with running_log(lab, tmp_path, mode, "--config", str(config)) as (proc, _, err):
-        wait_attached(lab, proc, err, mode)
+    with running_log(lab, tmp_path, mode, "--config", str(config)) as (proc, _, _):
         assert len(egress_programs(gateway.ifname, gateway.netns)) == 1
         proc.kill()
         assert proc.wait(timeout=EXIT_DEADLINE_S) == -signal.SIGKILL
@@ -260,17 +277,10 @@ def test_responses_carry_the_status_nginx_sent_and_span_its_request_time(lab: La
         _,
         err,
     ):
-        wait_attached(lab, proc, err, XdpMode.NATIVE)
         for index, status in enumerate(STATUSES):
             url = server.url(f"/status/{status}", family=4 if index % 2 == 0 else 6)
             assert curl(lab, url, {"X-Request-ID": f"call-{index}"}).status == status
-        wait_until(
-            lambda: output.exists() and output.read_bytes().count(b"\n") >= 2 * len(STATUSES),
-            EVENT_DEADLINE_S,
-            f"{2 * len(STATUSES)} lines",
-        )
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=EXIT_DEADLINE_S) == 0, err.read_text()
+        stop_after_lines(proc, err, output, 2 * len(STATUSES))
 
     lines = [json.loads(line) for line in output.read_text().splitlines()]
     requests = {line["headers"]["X-Request-ID"]["value"]: line for line in lines if line["kind"] == "http"}
@@ -296,7 +306,6 @@ def test_responses_carry_the_status_nginx_sent_and_span_its_request_time(lab: La
 def test_count_stops_by_itself_after_that_many_events(lab: Lab, tmp_path: Path) -> None:
     hosts = ["a.example", "b.example", "c.example"]
     with running_log(lab, tmp_path, XdpMode.GENERIC, "--count", "2") as (proc, out, err):
-        wait_attached(lab, proc, err, XdpMode.GENERIC)
         send_requests(lab, hosts)
         code = proc.wait(timeout=EXIT_DEADLINE_S)
     assert code == 0, err.read_text()
@@ -315,7 +324,6 @@ def test_output_file_duration_and_counter_lines(lab: Lab, tmp_path: Path) -> Non
         out,
         err,
     ):
-        wait_attached(lab, proc, err, XdpMode.NATIVE)
         send_requests(lab, ["a.example"])
         wait_until(output.exists, EVENT_DEADLINE_S, "the output file")
         code = proc.wait(timeout=EXIT_DEADLINE_S + 4)
@@ -348,13 +356,8 @@ def test_an_audited_log_is_sealed_and_verifies(lab: Lab, tmp_path: Path) -> None
         _,
         err,
     ):
-        wait_attached(lab, proc, err, XdpMode.GENERIC)
         send_requests(lab, ["a.example", "b.example"])
-        wait_until(
-            lambda: output.exists() and output.read_bytes().count(b"\n") >= 2, EVENT_DEADLINE_S, "2 lines"
-        )
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=EXIT_DEADLINE_S) == 0, err.read_text()
+        stop_after_lines(proc, err, output, 2)
     lines = output.read_bytes().splitlines(keepends=True)
     assert verify(lines, read_key(key)) == AuditSummary(lines=3, events=2, runs=1)
     assert [json.loads(line)["seq"] for line in lines] == [1, 2, 3]
@@ -369,7 +372,6 @@ def test_records_then_decode_give_the_json_lines(lab: Lab, tmp_path: Path) -> No
         out,
         err,
     ):
-        wait_attached(lab, proc, err, XdpMode.NATIVE)
         send_requests(lab, hosts)
         assert proc.wait(timeout=EXIT_DEADLINE_S) == 0, err.read_text()
     assert out.read_bytes() == b""
@@ -384,7 +386,6 @@ def test_the_logger_holds_no_compiler_once_attached(lab: Lab, tmp_path: Path) ->
     """The extractor is compiled in a helper process that exits: the process that logs for days maps neither
     BCC nor LLVM (together about 250 MB resident when they were loaded here)."""
     with running_log(lab, tmp_path, XdpMode.GENERIC) as (proc, _, err):
-        wait_attached(lab, proc, err, XdpMode.GENERIC)
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
         assert not helpers_running()
         proc.send_signal(signal.SIGTERM)
@@ -395,7 +396,7 @@ def test_the_logger_holds_no_compiler_once_attached(lab: Lab, tmp_path: Path) ->
 def test_a_logger_killed_while_compiling_leaves_no_compiler_running(lab: Lab, tmp_path: Path) -> None:
     """The loading helper dies with xhdr log (PR_SET_PDEATHSIG), so a kill in the middle of the compile leaves
     nothing running and nothing attached."""
-    with running_log(lab, tmp_path, XdpMode.GENERIC) as (proc, _, _):
+    with running_log(lab, tmp_path, XdpMode.GENERIC, attached=False) as (proc, _, _):
         wait_until(lambda: bool(helpers_running()), ATTACH_DEADLINE_S, "the loading helper to start")
         proc.kill()
         assert proc.wait(timeout=EXIT_DEADLINE_S) == -signal.SIGKILL

@@ -3,8 +3,8 @@
 BCC compiles in the process that loads, and LLVM stays mapped there: about 250 MB resident after the compile.
 A process that keeps running with the loaded program (``xhdr log``'s control plane, on a gateway) has a helper
 load it instead and receive the descriptors it needs over a Unix socket (SCM_RIGHTS): the entry program (its
-maps stay alive through it), the responses program (R24), the program array of the stages (the kernel empties a program array once user
-space holds no descriptor of it), the ring buffer and the counters. The helper exits once they arrived, and it
+maps stay alive through it), the responses program (R24), the program array of the stages (the kernel empties
+a program array once user space holds no descriptor of it), the ring buffer and the counters. The helper exits once they arrived, and it
 dies with its parent (PR_SET_PDEATHSIG), so a logger killed during the compile leaves no compiler running.
 The A/B gate (bench/foreign.py) receives other commits' builds through :func:`receive_fds` too.
 """

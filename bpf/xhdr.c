@@ -271,6 +271,11 @@ enum flow_mode {
 
 /* R25: requests of a flow whose times are kept until their responses come (a power of two). */
 #define XHDR_WAITING 4
+/* R26: endpoints whose response latencies are counted at once (an LRU map), and the bytes that name one. */
+#define XHDR_ENDPOINTS 1024
+#define XHDR_ENDPOINT_WORDS 8
+/* R26: bucket b counts latencies of 2^(b-1) to 2^b - 1 microseconds (bucket 0: under one), the last also longer. */
+#define XHDR_LATENCY_BUCKETS 32
 
 /* What watched_ports says of a destination port (harness/core/program.py writes it). */
 enum port_kind {
@@ -300,10 +305,17 @@ struct flow_state {
 	__u8 tls_found;
 	__u8 head_len;		/* the segment ended inside an extension's header: its first 1-3 bytes */
 	__u8 head[3];
-	/* R24, R25: requests logged since the flow opened, responses seen, the times of the last ones logged */
+	/* R24-R26: requests logged since the flow opened, responses seen, the times and endpoints of the last ones */
 	__u32 requests;
 	__u32 answered;
 	__u64 request_ns[XHDR_WAITING];
+	__u64 endpoint[XHDR_WAITING];
+};
+
+/* R26: an endpoint's name (its path, zero after it) and how many of its responses took how long. */
+struct endpoint_latencies {
+	__u8 path[8 * XHDR_ENDPOINT_WORDS];
+	__u64 count[XHDR_LATENCY_BUCKETS];
 };
 
 BPF_ARRAY(watched_ports, __u8, 65536);
@@ -317,6 +329,10 @@ BPF_TABLE("lru_hash", struct flow, struct record, pending, XHDR_PENDING);
 BPF_ARRAY(names, struct xhdr_names, 1);
 BPF_PERCPU_ARRAY(scratch, struct xhdr_scratch, 1);
 BPF_PERCPU_ARRAY(counters, struct xhdr_counters, 1);
+/* R26: by the hash of the endpoint's path; an endpoint's entry is made when its first request waits. */
+BPF_TABLE("lru_hash", __u64, struct endpoint_latencies, latencies, XHDR_ENDPOINTS);
+/* R26: where a new endpoint's entry is built, its counts zero. */
+BPF_PERCPU_ARRAY(endpoint_scratch, struct endpoint_latencies, 1);
 BPF_RINGBUF_OUTPUT(events, XHDR_RINGBUF_PAGES);
 
 #ifdef XHDR_COVERAGE
@@ -2243,20 +2259,60 @@ int xhdr_chunks(struct xdp_md *ctx)
 }
 
 /*
- * R24: the `logged` requests of this segment, logged at `now`, wait in their flow's state for their responses
- * (xhdr_responses()). The state is there unless a FIN closed the flow, whose requests then wait for nothing.
+ * R26: the endpoint of a logged request: its target's bytes before any '?', at most XHDR_ENDPOINT_WORDS words,
+ * written into `named` (zero after them) and hashed a word at a time (FNV-1a's prime over words). The target
+ * is read from the record, where xhdr_values() copied it.
  */
-static __always_inline void await_responses(struct flow *flow, __u32 logged, __u64 now)
+static __always_inline __u64 endpoint_of(struct record *rec, struct endpoint_latencies *named)
 {
-	struct flow_state *st = flows.lookup(flow);
-	__u32 r;
+	__u32 len = rec->ev.target_length < XHDR_MAX_TARGET_LEN ? rec->ev.target_length : XHDR_MAX_TARGET_LEN;
+	__u64 hash = 0xCBF29CE484222325ULL, w, query;
+	__u32 i;
 
-	if (!st)
+	/* data[] holds at least 8 + 8 * 16 bytes (the smallest limits), so every word read here is inside it. */
+#pragma unroll
+	for (i = 0; i < XHDR_ENDPOINT_WORDS; i++) {
+		w = 0;
+		if (8 * i < len) {
+			w = *(__u64 *)&rec->ev.data[8 * i] & low_bytes(len - 8 * i);
+			query = first_equal(w, '?') & low_bytes(len - 8 * i) & HIGHS;
+			if (query) {
+				w &= low_bytes(lowest_marked(query));
+				len = 8 * i;	/* no word after this one belongs to the path */
+			}
+		}
+		*(__u64 *)&named->path[8 * i] = w;
+		hash = (hash ^ w) * 0x100000001B3ULL;	/* a target has no zero byte: a shorter path differs */
+	}
+	return hash;
+}
+
+/*
+ * R24, R26: the `logged` requests of this segment, logged at `now`, wait in their flow's state for their
+ * responses (xhdr_responses()), each with its endpoint, whose entry in `latencies` is made if there is none.
+ * The state is there unless a FIN closed the flow, whose requests then wait for nothing.
+ */
+static __always_inline void await_responses(struct stage_ctx *m, __u32 logged, __u64 now)
+{
+	struct flow_state *st = flows.lookup(&m->sc->flow);
+	struct endpoint_latencies *named;
+	__u32 r, zero = 0, slot;
+	__u64 endpoint;
+
+	named = endpoint_scratch.lookup(&zero);
+	if (!st || !named)
 		return;
 	for (r = 0; r < XHDR_MAX_REQUESTS; r++) {
-		if (r >= logged)
+		struct record *rec = record_of(m->sc, r);	/* bounded where the verifier reads it */
+
+		if (r >= logged || !rec)
 			break;
-		st->request_ns[st->requests & (XHDR_WAITING - 1)] = now;
+		endpoint = endpoint_of(rec, named);
+		if (!latencies.lookup(&endpoint))
+			latencies.insert(&endpoint, named);	/* another CPU's new entry is not replaced */
+		slot = st->requests & (XHDR_WAITING - 1);
+		st->request_ns[slot] = now;
+		st->endpoint[slot] = endpoint;
 		st->requests++;
 	}
 }
@@ -2333,7 +2389,7 @@ int xhdr_emit(struct xdp_md *ctx)
 		}
 	}
 	if (m.n->responses && logged && !m.sc->pk.tls)
-		await_responses(flow, logged, now);
+		await_responses(&m, logged, now);
 	/* R18, R23: a request or ClientHello that goes on in the flow's next segment keeps its event until then. */
 	if ((m.sc->p.next_mode == FLOW_HEADERS || m.sc->p.next_mode == FLOW_HELLO) && !m.sc->pk.fin) {
 		struct record *rec = record_of(m.sc, logged);
@@ -2978,6 +3034,25 @@ static __always_inline __u32 status_code(__u8 *line, __u8 *version)
 	return status;
 }
 
+/* R26: the bucket of a latency of `us` microseconds: the number of bits it takes, at most the last bucket. */
+static __always_inline __u32 latency_bucket(__u64 us)
+{
+	__u32 bits = 0, shift;
+
+#pragma unroll
+	for (shift = 32; shift; shift >>= 1) {
+		if (us >> shift) {
+			bits += shift;
+			us >>= shift;
+		}
+	}
+	bits += us;	/* us is 0 or 1 here */
+	bits = bits < XHDR_LATENCY_BUCKETS ? bits : XHDR_LATENCY_BUCKETS - 1;
+	/* Verifiers before 6.12 lose the bound of the select above: a mask in the register that indexes. */
+	asm volatile("" : "+r"(bits));
+	return bits & (XHDR_LATENCY_BUCKETS - 1);
+}
+
 /* A response event is built here: struct xhdr_event's head, a record with no data. */
 BPF_PERCPU_ARRAY(response_head, struct xhdr_event, 1);
 
@@ -2990,15 +3065,16 @@ int xhdr_responses(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
+	struct endpoint_latencies *counted;
 	struct xhdr_counters *cnt;
 	struct xhdr_event *ev;
 	struct flow_state *st;
 	struct flow flow;
 	struct layers l;
 	struct tcphdr *tcp;
-	__u64 line[2] = {};	/* words: the status line is read as one */
+	__u64 line[2] = {}, endpoint;	/* line: words, so the status line is read as one */
 	__u8 version = 0, *watched;
-	__u32 zero = 0, port, status, n;
+	__u32 zero = 0, port, status, n, bucket;
 
 	if (read_layers(data, data_end, &flow, &l, 1) != XHDR_C_TCP_WATCHED)
 		return TC_ACT_OK;
@@ -3036,6 +3112,12 @@ int xhdr_responses(struct __sk_buff *skb)
 	ev->kind = XHDR_KIND_RESPONSE;
 	ev->timestamp_ns = bpf_ktime_get_ns();
 	ev->request_ns = st->request_ns[n & (XHDR_WAITING - 1)];
+	endpoint = st->endpoint[n & (XHDR_WAITING - 1)];
+	counted = latencies.lookup(&endpoint);
+	if (counted) {
+		bucket = latency_bucket(ev->timestamp_ns > ev->request_ns ? (ev->timestamp_ns - ev->request_ns) / 1000 : 0);
+		__sync_fetch_and_add(&counted->count[bucket], 1);
+	}
 	ev->status = status;
 	ev->version = version;
 	ev->ifindex = skb->ifindex;

@@ -299,8 +299,13 @@ def test_responses_carry_the_status_nginx_sent_and_span_its_request_time(lab: La
         nginx_us = float(entry["request_time"]) * 1e6
         assert nginx_us - REQUEST_TIME_RESOLUTION_US <= response["latency_us"], entry
         assert response["latency_us"] <= nginx_us + REQUEST_TIME_RESOLUTION_US + WAKEUP_ALLOWANCE_US, entry
-    counters = dict(line.split() for line in err.read_text().splitlines() if line.startswith("  "))
+    stderr = err.read_text()
+    counted, by_endpoint = stderr.split("xhdr log: response latency by endpoint")
+    counters = dict(line.split() for line in counted.splitlines() if line.startswith("  "))
     assert counters["responses"] == str(len(STATUSES)) and counters["responses_unmatched"] == "0"
+    # R26: one response on each endpoint, in the summary at exit with its latency's bucket
+    endpoints = {line.split()[0]: line.split()[1] for line in by_endpoint.splitlines()[2:]}
+    assert endpoints == {f"/status/{status}": "1" for status in STATUSES}, by_endpoint
 
 
 def test_count_stops_by_itself_after_that_many_events(lab: Lab, tmp_path: Path) -> None:

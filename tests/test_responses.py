@@ -8,6 +8,7 @@ reference says it answers, which is that request's own event's timestamp.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from collections.abc import Iterator, Sequence
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, counts_difference
 from harness.core.event import HeaderEvent, HttpResponse
+from harness.core.latencies import endpoint, latency_bucket, read_latencies
 from harness.core.program import RESPONSES, Program
 from harness.core.testrun import test_run
 from harness.oracle.frames import FrameSpec, build
@@ -202,6 +204,31 @@ def test_of_more_requests_than_kept_the_oldest_go_unmatched(pairing: Pairing) ->
     counts = counts_difference(pairing.program.counters(), before)
     assert counts[Counter.RESPONSES_UNMATCHED] == 2
     assert len(responses) == WAITING_REQUESTS
+
+
+def test_each_endpoint_counts_its_responses_by_latency(pairing: Pairing) -> None:
+    """R26: the latencies map holds each endpoint (the target before any '?') with its responses in the
+    buckets of their latencies, as the response events give them; an interim response counts nowhere."""
+    targets = ["/a", "/b?x=1", "/b?y=2", "/a"]
+    steps = [
+        *(step for target in targets[:3] for step in (arrive(request(target)), leave(status(200)))),
+        arrive(request(targets[3])),
+        leave(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        leave(status(204)),
+    ]
+    latencies = pairing.program.bpf[b"latencies"].map_fd
+    before = read_latencies(latencies)
+    responses = pairing.run(opened(steps))
+    after = read_latencies(latencies)
+    wanted: collections.Counter[tuple[bytes, int]] = collections.Counter(
+        (endpoint(target.encode()), latency_bucket(response.latency_us))
+        for target, response in zip(targets, responses, strict=True)
+    )
+    for path in (b"/a", b"/b"):
+        counts = after[path].counts
+        earlier = before[path].counts if path in before else (0,) * len(counts)
+        grown = {bucket: now - then for bucket, (now, then) in enumerate(zip(counts, earlier)) if now != then}
+        assert grown == {bucket: n for (where, bucket), n in wanted.items() if where == path}, path
 
 
 @pytest.mark.parametrize(

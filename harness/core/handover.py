@@ -4,8 +4,9 @@ BCC compiles in the process that loads, and LLVM stays mapped there: about 250 M
 A process that keeps running with the loaded program (``xhdr log``'s control plane, on a gateway) has a helper
 load it instead and receive the descriptors it needs over a Unix socket (SCM_RIGHTS): the entry program (its
 maps stay alive through it), the responses program (R24), the program array of the stages (the kernel empties
-a program array once user space holds no descriptor of it), the ring buffer and the counters. The helper exits once they arrived, and it
-dies with its parent (PR_SET_PDEATHSIG), so a logger killed during the compile leaves no compiler running.
+a program array once user space holds no descriptor of it), the ring buffer, the counters and the latencies by
+endpoint (R26). The helper exits once they arrived, and it dies with its parent (PR_SET_PDEATHSIG), so a logger
+killed during the compile leaves no compiler running.
 The A/B gate (bench/foreign.py) receives other commits' builds through :func:`receive_fds` too.
 """
 
@@ -28,7 +29,7 @@ from harness.core.workers import die_with_parent, pids_running
 from harness.core.xdp import XdpMode
 
 # What the helper sends, in this order: the entry program, the responses program, then maps by name.
-HANDED_OVER = ("entry", "responses", "stages", "events", "counters")
+HANDED_OVER = ("entry", "responses", "stages", "events", "counters", "latencies")
 LOAD_TIMEOUT_S = 300.0  # a BCC compile takes 5-20 s; a loaded machine gets room
 
 
@@ -111,7 +112,7 @@ class HandedOver:
         self.config = config
         request = pickle.dumps((config, key, extra_cflags))
         fds = receive_fds([sys.executable, "-m", __name__], len(HANDED_OVER), request)
-        self.fd, self._responses_fd, self._stages_fd, self.ring_fd, self._counters_fd = fds
+        self.fd, self._responses_fd, self._stages_fd, self.ring_fd, self._counters_fd, self.latencies_fd = fds
         try:
             self._totals = PerCpuTotals(self._counters_fd, "counters", len(Counter))
         except BaseException:
@@ -130,7 +131,14 @@ class HandedOver:
         return extractor_attached(self.fd, responses, ifname, mode, netns)
 
     def close(self) -> None:
-        for fd in (self.fd, self._responses_fd, self._stages_fd, self.ring_fd, self._counters_fd):
+        for fd in (
+            self.fd,
+            self._responses_fd,
+            self._stages_fd,
+            self.ring_fd,
+            self._counters_fd,
+            self.latencies_fd,
+        ):
             os.close(fd)
 
     def __enter__(self) -> Self:

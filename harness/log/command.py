@@ -34,9 +34,11 @@ from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, Counts, counts_difference
 from harness.core.errors import CommandError
 from harness.core.handover import HandedOver
+from harness.core.latencies import EndpointLatencies, read_latencies
 from harness.core.xdp import AttachError, XdpMode, attached_mode
 from harness.log.audit import AuditError, read_key
 from harness.log.consumer import LogFormat, consumer_argv
+from harness.log.format import printable
 
 # How often the control loop looks at the consumer and the stop request: a stop takes effect within this.
 TICK_S = 0.1
@@ -153,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"xhdr log: logging requests on {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
             watch(program, consumer, stopped, args.duration, args.stats_every)
         print(summary(program.counters(), where), file=sys.stderr)
+        if config.responses:
+            print(latency_summary(read_latencies(program.latencies_fd)), file=sys.stderr)
     return 0
 
 
@@ -274,6 +278,29 @@ def counter_line(moved: Counts, seconds: float) -> str:
     reasons = ", ".join(f"{c.label} {moved[c]}" for c in REASONS if moved[c] and c is not Counter.EVENTS_LOST)
     line = f"xhdr log: {moved[Counter.EVENTS] / seconds:,.0f} events/s, {moved[Counter.EVENTS_LOST]} lost"
     return f"{line}; {reasons}" if reasons else line
+
+
+# Endpoints the exit summary lists, the busiest first; the latencies map holds up to 1,024.
+SHOWN_ENDPOINTS = 20
+
+
+def latency_summary(endpoints: dict[bytes, EndpointLatencies]) -> str:
+    """R26: the busiest endpoints' response latencies, as the kernel counted them in powers of two: each
+    percentile is the upper bound of its bucket (at most twice the true figure)."""
+    busiest = sorted(endpoints.values(), key=lambda e: (-e.responses, e.path))[:SHOWN_ENDPOINTS]
+    rows = [
+        (
+            printable(e.path.decode("latin-1")),
+            e.responses,
+            *(f"<= {e.percentile_us(share):,}" for share in (0.5, 0.9, 0.99)),
+        )
+        for e in busiest
+        if e.responses
+    ]
+    header = ("endpoint", "responses", "p50 us", "p90 us", "p99 us")
+    shown = f"busiest {len(rows)} of {len(endpoints)}" if len(endpoints) > len(rows) else f"{len(rows)}"
+    body = table(header, rows, rule=False, indent="  ", right={1, 2, 3, 4}) if rows else "  (no responses)"
+    return f"xhdr log: response latency by endpoint ({shown}):\n{body}"
 
 
 def summary(counts: Counts, where: str) -> str:

@@ -125,7 +125,8 @@ Responses
     the oldest waiting request of its flow: one response event on the request's flow with the status, the
     line's version and the request's time, if that request is among the last four logged
     (``responses``), else ``responses_unmatched``, as is a response that no request waits for. Other frames
-    leaving count nothing.
+    leaving count nothing. R26 (latencies per endpoint, kept in a map from kernel times) is not predicted here:
+    harness/core/latencies.py says how a response event's latency and its request's target give its bucket.
 
 The flow table is a plain dict: the kernel's LRU eviction at ``max_flows`` (R15) is not modelled, so tests and
 the fuzzer keep fewer flows than that alive at once.

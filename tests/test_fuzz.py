@@ -32,7 +32,7 @@ pytestmark = pytest.mark.kernel
 BOUNDED_EXAMPLES = 500
 BOUNDED_MUTANTS = 8  # per frame: cheap items beside the examples, as `xhdr fuzz --mutants` makes them
 FLOW_EXAMPLES = 500  # 1-4 flows each, about 16,000 frames: ten seconds; see PLANTED_BUDGET for why not fewer
-RESPONSE_EXAMPLES = 300  # connections with up to 8 server segments each: about 12,000 frames, ten seconds
+RESPONSE_EXAMPLES = 200  # connections with up to 8 server segments each: about 8,000 frames, nine seconds
 # What a run of flows must reach, or the flow layer (R15-R18) would pass without being exercised.
 FLOW_OUTCOMES = {
     "http_request",

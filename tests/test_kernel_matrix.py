@@ -53,6 +53,7 @@ def test_default_build_is_accepted_and_matches_the_reference_on_5_10(column_5_10
         "xhdr_hash",
         "xhdr_emit",
         "xhdr_tls",
+        "xhdr_responses",  # the TC egress program (R24, R25), verified as SCHED_CLS
     ]
     assert len(guest.frames) == len(kernel_run.corpus_frames())
     assert column_5_10.differences == {}

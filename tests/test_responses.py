@@ -131,9 +131,12 @@ class Pairing:
 
 
 @pytest.fixture(scope="module")
-def responding() -> Iterator[Program]:
-    with Program(CONFIG) as loaded:
-        yield loaded
+def responding(program: Program) -> Iterator[Program]:
+    """The session's extractor with responses on (a switch in a map: no new build), off again after."""
+    before = program.config
+    program.configure(CONFIG)
+    yield program
+    program.configure(before)
 
 
 @pytest.fixture

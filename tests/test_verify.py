@@ -82,6 +82,7 @@ def test_default_matrix_is_accepted_with_every_statistic(default_run: tuple[int,
             "xhdr_hash",
             "xhdr_emit",
             "xhdr_tls",
+            "xhdr_responses",  # the TC egress program (R24, R25), verified as SCHED_CLS
         }
         missing = [stat.name for stat in STATS if variant["stats"].get(stat.name) is None]
         assert not missing, f"{variant['key']} lacks {missing}"

@@ -413,28 +413,28 @@ class FlowTracker:
         (the last WAITING_REQUESTS requests are); an interim one (1xx but 101) answers none and counts nothing.
         """
         counters = zero_counts()
-        nothing = Expected(counters=counters, events=(), leaving=True)
+        no_event = Expected(counters=counters, events=(), leaving=True)  # the counters as they are at return
         try:
             segment = _read_segment(frame)
         except FrameEnded:
-            return nothing
+            return no_event
         status_line = _status_line(segment.payload)
         if segment.flow.sport not in self.config.ports or status_line is None:
-            return nothing
+            return no_event
         status, version = status_line
         if status < 200 and status != SWITCHING_PROTOCOLS:
-            return nothing
+            return no_event
         seen = segment.flow
         flow = Flow(seen.family, seen.daddr, seen.saddr, seen.dport, seen.sport, seen.vlan_ids)
         waiting = self.waiting.get(flow, Waiting()) if flow in self.states else None
         if waiting is None or waiting.answered == waiting.requests:
             counters[Counter.RESPONSES_UNMATCHED] = 1
-            return nothing
+            return no_event
         answers = waiting.answered
         waiting.answered += 1
         if waiting.requests - answers > WAITING_REQUESTS:
             counters[Counter.RESPONSES_UNMATCHED] = 1
-            return nothing
+            return no_event
         counters[Counter.RESPONSES] = 1
         response = HttpResponse(**dataclasses.asdict(flow), status=status, version=version, answers=answers)
         return Expected(counters=counters, events=(response,), leaving=True)

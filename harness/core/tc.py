@@ -23,30 +23,31 @@ from pyroute2 import netns as pr_netns
 from harness.core.namespace import inside
 from harness.core.native import BPF_TCX_EGRESS, libbpf
 from harness.core.ownership import is_stale, owned_prefix
-from harness.core.xdp import AttachError, XdpMode, attached_while_held, interface_index, link_create, netlink
+from harness.core.xdp import (
+    AttachError,
+    XdpMode,
+    attached_while_held,
+    held_link,
+    interface_index,
+    link_create,
+    netlink,
+)
 
 MAX_QUERIED = 64  # programs one egress_programs() call can list
 EGRESS = 0xFFFFFFF3  # TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS): the clsact qdisc's egress hook
 FILTER_TAG = "responses"  # the end of a netlink filter's name: xhdr-<owner>-<tag>-responses
 
 
-@contextlib.contextmanager
-def egress_attached_while_held(fd: int, ifname: str, netns: str | None = None) -> Iterator[None]:
+def egress_attached_while_held(
+    fd: int, ifname: str, netns: str | None = None
+) -> contextlib.AbstractContextManager[None]:
     """Attaches the TC program ``fd`` to the interface's egress for the block: a tcx link, or a netlink filter
-    where the kernel has no tcx links."""
-    link = link_create(fd, ifname, netns, BPF_TCX_EGRESS)
-    if link == -errno.EINVAL:  # no tcx links before 6.6
-        with netlink_egress_attached(fd, ifname, netns):
-            yield
-        return
-    if link < 0:
-        raise AttachError(
-            f"cannot attach the responses program to {ifname}'s egress: {os.strerror(-link)} (errno {-link})"
-        )
-    try:
-        yield
-    finally:
-        os.close(link)
+    where the kernel has no tcx links (before 6.6)."""
+    return held_link(
+        link_create(fd, ifname, netns, BPF_TCX_EGRESS),
+        lambda: netlink_egress_attached(fd, ifname, netns),
+        lambda error: f"cannot attach the responses program to {ifname}'s egress: {error}",
+    )
 
 
 @contextlib.contextmanager
@@ -108,7 +109,7 @@ def _remove_filters(ipr: IPRoute, index: int, doomed: Callable[[str], bool]) -> 
     for found in ipr.get_filters(index=index, parent=EGRESS):
         options = found.get_attr("TCA_OPTIONS")
         name = options.get_attr("TCA_BPF_NAME") if options else None
-        if name and name.startswith("xhdr-") and name.endswith(f"-{FILTER_TAG}") and doomed(name):
+        if name and name.endswith(f"-{FILTER_TAG}") and doomed(name):  # an owned name: is_stale's or ours
             ipr.tc("del-filter", "bpf", index, found["handle"], parent=EGRESS, prio=found["info"] >> 16)
             removed.append(name)
     return removed

@@ -10,7 +10,7 @@ import enum
 import errno
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pyroute2 import IPRoute, NetlinkError
@@ -112,26 +112,47 @@ def link_create(fd: int, ifname: str, netns: str | None, attach_type: int, flags
 
 
 @contextlib.contextmanager
-def attached_while_held(fd: int, ifname: str, mode: XdpMode, netns: str | None = None) -> Iterator[None]:
+def held_link(
+    link: int, fallback: Callable[[], contextlib.AbstractContextManager[None]], refused: Callable[[str], str]
+) -> Iterator[None]:
+    """Holds the BPF link ``link_create()`` made (its descriptor) for the block. Where the kernel has no such
+    link (EINVAL), the block runs inside ``fallback()`` instead; any other error is one AttachError line,
+    ``refused(the error)``."""
+    if link == -errno.EINVAL:
+        with fallback():
+            yield
+        return
+    if link < 0:
+        raise AttachError(refused(f"{os.strerror(-link)} (errno {-link})"))
+    try:
+        yield
+    finally:
+        os.close(link)
+
+
+@contextlib.contextmanager
+def _netlink_attached(fd: int, ifname: str, mode: XdpMode, netns: str | None) -> Iterator[None]:
+    """Attached by netlink for the block, detached after it."""
+    attach_xdp(fd, ifname, mode, netns)
+    try:
+        yield
+    finally:
+        detach_xdp(ifname, mode, netns)
+
+
+def attached_while_held(
+    fd: int, ifname: str, mode: XdpMode, netns: str | None = None
+) -> contextlib.AbstractContextManager[None]:
     """Attaches for the block through a BPF link (Linux 5.9+), by netlink where the kernel has no XDP links.
 
     A link is released when the last descriptor to it closes, so a process killed with SIGKILL leaves no
     program attached; a netlink attachment stays until someone detaches it.
     """
-    link = link_create(fd, ifname, netns, BPF_XDP, mode.flag)
-    if link == -errno.EINVAL:  # no BPF_XDP links before 5.9
-        attach_xdp(fd, ifname, mode, netns)
-        try:
-            yield
-        finally:
-            detach_xdp(ifname, mode, netns)
-        return
-    if link < 0:
-        raise AttachError(
-            f"cannot attach XDP in {mode.value} mode to {ifname}: {os.strerror(-link)} (errno {-link});"
+    return held_link(
+        link_create(fd, ifname, netns, BPF_XDP, mode.flag),
+        lambda: _netlink_attached(fd, ifname, mode, netns),
+        lambda error: (
+            f"cannot attach XDP in {mode.value} mode to {ifname}: {error};"
             " is another program attached? (`ip link show`)"
-        )
-    try:
-        yield
-    finally:
-        os.close(link)
+        ),
+    )

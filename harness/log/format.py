@@ -14,6 +14,7 @@ from harness.core.event import Event, HeaderEvent, HttpResponse, TlsHello, tls_v
 
 REQUEST_IDS = 4096  # entries of the table of recent X-Request-IDs (REQUEST_IDS in consumer.c)
 REQUEST_ID = "x-request-id"
+RequestKey = tuple[int, int, int, int, str]  # a request's time, ports, family and client address
 
 
 def event_json(event: Event) -> str:
@@ -36,7 +37,7 @@ class JsonLines:
             ),
             None,
         )
-        self.waiting: dict[int, tuple[tuple[object, ...], bytes]] = {}
+        self.waiting: dict[int, tuple[RequestKey, bytes]] = {}
 
     def line(self, event: Event) -> str:
         if self.slot is None or isinstance(event, TlsHello):
@@ -44,21 +45,27 @@ class JsonLines:
         if isinstance(event, HeaderEvent):
             value = event.headers[self.slot]
             if value.present:
-                key = (event.timestamp_ns, event.sport, event.dport, event.family, event.saddr)
-                self.waiting[_request_id_index(*key[:3])] = (key, value.value)
+                key = _request_key(event.timestamp_ns, event)
+                self.waiting[_request_id_index(key)] = (key, value.value)
             return event_json(event)
         fields = event.to_json()
-        index = _request_id_index(event.request_ns, event.sport, event.dport)
-        key = (event.request_ns, event.sport, event.dport, event.family, event.saddr)
-        noted = self.waiting.get(index)
+        key = _request_key(event.request_ns, event)
+        noted = self.waiting.get(_request_id_index(key))
         fields["request_id"] = None
         if noted is not None and noted[0] == key:
-            del self.waiting[index]
+            del self.waiting[_request_id_index(key)]
             fields["request_id"] = noted[1].decode("latin-1")
         return json.dumps(fields, separators=(",", ":"))
 
 
-def _request_id_index(ns: int, sport: int, dport: int) -> int:
+def _request_key(ns: int, event: HeaderEvent | HttpResponse) -> RequestKey:
+    """What names a request: its event's time (a response carries it as request_ns) and its flow's client side."""
+    return (ns, event.sport, event.dport, event.family, event.saddr)
+
+
+def _request_id_index(key: RequestKey) -> int:
+    """The entry of the table a request takes: its time and ports mixed, as consumer.c's request_id_entry()."""
+    ns, sport, dport = key[:3]
     return (ns ^ sport << 16 ^ dport) & (REQUEST_IDS - 1)
 
 

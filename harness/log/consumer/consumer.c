@@ -615,6 +615,8 @@ static size_t line_bound(const struct view *v, const struct settings *s)
 
 	for (i = 0; i < s->nrules; i++)
 		bytes += slice(v, v->ev->slots[i].value_off, v->ev->slots[i].value_len, &unused);
+	if (v->ev->kind == XHDR_KIND_RESPONSE)
+		bytes += REQUEST_ID_MAX;	/* its request's X-Request-ID (json_response()) */
 	return LINE_OVERHEAD + AUDIT_EXTRA + 6 * bytes;
 }
 
@@ -732,7 +734,7 @@ static struct request_id *request_id_entry(uint64_t ns, uint16_t sport, uint16_t
 	return &request_ids[(ns ^ (uint64_t)sport << 16 ^ dport) & (REQUEST_IDS - 1)];
 }
 
-/* JsonLines.note(): a request's X-Request-ID value, as its line shows it, for its response's line. */
+/* JsonLines.line() of a request: its X-Request-ID value, as its line shows it, kept for its response's line. */
 static void note_request_id(const struct view *v, const struct settings *s)
 {
 	const struct xhdr_event *ev = v->ev;
@@ -756,7 +758,7 @@ static void note_request_id(const struct view *v, const struct settings *s)
 	e->used = 1;
 }
 
-/* JsonLines.take(): the noted X-Request-ID of the request this response answers, or NULL. */
+/* JsonLines.line() of a response: the kept X-Request-ID of the request it answers, or NULL. */
 static const struct request_id *take_request_id(const struct xhdr_event *ev)
 {
 	struct request_id *e = request_id_entry(ev->request_ns, ev->sport, ev->dport);
@@ -1147,7 +1149,7 @@ static void render(const __u8 *record, size_t size, const struct settings *s)
 		return;
 	}
 	view_of(&v, record, size, s);
-	out_room(line_bound(&v, s) + 6 * REQUEST_ID_MAX);
+	out_room(line_bound(&v, s));
 	if (s->format == FORMAT_JSON) {
 		note_request_id(&v, s);
 		end = json_line(out.buf + out.len, &v, s);

@@ -356,29 +356,36 @@ static char *put_str(char *p, const char *s)
 	return put(p, s, strlen(s));
 }
 
+/* Decimal digits of v: the count first, so put_u64() can write each pair where it belongs. */
+static unsigned int decimal_digits(uint64_t v)
+{
+	unsigned int n = 1;
+
+	for (; v >= 10000; v /= 10000)
+		n += 4;
+	return n + (v >= 10) + (v >= 100) + (v >= 1000);
+}
+
 /*
- * A line holds a dozen or more numbers: two digits per division, and one fixed-size copy of 20
- * bytes (the line has room to spare) instead of a call to memcpy for a variable length.
+ * A line holds two dozen numbers: two digits per division, written from the last one backwards
+ * straight into the line. Staging them in a buffer and copying it out cost more than the
+ * divisions: the wide load of bytes just stored two at a time cannot be forwarded from the stores
+ * and waits for them to reach the cache.
  */
 static char *put_u64(char *p, uint64_t v)
 {
-	char digits[40], *d = digits + 20;
-	size_t n;
+	char *end = p + decimal_digits(v), *d = end;
 
 	while (v >= 100) {
 		d -= 2;
 		memcpy(d, dec_pairs[v % 100], 2);
 		v /= 100;
 	}
-	if (v >= 10) {
-		d -= 2;
-		memcpy(d, dec_pairs[v], 2);
-	} else {
-		*--d = '0' + v;
-	}
-	n = digits + 20 - d;
-	memcpy(p, d, 20);
-	return p + n;
+	if (v >= 10)
+		memcpy(d - 2, dec_pairs[v], 2);
+	else
+		d[-1] = '0' + v;
+	return end;
 }
 
 /*

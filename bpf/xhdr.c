@@ -249,9 +249,20 @@ struct record {
 	__u8 slack[8 * BLOCK_WORDS];
 };
 
+/* R27, R28: where judging the requests of a packet by the rules is (see judge()). */
+struct judging {
+	__u32 req;		/* the request being judged */
+	__u32 rule;		/* the rule being tried */
+	__u32 cond;		/* its condition being tested */
+	__u32 pos;		/* a contains test: the position it goes on from */
+	__u32 withheld;		/* one bit per request whose event is not sent */
+	__u32 dropped;		/* a drop rule matched: the segment is dropped */
+};
+
 struct xhdr_scratch {
 	struct packet pk;
 	struct parser p;
+	struct judging j;
 	struct flow flow;
 	struct value_range copies[XHDR_COPIES];
 	struct value_range digests[XHDR_DIGESTS];
@@ -267,6 +278,7 @@ enum flow_mode {
 	FLOW_CHUNKED,		/* a chunked body goes on at `expect` (R20) */
 	FLOW_ENCRYPTED,		/* a TLS flow past its first bytes: nothing more is read (R21) */
 	FLOW_HELLO,		/* a ClientHello goes on at `expect`, its event in `pending` (R23) */
+	FLOW_BLOCKED,		/* R29: a drop rule matched one of its requests: every later payload is dropped */
 };
 
 /* R25: requests of a flow whose times are kept until their responses come (a power of two). */
@@ -333,6 +345,12 @@ BPF_PERCPU_ARRAY(counters, struct xhdr_counters, 1);
 BPF_TABLE("lru_hash", __u64, struct endpoint_latencies, latencies, XHDR_ENDPOINTS);
 /* R26: where a new endpoint's entry is built, its counts zero. */
 BPF_PERCPU_ARRAY(endpoint_scratch, struct endpoint_latencies, 1);
+/* R27, R28: the rules, and per rule (by its place in the list) the requests it matched on each CPU */
+BPF_ARRAY(rules, struct xhdr_rules, 1);
+struct rule_hits {
+	__u64 count[XHDR_RULES];
+};
+BPF_PERCPU_ARRAY(rule_hits, struct rule_hits, 1);
 BPF_RINGBUF_OUTPUT(events, XHDR_RINGBUF_PAGES);
 
 #ifdef XHDR_COVERAGE
@@ -2317,18 +2335,247 @@ static __always_inline void await_responses(struct stage_ctx *m, __u32 logged, _
 	}
 }
 
-/* R8: one ring-buffer record per request found, with the flow's addresses. */
+/* --- Rules: R27-R29 ------------------------------------------------------------------------------ */
+
+/* R27: contains tests in a rule set, and the bytes of a field one looks at (harness/core/rules.py). */
+#define XHDR_CONTAINS 4
+#define XHDR_CONTAINS_SPAN 128
+/* Positions a step of a contains test tries. */
+#define CONTAINS_STEP 8
+/*
+ * Steps judging one packet can take (judge()): per request, each rule's conditions tested at one position
+ * and the step that ends the rule, the steps of the contains tests, and the one that ends the request.
+ */
+#define XHDR_JUDGE_STEPS (XHDR_MAX_REQUESTS * (XHDR_RULES * (XHDR_RULE_CONDITIONS + 1) + \
+			  XHDR_CONTAINS * (XHDR_CONTAINS_SPAN / CONTAINS_STEP + 1) + 1))
+
+/* A condition's field in a record: its offset from the event's start, the bytes held, its length before any limit. */
+struct field_bytes {
+	__u32 at;
+	__u32 held;
+	__u32 whole;
+};
+
+/* R27: where the field a condition names is in the event; 0 when the request has none (an absent header). */
+static __always_inline int field_of(struct stage_ctx *m, struct xhdr_event *ev, __u32 field, struct field_bytes *f)
+{
+	struct xhdr_slot *slot;
+
+	if (field == XHDR_FIELD_METHOD) {
+		f->at = offsetof(struct xhdr_event, method);
+		f->held = ev->method_len;
+		f->whole = ev->method_len;
+		return 1;
+	}
+	f->at = offsetof(struct xhdr_event, data);
+	if (field == XHDR_FIELD_TARGET) {
+		f->whole = ev->target_length;
+		f->held = ev->target_length < XHDR_MAX_TARGET_LEN ? ev->target_length : XHDR_MAX_TARGET_LEN;
+		return 1;
+	}
+	if (field >= XHDR_SLOTS || m->n->mode[field & (XHDR_SLOTS - 1)] != XHDR_MODE_VALUE)
+		return 0;
+	slot = &ev->slots[field & (XHDR_SLOTS - 1)];
+	if (!(slot->flags & XHDR_S_PRESENT))
+		return 0;
+	f->at += slot->value_off;
+	f->held = slot->value_len;
+	f->whole = slot->length;
+	return 1;
+}
+
+/*
+ * The record's bytes from offset `at` on, for a comparison that reads 32 bytes: NULL past the event, which
+ * the fields rule out; the record's slack holds what a read past the event's end takes in.
+ */
+static __always_inline __u8 *record_bytes(struct record *rec, __u32 at)
+{
+	__u64 offset = at;
+
+	asm volatile("" : "+r"(offset));	/* checked in the register that indexes, as in record_of() */
+	if (offset > sizeof(struct xhdr_event))
+		return 0;
+	asm volatile("" : "+r"(offset));
+	return (__u8 *)rec + offset;
+}
+
+/* Whether the pattern's bytes (masked words, at most XHDR_PATTERN_WORDS) are the first at p. */
+static __always_inline int pattern_at(__u8 *p, struct xhdr_condition *c, __u32 words)
+{
+	__u64 differ = 0;
+	__u32 i;
+
+#pragma unroll
+	for (i = 0; i < XHDR_PATTERN_WORDS; i++)
+		if (i < words)
+			differ |= (*(__u64 *)(p + 8 * i) ^ c->pattern[i]) & c->mask[i];
+	return !differ;
+}
+
+/*
+ * R27: a contains test's step: whether its pattern (two words at most) starts at one of the next
+ * CONTAINS_STEP positions from p, of which `left` are positions it may start at.
+ */
+static __always_inline int contains_step(__u8 *p, struct xhdr_condition *c, __u32 left)
+{
+	__u32 k;
+
+#pragma unroll
+	for (k = 0; k < CONTAINS_STEP; k++)
+		if (k < left && pattern_at(p + k, c, 2))
+			return 1;
+	return 0;
+}
+
+/* R27: the rule's name goes last in data[], which has room for it whatever the request holds. */
+static __always_inline void name_the_rule(struct xhdr_event *ev, struct xhdr_rule *rule)
+{
+	__u32 at = ev->data_len, i;
+
+	if (at > XHDR_MAX_TARGET_LEN + XHDR_SLOTS * XHDR_MAX_VALUE_LEN)
+		return;	/* which the limits on what data[] holds rule out */
+#pragma unroll
+	for (i = 0; i < XHDR_RULE_NAME_MAX / 8; i++)
+		store_word(&ev->data[at + 8 * i], rule->name[i]);
+	ev->rule_off = at;
+	ev->rule_len = rule->name_len;
+	ev->data_len = at + rule->name_len;
+}
+
+/* R28: request r matched rule k: counted, and its action decides whether its event goes out. */
+static __always_inline void matched(struct judging *j, struct xhdr_event *ev, struct xhdr_rule *rule, __u32 k,
+				    __u32 r)
+{
+	__u32 every = rule->every, zero = 0;
+	struct rule_hits *hits = rule_hits.lookup(&zero);
+	__u64 before = 0;
+
+	if (hits)
+		before = hits->count[k & (XHDR_RULES - 1)]++;
+	name_the_rule(ev, rule);
+	ev->action = rule->action;
+	if (rule->action == XHDR_ACTION_COUNT ||
+	    (rule->action == XHDR_ACTION_SAMPLE && every && before % every)) {
+		COVER(RULE_WITHHOLDS);
+		j->withheld |= 1 << (r & 31);
+	} else if (rule->action == XHDR_ACTION_DROP) {
+		COVER(RULE_DROPS);
+		j->dropped = 1;
+	} else {
+		COVER(RULE_LOGS);
+	}
+}
+
+/* The next request is judged from its first rule. */
+static __always_inline void next_request(struct judging *j, __u32 r)
+{
+	j->req = r + 1;
+	j->rule = 0;
+	j->cond = 0;
+	j->pos = 0;
+}
+
+/*
+ * R27, R28: each of the `logged` requests is matched against the rules in order, the first whose conditions
+ * all hold being its rule. One flat loop of steps, its place kept in sc->j and laundered (see launder()):
+ * a step tests one condition, or eight positions of a contains test, or ends a rule or a request, so the
+ * verifier walks a bounded number of small steps instead of nested loops.
+ */
+static __always_inline void judge(struct stage_ctx *m, struct xhdr_rules *set, __u32 logged)
+{
+	struct judging *j = &m->sc->j;
+	__u32 step, r, k, c, pos, span, positions;
+	struct xhdr_condition *cond;
+	struct xhdr_rule *rule;
+	struct field_bytes f;
+	struct record *rec;
+	__u8 *p;
+
+	j->withheld = 0;
+	j->dropped = 0;
+	next_request(j, -1);
+	for (step = 0; step < XHDR_JUDGE_STEPS; step++) {
+		forget_memory();
+		r = launder(m->sc, j->req);
+		rec = record_of(m->sc, r);
+		if (r >= logged || !rec)
+			return;
+		k = launder(m->sc, j->rule);
+		if (k >= set->count || k >= XHDR_RULES) {
+			next_request(j, r);	/* no rule matched */
+			continue;
+		}
+		rule = &set->rule[k & (XHDR_RULES - 1)];
+		c = launder(m->sc, j->cond);
+		if (c >= rule->conditions || c >= XHDR_RULE_CONDITIONS) {
+			matched(j, &rec->ev, rule, k, r);
+			next_request(j, r);
+			continue;
+		}
+		cond = &rule->cond[c & (XHDR_RULE_CONDITIONS - 1)];
+		if (!field_of(m, &rec->ev, cond->field, &f) || f.held < cond->len)
+			goto fails;
+		if (cond->match == XHDR_MATCH_CONTAINS) {
+			span = f.held < XHDR_CONTAINS_SPAN ? f.held : XHDR_CONTAINS_SPAN;
+			if (span < cond->len)
+				goto fails;
+			positions = span - cond->len + 1;
+			pos = launder(m->sc, j->pos);
+			p = record_bytes(rec, f.at + pos);
+			if (!p || pos >= positions)
+				goto fails;
+			if (contains_step(p, cond, positions - pos))
+				goto holds;
+			COVER(RULE_CONTAINS_STEP);
+			j->pos = pos + CONTAINS_STEP;
+			continue;
+		}
+		if (cond->match == XHDR_MATCH_EXACT && f.whole != cond->len)
+			goto fails;
+		p = record_bytes(rec, f.at);
+		if (p && pattern_at(p, cond, XHDR_PATTERN_WORDS))
+			goto holds;
+fails:
+		j->rule = k + 1;	/* the next rule, from its first condition */
+		j->cond = 0;
+		j->pos = 0;
+		continue;
+holds:
+		j->cond = c + 1;
+		j->pos = 0;
+	}
+}
+
+/* R29: the flow is blocked: its state says so from now on, made anew if a FIN in the segment removed it. */
+static __always_inline void block_flow(struct stage_ctx *m)
+{
+	struct flow_state blocked = { .mode = FLOW_BLOCKED };
+
+	flows.update(&m->sc->flow, &blocked);
+	count(m->cnt, XHDR_C_DROPPED);
+}
+
+/*
+ * R8: one ring-buffer record per request found, with the flow's addresses; with rules (R27-R29), those
+ * the rules let out, and the segment dropped when a drop rule matched.
+ */
 int xhdr_emit(struct xdp_md *ctx)
 {
 	struct stage_ctx m;
+	struct xhdr_rules *set;
 	struct flow *flow;
-	__u32 r, logged, size;
+	__u32 r, logged, size, zero = 0;
 	__u64 wakeup, now;
 
 	if (!stage_maps(ctx, &m))
 		return XDP_PASS;
 	flow = &m.sc->flow;
 	logged = m.sc->p.logged;
+	m.sc->j.withheld = 0;
+	m.sc->j.dropped = 0;
+	set = rules.lookup(&zero);
+	if (set && set->count && logged && !m.sc->pk.tls)
+		judge(&m, set, logged);
 #ifdef XHDR_PLANTED_SLOWDOWN
 	/*
 	 * Exists only for the regression gate's self-test (tests/test_bench_gate.py): one extra pass over the
@@ -2360,6 +2607,12 @@ int xhdr_emit(struct xdp_md *ctx)
 
 		if (r >= logged)
 			break;
+		if (m.sc->j.withheld & (1 << r)) {
+			count(m.cnt, XHDR_C_EVENTS_WITHHELD);	/* R28 */
+			continue;
+		}
+		if (m.sc->j.dropped)
+			ev->flags |= XHDR_F_DROPPED;
 		ev->timestamp_ns = now;
 		ev->ifindex = ctx->ingress_ifindex;
 		ev->family = flow->family;
@@ -2387,6 +2640,11 @@ int xhdr_emit(struct xdp_md *ctx)
 			COVER(EVENT_LOST);
 			count(m.cnt, XHDR_C_EVENTS_LOST);
 		}
+	}
+	if (m.sc->j.dropped) {
+		COVER(SEGMENT_DROPPED);
+		block_flow(&m);	/* R28, R29: nothing of the segment reaches the service, nor of the flow's next ones */
+		return XDP_DROP;
 	}
 	if (m.n->responses && logged && !m.sc->pk.tls)
 		await_responses(&m, logged, now);
@@ -2990,6 +3248,11 @@ int xhdr_extract(struct xdp_md *ctx)
 	if (!st)
 		st = flows.lookup(flow);	/* after the payload check: bare ACKs need no lookup */
 	COVER(TCP_PAYLOAD);
+	if (st && st->mode == FLOW_BLOCKED) {
+		COVER(BLOCKED);
+		count(m.cnt, XHDR_C_BLOCKED);
+		return XDP_DROP;	/* R29, whatever the segment holds, a FIN included */
+	}
 	if (!read_from(&m, st, payload_off, &outcome))
 		goto segment_done;
 	if (m.sc->p.walk) {
@@ -3001,6 +3264,14 @@ int xhdr_extract(struct xdp_md *ctx)
 
 segment_done:
 	count(m.cnt, outcome);
+	if (m.sc->pk.fin) {
+		if (!st)
+			st = flows.lookup(flow);
+		if (st && st->mode == FLOW_BLOCKED) {
+			COVER(BLOCKED_FIN);
+			return XDP_PASS;	/* R29: a FIN leaves a blocked flow blocked */
+		}
+	}
 	close_if_fin(&m);
 	return XDP_PASS;
 }

@@ -126,6 +126,14 @@ enum xhdr_cover {
 	XHDR_COV_TLS_SPLIT_EXTENSION,	/* R23: the segment's end splits an extension R22 reads */
 	XHDR_COV_TLS_HEADER_SPLIT,	/* R23: the segment's end splits an extension's header, kept in the flow */
 	XHDR_COV_TLS_HEADER_FINISHED,	/* R23: the next segment's first bytes finish that header */
+	/* R27-R29: rules */
+	XHDR_COV_RULE_LOGS,		/* a request matched a log rule, or a sample rule's Nth hit */
+	XHDR_COV_RULE_WITHHOLDS,	/* a count rule, or a sample rule's other hits: no event */
+	XHDR_COV_RULE_DROPS,		/* a drop rule matched */
+	XHDR_COV_RULE_CONTAINS_STEP,	/* a contains test goes on past eight positions */
+	XHDR_COV_SEGMENT_DROPPED,	/* R28: the segment is dropped, its flow blocked */
+	XHDR_COV_BLOCKED,		/* R29: a segment of a blocked flow, dropped */
+	XHDR_COV_BLOCKED_FIN,		/* R29: a FIN without payload leaves it blocked */
 	/* Stages */
 	XHDR_COV_SCAN_TAIL_CALL,	/* the scan goes on in another invocation */
 	XHDR_COV_OUT_OF_STEPS,		/* which the step bound rules out */

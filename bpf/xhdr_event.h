@@ -35,6 +35,7 @@
 #define XHDR_METHOD_MAX 16
 #define XHDR_SCHEME_MAX 16
 #define XHDR_NAME_MAX 32
+#define XHDR_RULE_NAME_MAX 32	/* R27: a rule's name, carried in the events of the requests it matches */
 
 enum xhdr_mode {
 	XHDR_MODE_NONE = 0,
@@ -61,6 +62,7 @@ enum xhdr_event_flag {
 	XHDR_F_CL_AND_TE = 1 << 12,
 	XHDR_F_TE_NOT_CHUNKED = 1 << 13,
 	XHDR_F_CONTROL_BYTE = 1 << 14,
+	XHDR_F_DROPPED = 1 << 15,	/* R28: a drop rule dropped the segment that carried the request */
 };
 
 /* What an event is about: a request (R8), a TLS ClientHello (R21, R22) or a request's response (R24, R25). */
@@ -119,6 +121,10 @@ enum xhdr_counter {
 	/* R25: responses leaving through the egress program; no frame of PACKETS is among them */
 	XHDR_C_RESPONSES,
 	XHDR_C_RESPONSES_UNMATCHED,
+	/* R28, R29: requests a count or sample rule kept from the ring; segments a drop rule dropped */
+	XHDR_C_EVENTS_WITHHELD,
+	XHDR_C_DROPPED,
+	XHDR_C_BLOCKED,		/* R29: an outcome: a segment of a blocked flow, dropped */
 	XHDR_C_COUNT,
 };
 
@@ -158,6 +164,10 @@ struct xhdr_event {
 	__u8 reserved;
 	__u16 status;		/* a response: its status code (R25) */
 	__u64 request_ns;	/* a response: the timestamp_ns of the request it answers (R25) */
+	__u16 rule_off;		/* R27: the name of the rule the request matched is in data[] here, */
+	__u8 rule_len;		/* this long (0: no rule matched) */
+	__u8 action;		/* R28: that rule's enum xhdr_action */
+	__u8 unused[4];
 	struct xhdr_slot slots[XHDR_SLOTS];
 	/* Everything above is zeroed when a request starts; the buffers below are only read up to their lengths. */
 	__u8 method[XHDR_METHOD_MAX];
@@ -166,12 +176,59 @@ struct xhdr_event {
 	 * scheme where its slot says. A TLS event holds its SNI (the first min(target_length,
 	 * XHDR_MAX_TARGET_LEN) bytes) and the first min(alpn_length, XHDR_MAX_VALUE_LEN) bytes of its ALPN
 	 * list where slots 0 and 1 say, in the order the ClientHello had them. Packed, so a record carries only what was found: sending the whole
-	 * worst-case buffer made writing the record cost more than parsing the request.
+	 * worst-case buffer made writing the record cost more than parsing the request. Last, the name of the
+	 * request's rule, if one matched (R27).
 	 */
-	__u8 data[XHDR_MAX_TARGET_LEN + XHDR_SLOTS * XHDR_MAX_VALUE_LEN];
+	__u8 data[XHDR_MAX_TARGET_LEN + XHDR_SLOTS * XHDR_MAX_VALUE_LEN + XHDR_RULE_NAME_MAX];
 };
 
 #define XHDR_EVENT_FIXED_BYTES offsetof(struct xhdr_event, data)
+
+/* R27-R29: request rules, written by user space (harness/core/program.py) and changed at runtime. */
+#define XHDR_RULES 8
+#define XHDR_RULE_CONDITIONS 4
+#define XHDR_PATTERN_WORDS 4	/* a pattern's bytes, at most 32, compared as masked words */
+#define XHDR_FIELD_METHOD XHDR_SLOTS	/* a condition's field: a slot (its value), the method or the target */
+#define XHDR_FIELD_TARGET (XHDR_SLOTS + 1)
+
+enum xhdr_action {
+	XHDR_ACTION_NONE = 0,
+	XHDR_ACTION_LOG = 1,
+	XHDR_ACTION_DROP = 2,
+	XHDR_ACTION_COUNT = 3,
+	XHDR_ACTION_SAMPLE = 4,
+};
+
+enum xhdr_match {
+	XHDR_MATCH_EXACT = 1,
+	XHDR_MATCH_PREFIX = 2,
+	XHDR_MATCH_CONTAINS = 3,
+};
+
+struct xhdr_condition {
+	__u64 pattern[XHDR_PATTERN_WORDS];	/* little-endian words, zero after the pattern */
+	__u64 mask[XHDR_PATTERN_WORDS];		/* 0xFF for each byte of the pattern */
+	__u8 field;
+	__u8 match;				/* enum xhdr_match */
+	__u8 len;
+	__u8 unused[5];
+};
+
+struct xhdr_rule {
+	__u64 name[XHDR_RULE_NAME_MAX / 8];	/* zero after the name */
+	__u8 name_len;
+	__u8 action;				/* enum xhdr_action */
+	__u8 conditions;			/* all of cond[0..conditions) must hold */
+	__u8 unused;
+	__u32 every;				/* XHDR_ACTION_SAMPLE: one event per this many hits on a CPU */
+	struct xhdr_condition cond[XHDR_RULE_CONDITIONS];
+};
+
+struct xhdr_rules {
+	__u32 count;
+	__u32 unused;
+	struct xhdr_rule rule[XHDR_RULES];
+};
 
 #define XHDR_NAME_WORDS (XHDR_NAME_MAX / 8)
 

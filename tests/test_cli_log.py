@@ -29,7 +29,7 @@ from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
 from harness.log.audit import AuditSummary, new_key, read_key, verify
 from harness.log.consumer import build_consumer
 from harness.oracle.frames import FrameSpec, build
-from netns.clients import curl
+from netns.clients import ClientError, curl
 from netns.lab import Lab
 from netns.servers import StatusServer
 
@@ -426,3 +426,82 @@ def test_records_to_a_terminal_are_refused_in_one_line() -> None:
         os.close(terminal)
         os.close(controller)
     assert_one_line_error(done, "--records - writes binary records", "a file or a pipe")
+
+
+# --- request rules (R27-R29) -------------------------------------------------------------------------
+
+LOG_STATUS_200 = """
+[[rules]]
+name = "status-200"
+[rules.when]
+target = { prefix = "/status/200" }
+"""
+BLOCK_AND_COUNT = """
+[[rules]]
+name = "block-scanner"
+action = "drop"
+[rules.when]
+"User-Agent" = { contains = "EvilScanner" }
+[[rules]]
+name = "count-404"
+action = "count"
+[rules.when]
+target = { exact = "/status/404" }
+"""
+# A dropped request is retried by the client's TCP until this gives up.
+DROPPED_CURL_S = 2.0
+
+
+def reloaded(proc: subprocess.Popen[bytes], err: Path, config: Path, text: str, said: str) -> None:
+    """Writes ``text`` to the running logger's config file, sends SIGHUP, and waits for stderr to say ``said``."""
+    before = err.read_text().count(said)
+    config.write_text(text)
+    proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: err.read_text().count(said) > before, EVENT_DEADLINE_S, f"xhdr log to say {said!r}")
+
+
+def test_rules_change_on_sighup_and_a_dropped_request_never_reaches_nginx(lab: Lab, tmp_path: Path) -> None:
+    """``xhdr log --config FILE`` with rules, changed while it runs: a log rule names itself in the event, a
+    count rule withholds it, a drop rule logs the request, drops it (nginx never sees it, curl times out) and
+    blocks its flow (R27-R29); a file that does not parse leaves the running rules as they were."""
+    output, config = tmp_path / "events.jsonl", tmp_path / "rules.toml"
+    config.write_text(LOG_STATUS_200)
+    server = StatusServer(lab, (200, 404))
+    evil = {"User-Agent": "EvilScanner/2.1"}
+    with running_log(
+        lab, tmp_path, XdpMode.NATIVE, "--config", str(config), written=("--json", str(output))
+    ) as (proc, _, err):
+        assert curl(lab, server.url("/status/200")).status == 200
+        reloaded(proc, err, config, BLOCK_AND_COUNT, "reloaded 2 rules")
+        assert curl(lab, server.url("/status/404")).status == 404
+        with pytest.raises(ClientError, match="timed out"):
+            curl(lab, server.url("/evil"), evil, timeout=DROPPED_CURL_S)
+        reloaded(proc, err, config, "[[rules]]\nname = 'x'\naction = 'block'\n", "rules not reloaded")
+        with pytest.raises(ClientError, match="timed out"):
+            curl(lab, server.url("/evil-again"), evil, timeout=DROPPED_CURL_S)
+        assert curl(lab, server.url("/status/200")).status == 200
+        stop_after_lines(proc, err, output, 4)
+
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [(line["target"], line.get("rule"), line.get("action")) for line in lines] == [
+        ("/status/200", "status-200", "log"),
+        ("/evil", "block-scanner", "drop"),
+        ("/evil-again", "block-scanner", "drop"),
+        ("/status/200", None, None),
+    ]
+    assert [("DROPPED" in line["flags"]) for line in lines] == [False, True, True, False]
+    assert [entry["request"] for entry in server.requests()] == [
+        "GET /status/200 HTTP/1.1",
+        "GET /status/404 HTTP/1.1",
+        "GET /status/200 HTTP/1.1",
+    ]
+    stderr = err.read_text()
+    bad_reload = [line for line in stderr.splitlines() if "rules not reloaded" in line]
+    assert len(bad_reload) == 1 and "'block' is unknown" in bad_reload[0], stderr
+    counters = dict(
+        line.split() for line in stderr.split("counters:")[1].splitlines() if line.startswith("  ")
+    )
+    assert counters["dropped"] == "2" and counters["events_withheld"] == "1", stderr
+    assert int(counters["blocked"]) >= 2, "each dropped request's retransmissions are dropped too (R29)"
+    hits = stderr.split("xhdr log: rule hits:")[1].split()
+    assert hits[2:] == ["block-scanner", "2", "count-404", "1"], stderr

@@ -1040,7 +1040,7 @@ def test_a_records_file_of_an_older_version_is_refused(tmp_path: Path) -> None:
     )
     assert (done.returncode, done.stdout) == (1, b"")
     assert done.stderr.decode() == (
-        f"xhdr log: {old} is not an xhdr records file (it does not start with XHDR-RECORDS 3); "
+        f"xhdr log: {old} is not an xhdr records file (it does not start with {MAGIC.decode().strip()}); "
         "pass a file that xhdr log --records wrote\n"
     )
     with pytest.raises(RecordsError, match="is not an xhdr records file"):
@@ -1061,6 +1061,7 @@ RECORDS_HEADS = {
     b"XHDR-RECORDS 1\n": "39999219428b9496",
     b"XHDR-RECORDS 2\n": "3cd06094f49e5689",  # tls_version, alpn_length, kind (TLS events)
     b"XHDR-RECORDS 3\n": "90c4575967bb3cef",  # status, request_ns (response events)
+    b"XHDR-RECORDS 4\n": "ddabac277522eebc",  # rule_off, rule_len, action (request rules)
 }
 
 

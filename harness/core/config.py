@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 from harness.core.errors import UserError
+from harness.core.rules import METHOD, TARGET, Rule, RuleError, check_rules, parse_rules
 
 
 class ConfigError(UserError, ValueError):
@@ -104,6 +105,8 @@ class ExtractorConfig:
     # R24: logged requests wait for their responses, which the TC egress program pairs with them (xhdr log
     # attaches it); off, the extractor spends nothing on it
     responses: bool = False
+    # R27-R29: which requests are logged, dropped, counted or sampled; in a map, so they change at runtime
+    rules: tuple[Rule, ...] = ()
 
     def __post_init__(self) -> None:
         for field, (low, high) in LIMIT_RANGES.items():
@@ -162,6 +165,17 @@ class ExtractorConfig:
             if name.lower() in seen:
                 raise ConfigError(f"header {shown(name)} is listed twice; keep one rule per header")
             seen.add(name.lower())
+        try:
+            check_rules(self.rules, self.rule_fields())
+        except RuleError as error:
+            raise ConfigError(str(error)) from None
+
+    def rule_fields(self) -> dict[str, int]:
+        """R27: what a rule's condition may name, lower-cased, and the most bytes of it an event holds."""
+        values = {
+            rule.name.lower(): self.max_value_len for rule in self.headers if rule.mode is HeaderMode.VALUE
+        }
+        return {METHOD: METHOD_MAX_LEN, TARGET: self.max_target_len, **values}
 
     def compile_flags(self) -> list[str]:
         """The -D flags that carry the compile-time limits into bpf/xhdr.c."""
@@ -219,7 +233,7 @@ def load_config(path: str | Path) -> ExtractorConfig:
         raise ConfigError(
             f"config file {path}: unknown key {shown(unknown[0])}; known keys: {', '.join(sorted(known))}"
         )
-    for key in ("ports", "tls_ports", "headers"):
+    for key in ("ports", "tls_ports", "headers", "rules"):
         if key in raw and not isinstance(raw[key], list):
             raise ConfigError(f"config file {path}: {key} must be a list (for example {key} = [...])")
     for key in ("ports", "tls_ports"):
@@ -228,8 +242,10 @@ def load_config(path: str | Path) -> ExtractorConfig:
     if "headers" in raw:
         raw["headers"] = tuple(_header_rule(path, entry) for entry in raw["headers"])
     try:
+        if "rules" in raw:
+            raw["rules"] = parse_rules(raw["rules"])
         return ExtractorConfig(**raw)
-    except ConfigError as error:
+    except (ConfigError, RuleError) as error:
         raise ConfigError(f"config file {path}: {error}") from None
 
 

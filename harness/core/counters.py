@@ -37,14 +37,17 @@ class Counter(enum.IntEnum):
     ENCRYPTED = 25
     RESPONSES = 26  # R25: response events, from the egress program (no frame of PACKETS)
     RESPONSES_UNMATCHED = 27  # R25: final responses that answer no request the flow has waiting
+    EVENTS_WITHHELD = 28  # R28: requests a count or sample rule kept from the ring (no event)
+    DROPPED = 29  # R28: segments a drop rule dropped (their requests are logged)
+    BLOCKED = 30  # R29: segments of a blocked flow, dropped
 
     @property
     def label(self) -> str:
         return self.name.lower()
 
 
-# Every frame ends in exactly one of these; the rest (packets, tcp_watched, events, events_lost and the flows_*
-# counters of R15) are tallies.
+# Every frame ends in exactly one of these; the rest (packets, tcp_watched, events, events_lost, events_withheld,
+# dropped and the flows_* counters of R15) are tallies.
 OUTCOMES = frozenset(
     {
         Counter.MALFORMED,
@@ -66,6 +69,7 @@ OUTCOMES = frozenset(
         Counter.TLS_HELLO,
         Counter.NOT_TLS,
         Counter.ENCRYPTED,
+        Counter.BLOCKED,
     }
 )
 

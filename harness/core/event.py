@@ -14,6 +14,8 @@ import functools
 import ipaddress
 
 from harness.core.config import METHOD_MAX_LEN, ExtractorConfig, HeaderMode
+from harness.core.rules import NAME_MAX as RULE_NAME_MAX
+from harness.core.rules import Action
 
 SLOTS = 8
 TLS_SLOT_SNI, TLS_SLOT_ALPN = 0, 1  # the slots of a TLS event that say where its bytes are (bpf/xhdr.c)
@@ -35,6 +37,7 @@ class EventFlag(enum.IntFlag):
     CL_AND_TE = 1 << 12
     TE_NOT_CHUNKED = 1 << 13
     CONTROL_BYTE = 1 << 14
+    DROPPED = 1 << 15  # R28: a drop rule dropped the segment that carried the request
 
 
 class SlotFlag(enum.IntFlag):
@@ -150,6 +153,9 @@ class HeaderEvent(Flow):
     flags: EventFlag
     header_lines: int
     headers: tuple[HeaderValue, ...]
+    # R27, R28: the rule the request matched, by name, and its action; None when no rule matched
+    rule: str | None = None
+    action: Action | None = None
     # Carried for people and logs, not part of what the reference can predict.
     timestamp_ns: int = dataclasses.field(default=0, compare=False)
     ifindex: int = dataclasses.field(default=0, compare=False)
@@ -159,6 +165,13 @@ class HeaderEvent(Flow):
             if value.name.lower() == name.lower():
                 return value
         raise KeyError(name)
+
+    def rule_json(self) -> dict:
+        """R27: the rule and its action, keys that only an event whose request matched a rule has."""
+        if self.rule is None:
+            return {}
+        assert self.action is not None
+        return {"rule": self.rule, "action": self.action.label}
 
     def to_json(self) -> dict:
         """A JSON-ready dict; bytes become latin-1 text so nothing is lost."""
@@ -174,6 +187,7 @@ class HeaderEvent(Flow):
             "header_lines": self.header_lines,
             "timestamp_ns": self.timestamp_ns,
             "ifindex": self.ifindex,
+            **self.rule_json(),
             "headers": {
                 value.name: {
                     "mode": value.mode.name.lower(),
@@ -291,9 +305,13 @@ def event_struct(max_target_len: int, max_value_len: int) -> type[ctypes.Structu
             ("reserved", ctypes.c_uint8),
             ("status", ctypes.c_uint16),
             ("request_ns", ctypes.c_uint64),
+            ("rule_off", ctypes.c_uint16),
+            ("rule_len", ctypes.c_uint8),
+            ("action", ctypes.c_uint8),
+            ("unused", ctypes.c_uint8 * 4),
             ("slots", _Slot * SLOTS),
             ("method", ctypes.c_uint8 * METHOD_MAX_LEN),
-            ("data", ctypes.c_uint8 * (max_target_len + SLOTS * max_value_len)),
+            ("data", ctypes.c_uint8 * (max_target_len + SLOTS * max_value_len + RULE_NAME_MAX)),
         ]
 
     Event.__name__ = f"Event_t{max_target_len}_v{max_value_len}"
@@ -374,4 +392,8 @@ def decode_event(raw: bytes, config: ExtractorConfig) -> Event:
         flags=EventFlag(record.flags),
         header_lines=record.header_lines,
         headers=tuple(headers),
+        rule=data[record.rule_off : record.rule_off + record.rule_len].decode("latin-1")
+        if record.rule_len
+        else None,
+        action=Action(record.action) if record.rule_len else None,
     )

@@ -4,8 +4,8 @@ BCC compiles in the process that loads, and LLVM stays mapped there: about 250 M
 A process that keeps running with the loaded program (``xhdr log``'s control plane, on a gateway) has a helper
 load it instead and receive the descriptors it needs over a Unix socket (SCM_RIGHTS): the entry program (its
 maps stay alive through it), the responses program (R24), the program array of the stages (the kernel empties
-a program array once user space holds no descriptor of it), the ring buffer, the counters and the latencies by
-endpoint (R26). The helper exits once they arrived, and it dies with its parent (PR_SET_PDEATHSIG), so a logger
+a program array once user space holds no descriptor of it), the ring buffer, the counters, the latencies by
+endpoint (R26), and the request rules with their hit counters (R27), which it changes at runtime. The helper exits once they arrived, and it dies with its parent (PR_SET_PDEATHSIG), so a logger
 killed during the compile leaves no compiler running.
 The A/B gate (bench/foreign.py) receives other commits' builds through :func:`receive_fds` too.
 """
@@ -24,12 +24,14 @@ from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, Counts, counts_of
 from harness.core.errors import UserError
 from harness.core.percpu import PerCpuTotals
+from harness.core.rules import MAX_RULES
+from harness.core.rules_map import load_rules
 from harness.core.tc import extractor_attached
 from harness.core.workers import die_with_parent, pids_running
 from harness.core.xdp import XdpMode
 
 # What the helper sends, in this order: the entry program, the responses program, then maps by name.
-HANDED_OVER = ("entry", "responses", "stages", "events", "counters", "latencies")
+HANDED_OVER = ("entry", "responses", "stages", "events", "counters", "latencies", "rules", "rule_hits")
 LOAD_TIMEOUT_S = 300.0  # a BCC compile takes 5-20 s; a loaded machine gets room
 
 
@@ -112,9 +114,14 @@ class HandedOver:
         self.config = config
         request = pickle.dumps((config, key, extra_cflags))
         fds = receive_fds([sys.executable, "-m", __name__], len(HANDED_OVER), request)
-        self.fd, self._responses_fd, self._stages_fd, self.ring_fd, self._counters_fd, self.latencies_fd = fds
+        self.fd, self._responses_fd, self._stages_fd, self.ring_fd, self._counters_fd, self.latencies_fd = (
+            fds[:6]
+        )
+        self._rules_fd, self._rule_hits_fd = fds[6:]
+        self._fds = fds
         try:
             self._totals = PerCpuTotals(self._counters_fd, "counters", len(Counter))
+            self._hits = PerCpuTotals(self._rule_hits_fd, "rule_hits", MAX_RULES)
         except BaseException:
             self.close()
             raise
@@ -122,6 +129,17 @@ class HandedOver:
     def counters(self) -> Counts:
         """Counters summed over CPUs, as :meth:`harness.core.program.Program.counters`."""
         return counts_of(self._totals.read())
+
+    def load_rules(self, config: ExtractorConfig) -> None:
+        """R27: ``config``'s rules replace the running ones, their hit counters from zero; the rest of
+        ``config`` must be what the program was loaded with."""
+        load_rules(self._rules_fd, self._hits, config)
+        self.config = config
+
+    def rule_hits(self) -> dict[str, int]:
+        """R27: the requests each rule matched since it was loaded, by name, in the rules' order."""
+        hits = self._hits.read()
+        return {rule.name: hits[index] for index, rule in enumerate(self.config.rules)}
 
     def attached(
         self, ifname: str, mode: XdpMode, netns: str | None = None
@@ -131,14 +149,7 @@ class HandedOver:
         return extractor_attached(self.fd, responses, ifname, mode, netns)
 
     def close(self) -> None:
-        for fd in (
-            self.fd,
-            self._responses_fd,
-            self._stages_fd,
-            self.ring_fd,
-            self._counters_fd,
-            self.latencies_fd,
-        ):
+        for fd in self._fds:
             os.close(fd)
 
     def __enter__(self) -> Self:

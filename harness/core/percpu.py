@@ -34,3 +34,9 @@ class PerCpuTotals:
             raise OSError(-error, f"cannot read the {self._name} map")
         values, words = self._buffer, self._words
         return [sum(values[word::words]) for word in range(words)]
+
+    def clear(self) -> None:
+        """Sets every counter to zero on every CPU (a program adding meanwhile may lose its adds)."""
+        zeros = (ctypes.c_uint64 * len(self._buffer))()
+        if libbpf().bpf_map_update_elem(self._fd, ctypes.byref(self._key), ctypes.byref(zeros), 0):
+            raise OSError(ctypes.get_errno(), f"cannot clear the {self._name} map")

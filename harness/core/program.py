@@ -24,6 +24,8 @@ from harness.core.errors import UserError
 from harness.core.event import SLOTS, HeaderEvent, decode_event
 from harness.core.native import libbpf
 from harness.core.percpu import PerCpuTotals
+from harness.core.rules import MAX_RULES, Rule
+from harness.core.rules_map import little_endian_words, load_rules
 from harness.core.tc import extractor_attached
 from harness.core.xdp import XdpMode
 
@@ -53,11 +55,7 @@ def name_words(name: str) -> tuple[list[int], list[int]]:
     """
     raw = name.encode("ascii").ljust(MAX_HEADER_NAME_LEN, b"\0")
     fold = bytes(0x20 if chr(byte).isalpha() else 0 for byte in raw)
-    return _little_endian_words(raw.lower()), _little_endian_words(fold)
-
-
-def _little_endian_words(raw: bytes) -> list[int]:
-    return [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]
+    return little_endian_words(raw.lower()), little_endian_words(fold)
 
 
 def highest_bit_table() -> bytes:
@@ -135,6 +133,7 @@ class Program:
         self.keep_records = False  # also keep each event's raw record (take_records)
         self._records: list[bytes] = []
         self.bpf[b"events"].open_ring_buffer(self._on_event)
+        self._rules_loaded: tuple[Rule, ...] = ()  # the loaded program's rules map starts empty
         self.configure(self.config)
 
     # -- configuration -------------------------------------------------------------------------
@@ -168,6 +167,9 @@ class Program:
             raise ProgramError(
                 f"cannot write the header rules into the names map: errno {ctypes.get_errno()}"
             )
+        if config.rules != self._rules_loaded:
+            load_rules(self.bpf[b"rules"].map_fd, self.rule_hits, config)
+            self._rules_loaded = config.rules
         self.config = config
 
     # -- results -------------------------------------------------------------------------------
@@ -215,6 +217,11 @@ class Program:
     def counters(self) -> Counts:
         """Counters summed over CPUs. They only grow: compare two readings to see what a step did."""
         return counts_of(self.counter_totals.read())
+
+    @functools.cached_property
+    def rule_hits(self) -> PerCpuTotals:
+        """R27: the ``rule_hits`` map's reader: per rule, in the configuration's order, the requests it matched."""
+        return PerCpuTotals(self.bpf[b"rule_hits"].map_fd, "rule_hits", MAX_RULES)
 
     # -- attachment ----------------------------------------------------------------------------
 

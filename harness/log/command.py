@@ -9,6 +9,10 @@ in Python cost about 36 us per event, more than the kernel spends extracting the
 Stopping is the normal end: Ctrl-C, SIGTERM, ``--count`` or ``--duration`` detach first, then let the
 consumer write what the ring still holds, then print the counters and exit 0. Every other failure is one
 line on stderr and leaves nothing attached or running.
+
+SIGHUP reloads the request rules (docs/EXTRACTION.md R27) from the ``--config`` file into the running program's
+map: nothing is reloaded or detached, and events name their rule themselves, so none is misnamed. A file that
+does not parse, or that changes anything but ``[[rules]]``, is one line on stderr; the running rules stay.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pyroute2 import netns as pr_netns
 from harness.cli import options
 from harness.cli.main import require_root
 from harness.cli.textui import table
-from harness.core.config import ExtractorConfig
+from harness.core.config import ConfigError, ExtractorConfig, load_config
 from harness.core.counters import Counter, Counts, counts_difference
 from harness.core.errors import CommandError
 from harness.core.handover import HandedOver
@@ -45,6 +49,7 @@ TICK_S = 0.1
 CONSUMER_READY_S = 10.0
 CONSUMER_EXIT_S = 30.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RELOAD_SIGNAL = signal.SIGHUP
 # The counters that say what happened to a packet or an event, shown in the periodic line when they moved.
 REASONS = tuple(counter for counter in Counter if counter not in (Counter.PACKETS, Counter.EVENTS))
 
@@ -140,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         except AuditError as error:
             raise CommandError(str(error)) from None
     # Signals are taken over only once compiled: a Ctrl-C during the compile just ends the command.
-    with HandedOver(config) as program, stop_signals() as stopped:
+    with HandedOver(config) as program, stop_signals() as stopped, reload_signal() as reloads:
         ring_fd = program.ring_fd
         argv = consumer_argv(
             config,
@@ -153,8 +158,10 @@ def run(args: argparse.Namespace) -> int:
         # Left in reverse order: detached first, so the consumer still writes what reached the ring.
         with running_consumer(argv, ring_fd) as consumer, program.attached(args.iface, mode, args.netns):
             print(f"xhdr log: logging requests on {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
-            watch(program, consumer, stopped, args.duration, args.stats_every)
+            watch(program, consumer, stopped, args.duration, args.stats_every, Reloader(args.config, reloads))
         print(summary(program.counters(), where), file=sys.stderr)
+        if program.config.rules:
+            print(rules_summary(program.rule_hits()), file=sys.stderr)
         if config.responses:
             print(latency_summary(read_latencies(program.latencies_fd)), file=sys.stderr)
     return 0
@@ -198,6 +205,56 @@ def stop_signals() -> Iterator[list[int]]:
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def reload_signal() -> Iterator[list[int]]:
+    """SIGHUP asks for the rules to be reloaded; the yielded list records each, for the control loop."""
+    received: list[int] = []
+    previous = signal.signal(RELOAD_SIGNAL, lambda signum, _frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        signal.signal(RELOAD_SIGNAL, previous)
+
+
+class Reloader:
+    """R27: applies the ``--config`` file's rules to the running program when SIGHUP asked for it."""
+
+    def __init__(self, path: Path | None, requests: list[int]) -> None:
+        self.path = path
+        self.requests = requests
+
+    def __call__(self, program: HandedOver) -> None:
+        if not self.requests:
+            return
+        self.requests.clear()
+        if self.path is None:
+            print(
+                "xhdr log: SIGHUP ignored: rules are reloaded from --config FILE, and none was given",
+                file=sys.stderr,
+            )
+            return
+        try:
+            config = load_config(self.path)
+        except ConfigError as error:
+            print(f"xhdr log: rules not reloaded, the running ones stay: {error}", file=sys.stderr)
+            return
+        changed = [
+            key
+            for key, value in vars(config).items()
+            if key != "rules" and value != vars(program.config)[key]
+        ]
+        if changed:
+            print(
+                f"xhdr log: rules not reloaded, the running ones stay: {self.path} changes {changed[0]}, which "
+                "needs a restart of xhdr log; SIGHUP reloads [[rules]] only",
+                file=sys.stderr,
+            )
+            return
+        program.load_rules(config)
+        names = ", ".join(rule.name for rule in config.rules) or "none"
+        print(f"xhdr log: reloaded {len(config.rules)} rules from {self.path}: {names}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -251,14 +308,16 @@ def watch(
     stopped: list[int],
     duration: float | None,
     stats_every: float,
+    reload: Reloader,
 ) -> None:
     """Waits for a stop: a signal, ``duration`` seconds from now, or the consumer ending (--count, closed pipe).
 
-    Every ``stats_every`` seconds it prints one counter line on stderr.
+    Every ``stats_every`` seconds it prints one counter line on stderr; a SIGHUP reloads the rules.
     """
     last_counts, last_time = program.counters(), time.monotonic()
     deadline = last_time + duration if duration else None
     while not stopped:
+        reload(program)
         try:
             consumer.wait(timeout=TICK_S)
             return  # it ended: --count reached, or its reader went away
@@ -301,6 +360,12 @@ def latency_summary(endpoints: dict[bytes, EndpointLatencies]) -> str:
     shown = f"busiest {len(rows)} of {len(endpoints)}" if len(endpoints) > len(rows) else f"{len(rows)}"
     body = table(header, rows, rule=False, indent="  ", right={1, 2, 3, 4}) if rows else "  (no responses)"
     return f"xhdr log: response latency by endpoint ({shown}):\n{body}"
+
+
+def rules_summary(hits: dict[str, int]) -> str:
+    """R27: the requests each running rule matched since it was loaded."""
+    rows = list(hits.items())
+    return "xhdr log: rule hits:\n" + table(("rule", "hits"), rows, rule=False, indent="  ", right={1})
 
 
 def summary(counts: Counts, where: str) -> str:

@@ -72,7 +72,7 @@ def _request_id_index(key: RequestKey) -> int:
 def event_line(event: Event) -> str:
     """One line per event, a request, a TLS ClientHello or a request's response (on the request's flow):
 
-    ``saddr:sport -> daddr:dport METHOD target HTTP/1.x | Name: shown | ... [flags]``
+    ``saddr:sport -> daddr:dport METHOD target HTTP/1.x | Name: shown | ... | rule name: action [flags]``
     ``saddr:sport -> daddr:dport TLS 1.3 sni=example.com alpn=h2,http/1.1 [flags]``
     ``saddr:sport -> daddr:dport HTTP/1.1 404 after 512 us``
 
@@ -96,6 +96,8 @@ def _request(event: HeaderEvent) -> str:
     for value in event.headers:
         if value.present:
             text += f" | {value.name}: {value.shown()}"
+    if event.rule is not None and event.action is not None:
+        text += f" | rule {event.rule}: {event.action.label}"
     return text
 
 

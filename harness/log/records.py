@@ -18,7 +18,7 @@ from harness.core.errors import UserError
 from harness.core.event import Event, decode_event
 
 # The version changes with the head of struct xhdr_event (tests/test_consumer.py): 2 added TLS events.
-MAGIC = b"XHDR-RECORDS 3\n"
+MAGIC = b"XHDR-RECORDS 4\n"
 # Before each record: its length (4 bytes, little-endian) and 4 zero bytes; records and headers are padded
 # to 8 bytes, so a length never reads as the magic and every record starts aligned.
 PREFIX_BYTES = 8

@@ -200,7 +200,8 @@ from harness.core.event import (
     TlsHello,
     alpn_names,
 )
-from harness.core.testrun import TC_ACT_OK, XDP_PASS
+from harness.core.rules import CONTAINS_SPAN, METHOD, TARGET, Action, Condition, Match, Rule
+from harness.core.testrun import TC_ACT_OK, XDP_DROP, XDP_PASS
 
 SP, LF, CR, HT = 0x20, 0x0A, 0x0D, 0x09
 VLAN_TPIDS = (0x8100, 0x88A8)
@@ -237,11 +238,15 @@ class Expected:
     counters: dict[Counter, int]
     events: tuple[Event, ...]
     leaving: bool = False
+    dropped: bool = False  # R28, R29: a drop rule or a blocked flow drops the frame
 
     @property
     def verdict(self) -> int:
-        """What the program returns: XDP_PASS for a frame arriving, TC_ACT_OK for one leaving."""
-        return TC_ACT_OK if self.leaving else XDP_PASS
+        """What the program returns: XDP_PASS for a frame arriving (XDP_DROP for one a rule drops), TC_ACT_OK
+        for one leaving."""
+        if self.leaving:
+            return TC_ACT_OK
+        return XDP_DROP if self.dropped else XDP_PASS
 
     @property
     def outcome(self) -> Counter:
@@ -316,6 +321,7 @@ class Mode(enum.Enum):
     LOST = "lost"
     ENCRYPTED = "encrypted"  # R21: a TLS flow whose first bytes were read; nothing more is
     HELLO = "hello"  # R23: the ClientHello of ``FlowState.hello`` goes on
+    BLOCKED = "blocked"  # R29: a drop rule matched one of its requests; every later payload is dropped
 
 
 class Cut(enum.Enum):
@@ -366,6 +372,7 @@ class FlowTracker:
         self.key = key
         self.states: dict[Flow, FlowState] = {}
         self.waiting: dict[Flow, Waiting] = {}  # R24: kept with the flow's state, gone with it
+        self.rule_hits = [0] * len(config.rules)  # R27: the requests each rule matched (one CPU's count)
 
     def feed(self, frame: bytes) -> Expected:
         """What ``frame`` counts and logs given the flows of the frames fed before; updates the flows."""
@@ -394,11 +401,44 @@ class FlowTracker:
             tallies[Counter.FLOWS_LOST] += lost
         else:
             outcome, events = Counter.NO_PAYLOAD, ()  # Reading: the bytes present, not the IP length
-        if segment.tcp_flags & TCP_FIN and self._close(flow):
+        requests, dropped = len(events), outcome is Counter.BLOCKED
+        if outcome is Counter.HTTP_REQUEST and self.config.rules:
+            events, withheld, dropped = self._judge(events)
+            tallies[Counter.EVENTS_WITHHELD], tallies[Counter.DROPPED] = withheld, int(dropped)
+        state = self.states.get(flow)
+        blocked = state is not None and state.mode is Mode.BLOCKED
+        if segment.tcp_flags & TCP_FIN and not blocked and self._close(flow):  # R29: a blocked flow stays
             tallies[Counter.FLOWS_CLOSED] += 1
-        if self.config.responses and flow in self.states and outcome is Counter.HTTP_REQUEST:
-            self.waiting.setdefault(flow, Waiting()).requests += len(events)  # R24, after FIN's removal
-        return _expected(outcome, tcp_watched=True, events=events, tallies=tallies)
+        if dropped and outcome is Counter.HTTP_REQUEST:
+            self.states[flow] = FlowState(0, Mode.BLOCKED)  # R29, made anew if the FIN removed the state
+            self.waiting[flow] = Waiting()
+        elif self.config.responses and flow in self.states and outcome is Counter.HTTP_REQUEST:
+            self.waiting.setdefault(flow, Waiting()).requests += requests  # R24, after FIN's removal
+        return _expected(
+            outcome, tcp_watched=True, events=events, tallies=tallies, requests=requests, dropped=dropped
+        )
+
+    def _judge(self, events: tuple[Event, ...]) -> tuple[tuple[Event, ...], int, bool]:
+        """R27, R28: each request's rule and what its action does; (the events sent, those withheld, whether the
+        segment is dropped). A drop anywhere in the segment marks every event sent for it."""
+        sent, withheld, dropped = [], 0, False
+        for event in events:
+            assert isinstance(event, HeaderEvent)
+            index = rule_of(event, self.config.rules)
+            if index is None:
+                sent.append(event)
+                continue
+            rule = self.config.rules[index]
+            before = self.rule_hits[index]
+            self.rule_hits[index] += 1
+            if rule.action is Action.COUNT or (rule.action is Action.SAMPLE and before % rule.every):
+                withheld += 1
+                continue
+            dropped = dropped or rule.action is Action.DROP
+            sent.append(dataclasses.replace(event, rule=rule.name, action=rule.action))
+        if dropped:
+            sent = [dataclasses.replace(event, flags=event.flags | EventFlag.DROPPED) for event in sent]
+        return tuple(sent), withheld, dropped
 
     def _close(self, flow: Flow) -> bool:
         """R15: removes the flow's state, and with it its waiting requests (R24); whether there was one."""
@@ -449,6 +489,8 @@ class FlowTracker:
         state = self.states.get(segment.flow)
         if state is None:
             return Counter.MID_STREAM, (), 0
+        if state.mode is Mode.BLOCKED:
+            return Counter.BLOCKED, (), 0  # R29: dropped, whatever it holds
         if state.mode is Mode.LOST:
             return Counter.OUT_OF_SYNC, (), 0
         if state.mode is Mode.ENCRYPTED:
@@ -582,15 +624,49 @@ def _expected(
     tcp_watched: bool,
     events: tuple[Event, ...] = (),
     tallies: dict[Counter, int] | None = None,
+    requests: int | None = None,
+    dropped: bool = False,
 ) -> Expected:
-    """The counter deltas of one frame; the ring buffer is assumed never full, so events_lost stays 0."""
+    """The counter deltas of one frame; the ring buffer is assumed never full, so events_lost stays 0.
+    ``requests``: those read, when rules withheld some of their events (R28)."""
     counters = zero_counts()
     counters[Counter.PACKETS] = 1
-    counters[outcome] = len(events) if outcome is Counter.HTTP_REQUEST else 1  # R8; R21: one TLS_HELLO
+    read = len(events) if requests is None else requests
+    counters[outcome] = read if outcome is Counter.HTTP_REQUEST else 1  # R8; R21: one TLS_HELLO
     counters[Counter.TCP_WATCHED] = int(tcp_watched)
     counters[Counter.EVENTS] = len(events)
     counters.update(tallies or {})
-    return Expected(counters=counters, events=events)
+    return Expected(counters=counters, events=events, dropped=dropped)
+
+
+# --- Rules: R27-R29 ----------------------------------------------------------------------------------------
+
+
+def rule_of(event: HeaderEvent, rules: tuple[Rule, ...]) -> int | None:
+    """R27: the index of the first rule whose conditions all hold for the request, or None."""
+    for index, rule in enumerate(rules):
+        if all(_holds(event, condition) for condition in rule.conditions):
+            return index
+    return None
+
+
+def _holds(event: HeaderEvent, condition: Condition) -> bool:
+    """R27: a condition holds on the bytes the event holds of its field; an absent header holds none."""
+    pattern = condition.pattern
+    if condition.field == METHOD:
+        held, whole = event.method, len(event.method)
+    elif condition.field == TARGET:
+        held, whole = event.target, event.target_length
+    else:
+        value = event.header(condition.field)
+        if not value.present:
+            return False
+        held, whole = value.value, value.length
+    if condition.match is Match.EXACT:
+        return whole == len(pattern) and held == pattern
+    if condition.match is Match.PREFIX:
+        return held.startswith(pattern)
+    return pattern in held[:CONTAINS_SPAN]
 
 
 # --- Frames: R1-R6 -----------------------------------------------------------------------------------------

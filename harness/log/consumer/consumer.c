@@ -54,7 +54,7 @@
  * purpose: it is only compared with the free space of the output buffer once per event.
  */
 #define LINE_OVERHEAD	8192
-#define EVENT_FLAGS	15
+#define EVENT_FLAGS	16
 #define EVENT_FLAG_MASK	((1U << EVENT_FLAGS) - 1)	/* the flags Python has names for */
 #define TLS_FLAGS	7
 #define TLS_FLAG_MASK	((1U << TLS_FLAGS) - 1)
@@ -121,7 +121,7 @@ static struct request_id request_ids[REQUEST_IDS];
  * bytes. Every record thus starts 8-byte aligned in a mapped file, and a length (below 2^24) never
  * reads as the magic. The number in the magic changes with the head of struct xhdr_event.
  */
-#define RECORDS_MAGIC	"XHDR-RECORDS 3\n"
+#define RECORDS_MAGIC	"XHDR-RECORDS 4\n"
 #define RECORDS_HEADER_MAX	(64 + XHDR_SLOTS * (XHDR_NAME_MAX + 32))
 #define RECORD_PREFIX	8
 #define RECORD_MAX	(1U << 24)
@@ -167,12 +167,14 @@ struct view {
 	const __u8 *sni;	/* TLS: the kept bytes of the server name */
 	const __u8 *alpn;	/* TLS: the kept bytes of the ALPN list */
 	size_t alpn_len;
+	const __u8 *rule;	/* R27: the name of the request's rule (rule_len 0: none matched) */
+	size_t rule_len;
 };
 
 static const char *const event_flag_names[EVENT_FLAGS] = {
 	"TARGET_TRUNCATED", "LINE_CUT", "HEADERS_CUT", "SCAN_LIMIT", "TOO_MANY_HEADERS",
 	"BAD_LINE", "TRANSFER_ENCODING", "BAD_CONTENT_LENGTH", "NAME_SPLIT", "BARE_LF",
-	"OBS_FOLD", "WS_BEFORE_COLON", "CL_AND_TE", "TE_NOT_CHUNKED", "CONTROL_BYTE",
+	"OBS_FOLD", "WS_BEFORE_COLON", "CL_AND_TE", "TE_NOT_CHUNKED", "CONTROL_BYTE", "DROPPED",
 };
 
 static const char *const tls_flag_names[TLS_FLAGS] = {
@@ -185,6 +187,15 @@ static const char *const tls_version_names[] = { "ssl3.0", "1.0", "1.1", "1.2", 
 
 static const char *const slot_flag_names[SLOT_FLAGS] = {
 	"PRESENT", "TRUNCATED", "CUT", "REPEATED",
+};
+
+/* Action.label of harness/core/rules.py (R28). */
+static const char *const action_names[] = {
+	[XHDR_ACTION_NONE] = "none",
+	[XHDR_ACTION_LOG] = "log",
+	[XHDR_ACTION_DROP] = "drop",
+	[XHDR_ACTION_COUNT] = "count",
+	[XHDR_ACTION_SAMPLE] = "sample",
 };
 
 static const char *const mode_names[] = {
@@ -582,6 +593,10 @@ static void view_of(struct view *v, const __u8 *record, size_t size,
 	v->sni = v->data;
 	v->alpn = v->data;
 	v->alpn_len = 0;
+	v->rule = v->data;
+	v->rule_len = 0;
+	if (ev->kind == XHDR_KIND_HTTP && ev->rule_len)
+		v->rule_len = slice(v, ev->rule_off, ev->rule_len, &v->rule);
 	/* A TLS event's SNI and ALPN bytes are where its slots 0 and 1 say (bpf/xhdr.c, keep_bytes()). */
 	if (ev->kind == XHDR_KIND_TLS) {
 		v->target_len = slice(v, ev->slots[0].value_off,
@@ -616,7 +631,7 @@ static size_t next_alpn_name(const struct view *v, size_t *at, const __u8 **name
  */
 static size_t line_bound(const struct view *v, const struct settings *s)
 {
-	size_t bytes = v->method_len + v->target_len + v->alpn_len;
+	size_t bytes = v->method_len + v->target_len + v->alpn_len + v->rule_len;
 	const __u8 *unused;
 	int i;
 
@@ -644,6 +659,12 @@ static char *json_slot(char *p, const struct view *v, const struct rule *r,
 	p = PUT_LIT(p, "\",\"hash\":\"");
 	p = put_hex16(p, slot->hash);
 	return PUT_LIT(p, "\"}");
+}
+
+/* An action's name; one the table has none for shows as "none". */
+static const char *action_label(unsigned int action)
+{
+	return action < sizeof(action_names) / sizeof(action_names[0]) ? action_names[action] : "none";
 }
 
 /* The names of the set bits that have one, as a JSON list's items. */
@@ -831,6 +852,13 @@ static char *json_line(char *p, const struct view *v, const struct settings *s)
 	p = PUT_LIT(p, "],\"header_lines\":");
 	p = put_u64(p, ev->header_lines);
 	p = json_when_where(p, ev);
+	if (v->rule_len) {	/* HeaderEvent.rule_json() */
+		p = PUT_LIT(p, ",\"rule\":\"");
+		p = put_escaped(p, v->rule, v->rule_len, FORMAT_JSON);
+		p = PUT_LIT(p, "\",\"action\":\"");
+		p = put_str(p, action_label(ev->action));
+		*p++ = '"';
+	}
 	p = PUT_LIT(p, ",\"headers\":{");
 	for (i = 0; i < s->nrules; i++) {
 		if (!(ev->slots[i].flags & XHDR_S_PRESENT))
@@ -952,6 +980,12 @@ static char *text_request(char *p, const struct view *v, const struct settings *
 	for (i = 0; i < s->nrules; i++)
 		if (ev->slots[i].flags & XHDR_S_PRESENT)
 			p = text_slot(p, v, &s->rules[i], &ev->slots[i]);
+	if (v->rule_len) {
+		p = PUT_LIT(p, " | rule ");
+		p = put_escaped(p, v->rule, v->rule_len, FORMAT_TEXT);
+		p = PUT_LIT(p, ": ");
+		p = put_str(p, action_label(ev->action));
+	}
 	return p;
 }
 

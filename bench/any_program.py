@@ -64,5 +64,5 @@ def any_program(path: Path, program: str | None = None, ring: str | None = None)
 
 
 def frame_cases(cases: Sequence[Case]) -> list[Case]:
-    """The cases that differ by their frame: a user's program has no header configuration to vary."""
-    return [case for case in cases if case.group != "configured"]
+    """The cases that differ by their frame: a user's program has no header configuration or rules to vary."""
+    return [case for case in cases if case.group not in ("configured", "rules")]

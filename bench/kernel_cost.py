@@ -30,6 +30,7 @@ from harness.core.cost import empty_program_fd, fast_open
 from harness.core.counters import Counter
 from harness.core.event import event_struct
 from harness.core.program import Program
+from harness.core.rules import MAX_RULES, Action, Condition, Match, Rule
 from harness.core.testrun import test_run
 from harness.oracle.corpus import standard_frame
 from harness.oracle.frames import FrameSpec, build
@@ -58,6 +59,8 @@ PROFILES: dict[str, ProfileSettings] = {
 FRAME_SIZES = {"quick": (64, 512, 1500), "full": (64, 128, 256, 512, 768, 1024, 1280, 1500)}
 HEADER_COUNTS = {"quick": (0, 8, 32), "full": (0, 1, 2, 4, 8, 12, 16, 24, 32)}
 CONFIGURED = {"quick": (1, 8), "full": (1, 2, 3, 4, 5, 6, 7, 8)}
+# R27: rule sets on the standard request, by size: one rule, eight, and the most a set may hold.
+RULE_SETS = {"quick": ("1", "max"), "full": ("1", "8", "max")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Case:
     """One frame under one configuration; ``group`` names the sweep it belongs to (the plot it feeds)."""
 
     name: str
-    group: str  # "standard", "frame_size", "header_count", "configured", "worst", "tls"
+    group: str  # "standard", "frame_size", "header_count", "configured", "rules", "worst", "tls"
     frame: bytes
     config: ExtractorConfig
     params: dict[str, int | str]
@@ -149,6 +152,25 @@ def worst_last_header_last(config: ExtractorConfig) -> bytes:
     return _frame(_fill_to(head, last, config.max_header_lines - 8, config.max_scan_bytes))
 
 
+def rule_set(size: str) -> tuple[Rule, ...]:
+    """R27: rules the standard request is judged by, every one tried before the last matches it (log).
+
+    ``1``: that one rule; ``8``: seven rules before it whose second condition fails; ``max``: as many
+    conditions and contains tests as a set may hold (16 and 4), each contains test running over the whole
+    of one of the request's longest fields without finding its pattern.
+    """
+    host = Condition("Host", Match.EXACT, b"api.shop.example")
+    last = Rule("orders", Action.LOG, 1, (Condition("target", Match.PREFIX, b"/api/v2/orders"),))
+    if size == "1":
+        return (last,)
+    misses = [(host, Condition("method", Match.EXACT, b"DELETE"))] * (MAX_RULES - 1)
+    if size == "max":
+        fields = ("X-Request-ID", "Referer", "target", "User-Agent")
+        misses[: len(fields)] = [(host, Condition(field, Match.CONTAINS, b"EvilScanner")) for field in fields]
+        last = dataclasses.replace(last, conditions=(*last.conditions, host))
+    return (*(Rule(f"miss-{n}", Action.DROP, 1, conditions) for n, conditions in enumerate(misses)), last)
+
+
 def cases(profile: Profile = "full", config: ExtractorConfig | None = None) -> list[Case]:
     """The matrix of benchmark 1 for a profile: standard request, the three sweeps, the worst cases."""
     config = config or ExtractorConfig()
@@ -173,6 +195,18 @@ def cases(profile: Profile = "full", config: ExtractorConfig | None = None) -> l
                 standard,
                 subset,
                 {"configured_headers": configured},
+            )
+        )
+    for size in RULE_SETS[profile]:
+        rules = rule_set(size)
+        found.append(
+            Case(
+                f"rules_{size}",
+                "rules",
+                standard,
+                config.with_changes(rules=rules),
+                {"rules": len(rules), "conditions": sum(len(rule.conditions) for rule in rules)},
+                f"the standard request judged by {len(rules)} rules (R27)",
             )
         )
     found.append(
@@ -270,8 +304,10 @@ class ExtractorUnderTest:
         return self.program.counters()[Counter.EVENTS_LOST]
 
     def prepare(self, case: Case) -> None:
-        if case.config.headers != self.program.config.headers:
-            self.program.configure(self.program.config.with_changes(headers=case.config.headers))
+        """The case's headers and rules, in the maps (the limits are the program's)."""
+        wanted = self.program.config.with_changes(headers=case.config.headers, rules=case.config.rules)
+        if wanted != self.program.config:
+            self.program.configure(wanted)
 
 
 @dataclasses.dataclass

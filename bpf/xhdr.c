@@ -249,6 +249,9 @@ struct record {
 	__u8 slack[8 * BLOCK_WORDS];
 };
 
+/* The most requests a packet may hold (max_requests_per_packet): a power of two, so a masked index is in bounds. */
+#define JUDGED_REQUESTS 8
+
 /* R27, R28: where judging the requests of a packet by the rules is (see judge()). */
 struct judging {
 	__u32 req;		/* the request being judged */
@@ -257,6 +260,7 @@ struct judging {
 	__u32 pos;		/* a contains test: the position it goes on from */
 	__u32 withheld;		/* one bit per request whose event is not sent */
 	__u32 dropped;		/* a drop rule matched: the segment is dropped */
+	__u8 matched[JUDGED_REQUESTS];	/* per request, its rule's place + 1 (0: none matched) */
 };
 
 struct xhdr_scratch {
@@ -2337,17 +2341,21 @@ static __always_inline void await_responses(struct stage_ctx *m, __u32 logged, _
 
 /* --- Rules: R27-R29 ------------------------------------------------------------------------------ */
 
-/* R27: contains tests in a rule set, and the bytes of a field one looks at (harness/core/rules.py). */
+/*
+ * R27: the conditions and the contains tests in a rule set, and the bytes of a field a contains test looks at
+ * (harness/core/rules.py checks them).
+ */
+#define XHDR_CONDITIONS 16
 #define XHDR_CONTAINS 4
 #define XHDR_CONTAINS_SPAN 128
 /* Positions a step of a contains test tries. */
-#define CONTAINS_STEP 8
+#define CONTAINS_STEP 16
 /*
- * Steps judging one packet can take (judge()): per request, each rule's conditions tested at one position
- * and the step that ends the rule, the steps of the contains tests, and the one that ends the request.
+ * Steps judging one packet can take (judge()): per request, one per condition tested (a failed one ends its
+ * rule), the further steps of the contains tests, and the one that records its rule or finds none.
  */
-#define XHDR_JUDGE_STEPS (XHDR_MAX_REQUESTS * (XHDR_RULES * (XHDR_RULE_CONDITIONS + 1) + \
-			  XHDR_CONTAINS * (XHDR_CONTAINS_SPAN / CONTAINS_STEP + 1) + 1))
+#define XHDR_JUDGE_STEPS (XHDR_MAX_REQUESTS * (XHDR_CONDITIONS + \
+			  XHDR_CONTAINS * (XHDR_CONTAINS_SPAN / CONTAINS_STEP - 1) + 1))
 
 /* A condition's field in a record: its offset from the event's start, the bytes held, its length before any limit. */
 struct field_bytes {
@@ -2478,8 +2486,11 @@ static __always_inline void next_request(struct judging *j, __u32 r)
 /*
  * R27, R28: each of the `logged` requests is matched against the rules in order, the first whose conditions
  * all hold being its rule. One flat loop of steps, its place kept in sc->j and laundered (see launder()):
- * a step tests one condition, or eight positions of a contains test, or ends a rule or a request, so the
- * verifier walks a bounded number of small steps instead of nested loops.
+ * a step tests one condition, or CONTAINS_STEP positions of a contains test, or records a request's rule, so
+ * the verifier walks a bounded number of small steps instead of nested loops. It walks every step on
+ * every path that reaches the loop's head with a state of its own: the actions are taken after the loop, and
+ * each branch in a step ends in a short tail. Paths that branch and join again inside a step cost more than
+ * they look: a branch-free test that clang sees through (x != 0) becomes branches, 2^8 paths for 8 positions.
  */
 static __always_inline void judge(struct stage_ctx *m, struct xhdr_rules *set, __u32 logged)
 {
@@ -2493,13 +2504,14 @@ static __always_inline void judge(struct stage_ctx *m, struct xhdr_rules *set, _
 
 	j->withheld = 0;
 	j->dropped = 0;
+	__builtin_memset(j->matched, 0, sizeof(j->matched));
 	next_request(j, -1);
 	for (step = 0; step < XHDR_JUDGE_STEPS; step++) {
 		forget_memory();
 		r = launder(m->sc, j->req);
 		rec = record_of(m->sc, r);
 		if (r >= logged || !rec)
-			return;
+			break;
 		k = launder(m->sc, j->rule);
 		if (k >= set->count || k >= XHDR_RULES) {
 			next_request(j, r);	/* no rule matched */
@@ -2508,7 +2520,7 @@ static __always_inline void judge(struct stage_ctx *m, struct xhdr_rules *set, _
 		rule = &set->rule[k & (XHDR_RULES - 1)];
 		c = launder(m->sc, j->cond);
 		if (c >= rule->conditions || c >= XHDR_RULE_CONDITIONS) {
-			matched(j, &rec->ev, rule, k, r);
+			j->matched[r & (JUDGED_REQUESTS - 1)] = k + 1;	/* acted on after the loop */
 			next_request(j, r);
 			continue;
 		}
@@ -2543,6 +2555,21 @@ fails:
 holds:
 		j->cond = c + 1;
 		j->pos = 0;
+	}
+	/* R28: the actions, out of the loop, so that the verifier walks them once, not on every step. */
+#pragma unroll
+	for (r = 0; r < XHDR_MAX_REQUESTS; r++) {
+		__u64 place = j->matched[r];
+
+		if (r >= logged || !place)
+			continue;
+		place -= 1;
+		/* checked in the register that indexes, as in record_of() */
+		asm volatile("" : "+r"(place));
+		if (place >= XHDR_RULES)
+			continue;
+		asm volatile("" : "+r"(place));
+		matched(j, &m->sc->rec[r].ev, &set->rule[place], place, r);
 	}
 }
 

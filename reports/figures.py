@@ -350,13 +350,14 @@ def cost_vs_payload(files: Sequence[ResultFile], out: Path) -> Plot | None:
 
 
 def cost_by_case(files: Sequence[ResultFile], out: Path) -> Plot | None:
-    """Bars for the standard request, each configured-header count, the worst cases and a TLS ClientHello,
-    floor beside them."""
+    """Bars for the standard request, each configured-header count, each rule set (R27), the worst cases and a
+    TLS ClientHello, floor beside them."""
     rows = kernel_rows(files)
     wanted = [
         r
         for r in rows
-        if r.metric == "ns_per_packet" and r.params.get("group") in ("standard", "configured", "worst", "tls")
+        if r.metric == "ns_per_packet"
+        and r.params.get("group") in ("standard", "configured", "rules", "worst", "tls")
     ]
     if not wanted:
         return None

@@ -51,6 +51,7 @@ from harness.core.event import (
     event_struct,
 )
 from harness.core.program import RESPONSES, Program
+from harness.core.rules import Action, Condition, Match, Rule
 from harness.core.testrun import test_run
 from harness.core.wait import wait_until
 from harness.log.audit import AuditError, AuditSummary, new_key, read_key, verify
@@ -192,6 +193,39 @@ def test_corpus_lines_equal_the_python_renderings(program: Program, as_json: boo
     feed(program, frames, len(expected))
     # Events reach the ring before test_run returns, so the drain after the stop signal finds them all.
     out = stop(proc, len(expected), signum)
+    if as_json:
+        assert_json_lines(out, expected)
+    else:
+        assert_text_lines(out, expected)
+
+
+# R27, R28: rule names with the bytes JSON escapes, every action that writes an event, and the DROPPED flag.
+NAMED_RULES = (
+    Rule('say "drop" \\ here', Action.DROP, 1, (Condition("target", Match.PREFIX, b"/drop"),)),
+    Rule("sample/2", Action.SAMPLE, 2, (Condition("Host", Match.CONTAINS, b"sample"),)),
+    Rule("everything else", Action.LOG),
+)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_rule_names_and_actions_render_as_python_does(program: Program, as_json: bool) -> None:
+    config = dataclasses.replace(CONFIG, rules=NAMED_RULES)
+    payloads = [b"GET /drop HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n"]
+    payloads += [b"GET /s HTTP/1.1\r\nHost: sample\r\n\r\n"] * 3 + [b"GET / HTTP/1.1\r\n\r\n"]
+    frames, _ = with_openings(
+        [[build(FrameSpec(payload=p, sport=42000 + n))] for n, p in enumerate(payloads)]
+    )
+    tracker = FlowTracker(config, KEY)
+    expected = [event for frame in frames for event in tracker.feed(frame).events]
+    assert len(expected) == 5 and {e.action for e in expected} == {Action.DROP, Action.SAMPLE, Action.LOG}
+    program.configure(config)
+    try:
+        proc = start(program, fmt=LogFormat.JSON if as_json else LogFormat.TEXT)
+        feed(program, frames, len(expected))
+        out = stop(proc, len(expected))
+    finally:
+        program.configure(CONFIG)
     if as_json:
         assert_json_lines(out, expected)
     else:

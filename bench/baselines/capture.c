@@ -204,6 +204,8 @@ static const char *const counter_names[XHDR_C_COUNT] = {
 	[XHDR_C_FLOWS_CLOSED] = "flows_closed", [XHDR_C_FLOWS_LOST] = "flows_lost",
 	[XHDR_C_CONTINUED] = "continued", [XHDR_C_TLS_HELLO] = "tls_hello",
 	[XHDR_C_NOT_TLS] = "not_tls", [XHDR_C_ENCRYPTED] = "encrypted",	/* this baseline reads no TLS */
+	[XHDR_C_EVENTS_WITHHELD] = "events_withheld", [XHDR_C_DROPPED] = "dropped",
+	[XHDR_C_BLOCKED] = "blocked",	/* nor rules (R27-R29): these stay 0 */
 };
 
 /* --- SipHash-2-4, 64-bit output (R13) ------------------------------------------------------- */

@@ -24,7 +24,7 @@ from harness.core.errors import UserError
 from harness.core.event import SLOTS, HeaderEvent, decode_event
 from harness.core.native import libbpf
 from harness.core.percpu import PerCpuTotals
-from harness.core.rules import MAX_RULES, Rule
+from harness.core.rules import MAX_RULES
 from harness.core.rules_map import little_endian_words, load_rules
 from harness.core.tc import extractor_attached
 from harness.core.xdp import XdpMode
@@ -133,7 +133,6 @@ class Program:
         self.keep_records = False  # also keep each event's raw record (take_records)
         self._records: list[bytes] = []
         self.bpf[b"events"].open_ring_buffer(self._on_event)
-        self._rules_loaded: tuple[Rule, ...] = ()  # the loaded program's rules map starts empty
         self.configure(self.config)
 
     # -- configuration -------------------------------------------------------------------------
@@ -167,9 +166,7 @@ class Program:
             raise ProgramError(
                 f"cannot write the header rules into the names map: errno {ctypes.get_errno()}"
             )
-        if config.rules != self._rules_loaded:
-            load_rules(self.bpf[b"rules"].map_fd, self.rule_hits, config)
-            self._rules_loaded = config.rules
+        load_rules(self.bpf[b"rules"].map_fd, self.rule_hits, config)  # R27: the hits count from zero again
         self.config = config
 
     # -- results -------------------------------------------------------------------------------

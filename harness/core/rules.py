@@ -15,9 +15,11 @@ from harness.core.errors import UserError
 
 MAX_RULES = 8  # XHDR_RULES in bpf/xhdr_event.h
 MAX_CONDITIONS = 4  # XHDR_RULE_CONDITIONS: conditions per rule
+CONDITIONS_MAX = 16  # XHDR_CONDITIONS: conditions in a whole rule set
 PATTERN_MAX = 32  # bytes of a pattern, compared as four masked words (XHDR_PATTERN_WORDS)
-# A contains test tries eight positions per step of the kernel's loop, comparing two words at each; the
-# verifier walks every step, so a rule set holds few of them and each looks at a field's first bytes only.
+# The kernel tests one condition per step of a loop, a contains test sixteen positions per step (two words
+# compared at each); the verifier walks every step, so a rule set holds few conditions, fewer contains tests,
+# and a contains test looks at a field's first bytes only.
 CONTAINS_PATTERN_MAX = 16
 CONTAINS_MAX = 4  # XHDR_CONTAINS: contains conditions in a whole rule set
 CONTAINS_SPAN = 128  # XHDR_CONTAINS_SPAN: a contains test looks at the field's first this many bytes
@@ -85,6 +87,9 @@ def check_rules(rules: tuple[Rule, ...], fields: dict[str, int]) -> None:
     if len(rules) > MAX_RULES:
         raise RuleError(f"rules lists {len(rules)} rules; give at most {MAX_RULES}")
     names = [rule.name for rule in rules]
+    conditions = sum(len(rule.conditions) for rule in rules)
+    if conditions > CONDITIONS_MAX:
+        raise RuleError(f"the rules hold {conditions} conditions; give at most {CONDITIONS_MAX} in all")
     contains = sum(condition.match is Match.CONTAINS for rule in rules for condition in rule.conditions)
     if contains > CONTAINS_MAX:
         raise RuleError(f"the rules hold {contains} contains tests; give at most {CONTAINS_MAX} in all")

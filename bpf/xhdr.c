@@ -351,6 +351,10 @@ BPF_TABLE("lru_hash", __u64, struct endpoint_latencies, latencies, XHDR_ENDPOINT
 BPF_PERCPU_ARRAY(endpoint_scratch, struct endpoint_latencies, 1);
 /* R27, R28: the rules, and per rule (by its place in the list) the requests it matched on each CPU */
 BPF_ARRAY(rules, struct xhdr_rules, 1);
+/* R30: what the values of the headers a rule counts by were, per rule and endpoint (LRU: the busiest stay) */
+#define XHDR_AGGREGATES 4096
+BPF_TABLE("lru_hash", struct xhdr_aggregate_key, struct xhdr_aggregate, aggregates, XHDR_AGGREGATES);
+BPF_PERCPU_ARRAY(aggregate_scratch, struct xhdr_aggregate, 1);
 struct rule_hits {
 	__u64 count[XHDR_RULES];
 };
@@ -2282,10 +2286,10 @@ int xhdr_chunks(struct xdp_md *ctx)
 
 /*
  * R26: the endpoint of a logged request: its target's bytes before any '?', at most XHDR_ENDPOINT_WORDS words,
- * written into `named` (zero after them) and hashed a word at a time (FNV-1a's prime over words). The target
+ * written into `path` (zero after them) and hashed a word at a time (FNV-1a's prime over words). The target
  * is read from the record, where xhdr_values() copied it.
  */
-static __always_inline __u64 endpoint_of(struct record *rec, struct endpoint_latencies *named)
+static __always_inline __u64 endpoint_of(struct record *rec, __u8 *path)
 {
 	__u32 len = rec->ev.target_length < XHDR_MAX_TARGET_LEN ? rec->ev.target_length : XHDR_MAX_TARGET_LEN;
 	__u64 hash = 0xCBF29CE484222325ULL, w, query;
@@ -2303,7 +2307,7 @@ static __always_inline __u64 endpoint_of(struct record *rec, struct endpoint_lat
 				len = 8 * i;	/* no word after this one belongs to the path */
 			}
 		}
-		*(__u64 *)&named->path[8 * i] = w;
+		*(__u64 *)&path[8 * i] = w;
 		hash = (hash ^ w) * 0x100000001B3ULL;	/* a target has no zero byte: a shorter path differs */
 	}
 	return hash;
@@ -2329,7 +2333,7 @@ static __always_inline void await_responses(struct stage_ctx *m, __u32 logged, _
 
 		if (r >= logged || !rec)
 			break;
-		endpoint = endpoint_of(rec, named);
+		endpoint = endpoint_of(rec, named->path);
 		if (!latencies.lookup(&endpoint))
 			latencies.insert(&endpoint, named);	/* another CPU's new entry is not replaced */
 		slot = st->requests & (XHDR_WAITING - 1);
@@ -2474,6 +2478,101 @@ static __always_inline void matched(struct judging *j, struct xhdr_event *ev, st
 	}
 }
 
+/* R30: SipHash-2-4 of the `len` bytes of a record at offset `at` (a logged value), with the extractor's key. */
+static __always_inline __u64 logged_siphash(struct xhdr_names *n, struct record *rec, __u32 at, __u32 len)
+{
+	struct cursor d = {
+		.v0 = n->key[0] ^ 0x736f6d6570736575ULL,
+		.v1 = n->key[1] ^ 0x646f72616e646f6dULL,
+		.v2 = n->key[0] ^ 0x6c7967656e657261ULL,
+		.v3 = n->key[1] ^ 0x7465646279746573ULL,
+	};
+	__u64 offset = at, w;
+	__u32 i;
+	__u8 *p;
+
+	/* checked in the register that indexes (as in record_of()): every word read below is in the record */
+	asm volatile("" : "+r"(offset));
+	if (offset > sizeof(struct record) - XHDR_MAX_VALUE_LEN - 8 || len > XHDR_MAX_VALUE_LEN)
+		return 0;
+	asm volatile("" : "+r"(offset));
+	p = (__u8 *)rec + offset;
+	for (i = 0; i < XHDR_MAX_VALUE_LEN / 8; i++) {
+		if (8 * i + 8 > len)
+			break;
+		w = *(__u64 *)(p + 8 * i);
+		d.v3 ^= w;
+		SIPROUND(d);
+		SIPROUND(d);
+		d.v0 ^= w;
+	}
+	/* the last 0 to 7 bytes and the length, then the finalisation, as xhdr_hash() */
+	w = (*(__u64 *)(p + (len & ~7U)) & low_bytes(len & 7)) | (__u64)len << 56;
+	d.v3 ^= w;
+	SIPROUND(d);
+	SIPROUND(d);
+	d.v0 ^= w;
+	d.v2 ^= 0xFF;
+	SIPROUND(d);
+	SIPROUND(d);
+	SIPROUND(d);
+	SIPROUND(d);
+	return d.v0 ^ d.v1 ^ d.v2 ^ d.v3;
+}
+
+/*
+ * R30: a rule that counts by headers counts the request it matched once per such header, in the `aggregates`
+ * entry of (rule, endpoint, header, value), made if there is none. The entry is built in a per-CPU map: the
+ * endpoint's path and the value's first bytes, for display.
+ */
+static __always_inline void count_values(struct stage_ctx *m, struct record *rec, struct xhdr_rule *rule)
+{
+	struct xhdr_aggregate_key key = {};
+	struct xhdr_aggregate *entry, *counted;
+	struct xhdr_slot *slot;
+	__u32 zero = 0, b, s, i, len;
+	__u64 name = 0xCBF29CE484222325ULL, shown;
+	__u8 *p;
+
+	entry = aggregate_scratch.lookup(&zero);
+	if (!entry || !rule->count_by[0])
+		return;
+	COVER(RULE_COUNTS_VALUES);
+#pragma unroll
+	for (i = 0; i < XHDR_RULE_NAME_MAX / 8; i++)
+		name = (name ^ rule->name[i]) * 0x100000001B3ULL;	/* as endpoint_of(): FNV-1a's prime over words */
+	key.rule = name;
+	key.endpoint = endpoint_of(rec, entry->path);
+#pragma unroll
+	for (b = 0; b < XHDR_COUNT_BY; b++) {
+		s = rule->count_by[b];
+		if (!s || s > XHDR_SLOTS)
+			continue;
+		s = (s - 1) & (XHDR_SLOTS - 1);
+		slot = &rec->ev.slots[s];
+		entry->present = (slot->flags & XHDR_S_PRESENT) && m->n->mode[s] == XHDR_MODE_VALUE;
+		len = entry->present ? slot->value_len : 0;
+		key.slot = s;
+		key.value = entry->present ? logged_siphash(m->n, rec, offsetof(struct xhdr_event, data) + slot->value_off, len) : 0;
+		entry->count = 1;
+		entry->length = entry->present ? slot->length : 0;
+#pragma unroll
+		for (i = 0; i < XHDR_SHOWN_VALUE / 8; i++) {
+			p = record_bytes(rec, offsetof(struct xhdr_event, data) + slot->value_off + 8 * i);
+			shown = 8 * i < len && p ? *(__u64 *)p & low_bytes(len - 8 * i) : 0;
+			*(__u64 *)&entry->shown[8 * i] = shown;
+		}
+		counted = aggregates.lookup(&key);
+		if (counted) {
+			__sync_fetch_and_add(&counted->count, 1);
+		} else if (aggregates.insert(&key, entry)) {
+			counted = aggregates.lookup(&key);	/* another CPU made it meanwhile */
+			if (counted)
+				__sync_fetch_and_add(&counted->count, 1);
+		}
+	}
+}
+
 /* The next request is judged from its first rule. */
 static __always_inline void next_request(struct judging *j, __u32 r)
 {
@@ -2570,6 +2669,7 @@ holds:
 			continue;
 		asm volatile("" : "+r"(place));
 		matched(j, &m->sc->rec[r].ev, &set->rule[place], place, r);
+		count_values(m, &m->sc->rec[r], &set->rule[place]);
 	}
 }
 

@@ -130,7 +130,8 @@ enum xhdr_cover {
 	XHDR_COV_RULE_LOGS,		/* a request matched a log rule, or a sample rule's Nth hit */
 	XHDR_COV_RULE_WITHHOLDS,	/* a count rule, or a sample rule's other hits: no event */
 	XHDR_COV_RULE_DROPS,		/* a drop rule matched */
-	XHDR_COV_RULE_CONTAINS_STEP,	/* a contains test goes on past eight positions */
+	XHDR_COV_RULE_CONTAINS_STEP,	/* a contains test goes on past sixteen positions */
+	XHDR_COV_RULE_COUNTS_VALUES,	/* R30: a matched rule counts by headers */
 	XHDR_COV_SEGMENT_DROPPED,	/* R28: the segment is dropped, its flow blocked */
 	XHDR_COV_BLOCKED,		/* R29: a segment of a blocked flow, dropped */
 	XHDR_COV_BLOCKED_FIN,		/* R29: a FIN without payload leaves it blocked */

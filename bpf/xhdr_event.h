@@ -188,6 +188,7 @@ struct xhdr_event {
 #define XHDR_RULES 8
 #define XHDR_RULE_CONDITIONS 4
 #define XHDR_PATTERN_WORDS 4	/* a pattern's bytes, at most 32, compared as masked words */
+#define XHDR_COUNT_BY 2		/* R30: the headers one rule counts the values of */
 #define XHDR_FIELD_METHOD XHDR_SLOTS	/* a condition's field: a slot (its value), the method or the target */
 #define XHDR_FIELD_TARGET (XHDR_SLOTS + 1)
 
@@ -219,9 +220,31 @@ struct xhdr_rule {
 	__u8 name_len;
 	__u8 action;				/* enum xhdr_action */
 	__u8 conditions;			/* all of cond[0..conditions) must hold */
-	__u8 unused;
+	__u8 count_by[XHDR_COUNT_BY];		/* R30: slots whose values are counted, each + 1 (0: none) */
+	__u8 unused[3];
 	__u32 every;				/* XHDR_ACTION_SAMPLE: one event per this many hits on a CPU */
 	struct xhdr_condition cond[XHDR_RULE_CONDITIONS];
+};
+
+/* R30: what one rule's matches had in one header, by endpoint: the key of the `aggregates` map. */
+struct xhdr_aggregate_key {
+	__u64 rule;		/* a hash of the rule's name, so counts go on across a reload that keeps the name */
+	__u64 endpoint;		/* R26: a hash of the endpoint */
+	__u64 value;		/* SipHash-2-4 of the value as logged, with the extractor's key (0: the header was absent) */
+	__u32 slot;
+	__u32 zero;
+};
+
+#define XHDR_SHOWN_VALUE 32	/* R30: a value's first bytes, kept for display */
+#define XHDR_ENDPOINT_BYTES 64	/* R26: an endpoint's bytes */
+
+struct xhdr_aggregate {
+	__u64 count;		/* requests, over all CPUs (atomic adds) */
+	__u8 path[XHDR_ENDPOINT_BYTES];	/* the endpoint, zero after it */
+	__u8 shown[XHDR_SHOWN_VALUE];	/* the value's first bytes, zero after them */
+	__u16 length;		/* the value's length as logged */
+	__u8 present;
+	__u8 unused[5];
 };
 
 struct xhdr_rules {

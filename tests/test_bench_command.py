@@ -27,6 +27,7 @@ from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter
 from harness.core.event import event_struct
 from harness.core.program import Program
+from harness.core.rules import CONDITIONS_MAX, MAX_RULES
 from harness.core.testrun import test_run
 from harness.oracle.differences import event_differences
 from harness.oracle.reference import FlowTracker, extract
@@ -36,11 +37,13 @@ XHDR = [sys.executable, "-m", "harness.cli"]
 
 
 def test_matrix_covers_the_issue() -> None:
-    """Frame sizes 64..1500, header counts 0..32, configured headers 1..8, standard and worst cases, and a
-    TLS ClientHello (issue 16)."""
+    """Frame sizes 64..1500, header counts 0..32, configured headers 1..8, standard and worst cases, a TLS
+    ClientHello (issue 16), and rule sets of 1, 8 and the most rules and conditions (issue 12)."""
     full = cases("full")
     groups = {case.group for case in full}
-    assert groups == {"standard", "frame_size", "header_count", "configured", "worst", "tls"}
+    assert groups == {"standard", "frame_size", "header_count", "configured", "rules", "worst", "tls"}
+    rule_sets = [(len(c.config.rules), c.params["conditions"]) for c in full if c.group == "rules"]
+    assert rule_sets == [(1, 1), (MAX_RULES, MAX_RULES * 2 - 1), (MAX_RULES, CONDITIONS_MAX)]
     sizes = [len(case.frame) for case in full if case.group == "frame_size"]
     assert min(sizes) == 64 and max(sizes) == 1500
     counts = [case.params["headers"] for case in full if case.group == "header_count"]

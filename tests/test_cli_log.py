@@ -445,6 +445,7 @@ action = "drop"
 [[rules]]
 name = "count-404"
 action = "count"
+count_by = ["User-Agent"]
 [rules.when]
 target = { exact = "/status/404" }
 """
@@ -468,12 +469,17 @@ def test_rules_change_on_sighup_and_a_dropped_request_never_reaches_nginx(lab: L
     config.write_text(LOG_STATUS_200)
     server = StatusServer(lab, (200, 404))
     evil = {"User-Agent": "EvilScanner/2.1"}
-    with running_log(
-        lab, tmp_path, XdpMode.NATIVE, "--config", str(config), written=("--json", str(output))
-    ) as (proc, _, err):
+    aggregates = tmp_path / "aggregates.json"
+    options = ("--config", str(config), "--aggregates", str(aggregates))
+    with running_log(lab, tmp_path, XdpMode.NATIVE, *options, written=("--json", str(output))) as (
+        proc,
+        _,
+        err,
+    ):
         assert curl(lab, server.url("/status/200")).status == 200
         reloaded(proc, err, config, BLOCK_AND_COUNT, "reloaded 2 rules")
-        assert curl(lab, server.url("/status/404")).status == 404
+        for agent in ("probe/1", "probe/1", "browser/2"):
+            assert curl(lab, server.url("/status/404"), {"User-Agent": agent}).status == 404
         with pytest.raises(ClientError, match="timed out"):
             curl(lab, server.url("/evil"), evil, timeout=DROPPED_CURL_S)
         reloaded(proc, err, config, "[[rules]]\nname = 'x'\naction = 'block'\n", "rules not reloaded")
@@ -492,16 +498,22 @@ def test_rules_change_on_sighup_and_a_dropped_request_never_reaches_nginx(lab: L
     assert [("DROPPED" in line["flags"]) for line in lines] == [False, True, True, False]
     assert [entry["request"] for entry in server.requests()] == [
         "GET /status/200 HTTP/1.1",
-        "GET /status/404 HTTP/1.1",
+        *["GET /status/404 HTTP/1.1"] * 3,
         "GET /status/200 HTTP/1.1",
+    ]
+    # R30: the count rule's matches by User-Agent, in the kernel's map, written at exit
+    counted = json.loads(aggregates.read_text())
+    assert [(a["rule"], a["endpoint"], a["header"], a["value"], a["count"]) for a in counted] == [
+        ("count-404", "/status/404", "User-Agent", "probe/1", 2),
+        ("count-404", "/status/404", "User-Agent", "browser/2", 1),
     ]
     stderr = err.read_text()
     bad_reload = [line for line in stderr.splitlines() if "rules not reloaded" in line]
     assert len(bad_reload) == 1 and "'block' is unknown" in bad_reload[0], stderr
-    counters = dict(
-        line.split() for line in stderr.split("counters:")[1].splitlines() if line.startswith("  ")
-    )
-    assert counters["dropped"] == "2" and counters["events_withheld"] == "1", stderr
+    section = stderr.split("counters:")[1].split("xhdr log:")[0]
+    counters = dict(line.split() for line in section.splitlines() if line.startswith("  "))
+    assert counters["dropped"] == "2" and counters["events_withheld"] == "3", stderr
     assert int(counters["blocked"]) >= 2, "each dropped request's retransmissions are dropped too (R29)"
     hits = stderr.split("xhdr log: rule hits:")[1].split()
-    assert hits[2:] == ["block-scanner", "2", "count-404", "1"], stderr
+    assert hits[2:8] == ["block-scanner", "2", "count-404", "3", "xhdr", "log:"], stderr
+    assert "count-404  /status/404  User-Agent  probe/1           2" in stderr, stderr

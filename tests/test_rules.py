@@ -8,6 +8,7 @@ the reference's. The sample action counts per CPU, so the tests run on one CPU.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 from collections.abc import Iterator, Sequence
@@ -27,6 +28,7 @@ from harness.core.rules import (
     CONTAINS_MAX,
     CONTAINS_PATTERN_MAX,
     CONTAINS_SPAN,
+    COUNT_BY_MAX,
     MAX_CONDITIONS,
     MAX_RULES,
     PATTERN_MAX,
@@ -37,7 +39,7 @@ from harness.core.rules import (
 )
 from harness.core.testrun import XDP_DROP, XDP_PASS
 from harness.oracle.frames import FrameSpec, build
-from harness.oracle.reference import FlowTracker
+from harness.oracle.reference import FlowTracker, siphash24
 
 ISSUE_EXAMPLE = """
 [[rules]]
@@ -131,6 +133,10 @@ def rule(
             ),
             f"conditions; give at most {CONDITIONS_MAX} in all",
         ),
+        (rule(extra="count_by = ['Cookie']"), "count_by 'Cookie' is no header logged by value"),
+        (rule(extra="count_by = ['target']"), "count_by 'target' is no header logged by value"),
+        (rule(extra="count_by = ['Host', 'Referer', 'User-Agent']"), "give 1 to 2 different ones"),
+        (rule(extra="count_by = 'Host'"), "count_by must be a list of header names"),
         ("[[rules]]\naction = 'log'\n", "rule 1 needs a name"),
         ("[[rules]]\nname = 'r'\ncolour = 'red'\n", "unknown key 'colour'"),
         ("rules = 3\n", "rules must be a list"),
@@ -148,6 +154,7 @@ def test_a_bad_rule_is_one_line_naming_it(tmp_path: Path, text: str, needle: str
 # Values longer than CONTAINS_SPAN are kept, so a contains test sees only part of what the event holds.
 CONFIG = ExtractorConfig(max_value_len=CONTAINS_SPAN + 32, max_target_len=CONTAINS_SPAN + 32)
 CLIENT_PORTS = (40001, 40002, 40003)
+COUNTED = ("User-Agent", "Referer", "X-API-Version", "Host")  # R30: headers a rule may count by
 PATTERNS = ("EvilScanner", "curl", "/api/v2", "search", "exploit", "GET", "POST", "a.example", "x" * 20)
 
 
@@ -179,11 +186,9 @@ def rule_sets(draw: st.DrawFn) -> tuple[Rule, ...]:
     for number in range(draw(st.integers(1, MAX_RULES))):
         action = draw(st.sampled_from(Action))
         every = draw(st.integers(1, 4)) if action is Action.SAMPLE else 1
-        rules.append(
-            Rule(
-                f"rule-{number}", action, every, tuple(draw(st.lists(conditions(), max_size=MAX_CONDITIONS)))
-            )
-        )
+        count_by = tuple(draw(st.lists(st.sampled_from(COUNTED), max_size=COUNT_BY_MAX, unique=True)))
+        when = tuple(draw(st.lists(conditions(), max_size=MAX_CONDITIONS)))
+        rules.append(Rule(f"rule-{number}", action, every, when, count_by))
     while (
         sum(c.match is Match.CONTAINS for r in rules for c in r.conditions) > CONTAINS_MAX
         or sum(len(r.conditions) for r in rules) > CONDITIONS_MAX
@@ -250,6 +255,7 @@ def test_rules_judge_requests_as_the_reference_does(
 ) -> None:
     config = CONFIG.with_changes(rules=rules)
     program.configure(config)  # as xhdr log on SIGHUP: the hit counters start again from zero
+    before = aggregate_counts(program)  # R30: counts go on across reloads
     tracker, driver = FlowTracker(config, program.key), TestRunDriver(program)
     for index, (frame, outcome) in enumerate(
         zip(frames := frames_of(segments), driver.feed(frames), strict=True)
@@ -261,6 +267,26 @@ def test_rules_judge_requests_as_the_reference_does(
             expected.counters,
         ), f"frame {index}"
     assert program.rule_hits.read()[: len(rules)] == tracker.rule_hits
+    counted = aggregate_counts(program) - before
+    expected = collections.Counter(
+        {
+            (
+                key.rule,
+                key.endpoint,
+                key.header,
+                siphash24(program.key, key.value) if key.value is not None else 0,
+            ): n
+            for key, n in tracker.aggregates.items()
+        }
+    )
+    assert counted == expected
+
+
+def aggregate_counts(program: Program) -> collections.Counter[tuple[str, bytes, str, int]]:
+    """R30: the aggregates map's counts, by rule, endpoint, header and value hash."""
+    return collections.Counter(
+        {(a.rule, a.endpoint, a.header, a.value_hash): a.count for a in program.aggregates()}
+    )
 
 
 def test_each_action_and_a_blocked_flow(program: Program) -> None:
@@ -268,11 +294,14 @@ def test_each_action_and_a_blocked_flow(program: Program) -> None:
     when = (Condition("target", Match.PREFIX, b"/drop"),)
     rules = (
         Rule("dropper", Action.DROP, 1, when),
-        Rule("counter", Action.COUNT, 1, (Condition("target", Match.EXACT, b"/count"),)),
-        Rule("sampler", Action.SAMPLE, 2, (Condition("Host", Match.CONTAINS, b"sample"),)),
+        Rule("counter", Action.COUNT, 1, (Condition("target", Match.EXACT, b"/count"),), ("User-Agent",)),
+        Rule(
+            "sampler", Action.SAMPLE, 2, (Condition("Host", Match.CONTAINS, b"sample"),), ("Host", "Referer")
+        ),
         Rule("logger", Action.LOG),
     )
     program.configure(CONFIG.with_changes(rules=rules))
+    before = aggregate_counts(program)
     get = "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n".format
     segments = [
         Segment(get("/count", "a").encode(), 40001),
@@ -310,3 +339,15 @@ def test_each_action_and_a_blocked_flow(program: Program) -> None:
     assert [o.counters[Counter.EVENTS_WITHHELD] for o in outcomes[:2]] == [1, 1]
     assert [o.counters[Counter.BLOCKED] for o in outcomes] == [0, 0, 0, 1, 0, 1, 0, 0]
     assert program.rule_hits.read()[:4] == [1, 1, 3, 2]
+    # R30: every match counts, withheld ones too; an absent header counts as absent (hash 0)
+    sample = siphash24(program.key, b"sample")
+    assert aggregate_counts(program) - before == collections.Counter(
+        {
+            ("counter", b"/count", "User-Agent", 0): 1,
+            ("sampler", b"/", "Host", sample): 3,
+            ("sampler", b"/", "Referer", 0): 3,
+        }
+    )
+    shown = {(a.rule, a.header): (a.shown, a.length, a.present) for a in program.aggregates()}
+    assert shown[("sampler", "Host")] == (b"sample", 6, True)
+    assert shown[("sampler", "Referer")] == (b"", 0, False)

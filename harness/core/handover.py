@@ -5,7 +5,8 @@ A process that keeps running with the loaded program (``xhdr log``'s control pla
 load it instead and receive the descriptors it needs over a Unix socket (SCM_RIGHTS): the entry program (its
 maps stay alive through it), the responses program (R24), the program array of the stages (the kernel empties
 a program array once user space holds no descriptor of it), the ring buffer, the counters, the latencies by
-endpoint (R26), and the request rules with their hit counters (R27), which it changes at runtime. The helper exits once they arrived, and it dies with its parent (PR_SET_PDEATHSIG), so a logger
+endpoint (R26), and the request rules with their hit counters (R27), which it changes at runtime, and what
+they count by header (R30). The helper exits once they arrived, and it dies with its parent (PR_SET_PDEATHSIG), so a logger
 killed during the compile leaves no compiler running.
 The A/B gate (bench/foreign.py) receives other commits' builds through :func:`receive_fds` too.
 """
@@ -20,6 +21,7 @@ import subprocess
 import sys
 from typing import Self
 
+from harness.core.aggregates import Aggregate, read_aggregates
 from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter, Counts, counts_of
 from harness.core.errors import UserError
@@ -31,7 +33,17 @@ from harness.core.workers import die_with_parent, pids_running
 from harness.core.xdp import XdpMode
 
 # What the helper sends, in this order: the entry program, the responses program, then maps by name.
-HANDED_OVER = ("entry", "responses", "stages", "events", "counters", "latencies", "rules", "rule_hits")
+HANDED_OVER = (
+    "entry",
+    "responses",
+    "stages",
+    "events",
+    "counters",
+    "latencies",
+    "rules",
+    "rule_hits",
+    "aggregates",
+)
 LOAD_TIMEOUT_S = 300.0  # a BCC compile takes 5-20 s; a loaded machine gets room
 
 
@@ -117,7 +129,7 @@ class HandedOver:
         self.fd, self._responses_fd, self._stages_fd, self.ring_fd, self._counters_fd, self.latencies_fd = (
             fds[:6]
         )
-        self._rules_fd, self._rule_hits_fd = fds[6:]
+        self._rules_fd, self._rule_hits_fd, self._aggregates_fd = fds[6:]
         self._fds = fds
         try:
             self._totals = PerCpuTotals(self._counters_fd, "counters", len(Counter))
@@ -135,6 +147,10 @@ class HandedOver:
         ``config`` must be what the program was loaded with."""
         load_rules(self._rules_fd, self._hits, config)
         self.config = config
+
+    def aggregates(self) -> list[Aggregate]:
+        """R30: what the rules that count by headers counted, the most counted first."""
+        return read_aggregates(self._aggregates_fd, self.config)
 
     def rule_hits(self) -> dict[str, int]:
         """R27: the requests each rule matched since it was loaded, by name, in the rules' order."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Self
 
+from harness.core.aggregates import Aggregate, read_aggregates
 from harness.core.bcc_loader import BccUnavailable, import_bcc
 from harness.core.cbuild import BPF_DIR
 from harness.core.config import MAX_HEADER_NAME_LEN, ExtractorConfig
@@ -214,6 +215,10 @@ class Program:
     def counters(self) -> Counts:
         """Counters summed over CPUs. They only grow: compare two readings to see what a step did."""
         return counts_of(self.counter_totals.read())
+
+    def aggregates(self) -> list[Aggregate]:
+        """R30: what the rules that count by headers counted, the most counted first."""
+        return read_aggregates(self.bpf[b"aggregates"].map_fd, self.config)
 
     @functools.cached_property
     def rule_hits(self) -> PerCpuTotals:

@@ -25,6 +25,7 @@ CONTAINS_MAX = 4  # XHDR_CONTAINS: contains conditions in a whole rule set
 CONTAINS_SPAN = 128  # XHDR_CONTAINS_SPAN: a contains test looks at the field's first this many bytes
 EVERY_MAX = 65535
 NAME_MAX = 32  # a rule's name, as the consumer and the summary print it
+COUNT_BY_MAX = 2  # XHDR_COUNT_BY: the headers one rule counts the values of (R30)
 
 # The condition fields that are no header (any other field names a configured header in value mode).
 METHOD, TARGET = "method", "target"
@@ -70,6 +71,7 @@ class Rule:
     action: Action = Action.LOG
     every: int = 1  # SAMPLE: one event per this many hits on a CPU
     conditions: tuple[Condition, ...] = ()
+    count_by: tuple[str, ...] = ()  # R30: headers (logged by value) whose values its matches are counted by
 
 
 def parse_rules(entries: object) -> tuple[Rule, ...]:
@@ -97,6 +99,18 @@ def check_rules(rules: tuple[Rule, ...], fields: dict[str, int]) -> None:
         where = f'rule "{rule.name}"'
         if names.count(rule.name) > 1:
             raise RuleError(f"{where} is named twice; give each rule its own name")
+        if len(rule.count_by) > COUNT_BY_MAX or len({name.lower() for name in rule.count_by}) < len(
+            rule.count_by
+        ):
+            raise RuleError(
+                f"{where}: count_by names {len(rule.count_by)} headers; give 1 to {COUNT_BY_MAX} different ones"
+            )
+        for name in rule.count_by:
+            if name.lower() in (METHOD, TARGET) or name.lower() not in fields:
+                headers = ", ".join(field for field in fields if field not in (METHOD, TARGET))
+                raise RuleError(
+                    f"{where}: count_by {name!r} is no header logged by value; use one of {headers}"
+                )
         for condition in rule.conditions:
             held = fields.get(condition.field.lower())
             if held is None:
@@ -124,9 +138,14 @@ def _rule(entry: object, number: int) -> Rule:
     ):
         raise RuleError(f"rule {number} needs a name of 1 to {NAME_MAX} printable ASCII characters")
     where = f'rule "{name}"'
-    unknown = sorted(set(entry) - {"name", "action", "every", "when"})
+    unknown = sorted(set(entry) - {"name", "action", "every", "when", "count_by"})
     if unknown:
-        raise RuleError(f"{where}: unknown key {unknown[0]!r}; a rule has name, action, every and when")
+        raise RuleError(
+            f"{where}: unknown key {unknown[0]!r}; a rule has name, action, every, count_by and when"
+        )
+    count_by = entry.get("count_by", [])
+    if not isinstance(count_by, list) or not all(isinstance(name, str) for name in count_by):
+        raise RuleError(f'{where}: count_by must be a list of header names, for example ["User-Agent"]')
     action_name = entry.get("action", "log")
     if not isinstance(action_name, str) or action_name.upper() not in Action.__members__:
         choices = " | ".join(action.label for action in Action)
@@ -147,7 +166,7 @@ def _rule(entry: object, number: int) -> Rule:
     if len(when) > MAX_CONDITIONS:
         raise RuleError(f"{where}: {len(when)} conditions; give at most {MAX_CONDITIONS}")
     conditions = tuple(_condition(where, field, test) for field, test in when.items())
-    return Rule(name, action, every, conditions)
+    return Rule(name, action, every, conditions, tuple(count_by))
 
 
 def _condition(where: str, field: str, test: object) -> Condition:

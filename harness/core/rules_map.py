@@ -12,7 +12,7 @@ from harness.core.config import ExtractorConfig
 from harness.core.event import SLOTS
 from harness.core.native import libbpf
 from harness.core.percpu import PerCpuTotals
-from harness.core.rules import MAX_CONDITIONS, MAX_RULES, METHOD, PATTERN_MAX, TARGET, Rule
+from harness.core.rules import COUNT_BY_MAX, MAX_CONDITIONS, MAX_RULES, METHOD, PATTERN_MAX, TARGET, Rule
 from harness.core.rules import NAME_MAX as RULE_NAME_MAX
 
 
@@ -37,7 +37,8 @@ class RuleValue(ctypes.Structure):
         ("name_len", ctypes.c_uint8),
         ("action", ctypes.c_uint8),
         ("conditions", ctypes.c_uint8),
-        ("unused", ctypes.c_uint8),
+        ("count_by", ctypes.c_uint8 * COUNT_BY_MAX),
+        ("unused", ctypes.c_uint8 * 3),
         ("every", ctypes.c_uint32),
         ("cond", ConditionValue * MAX_CONDITIONS),
     ]
@@ -62,6 +63,8 @@ def rules_value(rules: tuple[Rule, ...], config: ExtractorConfig) -> RulesValue:
         kernel_rule.action = int(rule.action)
         kernel_rule.every = rule.every
         kernel_rule.conditions = len(rule.conditions)
+        for index, header in enumerate(rule.count_by):
+            kernel_rule.count_by[index] = fields[header.lower()] + 1  # R30: 0 is none
         for kernel_condition, condition in zip(kernel_rule.cond, rule.conditions):
             kernel_condition.field = fields[condition.field.lower()]
             kernel_condition.match = int(condition.match)

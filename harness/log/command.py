@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import select
 import signal
@@ -34,6 +35,7 @@ from pyroute2 import netns as pr_netns
 from harness.cli import options
 from harness.cli.main import require_root
 from harness.cli.textui import table
+from harness.core.aggregates import Aggregate
 from harness.core.config import ConfigError, ExtractorConfig, load_config
 from harness.core.counters import Counter, Counts, counts_difference
 from harness.core.errors import CommandError
@@ -82,6 +84,13 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         metavar="KEYFILE",
         help="seal each JSON line into a tamper-evident chain with this key (`xhdr audit newkey`, "
         "`xhdr audit verify`); needs --json FILE",
+    )
+    parser.add_argument(
+        "--aggregates",
+        type=Path,
+        metavar="FILE",
+        help="at exit, write what the rules that count by headers counted (docs/EXTRACTION.md R30) to FILE "
+        "as JSON; the busiest are printed on stderr either way",
     )
     parser.add_argument("--count", type=_positive_int, help="stop after this many events")
     parser.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
@@ -134,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
             "--records - writes binary records; send stdout to a file or a pipe, or give a FILE"
         )
     config = options.extractor_config(args, ExtractorConfig())
+    if args.aggregates is not None:
+        options.output_file(args.aggregates, "--aggregates")
     mode = XdpMode(args.mode)
     where = f"{args.iface} in namespace {args.netns}" if args.netns else args.iface
     check_interface(args.iface, args.netns)
@@ -162,6 +173,11 @@ def run(args: argparse.Namespace) -> int:
         print(summary(program.counters(), where), file=sys.stderr)
         if program.config.rules:
             print(rules_summary(program.rule_hits()), file=sys.stderr)
+        counted = program.aggregates()
+        if counted:
+            print(aggregates_summary(counted), file=sys.stderr)
+        if args.aggregates is not None:
+            write_aggregates(args.aggregates, counted)
         if config.responses:
             print(latency_summary(read_latencies(program.latencies_fd)), file=sys.stderr)
     return 0
@@ -366,6 +382,43 @@ def rules_summary(hits: dict[str, int]) -> str:
     """R27: the requests each running rule matched since it was loaded."""
     rows = list(hits.items())
     return "xhdr log: rule hits:\n" + table(("rule", "hits"), rows, rule=False, indent="  ", right={1})
+
+
+# Counts by header value the exit summary lists, the most counted first; the map holds up to 4,096.
+SHOWN_AGGREGATES = 20
+
+
+def aggregates_summary(counted: list[Aggregate]) -> str:
+    """R30: the most counted (rule, endpoint, header, value) entries."""
+    rows = [
+        (a.rule, printable(a.endpoint.decode("latin-1")), a.header, _shown_value(a), a.count)
+        for a in counted[:SHOWN_AGGREGATES]
+    ]
+    shown = f"busiest {len(rows)} of {len(counted)}" if len(counted) > len(rows) else f"{len(rows)}"
+    body = table(
+        ("rule", "endpoint", "header", "value", "requests"), rows, rule=False, indent="  ", right={4}
+    )
+    return f"xhdr log: counts by header value ({shown}):\n{body}"
+
+
+def _shown_value(aggregate: Aggregate) -> str:
+    if not aggregate.present:
+        return "(absent)"
+    text = printable(aggregate.shown.decode("latin-1"))
+    return text + "..." if aggregate.length > len(aggregate.shown) else text
+
+
+def write_aggregates(path: Path, counted: list[Aggregate]) -> None:
+    """R30: every entry as JSON, for machines; the file is replaced whole, never left half-written."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(json.dumps([a.to_json() for a in counted], indent=1) + "\n")
+        partial.replace(path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise CommandError(
+            f"cannot write --aggregates {path}: {error.strerror}; point it at a writable file"
+        ) from None
 
 
 def summary(counts: Counts, where: str) -> str:

@@ -172,6 +172,7 @@ Readings chosen where the rules leave room (each is marked "Reading:" in the cod
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import functools
@@ -200,6 +201,7 @@ from harness.core.event import (
     TlsHello,
     alpn_names,
 )
+from harness.core.latencies import endpoint
 from harness.core.rules import CONTAINS_SPAN, METHOD, TARGET, Action, Condition, Match, Rule
 from harness.core.testrun import TC_ACT_OK, XDP_DROP, XDP_PASS
 
@@ -373,6 +375,7 @@ class FlowTracker:
         self.states: dict[Flow, FlowState] = {}
         self.waiting: dict[Flow, Waiting] = {}  # R24: kept with the flow's state, gone with it
         self.rule_hits = [0] * len(config.rules)  # R27: the requests each rule matched (one CPU's count)
+        self.aggregates: collections.Counter[AggregateKey] = collections.Counter()  # R30
 
     def feed(self, frame: bytes) -> Expected:
         """What ``frame`` counts and logs given the flows of the frames fed before; updates the flows."""
@@ -431,6 +434,10 @@ class FlowTracker:
             rule = self.config.rules[index]
             before = self.rule_hits[index]
             self.rule_hits[index] += 1
+            for header in rule.count_by:  # R30, whatever the action
+                value = event.header(header)
+                shown = value.value if value.present else None
+                self.aggregates[AggregateKey(rule.name, endpoint(event.target), value.name, shown)] += 1
             if rule.action is Action.COUNT or (rule.action is Action.SAMPLE and before % rule.every):
                 withheld += 1
                 continue
@@ -639,7 +646,16 @@ def _expected(
     return Expected(counters=counters, events=events, dropped=dropped)
 
 
-# --- Rules: R27-R29 ----------------------------------------------------------------------------------------
+# --- Rules: R27-R30 ----------------------------------------------------------------------------------------
+
+
+class AggregateKey(NamedTuple):
+    """R30: what a count by header is kept under; ``value`` is the value as logged, None for an absent header."""
+
+    rule: str
+    endpoint: bytes
+    header: str
+    value: bytes | None
 
 
 def rule_of(event: HeaderEvent, rules: tuple[Rule, ...]) -> int | None:

@@ -470,16 +470,18 @@ def test_rules_change_on_sighup_and_a_dropped_request_never_reaches_nginx(lab: L
     server = StatusServer(lab, (200, 404))
     evil = {"User-Agent": "EvilScanner/2.1"}
     aggregates = tmp_path / "aggregates.json"
-    options = ("--config", str(config), "--aggregates", str(aggregates))
-    with running_log(lab, tmp_path, XdpMode.NATIVE, *options, written=("--json", str(output))) as (
-        proc,
-        _,
-        err,
-    ):
+    options = ("--config", str(config), "--aggregates", str(aggregates), "--top", "--stats-every", "0.2")
+    written = ("--json", str(output))
+    with running_log(lab, tmp_path, XdpMode.NATIVE, *options, written=written) as (proc, _, err):
         assert curl(lab, server.url("/status/200")).status == 200
         reloaded(proc, err, config, BLOCK_AND_COUNT, "reloaded 2 rules")
         for agent in ("probe/1", "probe/1", "browser/2"):
             assert curl(lab, server.url("/status/404"), {"User-Agent": agent}).status == 404
+        # --top shows the counts while it runs, after the counter line and the rules' hits
+        live = "count-404  /status/404  User-Agent  probe/1           2"
+        wait_until(lambda: live in err.read_text(), EVENT_DEADLINE_S, "the live view to show the counts")
+        view = err.read_text().split(live)[0].rsplit("events/s", 1)[1]
+        assert "rule hits" in view and "counts by header value" in view
         with pytest.raises(ClientError, match="timed out"):
             curl(lab, server.url("/evil"), evil, timeout=DROPPED_CURL_S)
         reloaded(proc, err, config, "[[rules]]\nname = 'x'\naction = 'block'\n", "rules not reloaded")
@@ -514,6 +516,6 @@ def test_rules_change_on_sighup_and_a_dropped_request_never_reaches_nginx(lab: L
     counters = dict(line.split() for line in section.splitlines() if line.startswith("  "))
     assert counters["dropped"] == "2" and counters["events_withheld"] == "3", stderr
     assert int(counters["blocked"]) >= 2, "each dropped request's retransmissions are dropped too (R29)"
-    hits = stderr.split("xhdr log: rule hits:")[1].split()
+    hits = stderr.rsplit("xhdr log: rule hits:", 1)[1].split()  # the summary at exit
     assert hits[2:8] == ["block-scanner", "2", "count-404", "3", "xhdr", "log:"], stderr
     assert "count-404  /status/404  User-Agent  probe/1           2" in stderr, stderr

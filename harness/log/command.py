@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -51,6 +51,8 @@ TICK_S = 0.1
 CONSUMER_READY_S = 10.0
 CONSUMER_EXIT_S = 30.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STATS_EVERY_S = 10.0  # the counter line's default period
+TOP_EVERY_S = 2.0  # --top's, as top's own
 RELOAD_SIGNAL = signal.SIGHUP
 # The counters that say what happened to a packet or an event, shown in the periodic line when they moved.
 REASONS = tuple(counter for counter in Counter if counter not in (Counter.PACKETS, Counter.EVENTS))
@@ -92,14 +94,20 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help="at exit, write what the rules that count by headers counted (docs/EXTRACTION.md R30) to FILE "
         "as JSON; the busiest are printed on stderr either way",
     )
+    parser.add_argument(
+        "--top",
+        action="store_true",
+        help="instead of the counter line, show the rules' hits and counts by header value on stderr, "
+        "redrawn every --stats-every seconds like top (docs/EXTRACTION.md R27, R30)",
+    )
     parser.add_argument("--count", type=_positive_int, help="stop after this many events")
     parser.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
     parser.add_argument(
         "--stats-every",
         type=float,
-        default=10.0,
         metavar="S",
-        help="print a counter line on stderr every S seconds (0: only the summary at exit); default 10",
+        help="print a counter line on stderr every S seconds (0: only the summary at exit); default 10, "
+        f"and {TOP_EVERY_S:g} with --top",
     )
     parser.set_defaults(run=run)
 
@@ -169,7 +177,15 @@ def run(args: argparse.Namespace) -> int:
         # Left in reverse order: detached first, so the consumer still writes what reached the ring.
         with running_consumer(argv, ring_fd) as consumer, program.attached(args.iface, mode, args.netns):
             print(f"xhdr log: logging requests on {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
-            watch(program, consumer, stopped, args.duration, args.stats_every, Reloader(args.config, reloads))
+            every = (
+                args.stats_every
+                if args.stats_every is not None
+                else TOP_EVERY_S
+                if args.top
+                else STATS_EVERY_S
+            )
+            view = top_view if args.top else None
+            watch(program, consumer, stopped, args.duration, every, Reloader(args.config, reloads), view)
         print(summary(program.counters(), where), file=sys.stderr)
         if program.config.rules:
             print(rules_summary(program.rule_hits()), file=sys.stderr)
@@ -325,10 +341,12 @@ def watch(
     duration: float | None,
     stats_every: float,
     reload: Reloader,
+    view: Callable[[HandedOver, str], str] | None = None,
 ) -> None:
     """Waits for a stop: a signal, ``duration`` seconds from now, or the consumer ending (--count, closed pipe).
 
-    Every ``stats_every`` seconds it prints one counter line on stderr; a SIGHUP reloads the rules.
+    Every ``stats_every`` seconds it prints one counter line on stderr, or with ``view`` (``--top``) what the
+    view makes of the program and that line; a SIGHUP reloads the rules.
     """
     last_counts, last_time = program.counters(), time.monotonic()
     deadline = last_time + duration if duration else None
@@ -344,8 +362,24 @@ def watch(
             return
         if stats_every > 0 and now - last_time >= stats_every:
             counts = program.counters()
-            print(counter_line(counts_difference(counts, last_counts), now - last_time), file=sys.stderr)
+            line = counter_line(counts_difference(counts, last_counts), now - last_time)
+            print(view(program, line) if view else line, file=sys.stderr, flush=True)
             last_counts, last_time = counts, now
+
+
+# What starts a redraw on a terminal: the cursor home, then the screen cleared.
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+
+
+def top_view(program: HandedOver, line: str) -> str:
+    """``--top``: the counter line, each rule's hits and the busiest counts by header value, drawn over the
+    last view on a terminal (one after the other in a file)."""
+    parts = [line]
+    if program.config.rules:
+        parts.append(rules_summary(program.rule_hits()))
+    counted = program.aggregates()
+    parts.append(aggregates_summary(counted) if counted else "xhdr log: counts by header value: none yet")
+    return (CLEAR_SCREEN if sys.stderr.isatty() else "") + "\n".join(parts)
 
 
 def counter_line(moved: Counts, seconds: float) -> str:

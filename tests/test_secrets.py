@@ -26,6 +26,7 @@ from harness.core.driver import TestRunDriver, feed_flows, feed_opened, with_ope
 from harness.core.event import SLOTS, event_struct
 from harness.core.native import libbpf
 from harness.core.program import Program
+from harness.core.rules import Action, Condition, Match, Rule
 from harness.core.testrun import test_run
 from harness.kernels.guest import bcc_maps
 from harness.log.consumer import LogFormat, consumer_argv
@@ -37,7 +38,14 @@ from harness.oracle.frames import FrameSpec, build, split
 pytestmark = pytest.mark.kernel
 
 KEY = bytes(range(0x10, 0x20))
-CONFIG = ExtractorConfig()
+# Rules (R27-R30) too: every record then carries a rule's name, and the aggregates map values, which must be
+# the only new bytes in either.
+CONFIG = ExtractorConfig(
+    rules=(
+        Rule("scan", Action.LOG, 1, (Condition("User-Agent", Match.CONTAINS, b"zz"),)),
+        Rule("every request", Action.LOG, 1, (), ("Host", "User-Agent")),
+    )
+)
 RUN = 6  # the shortest run of a secret's bytes that counts as a leak
 TOKEN_BYTES = (string.ascii_letters + string.digits + "-._~").encode()
 BPF_MAP_TYPE_HASH = 1
@@ -142,6 +150,9 @@ def record_problems(raw: bytes) -> list[str]:
     if any(bytes(record.method)[record.method_len :]):
         problems.append(f"method[] holds bytes after its {record.method_len}: {bytes(record.method)!r}")
     used = min(record.target_length, CONFIG.max_target_len) + sum(slot.value_len for slot in record.slots)
+    used += record.rule_len
+    if any(record.unused):
+        problems.append(f"the head's unused bytes hold {bytes(record.unused)!r}")
     if used != record.data_len:
         problems.append(f"data_len {record.data_len} but the target and values use {used}")
     for index in range(SLOTS):

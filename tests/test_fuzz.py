@@ -25,6 +25,7 @@ from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter
 from harness.core.driver import TestRunDriver
 from harness.core.program import Program
+from harness.core.rules import Action, Condition, Match, Rule
 from harness.oracle import reference
 
 pytestmark = pytest.mark.kernel
@@ -106,6 +107,38 @@ def test_response_campaign(programs) -> None:
     reached = {name.split("/")[0] for name in campaign.progress.classes}
     wanted = {"responses", "responses_unmatched", "not_a_response", "http_request"}
     assert wanted <= reached, f"the response campaign never reached {sorted(wanted - reached)}"
+
+
+# R27-R30: rules the fuzzed flows match now and then, one per action but sample, whose choice depends on how many
+# matches each CPU counted before (tests/test_rules.py holds sample to the reference, counts reset per example).
+RULES_CONFIG = FUZZ_CONFIG.with_changes(
+    rules=(
+        Rule("drop-deletes", Action.DROP, 1, (Condition("method", Match.EXACT, b"DELETE"),)),
+        Rule("count-posts", Action.COUNT, 1, (Condition("method", Match.EXACT, b"POST"),), ("Host",)),
+        Rule("log-a", Action.LOG, 1, (Condition("target", Match.PREFIX, b"/a"),)),
+        Rule(
+            "log-e",
+            Action.LOG,
+            1,
+            (Condition("Host", Match.CONTAINS, b"e"), Condition("method", Match.PREFIX, b"G")),
+        ),
+    )
+)
+RULE_EXAMPLES = 200
+
+
+def test_rule_campaign(programs) -> None:
+    """Flows judged by rules (R27-R29): every frame equals a fresh FlowTracker's expectation, verdicts included,
+    and the run reaches dropped segments, blocked flows and withheld events."""
+    program = program_for(programs, RULES_CONFIG)
+    withheld = program.counters()[Counter.EVENTS_WITHHELD]
+    campaign = Campaign(program, target="flows")
+    found = campaign.run(RULE_EXAMPLES, derandomize=True)
+    assert not found, "\n".join(str(disagreement) for disagreement in found)
+    assert program.counters()[Counter.EVENTS_WITHHELD] > withheld, "no event was withheld"
+    classes = campaign.progress.classes
+    assert any("DROPPED" in name for name in classes), "no segment was dropped"
+    assert any(name.startswith("blocked/") for name in classes), "no blocked flow was read on"
 
 
 def test_batch_driver_equals_the_plain_driver(programs) -> None:

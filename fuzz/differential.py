@@ -41,6 +41,7 @@ from harness.core.coverage import CoverageReader, Hits
 from harness.core.driver import Driver, Outcome, with_openings
 from harness.core.event import EventFlag, HeaderEvent, HttpResponse, SlotFlag, TlsFlag
 from harness.core.program import Program
+from harness.core.rules import Action, Condition, Match, Rule
 from harness.oracle import reference
 from harness.oracle.differences import outcome_differences
 from harness.oracle.reference import Expected
@@ -55,6 +56,22 @@ FUZZ_CONFIG = ExtractorConfig(
     max_requests_per_packet=3,
 )
 FUZZ_KEY = bytes(range(0x40, 0x50))  # fixed, so a repro's hashes are reproducible
+
+# R27-R30: rules the fuzzed flows match now and then, one per action but sample, whose choice depends on how many
+# matches each CPU counted before (tests/test_rules.py holds sample to the reference, counts reset per example).
+FUZZ_RULES_CONFIG = FUZZ_CONFIG.with_changes(
+    rules=(
+        Rule("drop-deletes", Action.DROP, 1, (Condition("method", Match.EXACT, b"DELETE"),)),
+        Rule("count-posts", Action.COUNT, 1, (Condition("method", Match.EXACT, b"POST"),), ("Host",)),
+        Rule("log-a", Action.LOG, 1, (Condition("target", Match.PREFIX, b"/a"),)),
+        Rule(
+            "log-e",
+            Action.LOG,
+            1,
+            (Condition("Host", Match.CONTAINS, b"e"), Condition("method", Match.PREFIX, b"G")),
+        ),
+    )
+)
 
 
 def frames_of(item: Item) -> tuple[bytes, ...]:

@@ -33,6 +33,7 @@ from harness.core.config import ExtractorConfig, HeaderMode, HeaderRule
 from harness.core.counters import Counter
 from harness.core.driver import Outcome
 from harness.core.event import Event
+from harness.core.rules import parse_rules, rule_table
 from harness.oracle.reference import Expected
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
@@ -56,6 +57,7 @@ def config_to_json(config: ExtractorConfig) -> dict[str, Any]:
     raw["ports"] = list(config.ports)
     raw["tls_ports"] = list(config.tls_ports)
     raw["headers"] = [{"name": rule.name, "mode": rule.mode.name.lower()} for rule in config.headers]
+    raw["rules"] = [rule_table(rule) for rule in config.rules]
     return raw
 
 
@@ -68,6 +70,7 @@ def config_from_json(raw: dict[str, Any]) -> ExtractorConfig:
     fields["headers"] = tuple(
         HeaderRule(entry["name"], HeaderMode[entry["mode"].upper()]) for entry in raw["headers"]
     )
+    fields["rules"] = parse_rules(raw.get("rules", []))  # repros saved before R27 have none
     return ExtractorConfig(**fields)
 
 

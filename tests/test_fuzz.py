@@ -16,7 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from fuzz import repro
-from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Campaign, feed_items, frames_of, replay
+from fuzz.differential import (
+    FUZZ_CONFIG,
+    FUZZ_KEY,
+    FUZZ_RULES_CONFIG,
+    Campaign,
+    feed_items,
+    frames_of,
+    replay,
+)
 from fuzz.lab_sample import LAB_MAX_FRAME, lab_differences
 from fuzz.runner import BatchTestRunDriver
 from fuzz.strategies import batches, sent
@@ -25,7 +33,6 @@ from harness.core.config import ExtractorConfig
 from harness.core.counters import Counter
 from harness.core.driver import TestRunDriver
 from harness.core.program import Program
-from harness.core.rules import Action, Condition, Match, Rule
 from harness.oracle import reference
 
 pytestmark = pytest.mark.kernel
@@ -109,28 +116,13 @@ def test_response_campaign(programs) -> None:
     assert wanted <= reached, f"the response campaign never reached {sorted(wanted - reached)}"
 
 
-# R27-R30: rules the fuzzed flows match now and then, one per action but sample, whose choice depends on how many
-# matches each CPU counted before (tests/test_rules.py holds sample to the reference, counts reset per example).
-RULES_CONFIG = FUZZ_CONFIG.with_changes(
-    rules=(
-        Rule("drop-deletes", Action.DROP, 1, (Condition("method", Match.EXACT, b"DELETE"),)),
-        Rule("count-posts", Action.COUNT, 1, (Condition("method", Match.EXACT, b"POST"),), ("Host",)),
-        Rule("log-a", Action.LOG, 1, (Condition("target", Match.PREFIX, b"/a"),)),
-        Rule(
-            "log-e",
-            Action.LOG,
-            1,
-            (Condition("Host", Match.CONTAINS, b"e"), Condition("method", Match.PREFIX, b"G")),
-        ),
-    )
-)
 RULE_EXAMPLES = 200
 
 
 def test_rule_campaign(programs) -> None:
     """Flows judged by rules (R27-R29): every frame equals a fresh FlowTracker's expectation, verdicts included,
     and the run reaches dropped segments, blocked flows and withheld events."""
-    program = program_for(programs, RULES_CONFIG)
+    program = program_for(programs, FUZZ_RULES_CONFIG)
     withheld = program.counters()[Counter.EVENTS_WITHHELD]
     campaign = Campaign(program, target="flows")
     found = campaign.run(RULE_EXAMPLES, derandomize=True)

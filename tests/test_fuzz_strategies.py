@@ -18,7 +18,15 @@ from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 
 from fuzz import command, repro
-from fuzz.differential import FUZZ_CONFIG, FUZZ_KEY, Disagreement, expectations, frames_of, outcome_class
+from fuzz.differential import (
+    FUZZ_CONFIG,
+    FUZZ_KEY,
+    FUZZ_RULES_CONFIG,
+    Disagreement,
+    expectations,
+    frames_of,
+    outcome_class,
+)
 from fuzz.strategies import (
     FLOW_SHAPE,
     MIN_FRAME,
@@ -307,14 +315,10 @@ def test_repro_round_trip(tmp_path, kind: str) -> None:
     outcomes[index] = Outcome(2, (), {**expected[index].counters, Counter.EVENTS: 0})
     found = Disagreement(item, outcomes, expected, ["counter events: kernel 0, reference 1"], index)
     assert found.frame == frames_of(item)[index] and found.expected == expected[index]
-    path = repro.save(found, FUZZ_CONFIG, bytes(range(16)), tmp_path, cflags=("-DX",))
+    config = FUZZ_RULES_CONFIG  # its rules too (R27): a repro found with rules replays with them
+    path = repro.save(found, config, bytes(range(16)), tmp_path, cflags=("-DX",))
     saved = repro.load(path)
-    assert (saved.item, saved.config, saved.key, saved.cflags) == (
-        item,
-        FUZZ_CONFIG,
-        bytes(range(16)),
-        ("-DX",),
-    )
+    assert (saved.item, saved.config, saved.key, saved.cflags) == (item, config, bytes(range(16)), ("-DX",))
     assert repro.pcap_frames(path) == ((item.reset, *item.frames) if kind == "flow" else (item,))
     record = saved.record if kind == "frame" else saved.record["frames"][index]
     assert record["reference"]["events"][0]["headers"]["Host"]["value"] == "h"

@@ -185,3 +185,15 @@ def _condition(where: str, field: str, test: object) -> Condition:
             f"{where}: {field} {kind} pattern is {len(raw)} bytes; a {kind} pattern holds at most {most}"
         )
     return Condition(field, match, raw)
+
+
+def rule_table(rule: Rule) -> dict[str, object]:
+    """The rule as the ``[[rules]]`` table that reads back as it (``parse_rules``): for files that keep a
+    configuration, such as a fuzz repro."""
+    table: dict[str, object] = {"name": rule.name, "action": rule.action.label}
+    if rule.action is Action.SAMPLE:
+        table["every"] = rule.every
+    if rule.count_by:
+        table["count_by"] = list(rule.count_by)
+    table["when"] = {c.field: {c.match.name.lower(): c.pattern.decode("ascii")} for c in rule.conditions}
+    return table

@@ -1646,6 +1646,33 @@ static __always_inline int step(struct stage_ctx *m)
 		d.v2 += d.v1; d.v1 = ROTL(d.v1, 17); d.v1 ^= d.v2; d.v2 = ROTL(d.v2, 32); \
 	} while (0)
 
+/* SipHash-2-4's state from the extractor's key, one 8-byte word taken in, and the last word and the end. */
+#define SIP_START(d, n)								\
+	do {									\
+		d.v0 = (n)->key[0] ^ 0x736f6d6570736575ULL;			\
+		d.v1 = (n)->key[1] ^ 0x646f72616e646f6dULL;			\
+		d.v2 = (n)->key[0] ^ 0x6c7967656e657261ULL;			\
+		d.v3 = (n)->key[1] ^ 0x7465646279746573ULL;			\
+	} while (0)
+#define SIP_WORD(d, w)								\
+	do {									\
+		d.v3 ^= (w);							\
+		SIPROUND(d);							\
+		SIPROUND(d);							\
+		d.v0 ^= (w);							\
+	} while (0)
+/* `last`: the last 0 to 7 bytes, the length's low byte in the top one. */
+#define SIP_END(d, last)							\
+	({									\
+		SIP_WORD(d, last);						\
+		d.v2 ^= 0xFF;							\
+		SIPROUND(d);							\
+		SIPROUND(d);							\
+		SIPROUND(d);							\
+		SIPROUND(d);							\
+		d.v0 ^ d.v1 ^ d.v2 ^ d.v3;					\
+	})
+
 /* The range being worked on; the compiler keeps it in registers. */
 struct cursor {
 	__u64 v0, v1, v2, v3;	/* SipHash state */
@@ -1677,12 +1704,8 @@ static __always_inline int begin_range(struct stage_ctx *m, __u32 r, struct curs
 	d->start = rg->start;
 	d->end = rg->end;
 	d->a = d->start;
-	if (kind == XHDR_MODE_HASH) {
-		d->v0 = m->n->key[0] ^ 0x736f6d6570736575ULL;
-		d->v1 = m->n->key[1] ^ 0x646f72616e646f6dULL;
-		d->v2 = m->n->key[0] ^ 0x6c7967656e657261ULL;
-		d->v3 = m->n->key[1] ^ 0x7465646279746573ULL;
-	}
+	if (kind == XHDR_MODE_HASH)
+		SIP_START((*d), m->n);
 	return 1;
 }
 
@@ -1705,6 +1728,26 @@ int xhdr_values(struct xdp_md *ctx)
 
 	if (!stage_maps(ctx, &m))
 		return XDP_PASS;
+#ifdef XHDR_PLANTED_SLOWDOWN
+	/*
+	 * Exists only for the regression gate's self-test (tests/test_bench_gate.py): one extra pass over the
+	 * view whose result nobody reads, so `xhdr bench --compare` must report a slowdown. It is here, a stage
+	 * every request with a target passes, because the verifier walks the rest of the program after each
+	 * exit of the loop, and this stage is small. No real build defines XHDR_PLANTED_SLOWDOWN; the default
+	 * build is unchanged.
+	 */
+	{
+		__u32 i, sum = 0, a = m.sc->pk.view_start, end = m.sc->pk.view_end;
+
+		for (i = 0; i < XHDR_MAX_SCAN_BYTES; i++) {
+			if (a + i >= end)
+				break;
+			sum = sum * 31 + m.n->highest_bit[byte_at(&m, a + i)];
+			sum ^= m.n->highest_bit[sum & 255];
+		}
+		asm volatile("" : : "r"(sum));
+	}
+#endif
 	r = launder(m.sc, 0);
 	if (!begin_range(&m, r, &d, XHDR_MODE_VALUE))
 		goto done;
@@ -1767,25 +1810,12 @@ int xhdr_hash(struct xdp_md *ctx)
 		d.a = launder(m.sc, d.a);
 		if (d.a + 8 <= d.end) {
 			w = word_at(&m, d.a, d.end);
-			d.v3 ^= w;
-			SIPROUND(d);
-			SIPROUND(d);
-			d.v0 ^= w;
+			SIP_WORD(d, w);
 			d.a += 8;
 			continue;
 		} else {
-			/* The last 0 to 7 bytes and the length, then the finalisation. */
 			w = (d.a < d.end ? word_at(&m, d.a, d.end) : 0) | (__u64)(d.end - d.start) << 56;
-			d.v3 ^= w;
-			SIPROUND(d);
-			SIPROUND(d);
-			d.v0 ^= w;
-			d.v2 ^= 0xFF;
-			SIPROUND(d);
-			SIPROUND(d);
-			SIPROUND(d);
-			SIPROUND(d);
-			d.rec->ev.slots[d.slot & (XHDR_SLOTS - 1)].hash = d.v0 ^ d.v1 ^ d.v2 ^ d.v3;
+			d.rec->ev.slots[d.slot & (XHDR_SLOTS - 1)].hash = SIP_END(d, w);
 		}
 		r = launder(m.sc, r + 1);
 		if (!begin_range(&m, r, &d, XHDR_MODE_HASH))
@@ -2481,12 +2511,7 @@ static __always_inline void matched(struct judging *j, struct xhdr_event *ev, st
 /* R30: SipHash-2-4 of the `len` bytes of a record at offset `at` (a logged value), with the extractor's key. */
 static __always_inline __u64 logged_siphash(struct xhdr_names *n, struct record *rec, __u32 at, __u32 len)
 {
-	struct cursor d = {
-		.v0 = n->key[0] ^ 0x736f6d6570736575ULL,
-		.v1 = n->key[1] ^ 0x646f72616e646f6dULL,
-		.v2 = n->key[0] ^ 0x6c7967656e657261ULL,
-		.v3 = n->key[1] ^ 0x7465646279746573ULL,
-	};
+	struct cursor d;
 	__u64 offset = at, w;
 	__u32 i;
 	__u8 *p;
@@ -2497,27 +2522,15 @@ static __always_inline __u64 logged_siphash(struct xhdr_names *n, struct record 
 		return 0;
 	asm volatile("" : "+r"(offset));
 	p = (__u8 *)rec + offset;
+	SIP_START(d, n);
 	for (i = 0; i < XHDR_MAX_VALUE_LEN / 8; i++) {
 		if (8 * i + 8 > len)
 			break;
 		w = *(__u64 *)(p + 8 * i);
-		d.v3 ^= w;
-		SIPROUND(d);
-		SIPROUND(d);
-		d.v0 ^= w;
+		SIP_WORD(d, w);
 	}
-	/* the last 0 to 7 bytes and the length, then the finalisation, as xhdr_hash() */
 	w = (*(__u64 *)(p + (len & ~7U)) & low_bytes(len & 7)) | (__u64)len << 56;
-	d.v3 ^= w;
-	SIPROUND(d);
-	SIPROUND(d);
-	d.v0 ^= w;
-	d.v2 ^= 0xFF;
-	SIPROUND(d);
-	SIPROUND(d);
-	SIPROUND(d);
-	SIPROUND(d);
-	return d.v0 ^ d.v1 ^ d.v2 ^ d.v3;
+	return SIP_END(d, w);
 }
 
 /*
@@ -2703,24 +2716,6 @@ int xhdr_emit(struct xdp_md *ctx)
 	set = rules.lookup(&zero);
 	if (set && set->count && logged && !m.sc->pk.tls)
 		judge(&m, set, logged);
-#ifdef XHDR_PLANTED_SLOWDOWN
-	/*
-	 * Exists only for the regression gate's self-test (tests/test_bench_gate.py): one extra pass over the
-	 * view whose result nobody reads, so `xhdr bench --compare` must report a slowdown. No real build
-	 * defines XHDR_PLANTED_SLOWDOWN; the default build is unchanged.
-	 */
-	{
-		__u32 i, sum = 0, a = m.sc->pk.view_start, end = m.sc->pk.view_end;
-
-		for (i = 0; i < XHDR_MAX_SCAN_BYTES; i++) {
-			if (a + i >= end)
-				break;
-			sum = sum * 31 + m.n->highest_bit[byte_at(&m, a + i)];
-			sum ^= m.n->highest_bit[sum & 255];
-		}
-		asm volatile("" : : "r"(sum));
-	}
-#endif
 	/* All requests are counted before any event, so readers waiting for events == requests see no gap. */
 	if (m.sc->pk.tls && logged)
 		count(m.cnt, XHDR_C_TLS_HELLO);	/* R21 */

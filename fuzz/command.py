@@ -33,6 +33,7 @@ from harness.cli.textui import Progress
 from harness.core.errors import CommandError
 from harness.core.loader import load
 from harness.core.program import Program
+from harness.core.rules import Action
 
 DEFAULT_EXAMPLES = 2000
 DEFAULT_LAB_SAMPLE = 30
@@ -245,6 +246,13 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--lab-sample {args.lab_sample} must be 0 or more")
     options.check(args)
     config = options.extractor_config(args, FUZZ_CONFIG)
+    sampled = [rule.name for rule in config.rules if rule.action is Action.SAMPLE]
+    if sampled:
+        # R28: which hit a sample rule sends depends on every earlier hit on the CPU, across examples and
+        # batches, which the reference (a fresh tracker per example) cannot know
+        raise CommandError(
+            f'rule {sampled[0]!r} samples, which a fuzz campaign cannot judge; fuzz it as action = "log"'
+        )
     extra_cflags = cflags(args.define)
     database = example_database(args)
     require_root("xhdr fuzz")

@@ -34,6 +34,8 @@ FILES = {
     "list": ("list.json", "[]\n"),
     "corrupt": ("corrupt.json", '{"suite": \n'),
     "port_true": ("port_true.toml", "ports = [true]\n"),
+    "sampled": ("sampled.toml", "[[rules]]\nname = 'one in 3'\naction = 'sample'\nevery = 3\n"),
+    "bad_rule": ("bad_rule.toml", "[[rules]]\nname = 'x'\n[rules.when]\nCookie = { exact = 'a' }\n"),
     "result": (
         "result.json",
         '{"format": 1, "suite": "s", "created": "", "machine": {}, "config": {}, "rows": []}\n',
@@ -156,6 +158,16 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
         True,
         ["log", "--iface", "lo", "--config", "{port_true}"],
         ["{port_true}", "port True in ports must be an integer"],
+    ),
+    "log-config-rule-on-a-hashed-header": (
+        True,
+        ["log", "--iface", "lo", "--config", "{bad_rule}"],
+        ["{bad_rule}", "condition on 'Cookie', which is not logged by value"],
+    ),
+    "fuzz-a-sample-rule": (
+        True,
+        ["fuzz", "--config", "{sampled}"],
+        ["rule 'one in 3' samples, which a fuzz campaign cannot judge"],
     ),
     "report-of-a-json-list": (
         False,

@@ -38,6 +38,7 @@ from harness.core.rules import (
     Rule,
 )
 from harness.core.testrun import XDP_DROP, XDP_PASS
+from harness.log.command import counter_line
 from harness.oracle.frames import FrameSpec, build
 from harness.oracle.reference import FlowTracker, siphash24
 
@@ -351,3 +352,17 @@ def test_each_action_and_a_blocked_flow(program: Program) -> None:
     shown = {(a.rule, a.header): (a.shown, a.length, a.present) for a in program.aggregates()}
     assert shown[("sampler", "Host")] == (b"sample", 6, True)
     assert shown[("sampler", "Referer")] == (b"", 0, False)
+
+
+def test_the_counter_line_ends_with_each_rules_hits() -> None:
+    moved = dict.fromkeys(Counter, 0) | {
+        Counter.EVENTS: 20,
+        Counter.HTTP_REQUEST: 30,
+        Counter.EVENTS_WITHHELD: 10,
+    }
+    assert counter_line(moved, 2.0, {"block-scanner": 3, "search": 27}) == (
+        "xhdr log: 10 events/s, 0 lost; http_request 30, events_withheld 10; rule hits block-scanner 3, search 27"
+    )
+    assert (
+        counter_line(moved, 2.0, {}) == "xhdr log: 10 events/s, 0 lost; http_request 30, events_withheld 10"
+    )

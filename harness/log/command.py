@@ -362,7 +362,8 @@ def watch(
             return
         if stats_every > 0 and now - last_time >= stats_every:
             counts = program.counters()
-            line = counter_line(counts_difference(counts, last_counts), now - last_time)
+            hits = program.rule_hits() if program.config.rules and not view else {}  # --top: in a table
+            line = counter_line(counts_difference(counts, last_counts), now - last_time, hits)
             print(view(program, line) if view else line, file=sys.stderr, flush=True)
             last_counts, last_time = counts, now
 
@@ -382,11 +383,13 @@ def top_view(program: HandedOver, line: str) -> str:
     return (CLEAR_SCREEN if sys.stderr.isatty() else "") + "\n".join(parts)
 
 
-def counter_line(moved: Counts, seconds: float) -> str:
-    """``xhdr log: 1,234 events/s, 0 lost; http_request 12340, mid_stream 2`` for one interval."""
+def counter_line(moved: Counts, seconds: float, hits: dict[str, int] | None = None) -> str:
+    """``xhdr log: 1,234 events/s, 0 lost; http_request 12340, mid_stream 2`` for one interval, then with rules
+    each rule's hits since it was loaded: ``; rule hits block-scanner 3, search 120`` (R27)."""
     reasons = ", ".join(f"{c.label} {moved[c]}" for c in REASONS if moved[c] and c is not Counter.EVENTS_LOST)
     line = f"xhdr log: {moved[Counter.EVENTS] / seconds:,.0f} events/s, {moved[Counter.EVENTS_LOST]} lost"
-    return f"{line}; {reasons}" if reasons else line
+    line = f"{line}; {reasons}" if reasons else line
+    return line + "; rule hits " + ", ".join(f"{name} {n}" for name, n in hits.items()) if hits else line
 
 
 # Endpoints the exit summary lists, the busiest first; the latencies map holds up to 1,024.

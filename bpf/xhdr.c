@@ -2650,6 +2650,8 @@ static __always_inline void judge(struct stage_ctx *m, struct xhdr_rules *set, _
 				goto fails;
 			if (contains_step(p, cond, positions - pos))
 				goto holds;
+			if (pos + CONTAINS_STEP >= positions)
+				goto fails;	/* no position left: this step ends the test (XHDR_JUDGE_STEPS counts on it) */
 			COVER(RULE_CONTAINS_STEP);
 			j->pos = pos + CONTAINS_STEP;
 			continue;

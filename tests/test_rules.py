@@ -366,3 +366,30 @@ def test_the_counter_line_ends_with_each_rules_hits() -> None:
     assert (
         counter_line(moved, 2.0, {}) == "xhdr log: 10 events/s, 0 lost; http_request 30, events_withheld 10"
     )
+
+
+def test_the_longest_judging_of_the_most_requests_ends_in_time(program: Program) -> None:
+    """The kernel's loop has steps for the worst rule set and no more (XHDR_JUDGE_STEPS): four requests in one
+    segment, each tried against four rules whose three tests hold and whose contains test reads all of its 128
+    positions in vain (the most conditions and contains tests a set may hold), must each still reach the last
+    rule."""
+    holding = (
+        Condition("Host", Match.EXACT, b"a.example"),
+        Condition("method", Match.EXACT, b"GET"),
+        Condition("target", Match.PREFIX, b"/"),
+    )
+    scans = [
+        Rule(f"scan-{n}", Action.DROP, 1, (*holding, Condition("User-Agent", Match.CONTAINS, b"ZZZZ")))
+        for n in range(4)
+    ]
+    rules = (*scans, Rule("last", Action.LOG))
+    assert sum(len(rule.conditions) for rule in rules) == CONDITIONS_MAX
+    config = CONFIG.with_changes(rules=rules)
+    program.configure(config)
+    one = f"GET /{'x' * 20} HTTP/1.1\r\nHost: a.example\r\nUser-Agent: {'a' * (CONTAINS_SPAN + 20)}\r\n\r\n"
+    frames = frames_of([Segment((one * CONFIG.max_requests_per_packet).encode(), CLIENT_PORTS[0])])
+    tracker = FlowTracker(config, program.key)
+    expected = [tracker.feed(frame) for frame in frames][-1]
+    outcome = TestRunDriver(program).feed(frames)[-1]
+    assert [event.rule for event in outcome.events] == ["last"] * CONFIG.max_requests_per_packet
+    assert outcome.events == expected.events

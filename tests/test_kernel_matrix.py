@@ -16,7 +16,7 @@ from harness.core.program import EXTRACTOR_SOURCE
 from harness.core.testrun import XDP_DROP, XDP_PASS
 from harness.kernels import run as kernel_run
 from harness.kernels.guest import GuestVariant
-from harness.verify.variants import Variant
+from harness.verify.variants import DEFAULT_MATRIX, Variant, load_matrix
 
 pytestmark = pytest.mark.kernel
 CASES = Path(__file__).resolve().parent / "kernel_cases"
@@ -24,9 +24,11 @@ CASES = Path(__file__).resolve().parent / "kernel_cases"
 
 @pytest.fixture(scope="module")
 def builds(clang_object: Callable[..., Path]) -> list[kernel_run.Build]:
-    """Four builds for one boot: the extractor's defaults, the negative control, the example of a user's
-    clang/libbpf object, and an object with global data."""
-    extractor, control = Variant("defaults"), Variant("default")
+    """Four builds for one boot: the extractor's defaults (with the default matrix's rules, so the guest's
+    verdicts and events are judged with rules too), the negative control, the example of a user's clang/libbpf
+    object, and an object with global data."""
+    (extractor,) = [variant for variant in load_matrix(DEFAULT_MATRIX) if variant.name == "defaults"]
+    control = Variant("default")
     return [
         kernel_run.build(EXTRACTOR_SOURCE, extractor, extractor.cflags(extractor=True)),
         kernel_run.build(CASES / "coarse_clock.c", control, control.cflags(extractor=False)),
@@ -57,6 +59,7 @@ def test_default_build_is_accepted_and_matches_the_reference_on_5_10(column_5_10
     ]
     assert len(guest.frames) == len(kernel_run.corpus_frames())
     assert column_5_10.differences == {}
+    assert any(verdict == XDP_DROP for verdict, _, _ in guest.frames), "no frame was dropped by the drop rule"
     assert any(events for _, _, events in guest.frames), "no frame produced a ring-buffer record"
 
 

@@ -203,6 +203,10 @@ BAD_MATRICES = {
     ),
     "unknown top-level key": ('sources = ["a.c"]\n[[variant]]\nname = "x"\n', "unknown key 'sources'"),
     "duplicate name": ('[[variant]]\nname = "x"\n[[variant]]\nname = "x"\n', "'x' is used twice"),
+    "bad rule": (
+        '[[variant]]\nname = "r"\n[[variant.rules]]\nname = "x"\naction = "block"\n',
+        "variant 'r': rule \"x\": action 'block' is unknown",
+    ),
 }
 
 

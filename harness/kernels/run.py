@@ -74,7 +74,9 @@ class Build:
     source: str
     variant: str
     description: Description
-    limits: dict[str, int] | None  # the extractor's (None: another program, or rejected on the host)
+    config: (
+        ExtractorConfig | None
+    )  # the extractor's limits and rules (None: another program, or rejected on the host)
     host_frames: tuple[HostFrame, ...] | None = None  # another program's run on the host (None: not run)
 
 
@@ -89,7 +91,7 @@ def build(source: Path, variant: Variant, cflags: list[str]) -> Build:
     """Compiles one variant on the host and describes it for the guests (runs in a worker process)."""
     name = variant.name if source.resolve() == EXTRACTOR_SOURCE else f"{source.stem}/{variant.name}"
     if source.resolve() == EXTRACTOR_SOURCE:
-        config = ExtractorConfig(**variant.limits)
+        config = variant.config()
         extra = [flag for flag in cflags if flag not in config.compile_flags()]
         try:
             with captured_stderr():
@@ -105,7 +107,7 @@ def build(source: Path, variant: Variant, cflags: list[str]) -> Build:
                 )  # fmt: skip
             finally:
                 program.close()
-            return Build(str(source), name, description, dict(variant.limits))
+            return Build(str(source), name, description, config)
     if is_object(source):
         return object_build(source, name)
     return source_build(source, name, cflags)
@@ -215,9 +217,9 @@ def run_kernel(kernel: str, builds: Sequence[Build], frames: Sequence[bytes]) ->
             if found:
                 differences[item.variant] = found
             continue
-        if item.limits is None:
+        if item.config is None:
             continue
-        config = ExtractorConfig(**item.limits)
+        config = item.config
         found = []
         tracker = reference.FlowTracker(config, reference.DEFAULT_KEY)
         for index, (frame, outcome) in enumerate(zip(frames, outcomes(guest, config), strict=True)):

@@ -6,6 +6,11 @@ A matrix is a TOML file with one ``[[variant]]`` table per build::
     name = "largest"                                   # unique; the key in results and baselines
     limits = { max_scan_bytes = 1536, max_requests_per_packet = 8 }   # ExtractorConfig limits
     defines = { XHDR_STEP_WORDS = 4, XHDR_FEATURE = true } # other -D: value, true (defined), false (not)
+    [[variant.rules]]                                  # request rules (docs/EXTRACTION.md R27), as in a
+    name = "drop-admin"                                # configuration: a map, not a build, so they change
+    action = "drop"                                    # what the kernel matrix compares, not the build
+    [variant.rules.when]
+    target = { prefix = "/admin" }
 
 ``limits`` go through ExtractorConfig, so a limit outside LIMIT_RANGES is refused by the same check that
 guards every other way of building the extractor; unset limits keep their defaults. A new variant is a new
@@ -20,12 +25,13 @@ import tomllib
 from pathlib import Path
 
 from harness.core.config import LIMIT_RANGES, ConfigError, ExtractorConfig, read_input
+from harness.core.rules import Rule, RuleError, parse_rules
 
 MATRIX_DIR = Path(__file__).with_name("variants")
 DEFAULT_MATRIX = MATRIX_DIR / "default.toml"
 DEFAULT_BASELINE = MATRIX_DIR / "baseline.json"
 
-VARIANT_KEYS = ("name", "limits", "defines")
+VARIANT_KEYS = ("name", "limits", "defines", "rules")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _MACRO = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Flags every build gets: BCC's rewriting leaves static helpers unused in some variants.
@@ -34,11 +40,16 @@ COMMON_CFLAGS = ("-Wno-unused-function",)
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-    """One build: a name, the extractor limits it sets and other -D values."""
+    """One build: a name, the extractor limits it sets and other -D values, and the rules it runs with."""
 
     name: str
     limits: dict[str, int] = dataclasses.field(default_factory=dict)
     defines: dict[str, int | str | bool] = dataclasses.field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+
+    def config(self) -> ExtractorConfig:
+        """The extractor's configuration for this variant: its limits and rules, defaults for the rest."""
+        return ExtractorConfig(**self.limits, rules=self.rules)
 
     def cflags(self, *, extractor: bool) -> list[str]:
         """-D flags for this build. The extractor always gets all its limits, defaults included, so the
@@ -101,12 +112,13 @@ def _variant(path: Path, index: int, entry: object) -> Variant:
     if unknown:
         raise ConfigError(f"{where}: unknown limit {unknown[0]!r}; known limits: {', '.join(LIMIT_RANGES)}")
     try:
-        ExtractorConfig(**limits)
-    except (ConfigError, TypeError) as error:
+        rules = parse_rules(entry.get("rules", []))
+        ExtractorConfig(**limits, rules=rules)
+    except (ConfigError, RuleError, TypeError) as error:
         raise ConfigError(f"{where}: {error}") from None
     for macro, value in defines.items():
         if not _MACRO.match(macro):
             raise ConfigError(f"{where}: define {macro!r} is not a C macro name")
         if not isinstance(value, bool | int | str) or (isinstance(value, str) and not value.strip()):
             raise ConfigError(f"{where}: define {macro} = {value!r}; use an integer, a string, true or false")
-    return Variant(name=name, limits=dict(limits), defines=dict(defines))
+    return Variant(name=name, limits=dict(limits), defines=dict(defines), rules=rules)

@@ -485,6 +485,7 @@ def test_rules_change_on_sighup_and_a_dropped_request_never_reaches_nginx(lab: L
         with pytest.raises(ClientError, match="timed out"):
             curl(lab, server.url("/evil"), evil, timeout=DROPPED_CURL_S)
         reloaded(proc, err, config, "[[rules]]\nname = 'x'\naction = 'block'\n", "rules not reloaded")
+        reloaded(proc, err, config, "ports = [81]\n" + BLOCK_AND_COUNT, "needs a restart of xhdr log")
         with pytest.raises(ClientError, match="timed out"):
             curl(lab, server.url("/evil-again"), evil, timeout=DROPPED_CURL_S)
         assert curl(lab, server.url("/status/200")).status == 200
@@ -510,8 +511,9 @@ def test_rules_change_on_sighup_and_a_dropped_request_never_reaches_nginx(lab: L
         ("count-404", "/status/404", "User-Agent", "browser/2", 1),
     ]
     stderr = err.read_text()
-    bad_reload = [line for line in stderr.splitlines() if "rules not reloaded" in line]
-    assert len(bad_reload) == 1 and "'block' is unknown" in bad_reload[0], stderr
+    refused = [line for line in stderr.splitlines() if "rules not reloaded" in line]
+    assert len(refused) == 2 and "'block' is unknown" in refused[0], stderr
+    assert f"{config} changes ports, which needs a restart" in refused[1], stderr
     section = stderr.split("counters:")[1].split("xhdr log:")[0]
     counters = dict(line.split() for line in section.splitlines() if line.startswith("  "))
     assert counters["dropped"] == "2" and counters["events_withheld"] == "3", stderr

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * xhdr: logs HTTP/1.x request lines and configured header fields from XDP, and with responses on, from TC
- * egress, the status of each request's response and the time it took (xhdr_responses(), R24, R25).
+ * egress, the status of each request's response and the time it took (xhdr_responses(), R24, R25). With
+ * request rules (R27-R30, judge() in xhdr_emit()) a request can also be counted instead of logged, sampled,
+ * or dropped with the rest of its flow.
  *
- * The rules (R1..R14) are in docs/EXTRACTION.md; harness/reference.py implements the same rules in
- * Python and the tests compare the two. The verdict is always XDP_PASS.
+ * The rules R1-R30 are in docs/EXTRACTION.md; harness/oracle/reference.py implements them in Python and the
+ * tests compare the two. The verdict is XDP_PASS, but for a segment a drop rule matched and the later
+ * segments of its flow (R28, R29).
  *
  * How it works: the payload is read 8 bytes at a time straight from the packet, in blocks of 8 words
  * where the frame has them. A header line costs one search for the end of its name (a byte that is not a
@@ -251,6 +254,7 @@ struct record {
 
 /* The most requests a packet may hold (max_requests_per_packet): a power of two, so a masked index is in bounds. */
 #define JUDGED_REQUESTS 8
+_Static_assert(XHDR_MAX_REQUESTS <= JUDGED_REQUESTS, "judge() notes at most JUDGED_REQUESTS requests");
 
 /* R27, R28: where judging the requests of a packet by the rules is (see judge()). */
 struct judging {

@@ -128,6 +128,16 @@ Responses
     leaving count nothing. R26 (latencies per endpoint, kept in a map from kernel times) is not predicted here:
     harness/core/latencies.py says how a response event's latency and its request's target give its bucket.
 
+Rules
+    R27: each request logged (not a TLS event) is matched against the configuration's rules in order, the
+    first whose conditions (exact, prefix or contains on the method, the target or a value-mode header's
+    logged value) all hold being its rule. R28: ``log`` names the rule in the event, ``count`` withholds the
+    event (``events_withheld``), ``sample`` writes one in ``every`` of the rule's hits (one CPU's count here),
+    ``drop`` writes it and drops the segment (``dropped``, every event of the segment flagged ``DROPPED``).
+    R29: the dropped segment's flow is ``blocked``: its later payloads are dropped (outcome ``blocked``), a
+    FIN leaves it blocked. R30: a rule's ``count_by`` headers count each match by (rule, endpoint, value) in
+    ``FlowTracker.aggregates``.
+
 The flow table is a plain dict: the kernel's LRU eviction at ``max_flows`` (R15) is not modelled, so tests and
 the fuzzer keep fewer flows than that alive at once.
 

@@ -373,7 +373,7 @@ class Waiting:
 
 
 class FlowTracker:
-    """The extractor across frames: R1-R25 with the flow states of R15 (no LRU eviction, see the docstring).
+    """The extractor across frames: R1-R30 with the flow states of R15 (no LRU eviction, see the docstring).
 
     ``feed`` takes the frames that arrive (the XDP program's), ``respond`` those that leave (R24, R25: the
     egress program's).

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
-from collections.abc import Iterator
 
 from harness.core.config import ExtractorConfig
 from harness.core.latencies import ENDPOINT_BYTES
-from harness.core.native import libbpf, map_info
+from harness.core.native import map_entries, map_info
 from harness.core.rules import NAME_MAX
 
 SHOWN_VALUE = 32  # XHDR_SHOWN_VALUE: a value's first bytes, kept for display
@@ -81,17 +80,6 @@ class Aggregate:
         }
 
 
-def _entries(map_fd: int) -> Iterator[tuple[_Key, _Counted]]:
-    library = libbpf()
-    key, next_key, previous = _Key(), _Key(), None
-    while library.bpf_map_get_next_key(map_fd, previous, ctypes.byref(next_key)) == 0:
-        ctypes.memmove(ctypes.byref(key), ctypes.byref(next_key), ctypes.sizeof(_Key))
-        previous = ctypes.byref(key)
-        value = _Counted()
-        if library.bpf_map_lookup_elem(map_fd, ctypes.byref(key), ctypes.byref(value)) == 0:
-            yield _Key.from_buffer_copy(key), value
-
-
 def read_aggregates(map_fd: int, config: ExtractorConfig) -> list[Aggregate]:
     """Every entry the map holds, the most counted first; rules and headers named by ``config``."""
     if map_info(map_fd).value_size != ctypes.sizeof(_Counted):
@@ -108,6 +96,6 @@ def read_aggregates(map_fd: int, config: ExtractorConfig) -> list[Aggregate]:
             present=bool(value.present),
             count=value.count,
         )
-        for key, value in _entries(map_fd)
+        for key, value in map_entries(map_fd, _Key, _Counted)
     ]
     return sorted(found, key=lambda a: (-a.count, a.rule, a.endpoint, a.header, a.shown))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 
-from harness.core.native import libbpf, map_info
+from harness.core.native import map_entries, map_info
 
 LATENCY_BUCKETS = 32  # XHDR_LATENCY_BUCKETS in bpf/xhdr.c
 ENDPOINT_BYTES = 64  # 8 * XHDR_ENDPOINT_WORDS
@@ -59,14 +59,8 @@ def read_latencies(map_fd: int) -> dict[bytes, EndpointLatencies]:
     """Every endpoint the map holds, by path; the lookups go through libbpf, one per entry."""
     if map_info(map_fd).value_size != ctypes.sizeof(_Counted):
         raise RuntimeError(f"the latencies map's value is not {ctypes.sizeof(_Counted)} bytes")
-    library = libbpf()
     found: dict[bytes, EndpointLatencies] = {}
-    key, next_key, value = ctypes.c_uint64(), ctypes.c_uint64(), _Counted()
-    previous = None
-    while library.bpf_map_get_next_key(map_fd, previous, ctypes.byref(next_key)) == 0:
-        key.value = next_key.value
-        previous = ctypes.byref(key)
-        if library.bpf_map_lookup_elem(map_fd, ctypes.byref(key), ctypes.byref(value)) == 0:
-            path = bytes(value.path).rstrip(b"\0")
-            found[path] = EndpointLatencies(path, tuple(value.count))
+    for _, value in map_entries(map_fd, ctypes.c_uint64, _Counted):
+        path = bytes(value.path).rstrip(b"\0")
+        found[path] = EndpointLatencies(path, tuple(value.count))
     return found

@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import functools
 import os
+from collections.abc import Iterator
 
 BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP = 3, 6  # enum bpf_prog_type: a TC classifier, XDP
 BPF_XDP = 37  # enum bpf_attach_type, for bpf_link_create
@@ -150,6 +151,21 @@ def map_info(fd: int) -> BpfMapInfo:
         error = ctypes.get_errno()
         raise OSError(error, f"cannot read the info of map fd {fd}: {os.strerror(error)}")
     return info
+
+
+def map_entries(
+    fd: int, key_type: type[ctypes.Structure | ctypes.c_uint64], value_type: type[ctypes.Structure]
+) -> Iterator[tuple[ctypes.Structure | ctypes.c_uint64, ctypes.Structure]]:
+    """Every (key, value) of the hash map behind ``fd``, one lookup each, as ctypes objects of these types
+    (each pair a fresh copy). An entry removed between the walk and its lookup is skipped."""
+    library = libbpf()
+    key, next_key, previous = key_type(), key_type(), None
+    while library.bpf_map_get_next_key(fd, previous, ctypes.byref(next_key)) == 0:
+        ctypes.memmove(ctypes.byref(key), ctypes.byref(next_key), ctypes.sizeof(key_type))
+        previous = ctypes.byref(key)
+        value = value_type()
+        if library.bpf_map_lookup_elem(fd, ctypes.byref(key), ctypes.byref(value)) == 0:
+            yield key_type.from_buffer_copy(key), value
 
 
 def _declared(

@@ -2548,17 +2548,14 @@ static __always_inline void count_values(struct stage_ctx *m, struct record *rec
 	struct xhdr_aggregate *entry, *counted;
 	struct xhdr_slot *slot;
 	__u32 zero = 0, b, s, i, len;
-	__u64 name = 0xCBF29CE484222325ULL, shown;
+	__u64 shown;
 	__u8 *p;
 
 	entry = aggregate_scratch.lookup(&zero);
 	if (!entry || !rule->count_by[0])
 		return;
 	COVER(RULE_COUNTS_VALUES);
-#pragma unroll
-	for (i = 0; i < XHDR_RULE_NAME_MAX / 8; i++)
-		name = (name ^ rule->name[i]) * 0x100000001B3ULL;	/* as endpoint_of(): FNV-1a's prime over words */
-	key.rule = name;
+	key.rule = rule->key;
 	key.endpoint = endpoint_of(rec, entry->path);
 #pragma unroll
 	for (b = 0; b < XHDR_COUNT_BY; b++) {
@@ -2618,9 +2615,7 @@ static __always_inline void judge(struct stage_ctx *m, struct xhdr_rules *set, _
 	struct record *rec;
 	__u8 *p;
 
-	j->withheld = 0;
-	j->dropped = 0;
-	__builtin_memset(j->matched, 0, sizeof(j->matched));
+	__builtin_memset(j->matched, 0, sizeof(j->matched));	/* withheld and dropped: xhdr_emit() cleared them */
 	next_request(j, -1);
 	for (step = 0; step < XHDR_JUDGE_STEPS; step++) {
 		forget_memory();

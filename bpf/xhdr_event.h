@@ -217,6 +217,7 @@ struct xhdr_condition {
 
 struct xhdr_rule {
 	__u64 name[XHDR_RULE_NAME_MAX / 8];	/* zero after the name */
+	__u64 key;				/* R30: what its counts by header value are keyed by (a hash of the name) */
 	__u8 name_len;
 	__u8 action;				/* enum xhdr_action */
 	__u8 conditions;			/* all of cond[0..conditions) must hold */
@@ -228,7 +229,7 @@ struct xhdr_rule {
 
 /* R30: what one rule's matches had in one header, by endpoint: the key of the `aggregates` map. */
 struct xhdr_aggregate_key {
-	__u64 rule;		/* a hash of the rule's name, so counts go on across a reload that keeps the name */
+	__u64 rule;		/* the rule's key, a hash of its name: counts go on across a reload that keeps the name */
 	__u64 endpoint;		/* R26: a hash of the endpoint */
 	__u64 value;		/* SipHash-2-4 of the value as logged, with the extractor's key (0: the header was absent) */
 	__u32 slot;

@@ -46,7 +46,8 @@ class _Counted(ctypes.Structure):
 
 
 def rule_key(name: str) -> int:
-    """The hash the kernel keys a rule's counts by: FNV-1a's prime over the words of its zero-padded name."""
+    """The key a rule's counts by header value are kept under: FNV-1a's prime over the words of its zero-padded
+    name. User space writes it into the rule (harness.core.rules_map), so it is defined here only."""
     padded = name.encode("ascii").ljust(NAME_MAX, b"\0")
     key = FNV_OFFSET
     for at in range(0, NAME_MAX, 8):

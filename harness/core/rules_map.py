@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 
+from harness.core.aggregates import rule_key
 from harness.core.config import ExtractorConfig
 from harness.core.event import SLOTS
 from harness.core.native import libbpf
@@ -34,6 +35,7 @@ class RuleValue(ctypes.Structure):
 
     _fields_ = [
         ("name", ctypes.c_uint64 * (RULE_NAME_MAX // 8)),
+        ("key", ctypes.c_uint64),
         ("name_len", ctypes.c_uint8),
         ("action", ctypes.c_uint8),
         ("conditions", ctypes.c_uint8),
@@ -60,6 +62,7 @@ def rules_value(rules: tuple[Rule, ...], config: ExtractorConfig) -> RulesValue:
         name = rule.name.encode("ascii")
         _set_words(kernel_rule.name, name.ljust(RULE_NAME_MAX, b"\0"))
         kernel_rule.name_len = len(name)
+        kernel_rule.key = rule_key(rule.name)  # R30: the one definition; read_aggregates names counts by it
         kernel_rule.action = int(rule.action)
         kernel_rule.every = rule.every
         kernel_rule.conditions = len(rule.conditions)

@@ -220,9 +220,9 @@ def test_live_log_streams_events_and_detaches_on_signal(
     stderr = err.read_text()
     assert code == 0, stderr
     events = [json.loads(line) for line in out.read_text().splitlines()]
-    assert sorted(event["headers"]["Host"]["value"] for event in events) == hosts
+    assert sorted(event["headers"]["Host"] for event in events) == hosts
     assert {event["target"] for event in events} == {f"/{host}" for host in hosts}
-    assert all(event["headers"]["User-Agent"]["value"] == "xhdr-test" for event in events)
+    assert all(event["headers"]["User-Agent"] == "xhdr-test" for event in events)
     assert attached_mode(gateway.ifname, gateway.netns) is None
     assert "detached from" in stderr
     counters = dict(line.split() for line in stderr.splitlines() if line.startswith("  "))
@@ -283,7 +283,7 @@ def test_responses_carry_the_status_nginx_sent_and_span_its_request_time(lab: La
         stop_after_lines(proc, err, output, 2 * len(STATUSES))
 
     lines = [json.loads(line) for line in output.read_text().splitlines()]
-    requests = {line["headers"]["X-Request-ID"]["value"]: line for line in lines if line["kind"] == "http"}
+    requests = {line["headers"]["X-Request-ID"]: line for line in lines if line["kind"] == "http"}
     responses = {
         (line["sport"], line["request_timestamp_ns"]): line for line in lines if line["kind"] == "response"
     }
@@ -336,7 +336,7 @@ def test_output_file_duration_and_counter_lines(lab: Lab, tmp_path: Path) -> Non
     assert code == 0, stderr
     assert out.read_bytes() == b""
     [event] = [json.loads(line) for line in output.read_text().splitlines()]
-    assert event["headers"]["Host"]["value"] == "a.example"
+    assert event["headers"]["Host"] == "a.example"
     counter_lines = [line for line in stderr.splitlines() if " events/s, " in line]
     assert counter_lines, stderr
     assert any("http_request 1" in line for line in counter_lines), counter_lines
@@ -383,7 +383,7 @@ def test_records_then_decode_give_the_json_lines(lab: Lab, tmp_path: Path) -> No
     done = run_xhdr("decode", str(records), "--json", "-")
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
-    assert sorted(event["headers"]["Host"]["value"] for event in events) == hosts
+    assert sorted(event["headers"]["Host"] for event in events) == hosts
     assert done.stderr == f"xhdr decode: 2 events from {records}\n"
 
 
@@ -498,7 +498,7 @@ def test_rules_change_on_sighup_and_a_dropped_request_never_reaches_nginx(lab: L
         ("/evil-again", "block-scanner", "drop"),
         ("/status/200", None, None),
     ]
-    assert [("DROPPED" in line["flags"]) for line in lines] == [False, True, True, False]
+    assert [("DROPPED" in line.get("flags", [])) for line in lines] == [False, True, True, False]
     assert [entry["request"] for entry in server.requests()] == [
         "GET /status/200 HTTP/1.1",
         *["GET /status/404 HTTP/1.1"] * 3,

@@ -74,7 +74,7 @@ struct esc {
 struct rule {
 	char name[XHDR_NAME_MAX + 1];
 	enum xhdr_mode mode;
-	char prefix[XHDR_NAME_MAX * 6 + 64];	/* what comes before the slot's own fields */
+	char prefix[XHDR_NAME_MAX * 6 + 64];	/* what comes before the slot's own value: its name */
 	size_t prefix_len;
 };
 
@@ -644,21 +644,72 @@ static size_t line_bound(const struct view *v, const struct settings *s)
 
 /* --- JSON ------------------------------------------------------------------------------------- */
 
-static char *json_slot(char *p, const struct view *v, const struct rule *r,
-		       const struct xhdr_slot *slot)
-{
-	const __u8 *value;
-	size_t n = slice(v, slot->value_off, slot->value_len, &value);
+/*
+ * The keys of HeaderEvent.to_json() that map header names: "headers" (each present header's kept
+ * bytes), then, each only when a present header has something for it, "lengths" (a length its kept
+ * bytes do not show), "hashes" (the hash and auth modes) and "header_flags" (flags besides PRESENT).
+ */
+enum header_key { HEADER_VALUES, HEADER_LENGTHS, HEADER_HASHES, HEADER_FLAGS, HEADER_KEYS };
 
-	p = put(p, r->prefix, r->prefix_len);
-	p = put(p, slot_flags_json[slot->flags & 0xf], slot_flags_json_len[slot->flags & 0xf]);
-	p = PUT_LIT(p, "],\"length\":");
-	p = put_u64(p, slot->length);
-	p = PUT_LIT(p, ",\"value\":\"");
-	p = put_escaped(p, value, n, FORMAT_JSON);
-	p = PUT_LIT(p, "\",\"hash\":\"");
-	p = put_hex16(p, slot->hash);
-	return PUT_LIT(p, "\"}");
+static const char *const header_key_opens[HEADER_KEYS] = {
+	",\"headers\":{", ",\"lengths\":{", ",\"hashes\":{", ",\"header_flags\":{",
+};
+
+#define SLOT_FLAGS_BUT_PRESENT	(((1U << SLOT_FLAGS) - 1) & ~XHDR_S_PRESENT)
+
+static int slot_has(enum header_key key, const struct rule *r, const struct xhdr_slot *slot, size_t kept)
+{
+	switch (key) {
+	case HEADER_LENGTHS:
+		return slot->length != kept;
+	case HEADER_HASHES:
+		return r->mode == XHDR_MODE_HASH || r->mode == XHDR_MODE_AUTH;
+	case HEADER_FLAGS:
+		return slot->flags & SLOT_FLAGS_BUT_PRESENT;
+	default:
+		return 1;
+	}
+}
+
+static char *json_header_key(char *p, enum header_key key, const struct view *v,
+			     const struct settings *s)
+{
+	const struct xhdr_slot *slot;
+	const __u8 *value;
+	int i, shown = 0;
+	size_t n;
+
+	if (key == HEADER_VALUES)
+		p = put_str(p, header_key_opens[key]);	/* the one key every request has */
+	for (i = 0; i < s->nrules; i++) {
+		slot = &v->ev->slots[i];
+		if (!(slot->flags & XHDR_S_PRESENT))
+			continue;
+		n = slice(v, slot->value_off, slot->value_len, &value);
+		if (!slot_has(key, &s->rules[i], slot, n))
+			continue;
+		if (shown++)
+			*p++ = ',';
+		else if (key != HEADER_VALUES)
+			p = put_str(p, header_key_opens[key]);
+		p = put(p, s->rules[i].prefix, s->rules[i].prefix_len);
+		if (key == HEADER_LENGTHS) {
+			p = put_u64(p, slot->length);
+		} else if (key == HEADER_FLAGS) {
+			*p++ = '[';
+			p = put(p, slot_flags_json[slot->flags & SLOT_FLAGS_BUT_PRESENT],
+				slot_flags_json_len[slot->flags & SLOT_FLAGS_BUT_PRESENT]);
+			*p++ = ']';
+		} else {
+			*p++ = '"';
+			p = key == HEADER_HASHES ? put_hex16(p, slot->hash) :
+						    put_escaped(p, value, n, FORMAT_JSON);
+			*p++ = '"';
+		}
+	}
+	if (shown || key == HEADER_VALUES)
+		*p++ = '}';
+	return p;
 }
 
 /* An action's name; one the table has none for shows as "none". */
@@ -667,11 +718,14 @@ static const char *action_label(unsigned int action)
 	return action < sizeof(action_names) / sizeof(action_names[0]) ? action_names[action] : "none";
 }
 
-/* The names of the set bits that have one, as a JSON list's items. */
+/* flags_json() of harness/core/event.py: "flags" with the names of the set bits, when one is set. */
 static char *json_flags(char *p, unsigned int bits, const char *const *names)
 {
 	int first = 1;
 
+	if (!bits)
+		return p;
+	p = PUT_LIT(p, ",\"flags\":[");
 	for (; bits; bits &= bits - 1) {
 		p = first ? p : PUT_LIT(p, ",");
 		*p++ = '"';
@@ -679,10 +733,10 @@ static char *json_flags(char *p, unsigned int bits, const char *const *names)
 		*p++ = '"';
 		first = 0;
 	}
-	return p;
+	return PUT_LIT(p, "]");
 }
 
-/* What every kind starts with: {"kind":...,"family":... up to the VLAN ids' closing bracket. */
+/* What every kind starts with: {"kind":...,"family":... up to "dport", and "vlan_ids" on a tagged flow. */
 static char *json_flow(char *p, const struct xhdr_event *ev)
 {
 	int i;
@@ -702,6 +756,8 @@ static char *json_flow(char *p, const struct xhdr_event *ev)
 	p = put_u64(p, ev->sport);
 	p = PUT_LIT(p, ",\"dport\":");
 	p = put_u64(p, ev->dport);
+	if (!ev->vlan_count)
+		return p;
 	p = PUT_LIT(p, ",\"vlan_ids\":[");
 	for (i = 0; i < ev->vlan_count && i < 2; i++) {
 		if (i)
@@ -745,9 +801,9 @@ static char *json_hello(char *p, const struct view *v)
 	p = put_u64(p, ev->alpn_length);
 	p = PUT_LIT(p, ",\"tls_version\":\"");
 	p = put_tls_version(p, ev->tls_version);
-	p = PUT_LIT(p, "\",\"flags\":[");
+	*p++ = '"';
 	p = json_flags(p, ev->flags & TLS_FLAG_MASK, tls_flag_names);
-	p = json_when_where(PUT_LIT(p, "]"), ev);
+	p = json_when_where(p, ev);
 	return PUT_LIT(p, "}\n");
 }
 
@@ -830,26 +886,30 @@ static char *json_response(char *p, const struct xhdr_event *ev, const struct se
 static char *json_line(char *p, const struct view *v, const struct settings *s)
 {
 	const struct xhdr_event *ev = v->ev;
-	int i, first = 1;
+	enum header_key key;
 
 	if (ev->kind == XHDR_KIND_TLS)
 		return json_hello(p, v);
 	if (ev->kind == XHDR_KIND_RESPONSE)
 		return json_response(p, ev, s);
 	p = json_flow(p, ev);
-	p = PUT_LIT(p, ",\"request_index\":");
-	p = put_u64(p, ev->request_index);
+	if (ev->request_index) {
+		p = PUT_LIT(p, ",\"request_index\":");
+		p = put_u64(p, ev->request_index);
+	}
 	p = PUT_LIT(p, ",\"method\":\"");
 	p = put_escaped(p, ev->method, v->method_len, FORMAT_JSON);
 	p = PUT_LIT(p, "\",\"target\":\"");
 	p = put_escaped(p, v->data, v->target_len, FORMAT_JSON);
-	p = PUT_LIT(p, "\",\"target_length\":");
-	p = put_u64(p, ev->target_length);
+	*p++ = '"';
+	if (ev->target_length != v->target_len) {
+		p = PUT_LIT(p, ",\"target_length\":");
+		p = put_u64(p, ev->target_length);
+	}
 	p = PUT_LIT(p, ",\"version\":");
 	p = put_u64(p, ev->version);
-	p = PUT_LIT(p, ",\"flags\":[");
 	p = json_flags(p, ev->flags & EVENT_FLAG_MASK, event_flag_names);
-	p = PUT_LIT(p, "],\"header_lines\":");
+	p = PUT_LIT(p, ",\"header_lines\":");
 	p = put_u64(p, ev->header_lines);
 	p = json_when_where(p, ev);
 	if (v->rule_len) {	/* HeaderEvent.rule_json() */
@@ -859,15 +919,9 @@ static char *json_line(char *p, const struct view *v, const struct settings *s)
 		p = put_str(p, action_label(ev->action));
 		*p++ = '"';
 	}
-	p = PUT_LIT(p, ",\"headers\":{");
-	for (i = 0; i < s->nrules; i++) {
-		if (!(ev->slots[i].flags & XHDR_S_PRESENT))
-			continue;
-		p = first ? p : PUT_LIT(p, ",");
-		p = json_slot(p, v, &s->rules[i], &ev->slots[i]);
-		first = 0;
-	}
-	return PUT_LIT(p, "}}\n");
+	for (key = HEADER_VALUES; key < HEADER_KEYS; key++)
+		p = json_header_key(p, key, v, s);
+	return PUT_LIT(p, "}\n");
 }
 
 /* --- Text ------------------------------------------------------------------------------------- */
@@ -1369,9 +1423,7 @@ static void make_prefix(struct rule *r, enum format format)
 	if (format == FORMAT_JSON) {
 		*p++ = '"';
 		p = put_escaped(p, name, strlen(r->name), FORMAT_JSON);
-		p = PUT_LIT(p, "\":{\"mode\":\"");
-		p = put_str(p, mode_names[r->mode]);
-		p = PUT_LIT(p, "\",\"flags\":[");
+		p = PUT_LIT(p, "\":");
 	} else {
 		p = PUT_LIT(p, " | ");
 		p = put_escaped(p, name, strlen(r->name), FORMAT_TEXT);

@@ -1,6 +1,6 @@
 """Records files, what ``xhdr log --records FILE`` writes: the extractor's ring-buffer records themselves.
 
-A JSON line costs the consumer several times the record it is made of, so a machine that keeps the log can
+A JSON line costs the consumer about three times what the record it is made of does, so a machine that keeps the log can
 take the records and make lines later (``xhdr decode``), or read them here. The layout (docs/RECORDS.md) is
 written and rendered by the compiled consumer (harness/log/consumer/consumer.c); this module reads it for
 Python programs and for the harness, which counts a growing file's records as it counts a log's lines.

@@ -350,22 +350,26 @@ def watch(
     """
     last_counts, last_time = program.counters(), time.monotonic()
     deadline = last_time + duration if duration else None
-    while not stopped:
-        reload(program)
-        try:
-            consumer.wait(timeout=TICK_S)
-            return  # it ended: --count reached, or its reader went away
-        except subprocess.TimeoutExpired:
-            pass
-        now = time.monotonic()
-        if deadline is not None and now >= deadline:
-            return
-        if stats_every > 0 and now - last_time >= stats_every:
-            counts = program.counters()
-            hits = program.rule_hits() if program.config.rules and not view else {}  # --top: in a table
-            line = counter_line(counts_difference(counts, last_counts), now - last_time, hits)
-            print(view(program, line) if view else line, file=sys.stderr, flush=True)
-            last_counts, last_time = counts, now
+    # A pidfd wakes this loop once a tick: Popen.wait(timeout) polls several times a tick, each poll a
+    # wakeup taken from the gateway's CPUs.
+    ended = os.pidfd_open(consumer.pid)
+    try:
+        while not stopped:
+            reload(program)
+            if select.select([ended], [], [], TICK_S)[0]:
+                consumer.wait()
+                return  # it ended: --count reached, or its reader went away
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return
+            if stats_every > 0 and now - last_time >= stats_every:
+                counts = program.counters()
+                hits = program.rule_hits() if program.config.rules and not view else {}  # --top: in a table
+                line = counter_line(counts_difference(counts, last_counts), now - last_time, hits)
+                print(view(program, line) if view else line, file=sys.stderr, flush=True)
+                last_counts, last_time = counts, now
+    finally:
+        os.close(ended)
 
 
 # What starts a redraw on a terminal: the cursor home, then the screen cleared.

@@ -378,7 +378,7 @@ static unsigned int decimal_digits(uint64_t v)
 }
 
 /*
- * A line holds two dozen numbers: two digits per division, written from the last one backwards
+ * A JSON line holds about ten numbers: two digits per division, written from the last one backwards
  * straight into the line. Staging them in a buffer and copying it out cost more than the
  * divisions: the wide load of bytes just stored two at a time cannot be forwarded from the stores
  * and waits for them to reach the cache.
@@ -402,8 +402,8 @@ static char *put_u64(char *p, uint64_t v)
 /*
  * Eight hex digits at once: each nibble of a 32-bit value is spread into a byte of its own (nibble
  * i into byte i), turned into its digit (a nibble of 10 or more gains 'a' - '0' - 10), and the
- * word is byte-swapped so the most significant digit is stored first. Every JSON line has a hash
- * per slot.
+ * word is byte-swapped so the most significant digit is stored first. A JSON line has a hash per
+ * slot in the hash and auth modes.
  */
 static char *put_hex8(char *p, uint32_t v)
 {

@@ -17,7 +17,9 @@ stops are logged but not counted by wrk, so a log may hold up to one request per
 CPU per request: nginx's (its rusage), the logger's from wrk's start (xhdr log with its consumer until every
 event is written, neither its compile nor its exit counted, bench/xhdr_log.py; the capture's rusage at exit
 less its CPU time before) and softirq time (/proc/stat's softirq column, all CPUs: tick samples, the only
-softirq time this kernel accounts).
+softirq time this kernel accounts). The XDP program's own run time per request is the kernel's (bpf_stats,
+on for the whole suite, so every leg pays its two clock reads per run alike): part of the softirq time, and
+with the logger's what the extractor adds per request beside what nginx's access log adds to nginx.
 Memory: the extractor's maps as the kernel charges them (memlock in xhdr log's fdinfo) and the logger's RSS.
 """
 
@@ -33,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.baselines import CaptureCommand
-from bench.lab_throughput import Child, softirq_ticks, start, stats_of
+from bench.lab_throughput import Child, bpf_stats, prog_runtime, softirq_ticks, start, stats_of
 from bench.results import Row, write_results
 from bench.xhdr_log import Finished, children, running_logger, tree_cpu_ns
 from harness.core.config import ExtractorConfig
@@ -154,6 +156,7 @@ class RequestLogger:
 
     pid: int
     finish: Callable[[], Finished]
+    prog_fd: int | None = None  # the XDP program it attached, whose run time bpf_stats counts
 
 
 def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_fd: int) -> dict[str, float]:
@@ -167,9 +170,14 @@ def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_
     with contextlib.ExitStack() as stack:
         logger = set_up(lab, method, seconds, config, empty_fd, stack)
         logger_before = tree_cpu_ns(logger.pid) if logger else 0
+        xdp_fd = empty_fd if method == "empty_xdp" else logger.prog_fd if logger else None
+        xdp_before = prog_runtime(xdp_fd)[0] if xdp_fd is not None else 0
         ticks_before = softirq_ticks()
         figures = wrk(lab, seconds)
         softirq_ns = (softirq_ticks() - ticks_before) * NS_PER_TICK
+        if xdp_fd is not None:
+            xdp_ns = prog_runtime(xdp_fd)[0] - xdp_before
+            figures["xdp_program_ns_per_request"] = xdp_ns / max(figures["requests"], 1)
         if logger:
             figures["logger_rss_bytes"] = float(tree_rss_bytes(logger.pid))
             if method in EXTRACTOR_OUTPUTS:
@@ -206,7 +214,7 @@ def set_up(
             running_logger(lab, XdpMode.NATIVE, EXTRACTOR_OUTPUTS[method], responses)
         )
         before = logger.counters()
-        return RequestLogger(logger.proc.pid, lambda: logger.finish(before))
+        return RequestLogger(logger.proc.pid, lambda: logger.finish(before), logger.prog_fd)
     elif method == "c_tpacket_v3":
         command = CaptureCommand(method, config, bytes(16), max_seconds=seconds + 60.0)
         lines = lab.workdir / f"{method}.lines"
@@ -244,7 +252,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     rounds, seconds = (1, 3) if quick else (3, 10)
     config = ExtractorConfig()
     taken: dict[str, list[dict[str, float]]] = {method: [] for method in METHODS}
-    with empty_program_fd() as empty_fd, Lab() as lab:
+    with empty_program_fd() as empty_fd, Lab() as lab, bpf_stats():
         for round_number in range(rounds):
             for method in METHODS:
                 progress(f"round {round_number + 1}/{rounds}, {method}, wrk for {seconds} s")

@@ -328,6 +328,7 @@ struct flow_state {
 	/* R24-R26: requests logged since the flow opened, responses seen, the times and endpoints of the last ones */
 	__u32 requests;
 	__u32 answered;
+	__u32 withheld;		/* R28: a bit per waiting request whose event a rule withheld, and its response's */
 	__u64 request_ns[XHDR_WAITING];
 	__u64 endpoint[XHDR_WAITING];
 };
@@ -2373,6 +2374,10 @@ static __always_inline void await_responses(struct stage_ctx *m, __u32 logged, _
 		slot = st->requests & (XHDR_WAITING - 1);
 		st->request_ns[slot] = now;
 		st->endpoint[slot] = endpoint;
+		if (m->sc->j.withheld & (1 << r))
+			st->withheld |= 1 << slot;
+		else
+			st->withheld &= ~(1 << slot);
 		st->requests++;
 	}
 }
@@ -3511,6 +3516,10 @@ int xhdr_responses(struct __sk_buff *skb)
 	if (counted) {
 		bucket = latency_bucket(ev->timestamp_ns > ev->request_ns ? (ev->timestamp_ns - ev->request_ns) / 1000 : 0);
 		__sync_fetch_and_add(&counted->count[bucket], 1);
+	}
+	if (st->withheld & (1 << (n & (XHDR_WAITING - 1)))) {
+		count(cnt, XHDR_C_RESPONSES_WITHHELD);	/* R28: as its request's event, though its latency counts */
+		return TC_ACT_OK;
 	}
 	ev->status = status;
 	ev->version = version;

@@ -125,6 +125,7 @@ enum xhdr_counter {
 	XHDR_C_EVENTS_WITHHELD,
 	XHDR_C_DROPPED,
 	XHDR_C_BLOCKED,		/* R29: an outcome: a segment of a blocked flow, dropped */
+	XHDR_C_RESPONSES_WITHHELD,	/* R28: responses to requests whose events a rule withheld */
 	XHDR_C_COUNT,
 };
 

@@ -21,6 +21,7 @@ from harness.core.counters import Counter, counts_difference
 from harness.core.event import HeaderEvent, HttpResponse
 from harness.core.latencies import endpoint, latency_bucket, read_latencies
 from harness.core.program import RESPONSES, Program
+from harness.core.rules import Action, Condition, Match, Rule
 from harness.core.testrun import test_run
 from harness.oracle.frames import FrameSpec, build
 from harness.oracle.reference import WAITING_REQUESTS, Expected, FlowTracker
@@ -117,17 +118,21 @@ class Pairing:
         return responses
 
     def _check_times(self, step: Step, events: tuple[object, ...], wanted: Expected) -> None:
-        """A request's time is its event's; a response carries the time of the request it answers."""
+        """A request's time is its event's; a response carries the time of the request it answers. A request
+        a rule withheld has no event, so no time here (steps with rules carry one request each)."""
         flow = (step.client_port, step.family, step.vlan_ids, step.server_port)
         if "S" in step.flags and not step.reply:
             self.requests[flow] = []
+        times = self.requests.setdefault(flow, [])
         for event, expected in zip(events, wanted.events, strict=True):
             if isinstance(event, HeaderEvent):
-                self.requests.setdefault(flow, []).append(event.timestamp_ns)
+                times.append(event.timestamp_ns)
             elif isinstance(event, HttpResponse):
                 assert isinstance(expected, HttpResponse) and expected.answers is not None
-                assert event.request_ns == self.requests[flow][expected.answers]
+                assert event.request_ns == times[expected.answers]
                 assert event.timestamp_ns > event.request_ns
+        if not step.reply:
+            times.extend([None] * wanted.counters[Counter.EVENTS_WITHHELD])
 
 
 @pytest.fixture(scope="module")
@@ -253,6 +258,28 @@ def test_a_status_line_from_a_port_that_is_not_an_http_port_is_not_read(pairing:
     pairing.run(opened([arrive(request()), leave(status(200), server_port=port)]))
     counts = counts_difference(pairing.program.counters(), before)
     assert counts[Counter.RESPONSES] == counts[Counter.RESPONSES_UNMATCHED] == 0
+
+
+def test_the_response_to_a_withheld_request_is_withheld_too(pairing: Pairing) -> None:
+    """R28: a count rule keeps a request's event from the ring, and so its response's; the requests around it
+    still get theirs, each paired with its own request."""
+    quiet = Rule("health-checks", Action.COUNT, 1, (Condition("target", Match.PREFIX, b"/health"),))
+    pairing.program.configure(CONFIG.with_changes(rules=(quiet,)))
+    pairing.reference = FlowTracker(pairing.program.config)
+    steps = [arrive(request("/a")), arrive(request("/health")), arrive(request("/b"))]
+    before = pairing.program.counters()
+    responses = pairing.run(opened([*steps, leave(status(200)), leave(status(204)), leave(status(404))]))
+    counts = counts_difference(pairing.program.counters(), before)
+    assert [response.status for response in responses] == [200, 404]
+    assert (
+        counts[Counter.EVENTS_WITHHELD],
+        counts[Counter.RESPONSES_WITHHELD],
+        counts[Counter.RESPONSES],
+    ) == (
+        1,
+        1,
+        2,
+    )
 
 
 def test_with_responses_off_requests_wait_for_nothing(pairing: Pairing) -> None:

@@ -206,6 +206,7 @@ static const char *const counter_names[XHDR_C_COUNT] = {
 	[XHDR_C_NOT_TLS] = "not_tls", [XHDR_C_ENCRYPTED] = "encrypted",	/* this baseline reads no TLS */
 	[XHDR_C_EVENTS_WITHHELD] = "events_withheld", [XHDR_C_DROPPED] = "dropped",
 	[XHDR_C_BLOCKED] = "blocked",	/* nor rules (R27-R29): these stay 0 */
+	[XHDR_C_RESPONSES_WITHHELD] = "responses_withheld",
 };
 
 /* --- SipHash-2-4, 64-bit output (R13) ------------------------------------------------------- */

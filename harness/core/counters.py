@@ -40,6 +40,7 @@ class Counter(enum.IntEnum):
     EVENTS_WITHHELD = 28  # R28: requests a count or sample rule kept from the ring (no event)
     DROPPED = 29  # R28: segments a drop rule dropped (their requests are logged)
     BLOCKED = 30  # R29: segments of a blocked flow, dropped
+    RESPONSES_WITHHELD = 31  # R28: responses to requests a count or sample rule withheld (no event)
 
     @property
     def label(self) -> str:
@@ -47,7 +48,7 @@ class Counter(enum.IntEnum):
 
 
 # Every frame ends in exactly one of these; the rest (packets, tcp_watched, events, events_lost, events_withheld,
-# dropped and the flows_* counters of R15) are tallies.
+# dropped, the flows_* counters of R15 and the responses_* of R25 and R28) are tallies.
 OUTCOMES = frozenset(
     {
         Counter.MALFORMED,

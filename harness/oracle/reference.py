@@ -366,10 +366,12 @@ class FlowState:
 
 @dataclasses.dataclass
 class Waiting:
-    """R24: a flow's requests logged since its state was made, and how many of them have had a response."""
+    """R24: a flow's requests logged since its state was made, and how many of them have had a response;
+    R28: which of them, by number from 0, had their events withheld (their responses are withheld too)."""
 
     requests: int = 0
     answered: int = 0
+    withheld: set[int] = dataclasses.field(default_factory=set)
 
 
 class FlowTracker:
@@ -414,10 +416,10 @@ class FlowTracker:
             tallies[Counter.FLOWS_LOST] += lost
         else:
             outcome, events = Counter.NO_PAYLOAD, ()  # Reading: the bytes present, not the IP length
-        requests, dropped = len(events), outcome is Counter.BLOCKED
+        requests, dropped, withheld = len(events), outcome is Counter.BLOCKED, ()
         if outcome is Counter.HTTP_REQUEST and self.config.rules:
             events, withheld, dropped = self._judge(events)
-            tallies[Counter.EVENTS_WITHHELD], tallies[Counter.DROPPED] = withheld, int(dropped)
+            tallies[Counter.EVENTS_WITHHELD], tallies[Counter.DROPPED] = len(withheld), int(dropped)
         state = self.states.get(flow)
         blocked = state is not None and state.mode is Mode.BLOCKED
         if segment.tcp_flags & TCP_FIN and not blocked and self._close(flow):  # R29: a blocked flow stays
@@ -426,16 +428,19 @@ class FlowTracker:
             self.states[flow] = FlowState(0, Mode.BLOCKED)  # R29, made anew if the FIN removed the state
             self.waiting[flow] = Waiting()
         elif self.config.responses and flow in self.states and outcome is Counter.HTTP_REQUEST:
-            self.waiting.setdefault(flow, Waiting()).requests += requests  # R24, after FIN's removal
+            waiting = self.waiting.setdefault(flow, Waiting())  # R24, after FIN's removal
+            waiting.withheld.update(waiting.requests + index for index in withheld)
+            waiting.requests += requests
         return _expected(
             outcome, tcp_watched=True, events=events, tallies=tallies, requests=requests, dropped=dropped
         )
 
-    def _judge(self, events: tuple[Event, ...]) -> tuple[tuple[Event, ...], int, bool]:
-        """R27, R28: each request's rule and what its action does; (the events sent, those withheld, whether the
-        segment is dropped). A drop anywhere in the segment marks every event sent for it."""
-        sent, withheld, dropped = [], 0, False
-        for event in events:
+    def _judge(self, events: tuple[Event, ...]) -> tuple[tuple[Event, ...], tuple[int, ...], bool]:
+        """R27, R28: each request's rule and what its action does; (the events sent, the segment's requests
+        withheld by their index in it, whether the segment is dropped). A drop anywhere in the segment marks
+        every event sent for it."""
+        sent, withheld, dropped = [], [], False
+        for index_in_segment, event in enumerate(events):
             assert isinstance(event, HeaderEvent)
             index = rule_of(event, self.config.rules)
             if index is None:
@@ -449,13 +454,13 @@ class FlowTracker:
                 shown = value.value if value.present else None
                 self.aggregates[AggregateKey(rule.name, endpoint(event.target), value.name, shown)] += 1
             if rule.action is Action.COUNT or (rule.action is Action.SAMPLE and before % rule.every):
-                withheld += 1
+                withheld.append(index_in_segment)
                 continue
             dropped = dropped or rule.action is Action.DROP
             sent.append(dataclasses.replace(event, rule=rule.name, action=rule.action))
         if dropped:
             sent = [dataclasses.replace(event, flags=event.flags | EventFlag.DROPPED) for event in sent]
-        return tuple(sent), withheld, dropped
+        return tuple(sent), tuple(withheld), dropped
 
     def _close(self, flow: Flow) -> bool:
         """R15: removes the flow's state, and with it its waiting requests (R24); whether there was one."""
@@ -491,6 +496,9 @@ class FlowTracker:
         waiting.answered += 1
         if waiting.requests - answers > WAITING_REQUESTS:
             counters[Counter.RESPONSES_UNMATCHED] = 1
+            return no_event
+        if answers in waiting.withheld:
+            counters[Counter.RESPONSES_WITHHELD] = 1  # R28: as its request's event
             return no_event
         counters[Counter.RESPONSES] = 1
         response = HttpResponse(**dataclasses.asdict(flow), status=status, version=version, answers=answers)

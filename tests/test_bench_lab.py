@@ -45,3 +45,12 @@ def test_nginx_access_log_holds_every_request_wrk_completed(lab: Lab) -> None:
     assert figures["requests"] > 0 and figures["requests_per_second"] > 0
     assert figures["requests"] <= figures["logged"] <= figures["requests"] + http_nginx.CONNECTIONS
     assert figures["latency_p50_us"] <= figures["latency_p99_us"]
+
+
+@pytest.mark.lab
+@pytest.mark.kernel
+def test_nginx_legs_with_an_xdp_program_time_its_runs(lab: Lab) -> None:
+    with empty_program_fd() as empty_fd, bpf_stats():
+        figures = http_nginx.measure(lab, "empty_xdp", 1, ExtractorConfig(), empty_fd)
+    assert figures["requests"] > 0
+    assert figures["xdp_program_ns_per_request"] > 0, "bpf_stats should time the attached program"

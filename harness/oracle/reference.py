@@ -132,7 +132,8 @@ Rules
     R27: each request logged (not a TLS event) is matched against the configuration's rules in order, the
     first whose conditions (exact, prefix or contains on the method, the target or a value-mode header's
     logged value) all hold being its rule. R28: ``log`` names the rule in the event, ``count`` withholds the
-    event (``events_withheld``), ``sample`` writes one in ``every`` of the rule's hits (one CPU's count here),
+    event (``events_withheld``) and its response's (``responses_withheld``), ``sample`` writes one in ``every``
+    of the rule's hits (one CPU's count here),
     ``drop`` writes it and drops the segment (``dropped``, every event of the segment flagged ``DROPPED``).
     R29: the dropped segment's flow is ``blocked``: its later payloads are dropped (outcome ``blocked``), a
     FIN leaves it blocked. R30: a rule's ``count_by`` headers count each match by (rule, endpoint, value) in

@@ -44,6 +44,9 @@ class HeaderMode(enum.IntEnum):
     PRESENCE = 4  # presence and length only
 
 
+HASHED_MODES = (HeaderMode.HASH, HeaderMode.AUTH)  # the modes whose value leaves the kernel only as a hash
+
+
 @dataclasses.dataclass(frozen=True)
 class HeaderRule:
     name: str

@@ -13,7 +13,7 @@ import enum
 import functools
 import ipaddress
 
-from harness.core.config import METHOD_MAX_LEN, ExtractorConfig, HeaderMode
+from harness.core.config import HASHED_MODES, METHOD_MAX_LEN, ExtractorConfig, HeaderMode
 from harness.core.rules import NAME_MAX as RULE_NAME_MAX
 from harness.core.rules import Action
 
@@ -90,9 +90,6 @@ def alpn_names(kept: bytes) -> tuple[bytes, ...]:
         names.append(kept[at + 1 : at + 1 + length])
         at += 1 + length
     return tuple(names)
-
-
-HASHED_MODES = (HeaderMode.HASH, HeaderMode.AUTH)  # the modes whose value leaves the kernel only as a hash
 
 
 def flags_json(flags: EventFlag | TlsFlag) -> dict:

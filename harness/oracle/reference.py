@@ -192,6 +192,7 @@ import struct
 from typing import NamedTuple
 
 from harness.core.config import (
+    HASHED_MODES,
     METHOD_MAX_LEN,
     SCHEME_MAX_LEN,
     TCHARS,
@@ -1195,7 +1196,7 @@ def filled_slot(
         kept = value[: config.max_value_len]
         if len(value) > config.max_value_len:
             flags |= SlotFlag.TRUNCATED
-    elif slot.mode in (HeaderMode.HASH, HeaderMode.AUTH):
+    elif slot.mode in HASHED_MODES:
         digest = siphash24(key, value)
         kept = auth_scheme(value) if slot.mode is HeaderMode.AUTH else b""
     return dataclasses.replace(slot, flags=flags, length=len(value), value=kept, hash=digest)

@@ -307,44 +307,58 @@ def qdisc_kinds(lab: Lab) -> list[str]:
         return [qdisc.get_attr("TCA_KIND") for qdisc in ipr.get_qdiscs(index=index)]
 
 
+def killed_holder(lab: Lab) -> str:
+    """The name of the egress filter a process attached by netlink before it was killed with SIGKILL."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"EMPTY_TC = {EMPTY_TC!r}\n{HOLDING_FILTER}",
+            lab.gateway.ifname,
+            lab.gateway.netns,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "attached"  # type: ignore[union-attr]
+    finally:
+        holder.kill()
+        holder.wait()
+    [killed] = [name for name in egress_filters(lab) if name.startswith(f"xhdr-{holder.pid}-")]
+    return killed
+
+
 def test_a_netlink_egress_filter_goes_with_its_block_or_by_the_sweep_after_a_kill() -> None:
     """Kernels without tcx links get the responses program as a netlink filter, which outlives a killed
-    process: the next run's sweeper removes it, and leaves a live run's alone."""
+    process: the next run's sweeper removes it, and the clsact qdisc that process added once nothing is left
+    on it, and leaves a live run's filter and the qdisc under it alone."""
     bcc = import_bcc()
     empty = bcc.BPF(text=EMPTY_TC)
     try:
         fd = empty.load_func(b"tc_pass", bcc.BPF.SCHED_CLS).fd
         with Lab() as lab:
             before = qdisc_kinds(lab)
+            assert "clsact" not in before
             with netlink_egress_attached(fd, lab.gateway.ifname, lab.gateway.netns):
                 [live] = egress_filters(lab)
                 assert live.startswith(f"xhdr-{os.getpid()}-") and "clsact" in qdisc_kinds(lab)
             assert egress_filters(lab) == [] and qdisc_kinds(lab) == before
 
-            holder = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    f"EMPTY_TC = {EMPTY_TC!r}\n{HOLDING_FILTER}",
-                    lab.gateway.ifname,
-                    lab.gateway.netns,
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-                cwd=ROOT,
-            )
-            try:
-                assert holder.stdout.readline().strip() == "attached"  # type: ignore[union-attr]
-            finally:
-                holder.kill()
-                holder.wait()
-            [killed] = egress_filters(lab)
-            assert killed.startswith(f"xhdr-{holder.pid}-"), "SIGKILL runs no clean-up: the filter stays"
+            killed = killed_holder(lab)
+            assert egress_filters(lab) == [killed], "SIGKILL runs no clean-up: the filter stays"
+            assert "clsact" in qdisc_kinds(lab), "and so does the clsact qdisc it added"
+            assert sweep_stale_filters() == [killed]
+            assert egress_filters(lab) == [] and qdisc_kinds(lab) == before
+
             with netlink_egress_attached(fd, lab.gateway.ifname, lab.gateway.netns):
+                killed = killed_holder(lab)
                 assert sweep_stale_filters() == [killed]
                 [live] = egress_filters(lab)
-                assert live.startswith(f"xhdr-{os.getpid()}-")
+                assert live.startswith(f"xhdr-{os.getpid()}-") and "clsact" in qdisc_kinds(lab)
+            assert egress_filters(lab) == [] and qdisc_kinds(lab) == before
     finally:
         empty.cleanup()
 

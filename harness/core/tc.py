@@ -5,7 +5,8 @@ The egress program is attached through a tcx link where the kernel has them (Lin
 the last descriptor to it, so a logger killed with SIGKILL leaves nothing behind. Older kernels (Debian 12's
 6.1) get a netlink filter on the interface's clsact qdisc instead, named after the process that added it
 (harness.core.ownership), removed when the block ends, and by the next xhdr run's sweeper
-(``sweep_stale_filters``) when its process was killed.
+(``sweep_stale_filters``) when its process was killed. The clsact qdisc, if that process added it, goes
+with its filter once no filter is left on it; its filter's name says so, as nothing else would after a kill.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ from harness.core.xdp import (
 
 MAX_QUERIED = 64  # programs one egress_programs() call can list
 EGRESS = 0xFFFFFFF3  # TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS): the clsact qdisc's egress hook
-FILTER_TAG = "responses"  # the end of a netlink filter's name: xhdr-<owner>-<tag>-responses
+INGRESS = 0xFFFFFFF2  # TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS): its ingress hook
+FILTER_TAG = "responses"  # the end of a netlink filter's name: xhdr-<owner>-<tag>[-qdisc]-responses
+ADDED_QDISC = "-qdisc"  # in a filter's name: the process that attached it also added the clsact qdisc
 
 
 def egress_attached_while_held(
@@ -54,7 +57,6 @@ def egress_attached_while_held(
 def netlink_egress_attached(fd: int, ifname: str, netns: str | None = None) -> Iterator[None]:
     """The TC program ``fd`` as a direct-action bpf filter on the interface's clsact egress for the block; the
     clsact qdisc is added if missing, and removed again if this added it and no other filter is left on it."""
-    name = f"{owned_prefix()}-{FILTER_TAG}"
     with netlink(netns) as ipr:
         index = interface_index(ipr, ifname, netns)
         try:
@@ -64,6 +66,7 @@ def netlink_egress_attached(fd: int, ifname: str, netns: str | None = None) -> I
             if error.code != errno.EEXIST:
                 raise AttachError(f"cannot add a clsact qdisc to {ifname}: {error.args[-1]}") from None
             added_qdisc = False
+        name = f"{owned_prefix()}{ADDED_QDISC if added_qdisc else ''}-{FILTER_TAG}"
         try:
             ipr.tc(
                 "add-filter",
@@ -77,6 +80,8 @@ def netlink_egress_attached(fd: int, ifname: str, netns: str | None = None) -> I
                 direct_action=True,
             )
         except NetlinkError as error:
+            if added_qdisc:
+                ipr.tc("del", "clsact", index)
             raise AttachError(
                 f"cannot attach the responses program to {ifname}'s egress: {error.args[-1]}"
             ) from None
@@ -84,15 +89,13 @@ def netlink_egress_attached(fd: int, ifname: str, netns: str | None = None) -> I
         yield
     finally:
         with contextlib.suppress(AttachError, NetlinkError), netlink(netns) as ipr:
-            index = interface_index(ipr, ifname, netns)
-            _remove_filters(ipr, index, lambda found: found == name)
-            if added_qdisc and not ipr.get_filters(index=index, parent=EGRESS):
-                ipr.tc("del", "clsact", index)
+            _remove_filters(ipr, interface_index(ipr, ifname, netns), lambda found: found == name)
 
 
 def sweep_stale_filters() -> list[str]:
     """Remove the egress filters of killed xhdr runs, in every named namespace and this one (the
-    ``xhdr.sweepers`` entry point ``filters``); the names removed. Only root can; anyone else removes none."""
+    ``xhdr.sweepers`` entry point ``filters``), with the clsact qdiscs those runs added once no filter is left
+    on them; the names removed. Only root can; anyone else removes none."""
     if os.geteuid() != 0:
         return []
     removed: list[str] = []
@@ -104,7 +107,8 @@ def sweep_stale_filters() -> list[str]:
 
 
 def _remove_filters(ipr: IPRoute, index: int, doomed: Callable[[str], bool]) -> list[str]:
-    """Deletes the interface's egress bpf filters whose names ``doomed`` picks; their names."""
+    """Deletes the interface's egress bpf filters whose names ``doomed`` picks, and the clsact qdisc when one of
+    them says its run added it and no filter is left on it, in either direction; the filters' names."""
     removed = []
     for found in ipr.get_filters(index=index, parent=EGRESS):
         options = found.get_attr("TCA_OPTIONS")
@@ -112,6 +116,9 @@ def _remove_filters(ipr: IPRoute, index: int, doomed: Callable[[str], bool]) -> 
         if name and name.endswith(f"-{FILTER_TAG}") and doomed(name):  # an owned name: is_stale's or ours
             ipr.tc("del-filter", "bpf", index, found["handle"], parent=EGRESS, prio=found["info"] >> 16)
             removed.append(name)
+    added_qdisc = any(name.endswith(f"{ADDED_QDISC}-{FILTER_TAG}") for name in removed)
+    if added_qdisc and not any(ipr.get_filters(index=index, parent=hook) for hook in (EGRESS, INGRESS)):
+        ipr.tc("del", "clsact", index)
     return removed
 
 

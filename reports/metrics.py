@@ -68,6 +68,8 @@ _TABLE = (
     _m("requests", "requests completed", "requests", "neither", "requests wrk completed in the run"),
     _m("rps_ratio_to_no_logging", "requests/s relative to no logging", "x", "higher", "median over rounds of requests/s over the same round's run without logging"),
     _m("rps_ratio_round", "requests/s relative to no logging, one round", "x", "higher", "one round's requests/s over that round's run without logging"),
+    _m("rps_ratio_to_access_log", "requests/s relative to nginx's access log", "x", "higher", "median over rounds of requests/s over the same round's run with nginx's own access log (issue 11's target: above 1)"),
+    _m("rps_ratio_to_access_log_round", "requests/s relative to nginx's access log, one round", "x", "higher", "one round's requests/s over that round's run with nginx's own access log"),
     _m("latency_p50_us", "latency p50", "us", "lower", "wrk's median request latency"),
     _m("latency_p75_us", "latency p75", "us", "lower", "wrk's 75th percentile request latency"),
     _m("latency_p90_us", "latency p90", "us", "lower", "wrk's 90th percentile request latency"),

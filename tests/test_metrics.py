@@ -129,6 +129,8 @@ def test_rows_of_the_nginx_suite_are_declared_with_their_units() -> None:
         "requests_not_logged",
         "rps_ratio_to_no_logging",
         "rps_ratio_round",
+        "rps_ratio_to_access_log",
+        "rps_ratio_to_access_log_round",
     }
     for shape in patterns["bench/http_nginx.py"]:
         keys |= {name for name in METRICS if re.fullmatch(shape, name)}
@@ -137,6 +139,34 @@ def test_rows_of_the_nginx_suite_are_declared_with_their_units() -> None:
     _declared_rows(rows)
     rounds = [r for r in rows if r.metric == "rps_ratio_round"]
     assert len(rounds) == 2 * (len(http_nginx.METHODS) - 1) and {r.params["round"] for r in rounds} == {1, 2}
+
+
+def test_the_nginx_suite_compares_each_extractor_leg_with_the_access_log_round_by_round() -> None:
+    """Issue 11's target is more requests/s than nginx's own access log: each round's ratio is taken within
+    the round, and the headline says in how many rounds the extractor was ahead."""
+    from bench import http_nginx
+
+    per_round = {method: [100.0, 100.0, 100.0] for method in http_nginx.METHODS}
+    per_round["nginx_access_log"] = [80.0, 90.0, 70.0]
+    per_round["extractor"] = [88.0, 81.0, 63.0]  # 1.1, 0.9, 0.9 of the access log's
+    taken = {
+        method: [{"requests_per_second": rps, "requests": rps} for rps in values]
+        for method, values in per_round.items()
+    }
+    rows = http_nginx.summarise(taken, 10)
+    _declared_rows(rows)
+    paired = {
+        (r.method, r.params.get("round")): r.value
+        for r in rows
+        if r.metric.startswith("rps_ratio_to_access_log")
+    }
+    assert paired[("extractor", 1)] == pytest.approx(1.1) and paired[("extractor", 3)] == pytest.approx(0.9)
+    assert paired[("extractor", None)] == pytest.approx(0.9)
+    assert {method for method, _ in paired} == set(http_nginx.EXTRACTOR_OUTPUTS)
+    lines = http_nginx.headline(rows).splitlines()
+    assert lines[0].startswith("requests/s kept of no logging's (higher is better): empty XDP program 1.000")
+    assert "nginx access log 0.800" in lines[0]
+    assert "extractor against nginx's access log: 0.900 of its requests/s, ahead in 1 of 3 rounds" in lines[1]
 
 
 @pytest.mark.parametrize(

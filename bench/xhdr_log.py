@@ -28,6 +28,7 @@ from harness.core.native import libbpf, map_info
 from harness.core.percpu import PerCpuTotals
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
+from harness.log.command import LOGGING_LINE
 from harness.log.consumer import LogFormat
 from harness.log.records import RecordCounter
 from harness.verify.verifier import BpfProgInfo, object_info
@@ -188,13 +189,16 @@ def output_counter(path: Path, fmt: LogFormat) -> LineCounter | RecordCounter:
 def _attached(
     lab: Lab, mode: XdpMode, proc: subprocess.Popen[bytes], err_path: Path, stack: contextlib.ExitStack
 ) -> tuple[int, int]:
-    """Waits until xhdr log's program is attached; descriptors of it and of its counters map."""
+    """Waits until xhdr log says it is logging (its responses program too is attached by then) and its XDP
+    program is on the gateway; descriptors of it and of its counters map."""
     gateway = lab.gateway
 
     def attached() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"xhdr log exited {proc.returncode}: {_last_line(err_path)}")
-        return attached_mode(gateway.ifname, gateway.netns) == mode.reported
+        return LOGGING_LINE in err_path.read_text(errors="replace") and (
+            attached_mode(gateway.ifname, gateway.netns) == mode.reported
+        )
 
     wait_until(attached, ATTACH_DEADLINE_S, f"xhdr log to attach to {gateway.ifname}")
     prog_fd = _fd_by_id("bpf_prog_get_fd_by_id", attached_prog_id(gateway.ifname, gateway.netns) or 0)

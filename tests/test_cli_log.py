@@ -27,6 +27,7 @@ from harness.core.wait import wait_until
 from harness.core.workers import pids_running
 from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
 from harness.log.audit import AuditSummary, new_key, read_key, verify
+from harness.log.command import LOGGING_LINE
 from harness.log.consumer import build_consumer
 from harness.oracle.frames import FrameSpec, build
 from netns.clients import ClientError, curl
@@ -156,13 +157,17 @@ def running_log(
 
 
 def wait_attached(lab: Lab, proc: subprocess.Popen[bytes], err: Path, mode: XdpMode) -> None:
-    """Polls until the running xhdr log's program is attached to the gateway's end; fails if it exits first."""
+    """Polls until the running xhdr log says it is logging, as a user waits for it, with its program attached
+    to the gateway's end; fails if it exits first. The line comes once every program is attached: the XDP
+    program is attached before the responses program, so seeing the XDP program alone is not enough."""
     gateway = lab.gateway
 
     def attached() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"xhdr log exited {proc.returncode} early: {err.read_text()}")
-        return attached_mode(gateway.ifname, gateway.netns) == mode.reported
+        return (
+            LOGGING_LINE in err.read_text() and attached_mode(gateway.ifname, gateway.netns) == mode.reported
+        )
 
     wait_until(attached, ATTACH_DEADLINE_S, f"xhdr log to attach to {gateway.ifname}")
 

@@ -54,6 +54,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STATS_EVERY_S = 10.0  # the counter line's default period
 TOP_EVERY_S = 2.0  # --top's, as top's own
 RELOAD_SIGNAL = signal.SIGHUP
+# Starts the line on stderr that says every program is attached and the consumer reads the ring: what a user,
+# or a script running xhdr log, waits for before sending traffic it wants logged.
+LOGGING_LINE = "xhdr log: logging requests on"
 # The counters that say what happened to a packet or an event, shown in the periodic line when they moved.
 REASONS = tuple(counter for counter in Counter if counter not in (Counter.PACKETS, Counter.EVENTS))
 
@@ -176,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         )
         # Left in reverse order: detached first, so the consumer still writes what reached the ring.
         with running_consumer(argv, ring_fd) as consumer, program.attached(args.iface, mode, args.netns):
-            print(f"xhdr log: logging requests on {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
+            print(f"{LOGGING_LINE} {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
             every = (
                 args.stats_every
                 if args.stats_every is not None

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.command import SUITES
 from bench.kernel_cost import (
     FRAME_OVERHEAD,
     cases,
@@ -106,6 +105,9 @@ def test_repeat_is_capped_by_the_ring() -> None:
     assert max_repeat(ExtractorConfig(ringbuf_pages=1)) < max_repeat(ExtractorConfig(ringbuf_pages=2))
 
 
+RUN_HERE = ("kernel_cost", "baselines")
+
+
 @pytest.mark.kernel
 def test_quick_bench_writes_results_with_provenance(tmp_path: Path) -> None:
     out, storage = tmp_path / "out", tmp_path / "history"
@@ -116,9 +118,10 @@ def test_quick_bench_writes_results_with_provenance(tmp_path: Path) -> None:
             "--quick",
             "-k",
             "standard or frame_64",
-            # every suite but the fuzz campaigns (a minute and a half of CI time on their own) and the
-            # consumer's, which tests/test_bench_consumer.py runs through this command already
-            *(arg for suite in SUITES if suite not in ("fuzz", "consumer") for arg in ("--suite", suite)),
+            # two suites, the pytest-benchmark one and a module one, in one command; the lab, nginx and
+            # consumer suites each take half a minute or more and are run by tests/test_bench_lab.py and
+            # tests/test_bench_consumer.py, the fuzz campaigns by tests/test_fuzz.py
+            *(arg for suite in RUN_HERE for arg in ("--suite", suite)),
             "--out",
             str(out),
             "--storage",
@@ -150,6 +153,9 @@ def test_quick_bench_writes_results_with_provenance(tmp_path: Path) -> None:
     assert {info["case"] for info in infos} == {"standard", "frame_64"}
     assert all(info["kernel_ns_per_packet"] > info["empty_ns_per_packet"] > 0 for info in infos)
     assert list(storage.glob("*/*.json")), "the run must be saved in pytest-benchmark's storage"
+    baselines = json.loads((out / "baselines.json").read_text())
+    assert baselines["suite"] == "baselines" and baselines["machine"] == summary["machine"]
+    assert {row["method"] for row in baselines["rows"]} >= {"empty", "extractor"}
 
 
 def test_gate_with_unknown_ref_is_one_line_error(tmp_path: Path) -> None:

@@ -339,13 +339,20 @@ def headline(files: list[ResultFile]) -> list[dict]:
             )
     nginx = figures.suite_rows(files, "http_nginx")
     for extractor in ("extractor", "extractor_records"):
-        for method in ("nginx_access_log", "c_tpacket_v3"):
-            add(
-                "nginx requests/s kept, relative to no logging",
-                "rps_ratio_to_no_logging",
-                (method_label(extractor), value(nginx, extractor, "rps_ratio_to_no_logging")),
-                (method_label(method), value(nginx, method, "rps_ratio_to_no_logging")),
-            )
+        # against the access log, issue 11's target: the ratio of the legs of each round, whose median does
+        # not move with the machine's slow spells as the ratio of the two legs' medians does
+        add(
+            "nginx requests/s, relative to nginx's access log in the same round",
+            "rps_ratio_to_access_log",
+            (method_label(extractor), value(nginx, extractor, "rps_ratio_to_access_log")),
+            (method_label("nginx_access_log"), 1.0),
+        )
+        add(
+            "nginx requests/s kept, relative to no logging",
+            "rps_ratio_to_no_logging",
+            (method_label(extractor), value(nginx, extractor, "rps_ratio_to_no_logging")),
+            (method_label("c_tpacket_v3"), value(nginx, "c_tpacket_v3", "rps_ratio_to_no_logging")),
+        )
     logger_cpu = value(nginx, "extractor", "logger_cpu_ns_per_request")
     program_cpu = value(nginx, "extractor", "xdp_program_ns_per_request")
     # the XDP program's run time counts with the logger's: both are what the extractor adds per request

@@ -21,6 +21,7 @@ softirq time this kernel accounts). The XDP program's own run time per request i
 on for the whole suite, so every leg pays its two clock reads per run alike): part of the softirq time, and
 with the logger's what the extractor adds per request beside what nginx's access log adds to nginx.
 Memory: the extractor's maps as the kernel charges them (memlock in xhdr log's fdinfo) and the logger's RSS.
+Bytes: what each log wrote per request it logged, since a longer line costs its writer more.
 """
 
 from __future__ import annotations
@@ -184,6 +185,7 @@ def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_
                 figures["map_memory_bytes"] = float(map_memory_bytes(logger.pid))
             finished = logger.finish()
             figures["logged"] = float(finished.lines - finished.responses)
+            figures["log_bytes_per_request"] = finished.output_bytes / max(figures["logged"], 1.0)
             if method == "extractor_responses":
                 figures["responses_logged"] = float(finished.responses)
             cpu_ns = finished.cpu_ns - logger_before
@@ -192,6 +194,7 @@ def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_
     wait_until(nginx.poll, 15.0, "nginx to stop")
     if access_log:
         figures["logged"] = float(sum(1 for _ in access_log.open("rb")))
+        figures["log_bytes_per_request"] = access_log.stat().st_size / max(figures["logged"], 1.0)
     figures["nginx_cpu_ns_per_request"] = nginx.cpu_ns / max(figures["requests"], 1)
     figures["softirq_cpu_ns_per_request"] = softirq_ns / max(figures["requests"], 1)
     return figures
@@ -220,16 +223,21 @@ def set_up(
         lines = lab.workdir / f"{method}.lines"
         child = _start_to_file(lab, gateway.netns, command.argv(gateway.ifname), lines)
         wait_until(lambda: _ready(child), 20.0, f"{method} logger to be ready")
-        return RequestLogger(child.proc.pid, lambda: _stop_capture(child))
+        return RequestLogger(child.proc.pid, lambda: _stop_capture(child, lines))
     return None
 
 
-def _stop_capture(child: Child) -> Finished:
-    """SIGTERM: the capture writes what it has and prints its stats, read with its rusage."""
+def _stop_capture(child: Child, lines: Path) -> Finished:
+    """SIGTERM: the capture writes what it has to ``lines`` and prints its stats, read with its rusage."""
     child.proc.send_signal(signal.SIGTERM)
     wait_until(child.poll, 15.0, "the capture to stop")
     stats = stats_of(child)
-    return Finished(lines=stats["requests"], events_lost=stats["drops"], cpu_ns=child.cpu_ns)
+    return Finished(
+        lines=stats["requests"],
+        events_lost=stats["drops"],
+        cpu_ns=child.cpu_ns,
+        output_bytes=lines.stat().st_size,
+    )
 
 
 def _start_to_file(lab: Lab, netns: str | None, argv: list[str], path: Path) -> Child:
@@ -311,13 +319,17 @@ def _paired(
 
 
 def headline(rows: list[Row]) -> str:
-    """What the run says, in a few lines: requests/s each method kept of no logging's, and each extractor
-    leg against nginx's access log round by round (issue 11's target: ahead of it)."""
+    """What the run says, in a few lines: requests/s each method kept of no logging's, the bytes each log
+    wrote per request, and each extractor leg against nginx's access log round by round (issue 11's target:
+    ahead of it)."""
     kept = {row.method: row.value for row in rows if row.metric == "rps_ratio_to_no_logging"}
     against = {row.method: row.value for row in rows if row.metric == "rps_ratio_to_access_log"}
+    written = {row.method: row.value for row in rows if row.metric == "log_bytes_per_request"}
     lines = [
         "requests/s kept of no logging's (higher is better): "
-        + ", ".join(f"{method_label(method)} {value:.3f}" for method, value in kept.items())
+        + ", ".join(f"{method_label(method)} {value:.3f}" for method, value in kept.items()),
+        "bytes written per logged request (lower is better): "
+        + ", ".join(f"{method_label(method)} {value:.0f}" for method, value in written.items()),
     ]
     for method, median in against.items():
         rounds = [

@@ -118,6 +118,7 @@ class Finished:
     events_lost: int  # the extractor's counter since the ``before`` reading (a capture: socket drops)
     cpu_ns: int  # of the logging process and its consumer since they started
     responses: int = 0  # of the lines, the responses' (R25): the extractor's counter since ``before``
+    output_bytes: int = 0  # the size of what it wrote (its output file, its records file, its lines)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +150,7 @@ class Logger:
             events_lost=counts[Counter.EVENTS_LOST] - before[Counter.EVENTS_LOST],
             cpu_ns=tree_cpu_ns(self.proc.pid),
             responses=counts[Counter.RESPONSES] - before[Counter.RESPONSES],
+            output_bytes=self.output.path.stat().st_size,
         )
         self.proc.send_signal(signal.SIGTERM)  # it detaches, lets its consumer drain the ring and exits
         wait_until(lambda: self.proc.poll() is not None, EXIT_DEADLINE_S, "xhdr log to exit")

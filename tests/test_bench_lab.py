@@ -45,6 +45,10 @@ def test_nginx_access_log_holds_every_request_wrk_completed(lab: Lab) -> None:
     assert figures["requests"] > 0 and figures["requests_per_second"] > 0
     assert figures["requests"] <= figures["logged"] <= figures["requests"] + http_nginx.CONNECTIONS
     assert figures["latency_p50_us"] <= figures["latency_p99_us"]
+    # wrk sends one request over and over, so every line of the log is as long as the first
+    assert lab.workdir is not None
+    with (lab.workdir / "access.log").open("rb") as log:
+        assert figures["log_bytes_per_request"] == len(log.readline())
 
 
 @pytest.mark.lab

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import os
 import re
+import signal
 import statistics
 import subprocess
 import time
@@ -149,9 +150,12 @@ def start(lab: Lab, netns: str | None, argv: list[str], name: str) -> Child:
 
 
 def _stop(child: Child) -> None:
+    """SIGKILL to the child's process group (it leads a session of its own), so that what it started, such
+    as nginx's workers, goes with it instead of running on without its master."""
     if child.poll():
         return
-    child.proc.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.proc.pid, signal.SIGKILL)
     wait_until(child.poll, 10.0, f"pid {child.proc.pid} to exit")
 
 

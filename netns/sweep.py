@@ -15,7 +15,7 @@ from harness.core.ownership import is_stale
 
 
 def _kill_processes_in(name: str) -> None:
-    """Kill what still runs in a stale namespace; otherwise it would keep the namespace and veth alive."""
+    """Kill what still runs in a namespace; otherwise it would keep the namespace and veth alive."""
     for pid in pr_netns.ns_pids().get(name, []):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -23,32 +23,33 @@ def _kill_processes_in(name: str) -> None:
             pass
 
 
-def remove_netns(name: str) -> None:
-    """Delete a named namespace; already gone is fine (a concurrent sweeper may have won)."""
+def remove_netns(name: str) -> bool:
+    """Kill what still runs in a named namespace, then delete it; False when it was gone already (a
+    concurrent sweeper may have won). What runs there may have outlived the process xhdr started and
+    stopped: an nginx worker whose master was killed, a recorder orphaned by a kill. Left alone, it would
+    keep the namespace and its veth alive, and its CPU busy, with no name left to find it by."""
+    _kill_processes_in(name)
     try:
         pr_netns.remove(name)
     except FileNotFoundError:
-        pass
+        return False
+    return True
 
 
 def sweep_stale() -> list[str]:
     """Delete the namespaces of earlier xhdr runs whose process is dead, and return their names.
 
     Names carry the process that made them (``xhdr-<pid>-<start time>-...``), so a namespace of a live
-    process - a parallel run, or this one - is never touched. Processes still running in a stale
-    namespace (a recorder orphaned by the kill) are killed first, as they would keep it and its veth
-    alive (harness.core.ownership says which are stale, and removes the run's scratch directory). harness/cli/main.py
-    runs this before every command (the ``xhdr.sweepers`` entry point); only root can remove namespaces, so
-    for anyone else it leaves them to the next run as root.
+    process - a parallel run, or this one - is never touched (harness.core.ownership says which are stale,
+    and removes the run's scratch directory). Processes still running in a stale namespace, such as a
+    recorder orphaned by the kill, are killed first (remove_netns()). harness/cli/main.py runs this before
+    every command (the ``xhdr.sweepers`` entry point); only root can remove namespaces, so for anyone else
+    it leaves them to the next run as root.
     """
     if os.geteuid() != 0:
         return []
     removed = []
     for name in sorted(pr_netns.listnetns()):
-        if not is_stale(name):
-            continue
-        _kill_processes_in(name)
-        if name in pr_netns.listnetns():
-            remove_netns(name)
+        if is_stale(name) and remove_netns(name):
             removed.append(name)
     return removed

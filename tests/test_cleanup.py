@@ -33,6 +33,7 @@ from harness.core.ownership import scratch_directory, sweep_stale_directories
 from harness.core.program import Program
 from harness.core.tc import EGRESS, netlink_egress_attached, sweep_stale_filters
 from harness.core.wait import wait_until
+from harness.core.workers import pids_running
 from harness.core.xdp import XdpMode, attached_mode, interface_index, netlink
 from harness.oracle.frames import FrameSpec, build
 from netns.driver import LabDriver
@@ -240,6 +241,25 @@ def test_sigkill_leaves_a_lab_that_sweep_stale_removes_and_live_labs_survive(
     wait_until(lambda: not running(facts["recorder"]), 5.0, "the orphaned recorder to die")
     assert Path(facts["workdir"]).name in sweep_stale_directories()
     assert not Path(facts["workdir"]).exists()
+
+
+# How long the freed process below would sleep: a day less a second, so no other process matches it.
+FREED_SLEEP_S = 86_399
+
+
+def test_a_lab_kills_what_its_stopped_processes_left_running_in_its_namespaces() -> None:
+    """A process that a spawned one started in a session of its own outlives the stop of the spawned one
+    (nginx's workers when their master is killed are the case met). The lab kills it with its namespace;
+    it would otherwise run on in a namespace that no longer has a name."""
+
+    def sleeping() -> list[int]:
+        return pids_running(lambda argv: argv[:2] == [b"sleep", str(FREED_SLEEP_S).encode()])
+
+    with Lab() as lab:
+        lab.spawn(lab.gateway, ["sh", "-c", f"setsid sleep {FREED_SLEEP_S} & exec sleep {FREED_SLEEP_S}"])
+        wait_until(lambda: len(sleeping()) == 2, 10.0, "the spawned sleep and the one it freed")
+    assert lab_namespaces(lab.prefix) == []
+    wait_until(lambda: not sleeping(), 5.0, "the freed sleep to be killed with the lab's namespace")
 
 
 def first_line_of_killed_run(source: str) -> str:

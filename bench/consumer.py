@@ -40,7 +40,7 @@ from harness.core.testrun import test_run
 from harness.core.wait import wait_until
 from harness.log.audit import new_key
 from harness.log.command import await_ready
-from harness.log.consumer import RING_PAGE_BYTES, LogFormat, consumer_argv
+from harness.log.consumer import LogFormat, consumer_argv
 
 SUITE = "consumer"
 # name: (what each event becomes, sealed by --audit); an audited run ends with one more line, its end record
@@ -67,7 +67,7 @@ def ring_capacity(program: Program, frame: bytes) -> int:
     [record] = program.take_records()
     program.keep_records = False
     footprint = (len(record) + RINGBUF_HDR_BYTES + 7) // 8 * 8
-    return (program.config.ringbuf_pages * RING_PAGE_BYTES - 1) // footprint
+    return (program.config.ring_bytes - 1) // footprint
 
 
 @contextlib.contextmanager
@@ -192,7 +192,7 @@ def summarise(
             "cycles": len(figures),
             "events_per_cycle": events,
             "events_produced": sum(f["events_produced"] for f in figures),
-            "ring_bytes": config.ringbuf_pages * RING_PAGE_BYTES,
+            "ring_bytes": config.ring_bytes,
             "frame_bytes": frame_bytes,
         }
         rows += [

@@ -246,7 +246,7 @@ def max_repeat(config: ExtractorConfig, events_per_run: int = 1) -> int:
     """The most runs one test run of the extractor may make before its events could fill the ring buffer
     (every event counted at the largest record size)."""
     record = ring_bytes(ctypes.sizeof(event_struct(config.max_target_len, config.max_value_len)))
-    return repeat_within(config.ringbuf_pages * 4096, record * max(1, events_per_run))
+    return repeat_within(config.ring_bytes, record * max(1, events_per_run))
 
 
 def repeat_cap_by_records(fd: int, take: Callable[[], Sequence[bytes]], capacity: int, frame: bytes) -> int:

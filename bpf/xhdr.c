@@ -100,9 +100,6 @@
 /* "HTTP/1.0" as a little-endian word. */
 #define HTTP10 0x302E312F50545448ULL
 
-/* Consumers are woken once per this many events on a CPU (a power of two). */
-#define XHDR_WAKEUP_EVERY 256
-
 /*
  * Forgets what the compiler knows about memory, so state is re-read from the scratch map (see the top).
  */
@@ -268,6 +265,7 @@ struct judging {
 };
 
 struct xhdr_scratch {
+	__u32 unwoken;		/* bytes this CPU wrote to the ring since it last woke the consumer */
 	struct packet pk;
 	struct parser p;
 	struct judging j;
@@ -2710,7 +2708,7 @@ int xhdr_emit(struct xdp_md *ctx)
 	struct stage_ctx m;
 	struct xhdr_rules *set;
 	struct flow *flow;
-	__u32 r, logged, size, zero = 0;
+	__u32 r, logged, size, unwoken, zero = 0;
 	__u64 wakeup, now;
 
 	if (!stage_maps(ctx, &m))
@@ -2754,14 +2752,18 @@ int xhdr_emit(struct xdp_md *ctx)
 		ev->request_index = r;
 		if (m.sc->pk.scan_limit)
 			ev->flags |= XHDR_F_SCAN_LIMIT;
-		/*
-		 * Waking the consumer for every event costs more than the whole extraction; readers poll
-		 * with a short timeout, so a wakeup every XHDR_WAKEUP_EVERY events per CPU is enough.
-		 */
-		wakeup = (m.cnt->count[XHDR_C_EVENTS] & (XHDR_WAKEUP_EVERY - 1)) ? BPF_RB_NO_WAKEUP : BPF_RB_FORCE_WAKEUP;
 		size = ev->data_len;
 		if (size > sizeof(ev->data))
 			size = sizeof(ev->data);
+		/*
+		 * Waking the consumer for every event costs more than the whole extraction, and a consumer
+		 * sharing its CPUs with the server finds its caches cold at every wakeup: the bigger its batch,
+		 * the less it costs per event. A CPU wakes it once it has written names.wake_bytes (8: the
+		 * ring's record header); readers also wait with a short timeout, which reads what stays below.
+		 */
+		unwoken = m.sc->unwoken + 8 + XHDR_EVENT_FIXED_BYTES + size;
+		wakeup = unwoken >= m.n->wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		m.sc->unwoken = unwoken >= m.n->wake_bytes ? 0 : unwoken;
 		if (events.ringbuf_output(ev, XHDR_EVENT_FIXED_BYTES + size, wakeup) == 0) {
 			count(m.cnt, XHDR_C_EVENTS);
 		} else {

@@ -266,6 +266,7 @@ struct xhdr_names {
 	__u8 highest_bit[256];			/* index of the highest set bit of a byte (0 for 0) */
 	__u8 len_mask[XHDR_NAME_MAX + 1];	/* slots whose name has this length */
 	__u8 responses;				/* R24: logged requests wait for their responses */
+	__u32 wake_bytes;			/* a CPU wakes the consumer after writing this much */
 };
 
 #endif /* XHDR_EVENT_H */

@@ -46,6 +46,8 @@ class HeaderMode(enum.IntEnum):
 
 HASHED_MODES = (HeaderMode.HASH, HeaderMode.AUTH)  # the modes whose value leaves the kernel only as a hash
 
+RING_PAGE_BYTES = 4096  # BPF ring buffers are sized in pages
+
 
 @dataclasses.dataclass(frozen=True)
 class HeaderRule:
@@ -179,6 +181,11 @@ class ExtractorConfig:
             rule.name.lower(): self.max_value_len for rule in self.headers if rule.mode is HeaderMode.VALUE
         }
         return {METHOD: METHOD_MAX_LEN, TARGET: self.max_target_len, **values}
+
+    @property
+    def ring_bytes(self) -> int:
+        """The ring buffer's size: its pages are the kernel's 4 KiB ones."""
+        return self.ringbuf_pages * RING_PAGE_BYTES
 
     def compile_flags(self) -> list[str]:
         """The -D flags that carry the compile-time limits into bpf/xhdr.c."""

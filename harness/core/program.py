@@ -40,6 +40,7 @@ RESPONSES = "xhdr_responses"
 PORT_UNWATCHED, PORT_HTTP, PORT_TLS = 0, 1, 2
 
 NAME_WORDS = MAX_HEADER_NAME_LEN // 8
+WAKE_SHARE = 4  # the consumer is woken before 1/WAKE_SHARE of the ring buffer is unread
 
 __all__ = ["BccUnavailable", "Program", "ProgramError", "XdpMode"]
 
@@ -57,6 +58,14 @@ def name_words(name: str) -> tuple[list[int], list[int]]:
     raw = name.encode("ascii").ljust(MAX_HEADER_NAME_LEN, b"\0")
     fold = bytes(0x20 if chr(byte).isalpha() else 0 for byte in raw)
     return little_endian_words(raw.lower()), little_endian_words(fold)
+
+
+def wake_bytes(config: ExtractorConfig) -> int:
+    """What one CPU writes to the ring buffer before it wakes the consumer (bpf/xhdr.c, xhdr_emit): a
+    quarter of the ring over the CPUs. The CPUs together then wake it before a quarter of the ring is
+    unread, the rest holding what comes while it is being scheduled, and each wakeup finds a batch big
+    enough that the consumer's cold caches cost little per event."""
+    return max(1, config.ring_bytes // (WAKE_SHARE * (os.cpu_count() or 1)))
 
 
 def highest_bit_table() -> bytes:
@@ -90,6 +99,7 @@ class NamesValue(ctypes.Structure):
         ("highest_bit", ctypes.c_uint8 * 256),
         ("len_mask", ctypes.c_uint8 * (MAX_HEADER_NAME_LEN + 1)),
         ("responses", ctypes.c_uint8),
+        ("wake_bytes", ctypes.c_uint32),
     ]
 
 
@@ -161,6 +171,7 @@ class Program:
                 value.fold[slot][index] = folds[index]
         ctypes.memmove(value.highest_bit, highest_bit_table(), 256)
         value.responses = config.responses
+        value.wake_bytes = wake_bytes(config)
         # BCC's own leaf type for this map flattens the 2-D name arrays, so the update goes through our struct.
         key = ctypes.c_uint32(0)
         if libbpf().bpf_map_update_elem(self.bpf[b"names"].map_fd, ctypes.byref(key), ctypes.byref(value), 0):

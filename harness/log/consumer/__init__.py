@@ -22,7 +22,6 @@ CFLAGS = ("-O2", "-std=c11", "-Wall", "-Wextra")
 # OpenSSL's libcrypto: HMAC-SHA256 for --audit (Debian's libssl-dev, installed at set-up).
 LIBRARIES = ("-lcrypto",)
 # The ring buffer is ringbuf_pages pages of 4 KiB (BPF_RINGBUF_OUTPUT in bpf/xhdr.c).
-RING_PAGE_BYTES = 4096
 
 
 class LogFormat(enum.StrEnum):
@@ -65,7 +64,7 @@ def consumer_argv(
         "--ring-fd",
         str(ring_fd),
         "--ring-bytes",
-        str(config.ringbuf_pages * RING_PAGE_BYTES),
+        str(config.ring_bytes),
         "--max-target-len",
         str(config.max_target_len),
         "--max-value-len",

@@ -46,7 +46,10 @@
 
 #include "xhdr_event.h"
 
-/* The extractor wakes readers once per 256 events, so the wait must also end on its own. */
+/*
+ * The extractor wakes readers once a CPU has written a batch to the ring (names.wake_bytes), so the wait
+ * must also end on its own.
+ */
 #define WAIT_MS		100
 #define OUT_BYTES	(1 << 20)
 /*

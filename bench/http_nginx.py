@@ -166,6 +166,7 @@ def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_
     access_log = lab.workdir / "access.log" if method == "nginx_access_log" else None
     if access_log:
         access_log.unlink(missing_ok=True)
+    written = 0  # bytes of the leg's log, if it has one
     nginx = start(lab, lab.gateway.netns, ["nginx", "-c", str(nginx_config(lab, access_log))], "nginx")
     wait_until(lambda: _listening(lab, nginx), 10.0, "nginx to listen")
     with contextlib.ExitStack() as stack:
@@ -185,7 +186,7 @@ def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_
                 figures["map_memory_bytes"] = float(map_memory_bytes(logger.pid))
             finished = logger.finish()
             figures["logged"] = float(finished.lines - finished.responses)
-            figures["log_bytes_per_request"] = finished.output_bytes / max(figures["logged"], 1.0)
+            written = finished.output_bytes
             if method == "extractor_responses":
                 figures["responses_logged"] = float(finished.responses)
             cpu_ns = finished.cpu_ns - logger_before
@@ -194,7 +195,9 @@ def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_
     wait_until(nginx.poll, 15.0, "nginx to stop")
     if access_log:
         figures["logged"] = float(sum(1 for _ in access_log.open("rb")))
-        figures["log_bytes_per_request"] = access_log.stat().st_size / max(figures["logged"], 1.0)
+        written = access_log.stat().st_size
+    if "logged" in figures:
+        figures["log_bytes_per_request"] = written / max(figures["logged"], 1.0)
     figures["nginx_cpu_ns_per_request"] = nginx.cpu_ns / max(figures["requests"], 1)
     figures["softirq_cpu_ns_per_request"] = softirq_ns / max(figures["requests"], 1)
     return figures

@@ -2758,12 +2758,16 @@ int xhdr_emit(struct xdp_md *ctx)
 		/*
 		 * Waking the consumer for every event costs more than the whole extraction, and a consumer
 		 * sharing its CPUs with the server finds its caches cold at every wakeup: the bigger its batch,
-		 * the less it costs per event. A CPU wakes it once it has written names.wake_bytes (8: the
-		 * ring's record header); readers also wait with a short timeout, which reads what stays below.
+		 * the less it costs per event. A CPU wakes it once it has written names.wake_bytes, records and
+		 * their headers; readers also wait with a short timeout, which reads what stays below.
 		 */
-		unwoken = m.sc->unwoken + 8 + XHDR_EVENT_FIXED_BYTES + size;
-		wakeup = unwoken >= m.n->wake_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-		m.sc->unwoken = unwoken >= m.n->wake_bytes ? 0 : unwoken;
+		unwoken = m.sc->unwoken + BPF_RINGBUF_HDR_SZ + XHDR_EVENT_FIXED_BYTES + size;
+		wakeup = BPF_RB_NO_WAKEUP;
+		if (unwoken >= m.n->wake_bytes) {
+			wakeup = BPF_RB_FORCE_WAKEUP;
+			unwoken = 0;
+		}
+		m.sc->unwoken = unwoken;
 		if (events.ringbuf_output(ev, XHDR_EVENT_FIXED_BYTES + size, wakeup) == 0) {
 			count(m.cnt, XHDR_C_EVENTS);
 		} else {

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.kernel_cost import benchmark_frame
+from bench.kernel_cost import RING_HEADER, benchmark_frame
 from harness.core.config import ExtractorConfig
 from harness.core.native import libbpf, map_info
 from harness.core.program import WAKE_SHARE, Program, wake_bytes
@@ -23,8 +23,6 @@ from harness.core.ringbuf import RingRecords
 from harness.core.testrun import test_run
 
 pytestmark = pytest.mark.kernel
-
-RING_RECORD_HEADER = 8  # the kernel's header before each record in the ring
 
 
 @contextlib.contextmanager
@@ -62,7 +60,7 @@ def test_a_cpu_wakes_the_consumer_once_it_has_written_wake_bytes() -> None:
     with on_one_cpu() as cpu, Program(config) as program, RingRecords(program.bpf[b"events"].map_fd) as ring:
         test_run(program.fd, frame)
         [record] = ring.take()
-        written = RING_RECORD_HEADER + len(record)
+        written = RING_HEADER + len(record)
         assert unwoken_bytes(program, cpu) == written
         # Just below the mark: the bytes add up, nobody is woken.
         below = (wake_bytes(config) - 1) // written

@@ -41,6 +41,8 @@ MODULE_SUITES = {
     "fuzz": "bench.fuzz_throughput",
 }
 SUITES = (KERNEL_SUITE, *MODULE_SUITES)
+# The suites that measure in rounds of interleaved legs; their run() also takes rounds (default: the profile's).
+ROUND_SUITES = ("lab_throughput", "http_nginx")
 PROFILE_LINES = 30  # the costliest source lines --profile shows
 PROFILE_SECONDS = 10.0
 # Gate options and the value each takes when not given (rounds: chosen by the gate from --quick).
@@ -65,7 +67,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     )
     options.add_threshold(parser, "a significant slowdown against REF", GATE_DEFAULTS["threshold"])
     parser.add_argument(
-        "--rounds", type=int, help="gate: paired rounds per case (default 36, or 72 without --quick)"
+        "--rounds",
+        type=int,
+        help="gate: paired rounds per case (default 36, or 72 without --quick); with --suite lab_throughput or "
+        "http_nginx: rounds of every leg (default 1, or 3 without --quick), more to tell a small difference "
+        "from the machine's noise",
     )
     parser.add_argument("--loads", type=int, help="gate: loads of each build, paired in rotation (default 3)")
     parser.add_argument(
@@ -140,16 +146,33 @@ def check_gate_options(args: argparse.Namespace) -> None:
 
     for option, used_by in (*((name, "compare") for name in GATE_DEFAULTS), ("seconds", "profile")):
         value = getattr(args, option)
-        if value is not None and not getattr(args, used_by):
+        if option == "rounds" and value is not None and not args.compare:
+            check_suite_rounds(args)
+        elif value is not None and not getattr(args, used_by):
             raise CommandError(f"--{option} {value} applies to --{used_by} only; add --{used_by} or drop it")
     for option, default in (*GATE_DEFAULTS.items(), ("seconds", PROFILE_SECONDS)):
         if getattr(args, option) is None:
             setattr(args, option, default)
     options.check(args)
-    if args.rounds is not None and args.rounds < MIN_ROUNDS:
+    if args.compare and args.rounds is not None and args.rounds < MIN_ROUNDS:
         raise CommandError(f"--rounds {args.rounds} is too few; give at least {MIN_ROUNDS} paired rounds")
     if args.loads < 1:
         raise CommandError(f"--loads {args.loads} is too few; give at least 1 load of each build")
+
+
+def check_suite_rounds(args: argparse.Namespace) -> None:
+    """``--rounds`` without ``--compare`` sets the rounds of the suites that have them, and only of those: a
+    run of other suites too would leave it unused there, so that is refused rather than ignored."""
+    suites = args.suite or list(SUITES)
+    others = [suite for suite in suites if suite not in ROUND_SUITES]
+    if others:
+        named = " or ".join(f"--suite {suite}" for suite in ROUND_SUITES)
+        raise CommandError(
+            f"--rounds {args.rounds} applies to --compare, {named} only; "
+            f"add --compare or one of those suites, or drop it"
+        )
+    if args.rounds < 1:
+        raise CommandError(f"--rounds {args.rounds} is too few; give at least 1 round of every leg")
 
 
 def your_results(path: Path) -> Path:
@@ -235,7 +258,9 @@ def run_module_suite(name: str, args: argparse.Namespace) -> None:
     progress = Progress(f"xhdr bench: {name}: ")
     progress.note("started")
     module = importlib.import_module(MODULE_SUITES[name])
-    path = Path(module.run(quick=args.quick, progress=progress.note))  # the file is named by the suite
+    rounds = {"rounds": args.rounds} if name in ROUND_SUITES else {}
+    # the file is named by the suite
+    path = Path(module.run(quick=args.quick, progress=progress.note, **rounds))
     if path.resolve().parent != args.out.resolve():
         shutil.copy(path, args.out / path.name)
     progress.note(f"done in {time.monotonic() - started:.0f} s")

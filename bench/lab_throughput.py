@@ -323,13 +323,15 @@ MODES = (
 EXTRACTOR_MODES = tuple(mode for mode in MODES if mode.startswith("extractor-"))
 
 
-def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
+def run(quick: bool, progress: Callable[[str], None] = print, rounds: int | None = None) -> Path:
     """Benchmark 3; writes reports/out/bench/lab_throughput.json and returns its path.
 
     quick: 1 round of 100,000 frames per mode (about 30 s); full: 3 rounds of 1,000,000 (about 3-4 min).
-    Each extractor leg waits for xhdr log to compile the extractor (5-20 s) before its burst.
+    Each extractor leg waits for xhdr log to compile the extractor (5-20 s) before its burst. ``rounds``
+    overrides the profile's.
     """
-    rounds, count = (1, 100_000) if quick else (3, 1_000_000)
+    profile_rounds, count = (1, 100_000) if quick else (3, 1_000_000)
+    rounds = rounds or profile_rounds
     config, key = ExtractorConfig(), os.urandom(16)
     samples: dict[str, list[Sample]] = {mode: [] for mode in MODES}
     with empty_program_fd() as empty_fd, Lab() as lab, bpf_stats():

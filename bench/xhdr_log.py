@@ -163,7 +163,7 @@ class Logger:
 def running_logger(
     lab: Lab, mode: XdpMode, fmt: LogFormat = LogFormat.JSON, config: Path | None = None
 ) -> Iterator[Logger]:
-    """``xhdr log --json FILE`` (``fmt`` RECORDS: ``--records FILE``; ``config``: ``--config FILE``) on the
+    """``xhdr log --json FILE`` (or ``--text FILE``, ``--records FILE`` by ``fmt``; ``config``: ``--config FILE``) on the
     gateway's end, yielded once its program is attached (so its consumer runs: it attaches only then); killed
     if still running at the end, its output removed (hundreds of megabytes)."""
     assert lab.workdir is not None

@@ -338,7 +338,7 @@ def headline(files: list[ResultFile]) -> list[dict]:
                 theirs,
             )
     nginx = figures.suite_rows(files, "http_nginx")
-    for extractor in ("extractor", "extractor_records"):
+    for extractor in ("extractor", "extractor_text", "extractor_records"):
         # against the access log, issue 11's target: the ratio of the legs of each round, whose median does
         # not move with the machine's slow spells as the ratio of the two legs' medians does
         add(

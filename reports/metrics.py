@@ -109,6 +109,7 @@ def describe(name: str, unit: str = "") -> Metric:
 # How the report names the methods the suites measure (a row's ``method``); others keep their own name.
 METHODS = {
     "extractor": "extractor",
+    "extractor_text": "extractor, xhdr log --text",
     "extractor_records": "extractor, xhdr log --records",
     "extractor_responses": "extractor with responses (TC egress)",
     "empty": "empty XDP program",

@@ -64,10 +64,23 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
         ["bench", "--rounds", "0", "--compare", "HEAD", "--out", "{tmp}"],
         ["--rounds 0 is too few", "at least 5"],
     ),
-    "bench-rounds-without-compare": (
+    "bench-rounds-for-suites-without-rounds": (
         True,
-        ["bench", "--rounds", "0", "--out", "{tmp}"],
-        ["--rounds 0 applies to --compare only", "add --compare"],
+        ["bench", "--rounds", "4", "--suite", "http_nginx", "--suite", "consumer", "--out", "{tmp}"],
+        [
+            "--rounds 4 applies to --compare, --suite lab_throughput or --suite http_nginx only",
+            "add --compare",
+        ],
+    ),
+    "bench-rounds-for-every-suite": (
+        True,
+        ["bench", "--rounds", "4", "--out", "{tmp}"],
+        ["--rounds 4 applies to --compare, --suite lab_throughput or --suite http_nginx only"],
+    ),
+    "bench-suite-rounds-0": (
+        True,
+        ["bench", "--rounds", "0", "--suite", "lab_throughput", "--out", "{tmp}"],
+        ["--rounds 0 is too few", "at least 1 round of every leg"],
     ),
     "bench-loads-without-compare": (
         True,

@@ -5,7 +5,7 @@ runs (other work, frequency, cache), so comparing today's figure with a stored o
 machine. Both builds are loaded at once and run round by round in ABBA order on the same frame; a noise
 burst then hits both sides of a round alike and cancels in the round's ratio current/reference.
 
-The statistic: the median of the per-round log ratios, with a percentile bootstrap interval (numpy only).
+The statistic: the median of the per-round log ratios, with a percentile bootstrap interval (bench/paired.py).
 A case **fails** only if the slowdown is significant (the interval lies above 1) *and* its estimate is
 larger than the minimum effect (``--threshold``, default 10%); it **passes** when the interval's upper end
 is below the minimum effect (any slowdown is smaller than what we care about); anything else is
@@ -44,6 +44,7 @@ from bench.kernel_cost import (
     interleaved_round,
     program_subject,
 )
+from bench.paired import CONFIDENCE, RESAMPLES, paired_ratio
 from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.ownership import scratch_directory
@@ -52,12 +53,9 @@ from harness.core.program import BPF_DIR, EXTRACTOR_SOURCE
 Verdict = Literal["pass", "fail", "inconclusive"]
 REPO_DIR = BPF_DIR.parent
 DEFAULT_THRESHOLD_PCT = 10.0
-CONFIDENCE = 0.95
-RESAMPLES = 4000
 # The cases the gate compares: the one the targets are set on, and the ones that stress each stage.
 GATE_CASES = ("standard", "frame_1500", "headers_32", "worst_last_header_last")
 GATE_ROUNDS = {"quick": 36, "full": 72}  # multiples of DEFAULT_LOADS ** 2 pairings
-MIN_ROUNDS = 5  # fewer paired rounds give no interval worth a verdict
 DEFAULT_LOADS = 3  # loads of each build: see assess() on why one load per side is not enough
 
 
@@ -100,60 +98,25 @@ def assess(
     seed: int = 0,
     loads: Sequence[tuple[int, int]] | None = None,
 ) -> Assessment:
-    """Bootstrap interval of the median paired log ratio, and the verdict it supports.
+    """The paired ratio of the two builds' times (bench/paired.py) and the verdict it supports.
 
     ``loads`` gives, per round, which load of the reference and which load of the current build ran it.
     Two loads of the same bytecode can differ by 15% for the whole of their life (we measured it: same
-    program tags, one load steadily faster; JIT image placement), so rounds of one load pair are not
-    independent. The bootstrap then resamples loads first, then rounds within the drawn load pairs
-    (a two-stage bootstrap), so the interval includes the load-to-load spread instead of hiding it.
-    The seed is fixed so the same measurements always give the same verdict.
+    program tags, one load steadily faster; JIT image placement), so the interval resamples loads before
+    rounds (see ``paired_ratio``).
     """
-    current_a = np.asarray(current, dtype=float)
-    reference_a = np.asarray(reference, dtype=float)
-    if current_a.shape != reference_a.shape or current_a.size < MIN_ROUNDS:
-        raise ValueError(f"the gate needs at least {MIN_ROUNDS} paired rounds of equal length")
-    if (current_a <= 0).any() or (reference_a <= 0).any():
-        raise ValueError("a round reported a duration of 0 ns; raise the repeat count")
-    logs = np.log(current_a / reference_a)
-    rng = np.random.default_rng(seed)
-    if loads is None or len({pair for pair in loads}) == 1:
-        medians = np.median(logs[rng.integers(0, logs.size, (resamples, logs.size))], axis=1)
-    else:
-        medians = _two_stage_medians(logs, np.asarray(loads), rng, resamples)
-    alpha = 1 - confidence
-    low, high = np.exp(np.quantile(medians, [alpha / 2, 1 - alpha / 2]))
-    estimate = float(np.exp(np.median(logs)))
-    q1, q3 = np.quantile(np.exp(logs), [0.25, 0.75])
+    found = paired_ratio(current, reference, confidence, resamples, seed, loads)
+    ratios = np.asarray(current, dtype=float) / np.asarray(reference, dtype=float)
+    q1, q3 = np.quantile(ratios, [0.25, 0.75])
     limit = 1 + threshold_pct / 100
     verdict: Verdict
-    if low > 1 and estimate > limit:
+    if found.low > 1 and found.estimate > limit:
         verdict = "fail"
-    elif high < limit:
+    elif found.high < limit:
         verdict = "pass"
     else:
         verdict = "inconclusive"
-    return Assessment(estimate, float(low), float(high), int(logs.size), float(100 * (q3 - q1)), verdict)
-
-
-def _two_stage_medians(
-    logs: np.ndarray, loads: np.ndarray, rng: np.random.Generator, resamples: int
-) -> np.ndarray:
-    """Medians of resamples that draw reference and current loads with replacement, then their rounds."""
-    ref_ids, cur_ids = np.unique(loads[:, 0]), np.unique(loads[:, 1])
-    by_pair = {
-        (int(a), int(b)): logs[(loads[:, 0] == a) & (loads[:, 1] == b)] for a in ref_ids for b in cur_ids
-    }
-    medians = np.empty(resamples)
-    for k in range(resamples):
-        drawn = [
-            by_pair[(int(a), int(b))]
-            for a in rng.choice(ref_ids, ref_ids.size)
-            for b in rng.choice(cur_ids, cur_ids.size)
-        ]
-        pooled = np.concatenate([d for d in drawn if d.size] or [logs])
-        medians[k] = np.median(pooled[rng.integers(0, pooled.size, pooled.size)])
-    return medians
+    return Assessment(found.estimate, found.low, found.high, ratios.size, float(100 * (q3 - q1)), verdict)
 
 
 def overall(verdicts: Sequence[Verdict]) -> Verdict:

@@ -142,7 +142,7 @@ def run_profile(args: argparse.Namespace) -> int:
 def check_gate_options(args: argparse.Namespace) -> None:
     """Gate and profile options are checked before anything is built: a bad one must not silently become the
     default, and one given to a run that does not use it must not be silently ignored."""
-    from bench.ab_gate import MIN_ROUNDS
+    from bench.paired import MIN_ROUNDS
 
     for option, used_by in (*((name, "compare") for name in GATE_DEFAULTS), ("seconds", "profile")):
         value = getattr(args, option)

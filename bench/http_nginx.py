@@ -39,6 +39,7 @@ from pathlib import Path
 
 from bench.baselines import CaptureCommand
 from bench.lab_throughput import Child, bpf_stats, prog_runtime, softirq_ticks, start, stats_of
+from bench.paired import CONFIDENCE, MIN_ROUNDS, paired_ratio
 from bench.results import Row, write_results
 from bench.xhdr_log import Finished, children, running_logger, tree_cpu_ns
 from harness.core.config import ExtractorConfig
@@ -330,7 +331,7 @@ def _paired(
 def headline(rows: list[Row]) -> str:
     """What the run says, in a few lines: requests/s each method kept of no logging's, the bytes each log
     wrote per request, and each extractor leg against nginx's access log round by round (issue 11's target:
-    ahead of it)."""
+    ahead of it), judged by the interval of the rounds' paired ratios (bench/paired.py)."""
     kept = {row.method: row.value for row in rows if row.metric == "rps_ratio_to_no_logging"}
     against = {row.method: row.value for row in rows if row.metric == "rps_ratio_to_access_log"}
     written = {row.method: row.value for row in rows if row.metric == "log_bytes_per_request"}
@@ -350,9 +351,18 @@ def headline(rows: list[Row]) -> str:
         lines.append(
             f"{method_label(method)} against nginx's access log: "
             f"{median:.3f} of its requests/s, ahead in {ahead} of {len(rounds)} rounds "
-            f"({', '.join(f'{ratio:.3f}' for ratio in rounds)})"
+            f"({', '.join(f'{ratio:.3f}' for ratio in rounds)}): {_judged(rounds)}"
         )
     return "\n".join(lines)
+
+
+def _judged(rounds: list[float]) -> str:
+    """Whether the rounds' ratios say ahead, behind or too close to tell, with the interval that says so."""
+    if len(rounds) < MIN_ROUNDS:
+        return f"too few rounds for an interval (give --rounds {MIN_ROUNDS} or more)"
+    found = paired_ratio(rounds, [1.0] * len(rounds))
+    says = "ahead" if found.low > 1 else "behind" if found.high < 1 else "too close to tell"
+    return f"{says} ({CONFIDENCE:.0%} interval {found.low:.3f}-{found.high:.3f})"
 
 
 if __name__ == "__main__":

@@ -170,6 +170,41 @@ def test_the_nginx_suite_compares_each_extractor_leg_with_the_access_log_round_b
     assert "nginx access log 0.800" in lines[0]
     assert lines[1] == "bytes written per logged request (lower is better): nginx access log 261"
     assert "extractor against nginx's access log: 0.900 of its requests/s, ahead in 1 of 3 rounds" in lines[2]
+    assert lines[2].endswith("too few rounds for an interval (give --rounds 5 or more)")
+
+
+@pytest.mark.parametrize(
+    ("extractor", "says"),
+    [
+        ([1.08, 1.12, 1.05, 1.10, 1.07, 1.09], "ahead"),
+        ([0.90, 0.93, 0.88, 0.91, 0.95, 0.92], "behind"),
+        ([1.005, 0.829, 1.164, 0.906, 0.947, 1.064, 0.903, 1.553], "too close to tell"),
+    ],
+    ids=["ahead", "behind", "session-16-run"],
+)
+def test_the_nginx_headline_judges_the_extractor_by_the_interval_of_its_rounds(
+    extractor: list[float], says: str
+) -> None:
+    """Ahead or behind nginx's access log only when the interval of the paired rounds' median ratio lies
+    wholly on that side of 1: the last case is a real run of 8 rounds, median 0.976, ahead in 4 of them."""
+    from bench import http_nginx
+
+    per_round = {method: [100.0] * len(extractor) for method in http_nginx.METHODS}
+    per_round["extractor"] = [100.0 * ratio for ratio in extractor]
+    taken = {
+        method: [{"requests_per_second": rps, "requests": rps} for rps in values]
+        for method, values in per_round.items()
+    }
+    (line,) = [
+        line
+        for line in http_nginx.headline(http_nginx.summarise(taken, 10)).splitlines()
+        if line.startswith("extractor against")
+    ]
+    judged = re.search(r": (ahead|behind|too close to tell) \(95% interval ([0-9.]+)-([0-9.]+)\)$", line)
+    assert judged, line
+    low, high = float(judged[2]), float(judged[3])
+    assert judged[1] == says and min(extractor) <= low <= high <= max(extractor), line
+    assert {"ahead": low > 1, "behind": high < 1, "too close to tell": low <= 1 <= high}[says], line
 
 
 @pytest.mark.parametrize(

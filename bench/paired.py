@@ -1,0 +1,82 @@
+"""The statistic of every paired comparison the benchmarks make: two things measured round by round, side by
+side, and the median of the rounds' ratios with a percentile bootstrap interval (numpy only).
+
+Pairing is what makes a comparison survive this machine class: a slow spell of the machine hits both sides of
+a round alike and cancels in the round's ratio, while the absolute figures move by tens of percent from one
+run to the next. The median of the log ratios resists the one round a burst still spoils. The regression
+gate (bench/ab_gate.py) judges two builds with it; the nginx suite says with it whether ``xhdr log`` is ahead
+of nginx's access log, behind it, or too close to tell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+CONFIDENCE = 0.95
+RESAMPLES = 4000
+MIN_ROUNDS = 5  # fewer paired rounds give no interval worth a verdict
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedRatio:
+    """current/reference: the median of the rounds' ratios and its interval at ``CONFIDENCE``."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+def paired_ratio(
+    current: Sequence[float],
+    reference: Sequence[float],
+    confidence: float = CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+    loads: Sequence[tuple[int, int]] | None = None,
+) -> PairedRatio:
+    """The median paired ratio over rounds and its percentile bootstrap interval.
+
+    ``loads`` gives, per round, which load of the reference and which of the current side ran it (the gate's
+    builds, each loaded several times): rounds of one load pair are not independent, so the bootstrap then
+    resamples loads first, then rounds within the drawn load pairs (a two-stage bootstrap), and the interval
+    includes the load-to-load spread instead of hiding it. The seed is fixed so the same measurements always
+    give the same interval.
+    """
+    current_a = np.asarray(current, dtype=float)
+    reference_a = np.asarray(reference, dtype=float)
+    if current_a.shape != reference_a.shape or current_a.size < MIN_ROUNDS:
+        raise ValueError(f"a paired ratio needs at least {MIN_ROUNDS} paired rounds of equal length")
+    if (current_a <= 0).any() or (reference_a <= 0).any():
+        raise ValueError("a round measured 0; measure longer rounds")
+    logs = np.log(current_a / reference_a)
+    rng = np.random.default_rng(seed)
+    if loads is None or len(set(loads)) == 1:
+        medians = np.median(logs[rng.integers(0, logs.size, (resamples, logs.size))], axis=1)
+    else:
+        medians = _two_stage_medians(logs, np.asarray(loads), rng, resamples)
+    alpha = 1 - confidence
+    low, high = np.exp(np.quantile(medians, [alpha / 2, 1 - alpha / 2]))
+    return PairedRatio(float(np.exp(np.median(logs))), float(low), float(high))
+
+
+def _two_stage_medians(
+    logs: np.ndarray, loads: np.ndarray, rng: np.random.Generator, resamples: int
+) -> np.ndarray:
+    """Medians of resamples that draw reference and current loads with replacement, then their rounds."""
+    ref_ids, cur_ids = np.unique(loads[:, 0]), np.unique(loads[:, 1])
+    by_pair = {
+        (int(a), int(b)): logs[(loads[:, 0] == a) & (loads[:, 1] == b)] for a in ref_ids for b in cur_ids
+    }
+    medians = np.empty(resamples)
+    for k in range(resamples):
+        drawn = [
+            by_pair[(int(a), int(b))]
+            for a in rng.choice(ref_ids, ref_ids.size)
+            for b in rng.choice(cur_ids, cur_ids.size)
+        ]
+        pooled = np.concatenate([d for d in drawn if d.size] or [logs])
+        medians[k] = np.median(pooled[rng.integers(0, pooled.size, pooled.size)])
+    return medians

@@ -44,7 +44,7 @@ from bench.kernel_cost import (
     interleaved_round,
     program_subject,
 )
-from bench.paired import CONFIDENCE, RESAMPLES, paired_ratio
+from bench.paired import CONFIDENCE, paired_ratio
 from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.ownership import scratch_directory
@@ -93,9 +93,6 @@ def assess(
     current: Sequence[float],
     reference: Sequence[float],
     threshold_pct: float = DEFAULT_THRESHOLD_PCT,
-    confidence: float = CONFIDENCE,
-    resamples: int = RESAMPLES,
-    seed: int = 0,
     loads: Sequence[tuple[int, int]] | None = None,
 ) -> Assessment:
     """The paired ratio of the two builds' times (bench/paired.py) and the verdict it supports.
@@ -105,7 +102,7 @@ def assess(
     program tags, one load steadily faster; JIT image placement), so the interval resamples loads before
     rounds (see ``paired_ratio``).
     """
-    found = paired_ratio(current, reference, confidence, resamples, seed, loads)
+    found = paired_ratio(current, reference, loads=loads)
     ratios = np.asarray(current, dtype=float) / np.asarray(reference, dtype=float)
     q1, q3 = np.quantile(ratios, [0.25, 0.75])
     limit = 1 + threshold_pct / 100

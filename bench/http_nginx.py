@@ -39,7 +39,7 @@ from pathlib import Path
 
 from bench.baselines import CaptureCommand
 from bench.lab_throughput import Child, bpf_stats, prog_runtime, softirq_ticks, start, stats_of
-from bench.paired import CONFIDENCE, MIN_ROUNDS, paired_ratio
+from bench.paired import CONFIDENCE, MIN_ROUNDS, median_ratio, paired_ratio
 from bench.results import Row, write_results
 from bench.xhdr_log import Finished, children, running_logger, tree_cpu_ns
 from harness.core.config import ExtractorConfig
@@ -317,13 +317,13 @@ def _paired(
     params: dict,
 ) -> list[Row]:
     """``method``'s requests/s over ``base``'s, round by round (legs of a round ran minutes apart at most, so
-    a slow spell of the machine hits both): the median as ``metric``, each round as ``round_metric``."""
-    ratios = [
-        f["requests_per_second"] / b["requests_per_second"]
-        for f, b in zip(taken[method], taken[base], strict=True)
-    ]
+    a slow spell of the machine hits both): the median as ``metric`` (bench/paired.py), each round as
+    ``round_metric``."""
+    ours = [f["requests_per_second"] for f in taken[method]]
+    theirs = [b["requests_per_second"] for b in taken[base]]
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
     return [
-        Row(method, metric, statistics.median(ratios), "x", params),
+        Row(method, metric, median_ratio(ours, theirs), "x", params),
         *(Row(method, round_metric, ratio, "x", params | {"round": n}) for n, ratio in enumerate(ratios, 1)),
     ]
 

@@ -29,6 +29,23 @@ class PairedRatio:
     high: float
 
 
+def median_ratio(current: Sequence[float], reference: Sequence[float]) -> float:
+    """current/reference over paired rounds: the median of the rounds' log ratios, as a ratio (for an odd
+    number of rounds, the middle round's ratio)."""
+    return float(np.exp(np.median(_log_ratios(current, reference))))
+
+
+def _log_ratios(current: Sequence[float], reference: Sequence[float]) -> np.ndarray:
+    """The rounds' log ratios: a ratio's log, unlike the ratio, is as far above 0 for 2x as below it for 0.5x."""
+    current_a = np.asarray(current, dtype=float)
+    reference_a = np.asarray(reference, dtype=float)
+    if current_a.shape != reference_a.shape or not current_a.size:
+        raise ValueError("paired rounds must be as many on both sides, and at least one")
+    if (current_a <= 0).any() or (reference_a <= 0).any():
+        raise ValueError("a round measured 0; measure longer rounds")
+    return np.log(current_a / reference_a)
+
+
 def paired_ratio(
     current: Sequence[float],
     reference: Sequence[float],
@@ -45,13 +62,9 @@ def paired_ratio(
     includes the load-to-load spread instead of hiding it. The seed is fixed so the same measurements always
     give the same interval.
     """
-    current_a = np.asarray(current, dtype=float)
-    reference_a = np.asarray(reference, dtype=float)
-    if current_a.shape != reference_a.shape or current_a.size < MIN_ROUNDS:
-        raise ValueError(f"a paired ratio needs at least {MIN_ROUNDS} paired rounds of equal length")
-    if (current_a <= 0).any() or (reference_a <= 0).any():
-        raise ValueError("a round measured 0; measure longer rounds")
-    logs = np.log(current_a / reference_a)
+    logs = _log_ratios(current, reference)
+    if logs.size < MIN_ROUNDS:
+        raise ValueError(f"an interval needs at least {MIN_ROUNDS} paired rounds, not {logs.size}")
     rng = np.random.default_rng(seed)
     if loads is None or len(set(loads)) == 1:
         medians = np.median(logs[rng.integers(0, logs.size, (resamples, logs.size))], axis=1)
@@ -59,7 +72,7 @@ def paired_ratio(
         medians = _two_stage_medians(logs, np.asarray(loads), rng, resamples)
     alpha = 1 - confidence
     low, high = np.exp(np.quantile(medians, [alpha / 2, 1 - alpha / 2]))
-    return PairedRatio(float(np.exp(np.median(logs))), float(low), float(high))
+    return PairedRatio(median_ratio(current, reference), float(low), float(high))
 
 
 def _two_stage_medians(

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from bench.baselines import CaptureCommand
 from bench.lab_throughput import Child, bpf_stats, prog_runtime, softirq_ticks, start, stats_of
-from bench.paired import CONFIDENCE, MIN_ROUNDS, median_ratio, paired_ratio
+from bench.paired import judge_rounds, median_ratio
 from bench.results import Row, write_results
 from bench.xhdr_log import Finished, children, running_logger, tree_cpu_ns
 from harness.core.config import ExtractorConfig
@@ -351,18 +351,9 @@ def headline(rows: list[Row]) -> str:
         lines.append(
             f"{method_label(method)} against nginx's access log: "
             f"{median:.3f} of its requests/s, ahead in {ahead} of {len(rounds)} rounds "
-            f"({', '.join(f'{ratio:.3f}' for ratio in rounds)}): {_judged(rounds)}"
+            f"({', '.join(f'{ratio:.3f}' for ratio in rounds)}): {judge_rounds(rounds).says}"
         )
     return "\n".join(lines)
-
-
-def _judged(rounds: list[float]) -> str:
-    """Whether the rounds' ratios say ahead, behind or too close to tell, with the interval that says so."""
-    if len(rounds) < MIN_ROUNDS:
-        return f"too few rounds for an interval (give --rounds {MIN_ROUNDS} or more)"
-    found = paired_ratio(rounds, [1.0] * len(rounds))
-    says = "ahead" if found.low > 1 else "behind" if found.high < 1 else "too close to tell"
-    return f"{says} ({CONFIDENCE:.0%} interval {found.low:.3f}-{found.high:.3f})"
 
 
 if __name__ == "__main__":

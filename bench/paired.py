@@ -75,6 +75,26 @@ def paired_ratio(
     return PairedRatio(median_ratio(current, reference), float(low), float(high))
 
 
+@dataclasses.dataclass(frozen=True)
+class Judgement:
+    """What paired rounds say of one side against the other, for a figure where higher is better."""
+
+    ahead: bool | None  # None: too close to tell, or too few rounds for an interval
+    says: str
+
+
+def judge_rounds(ratios: Sequence[float]) -> Judgement:
+    """The rounds' own ratios (ours over theirs, higher is better) in words: ahead or behind only when the
+    interval of their median lies wholly above or below 1, else too close to tell; below MIN_ROUNDS rounds,
+    how many to measure instead."""
+    if len(ratios) < MIN_ROUNDS:
+        return Judgement(None, f"too few rounds for an interval (give --rounds {MIN_ROUNDS} or more)")
+    found = paired_ratio(ratios, [1.0] * len(ratios))
+    ahead = True if found.low > 1 else False if found.high < 1 else None
+    says = {True: "ahead", False: "behind", None: "too close to tell"}[ahead]
+    return Judgement(ahead, f"{says} ({CONFIDENCE:.0%} interval {found.low:.3f}-{found.high:.3f})")
+
+
 def _two_stage_medians(
     logs: np.ndarray, loads: np.ndarray, rng: np.random.Generator, resamples: int
 ) -> np.ndarray:

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.paired import Judgement, judge_rounds
 from bench.results import RESULTS_DIR, ResultFile, measured_program, read_json, read_results
 from bench.targets import CONSUMER_EVENTS_PER_SECOND, TARGETS
 from harness.cli.options import add_out, output_directory
@@ -290,17 +291,25 @@ def headline(files: list[ResultFile]) -> list[dict]:
     rows = []
 
     def add(
-        question: str, metric: str, ours: tuple[str, float | None], theirs: tuple[str, float | None]
+        question: str,
+        metric: str,
+        ours: tuple[str, float | None],
+        theirs: tuple[str, float | None],
+        judged: Judgement | None = None,
     ) -> None:
+        """``judged``: for a ratio of paired rounds, what their interval says; better or worse then only if
+        it says so (None: too close to tell)."""
         if ours[1] is None or theirs[1] is None or not theirs[1]:
             return
         declared = METRICS[metric]
         ratio = ours[1] / theirs[1]
-        better = ratio < 1 if declared.better == "lower" else ratio > 1
+        better: bool | None = ratio < 1 if declared.better == "lower" else ratio > 1
         if declared.better == "lower":
             says = f"{1 / ratio:.1f}x less" if ratio < 1 else f"{ratio:.1f}x more"
         else:
             says = f"{ratio:.2f}x as much"
+        if judged is not None:
+            better, says = judged.ahead, f"{says}; {judged.says}"
         rows.append(
             {
                 "question": question,
@@ -341,11 +350,15 @@ def headline(files: list[ResultFile]) -> list[dict]:
     for extractor in ("extractor", "extractor_text", "extractor_records"):
         # against the access log, issue 11's target: the ratio of the legs of each round, whose median does
         # not move with the machine's slow spells as the ratio of the two legs' medians does
+        rounds = [r for r in nginx if r.method == extractor and r.metric == "rps_ratio_to_access_log_round"]
         add(
             "nginx requests/s, relative to nginx's access log in the same round",
             "rps_ratio_to_access_log",
             (method_label(extractor), value(nginx, extractor, "rps_ratio_to_access_log")),
             (method_label("nginx_access_log"), 1.0),
+            judge_rounds([r.value for r in sorted(rounds, key=lambda r: r.params["round"])])
+            if rounds
+            else None,
         )
         add(
             "nginx requests/s kept, relative to no logging",
@@ -500,7 +513,7 @@ def render_html(
                     h["says"],
                 ]
             )
-            classes.append("good" if h["extractor_better"] else "bad")
+            classes.append({True: "good", False: "bad", None: ""}[h["extractor_better"]])
         parts.append(
             _table(["question", "metric", "extractor", "compared with", "ratio", "verdict"], rows, classes)
         )

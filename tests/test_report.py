@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import matplotlib.image
+import pytest
 
 from bench.results import ResultFile, Row, write_results
 from reports.command import build_report, headline, render
@@ -117,18 +118,23 @@ def _lab_rows() -> list[Row]:
     return lab_throughput.summarise(samples, 1000, 1)
 
 
-def _nginx_rows() -> list[Row]:
+def _nginx_rows(kept: dict[str, tuple[float, ...]] | None = None) -> list[Row]:
     """http_nginx's own summarise() over two rounds: the extractor keeps 95% and 97% of the requests/s (97% and
     99% writing records), nginx's access log 80% and 90%; a logger takes 2,000 ns per request, and the
-    extractor's XDP program 1,500."""
+    extractor's XDP program 1,500. ``kept``: other shares (and rounds) of no logging's requests/s."""
     from bench import http_nginx
 
     base = {"requests_per_second": 1000.0, "requests": 3000.0, "nginx_cpu_ns_per_request": 10_000.0}
-    kept = {"extractor": (0.95, 0.97), "extractor_records": (0.97, 0.99), "nginx_access_log": (0.8, 0.9)}
+    kept = kept or {
+        "extractor": (0.95, 0.97),
+        "extractor_records": (0.97, 0.99),
+        "nginx_access_log": (0.8, 0.9),
+    }
+    count = len(next(iter(kept.values())))
     logging = {"logged": 3000.0, "logger_cpu_ns_per_request": 2000.0}
     taken = {}
     for method in http_nginx.METHODS:
-        rounds = kept.get(method, (1.0, 1.0))
+        rounds = kept.get(method, (1.0,) * count)
         program = {"xdp_program_ns_per_request": 1500.0} if method.startswith("extractor") else {}
         taken[method] = [
             base | {"requests_per_second": 1000.0 * share} | logging | program
@@ -294,6 +300,33 @@ def test_banner_says_fail_only_for_a_failure(tmp_path: Path) -> None:
     assert build_report([], None, [])["banner"]["status"] == "no verdict"
 
 
+@pytest.mark.parametrize(
+    ("extractor", "better", "says"),
+    [
+        ((0.88, 0.9, 0.89, 0.91, 0.9, 0.87), True, "ahead"),
+        ((0.7, 0.72, 0.69, 0.71, 0.7, 0.68), False, "behind"),
+        ((0.88, 0.72, 0.81, 0.9, 0.7, 0.79), None, "too close to tell"),
+    ],
+)
+def test_the_nginx_row_is_better_or_worse_only_when_its_rounds_interval_says_so(
+    extractor: tuple[float, ...], better: bool | None, says: str
+) -> None:
+    """Against nginx's access log (0.8 of no logging in each of six rounds), the row's verdict and colour are
+    the interval's, as the suite's own verdict line is: a median above 1 with rounds on both sides is no win."""
+    access_log = (0.8,) * len(extractor)
+    rows = _nginx_rows(
+        {"extractor": extractor, "extractor_records": extractor, "nginx_access_log": access_log}
+    )
+    question = "nginx requests/s, relative to nginx's access log in the same round"
+    (nginx,) = [
+        h
+        for h in headline([_result("http_nginx", rows)])
+        if h["question"] == question and h["extractor"]["label"] == "extractor"
+    ]
+    assert nginx["extractor_better"] is better, nginx
+    assert f"; {says} (95% interval " in nginx["says"], nginx
+
+
 def test_headline_holds_the_ratios_of_the_given_rows() -> None:
     files = [
         _result("lab_throughput", _lab_rows()),
@@ -313,7 +346,10 @@ def test_headline_holds_the_ratios_of_the_given_rows() -> None:
     # of the log ratios, bench/paired.py), not the ratio of the medians (0.96 / 0.85)
     question = "nginx requests/s, relative to nginx's access log in the same round"
     nginx = rows[question, "extractor", "nginx access log"]
-    assert nginx["ratio"] == _approx(math.sqrt(0.95 / 0.8 * 0.97 / 0.9)) and nginx["extractor_better"] is True
+    assert nginx["ratio"] == _approx(math.sqrt(0.95 / 0.8 * 0.97 / 0.9))
+    # two rounds give no interval: neither better nor worse, and the row says how many rounds would
+    assert nginx["extractor_better"] is None, nginx
+    assert nginx["says"].endswith("; too few rounds for an interval (give --rounds 5 or more)"), nginx
     records = rows[question, "extractor, xhdr log --records", "nginx access log"]
     assert records["ratio"] == _approx(math.sqrt(0.97 / 0.8 * 0.99 / 0.9))
     kept = rows["nginx requests/s kept, relative to no logging", "extractor", "C capture (TPACKET_V3)"]

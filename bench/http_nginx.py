@@ -178,13 +178,14 @@ def measure(lab: Lab, method: str, seconds: int, config: ExtractorConfig, empty_
         logger = set_up(lab, method, seconds, config, empty_fd, stack)
         logger_before = tree_cpu_ns(logger.pid) if logger else 0
         xdp_fd = empty_fd if method == "empty_xdp" else logger.prog_fd if logger else None
-        xdp_before = prog_runtime(xdp_fd)[0] if xdp_fd is not None else 0
+        xdp_before = prog_runtime(xdp_fd) if xdp_fd is not None else (0, 0)
         ticks_before = softirq_ticks()
         figures = wrk(lab, seconds)
         softirq_ns = (softirq_ticks() - ticks_before) * NS_PER_TICK
         if xdp_fd is not None:
-            xdp_ns = prog_runtime(xdp_fd)[0] - xdp_before
+            xdp_ns, xdp_runs = (after - before for after, before in zip(prog_runtime(xdp_fd), xdp_before))
             figures["xdp_program_ns_per_request"] = xdp_ns / max(figures["requests"], 1)
+            figures["xdp_program_runs_per_request"] = xdp_runs / max(figures["requests"], 1)
         if logger:
             figures["logger_rss_bytes"] = float(tree_rss_bytes(logger.pid))
             if method in EXTRACTOR_OUTPUTS:

@@ -81,6 +81,7 @@ _TABLE = (
     _m("nginx_cpu_ns_per_request", "nginx CPU per request", "ns", "lower", "nginx's rusage per request wrk completed (its own access log included)"),
     _m("softirq_cpu_ns_per_request", "softirq CPU per request", "ns", "lower", "/proc/stat softirq time (tick samples, all CPUs) per request wrk completed"),
     _m("xdp_program_ns_per_request", "XDP program run time per request", "ns", "lower", "the attached program's own run time (bpf_stats) per request wrk completed"),
+    _m("xdp_program_runs_per_request", "XDP program runs per request", "runs", "neither", "times the attached program ran (bpf_stats) per request wrk completed: the request's segment, and bare ACKs or anything else the interface received"),
     _m("log_bytes_per_request", "log bytes per request", "bytes", "lower", "bytes the log grew by per request it logged: nginx's access log, xhdr log's output (its responses' lines included), the capture's lines"),
     _m("logger_rss_bytes", "logger resident memory", "bytes", "lower", "RSS of xhdr log with its consumer, or of the capture"),
     _m("map_memory_bytes", "BPF map memory", "bytes", "lower", "kernel memory charged to the extractor's maps (memlock in xhdr log's fdinfo)"),

@@ -58,3 +58,5 @@ def test_nginx_legs_with_an_xdp_program_time_its_runs(lab: Lab) -> None:
         figures = http_nginx.measure(lab, "empty_xdp", 1, ExtractorConfig(), empty_fd)
     assert figures["requests"] > 0
     assert figures["xdp_program_ns_per_request"] > 0, "bpf_stats should time the attached program"
+    # every request wrk completed came in a segment of its own, which ran the program at least once
+    assert figures["xdp_program_runs_per_request"] >= 1, figures

@@ -47,30 +47,25 @@ def _log_ratios(current: Sequence[float], reference: Sequence[float]) -> np.ndar
 
 
 def paired_ratio(
-    current: Sequence[float],
-    reference: Sequence[float],
-    confidence: float = CONFIDENCE,
-    resamples: int = RESAMPLES,
-    seed: int = 0,
-    loads: Sequence[tuple[int, int]] | None = None,
+    current: Sequence[float], reference: Sequence[float], loads: Sequence[tuple[int, int]] | None = None
 ) -> PairedRatio:
     """The median paired ratio over rounds and its percentile bootstrap interval.
 
     ``loads`` gives, per round, which load of the reference and which of the current side ran it (the gate's
     builds, each loaded several times): rounds of one load pair are not independent, so the bootstrap then
     resamples loads first, then rounds within the drawn load pairs (a two-stage bootstrap), and the interval
-    includes the load-to-load spread instead of hiding it. The seed is fixed so the same measurements always
-    give the same interval.
+    includes the load-to-load spread instead of hiding it. The generator's seed is fixed, so the same
+    measurements always give the same interval.
     """
     logs = _log_ratios(current, reference)
     if logs.size < MIN_ROUNDS:
         raise ValueError(f"an interval needs at least {MIN_ROUNDS} paired rounds, not {logs.size}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(0)
     if loads is None or len(set(loads)) == 1:
-        medians = np.median(logs[rng.integers(0, logs.size, (resamples, logs.size))], axis=1)
+        medians = np.median(logs[rng.integers(0, logs.size, (RESAMPLES, logs.size))], axis=1)
     else:
-        medians = _two_stage_medians(logs, np.asarray(loads), rng, resamples)
-    alpha = 1 - confidence
+        medians = _two_stage_medians(logs, np.asarray(loads), rng, RESAMPLES)
+    alpha = 1 - CONFIDENCE
     low, high = np.exp(np.quantile(medians, [alpha / 2, 1 - alpha / 2]))
     return PairedRatio(median_ratio(current, reference), float(low), float(high))
 

@@ -51,7 +51,6 @@ FORMATS = {
     "records": (LogFormat.RECORDS, False),
 }
 RING_PAGES = 4096  # the largest ring ExtractorConfig allows: 16 MiB
-RINGBUF_HDR_BYTES = 8  # the kernel's header before each record
 DRAIN_DEADLINE_S = 60.0
 
 
@@ -66,8 +65,7 @@ def ring_capacity(program: Program, frame: bytes) -> int:
     program.take_events()
     [record] = program.take_records()
     program.keep_records = False
-    footprint = (len(record) + RINGBUF_HDR_BYTES + 7) // 8 * 8
-    return (program.config.ring_bytes - 1) // footprint
+    return (program.config.ring_bytes - 1) // kernel_cost.ring_bytes(len(record))
 
 
 @contextlib.contextmanager

@@ -40,7 +40,7 @@ from pathlib import Path
 from bench.baselines import CaptureCommand
 from bench.lab_throughput import Child, bpf_stats, prog_runtime, softirq_ticks, start, stats_of
 from bench.paired import judge_rounds, median_ratio
-from bench.results import Row, write_results
+from bench.results import Row, per_round, write_results
 from bench.xhdr_log import Finished, children, running_logger, tree_cpu_ns
 from harness.core.config import ExtractorConfig
 from harness.core.cost import empty_program_fd
@@ -343,11 +343,7 @@ def headline(rows: list[Row]) -> str:
         + ", ".join(f"{method_label(method)} {value:.0f}" for method, value in written.items()),
     ]
     for method, median in against.items():
-        rounds = [
-            row.value
-            for row in rows
-            if row.method == method and row.metric == "rps_ratio_to_access_log_round"
-        ]
+        rounds = per_round(rows, method, "rps_ratio_to_access_log_round")
         ahead = sum(ratio > 1 for ratio in rounds)
         lines.append(
             f"{method_label(method)} against nginx's access log: "

@@ -48,6 +48,12 @@ def measured_program(rows: Iterable[Row]) -> str:
     return next((row.method for row in rows if row.method != "empty"), "extractor")
 
 
+def per_round(rows: Iterable[Row], method: str, metric: str) -> list[float]:
+    """A method's figure round by round (its rows with a ``round`` parameter), in round order."""
+    taken = [row for row in rows if row.method == method and row.metric == metric]
+    return [row.value for row in sorted(taken, key=lambda row: row.params["round"])]
+
+
 def machine_info() -> dict[str, Any]:
     """What a reader needs to judge a figure: CPU, cores, kernel, Python, and the commit measured."""
     cpu = "unknown"

@@ -163,9 +163,9 @@ class Logger:
 def running_logger(
     lab: Lab, mode: XdpMode, fmt: LogFormat = LogFormat.JSON, config: Path | None = None
 ) -> Iterator[Logger]:
-    """``xhdr log --json FILE`` (or ``--text FILE``, ``--records FILE`` by ``fmt``; ``config``: ``--config FILE``) on the
-    gateway's end, yielded once its program is attached (so its consumer runs: it attaches only then); killed
-    if still running at the end, its output removed (hundreds of megabytes)."""
+    """``xhdr log --json FILE`` (or ``--text FILE``, ``--records FILE`` by ``fmt``; ``config``: ``--config
+    FILE``) on the gateway's end, yielded once its program is attached (so its consumer runs: it attaches only
+    then); killed if still running at the end, its output removed (hundreds of megabytes)."""
     assert lab.workdir is not None
     name = f"xhdr-log-{time.monotonic_ns()}"
     output, err_path = lab.workdir / f"{name}.{fmt.value}", lab.workdir / f"{name}.err"

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.paired import Judgement, judge_rounds
-from bench.results import RESULTS_DIR, ResultFile, measured_program, read_json, read_results
+from bench.results import RESULTS_DIR, ResultFile, measured_program, per_round, read_json, read_results
 from bench.targets import CONSUMER_EVENTS_PER_SECOND, TARGETS
 from harness.cli.options import add_out, output_directory
 from harness.core.errors import CommandError
@@ -350,15 +350,13 @@ def headline(files: list[ResultFile]) -> list[dict]:
     for extractor in ("extractor", "extractor_text", "extractor_records"):
         # against the access log, issue 11's target: the ratio of the legs of each round, whose median does
         # not move with the machine's slow spells as the ratio of the two legs' medians does
-        rounds = [r for r in nginx if r.method == extractor and r.metric == "rps_ratio_to_access_log_round"]
+        rounds = per_round(nginx, extractor, "rps_ratio_to_access_log_round")
         add(
             "nginx requests/s, relative to nginx's access log in the same round",
             "rps_ratio_to_access_log",
             (method_label(extractor), value(nginx, extractor, "rps_ratio_to_access_log")),
             (method_label("nginx_access_log"), 1.0),
-            judge_rounds([r.value for r in sorted(rounds, key=lambda r: r.params["round"])])
-            if rounds
-            else None,
+            judge_rounds(rounds) if rounds else None,
         )
         add(
             "nginx requests/s kept, relative to no logging",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bench.results import ResultFile, Row, measured_program
+from bench.results import ResultFile, Row, measured_program, per_round
 from bench.targets import STANDARD_RATIO
 from reports.metrics import METRICS, method_label
 
@@ -265,7 +265,7 @@ def nginx_throughput(files: Sequence[ResultFile], out: Path) -> Plot | None:
     left.barh(y, medians, color=colours, alpha=0.8)
     drawn = ["rps_ratio_to_no_logging"]
     for yi, method in zip(y, methods, strict=True):
-        rounds = [r.value for r in rows if r.method == method and r.metric == "rps_ratio_round"]
+        rounds = per_round(rows, method, "rps_ratio_round")
         if rounds:
             left.scatter(rounds, [yi] * len(rounds), color="black", s=14, zorder=3)
             drawn.append("rps_ratio_round")

@@ -21,7 +21,6 @@ SOURCE = Path(__file__).with_name("consumer.c")
 CFLAGS = ("-O2", "-std=c11", "-Wall", "-Wextra")
 # OpenSSL's libcrypto: HMAC-SHA256 for --audit (Debian's libssl-dev, installed at set-up).
 LIBRARIES = ("-lcrypto",)
-# The ring buffer is ringbuf_pages pages of 4 KiB (BPF_RINGBUF_OUTPUT in bpf/xhdr.c).
 
 
 class LogFormat(enum.StrEnum):

@@ -141,6 +141,7 @@ struct parser {
 	__u32 slot;		/* slot of the value being read */
 	__u32 vfirst;		/* the value's first byte that is not SP or HT (its LF when there is none) */
 	__u32 vlf;		/* the LF that ends the value, or the view's end */
+	__u32 vlf_cr;		/* a CR comes right before that LF */
 	__u32 logged;		/* requests to emit, once PH_DONE */
 	__u32 copies;		/* ranges recorded for xhdr_values() */
 	__u32 digests;		/* ranges recorded for xhdr_hash() */
@@ -473,10 +474,8 @@ static __always_inline void store_word(void *p, __u64 w)
 /* The byte at frame offset a (0 past the frame's end, which callers rule out). */
 static __always_inline __u8 byte_at(struct stage_ctx *m, __u32 a)
 {
-	__u8 *p;
+	__u8 *p = m->data + frame_offset(a);
 
-	a = launder(m->sc, a);
-	p = m->data + frame_offset(a);
 	if ((void *)(p + 1) > m->data_end)
 		return 0;
 	return *p;
@@ -1479,27 +1478,35 @@ static __always_inline __u32 finish_value(struct stage_ctx *m, struct record *re
  * byte; one that is not the line's end (its LF, or a CR right before it) sets CONTROL_BYTE, and the rest of
  * the line is searched for its LF alone, the flag being set. Returns the LF; the view's end when the view
  * ends first, a CR last in it included (its LF may start the next segment, R18); or NOWHERE when the step
- * has read its words, p.pos saying where the next step goes on.
+ * has read its words, p.pos saying where the next step goes on. *cr says whether a CR comes right before
+ * what it returns (the LF, or the view's end): the search saw every byte from a on, and the byte before a is
+ * never a CR (a name's end, a value's first byte, a step's end) unless a is where the segment starts
+ * (p.prev_cr), so no byte is read twice.
  */
-static __always_inline __u32 line_end(struct stage_ctx *m, struct xhdr_event *ev, __u32 a)
+static __always_inline __u32 line_end(struct stage_ctx *m, struct xhdr_event *ev, __u32 a, __u32 *cr)
 {
 	struct xhdr_scratch *sc = m->sc;
 	__u32 end = sc->pk.view_end, c;
-	__u8 b;
+	__u64 w;
 
+	*cr = 0;
 	c = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_CONTROL));
 	if (c >= end)
 		return end;
 	if (c == a + 8 * XHDR_STEP_WORDS)
 		goto more;
-	b = byte_at(m, c);
-	if (b == '\n')
+	w = word_at(m, c, end);	/* the control byte and the one after it, in one load */
+	if ((w & 0xFF) == '\n') {
+		*cr = c == sc->p.seg_start && sc->p.prev_cr;
 		return c;
-	if (b == '\r') {
+	}
+	if ((w & 0xFF) == '\r') {
+		*cr = 1;
 		if (c + 1 >= end)
 			return end;
-		if (byte_at(m, c + 1) == '\n')
+		if (((w >> 8) & 0xFF) == '\n')
 			return c + 1;
+		*cr = 0;
 	}
 	COVER(CONTROL_BYTE);
 	ev->flags |= XHDR_F_CONTROL_BYTE;
@@ -1507,6 +1514,7 @@ static __always_inline __u32 line_end(struct stage_ctx *m, struct xhdr_event *ev
 	c = launder(sc, search(m, a, end, XHDR_STEP_WORDS, FIND_LF));
 	if (c < end && c == a + 8 * XHDR_STEP_WORDS)
 		goto more;
+	*cr = byte_at(m, c - 1) == '\r';	/* c - 1: the control byte or after it */
 	return c;
 more:
 	sc->p.pos = c;
@@ -1548,8 +1556,7 @@ static __always_inline int value_end_part(struct stage_ctx *m, struct record *re
 	resume = finish_value(m, rec, lf, stop_at);
 	if (lf >= end)
 		return headers_cut(sc, &rec->ev, resume);
-	/* an LF first in the segment ends a value that went on: the CR was the last of the one before */
-	if (lf > sc->p.seg_start ? byte_at(m, lf - 1) != '\r' : !sc->p.prev_cr) {
+	if (!sc->p.vlf_cr) {
 		COVER(VALUE_LF);
 		rec->ev.flags |= XHDR_F_BARE_LF;
 	}
@@ -1567,13 +1574,13 @@ static __always_inline int value_end_part(struct stage_ctx *m, struct record *re
 static __always_inline int rest_part(struct stage_ctx *m, struct xhdr_event *ev, int phase)
 {
 	struct xhdr_scratch *sc = m->sc;
-	__u32 a = sc->p.pos, end = sc->pk.view_end, lf;
+	__u32 a = sc->p.pos, end = sc->pk.view_end, lf, cr;
 
 	if (a == sc->p.seg_start && sc->p.prev_cr && byte_at(m, a) != '\n') {
 		COVER(CONTROL_BYTE);
 		ev->flags |= XHDR_F_CONTROL_BYTE;	/* R18, R19: the CR that ended the last segment ended no line */
 	}
-	lf = line_end(m, ev, a);
+	lf = line_end(m, ev, a, &cr);
 	if (lf == NOWHERE) {
 		if (phase == PH_VALUE)
 			COVER(VALUE_STEP);
@@ -1584,8 +1591,9 @@ static __always_inline int rest_part(struct stage_ctx *m, struct xhdr_event *ev,
 	}
 	if (phase == PH_VALUE) {
 		sc->p.vlf = lf;
+		sc->p.vlf_cr = cr;
 		sc->p.pos = lf;
-		if (lf > sc->p.vfirst && byte_at(m, lf - 1) == '\r') {
+		if (cr && lf > sc->p.vfirst) {
 			COVER(VALUE_FINAL_CR);
 			sc->p.pos = lf - 1;
 		}
@@ -1593,7 +1601,7 @@ static __always_inline int rest_part(struct stage_ctx *m, struct xhdr_event *ev,
 	}
 	if (lf >= end)
 		return headers_cut(sc, ev, PH_SKIP);
-	if (!(lf > sc->p.seg_start ? byte_at(m, lf - 1) == '\r' : sc->p.prev_cr)) {
+	if (!cr) {
 		COVER(SKIP_LF);
 		ev->flags |= XHDR_F_BARE_LF;	/* an LF first in the segment: the CR was the last of the one before */
 	}

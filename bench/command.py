@@ -109,6 +109,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_profile_options(args)
     check_gate_options(args)
     check_your_program(args)
     require_root("xhdr bench")
@@ -137,6 +138,22 @@ def run_profile(args: argparse.Namespace) -> int:
     path.write_text(json.dumps(dataclasses.asdict(found), indent=2) + "\n")
     print(f"xhdr bench: profile in {path}", file=sys.stderr)
     return 0
+
+
+# The suites' options, which --profile (one kernel_cost case sampled for --seconds) has no use for.
+SUITE_OPTIONS = {"suite": "--suite", "select": "-k", "rounds": "--rounds", "quick": "--quick"}
+
+
+def check_profile_options(args: argparse.Namespace) -> None:
+    """An option of the suites given with ``--profile`` would be silently ignored there, so it is refused."""
+    if not args.profile:
+        return
+    for dest, flag in SUITE_OPTIONS.items():
+        if getattr(args, dest):
+            raise CommandError(
+                f"{flag} does not apply to --profile {args.profile}, which samples one kernel_cost case "
+                f"for --seconds; drop {flag}"
+            )
 
 
 def check_gate_options(args: argparse.Namespace) -> None:

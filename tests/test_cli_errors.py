@@ -92,6 +92,21 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
         ["bench", "--seconds", "3", "--out", "{tmp}"],
         ["--seconds 3.0 applies to --profile only", "add --profile"],
     ),
+    "bench-profile-with-a-suite": (
+        True,
+        ["bench", "--profile", "standard", "--suite", "http_nginx", "--rounds", "4", "--out", "{tmp}"],
+        ["--suite does not apply to --profile standard", "drop --suite"],
+    ),
+    "bench-profile-with-rounds": (
+        True,
+        ["bench", "--profile", "standard", "--rounds", "4", "--out", "{tmp}"],
+        ["--rounds does not apply to --profile standard", "drop --rounds"],
+    ),
+    "bench-profile-quick": (
+        True,
+        ["bench", "--profile", "standard", "--quick", "--out", "{tmp}"],
+        ["--quick does not apply to --profile standard", "drop --quick"],
+    ),
     "bench-negative-threshold": (
         True,
         ["bench", "--threshold", "-5", "--compare", "HEAD", "--out", "{tmp}"],

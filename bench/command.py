@@ -38,6 +38,7 @@ MODULE_SUITES = {
     "lab_throughput": "bench.lab_throughput",
     "http_nginx": "bench.http_nginx",
     "consumer": "bench.consumer",
+    "cache_cost": "bench.cache_cost",
     "fuzz": "bench.fuzz_throughput",
 }
 SUITES = (KERNEL_SUITE, *MODULE_SUITES)
@@ -54,7 +55,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     """Adds ``bench`` to the ``xhdr`` command line (found through the xhdr.commands entry point)."""
     parser = subcommands.add_parser(
         "bench",
-        help="run the benchmarks (kernel cost, baselines, lab, HTTP, consumer) or the performance "
+        help="run the benchmarks (kernel cost, baselines, lab, HTTP, consumer, caches) or the performance "
         "regression gate",
         description="Run the benchmark suites under pytest-benchmark and write JSON results, or with "
         "--compare REF run the paired A/B regression gate against another build of the extractor.",

@@ -323,20 +323,37 @@ class RingFull(RuntimeError):
     """A round lost events: the figure would be too cheap to be honest."""
 
 
+def timed_runs(fd: int, frame: bytes, repeat: int, before_run: Callable[[], None] | None = None) -> float:
+    """Kernel ns per run of ``repeat`` runs: one test run of them all, or with ``before_run`` (which leaves
+    the caches cold, bench/cache_cost.py) a test run of one after each call of it."""
+    if before_run is None:
+        return test_run(fd, frame, repeat).duration_ns
+    total = 0
+    for _ in range(repeat):
+        before_run()
+        total += test_run(fd, frame, 1).duration_ns
+    return total / repeat
+
+
 def interleaved_round(
-    subjects: Sequence[Subject], frame: bytes, repeat: int, events: int | None
+    subjects: Sequence[Subject],
+    frame: bytes,
+    repeat: int,
+    events: int | None,
+    before_run: Callable[[], None] | None = None,
 ) -> list[float]:
     """Kernel ns per run of each subject, measured twice in ABBA order; returns the mean of the two.
 
     ``events`` is how many events one run of an extractor emits (None: not checked); each drain must
     find exactly ``repeat * events``, or the ring filled and the round would understate the cost.
+    ``before_run``: see :func:`timed_runs`.
     """
     totals = [0.0] * len(subjects)
     order = list(range(len(subjects)))
     for sequence in (order, order[::-1]):
         for index in sequence:
             subject = subjects[index]
-            totals[index] += test_run(subject.fd, frame, repeat).duration_ns
+            totals[index] += timed_runs(subject.fd, frame, repeat, before_run)
             if subject.drain is not None:
                 found = subject.drain()
                 if events is not None and found != repeat * events:

@@ -634,12 +634,12 @@ def _kernel_matrix(documents: Sequence[dict]) -> str:
 
 
 # Parameters that tell a suite's rows apart (a method measured several ways); the rest describe the run.
-DISTINGUISHING = ("mode", "baseline", "format", "round")
+DISTINGUISHING = ("mode", "baseline", "format", "caches", "round")
 
 
 def _suite_table(file: ResultFile) -> str:
     """Kernel cost: one line per case with its metrics side by side; other suites: one line per method
-    (and mode, baseline or format), one column per metric, each headed with its label, unit and direction."""
+    (and mode, baseline, format or caches), one column per metric, each headed with its label, unit and direction."""
     if file.suite == figures.KERNEL_SUITE:
         cases: dict[str, dict] = {}
         for row in file.rows:

@@ -1,0 +1,156 @@
+"""Benchmark 7: what the standard request costs the extractor when its code and maps are not in the CPU's caches.
+
+Why: the kernel_cost suite runs one frame thousands of times in a row, so every line of the programs and
+maps the extractor touches stays in the caches of its core. On a gateway the core runs the stack, the
+server and the logger between two requests, and the programs meet their code and maps in a farther cache:
+under nginx and in the lab the program takes 1.7-1.9 us per request by bpf_stats where the test run says
+1.3-1.5 us. This suite measures that difference directly. Before every run it writes a buffer of twice
+the size of one of the core's caches (from sysfs), from the same core (the process is pinned to it, and
+BPF_PROG_TEST_RUN runs on the caller's core), so the run starts with:
+
+- ``warm``: nothing written (the kernel_cost figure, but timed one run at a time);
+- ``l2_evicted``: the core's L2 (and L1) filled with other data: what the core doing other work between
+  two requests leaves;
+- ``llc_evicted``: the last-level cache too: the worst a request can meet.
+
+Each run is its own test run, so each figure carries the kernel's two clock reads around it (the empty
+program's warm figure shows their size); the empty program is measured the same way, interleaved round by
+round (kernel_cost.interleaved_round), and its own extra time when cold (the test run's machinery missing
+too) is taken off: ``cache_penalty_ns`` is what cold caches add to the extractor's own work. A footprint
+change (code or maps a request touches) shows here when the warm figure does not move.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import statistics
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from bench import kernel_cost
+from bench.results import Row, write_results
+from harness.core.config import ExtractorConfig
+from harness.core.program import Program
+
+SUITE = "cache_cost"
+STATES = ("warm", "l2_evicted", "llc_evicted")
+CACHE_DIR = "/sys/devices/system/cpu/cpu{cpu}/cache"
+# When sysfs does not say (a container without it): sizes larger than the caches of current server cores.
+ASSUMED_BYTES = {"l2_evicted": 4 << 20, "llc_evicted": 256 << 20}
+UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def cache_bytes(cpu: int) -> dict[str, int]:
+    """The size of the core's L2 and of its last-level cache, from sysfs (or ASSUMED_BYTES)."""
+    sizes: dict[int, int] = {}
+    with contextlib.suppress(OSError):
+        for index in Path(CACHE_DIR.format(cpu=cpu)).glob("index*"):
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            size = (index / "size").read_text().strip()
+            sizes[int((index / "level").read_text())] = int(size.rstrip("KMG")) * UNITS.get(size[-1], 1)
+    if 2 not in sizes:
+        return dict(ASSUMED_BYTES)
+    return {"l2_evicted": sizes[2], "llc_evicted": sizes[max(sizes)]}
+
+
+def evictor(size: int) -> Callable[[], None]:
+    """Writes twice ``size`` bytes, every cache line of them, each time it is called."""
+    buffer = ctypes.create_string_buffer(2 * size)
+    calls = 0
+
+    def evict() -> None:
+        nonlocal calls
+        calls += 1
+        ctypes.memset(buffer, calls & 0xFF, len(buffer))
+
+    return evict
+
+
+@contextlib.contextmanager
+def pinned() -> Iterator[int]:
+    """The process on one core (the lowest it may use) while measuring, so eviction and run share its caches."""
+    allowed = os.sched_getaffinity(0)
+    cpu = min(allowed)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
+    """Benchmark 7; writes reports/out/bench/cache_cost.json and returns its path.
+
+    quick: 5 rounds of 40 runs per state and program (about 15 s after the compile); full: 15 rounds of 200.
+    """
+    rounds, runs = (5, 40) if quick else (15, 200)
+    config, frame = ExtractorConfig(), kernel_cost.benchmark_frame()
+    taken: dict[str, tuple[list[float], list[float]]] = {state: ([], []) for state in STATES}
+    progress("compiling the extractor")
+    with pinned() as cpu, Program(config) as program, kernel_cost.empty_program() as empty:
+        sizes = cache_bytes(cpu)
+        before = {"warm": None, **{state: evictor(size) for state, size in sizes.items()}}
+        extractor = kernel_cost.ExtractorUnderTest(program)
+        per_run = kernel_cost.events_per_run(extractor, frame)
+        subjects = [kernel_cost.program_subject(extractor.name, extractor), empty]
+        for number in range(rounds):
+            progress(f"round {number + 1}/{rounds} on CPU {cpu}")
+            for state in STATES:  # interleaved: drift on the machine hits every state alike
+                measured, floor = kernel_cost.interleaved_round(subjects, frame, runs, per_run, before[state])
+                taken[state][0].append(measured)
+                taken[state][1].append(floor)
+    rows = summarise(taken, sizes, runs, len(frame))
+    for line in headline(rows).splitlines():
+        progress(line)
+    return write_results(SUITE, rows, config)
+
+
+def summarise(
+    taken: dict[str, tuple[list[float], list[float]]], sizes: dict[str, int], runs: int, frame_bytes: int
+) -> list[Row]:
+    """Per state: each program's median ns per run over the rounds; per cold state, the extractor's
+    ``cache_penalty_ns``: per round, its extra time over warm less the empty program's, then the median."""
+    warm_measured, warm_empty = taken["warm"]
+    rows: list[Row] = []
+    for state, (measured, empty) in taken.items():
+        params = {
+            "case": "standard",
+            "caches": state,
+            "written_bytes": 2 * sizes.get(state, 0),
+            "rounds": len(measured),
+            "runs": runs,
+            "frame_bytes": frame_bytes,
+        }
+        rows += [
+            Row("extractor", "ns_per_run", statistics.median(measured), "ns", params),
+            Row("empty", "ns_per_run", statistics.median(empty), "ns", params),
+        ]
+        if state != "warm":
+            penalties = [
+                (x - xw) - (e - ew)
+                for x, xw, e, ew in zip(measured, warm_measured, empty, warm_empty, strict=True)
+            ]
+            rows.append(Row("extractor", "cache_penalty_ns", statistics.median(penalties), "ns", params))
+    return rows
+
+
+def headline(rows: list[Row]) -> str:
+    """One line per state: the extractor's ns per run beside the empty program's, and the penalty."""
+    figures = {(row.method, row.metric, row.params["caches"]): row.value for row in rows}
+    lines = []
+    for state in STATES:
+        line = (
+            f"{state.replace('_', ' ')}: extractor {figures[('extractor', 'ns_per_run', state)]:,.0f} ns per run, "
+            f"empty program {figures[('empty', 'ns_per_run', state)]:,.0f} ns"
+        )
+        if ("extractor", "cache_penalty_ns", state) in figures:
+            line += f"; the caches add {figures[('extractor', 'cache_penalty_ns', state)]:,.0f} ns to the extractor's work"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(run(quick=True))

@@ -1,0 +1,81 @@
+"""``xhdr bench --suite cache_cost``: the cache sizes it evicts, its pinning, and the quick suite end to end.
+
+Only the bookkeeping is asserted, never a timing: which caches are evicted with how many bytes, that the
+process gets its cores back, and that every state has its figures (the events of every run are counted
+by kernel_cost.interleaved_round, which fails the run when one is missing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import cache_cost
+from harness.cli.main import SCRIPT as XHDR
+
+
+def fake_cache_tree(root: Path, indexes: list[tuple[int, str, str]]) -> None:
+    """sysfs's cache directory of cpu0: one indexN per (level, type, size)."""
+    for number, (level, kind, size) in enumerate(indexes):
+        index = root / "cpu0" / "cache" / f"index{number}"
+        index.mkdir(parents=True)
+        (index / "level").write_text(f"{level}\n")
+        (index / "type").write_text(f"{kind}\n")
+        (index / "size").write_text(f"{size}\n")
+
+
+def test_the_evicted_sizes_are_the_cores_l2_and_last_level_cache(tmp_path: Path, monkeypatch) -> None:
+    fake_cache_tree(
+        tmp_path,
+        [(1, "Data", "32K"), (1, "Instruction", "64K"), (2, "Unified", "1024K"), (3, "Unified", "32M")],
+    )
+    monkeypatch.setattr(cache_cost, "CACHE_DIR", str(tmp_path / "cpu{cpu}" / "cache"))
+    assert cache_cost.cache_bytes(0) == {"l2_evicted": 1 << 20, "llc_evicted": 32 << 20}
+
+
+def test_a_core_with_two_levels_evicts_its_l2_for_both(tmp_path: Path, monkeypatch) -> None:
+    fake_cache_tree(tmp_path, [(1, "Data", "48K"), (2, "Unified", "2048K")])
+    monkeypatch.setattr(cache_cost, "CACHE_DIR", str(tmp_path / "cpu{cpu}" / "cache"))
+    assert cache_cost.cache_bytes(0) == {"l2_evicted": 2 << 20, "llc_evicted": 2 << 20}
+
+
+def test_without_sysfs_the_sizes_are_the_assumed_ones(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(cache_cost, "CACHE_DIR", str(tmp_path / "missing" / "cpu{cpu}"))
+    assert cache_cost.cache_bytes(0) == cache_cost.ASSUMED_BYTES
+
+
+def test_pinning_holds_one_core_and_gives_the_others_back() -> None:
+    allowed = os.sched_getaffinity(0)
+    with cache_cost.pinned() as cpu:
+        assert os.sched_getaffinity(0) == {cpu}
+        assert cpu == min(allowed)
+    assert os.sched_getaffinity(0) == allowed
+
+
+@pytest.mark.kernel
+def test_quick_cache_suite_measures_every_state_of_both_programs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # Run from tmp_path: a module suite also writes its file under ./reports/out/bench.
+    done = subprocess.run(
+        [str(XHDR), "bench", "--quick", "--suite", "cache_cost", "--out", str(out)],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads((out / "cache_cost.json").read_text())
+    assert result["suite"] == "cache_cost"
+    rows = {(row["method"], row["metric"], row["params"]["caches"]): row for row in result["rows"]}
+    sizes = cache_cost.cache_bytes(min(os.sched_getaffinity(0)))
+    for state in cache_cost.STATES:
+        for method in ("extractor", "empty"):
+            assert rows[method, "ns_per_run", state]["value"] > 0, (method, state)
+        assert rows["extractor", "ns_per_run", state]["params"]["written_bytes"] == 2 * sizes.get(state, 0)
+        assert (("extractor", "cache_penalty_ns", state) in rows) == (state != "warm"), state
+        assert f"{state.replace('_', ' ')}: extractor" in done.stderr, state

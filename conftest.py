@@ -1,5 +1,6 @@
 """Fixtures shared by all tests (sections appended by each package's owner)."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -38,6 +39,30 @@ pytest_plugins = ["pytester"]
 def lab(xhdr_lab: Lab) -> Lab:
     """The plugin's lab (netns/pytest_plugin.py) under the short name these tests use."""
     return xhdr_lab
+
+
+# --- bench suites -----------------------------------------------------------------------------------
+@pytest.fixture
+def quick_suite(tmp_path: Path) -> Callable[[str], tuple[dict, str]]:
+    """``quick_suite(NAME)``: ``xhdr bench --quick --suite NAME`` as users run it, from tmp_path (a module suite
+    also writes its file under ./reports/out/bench); fails unless it exits 0, else gives its result document and
+    what it printed on stderr."""
+    from harness.cli.main import SCRIPT
+
+    def run(suite: str) -> tuple[dict, str]:
+        out = tmp_path / "out"
+        done = subprocess.run(
+            [str(SCRIPT), "bench", "--quick", "--suite", suite, "--out", str(out)],
+            cwd=tmp_path,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads((out / f"{suite}.json").read_text()), done.stderr
+
+    return run
 
 
 # --- BPF objects built with clang (tests/objects/) ----------------------------------------------------

@@ -24,15 +24,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import os
 import statistics
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import kernel_cost
 from bench.results import Row, write_results
 from harness.core.config import ExtractorConfig
 from harness.core.program import Program
+from harness.core.testrun import on_one_cpu
 
 SUITE = "cache_cost"
 STATES = ("warm", "l2_evicted", "llc_evicted")
@@ -69,18 +69,6 @@ def evictor(size: int) -> Callable[[], None]:
     return evict
 
 
-@contextlib.contextmanager
-def pinned() -> Iterator[int]:
-    """The process on one core (the lowest it may use) while measuring, so eviction and run share its caches."""
-    allowed = os.sched_getaffinity(0)
-    cpu = min(allowed)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield cpu
-    finally:
-        os.sched_setaffinity(0, allowed)
-
-
 def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     """Benchmark 7; writes reports/out/bench/cache_cost.json and returns its path.
 
@@ -90,7 +78,7 @@ def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     config, frame = ExtractorConfig(), kernel_cost.benchmark_frame()
     taken: dict[str, tuple[list[float], list[float]]] = {state: ([], []) for state in STATES}
     progress("compiling the extractor")
-    with pinned() as cpu, Program(config) as program, kernel_cost.empty_program() as empty:
+    with on_one_cpu() as cpu, Program(config) as program, kernel_cost.empty_program() as empty:
         sizes = cache_bytes(cpu)
         before = {"warm": None, **{state: evictor(size) for state, size in sizes.items()}}
         extractor = kernel_cost.ExtractorUnderTest(program)

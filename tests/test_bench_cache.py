@@ -1,4 +1,5 @@
-"""``xhdr bench --suite cache_cost``: the cache sizes it evicts, its pinning, and the quick suite end to end.
+"""``xhdr bench --suite cache_cost``: the cache sizes it evicts, its pinning to one core (harness.core.testrun's
+``on_one_cpu``), and the quick suite end to end.
 
 Only the bookkeeping is asserted, never a timing: which caches are evicted with how many bytes, that the
 process gets its cores back, and that every state has its figures (the events of every run are counted
@@ -7,15 +8,14 @@ by kernel_cost.interleaved_round, which fails the run when one is missing).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bench import cache_cost
-from harness.cli.main import SCRIPT as XHDR
+from harness.core.testrun import on_one_cpu
 
 
 def fake_cache_tree(root: Path, indexes: list[tuple[int, str, str]]) -> None:
@@ -50,26 +50,17 @@ def test_without_sysfs_the_sizes_are_the_assumed_ones(tmp_path: Path, monkeypatc
 
 def test_pinning_holds_one_core_and_gives_the_others_back() -> None:
     allowed = os.sched_getaffinity(0)
-    with cache_cost.pinned() as cpu:
+    with on_one_cpu() as cpu:
         assert os.sched_getaffinity(0) == {cpu}
         assert cpu == min(allowed)
     assert os.sched_getaffinity(0) == allowed
 
 
 @pytest.mark.kernel
-def test_quick_cache_suite_measures_every_state_of_both_programs(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    # Run from tmp_path: a module suite also writes its file under ./reports/out/bench.
-    done = subprocess.run(
-        [str(XHDR), "bench", "--quick", "--suite", "cache_cost", "--out", str(out)],
-        cwd=tmp_path,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr
-    result = json.loads((out / "cache_cost.json").read_text())
+def test_quick_cache_suite_measures_every_state_of_both_programs(
+    quick_suite: Callable[[str], tuple[dict, str]],
+) -> None:
+    result, stderr = quick_suite("cache_cost")
     assert result["suite"] == "cache_cost"
     rows = {(row["method"], row["metric"], row["params"]["caches"]): row for row in result["rows"]}
     sizes = cache_cost.cache_bytes(min(os.sched_getaffinity(0)))
@@ -78,4 +69,4 @@ def test_quick_cache_suite_measures_every_state_of_both_programs(tmp_path: Path)
             assert rows[method, "ns_per_run", state]["value"] > 0, (method, state)
         assert rows["extractor", "ns_per_run", state]["params"]["written_bytes"] == 2 * sizes.get(state, 0)
         assert (("extractor", "cache_penalty_ns", state) in rows) == (state != "warm"), state
-        assert f"{state.replace('_', ' ')}: extractor" in done.stderr, state
+        assert f"{state.replace('_', ' ')}: extractor" in stderr, state

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from harness.core.rules import (
     Match,
     Rule,
 )
-from harness.core.testrun import XDP_DROP, XDP_PASS
+from harness.core.testrun import XDP_DROP, XDP_PASS, on_one_cpu
 from harness.log.command import counter_line
 from harness.oracle.frames import FrameSpec, build
 from harness.oracle.reference import FlowTracker, siphash24
@@ -162,13 +161,8 @@ PATTERNS = ("EvilScanner", "curl", "/api/v2", "search", "exploit", "GET", "POST"
 @pytest.fixture(scope="module")
 def program() -> Iterator[Program]:
     """The rules' program, run on one CPU: the sample action counts per CPU (R28)."""
-    cpus = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(cpus)})
-    try:
-        with Program(CONFIG) as loaded_program:
-            yield loaded_program
-    finally:
-        os.sched_setaffinity(0, cpus)
+    with on_one_cpu(), Program(CONFIG) as loaded_program:
+        yield loaded_program
 
 
 @st.composite

@@ -8,10 +8,8 @@ itself to one CPU so that every test run uses the same one.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,21 +18,9 @@ from harness.core.config import ExtractorConfig
 from harness.core.native import libbpf, map_info
 from harness.core.program import WAKE_SHARE, Program, wake_bytes
 from harness.core.ringbuf import RingRecords
-from harness.core.testrun import test_run
+from harness.core.testrun import on_one_cpu, test_run
 
 pytestmark = pytest.mark.kernel
-
-
-@contextlib.contextmanager
-def on_one_cpu() -> Iterator[int]:
-    """Runs the block on one CPU (BPF_PROG_TEST_RUN runs the program on the caller's); yields its number."""
-    allowed = os.sched_getaffinity(0)
-    cpu = min(allowed)
-    os.sched_setaffinity(0, {cpu})
-    try:
-        yield cpu
-    finally:
-        os.sched_setaffinity(0, allowed)
 
 
 def unwoken_bytes(program: Program, cpu: int) -> int:

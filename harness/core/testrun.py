@@ -6,9 +6,11 @@ program submits during a test run land in the same ring buffer as live traffic's
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import os
+from collections.abc import Iterator
 
 from harness.core.native import TestRunOpts, libbpf
 
@@ -38,3 +40,17 @@ def test_run(prog_fd: int, frame: bytes, repeat: int = 1) -> TestRunResult:
 
 
 test_run.__test__ = False  # not a pytest test despite the name
+
+
+@contextlib.contextmanager
+def on_one_cpu() -> Iterator[int]:
+    """The calling process held on one CPU (the lowest it may use) for the block; yields its number. A test run
+    runs the program on the caller's CPU, so per-CPU maps, per-CPU counts and the caches a run finds are that
+    CPU's throughout."""
+    allowed = os.sched_getaffinity(0)
+    cpu = min(allowed)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, allowed)

@@ -72,7 +72,8 @@ def evictor(size: int) -> Callable[[], None]:
 def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
     """Benchmark 7; writes reports/out/bench/cache_cost.json and returns its path.
 
-    quick: 5 rounds of 40 runs per state and program (about 15 s after the compile); full: 15 rounds of 200.
+    quick: 5 rounds of 40 runs per state and program (about 10 s, the compile included); full: 15 rounds of 200
+    (under a minute).
     """
     rounds, runs = (5, 40) if quick else (15, 200)
     config, frame = ExtractorConfig(), kernel_cost.benchmark_frame()

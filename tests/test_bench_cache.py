@@ -48,6 +48,24 @@ def test_without_sysfs_the_sizes_are_the_assumed_ones(tmp_path: Path, monkeypatc
     assert cache_cost.cache_bytes(0) == cache_cost.ASSUMED_BYTES
 
 
+def test_the_penalty_is_the_extractors_extra_time_less_the_empty_programs_round_by_round() -> None:
+    taken = {
+        "warm": ([1000.0, 1100.0, 900.0], [50.0, 60.0, 40.0]),
+        "l2_evicted": ([1900.0, 2300.0, 1500.0], [250.0, 160.0, 140.0]),
+        "llc_evicted": ([9000.0, 9100.0, 8900.0], [650.0, 660.0, 640.0]),
+    }
+    sizes = {"l2_evicted": 1 << 20, "llc_evicted": 32 << 20}
+    rows = cache_cost.summarise(taken, sizes, runs=40, frame_bytes=417)
+    figures = {(row.method, row.metric, row.params["caches"]): row for row in rows}
+    # rounds: (1900-1000)-(250-50) = 700, (2300-1100)-(160-60) = 1100, (1500-900)-(140-40) = 500
+    assert figures["extractor", "cache_penalty_ns", "l2_evicted"].value == 700
+    assert figures["extractor", "cache_penalty_ns", "llc_evicted"].value == 8000 - 600
+    assert figures["extractor", "ns_per_run", "l2_evicted"].value == 1900
+    assert figures["empty", "ns_per_run", "warm"].value == 50
+    assert ("extractor", "cache_penalty_ns", "warm") not in figures
+    assert figures["extractor", "ns_per_run", "llc_evicted"].params["written_bytes"] == 64 << 20
+
+
 def test_pinning_holds_one_core_and_gives_the_others_back() -> None:
     allowed = os.sched_getaffinity(0)
     with on_one_cpu() as cpu:

@@ -37,13 +37,17 @@ from harness.core.testrun import on_one_cpu
 SUITE = "cache_cost"
 STATES = ("warm", "l2_evicted", "llc_evicted")
 CACHE_DIR = "/sys/devices/system/cpu/cpu{cpu}/cache"
-# When sysfs does not say (a container without it): sizes larger than the caches of current server cores.
-ASSUMED_BYTES = {"l2_evicted": 4 << 20, "llc_evicted": 256 << 20}
+# When sysfs does not say (a container without it): sizes at least those of most server cores' caches.
+ASSUMED_BYTES = {"l2_evicted": 4 << 20, "llc_evicted": 64 << 20}
+# A cache is taken as at most this large: twice it is written before every run, and a few server parts carry
+# over a gigabyte of last-level cache, which would make the suite's quick profile take minutes.
+LARGEST_CACHE_BYTES = 256 << 20
 UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def cache_bytes(cpu: int) -> dict[str, int]:
-    """The size of the core's L2 and of its last-level cache, from sysfs (or ASSUMED_BYTES)."""
+    """The size of the core's L2 and of its last-level cache, from sysfs (or ASSUMED_BYTES), at most
+    LARGEST_CACHE_BYTES."""
     sizes: dict[int, int] = {}
     with contextlib.suppress(OSError):
         for index in Path(CACHE_DIR.format(cpu=cpu)).glob("index*"):
@@ -53,7 +57,10 @@ def cache_bytes(cpu: int) -> dict[str, int]:
             sizes[int((index / "level").read_text())] = int(size.rstrip("KMG")) * UNITS.get(size[-1], 1)
     if 2 not in sizes:
         return dict(ASSUMED_BYTES)
-    return {"l2_evicted": sizes[2], "llc_evicted": sizes[max(sizes)]}
+    return {
+        "l2_evicted": min(sizes[2], LARGEST_CACHE_BYTES),
+        "llc_evicted": min(sizes[max(sizes)], LARGEST_CACHE_BYTES),
+    }
 
 
 def evictor(size: int) -> Callable[[], None]:

@@ -43,6 +43,12 @@ def test_a_core_with_two_levels_evicts_its_l2_for_both(tmp_path: Path, monkeypat
     assert cache_cost.cache_bytes(0) == {"l2_evicted": 2 << 20, "llc_evicted": 2 << 20}
 
 
+def test_a_cache_larger_than_the_cap_is_written_over_as_far_as_the_cap(tmp_path: Path, monkeypatch) -> None:
+    fake_cache_tree(tmp_path, [(2, "Unified", "1024K"), (3, "Unified", "1152M")])
+    monkeypatch.setattr(cache_cost, "CACHE_DIR", str(tmp_path / "cpu{cpu}" / "cache"))
+    assert cache_cost.cache_bytes(0) == {"l2_evicted": 1 << 20, "llc_evicted": cache_cost.LARGEST_CACHE_BYTES}
+
+
 def test_without_sysfs_the_sizes_are_the_assumed_ones(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(cache_cost, "CACHE_DIR", str(tmp_path / "missing" / "cpu{cpu}"))
     assert cache_cost.cache_bytes(0) == cache_cost.ASSUMED_BYTES

@@ -110,9 +110,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_your_program(args)  # first: with --object, an option of the extractor's is the thing to drop
     check_profile_options(args)
     check_gate_options(args)
-    check_your_program(args)
     require_root("xhdr bench")
     options.output_directory(args.out)
     if args.object is not None:

@@ -409,6 +409,7 @@ def render(
         figures.cost_vs_payload(files, out),
         figures.cost_by_case(files, out),
         figures.consumer(files, out, CONSUMER_EVENTS_PER_SECOND),
+        figures.caches(files, out),
         figures.gate_plot(gate, out) if gate else None,
         figures.verifier(verify, out),
         figures.fuzz(fuzz, out),
@@ -468,7 +469,7 @@ tr.good td:last-child { color: #2e7d32; font-weight: bold; } tr.bad td:last-chil
 # The page's sections after the headline, each with the plots it holds (by file name).
 SECTIONS = (
     ("Where the CPU goes per logged request", ("cpu_per_logged_request.png", "nginx.png")),
-    ("Kernel cost", ("baselines.png", "cost_vs_payload.png", "cost_by_case.png", "trend.png")),
+    ("Kernel cost", ("baselines.png", "cost_vs_payload.png", "cost_by_case.png", "caches.png", "trend.png")),
     ("xhdr log's consumer", ("consumer.png",)),
     ("Regression gate", ("gate.png",)),
     ("Verifier", ("verifier.png",)),

@@ -16,6 +16,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
+from bench import cache_cost
 from bench.results import ResultFile, Row, write_results
 from reports.command import build_report, headline, render
 from reports.figures import linear_fit, logged_request_bars, verifier_labels
@@ -213,6 +214,18 @@ def _coverage() -> dict:
     }
 
 
+def _cache_rows() -> list[Row]:
+    """cache_cost's own summarise() on made-up rounds: warm, L2 and last-level cache written over."""
+    taken = {
+        "warm": ([1400.0, 1420.0], [32.0, 30.0]),
+        "l2_evicted": ([2700.0, 2760.0], [200.0, 210.0]),
+        "llc_evicted": ([10400.0, 10500.0], [590.0, 600.0]),
+    }
+    return cache_cost.summarise(
+        taken, {"l2_evicted": 1 << 20, "llc_evicted": 32 << 20}, runs=40, frame_bytes=417
+    )
+
+
 def _inputs(directory: Path, gate: str = "fail") -> list[str]:
     """Every kind of input the report reads, written as the commands write them."""
     bench = directory / "bench"
@@ -221,6 +234,7 @@ def _inputs(directory: Path, gate: str = "fail") -> list[str]:
         write_results("baselines", _baseline_rows(), directory=bench),
         write_results("lab_throughput", _lab_rows(), directory=bench),
         write_results("http_nginx", _nginx_rows(), directory=bench),
+        write_results("cache_cost", _cache_rows(), directory=bench),
     ]
     for name, document in (
         ("gate.json", _gate(gate)),
@@ -239,6 +253,7 @@ ALL_PLOTS = {
     "baselines.png",
     "cost_vs_payload.png",
     "cost_by_case.png",
+    "caches.png",
     "gate.png",
     "verifier.png",
     "fuzz.png",

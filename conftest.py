@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.cli.main import SCRIPT
 from harness.core.bcc_loader import BccUnavailable, import_bcc
 from harness.core.driver import Driver, TestRunDriver
 from harness.core.program import Program
@@ -47,7 +48,6 @@ def quick_suite(tmp_path: Path) -> Callable[[str], tuple[dict, str]]:
     """``quick_suite(NAME)``: ``xhdr bench --quick --suite NAME`` as users run it, from tmp_path (a module suite
     also writes its file under ./reports/out/bench); fails unless it exits 0, else gives its result document and
     what it printed on stderr."""
-    from harness.cli.main import SCRIPT
 
     def run(suite: str) -> tuple[dict, str]:
         out = tmp_path / "out"

@@ -25,11 +25,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import kernel_cost
-from bench.results import Row, write_results
+from bench.any_program import any_program
+from bench.results import RESULTS_DIR, Row, measured_program, write_results
 from harness.core.config import ExtractorConfig
 from harness.core.program import Program
 from harness.core.testrun import on_one_cpu
@@ -76,39 +77,63 @@ def evictor(size: int) -> Callable[[], None]:
     return evict
 
 
-def run(quick: bool, progress: Callable[[str], None] = print) -> Path:
-    """Benchmark 7; writes reports/out/bench/cache_cost.json and returns its path.
+# A user's program (``xhdr bench --object FILE``, with --program and --ring): what bench.any_program loads.
+YourProgram = tuple[Path, str | None, str | None]
+
+
+@contextlib.contextmanager
+def loaded_program(yours: YourProgram | None) -> Iterator[kernel_cost.Measured]:
+    """The extractor (its default configuration), or the user's program, loaded for the rounds."""
+    if yours is None:
+        with Program(ExtractorConfig()) as program:
+            yield kernel_cost.ExtractorUnderTest(program)
+    else:
+        with any_program(*yours) as program:
+            yield program
+
+
+def run(
+    quick: bool,
+    progress: Callable[[str], None] = print,
+    yours: YourProgram | None = None,
+    directory: Path = RESULTS_DIR,
+) -> Path:
+    """Benchmark 7; writes ``directory``/cache_cost.json and returns its path.
 
     quick: 5 rounds of 40 runs per state and program (about 10 s, the compile included); full: 15 rounds of 200
-    (under a minute).
+    (under a minute). ``yours``: measure that program instead of the extractor, on the same frame.
     """
     rounds, runs = (5, 40) if quick else (15, 200)
-    config, frame = ExtractorConfig(), kernel_cost.benchmark_frame()
+    frame = kernel_cost.benchmark_frame()
     taken: dict[str, tuple[list[float], list[float]]] = {state: ([], []) for state in STATES}
-    progress("compiling the extractor")
-    with on_one_cpu() as cpu, Program(config) as program, kernel_cost.empty_program() as empty:
+    progress(f"loading {yours[0] if yours else 'the extractor'}")
+    with on_one_cpu() as cpu, loaded_program(yours) as program, kernel_cost.empty_program() as empty:
         sizes = cache_bytes(cpu)
         before = {"warm": None, **{state: evictor(size) for state, size in sizes.items()}}
-        extractor = kernel_cost.ExtractorUnderTest(program)
-        per_run = kernel_cost.events_per_run(extractor, frame)
-        subjects = [kernel_cost.program_subject(extractor.name, extractor), empty]
+        per_run = kernel_cost.events_per_run(program, frame)
+        subjects = [kernel_cost.program_subject(program.name, program), empty]
         for number in range(rounds):
             progress(f"round {number + 1}/{rounds} on CPU {cpu}")
             for state in STATES:  # interleaved: drift on the machine hits every state alike
                 measured, floor = kernel_cost.interleaved_round(subjects, frame, runs, per_run, before[state])
                 taken[state][0].append(measured)
                 taken[state][1].append(floor)
-    rows = summarise(taken, sizes, runs, len(frame))
+    rows = summarise(taken, sizes, runs, len(frame), program.name)
     for line in headline(rows).splitlines():
         progress(line)
-    return write_results(SUITE, rows, config)
+    return write_results(SUITE, rows, directory=directory)
 
 
 def summarise(
-    taken: dict[str, tuple[list[float], list[float]]], sizes: dict[str, int], runs: int, frame_bytes: int
+    taken: dict[str, tuple[list[float], list[float]]],
+    sizes: dict[str, int],
+    runs: int,
+    frame_bytes: int,
+    method: str = "extractor",
 ) -> list[Row]:
-    """Per state: each program's median ns per run over the rounds; per cold state, the extractor's
-    ``cache_penalty_ns``: per round, its extra time over warm less the empty program's, then the median."""
+    """Per state: each program's median ns per run over the rounds; per cold state, the measured program's
+    (``method``) ``cache_penalty_ns``: per round, its extra time over warm less the empty program's, then the
+    median."""
     warm_measured, warm_empty = taken["warm"]
     rows: list[Row] = []
     for state, (measured, empty) in taken.items():
@@ -121,7 +146,7 @@ def summarise(
             "frame_bytes": frame_bytes,
         }
         rows += [
-            Row("extractor", "ns_per_run", statistics.median(measured), "ns", params),
+            Row(method, "ns_per_run", statistics.median(measured), "ns", params),
             Row("empty", "ns_per_run", statistics.median(empty), "ns", params),
         ]
         if state != "warm":
@@ -129,21 +154,22 @@ def summarise(
                 (x - xw) - (e - ew)
                 for x, xw, e, ew in zip(measured, warm_measured, empty, warm_empty, strict=True)
             ]
-            rows.append(Row("extractor", "cache_penalty_ns", statistics.median(penalties), "ns", params))
+            rows.append(Row(method, "cache_penalty_ns", statistics.median(penalties), "ns", params))
     return rows
 
 
 def headline(rows: list[Row]) -> str:
-    """One line per state: the extractor's ns per run beside the empty program's, and the penalty."""
+    """One line per state: the measured program's ns per run beside the empty program's, and the penalty."""
+    method = measured_program(rows)
     figures = {(row.method, row.metric, row.params["caches"]): row.value for row in rows}
     lines = []
     for state in STATES:
         line = (
-            f"{state.replace('_', ' ')}: extractor {figures[('extractor', 'ns_per_run', state)]:,.0f} ns per run, "
+            f"{state.replace('_', ' ')}: {method} {figures[(method, 'ns_per_run', state)]:,.0f} ns per run, "
             f"empty program {figures[('empty', 'ns_per_run', state)]:,.0f} ns"
         )
-        if ("extractor", "cache_penalty_ns", state) in figures:
-            line += f"; the caches add {figures[('extractor', 'cache_penalty_ns', state)]:,.0f} ns to the extractor's work"
+        if (method, "cache_penalty_ns", state) in figures:
+            line += f"; the caches add {figures[(method, 'cache_penalty_ns', state)]:,.0f} ns to its own work"
         lines.append(line)
     return "\n".join(lines)
 

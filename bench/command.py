@@ -44,6 +44,8 @@ MODULE_SUITES = {
 SUITES = (KERNEL_SUITE, *MODULE_SUITES)
 # The suites that measure in rounds of interleaved legs; their run() also takes rounds (default: the profile's).
 ROUND_SUITES = ("lab_throughput", "http_nginx")
+# The suites that measure a user's program (--object) as they do the extractor; kernel_cost is its default.
+YOUR_PROGRAM_SUITES = (KERNEL_SUITE, "cache_cost")
 PROFILE_LINES = 30  # the costliest source lines --profile shows
 PROFILE_SECONDS = 10.0
 # Gate options and the value each takes when not given (rounds: chosen by the gate from --quick).
@@ -199,7 +201,7 @@ def your_results(path: Path) -> Path:
 
 
 def check_your_program(args: argparse.Namespace) -> None:
-    """``--object`` goes with the kernel-cost suite or the gate; the extractor's own options do not."""
+    """``--object`` goes with the kernel-cost and cache suites or the gate; the extractor's own options do not."""
     if args.object is None:
         options.check_without_object(args)
         return
@@ -208,12 +210,13 @@ def check_your_program(args: argparse.Namespace) -> None:
     for option, used_by in (("profile", "the extractor's profile"), ("cflags", "the extractor's build")):
         if getattr(args, option):
             raise CommandError(f"--{option} is for {used_by}; drop it with --object {args.object}")
-    others = [suite for suite in args.suite or () if suite != KERNEL_SUITE]
+    others = [suite for suite in args.suite or () if suite not in YOUR_PROGRAM_SUITES]
     if others:
         raise CommandError(
-            f"--suite {others[0]} measures the extractor; with --object only {KERNEL_SUITE} runs"
+            f"--suite {others[0]} measures the extractor; with --object only "
+            f"{' and '.join(YOUR_PROGRAM_SUITES)} run"
         )
-    args.suite = [KERNEL_SUITE]
+    args.suite = args.suite or [KERNEL_SUITE]
     if args.out == RESULTS_DIR:  # not given: the extractor's results there are not overwritten
         args.out = your_results(args.object)
 
@@ -276,9 +279,11 @@ def run_module_suite(name: str, args: argparse.Namespace) -> None:
     progress = Progress(f"xhdr bench: {name}: ")
     progress.note("started")
     module = importlib.import_module(MODULE_SUITES[name])
-    rounds = {"rounds": args.rounds} if name in ROUND_SUITES else {}
+    extra: dict[str, object] = {"rounds": args.rounds} if name in ROUND_SUITES else {}
+    if args.object is not None:  # straight into --out: the extractor's results must stay as they are
+        extra = {"yours": (args.object, args.program, args.ring), "directory": args.out}
     # the file is named by the suite
-    path = Path(module.run(quick=args.quick, progress=progress.note, **rounds))
+    path = Path(module.run(quick=args.quick, progress=progress.note, **extra))
     if path.resolve().parent != args.out.resolve():
         shutil.copy(path, args.out / path.name)
     progress.note(f"done in {time.monotonic() - started:.0f} s")

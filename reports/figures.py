@@ -434,9 +434,11 @@ def consumer(files: Sequence[ResultFile], out: Path, target: float) -> Plot | No
 
 
 def caches(files: Sequence[ResultFile], out: Path) -> Plot | None:
-    """The standard request per cache state (bench/cache_cost.py): the extractor's and the empty program's time
-    per run side by side, each extractor bar labelled with what the cold caches added to its own work."""
+    """The standard request per cache state (bench/cache_cost.py): the measured program's (the extractor's or a
+    user's) and the empty program's time per run side by side, each measured bar labelled with what the cold
+    caches added to its own work."""
     rows = suite_rows(files, "cache_cost")
+    measured = measured_program(rows)
     runs = {(r.method, r.params["caches"]): r.value for r in rows if r.metric == "ns_per_run"}
     penalty = {r.params["caches"]: r.value for r in rows if r.metric == "cache_penalty_ns"}
     states = list(dict.fromkeys(state for _, state in runs))
@@ -444,14 +446,13 @@ def caches(files: Sequence[ResultFile], out: Path) -> Plot | None:
         return None
     fig, ax = _pyplot().subplots(figsize=(8, _height(1.6, 0.7, len(states))))
     y = np.arange(len(states))
-    for offset, method in ((-0.2, "extractor"), (0.2, "empty")):
+    for offset, method in ((-0.2, measured), (0.2, "empty")):
         values = [runs.get((method, state), np.nan) for state in states]
-        ax.barh(y + offset, values, height=0.4, color=COLOURS[method], label=method_label(method))
+        colour = COLOURS.get(method, COLOURS["extractor"])
+        ax.barh(y + offset, values, height=0.4, color=colour, label=method_label(method))
         for yi, state, value in zip(y, states, values, strict=True):
             added = (
-                f" (the caches add {penalty[state]:,.0f})"
-                if method == "extractor" and state in penalty
-                else ""
+                f" (the caches add {penalty[state]:,.0f})" if method == measured and state in penalty else ""
             )
             ax.annotate(f" {value:,.0f}{added}", (value, yi + offset), va="center", fontsize=8)
     ax.set_yticks(y, [_name(state) for state in states], fontsize=8)

@@ -235,7 +235,7 @@ BAD_ARGS = {
         BENCH,
         "reqline",
         ["--suite", "lab_throughput"],
-        "--suite lab_throughput measures the extractor",
+        "--suite lab_throughput measures the extractor; with --object only kernel_cost and cache_cost run",
     ),
     "bench: the extractor's profile": (
         BENCH,
@@ -294,6 +294,26 @@ def test_xhdr_bench_object_as_users_run_it(clang_object: Callable[..., Path], tm
     # every run wrote its record (each round's drain counted them), within what the ring holds
     assert {row["params"]["events_per_run"] for row in rows} == {1}
     assert {row["params"]["repeat"] for row in rows} == {100}
+
+
+def test_the_cache_suite_measures_your_program_into_its_own_results(
+    clang_object: Callable[..., Path], tmp_path: Path
+) -> None:
+    """``--object FILE --suite cache_cost``: the user's program and the empty one in every cache state, written to
+    --out only (the extractor's results in the working directory's reports/out/bench stay as they are)."""
+    done = subprocess.run(
+        [str(XHDR), "bench", "--object", str(clang_object("reqline")), "--suite", "cache_cost", "--quick",
+         "--out", str(tmp_path / "out")],
+        cwd=tmp_path, check=False, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "out" / "cache_cost.json").read_text())["rows"]
+    assert {(row["method"], row["params"]["caches"]) for row in rows if row["metric"] == "ns_per_run"} == {
+        (method, state) for method in ("reqline", "empty") for state in ("warm", "l2_evicted", "llc_evicted")
+    }
+    assert {row["method"] for row in rows if row["metric"] == "cache_penalty_ns"} == {"reqline"}
+    assert "l2 evicted: reqline " in done.stderr
+    assert not (tmp_path / "reports").exists(), "nothing written where the extractor's results go"
 
 
 def test_a_small_ring_caps_the_repeat_count(clang_object: Callable[..., Path], tmp_path: Path) -> None:

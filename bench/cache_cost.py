@@ -67,12 +67,9 @@ def cache_bytes(cpu: int) -> dict[str, int]:
 def evictor(size: int) -> Callable[[], None]:
     """Writes twice ``size`` bytes, every cache line of them, each time it is called."""
     buffer = ctypes.create_string_buffer(2 * size)
-    calls = 0
 
     def evict() -> None:
-        nonlocal calls
-        calls += 1
-        ctypes.memset(buffer, calls & 0xFF, len(buffer))
+        ctypes.memset(buffer, 0, len(buffer))
 
     return evict
 

@@ -67,7 +67,7 @@ def paired_ratio(
         medians = _two_stage_medians(logs, np.asarray(loads), rng, RESAMPLES)
     alpha = 1 - CONFIDENCE
     low, high = np.exp(np.quantile(medians, [alpha / 2, 1 - alpha / 2]))
-    return PairedRatio(median_ratio(current, reference), float(low), float(high))
+    return PairedRatio(float(np.exp(np.median(logs))), float(low), float(high))
 
 
 @dataclasses.dataclass(frozen=True)

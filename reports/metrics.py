@@ -48,7 +48,7 @@ _TABLE = (
     _m("ratio_to_c_baseline", "extractor / C baseline", "x", "lower", "the extractor's cost over the C TPACKET_V3 baseline's (same frame, or CPU per logged request in the lab)"),
     # the cache suite (bench/cache_cost.py)
     _m("ns_per_run", "time per run", "ns", "lower", "kernel-reported time of one test run (its two clock reads included), after the caches were left as the row's caches say; median of rounds"),
-    _m("cache_penalty_ns", "time the cold caches add", "ns", "lower", "the extractor's extra time per run over warm caches, less the empty program's, per round; median of rounds"),
+    _m("cache_penalty_ns", "time the cold caches add", "ns", "lower", "the measured program's (the extractor's or a user's) extra time per run over warm caches, less the empty program's, per round; median of rounds"),
     # the A/B gate (bench/ab_gate.py)
     _m("gate_ratio", "current / reference", "x", "lower", "median paired ratio of the regression gate"),
     # lab_throughput (trafgen bursts through the lab, bench/lab_throughput.py)

@@ -17,6 +17,12 @@ program tags, one load steadily faster; JIT image and map placement). So each bu
 times (``loads``), rounds rotate over every (reference load, current load) pair, the bootstrap resamples
 loads before rounds, and a tentative failure is measured again on fresh loads: it stands only if the
 second pass fails too (else the case is inconclusive).
+
+With ``caches`` other than warm (``--caches l2_evicted`` or ``llc_evicted``), every run starts with that cache
+of the core written over, as in bench/cache_cost.py: the test runs are then one at a time, fewer per round,
+and the gate compares what each build costs a core that did other work since the last request. A change that
+makes a request touch more code or map lines (an unrolled loop, a bigger record) can be free while
+everything stays cached and costly on a gateway; only this comparison sees it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Literal
 import numpy as np
 
 from bench.any_program import any_program
+from bench.cache_cost import STATES, cache_bytes, evictor
 from bench.foreign import ForeignLoadError, ForeignProgram
 from bench.kernel_cost import (
     Case,
@@ -49,6 +56,7 @@ from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.ownership import scratch_directory
 from harness.core.program import BPF_DIR, EXTRACTOR_SOURCE
+from harness.core.testrun import on_one_cpu
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 REPO_DIR = BPF_DIR.parent
@@ -57,6 +65,10 @@ DEFAULT_THRESHOLD_PCT = 10.0
 GATE_CASES = ("standard", "frame_1500", "headers_32", "worst_last_header_last")
 GATE_ROUNDS = {"quick": 36, "full": 72}  # multiples of DEFAULT_LOADS ** 2 pairings
 DEFAULT_LOADS = 3  # loads of each build: see assess() on why one load per side is not enough
+WARM = STATES[0]
+# Runs per build and round when each run starts with a cache written over: each one is a test run of its own
+# after the write (about 0.1 ms for the L2, 5 ms for the last-level cache here), so fewer than the warm 100.
+COLD_REPEAT = {"l2_evicted": 20, "llc_evicted": 4}
 
 
 class GateError(RuntimeError):
@@ -297,13 +309,20 @@ def _measure(
     repeat: int,
     loads: int,
     progress: GateProgress | None,
+    caches: str,
     case_names: list[str],
 ) -> list[CaseComparison]:
-    """One pass: fresh loads of both builds, every named case in rotated paired rounds."""
+    """One pass: fresh loads of both builds, every named case in rotated paired rounds, each run starting with
+    the caches in state ``caches``. Cold, the process is held on one CPU once the builds are loaded (their
+    compiles run on every core), and that CPU's cache is written over before each run."""
     pairs = [(i, j) for i in range(loads) for j in range(loads)]
     comparisons: list[CaseComparison] = []
     with contextlib.ExitStack() as stack:
         builds = _load_all([reference] * loads + [current] * loads, key, stack)
+        before_run = None
+        if caches != WARM:
+            cpu = stack.enter_context(on_one_cpu())
+            before_run = evictor(cache_bytes(cpu)[caches])
         refs, curs = builds[:loads], builds[loads:]
         ref_subjects = [program_subject(f"reference#{i}", p) for i, p in enumerate(refs)]
         cur_subjects = [program_subject(f"current#{i}", p) for i, p in enumerate(curs)]
@@ -322,7 +341,9 @@ def _measure(
             while True:
                 for _ in range(target - len(ref_ns)):
                     i, j = pairs[len(used) % len(pairs)]
-                    a, b = interleaved_round([ref_subjects[i], cur_subjects[j]], case.frame, reps, per_run)
+                    a, b = interleaved_round(
+                        [ref_subjects[i], cur_subjects[j]], case.frame, reps, per_run, before_run
+                    )
                     ref_ns.append(a)
                     cur_ns.append(b)
                     used.append((i, j))
@@ -360,12 +381,18 @@ def run_gate(
     repeat: int = 100,
     loads: int = DEFAULT_LOADS,
     progress: GateProgress | None = None,
+    caches: str = WARM,
 ) -> dict:
     """Loads each build ``loads`` times, all at once, and measures every gate case in paired rounds.
 
     Round k pairs reference load i with current load j, cycling through every (i, j), so a load that
     happens to sit well or badly in memory is one cluster among several instead of the whole answer.
+    ``caches``: the state each run starts in (bench/cache_cost.py's STATES); cold, the process is held on one
+    CPU, whose cache is written over before every run.
     """
+    if caches not in STATES:
+        raise GateError(f"unknown cache state {caches!r}; known: {', '.join(STATES)}")
+    repeat = COLD_REPEAT.get(caches, repeat)
     config = ExtractorConfig()
     key = os.urandom(16)
     if rounds is None:
@@ -375,7 +402,17 @@ def run_gate(
     if unknown:
         raise GateError(f"unknown gate case {unknown[0]!r}; known: {', '.join(by_name)}")
     measure = functools.partial(
-        _measure, reference, current, by_name, key, rounds, threshold_pct, repeat, loads, progress
+        _measure,
+        reference,
+        current,
+        by_name,
+        key,
+        rounds,
+        threshold_pct,
+        repeat,
+        loads,
+        progress,
+        caches,
     )
     comparisons = measure(list(case_names))
     failed = [c.case for c in comparisons if c.assessment.verdict == "fail"]
@@ -396,11 +433,19 @@ def run_gate(
         "profile": profile,
         "repeat": repeat,
         "loads": loads,
+        "caches": caches,
         "reference": _version_json(reference),
         "current": _version_json(current),
         "median_spread_pct": round(float(np.median(spreads)), 2) if spreads else math.nan,
         "cases": [c.to_json() for c in comparisons],
     }
+
+
+CACHES_SHOWN = {
+    "warm": "caches: warm (each build's code and maps stay cached between runs)",
+    "l2_evicted": "caches: the core's L2 written over before every run",
+    "llc_evicted": "caches: the last-level cache written over before every run",
+}
 
 
 def render_gate(document: dict) -> str:
@@ -421,6 +466,7 @@ def render_gate(document: dict) -> str:
     header = ["case", "ref ns", "cur ns", "ratio", "95% interval", "spread", "verdict"]
     lines = [
         f"reference: {document['reference']['label']}   current: {document['current']['label']}",
+        CACHES_SHOWN[document.get("caches", WARM)],
         table(header, rows),
     ]
     verdict = document["verdict"]

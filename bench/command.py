@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench import profile, targets
+from bench.cache_cost import STATES as CACHE_STATES
 from bench.results import RESULTS_DIR
 from harness.cli import options
 from harness.cli.main import EXIT_ERROR, require_root
@@ -49,7 +50,13 @@ YOUR_PROGRAM_SUITES = (KERNEL_SUITE, "cache_cost")
 PROFILE_LINES = 30  # the costliest source lines --profile shows
 PROFILE_SECONDS = 10.0
 # Gate options and the value each takes when not given (rounds: chosen by the gate from --quick).
-GATE_DEFAULTS: dict[str, object] = {"rounds": None, "loads": 3, "threshold": 10.0, "cflags": ""}
+GATE_DEFAULTS: dict[str, object] = {
+    "rounds": None,
+    "loads": 3,
+    "threshold": 10.0,
+    "cflags": "",
+    "caches": CACHE_STATES[0],
+}
 DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own default, relative to the working directory
 
 
@@ -80,6 +87,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--cflags",
         help="gate: extra flags for the current build, e.g. -DXHDR_PLANTED_SLOWDOWN (the gate's self-test)",
+    )
+    parser.add_argument(
+        "--caches",
+        choices=CACHE_STATES,
+        help="gate: the caches each run starts with: warm (default), or the core's L2 or last-level cache "
+        "written over first, as on a gateway core that did other work between requests (--suite cache_cost)",
     )
     options.add_out(parser, RESULTS_DIR, "the result files")
     parser.add_argument(
@@ -393,6 +406,7 @@ def run_gate(args: argparse.Namespace) -> int:
                 threshold_pct=args.threshold,
                 loads=args.loads,
                 progress=progress,
+                caches=args.caches,
             )
     except GateError as error:
         raise CommandError(str(error)) from None

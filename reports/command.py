@@ -235,7 +235,8 @@ def banner(gate: dict | None, targets: list[dict], verify: Sequence[dict], fuzz:
         }.get(gate["verdict"], "")
         items.append(
             {
-                "what": f"A/B gate {gate['reference']['label']} → {gate['current']['label']}",
+                "what": f"A/B gate {gate['reference']['label']} → {gate['current']['label']}"
+                + ("" if gate.get("caches", "warm") == "warm" else f", caches {gate['caches']}"),
                 "status": {"pass": "pass", "fail": "fail"}.get(gate["verdict"], "warn"),
                 "says": f"{gate['verdict'].upper()}: {detail}",
             }

@@ -494,7 +494,8 @@ def gate_plot(document: dict, out: Path) -> Plot | None:
     ax.axhline(limit, color="#d62728", linestyle="--", linewidth=1, label=f"minimum effect {limit:.2f}x")
     ax.set_xticks(range(len(cases)), [_name(c["case"]) for c in cases], fontsize=8)
     ax.set_ylim(0.5, max(2.0, limit + 0.2))
-    title = f"Regression gate: {document['verdict'].upper()} (paired rounds, interval per case)"
+    cold = "" if document.get("caches", "warm") == "warm" else f", caches {document['caches']}"
+    title = f"Regression gate: {document['verdict'].upper()} (paired rounds, interval per case{cold})"
     _style(ax, title, "", METRICS["gate_ratio"].axis)
     ax.legend(fontsize=8)
     return _save(fig, out / "gate.png", title, ["gate_ratio"])

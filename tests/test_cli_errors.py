@@ -87,6 +87,11 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
         ["bench", "--loads", "2", "--out", "{tmp}"],
         ["--loads 2 applies to --compare only", "add --compare"],
     ),
+    "bench-caches-without-compare": (
+        True,
+        ["bench", "--caches", "l2_evicted", "--out", "{tmp}"],
+        ["--caches l2_evicted applies to --compare only", "add --compare"],
+    ),
     "bench-seconds-without-profile": (
         True,
         ["bench", "--seconds", "3", "--out", "{tmp}"],

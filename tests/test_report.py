@@ -304,6 +304,8 @@ def test_banner_says_fail_only_for_a_failure(tmp_path: Path) -> None:
     files = [_result("kernel_cost", _kernel_rows())]
     failed = build_report(files, _gate("fail"), [])["banner"]
     assert failed["status"] == "fail" and "FAIL: slower: standard" in failed["line"]
+    cold = build_report(files, {**_gate("fail"), "caches": "l2_evicted"}, [])["banner"]
+    assert "A/B gate HEAD~1 → work tree, caches l2_evicted" in cold["line"], "a cold gate says so"
     passed = build_report(files, _gate("pass"), [])["banner"]
     assert passed["status"] == "missed", "the gate passed; the issue-9 targets the rows miss remain"
     assert "gate" not in passed["line"] and "targets" in passed["line"]

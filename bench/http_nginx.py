@@ -230,7 +230,7 @@ def set_up(
     elif method == "c_tpacket_v3":
         command = CaptureCommand(method, config, bytes(16), max_seconds=seconds + 60.0)
         lines = lab.workdir / f"{method}.lines"
-        child = _start_to_file(lab, gateway.netns, command.argv(gateway.ifname), lines)
+        child = start(lab, gateway.netns, command.argv(gateway.ifname), method, stdout=lines)
         wait_until(lambda: _ready(child), 20.0, f"{method} logger to be ready")
         return RequestLogger(child.proc.pid, lambda: _stop_capture(child, lines))
     return None
@@ -247,12 +247,6 @@ def _stop_capture(child: Child, lines: Path) -> Finished:
         cpu_ns=child.cpu_ns,
         output_bytes=lines.stat().st_size,
     )
-
-
-def _start_to_file(lab: Lab, netns: str | None, argv: list[str], path: Path) -> Child:
-    """Like lab_throughput.start, but stdout goes to ``path`` (the log the capture writes)."""
-    wrapper = ["sh", "-c", 'exec "$@" > "$0"', str(path), *argv]
-    return start(lab, netns, wrapper, Path(argv[0]).name)
 
 
 def _ready(child: Child) -> bool:

@@ -137,12 +137,13 @@ class Child:
             raise RuntimeError(f"{what} exited {self.status}: {lines[-1] if lines else '(no output)'}")
 
 
-def start(lab: Lab, netns: str | None, argv: list[str], name: str) -> Child:
-    """Starts ``argv`` (in ``netns`` unless None), stdout to /dev/null, stderr kept; the lab stops it."""
+def start(lab: Lab, netns: str | None, argv: list[str], name: str, stdout: Path | None = None) -> Child:
+    """Starts ``argv`` (in ``netns`` unless None), stdout to ``stdout`` (a log it writes; default /dev/null),
+    stderr kept; the lab stops it."""
     assert lab.workdir is not None
     err_path = lab.workdir / f"{name}-{time.monotonic_ns()}.err"
     cmd = ["ip", "netns", "exec", netns, *argv] if netns else argv
-    with open(os.devnull, "wb") as out, open(err_path, "wb") as err:
+    with open(stdout or os.devnull, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, start_new_session=True)
     child = Child(proc, err_path)
     lab.defer(lambda: _stop(child), f"stop {name} (pid {proc.pid})")
@@ -213,6 +214,7 @@ class Sample:
     process_ns: int  # xhdr log with its consumer, or the capturing process, from the burst's start
     prog_ns: float  # the XDP program's own run time per run (bpf_stats), 0 without one
     softirq_ticks: int
+    output_bytes: int  # what the logger or baseline wrote to its log file (0 for the legs that log nothing)
 
     @property
     def pps(self) -> float:
@@ -230,16 +232,18 @@ def measure(
         run_before = prog_runtime(leg.prog_fd) if leg.prog_fd is not None else (0, 0)
         rx_before, ksoft_before, ticks_before = rx_packets(lab), ksoftirqd_ns(), softirq_ticks()
         burst = blast(lab, config_path, count)
-        handled = lost = process_after = 0
+        handled = lost = process_after = written = 0
         if leg.logger:
             # Until the program itself has seen every frame (the veth counts a frame received before
             # generic XDP runs it) and the consumer has written every event: xhdr log's exit is not counted.
             finished = leg.logger.finish(counts_before, packets=count)
             handled, lost, process_after = finished.lines, finished.events_lost, finished.cpu_ns
+            written = finished.output_bytes
         elif leg.child:  # a baseline: it stops by itself after ``count`` packets
             wait_until(leg.child.poll, 60.0, f"{mode} to finish")
             stats = stats_of(leg.child)
             handled, lost, process_after = stats["requests"], stats["drops"], leg.child.cpu_ns
+            written = leg.log.stat().st_size if leg.log else 0
         run_after = prog_runtime(leg.prog_fd) if leg.prog_fd is not None else (0, 0)
         received = rx_packets(lab) - rx_before
         kernel_ns = burst.sender_cpu_ns + ksoftirqd_ns() - ksoft_before
@@ -256,6 +260,7 @@ def measure(
         process_ns=process_after - process_before,
         prog_ns=(run_after[0] - run_before[0]) / runs if runs else 0.0,
         softirq_ticks=ticks,
+        output_bytes=written,
     )
 
 
@@ -267,6 +272,7 @@ class Leg:
     prog_fd: int | None = None
     logger: Logger | None = None
     child: Child | None = None
+    log: Path | None = None  # where a baseline writes its lines
 
     @property
     def pid(self) -> int | None:
@@ -294,9 +300,14 @@ def set_up(
         return Leg(prog_fd=empty_fd)
     if kind in BASELINES:
         command = CaptureCommand(kind, config, key, max_packets=count, max_seconds=120.0)
-        child = start(lab, lab.gateway.netns, command.argv(lab.gateway.ifname), kind)
+        # Its log goes to a file beside xhdr log's, as a capture that logs would write it: the legs compare
+        # CPU per logged request, and writing the log is part of that on both sides.
+        assert lab.workdir is not None
+        lines = lab.workdir / f"{kind}.lines"
+        stack.callback(lines.unlink, missing_ok=True)
+        child = start(lab, lab.gateway.netns, command.argv(lab.gateway.ifname), kind, stdout=lines)
         wait_until(lambda: _ready(child, mode), 20.0, f"{mode} to be ready")
-        return Leg(child=child)
+        return Leg(child=child, log=lines)
     return Leg()
 
 
@@ -364,6 +375,9 @@ def summarise(samples: dict[str, list[Sample]], count: int, rounds: int) -> list
             Row(method, "events_lost", statistics.median(s.lost for s in taken), "events", p),
             Row(method, "softirq_ticks", statistics.median(s.softirq_ticks for s in taken), "ticks", p),
         ]
+        if handled:
+            per_request = statistics.median(s.output_bytes / max(s.handled, 1) for s in taken)
+            rows.append(Row(method, "log_bytes_per_request", per_request, "bytes", p))
         if any(s.prog_ns for s in taken):
             rows.append(
                 Row(method, "bpf_run_ns_per_packet", statistics.median(s.prog_ns for s in taken), "ns", p)

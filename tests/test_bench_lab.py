@@ -19,6 +19,7 @@ from harness.core.cost import empty_program_fd
 from netns.lab import Lab
 
 FRAMES = 20_000
+MIN_LOG_BYTES = 100  # the standard request's log line or record holds its target and eight headers
 
 
 @pytest.mark.lab
@@ -34,6 +35,8 @@ def test_every_frame_is_received_and_either_handled_or_counted_lost(lab: Lab) ->
             if mode != "none":
                 assert sample.handled > 0 and sample.handled + sample.lost == FRAMES, mode
                 assert sample.process_ns > 0, mode
+                # each leg writes its log to a file, the capture as xhdr log: a line or record per request
+                assert sample.output_bytes >= sample.handled * MIN_LOG_BYTES, mode
             if mode.startswith("extractor-"):
                 assert sample.prog_ns > 0, "bpf_stats should time the attached program"
 

@@ -101,7 +101,11 @@ def test_rows_of_the_lab_suite_are_declared_with_their_units() -> None:
     from bench import lab_throughput
 
     samples = {
-        mode: [lab_throughput.Sample(mode, 1000, 1000, 1000, 0, 0.01, 10_000_000 + i, 3_000_000, 50.0, 4)]
+        mode: [
+            lab_throughput.Sample(
+                mode, 1000, 1000, 1000, 0, 0.01, 10_000_000 + i, 3_000_000, 50.0, 4, 400_000
+            )
+        ]
         for i, mode in enumerate(lab_throughput.MODES)
     }
     rows = lab_throughput.summarise(samples, 1000, 1)

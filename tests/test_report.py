@@ -115,7 +115,9 @@ def _lab_rows() -> list[Row]:
     for mode in lab_throughput.MODES:
         ns = kernel.get(mode.partition("-")[0], 1500)
         process = 0 if mode == "none" or mode.startswith("empty") else 3000 * 1000
-        samples[mode] = [lab_throughput.Sample(mode, 1000, 1000, 1000, 0, 0.01, ns * 1000, process, 0.0, 1)]
+        samples[mode] = [
+            lab_throughput.Sample(mode, 1000, 1000, 1000, 0, 0.01, ns * 1000, process, 0.0, 1, 400_000)
+        ]
     return lab_throughput.summarise(samples, 1000, 1)
 
 

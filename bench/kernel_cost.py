@@ -319,15 +319,26 @@ class Subject:
     drain: Callable[[], int] | None = None
 
 
+PRIMING_RUNS = 1  # untimed runs before cold timed ones (see timed_runs)
+
+
 class RingFull(RuntimeError):
     """A round lost events: the figure would be too cheap to be honest."""
 
 
 def timed_runs(fd: int, frame: bytes, repeat: int, before_run: Callable[[], None] | None = None) -> float:
     """Kernel ns per run of ``repeat`` runs: one test run of them all, or with ``before_run`` (which leaves
-    the caches cold, bench/cache_cost.py) a test run of one after each call of it."""
+    the caches cold, bench/cache_cost.py) a test run of one after each call of it.
+
+    Cold, one untimed run comes first (PRIMING_RUNS): before_run writes over one cache, and what a program
+    finds in the caches beyond it would otherwise depend on how long ago it last ran. Measured: in the A/B
+    gate's rotation, where one side's build changes every round and the other's every few, identical builds
+    came out 1.07-1.15x apart with the L2 written over, the side just switched to paying a first run from
+    memory; primed, every timed run meets exactly the state before_run leaves."""
     if before_run is None:
         return test_run(fd, frame, repeat).duration_ns
+    for _ in range(PRIMING_RUNS):
+        test_run(fd, frame, 1)
     total = 0
     for _ in range(repeat):
         before_run()
@@ -345,9 +356,10 @@ def interleaved_round(
     """Kernel ns per run of each subject, measured twice in ABBA order; returns the mean of the two.
 
     ``events`` is how many events one run of an extractor emits (None: not checked); each drain must
-    find exactly ``repeat * events``, or the ring filled and the round would understate the cost.
-    ``before_run``: see :func:`timed_runs`.
+    find exactly that many for every run made (the priming ones included), or the ring filled and the round
+    would understate the cost. ``before_run``: see :func:`timed_runs`.
     """
+    runs = repeat + (PRIMING_RUNS if before_run is not None else 0)
     totals = [0.0] * len(subjects)
     order = list(range(len(subjects)))
     for sequence in (order, order[::-1]):
@@ -356,9 +368,9 @@ def interleaved_round(
             totals[index] += timed_runs(subject.fd, frame, repeat, before_run)
             if subject.drain is not None:
                 found = subject.drain()
-                if events is not None and found != repeat * events:
+                if events is not None and found != runs * events:
                     raise RingFull(
-                        f"{subject.name}: {found} events after {repeat} runs, expected {repeat * events}; "
+                        f"{subject.name}: {found} events after {runs} runs, expected {runs * events}; "
                         "lower the repeat count or enlarge the ring buffer"
                     )
     return [total / 2 for total in totals]

@@ -160,18 +160,25 @@ def test_gate_fails_on_planted_slowdown(caches: str) -> None:
 
 
 @pytest.mark.kernel
-def test_gate_never_fails_repository_code_against_itself() -> None:
+@pytest.mark.parametrize("caches", ["warm", "l2_evicted"])
+def test_gate_never_fails_repository_code_against_itself(caches: str) -> None:
     """Identical code (two loads of bpf/ on each side) must not fail: pass, or inconclusive.
 
     Inconclusive is accepted, not hidden: two loads of the same bytecode on this machine differ by up to
     20% for their whole life (same program tags, measured; JIT image and map placement), so with two
     loads per side the two-stage interval is often wider than the 10% minimum effect. Saying "too noisy"
     then is the gate working as specified; failing would be the bug this test exists to catch (a first-pass
-    failure must not survive the confirmation on fresh loads).
+    failure must not survive the confirmation on fresh loads). With the L2 written over before each run, the
+    rotation once made identical builds fail at 1.13x (kernel_cost.timed_runs' priming run is the mend).
     """
     with reference_version(str(BPF_DIR)) as reference:
         document = run_gate(
-            reference, current_version(), rounds=TEST_ROUNDS, case_names=TEST_CASES, loads=TEST_LOADS
+            reference,
+            current_version(),
+            rounds=TEST_ROUNDS,
+            case_names=TEST_CASES,
+            loads=TEST_LOADS,
+            caches=caches,
         )
     assert document["verdict"] in ("pass", "inconclusive"), render_gate(document)
     assert all(case["verdict"] != "fail" for case in document["cases"]), render_gate(document)

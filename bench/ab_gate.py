@@ -21,8 +21,8 @@ second pass fails too (else the case is inconclusive).
 With ``caches`` other than warm (``--caches l2_evicted`` or ``llc_evicted``), every run starts with that cache
 of the core written over, as in bench/cache_cost.py: the test runs are then one at a time, fewer per round,
 and the gate compares what each build costs a core that did other work since the last request. A change that
-makes a request touch more code or map lines (an unrolled loop, a bigger record) can be free while
-everything stays cached and costly on a gateway; only this comparison sees it.
+makes a request touch more code or map lines (an unrolled loop, a bigger record) weighs more there than
+while everything stays cached, and a gateway's cores are rarely that warm.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from typing import Literal
 import numpy as np
 
 from bench.any_program import any_program
-from bench.cache_cost import STATES, cache_bytes, evictor
+from bench.cache_cost import STATES, WARM, cache_bytes, evictor
 from bench.foreign import ForeignLoadError, ForeignProgram
 from bench.kernel_cost import (
     Case,
@@ -65,7 +65,6 @@ DEFAULT_THRESHOLD_PCT = 10.0
 GATE_CASES = ("standard", "frame_1500", "headers_32", "worst_last_header_last")
 GATE_ROUNDS = {"quick": 36, "full": 72}  # multiples of DEFAULT_LOADS ** 2 pairings
 DEFAULT_LOADS = 3  # loads of each build: see assess() on why one load per side is not enough
-WARM = STATES[0]
 # Runs per build and round when each run starts with a cache written over: each one is a test run of its own
 # after the write (about 0.1 ms for the L2, 5 ms for the last-level cache here), so fewer than the warm 100.
 COLD_REPEAT = {"l2_evicted": 20, "llc_evicted": 4}

@@ -37,7 +37,8 @@ from harness.core.program import Program
 from harness.core.testrun import on_one_cpu
 
 SUITE = "cache_cost"
-STATES = ("warm", "l2_evicted", "llc_evicted")
+WARM = "warm"
+STATES = (WARM, "l2_evicted", "llc_evicted")
 CACHE_DIR = "/sys/devices/system/cpu/cpu{cpu}/cache"
 # When sysfs does not say (a container without it): sizes at least those of most server cores' caches.
 ASSUMED_BYTES = {"l2_evicted": 4 << 20, "llc_evicted": 64 << 20}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench import profile, targets
 from bench.cache_cost import STATES as CACHE_STATES
+from bench.cache_cost import WARM
 from bench.results import RESULTS_DIR
 from harness.cli import options
 from harness.cli.main import EXIT_ERROR, require_root
@@ -55,7 +56,7 @@ GATE_DEFAULTS: dict[str, object] = {
     "loads": 3,
     "threshold": 10.0,
     "cflags": "",
-    "caches": CACHE_STATES[0],
+    "caches": WARM,
 }
 DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own default, relative to the working directory
 

@@ -44,6 +44,7 @@ from bench.any_program import any_program
 from bench.cache_cost import STATES, WARM, cache_bytes, evictor
 from bench.foreign import ForeignLoadError, ForeignProgram
 from bench.kernel_cost import (
+    PRIMING_RUNS,
     Case,
     Measured,
     cases,
@@ -330,9 +331,9 @@ def _measure(
             per_run = events_per_run(curs[0], case.frame)
             if events_per_run(refs[0], case.frame) != per_run:
                 raise GateError(f"case {name}: the two builds emit different numbers of events")
-            reps = min(
-                repeat, refs[0].repeat_cap(case.frame, per_run), curs[0].repeat_cap(case.frame, per_run)
-            )
+            # cold, the drain after a stretch also finds its untimed priming runs (kernel_cost.timed_runs)
+            room = min(refs[0].repeat_cap(case.frame, per_run), curs[0].repeat_cap(case.frame, per_run))
+            reps = max(1, min(repeat, room - (PRIMING_RUNS if before_run else 0)))
             ref_ns: list[float] = []
             cur_ns: list[float] = []
             used: list[tuple[int, int]] = []

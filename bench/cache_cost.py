@@ -15,9 +15,9 @@ BPF_PROG_TEST_RUN runs on the caller's core), so the run starts with:
 
 Each run is its own test run, so each figure carries the kernel's two clock reads around it (the empty
 program's warm figure shows their size), after one untimed run of the same program (kernel_cost.timed_runs:
-whatever ran before, the timed runs find the program where the write left it, in the farther caches); the empty program is measured the same way, interleaved round by
-round (kernel_cost.interleaved_round), and its own extra time when cold (the test run's machinery missing
-too) is taken off: ``cache_penalty_ns`` is what cold caches add to the extractor's own work. A footprint
+whatever ran before, the timed runs find the program where the write left it, in the farther caches). The
+empty program is measured the same way, interleaved round by round (kernel_cost.interleaved_round), and its
+own extra time when cold (the test run's machinery missing too) is taken off: ``cache_penalty_ns`` is what cold caches add to the extractor's own work. A footprint
 change (code or maps a request touches) shows here when the warm figure does not move.
 """
 
@@ -108,7 +108,7 @@ def run(
     progress(f"loading {yours[0] if yours else 'the extractor'}")
     with on_one_cpu() as cpu, loaded_program(yours) as program, kernel_cost.empty_program() as empty:
         sizes = cache_bytes(cpu)
-        before = {"warm": None, **{state: evictor(size) for state, size in sizes.items()}}
+        before = {WARM: None, **{state: evictor(size) for state, size in sizes.items()}}
         per_run = kernel_cost.events_per_run(program, frame)
         subjects = [kernel_cost.program_subject(program.name, program), empty]
         for number in range(rounds):
@@ -133,7 +133,7 @@ def summarise(
     """Per state: each program's median ns per run over the rounds; per cold state, the measured program's
     (``method``) ``cache_penalty_ns``: per round, its extra time over warm less the empty program's, then the
     median."""
-    warm_measured, warm_empty = taken["warm"]
+    warm_measured, warm_empty = taken[WARM]
     rows: list[Row] = []
     for state, (measured, empty) in taken.items():
         params = {
@@ -148,7 +148,7 @@ def summarise(
             Row(method, "ns_per_run", statistics.median(measured), "ns", params),
             Row("empty", "ns_per_run", statistics.median(empty), "ns", params),
         ]
-        if state != "warm":
+        if state != WARM:
             penalties = [
                 (x - xw) - (e - ew)
                 for x, xw, e, ew in zip(measured, warm_measured, empty, warm_empty, strict=True)

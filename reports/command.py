@@ -236,7 +236,7 @@ def banner(gate: dict | None, targets: list[dict], verify: Sequence[dict], fuzz:
         items.append(
             {
                 "what": f"A/B gate {gate['reference']['label']} → {gate['current']['label']}"
-                + ("" if gate.get("caches", "warm") == "warm" else f", caches {gate['caches']}"),
+                + figures.cold_gate(gate),
                 "status": {"pass": "pass", "fail": "fail"}.get(gate["verdict"], "warn"),
                 "says": f"{gate['verdict'].upper()}: {detail}",
             }

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bench.cache_cost import WARM
 from bench.results import ResultFile, Row, measured_program, per_round
 from bench.targets import STANDARD_RATIO
 from reports.metrics import METRICS, method_label
@@ -469,6 +470,11 @@ def caches(files: Sequence[ResultFile], out: Path) -> Plot | None:
 # -- the gate, the verifier, the fuzzer ----------------------------------------------------------------------
 
 
+def cold_gate(gate: dict) -> str:
+    """ ", caches STATE" for a gate measured with cold caches (``--caches``), nothing for a warm one."""
+    return "" if gate.get("caches", WARM) == WARM else f", caches {gate['caches']}"
+
+
 def gate_plot(document: dict, out: Path) -> Plot | None:
     """Per case: the paired per-round ratios, the estimate with its interval, and the minimum effect line."""
     cases = document.get("cases") or []
@@ -494,8 +500,7 @@ def gate_plot(document: dict, out: Path) -> Plot | None:
     ax.axhline(limit, color="#d62728", linestyle="--", linewidth=1, label=f"minimum effect {limit:.2f}x")
     ax.set_xticks(range(len(cases)), [_name(c["case"]) for c in cases], fontsize=8)
     ax.set_ylim(0.5, max(2.0, limit + 0.2))
-    cold = "" if document.get("caches", "warm") == "warm" else f", caches {document['caches']}"
-    title = f"Regression gate: {document['verdict'].upper()} (paired rounds, interval per case{cold})"
+    title = f"Regression gate: {document['verdict'].upper()} (paired rounds, interval per case{cold_gate(document)})"
     _style(ax, title, "", METRICS["gate_ratio"].axis)
     ax.legend(fontsize=8)
     return _save(fig, out / "gate.png", title, ["gate_ratio"])

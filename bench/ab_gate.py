@@ -44,17 +44,18 @@ from bench.any_program import any_program
 from bench.cache_cost import STATES, WARM, cache_bytes, evictor
 from bench.foreign import ForeignLoadError, ForeignProgram
 from bench.kernel_cost import (
-    PRIMING_RUNS,
     Case,
     Measured,
     cases,
     events_per_run,
     interleaved_round,
     program_subject,
+    timed_repeat,
 )
 from bench.paired import CONFIDENCE, paired_ratio
 from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
+from harness.core.dispatcher import held_by_dispatcher
 from harness.core.ownership import scratch_directory
 from harness.core.program import BPF_DIR, EXTRACTOR_SOURCE
 from harness.core.testrun import on_one_cpu
@@ -319,6 +320,7 @@ def _measure(
     comparisons: list[CaseComparison] = []
     with contextlib.ExitStack() as stack:
         builds = _load_all([reference] * loads + [current] * loads, key, stack)
+        stack.enter_context(held_by_dispatcher([build.fd for build in builds]))
         before_run = None
         if caches != WARM:
             cpu = stack.enter_context(on_one_cpu())
@@ -331,9 +333,8 @@ def _measure(
             per_run = events_per_run(curs[0], case.frame)
             if events_per_run(refs[0], case.frame) != per_run:
                 raise GateError(f"case {name}: the two builds emit different numbers of events")
-            # cold, the drain after a stretch also finds its untimed priming runs (kernel_cost.timed_runs)
             room = min(refs[0].repeat_cap(case.frame, per_run), curs[0].repeat_cap(case.frame, per_run))
-            reps = max(1, min(repeat, room - (PRIMING_RUNS if before_run else 0)))
+            reps = timed_repeat(repeat, room)
             ref_ns: list[float] = []
             cur_ns: list[float] = []
             used: list[tuple[int, int]] = []

@@ -33,6 +33,7 @@ from bench import kernel_cost
 from bench.any_program import any_program
 from bench.results import RESULTS_DIR, Row, measured_program, write_results
 from harness.core.config import ExtractorConfig
+from harness.core.dispatcher import held_by_dispatcher
 from harness.core.program import Program
 from harness.core.testrun import on_one_cpu
 
@@ -106,7 +107,12 @@ def run(
     frame = kernel_cost.benchmark_frame()
     taken: dict[str, tuple[list[float], list[float]]] = {state: ([], []) for state in STATES}
     progress(f"loading {yours[0] if yours else 'the extractor'}")
-    with on_one_cpu() as cpu, loaded_program(yours) as program, kernel_cost.empty_program() as empty:
+    with (
+        on_one_cpu() as cpu,
+        loaded_program(yours) as program,
+        kernel_cost.empty_program() as empty,
+        held_by_dispatcher([program.fd, empty.fd]),
+    ):
         sizes = cache_bytes(cpu)
         before = {WARM: None, **{state: evictor(size) for state, size in sizes.items()}}
         per_run = kernel_cost.events_per_run(program, frame)

@@ -5,8 +5,10 @@ Why it is measured this way:
 - The floor (bpf/xdp_pass.c) is measured in the same run, round by round, interleaved with the extractor,
   so a ratio compares two figures taken under the same load; on a shared 2-core machine the absolute
   figures drift by tens of percent between runs while the paired ratio barely moves.
-- Each round runs every subject ``repeat`` times (the kernel reports the mean per run, excluding time the
-  task was scheduled out) in ABBA order, so a drift within a round hits both sides alike.
+- Each round runs every subject ``2 * repeat`` times (the kernel reports the mean per run of a test run,
+  excluding time the task was scheduled out) in short test runs visited in ABBA order, several passes, and
+  takes the median of each subject's visits (``interleaved_round``): a drift within a round hits both sides
+  alike, and a burst of interference that slows a few visits does not move the round's figure.
 - After every extractor run the ring buffer is drained, and the number of events is checked: a full ring
   makes ``bpf_ringbuf_output`` fail early, which would make the figure cheaper than live traffic and
   dishonest. ``repeat`` is therefore capped by the ring's capacity.
@@ -319,7 +321,14 @@ class Subject:
     drain: Callable[[], int] | None = None
 
 
-PRIMING_RUNS = 1  # untimed runs before cold timed ones (see timed_runs)
+PRIMING_RUNS = 1  # untimed runs before each stretch of timed ones (see timed_runs)
+WARM_PASSES = 5  # ABBA passes of a warm round (see interleaved_round)
+
+
+def timed_repeat(wanted: int, cap: int) -> int:
+    """Timed runs a stretch may make when the ring holds ``cap`` runs' events between drains: the priming
+    runs before them fill it too."""
+    return max(1, min(wanted, cap - PRIMING_RUNS))
 
 
 class RingFull(RuntimeError):
@@ -327,18 +336,20 @@ class RingFull(RuntimeError):
 
 
 def timed_runs(fd: int, frame: bytes, repeat: int, before_run: Callable[[], None] | None = None) -> float:
-    """Kernel ns per run of ``repeat`` runs: one test run of them all, or with ``before_run`` (which leaves
-    the caches cold, bench/cache_cost.py) a test run of one after each call of it.
+    """Kernel ns per run of ``repeat`` runs after PRIMING_RUNS untimed ones: one test run of them all, or with
+    ``before_run`` (which leaves the caches cold, bench/cache_cost.py) a test run of one after each call of it.
 
-    Cold, one untimed run comes first (PRIMING_RUNS): before_run writes over one cache, and what a program
-    finds in the caches beyond it would otherwise depend on how long ago it last ran. Measured: in the A/B
-    gate's rotation, where one side's build changes every round and the other's every few, identical builds
-    came out 1.07-1.15x apart with the L2 written over, the side just switched to paying a first run from
-    memory; primed, every timed run meets exactly the state before_run leaves."""
-    if before_run is None:
-        return test_run(fd, frame, repeat).duration_ns
+    The untimed run first, because what a program finds in the caches would otherwise depend on what ran
+    before it. Warm, the other subject of a round ran just before, and a stretch of 20 runs would carry the
+    first one's misses. Cold, before_run writes over one cache, and what lies beyond it depends on how long
+    ago the program last ran. Measured: in the A/B gate's rotation, where one side's build changes every round
+    and the other's every few, identical builds came out 1.07-1.15x apart with the L2 written over, the side
+    just switched to paying a first run from memory; primed, every timed run meets exactly the state
+    before_run leaves."""
     for _ in range(PRIMING_RUNS):
         test_run(fd, frame, 1)
+    if before_run is None:
+        return test_run(fd, frame, repeat).duration_ns
     total = 0
     for _ in range(repeat):
         before_run()
@@ -353,27 +364,38 @@ def interleaved_round(
     events: int | None,
     before_run: Callable[[], None] | None = None,
 ) -> list[float]:
-    """Kernel ns per run of each subject, measured twice in ABBA order; returns the mean of the two.
+    """Kernel ns per run of each subject in one round of ``2 * repeat`` runs each: the median of its visits.
+
+    Warm, the subjects are visited in ABBA order WARM_PASSES times, each visit one test run of
+    ``repeat // WARM_PASSES`` runs. On this shared VM the same program's figure can double from one test run
+    to the next, a few milliseconds apart, and stay there for a while: a round of two long visits (ABBA
+    once) was hit on one side or not, and in an A/A pair (the same program loaded twice, the standard frame,
+    60 rounds, one run) the rounds' ratios had an interquartile range of 18% of their median; with ten
+    short visits a side and their medians, 5.8%. Cold (``before_run``, see :func:`timed_runs`), each visit
+    pays one untimed priming run, so a round stays ABBA once: two visits of ``repeat`` single runs, whose
+    median is their mean.
 
     ``events`` is how many events one run of an extractor emits (None: not checked); each drain must
     find exactly that many for every run made (the priming ones included), or the ring filled and the round
-    would understate the cost. ``before_run``: see :func:`timed_runs`.
+    would understate the cost.
     """
-    runs = repeat + (PRIMING_RUNS if before_run is not None else 0)
-    totals = [0.0] * len(subjects)
+    passes = 1 if before_run is not None else max(1, min(WARM_PASSES, repeat))
+    runs = repeat // passes
+    made = runs + PRIMING_RUNS
+    visits: list[list[float]] = [[] for _ in subjects]
     order = list(range(len(subjects)))
-    for sequence in (order, order[::-1]):
+    for sequence in (order, order[::-1]) * passes:
         for index in sequence:
             subject = subjects[index]
-            totals[index] += timed_runs(subject.fd, frame, repeat, before_run)
+            visits[index].append(timed_runs(subject.fd, frame, runs, before_run))
             if subject.drain is not None:
                 found = subject.drain()
-                if events is not None and found != runs * events:
+                if events is not None and found != made * events:
                     raise RingFull(
-                        f"{subject.name}: {found} events after {runs} runs, expected {runs * events}; "
+                        f"{subject.name}: {found} events after {made} runs, expected {made * events}; "
                         "lower the repeat count or enlarge the ring buffer"
                     )
-    return [total / 2 for total in totals]
+    return [statistics.median(taken) for taken in visits]
 
 
 @contextlib.contextmanager
@@ -461,7 +483,7 @@ class CaseMeasurement:
         self.program = program
         self.case = case
         self.per_run = events_per_run(program, case.frame)
-        self.repeat = min(repeat, program.repeat_cap(case.frame, self.per_run))
+        self.repeat = timed_repeat(repeat, program.repeat_cap(case.frame, self.per_run))
         self.subjects = [program_subject(program.name, program), empty]
         self.lost_before = program.lost()
         self.measured: list[float] = []

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from bench import kernel_cost
 from harness.cli.textui import table
+from harness.core.dispatcher import held_by_dispatcher
 from harness.core.errors import CommandError
 from harness.core.ownership import scratch_directory
 from harness.core.program import Program
@@ -71,6 +72,7 @@ def run(case_name: str, seconds: float, top: int, progress: Callable[[str], None
         Program(case.config) as program,
         scratch_directory("profile") as scratch,
         draining(program),
+        held_by_dispatcher([program.fd]),  # else each test run sleeps on the dispatcher's change
     ):
         lines = {name: jited_lines(function.fd) for name, function in program.functions.items()}
         progress(f"profile: sampling {case_name} for {seconds:g} s")

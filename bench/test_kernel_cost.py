@@ -35,6 +35,7 @@ from bench.kernel_cost import (
 )
 from bench.results import RESULTS_DIR, write_results
 from harness.core.config import ExtractorConfig
+from harness.core.dispatcher import held_by_dispatcher
 from harness.core.program import Program
 
 pytestmark = pytest.mark.kernel
@@ -62,9 +63,10 @@ def measured() -> Iterator[Measured]:
 
 @pytest.fixture(scope="module")
 def subjects() -> Iterator[tuple[Measured, Subject, list[CaseResult]]]:
-    """One measured program and one empty program for the module; their results are written when it ends."""
+    """One measured program and one empty program for the module, both held by the XDP dispatcher
+    (harness/core/dispatcher.py); their results are written when it ends."""
     results: list[CaseResult] = []
-    with measured() as program, empty_program() as empty:
+    with measured() as program, empty_program() as empty, held_by_dispatcher([program.fd, empty.fd]):
         yield program, empty, results
     if results:
         out = Path(os.environ.get("XHDR_BENCH_OUT", RESULTS_DIR))

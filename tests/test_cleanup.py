@@ -27,15 +27,18 @@ from pyroute2 import netns as pr_netns
 from harness.cli.main import EXIT_ERROR, main
 from harness.cli.main import SCRIPT as XHDR
 from harness.core.bcc_loader import import_bcc
+from harness.core.cost import empty_program_fd
 from harness.core.counters import Counter
+from harness.core.dispatcher import held_by_dispatcher
 from harness.core.driver import feed_opened
 from harness.core.ownership import scratch_directory, sweep_stale_directories
 from harness.core.program import Program
 from harness.core.tc import EGRESS, netlink_egress_attached, sweep_stale_filters
 from harness.core.wait import wait_until
 from harness.core.workers import pids_running
-from harness.core.xdp import XdpMode, attached_mode, interface_index, netlink
+from harness.core.xdp import XdpMode, attached_mode, attached_prog_id, interface_index, netlink
 from harness.oracle.frames import FrameSpec, build
+from harness.verify.verifier import prog_info
 from netns.driver import LabDriver
 from netns.lab import Lab, last_line
 from netns.sweep import sweep_stale
@@ -206,6 +209,47 @@ def test_exception_inside_a_lab_with_the_extractor_attached_leaves_nothing(
         assert outcome.counters[Counter.HTTP_REQUEST] == 1
         assert [event.target for event in outcome.events] == [b"/again"]
     assert lab_namespaces(again.prefix) == []
+
+
+def held_programs(netns: str) -> dict[int, str]:
+    """The id of each XDP program attached to an interface of ``netns``, with the mode it is attached in."""
+    with netlink(netns) as ipr:
+        names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
+    return {prog: attached_mode(name, netns) for name in names if (prog := attached_prog_id(name, netns))}
+
+
+def test_programs_held_by_the_dispatcher_are_attached_for_the_block_only() -> None:
+    """Three programs (an odd count: one veth end stays free) attached in generic mode to a namespace of this
+    process, which is gone after the block, also when the block fails."""
+    with contextlib.ExitStack() as stack:
+        fds = [stack.enter_context(empty_program_fd()) for _ in range(3)]
+        ids = {prog_info(fd).id for fd in fds}
+        with pytest.raises(RuntimeError, match="failed while held"), held_by_dispatcher(fds) as netns:
+            assert netns.startswith(f"xhdr-{os.getpid()}-") and netns in pr_netns.listnetns()
+            assert held_programs(netns) == dict.fromkeys(ids, XdpMode.GENERIC.reported)
+            raise RuntimeError("failed while held")
+        assert netns not in pr_netns.listnetns()
+
+
+# A process that holds the empty program in the dispatcher until killed, and says where.
+HOLDING_DISPATCHER = """
+import signal
+from harness.core.cost import empty_program_fd
+from harness.core.dispatcher import held_by_dispatcher
+with empty_program_fd() as fd, held_by_dispatcher([fd]) as netns:
+    print(netns, flush=True)
+    signal.pause()
+"""
+
+
+def test_sigkill_leaves_a_held_program_that_sweep_stale_removes(spawn: Callable[[list[str]], Spawned]) -> None:
+    child = spawn([sys.executable, "-c", HOLDING_DISPATCHER])
+    [netns] = child.wait_for_line("-held")
+    assert netns.startswith(f"xhdr-{child.proc.pid}-") and len(held_programs(netns)) == 1
+    assert child.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert netns in pr_netns.listnetns()  # no cleanup ran
+    assert netns in sweep_stale()
+    assert netns not in pr_netns.listnetns()
 
 
 def test_sigint_to_a_process_holding_a_lab_removes_everything(spawn: Callable[[list[str]], Spawned]) -> None:

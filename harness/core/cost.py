@@ -1,7 +1,8 @@
 """Kernel-side cost per packet with BPF_PROG_TEST_RUN, next to the empty program measured in the same run.
 
 A figure is only meaningful against its floor on the same machine at the same moment, so both programs
-are measured round by round, interleaved. Each round runs ``repeat`` times (the kernel reports the mean)
+are measured round by round, interleaved, both held by the XDP dispatcher as attached programs are
+(harness/core/dispatcher.py says why). Each round runs ``repeat`` times (the kernel reports the mean)
 and then drains the ring buffer, so the extractor always pays for writing its event, as live traffic does.
 That holds only for a frame every repetition reads as a request start: see ``fast_open``.
 """
@@ -17,6 +18,7 @@ from scapy.layers.inet import TCP
 from scapy.layers.l2 import Ether
 
 from harness.core.bcc_loader import import_bcc
+from harness.core.dispatcher import held_by_dispatcher
 from harness.core.program import BPF_DIR, Program
 from harness.core.testrun import test_run
 
@@ -79,7 +81,7 @@ def measure_fd_cost(
     """Median cost of any loaded XDP program (its fd) and of the empty program on one frame, interleaved round
     by round; ``after_round`` runs after each of the program's rounds (to drain what it wrote)."""
     measured, floor = [], []
-    with empty_program_fd() as empty_fd:
+    with empty_program_fd() as empty_fd, held_by_dispatcher([fd, empty_fd]):
         for _ in range(rounds):
             measured.append(test_run(fd, frame, repeat).duration_ns)
             after_round()

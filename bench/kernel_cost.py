@@ -367,13 +367,13 @@ def interleaved_round(
     """Kernel ns per run of each subject in one round of ``2 * repeat`` runs each: the median of its visits.
 
     Warm, the subjects are visited in ABBA order WARM_PASSES times, each visit one test run of
-    ``repeat // WARM_PASSES`` runs. On this shared VM the same program's figure can double from one test run
-    to the next, a few milliseconds apart, and stay there for a while: a round of two long visits (ABBA
-    once) was hit on one side or not, and in an A/A pair (the same program loaded twice, the standard frame,
-    60 rounds, one run) the rounds' ratios had an interquartile range of 18% of their median; with ten
-    short visits a side and their medians, 5.8%. Cold (``before_run``, see :func:`timed_runs`), each visit
-    pays one untimed priming run, so a round stays ABBA once: two visits of ``repeat`` single runs, whose
-    median is their mean.
+    ``repeat // WARM_PASSES`` runs: a burst of interference then slows a few short visits, which the
+    median leaves out, instead of one of two long ones. Measured on an A/A pair (the same program loaded
+    twice, held by the dispatcher, the standard frame, 60 rounds, one run): the interquartile range of the
+    rounds' ratios was 8.1% of their median with one ABBA pass of 100-run visits, 5.8% with ten 20-run
+    visits a side and their medians. Cold (``before_run``, see :func:`timed_runs`), a round stays one ABBA
+    pass, two visits of ``repeat`` single runs whose median is their mean: more visits would only add
+    priming runs.
 
     ``events`` is how many events one run of an extractor emits (None: not checked); each drain must
     find exactly that many for every run made (the priming ones included), or the ring filled and the round

@@ -242,7 +242,9 @@ with empty_program_fd() as fd, held_by_dispatcher([fd]) as netns:
 """
 
 
-def test_sigkill_leaves_a_held_program_that_sweep_stale_removes(spawn: Callable[[list[str]], Spawned]) -> None:
+def test_sigkill_leaves_a_held_program_that_sweep_stale_removes(
+    spawn: Callable[[list[str]], Spawned],
+) -> None:
     child = spawn([sys.executable, "-c", HOLDING_DISPATCHER])
     [netns] = child.wait_for_line("-held")
     assert netns.startswith(f"xhdr-{child.proc.pid}-") and len(held_programs(netns)) == 1

@@ -3,8 +3,8 @@
 Every XDP program that runs on a packet runs through the kernel's XDP dispatcher: a small trampoline with a
 direct call to each program some interface has attached, and an indirect call for any other. A test run of
 more than one repetition puts its program into the dispatcher for the run and takes it out again afterwards
-(Linux 5.18 on; before, every test run did). Each of those changes rewrites the trampoline and waits for an
-RCU grace period, so every such test run:
+(Linux 5.18 on; before, every test run did). Each of those changes rewrites the trampoline and then, since
+a fix of December 2022 that stable kernels took too, waits for an RCU grace period, so every such test run:
 
 - sleeps about 16 ms on this machine, whatever it times (a 20-run test run of 2 us each took 16 ms of wall
   time);

@@ -30,6 +30,7 @@ from bench.results import RESULTS_DIR
 from harness.cli import options
 from harness.cli.main import EXIT_ERROR, require_root
 from harness.cli.textui import Progress
+from harness.core.dispatcher import DISPATCHER_MAX
 from harness.core.errors import CommandError
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -192,6 +193,11 @@ def check_gate_options(args: argparse.Namespace) -> None:
         raise CommandError(f"--rounds {args.rounds} is too few; give at least {MIN_ROUNDS} paired rounds")
     if args.loads < 1:
         raise CommandError(f"--loads {args.loads} is too few; give at least 1 load of each build")
+    if args.loads > DISPATCHER_MAX // 2:
+        raise CommandError(
+            f"--loads {args.loads} is too many: the XDP dispatcher holds {DISPATCHER_MAX} programs while they are "
+            f"timed; give at most {DISPATCHER_MAX // 2} loads of each build"
+        )
 
 
 def check_suite_rounds(args: argparse.Namespace) -> None:

@@ -59,6 +59,11 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
         ["bench", "--compare", "{tmp}/missing.c", "--out", "{tmp}"],
         ["{tmp}/missing.c is not a file", "give a stored program"],
     ),
+    "bench-loads-beyond-the-dispatcher": (
+        True,
+        ["bench", "--loads", "25", "--compare", "HEAD", "--out", "{tmp}"],
+        ["--loads 25 is too many", "the XDP dispatcher holds 48 programs", "at most 24 loads"],
+    ),
     "bench-rounds-0": (
         True,
         ["bench", "--rounds", "0", "--compare", "HEAD", "--out", "{tmp}"],

@@ -1,7 +1,8 @@
 """Benchmark 1 under pytest-benchmark: the extractor's in-kernel cost per packet against the empty program.
 
-pytest-benchmark's own timer measures one round from user space: two test-run syscalls per subject plus
-draining and decoding the events, which is mostly Python and syscall overhead. The figure that matters
+pytest-benchmark's own timer measures one round from user space: twenty test-run syscalls per subject (ten
+visits, each after an untimed run, bench/kernel_cost.py) plus draining and decoding the events, which is
+mostly Python and syscall overhead. The figure that matters
 is the one the kernel reports (``duration`` of BPF_PROG_TEST_RUN, excluding time scheduled out), so each
 benchmark stores it in ``extra_info`` (the history pytest-benchmark keeps), and the module writes xhdr's
 summary rows (bench/results.py) to ``$XHDR_BENCH_OUT/kernel_cost.json`` when it finishes.

@@ -2,10 +2,10 @@
 
 pytest-benchmark's own timer measures one round from user space: twenty test-run syscalls per subject (ten
 visits, each after an untimed run, bench/kernel_cost.py) plus draining and decoding the events, which is
-mostly Python and syscall overhead. The figure that matters
-is the one the kernel reports (``duration`` of BPF_PROG_TEST_RUN, excluding time scheduled out), so each
-benchmark stores it in ``extra_info`` (the history pytest-benchmark keeps), and the module writes xhdr's
-summary rows (bench/results.py) to ``$XHDR_BENCH_OUT/kernel_cost.json`` when it finishes.
+mostly Python and syscall overhead. The figure that matters is the one the kernel reports (``duration`` of
+BPF_PROG_TEST_RUN, excluding time scheduled out), so each benchmark stores it in ``extra_info`` (the history
+pytest-benchmark keeps), and the module writes xhdr's summary rows (bench/results.py) to
+``$XHDR_BENCH_OUT/kernel_cost.json`` when it finishes.
 
 Environment: ``XHDR_BENCH_PROFILE`` = quick (default; under a minute) or full; ``XHDR_BENCH_OUT`` = the
 results directory (default reports/out/bench). ``XHDR_BENCH_OBJECT`` (with ``XHDR_BENCH_PROGRAM`` and

@@ -5,7 +5,7 @@ runs (other work, frequency, cache), so comparing today's figure with a stored o
 machine. Both builds are loaded at once and run round by round in ABBA order on the same frame; a noise
 burst then hits both sides of a round alike and cancels in the round's ratio current/reference.
 
-The statistic: the median of the per-round log ratios, with a percentile bootstrap interval (bench/paired.py).
+The statistic: the median of the per-round log ratios, with a percentile bootstrap interval (harness/core/paired.py).
 A case **fails** only if the slowdown is significant (the interval lies above 1) *and* its estimate is
 larger than the minimum effect (``--threshold``, default 10%); it **passes** when the interval's upper end
 is below the minimum effect (any slowdown is smaller than what we care about); anything else is
@@ -48,16 +48,15 @@ from bench.kernel_cost import (
     Measured,
     cases,
     events_per_run,
-    interleaved_round,
     program_subject,
-    timed_repeat,
 )
-from bench.paired import CONFIDENCE, paired_ratio
 from harness.cli.textui import table
 from harness.core.config import ExtractorConfig
 from harness.core.dispatcher import held_by_dispatcher
 from harness.core.ownership import scratch_directory
+from harness.core.paired import CONFIDENCE, paired_ratio
 from harness.core.program import BPF_DIR, EXTRACTOR_SOURCE
+from harness.core.rounds import interleaved_round, timed_repeat
 from harness.core.testrun import on_one_cpu
 
 Verdict = Literal["pass", "fail", "inconclusive"]
@@ -108,7 +107,7 @@ def assess(
     threshold_pct: float = DEFAULT_THRESHOLD_PCT,
     loads: Sequence[tuple[int, int]] | None = None,
 ) -> Assessment:
-    """The paired ratio of the two builds' times (bench/paired.py) and the verdict it supports.
+    """The paired ratio of the two builds' times (harness/core/paired.py) and the verdict it supports.
 
     ``loads`` gives, per round, which load of the reference and which load of the current build ran it.
     Two loads of the same bytecode can differ by 15% for the whole of their life (we measured it: same

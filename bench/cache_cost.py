@@ -14,11 +14,11 @@ BPF_PROG_TEST_RUN runs on the caller's core), so the run starts with:
 - ``llc_evicted``: the last-level cache too: the worst a request can meet.
 
 Each run is its own test run, so each figure carries the kernel's two clock reads around it (the empty
-program's warm figure shows their size), after one untimed run of the same program (kernel_cost.timed_runs:
-whatever ran before, the timed runs find the program where the write left it, in the farther caches). The
-empty program is measured the same way, interleaved round by round (kernel_cost.interleaved_round), and its
-own extra time when cold (the test run's machinery missing too) is taken off: ``cache_penalty_ns`` is what
-cold caches add to the extractor's own work. A footprint change (code or maps a request touches) shows here
+program's warm figure shows their size), after one untimed run of the same program (harness/core/rounds.py,
+``timed_runs``: whatever ran before, the timed runs find the program where the write left it, in the farther
+caches). The empty program is measured the same way, interleaved round by round (``interleaved_round``), and
+its own extra time when cold (the test run's machinery missing too) is taken off: ``cache_penalty_ns`` is
+what cold caches add to the extractor's own work. A footprint change (code or maps a request touches) shows here
 when the warm figure does not move.
 """
 
@@ -36,6 +36,7 @@ from bench.results import RESULTS_DIR, Row, measured_program, write_results
 from harness.core.config import ExtractorConfig
 from harness.core.dispatcher import held_by_dispatcher
 from harness.core.program import Program
+from harness.core.rounds import interleaved_round
 from harness.core.testrun import on_one_cpu
 
 SUITE = "cache_cost"
@@ -121,7 +122,7 @@ def run(
         for number in range(rounds):
             progress(f"round {number + 1}/{rounds} on CPU {cpu}")
             for state in STATES:  # interleaved: drift on the machine hits every state alike
-                measured, floor = kernel_cost.interleaved_round(subjects, frame, runs, per_run, before[state])
+                measured, floor = interleaved_round(subjects, frame, runs, per_run, before[state])
                 taken[state][0].append(measured)
                 taken[state][1].append(floor)
     rows = summarise(taken, sizes, runs, len(frame), program.name)

@@ -177,7 +177,7 @@ def check_profile_options(args: argparse.Namespace) -> None:
 def check_gate_options(args: argparse.Namespace) -> None:
     """Gate and profile options are checked before anything is built: a bad one must not silently become the
     default, and one given to a run that does not use it must not be silently ignored."""
-    from bench.paired import MIN_ROUNDS
+    from harness.core.paired import MIN_ROUNDS
 
     for option, used_by in (*((name, "compare") for name in GATE_DEFAULTS), ("seconds", "profile")):
         value = getattr(args, option)

@@ -39,11 +39,11 @@ from pathlib import Path
 
 from bench.baselines import CaptureCommand
 from bench.lab_throughput import Child, bpf_stats, prog_runtime, softirq_ticks, start, stats_of
-from bench.paired import judge_rounds, median_ratio
 from bench.results import Row, per_round, write_results
 from bench.xhdr_log import Finished, children, running_logger, tree_cpu_ns
 from harness.core.config import ExtractorConfig
 from harness.core.cost import empty_program_fd
+from harness.core.paired import judge_rounds, median_ratio
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode, attach_xdp, detach_xdp
 from harness.log.consumer import LogFormat
@@ -312,7 +312,7 @@ def _paired(
     params: dict,
 ) -> list[Row]:
     """``method``'s requests/s over ``base``'s, round by round (legs of a round ran minutes apart at most, so
-    a slow spell of the machine hits both): the median as ``metric`` (bench/paired.py), each round as
+    a slow spell of the machine hits both): the median as ``metric`` (harness/core/paired.py), each round as
     ``round_metric``."""
     ours = [f["requests_per_second"] for f in taken[method]]
     theirs = [b["requests_per_second"] for b in taken[base]]
@@ -326,7 +326,7 @@ def _paired(
 def headline(rows: list[Row]) -> str:
     """What the run says, in a few lines: requests/s each method kept of no logging's, the bytes each log
     wrote per request, and each extractor leg against nginx's access log round by round (issue 11's target:
-    ahead of it), judged by the interval of the rounds' paired ratios (bench/paired.py)."""
+    ahead of it), judged by the interval of the rounds' paired ratios (harness/core/paired.py)."""
     kept = {row.method: row.value for row in rows if row.metric == "rps_ratio_to_no_logging"}
     against = {row.method: row.value for row in rows if row.metric == "rps_ratio_to_access_log"}
     written = {row.method: row.value for row in rows if row.metric == "log_bytes_per_request"}

@@ -7,14 +7,16 @@ Why it is measured this way:
   figures drift by tens of percent between runs while the paired ratio barely moves.
 - Each round runs every subject ``2 * repeat`` times (the kernel reports the mean per run of a test run,
   excluding time the task was scheduled out) in short test runs visited in ABBA order, several passes, and
-  takes the median of each subject's visits (``interleaved_round``): a drift within a round hits both sides
-  alike, and a burst of interference that slows a few visits does not move the round's figure.
+  takes the median of each subject's visits (``interleaved_round``, harness/core/rounds.py): a drift within
+  a round hits both sides alike, and a burst of interference that slows a few visits does not move the
+  round's figure.
 - After every extractor run the ring buffer is drained, and the number of events is checked: a full ring
   makes ``bpf_ringbuf_output`` fail early, which would make the figure cheaper than live traffic and
   dishonest. ``repeat`` is therefore capped by the ring's capacity.
 
 The matrix is a table of cases (``cases(profile)``); a new variant is one more entry. ``bench/test_kernel_cost.py``
-runs it under pytest-benchmark, ``bench/ab_gate.py`` reuses ``interleaved_round`` for the A/B gate.
+runs it under pytest-benchmark; ``bench/ab_gate.py`` times the A/B gate's rounds with the same
+``interleaved_round``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from harness.core.config import DEFAULT_HEADERS, ExtractorConfig
 from harness.core.cost import empty_program_fd, fast_open
 from harness.core.counters import Counter
 from harness.core.event import event_struct
+from harness.core.paired import median_ratio
 from harness.core.program import Program
+from harness.core.rounds import RingFull, Subject, interleaved_round, timed_repeat
 from harness.core.rules import MAX_RULES, Action, Condition, Match, Rule
 from harness.core.testrun import test_run
 from harness.oracle.corpus import standard_frame
@@ -312,92 +316,6 @@ class ExtractorUnderTest:
             self.program.configure(wanted)
 
 
-@dataclasses.dataclass
-class Subject:
-    """One loaded program under measurement; ``drain`` empties its ring buffer and says how many events."""
-
-    name: str
-    fd: int
-    drain: Callable[[], int] | None = None
-
-
-PRIMING_RUNS = 1  # untimed runs before each stretch of timed ones (see timed_runs)
-WARM_PASSES = 5  # ABBA passes of a warm round (see interleaved_round)
-
-
-def timed_repeat(wanted: int, cap: int) -> int:
-    """Timed runs a stretch may make when the ring holds ``cap`` runs' events between drains: the priming
-    runs before them fill it too."""
-    return max(1, min(wanted, cap - PRIMING_RUNS))
-
-
-class RingFull(RuntimeError):
-    """A round lost events: the figure would be too cheap to be honest."""
-
-
-def timed_runs(fd: int, frame: bytes, repeat: int, before_run: Callable[[], None] | None = None) -> float:
-    """Kernel ns per run of ``repeat`` runs after PRIMING_RUNS untimed ones: one test run of them all, or with
-    ``before_run`` (which leaves the caches cold, bench/cache_cost.py) a test run of one after each call of it.
-
-    The untimed run first, because what a program finds in the caches would otherwise depend on what ran
-    before it. Warm, the other subject of a round ran just before, and a stretch of 20 runs would carry the
-    first one's misses. Cold, before_run writes over one cache, and what lies beyond it depends on how long
-    ago the program last ran. Measured: in the A/B gate's rotation, where one side's build changes every round
-    and the other's every few, identical builds came out 1.07-1.15x apart with the L2 written over, the side
-    just switched to paying a first run from memory; primed, every timed run meets exactly the state
-    before_run leaves."""
-    for _ in range(PRIMING_RUNS):
-        test_run(fd, frame, 1)
-    if before_run is None:
-        return test_run(fd, frame, repeat).duration_ns
-    total = 0
-    for _ in range(repeat):
-        before_run()
-        total += test_run(fd, frame, 1).duration_ns
-    return total / repeat
-
-
-def interleaved_round(
-    subjects: Sequence[Subject],
-    frame: bytes,
-    repeat: int,
-    events: int | None,
-    before_run: Callable[[], None] | None = None,
-) -> list[float]:
-    """Kernel ns per run of each subject in one round of ``2 * repeat`` runs each: the median of its visits.
-
-    Warm, the subjects are visited in ABBA order WARM_PASSES times, each visit one test run of
-    ``repeat // WARM_PASSES`` runs: a burst of interference then slows a few short visits, which the
-    median leaves out, instead of one of two long ones. Measured on an A/A pair (the same program loaded
-    twice, held by the dispatcher, the standard frame, 60 rounds, one run): the interquartile range of the
-    rounds' ratios was 8.1% of their median with one ABBA pass of 100-run visits, 5.8% with ten 20-run
-    visits a side and their medians. Cold (``before_run``, see :func:`timed_runs`), a round stays one ABBA
-    pass, two visits of ``repeat`` single runs whose median is their mean: more visits would only add
-    priming runs.
-
-    ``events`` is how many events one run of an extractor emits (None: not checked); each drain must
-    find exactly that many for every run made (the priming ones included), or the ring filled and the round
-    would understate the cost.
-    """
-    passes = 1 if before_run is not None else max(1, min(WARM_PASSES, repeat))
-    runs = repeat // passes
-    made = runs + PRIMING_RUNS
-    visits: list[list[float]] = [[] for _ in subjects]
-    order = list(range(len(subjects)))
-    for sequence in (order, order[::-1]) * passes:
-        for index in sequence:
-            subject = subjects[index]
-            visits[index].append(timed_runs(subject.fd, frame, runs, before_run))
-            if subject.drain is not None:
-                found = subject.drain()
-                if events is not None and found != made * events:
-                    raise RingFull(
-                        f"{subject.name}: {found} events after {made} runs, expected {made * events}; "
-                        "lower the repeat count or enlarge the ring buffer"
-                    )
-    return [statistics.median(taken) for taken in visits]
-
-
 @contextlib.contextmanager
 def empty_program() -> Iterator[Subject]:
     """The floor: bpf/xdp_pass.c loaded by BCC, closed on exit."""
@@ -439,7 +357,7 @@ class CaseResult:
     @property
     def ratio(self) -> float:
         """Median of the paired per-round ratios: robust to a noisy round hitting one side only."""
-        return statistics.median(x / e for x, e in zip(self.measured, self.empty, strict=True) if e > 0)
+        return median_ratio(self.measured, self.empty)
 
     @property
     def spread_pct(self) -> float:

@@ -30,7 +30,6 @@ from bench.kernel_cost import (
     CaseResult,
     ExtractorUnderTest,
     Measured,
-    Subject,
     cases,
     empty_program,
 )
@@ -38,6 +37,7 @@ from bench.results import RESULTS_DIR, write_results
 from harness.core.config import ExtractorConfig
 from harness.core.dispatcher import held_by_dispatcher
 from harness.core.program import Program
+from harness.core.rounds import Subject
 
 pytestmark = pytest.mark.kernel
 

@@ -20,11 +20,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.paired import Judgement, judge_rounds
 from bench.results import RESULTS_DIR, ResultFile, measured_program, per_round, read_json, read_results
 from bench.targets import CONSUMER_EVENTS_PER_SECOND, TARGETS
 from harness.cli.options import add_out, output_directory
 from harness.core.errors import CommandError
+from harness.core.paired import Judgement, judge_rounds
 from reports import figures
 from reports.metrics import METRICS, describe, method_label
 

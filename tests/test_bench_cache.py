@@ -3,7 +3,7 @@
 
 Only the bookkeeping is asserted, never a timing: which caches are evicted with how many bytes, that the
 process gets its cores back, and that every state has its figures (the events of every run are counted
-by kernel_cost.interleaved_round, which fails the run when one is missing).
+by harness.core.rounds.interleaved_round, which fails the run when one is missing).
 """
 
 from __future__ import annotations

@@ -169,7 +169,7 @@ def test_gate_never_fails_repository_code_against_itself(caches: str) -> None:
     loads per side the two-stage interval is often wider than the 10% minimum effect. Saying "too noisy"
     then is the gate working as specified; failing would be the bug this test exists to catch (a first-pass
     failure must not survive the confirmation on fresh loads). With the L2 written over before each run, the
-    rotation once made identical builds fail at 1.13x (kernel_cost.timed_runs' priming run is the mend).
+    rotation once made identical builds fail at 1.13x (harness.core.rounds.timed_runs' priming run is the mend).
     """
     with reference_version(str(BPF_DIR)) as reference:
         document = run_gate(

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.kernel_cost import PRIMING_RUNS
 from fuzz import foreign
 from fuzz.differential import FUZZ_CONFIG
 from harness.cli.main import SCRIPT as XHDR
 from harness.cli.main import main
 from harness.core.loader import LoadedXdp, load
 from harness.core.program import ProgramError
+from harness.core.rounds import PRIMING_RUNS
 from harness.core.wait import wait_until
 from harness.core.xdp import XdpMode
 from netns.lab import Lab

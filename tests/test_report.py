@@ -362,7 +362,7 @@ def test_headline_holds_the_ratios_of_the_given_rows() -> None:
     bare = rows[question, "extractor, native XDP", "C capture (TPACKET_V3)"]
     assert bare["extractor"]["value"] == _approx(3800) and bare["ratio"] == _approx(3800 / 3500)
     # nginx against its access log: the median of the rounds' own ratios (of two, the geometric mean: the median
-    # of the log ratios, bench/paired.py), not the ratio of the medians (0.96 / 0.85)
+    # of the log ratios, harness/core/paired.py), not the ratio of the medians (0.96 / 0.85)
     question = "nginx requests/s, relative to nginx's access log in the same round"
     nginx = rows[question, "extractor", "nginx access log"]
     assert nginx["ratio"] == _approx(math.sqrt(0.95 / 0.8 * 0.97 / 0.9))

@@ -2,9 +2,10 @@
 
 A figure is only meaningful against its floor on the same machine at the same moment, so both programs
 are measured round by round, interleaved, both held by the XDP dispatcher as attached programs are
-(harness/core/dispatcher.py says why). Each round runs ``repeat`` times (the kernel reports the mean)
-and then drains the ring buffer, so the extractor always pays for writing its event, as live traffic does.
-That holds only for a frame every repetition reads as a request start: see ``fast_open``.
+(harness/core/dispatcher.py says why), with the procedure every kernel figure of xhdr uses
+(harness/core/rounds.py): after each visit of the measured program its ring buffer is drained, so the
+extractor always pays for writing its event, as live traffic does. That holds only for a frame every
+repetition reads as a request start: see ``fast_open``.
 """
 
 from __future__ import annotations
@@ -18,26 +19,49 @@ from scapy.layers.inet import TCP
 from scapy.layers.l2 import Ether
 
 from harness.core.bcc_loader import import_bcc
+from harness.core.counters import Counter
 from harness.core.dispatcher import held_by_dispatcher
+from harness.core.paired import median_ratio
 from harness.core.program import BPF_DIR, Program
-from harness.core.testrun import test_run
+from harness.core.rounds import RingFull, Subject, interleaved_round
 
 EMPTY_SOURCE = BPF_DIR / "xdp_pass.c"
 
 
 @dataclasses.dataclass(frozen=True)
 class CostFigure:
-    extractor_ns: float  # median over rounds of the kernel's mean per run (the program measured, any program)
-    empty_ns: float
+    """The kernel's mean ns per run of a program, and of the empty program, per round (paired)."""
+
+    measured: tuple[float, ...]  # the program measured: the extractor, or any program
+    empty: tuple[float, ...]
     frame_bytes: int
-    rounds: int
+
+    @property
+    def rounds(self) -> int:
+        return len(self.measured)
+
+    @property
+    def extractor_ns(self) -> float:
+        """The measured program's median over rounds (named for the extractor, which it usually is)."""
+        return statistics.median(self.measured)
+
+    @property
+    def empty_ns(self) -> float:
+        return statistics.median(self.empty)
 
     @property
     def ratio(self) -> float:
-        return self.extractor_ns / self.empty_ns if self.empty_ns else float("inf")
+        """The median of the rounds' ratios (harness/core/paired.py), as the benchmarks report it."""
+        return median_ratio(self.measured, self.empty)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self) | {"ratio": round(self.ratio, 2)}
+        return {
+            "extractor_ns": self.extractor_ns,
+            "empty_ns": self.empty_ns,
+            "frame_bytes": self.frame_bytes,
+            "rounds": self.rounds,
+            "ratio": round(self.ratio, 2),
+        }
 
 
 def fast_open(frame: bytes) -> bytes:
@@ -66,9 +90,16 @@ def empty_program_fd() -> Iterator[int]:
 
 
 def measure_cost(program: Program, frame: bytes, rounds: int = 40, repeat: int = 100) -> CostFigure:
-    """Median cost of the extractor and of the empty program on one frame (a ``fast_open`` one, so every
-    repetition is parsed); the ring buffer is drained after each round."""
-    return measure_fd_cost(program.fd, frame, rounds, repeat, after_round=program.take_events)
+    """The extractor's cost and the empty program's on one frame (a ``fast_open`` one, so every repetition is
+    parsed), its ring buffer drained after each visit; fails if the extractor lost an event meanwhile, which
+    would make the figure too cheap."""
+    lost_before = program.counters()[Counter.EVENTS_LOST]
+    figure = measure_fd_cost(program.fd, frame, rounds, repeat, drain=lambda: len(program.take_events()))
+    if program.counters()[Counter.EVENTS_LOST] != lost_before:
+        raise RingFull(
+            f"the extractor lost events while timed {repeat} runs at a time; lower the repeat count"
+        )
+    return figure
 
 
 def measure_fd_cost(
@@ -76,14 +107,12 @@ def measure_fd_cost(
     frame: bytes,
     rounds: int = 40,
     repeat: int = 100,
-    after_round: Callable[[], object] = lambda: None,
+    drain: Callable[[], int] | None = None,
 ) -> CostFigure:
-    """Median cost of any loaded XDP program (its fd) and of the empty program on one frame, interleaved round
-    by round; ``after_round`` runs after each of the program's rounds (to drain what it wrote)."""
-    measured, floor = [], []
+    """The cost of any loaded XDP program (its fd) and of the empty program on one frame: ``rounds`` rounds
+    of ``interleaved_round``, each ``2 * repeat`` runs a program; ``drain`` empties the program's ring buffer
+    after each of its visits."""
     with empty_program_fd() as empty_fd, held_by_dispatcher([fd, empty_fd]):
-        for _ in range(rounds):
-            measured.append(test_run(fd, frame, repeat).duration_ns)
-            after_round()
-            floor.append(test_run(empty_fd, frame, repeat).duration_ns)
-    return CostFigure(statistics.median(measured), statistics.median(floor), len(frame), rounds)
+        subjects = [Subject("measured", fd, drain), Subject("empty", empty_fd)]
+        taken = [interleaved_round(subjects, frame, repeat, events=None) for _ in range(rounds)]
+    return CostFigure(tuple(x for x, _ in taken), tuple(e for _, e in taken), len(frame))

@@ -27,7 +27,7 @@ from pyroute2 import netns as pr_netns
 from harness.cli.main import EXIT_ERROR, main
 from harness.cli.main import SCRIPT as XHDR
 from harness.core.bcc_loader import import_bcc
-from harness.core.cost import empty_program_fd
+from harness.core.cost import EMPTY_SOURCE, empty_program_fd
 from harness.core.counters import Counter
 from harness.core.dispatcher import held_by_dispatcher
 from harness.core.driver import feed_opened
@@ -231,10 +231,41 @@ def test_programs_held_by_the_dispatcher_are_attached_for_the_block_only() -> No
         assert netns not in pr_netns.listnetns()
 
 
+# A user's test of a repeated test run (run by a pytest of its own): its program is held from the first
+# repeated run on, in one namespace of this process, and a single run holds nothing.
+REPEATED_TEST_RUN = """
+import os
+from pyroute2 import netns
+from harness.core.xdp import attached_prog_id, netlink
+from harness.verify.verifier import prog_info
+
+def held_here():
+    return [n for n in netns.listnetns() if n.startswith(f"xhdr-{os.getpid()}-") and "-held" in n]
+
+def test_repeated(xhdr_load, xhdr_frame, xhdr_test_run):
+    program = xhdr_load(EMPTY_SOURCE)
+    frame = xhdr_frame(b"GET / HTTP/1.1\\r\\n\\r\\n")
+    assert xhdr_test_run(program, frame).verdict == 2 and held_here() == []
+    for _ in range(2):
+        assert xhdr_test_run(program, frame, repeat=20).verdict == 2
+    [held] = held_here()
+    with netlink(held) as ipr:
+        names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
+    assert prog_info(program.fd).id in {attached_prog_id(name, held) for name in names}
+"""
+
+
+def test_a_repeated_test_run_holds_its_program_until_the_test_ends(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=REPEATED_TEST_RUN.replace("EMPTY_SOURCE", repr(str(EMPTY_SOURCE))))
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
+    result.assert_outcomes(passed=1)
+    assert not [name for name in pr_netns.listnetns() if name.startswith(f"xhdr-{os.getpid()}-")]
+
+
 # A process that holds the empty program in the dispatcher until killed, and says where.
 HOLDING_DISPATCHER = """
 import signal
-from harness.core.cost import empty_program_fd
+from harness.core.cost import EMPTY_SOURCE, empty_program_fd
 from harness.core.dispatcher import held_by_dispatcher
 with empty_program_fd() as fd, held_by_dispatcher([fd]) as netns:
     print(netns, flush=True)

@@ -22,6 +22,7 @@ SIGKILL leaves nothing attached, and the next xhdr run's sweeper removes the nam
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator, Sequence
 
 from pyroute2 import IPRoute
@@ -31,6 +32,7 @@ from harness.core.ownership import owned_prefix
 from harness.core.xdp import XdpMode, attached_while_held
 
 DISPATCHER_MAX = 48  # programs the kernel's XDP dispatcher calls directly (BPF_DISPATCHER_MAX)
+_HOLDS = itertools.count()  # numbers this process's holds, so several can be open at once
 
 
 @contextlib.contextmanager
@@ -40,7 +42,7 @@ def held_by_dispatcher(fds: Sequence[int]) -> Iterator[str]:
     indirectly all the same, so more are refused."""
     if len(fds) > DISPATCHER_MAX:
         raise ValueError(f"{len(fds)} programs: the XDP dispatcher holds at most {DISPATCHER_MAX}")
-    name = f"{owned_prefix()}-held"
+    name = f"{owned_prefix()}-held{next(_HOLDS)}"
     pr_netns.create(name)
     try:
         ends = [f"held{n}" for n in range(len(fds) + len(fds) % 2)]

@@ -70,6 +70,8 @@ def consumer_argv(
         str(config.max_value_len),
     ]
     argv += _common_options(fmt, count, output, audit_key)
+    if config.responses:
+        argv.append("--responses")  # requests' X-Request-IDs then wait for their responses' lines
     for rule in config.headers:
         argv += ["--header", f"{rule.name}:{rule.mode.name.lower()}"]
     return argv

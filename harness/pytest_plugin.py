@@ -11,8 +11,9 @@ Four fixtures that compose, each a small function, so a test reads as what it do
   time per run. From its first test run of more than one repetition until the test ends, the program is held
   by the XDP dispatcher (harness/core/dispatcher.py says why), so that time is what live traffic would cost.
 - ``xhdr_cost(program, frame, rounds=40, repeat=100)``: the program's cost on a frame next to the empty XDP
-  program's, measured round by round in the same run (``harness.core.cost.CostFigure``: both medians and
-  their ratio), for a benchmark to record; timing belongs in benchmarks, not in assertions.
+  program's, measured round by round in the same run, as ``xhdr bench`` measures
+  (``harness.core.cost.CostFigure``: both medians and the median of the rounds' ratios), for a benchmark to
+  record; timing belongs in benchmarks, not in assertions.
 
 The lab (namespaces, veth, both XDP modes) is the ``xhdr-lab`` entry point, netns/pytest_plugin.py. A test
 that loads programs needs root; without it the fixture skips the test and says so.
@@ -61,7 +62,8 @@ def xhdr_test_run() -> Iterator[Callable[..., TestRunResult]]:
 
     A program that no interface holds would make every test run of several repetitions rewrite the XDP
     dispatcher and wait 16 ms for RCU, then time its first run with the caches that wait left: so the first
-    such test run of a program holds it until the end of the test. A single run does not touch the dispatcher.
+    such test run of a program holds it until the end of the test. A single run does not touch the dispatcher
+    (Linux 5.18 on).
     """
     with contextlib.ExitStack() as holds:
         held: list[object] = []

@@ -3,24 +3,25 @@ exits, as ``xhdr log`` loads it (tests/test_cli_log.py checks the command's proc
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from harness.core.config import ExtractorConfig
 from harness.core.cost import fast_open
 from harness.core.counters import Counter, counts_difference
 from harness.core.event import decode_event
-from harness.core.handover import HandedOver, HandoverError, helpers_running
+from harness.core.handover import HandedOver, HandoverError, helpers_running, receive_fds
 from harness.core.ringbuf import RingRecords
 from harness.core.testrun import XDP_PASS, test_run
 from harness.oracle.corpus import standard_frame
 from harness.oracle.reference import extract
 
-pytestmark = pytest.mark.kernel
-
 KEY = bytes(range(0x30, 0x40))
 CONFIG = ExtractorConfig(ringbuf_pages=32)
 
 
+@pytest.mark.kernel
 def test_the_handed_over_extractor_logs_what_the_reference_says() -> None:
     """The descriptors arrived whole: the program runs its stages (the program array stayed filled), its ring
     holds the event, its counters count; and the helper is gone."""
@@ -37,9 +38,23 @@ def test_the_handed_over_extractor_logs_what_the_reference_says() -> None:
     assert event.headers == expected.headers and event.target == expected.target
 
 
+@pytest.mark.kernel
 def test_a_build_that_does_not_compile_is_one_line_and_leaves_no_helper() -> None:
     with pytest.raises(HandoverError) as caught:
         HandedOver(CONFIG, extra_cflags=("-DXHDR_MAX_REQUESTS=not_a_number",))
     message = str(caught.value)
     assert len(message.splitlines()) == 1 and message.startswith("xhdr.c did not compile"), message
     assert not helpers_running()
+
+
+# A helper whose load fails after writing more than a pipe holds, as BCC does with the verifier's log.
+LOUD_FAILURE = (
+    "import sys; sys.stderr.write('verifier log line\\n' * 20000 + 'ProgramError: rejected\\n'); sys.exit(1)"
+)
+
+
+def test_a_helper_that_fails_loudly_is_reported_by_its_last_line() -> None:
+    """Its 360 kB of stderr must not block it: the failure comes back when it exits, with its reason (a
+    helper blocked on a full pipe would only end with the load timeout's message)."""
+    with pytest.raises(HandoverError, match=r"^ProgramError: rejected$"):
+        receive_fds([sys.executable, "-c", LOUD_FAILURE], 3)

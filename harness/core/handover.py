@@ -19,7 +19,8 @@ import pickle
 import socket
 import subprocess
 import sys
-from typing import Self
+import tempfile
+from typing import BinaryIO, Self
 
 from harness.core.aggregates import Aggregate, read_aggregates
 from harness.core.config import ExtractorConfig
@@ -56,14 +57,17 @@ def receive_fds(argv: list[str], count: int, request: bytes = b"") -> list[int]:
     it ``request`` there if any (read with :func:`request_of`), and returns the ``count`` descriptors it sends back,
     after telling it they arrived."""
     parent, child = socket.socketpair()
-    with parent:
+    # Its stderr goes to a file, not a pipe: a helper whose load fails may write more than a pipe holds (BCC
+    # prints the verifier's whole log, megabytes for the extractor) and would block there, never exiting,
+    # while this process waits on the socket.
+    with parent, tempfile.TemporaryFile() as errors:
         with child:
             helper = subprocess.Popen(
                 [*argv, str(child.fileno())],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=errors,
             )
         # Only the helper holds its end now: should it die before sending, the receive sees the end of file.
         parent.settimeout(LOAD_TIMEOUT_S)
@@ -80,13 +84,20 @@ def receive_fds(argv: list[str], count: int, request: bytes = b"") -> list[int]:
             if isinstance(error, TimeoutError):
                 raise HandoverError(f"the loading helper sent nothing in {LOAD_TIMEOUT_S:.0f} s") from None
             raise
-        _, error = helper.communicate()  # it exits once it has the answer, or has already
-    if len(fds) != count:
-        for fd in fds:
-            os.close(fd)
-        lines = error.decode(errors="replace").strip().splitlines()
-        raise HandoverError(lines[-1] if lines else f"the loading helper exited {helper.returncode}")
+        helper.wait()  # it exits once it has the answer, or has already
+        if len(fds) != count:
+            for fd in fds:
+                os.close(fd)
+            raise HandoverError(_last_line(errors) or f"the loading helper exited {helper.returncode}")
     return fds
+
+
+def _last_line(output: BinaryIO) -> str:
+    """The last non-empty line of a file a helper wrote: a failed load's traceback ends with its reason."""
+    size = output.seek(0, os.SEEK_END)
+    output.seek(max(0, size - 4096))
+    lines = output.read().decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def request_of(channel: socket.socket) -> bytes:

@@ -37,7 +37,10 @@ except ModuleNotFoundError:  # a commit from before harness/core/ (the flat harn
     from harness.program import Program
 source, cflags = json.loads(sys.argv[3])
 extra = ({"source": pathlib.Path(source)} if source else {}) | ({"extra_cflags": tuple(cflags)} if cflags else {})
-program = Program(ExtractorConfig(), key=bytes.fromhex(sys.argv[2]), **extra)
+try:
+    program = Program(ExtractorConfig(), key=bytes.fromhex(sys.argv[2]), **extra)
+except Exception as error:  # its reason is the last line the gate reports: no traceback before it
+    sys.exit(str(error))
 channel = socket.socket(fileno=int(sys.argv[4]))
 socket.send_fds(channel, [b"fds"], [program.fd, program.bpf[b"events"].map_fd, program.bpf[b"stages"].map_fd])
 channel.recv(1)

@@ -8,6 +8,8 @@ code against itself must never fail.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -22,7 +24,7 @@ from bench.ab_gate import (
     render_gate,
     run_gate,
 )
-from bench.foreign import ForeignProgram
+from bench.foreign import ForeignLoadError, ForeignProgram
 from bench.kernel_cost import benchmark_frame
 from harness.core.config import ExtractorConfig
 from harness.core.event import decode_event
@@ -135,6 +137,16 @@ def test_git_ref_is_loaded_by_its_own_harness() -> None:
         assert program.take_events() == []
     (expected,) = reference.extract(frame, ExtractorConfig(), key).events
     assert not event_differences(decode_event(record, ExtractorConfig()), expected)
+
+
+@pytest.mark.kernel
+def test_a_build_that_does_not_load_is_reported_in_one_line() -> None:
+    """The helper's reason and nothing of its traceback (the gate prints it after the build's name)."""
+    with pytest.raises(ForeignLoadError) as caught:
+        ForeignProgram(Path(__file__).parents[1], bytes(16), cflags=("-DXHDR_MAX_REQUESTS=not_a_number",))
+    message = str(caught.value)
+    assert message.startswith("its own harness could not load its extractor: xhdr.c did not compile"), message
+    assert len(message.splitlines()) == 1
 
 
 @pytest.mark.kernel

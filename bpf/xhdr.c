@@ -1691,6 +1691,7 @@ struct cursor {
 	__u32 a;		/* frame offset of the next word */
 	__u32 start, end;
 	__u32 dst, slot;
+	__u32 request;		/* the record the range belongs to */
 };
 
 /* Starts range r of the stage that copies (XHDR_MODE_VALUE) or digests (XHDR_MODE_HASH); 0 when none is left. */
@@ -1711,6 +1712,7 @@ static __always_inline int begin_range(struct stage_ctx *m, __u32 r, struct curs
 	if (!d->rec)
 		return 0;
 	d->slot = rg->slot;
+	d->request = rg->request;
 	d->dst = rg->dst;
 	d->start = rg->start;
 	d->end = rg->end;
@@ -1734,7 +1736,7 @@ int xhdr_values(struct xdp_md *ctx)
 {
 	struct stage_ctx m;
 	struct cursor d;
-	__u32 step, r, dst, j;
+	__u32 step, r, dst, j, last;
 	__u8 *p;
 
 	if (!stage_maps(ctx, &m))
@@ -1785,9 +1787,16 @@ int xhdr_values(struct xdp_md *ctx)
 		if (!begin_range(&m, r, &d, XHDR_MODE_VALUE))
 			break;
 	}
-	/* What the blocks copied past each record's last range. */
+	/*
+	 * What the blocks copied past each record's last range. The ranges come in the order of their requests,
+	 * so only records 0 to d.request were written; the others are left alone: reading them would bring
+	 * lines of the scratch map into the cache that the packet does not otherwise need.
+	 */
+	last = launder(m.sc, d.request);
 #pragma unroll
 	for (r = 0; r < XHDR_MAX_REQUESTS; r++) {
+		if (r > last)
+			continue;	/* not break: clang would make it a loop the verifier cannot bound */
 		dst = launder(m.sc, m.sc->rec[r].ev.data_len);
 		if (dst > sizeof(d.rec->ev.data))
 			continue;

@@ -41,7 +41,7 @@ from typing import Literal
 import numpy as np
 
 from bench.any_program import any_program
-from bench.cache_cost import STATES, WARM, cache_bytes, evictor
+from bench.cache_cost import STATES, WARM, before_each_run
 from bench.foreign import ForeignLoadError, ForeignProgram
 from bench.kernel_cost import (
     Case,
@@ -57,7 +57,6 @@ from harness.core.ownership import scratch_directory
 from harness.core.paired import CONFIDENCE, paired_ratio
 from harness.core.program import BPF_DIR, EXTRACTOR_SOURCE
 from harness.core.rounds import interleaved_round, timed_repeat
-from harness.core.testrun import on_one_cpu
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 REPO_DIR = BPF_DIR.parent
@@ -320,10 +319,7 @@ def _measure(
     with contextlib.ExitStack() as stack:
         builds = _load_all([reference] * loads + [current] * loads, key, stack)
         stack.enter_context(held_by_dispatcher([build.fd for build in builds]))
-        before_run = None
-        if caches != WARM:
-            cpu = stack.enter_context(on_one_cpu())
-            before_run = evictor(cache_bytes(cpu)[caches])
+        before_run = stack.enter_context(before_each_run(caches))
         refs, curs = builds[:loads], builds[loads:]
         ref_subjects = [program_subject(f"reference#{i}", p) for i, p in enumerate(refs)]
         cur_subjects = [program_subject(f"current#{i}", p) for i, p in enumerate(curs)]

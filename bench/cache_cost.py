@@ -69,6 +69,18 @@ def cache_bytes(cpu: int) -> dict[str, int]:
     }
 
 
+@contextlib.contextmanager
+def before_each_run(caches: str) -> Iterator[Callable[[], None] | None]:
+    """What runs before each test run so that it starts with the caches in state ``caches``: nothing when
+    warm (None); otherwise the process is held on one CPU for the block (a test run runs on the caller's CPU)
+    and the function writes over that CPU's cache."""
+    if caches == WARM:
+        yield None
+        return
+    with on_one_cpu() as cpu:
+        yield evictor(cache_bytes(cpu)[caches])
+
+
 def evictor(size: int) -> Callable[[], None]:
     """Writes twice ``size`` bytes, every cache line of them, each time it is called."""
     buffer = ctypes.create_string_buffer(2 * size)

@@ -93,8 +93,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--caches",
         choices=CACHE_STATES,
-        help="gate: the caches each run starts with: warm (default), or the core's L2 or last-level cache "
-        "written over first, as on a gateway core that did other work between requests (--suite cache_cost)",
+        help="gate or --profile: the caches each run starts with: warm (default), or the core's L2 or "
+        "last-level cache written over first, as on a gateway core that did other work between requests "
+        "(--suite cache_cost)",
     )
     options.add_out(parser, RESULTS_DIR, "the result files")
     parser.add_argument(
@@ -150,9 +151,12 @@ def run_profile(args: argparse.Namespace) -> int:
         raise CommandError("--profile and --compare are separate runs; give one of them")
     if args.seconds <= 0:
         raise CommandError(f"--seconds {args.seconds:g} is too short; give a number of seconds above 0")
-    found = profile.run(args.profile, args.seconds, PROFILE_LINES, lambda text: print(text, file=sys.stderr))
+    found = profile.run(
+        args.profile, args.seconds, PROFILE_LINES, args.caches, lambda text: print(text, file=sys.stderr)
+    )
     print(profile.render(found))
-    path = args.out / f"profile_{found.case}.json"
+    cold = "" if found.caches == WARM else f"_{found.caches}"
+    path = args.out / f"profile_{found.case}{cold}.json"
     path.write_text(json.dumps(dataclasses.asdict(found), indent=2) + "\n")
     print(f"xhdr bench: profile in {path}", file=sys.stderr)
     return 0
@@ -183,7 +187,9 @@ def check_gate_options(args: argparse.Namespace) -> None:
         value = getattr(args, option)
         if option == "rounds" and value is not None and not args.compare:
             check_suite_rounds(args)
-        elif value is not None and not getattr(args, used_by):
+        elif option == "caches" and value is not None and not (args.compare or args.profile):
+            raise CommandError(f"--caches {value} applies to --compare or --profile only; add one or drop it")
+        elif option != "caches" and value is not None and not getattr(args, used_by):
             raise CommandError(f"--{option} {value} applies to --{used_by} only; add --{used_by} or drop it")
     for option, default in (*GATE_DEFAULTS.items(), ("seconds", PROFILE_SECONDS)):
         if getattr(args, option) is None:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench import kernel_cost
+from bench.cache_cost import WARM, before_each_run
 from harness.cli.textui import table
 from harness.core.dispatcher import held_by_dispatcher
 from harness.core.errors import CommandError
@@ -56,13 +57,18 @@ class LineShare:
 @dataclasses.dataclass(frozen=True)
 class Profile:
     case: str
+    caches: str  # the state each run started with (bench/cache_cost.py STATES)
     samples: int  # in the extractor's programs
     programs: dict[str, float]  # each program's share
     lines: list[LineShare]  # most costly first
 
 
-def run(case_name: str, seconds: float, top: int, progress: Callable[[str], None] = print) -> Profile:
-    """Profiles one case of the kernel-cost suite (bench/kernel_cost.py) for ``seconds``."""
+def run(
+    case_name: str, seconds: float, top: int, caches: str = WARM, progress: Callable[[str], None] = print
+) -> Profile:
+    """Profiles one case of the kernel-cost suite (bench/kernel_cost.py) for ``seconds``, each run starting
+    with the caches in state ``caches``: cold, what the samples show is where a request's misses go, which
+    is what a footprint change (code or maps a request touches) moves."""
     cases = {case.name: case for case in kernel_cost.cases("full")}
     if case_name not in cases:
         raise CommandError(f"no benchmark case {case_name!r}; choose one of {', '.join(sorted(cases))}")
@@ -73,11 +79,12 @@ def run(case_name: str, seconds: float, top: int, progress: Callable[[str], None
         scratch_directory("profile") as scratch,
         draining(program),
         held_by_dispatcher([program.fd]),  # else each test run sleeps on the dispatcher's change
+        before_each_run(caches) as before_run,
     ):
         lines = {name: jited_lines(function.fd) for name, function in program.functions.items()}
-        progress(f"profile: sampling {case_name} for {seconds:g} s")
-        addresses = sample(program, case.frame, seconds, Path(scratch) / "perf.data")
-    return attribute(case_name, addresses, lines, top)
+        progress(f"profile: sampling {case_name} for {seconds:g} s, caches {caches}")
+        addresses = sample(program, case.frame, seconds, Path(scratch) / "perf.data", before_run)
+    return attribute(case_name, caches, addresses, lines, top)
 
 
 @contextlib.contextmanager
@@ -90,15 +97,22 @@ def draining(program: Program) -> Iterator[None]:
         yield
 
 
-def sample(program: Program, frame: bytes, seconds: float, data: Path) -> list[Stack]:
-    """The call stack of every sample taken while the frame runs through the program for ``seconds``."""
+def sample(
+    program: Program, frame: bytes, seconds: float, data: Path, before_run: Callable[[], None] | None = None
+) -> list[Stack]:
+    """The call stack of every sample taken while the frame runs through the program for ``seconds``; with
+    ``before_run``, one run at a time after each call of it (its own samples are not the programs')."""
     record = ["perf", "record", "-q", "-g", "-e", "cpu-clock", "-F", str(SAMPLE_HZ), "-p", str(os.getpid())]
     perf = subprocess.Popen([*record, "-o", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_until(lambda: data.exists() or perf.poll() is not None, PERF_START_S, "perf to start recording")
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and perf.poll() is None:
-            test_run(program.fd, frame, RUNS_PER_CALL)
+            if before_run is None:
+                test_run(program.fd, frame, RUNS_PER_CALL)
+            else:
+                before_run()
+                test_run(program.fd, frame, 1)
     finally:
         if perf.poll() is None:
             perf.send_signal(signal.SIGINT)  # perf writes its file out on SIGINT
@@ -121,7 +135,9 @@ def parse_stack(text: str) -> Stack:
     return frames
 
 
-def attribute(case: str, stacks: list[Stack], lines: dict[str, list[JitedLine]], top: int) -> Profile:
+def attribute(
+    case: str, caches: str, stacks: list[Stack], lines: dict[str, list[JitedLine]], top: int
+) -> Profile:
     """Charges each sample to the innermost extractor program on its stack, and there to the last source line
     that starts at or before the address: the sample's own, or the return address of the kernel function
     (a helper, a map lookup) the program was calling, which is then named after the line."""
@@ -153,6 +169,7 @@ def attribute(case: str, stacks: list[Stack], lines: dict[str, list[JitedLine]],
         )
     return Profile(
         case=case,
+        caches=caches,
         samples=total,
         programs={name: count / total for name, count in by_program.most_common()},
         lines=[LineShare(*key, count / total) for key, count in by_line.most_common(top)],
@@ -167,7 +184,7 @@ def render(profile: Profile) -> str:
         for line in profile.lines
     ]
     rows = [
-        f"profile of {profile.case}: {profile.samples:,} samples in the extractor's programs",
+        f"profile of {profile.case}, caches {profile.caches}: {profile.samples:,} samples in the extractor's programs",
         table(["share", "program"], programs, indent="  "),
         "costliest source lines (share of all samples; higher costs more):",
         table(["share", "program", "source line"], lines, indent="  "),

@@ -45,7 +45,7 @@ def test_lines_are_source_lines_of_the_extractor_costliest_first(profile: Profil
     assert own and all(line.source in source for line in own if not any(r in line.source for r in rewritten))
     # the ring-buffer output is a helper: its time is charged to the line that calls it
     assert any(line.calls == "bpf_ringbuf_output" for line in profile.lines)
-    assert render(profile).splitlines()[0].startswith("profile of standard: ")
+    assert render(profile).splitlines()[0].startswith("profile of standard, caches warm: ")
 
 
 def test_an_unknown_case_is_one_line_naming_the_choices() -> None:
@@ -53,14 +53,28 @@ def test_an_unknown_case_is_one_line_naming_the_choices() -> None:
         run("nope", seconds=1.0, top=5, progress=lambda _: None)
 
 
-def test_the_command_prints_the_table_and_writes_it_as_json(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("caches", "suffix"), [("warm", ""), ("l2_evicted", "_l2_evicted")])
+def test_the_command_prints_the_table_and_writes_it_as_json(tmp_path: Path, caches: str, suffix: str) -> None:
+    """Warm, or with the core's L2 written over before every run (one run at a time): where cold misses go."""
     xhdr = str(SCRIPT)
-    argv = [xhdr, "bench", "--profile", "headers_8", "--seconds", "1", "--out", str(tmp_path)]
+    argv = [
+        xhdr,
+        "bench",
+        "--profile",
+        "headers_8",
+        "--seconds",
+        "1",
+        "--caches",
+        caches,
+        "--out",
+        str(tmp_path),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("profile of headers_8: ")
-    written = json.loads((tmp_path / "profile_headers_8.json").read_text())
-    assert written["case"] == "headers_8" and set(written["programs"]) <= PROGRAMS
+    assert done.stdout.startswith(f"profile of headers_8, caches {caches}: ")
+    written = json.loads((tmp_path / f"profile_headers_8{suffix}.json").read_text())
+    assert written["case"] == "headers_8" and written["caches"] == caches
+    assert written["samples"] > 0 and set(written["programs"]) <= PROGRAMS
     both = subprocess.run(
         [*argv, "--compare", "HEAD"], capture_output=True, text=True, check=False, timeout=60
     )

@@ -95,7 +95,7 @@ ERRORS: dict[str, tuple[bool, list[str], list[str]]] = {
     "bench-caches-without-compare": (
         True,
         ["bench", "--caches", "l2_evicted", "--out", "{tmp}"],
-        ["--caches l2_evicted applies to --compare only", "add --compare"],
+        ["--caches l2_evicted applies to --compare or --profile only", "add one"],
     ),
     "bench-seconds-without-profile": (
         True,

@@ -24,16 +24,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
-import statistics
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal, Protocol
 
 from bench.results import Row
 from harness.core.config import DEFAULT_HEADERS, ExtractorConfig
-from harness.core.cost import empty_program_fd, fast_open
+from harness.core.cost import PairedFigures, empty_program_fd, fast_open
 from harness.core.counters import Counter
 from harness.core.event import event_struct
-from harness.core.paired import median_ratio
 from harness.core.program import Program
 from harness.core.rounds import RingFull, Subject, interleaved_round, timed_repeat
 from harness.core.rules import MAX_RULES, Action, Condition, Match, Rule
@@ -335,35 +333,14 @@ def events_per_run(program: Measured, frame: bytes) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
-class CaseResult:
-    """Per-round kernel ns of the measured program and the floor for one case, and the figures derived from
-    them; ``method`` names the program in the result rows ("extractor", or a user's program's name)."""
+class CaseResult(PairedFigures):
+    """The paired rounds of one case, and its result rows; ``method`` names the program in them
+    ("extractor", or a user's program's name)."""
 
     case: Case
-    measured: tuple[float, ...]
-    empty: tuple[float, ...]
     repeat: int
     events_per_run: int
     method: str = "extractor"
-
-    @property
-    def measured_ns(self) -> float:
-        return statistics.median(self.measured)
-
-    @property
-    def empty_ns(self) -> float:
-        return statistics.median(self.empty)
-
-    @property
-    def ratio(self) -> float:
-        """Median of the paired per-round ratios: robust to a noisy round hitting one side only."""
-        return median_ratio(self.measured, self.empty)
-
-    @property
-    def spread_pct(self) -> float:
-        """Interquartile range of the measured program's rounds, as a percentage of their median."""
-        q1, _, q3 = statistics.quantiles(self.measured, n=4)
-        return 100 * (q3 - q1) / self.measured_ns
 
     def rows(self) -> list[Row]:
         """The result rows of this case; the metric names are those of reports/metrics.py."""
@@ -417,10 +394,10 @@ class CaseMeasurement:
         if self.program.lost() != self.lost_before:
             raise RingFull(f"{self.case.name}: {self.program.name} lost events during the measurement")
         return CaseResult(
-            self.case,
-            tuple(self.measured[-rounds:]),
-            tuple(self.empty[-rounds:]),
-            self.repeat,
-            self.per_run,
-            self.program.name,
+            measured=tuple(self.measured[-rounds:]),
+            empty=tuple(self.empty[-rounds:]),
+            case=self.case,
+            repeat=self.repeat,
+            events_per_run=self.per_run,
+            method=self.program.name,
         )

@@ -29,20 +29,19 @@ EMPTY_SOURCE = BPF_DIR / "xdp_pass.c"
 
 
 @dataclasses.dataclass(frozen=True)
-class CostFigure:
-    """The kernel's mean ns per run of a program, and of the empty program, per round (paired)."""
+class PairedFigures:
+    """The kernel's mean ns per run of a program and of the empty program, round by round (paired), and the
+    figures every report of a kernel cost gives from them."""
 
     measured: tuple[float, ...]  # the program measured: the extractor, or any program
     empty: tuple[float, ...]
-    frame_bytes: int
 
     @property
     def rounds(self) -> int:
         return len(self.measured)
 
     @property
-    def extractor_ns(self) -> float:
-        """The measured program's median over rounds (named for the extractor, which it usually is)."""
+    def measured_ns(self) -> float:
         return statistics.median(self.measured)
 
     @property
@@ -51,8 +50,26 @@ class CostFigure:
 
     @property
     def ratio(self) -> float:
-        """The median of the rounds' ratios (harness/core/paired.py), as the benchmarks report it."""
+        """The median of the rounds' ratios (harness/core/paired.py): robust to a noisy round hitting one side."""
         return median_ratio(self.measured, self.empty)
+
+    @property
+    def spread_pct(self) -> float:
+        """Interquartile range of the measured program's rounds, as a percentage of their median."""
+        q1, _, q3 = statistics.quantiles(self.measured, n=4)
+        return 100 * (q3 - q1) / self.measured_ns
+
+
+@dataclasses.dataclass(frozen=True)
+class CostFigure(PairedFigures):
+    """A program's figure on one frame, as the demo, ``xhdr_cost`` and the baselines suite give it."""
+
+    frame_bytes: int
+
+    @property
+    def extractor_ns(self) -> float:
+        """The measured program's median (the ``xhdr_cost`` fixture's name for it, since its first release)."""
+        return self.measured_ns
 
     def to_json(self) -> dict:
         return {
@@ -115,4 +132,4 @@ def measure_fd_cost(
     with empty_program_fd() as empty_fd, held_by_dispatcher([fd, empty_fd]):
         subjects = [Subject("measured", fd, drain), Subject("empty", empty_fd)]
         taken = [interleaved_round(subjects, frame, repeat, events=None) for _ in range(rounds)]
-    return CostFigure(tuple(x for x, _ in taken), tuple(e for _, e in taken), len(frame))
+    return CostFigure(tuple(x for x, _ in taken), tuple(e for _, e in taken), frame_bytes=len(frame))

@@ -5,7 +5,8 @@ runs (other work, frequency, cache), so comparing today's figure with a stored o
 machine. Both builds are loaded at once and run round by round in ABBA order on the same frame; a noise
 burst then hits both sides of a round alike and cancels in the round's ratio current/reference.
 
-The statistic: the median of the per-round log ratios, with a percentile bootstrap interval (harness/core/paired.py).
+The statistic: the median of the per-round log ratios, with a percentile bootstrap interval
+(harness/core/paired.py).
 A case **fails** only if the slowdown is significant (the interval lies above 1) *and* its estimate is
 larger than the minimum effect (``--threshold``, default 10%); it **passes** when the interval's upper end
 is below the minimum effect (any slowdown is smaller than what we care about); anything else is

@@ -18,8 +18,8 @@ program's warm figure shows their size), after one untimed run of the same progr
 ``timed_runs``: whatever ran before, the timed runs find the program where the write left it, in the farther
 caches). The empty program is measured the same way, interleaved round by round (``interleaved_round``), and
 its own extra time when cold (the test run's machinery missing too) is taken off: ``cache_penalty_ns`` is
-what cold caches add to the extractor's own work. A footprint change (code or maps a request touches) shows here
-when the warm figure does not move.
+what cold caches add to the extractor's own work. A footprint change (code or maps a request touches) shows
+here when the warm figure does not move.
 """
 
 from __future__ import annotations

@@ -184,7 +184,10 @@ def render(profile: Profile) -> str:
         for line in profile.lines
     ]
     rows = [
-        f"profile of {profile.case}, caches {profile.caches}: {profile.samples:,} samples in the extractor's programs",
+        (
+            f"profile of {profile.case}, caches {profile.caches}: "
+            f"{profile.samples:,} samples in the extractor's programs"
+        ),
         table(["share", "program"], programs, indent="  "),
         "costliest source lines (share of all samples; higher costs more):",
         table(["share", "program", "source line"], lines, indent="  "),

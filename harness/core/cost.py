@@ -50,7 +50,8 @@ class PairedFigures:
 
     @property
     def ratio(self) -> float:
-        """The median of the rounds' ratios (harness/core/paired.py): robust to a noisy round hitting one side."""
+        """The median of the rounds' ratios (harness/core/paired.py): a noisy round on one side moves it
+        little."""
         return median_ratio(self.measured, self.empty)
 
     @property
@@ -68,7 +69,7 @@ class CostFigure(PairedFigures):
 
     @property
     def extractor_ns(self) -> float:
-        """The measured program's median (the ``xhdr_cost`` fixture's name for it, since its first release)."""
+        """The measured program's median, by the name the ``xhdr_cost`` fixture gave it from the start."""
         return self.measured_ns
 
     def to_json(self) -> dict:

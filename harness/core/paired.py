@@ -3,8 +3,8 @@ side, and the median of the rounds' ratios with a percentile bootstrap interval 
 
 Pairing is what makes a comparison survive this machine class: a slow spell of the machine hits both sides of
 a round alike and cancels in the round's ratio, while the absolute figures move by tens of percent from one
-run to the next. The median of the log ratios resists the one round a burst still spoils. Every kernel figure's
-ratio to the empty program is this median (harness/core/cost.py, bench/kernel_cost.py); the regression gate
+run to the next. The median of the log ratios resists the one round a burst still spoils. Every kernel
+figure's ratio to the empty program is this median (harness/core/cost.py); the regression gate
 (bench/ab_gate.py) judges two builds with its interval; the nginx suite says with it whether ``xhdr log`` is
 ahead of nginx's access log, behind it, or too close to tell.
 """

@@ -59,6 +59,12 @@ GATE_DEFAULTS: dict[str, object] = {
     "cflags": "",
     "caches": WARM,
 }
+# The runs that use each gate or profile option: given to any other run, it is refused, not ignored.
+OPTION_USERS: dict[str, tuple[str, ...]] = {
+    **{option: ("compare",) for option in GATE_DEFAULTS},
+    "caches": ("compare", "profile"),
+    "seconds": ("profile",),
+}
 DEFAULT_STORAGE = "file://./.benchmarks"  # pytest-benchmark's own default, relative to the working directory
 
 
@@ -183,14 +189,16 @@ def check_gate_options(args: argparse.Namespace) -> None:
     default, and one given to a run that does not use it must not be silently ignored."""
     from harness.core.paired import MIN_ROUNDS
 
-    for option, used_by in (*((name, "compare") for name in GATE_DEFAULTS), ("seconds", "profile")):
+    for option, users in OPTION_USERS.items():
         value = getattr(args, option)
-        if option == "rounds" and value is not None and not args.compare:
-            check_suite_rounds(args)
-        elif option == "caches" and value is not None and not (args.compare or args.profile):
-            raise CommandError(f"--caches {value} applies to --compare or --profile only; add one or drop it")
-        elif option != "caches" and value is not None and not getattr(args, used_by):
-            raise CommandError(f"--{option} {value} applies to --{used_by} only; add --{used_by} or drop it")
+        if value is None or any(getattr(args, user) for user in users):
+            continue
+        if option == "rounds":
+            check_suite_rounds(args)  # without --compare, the rounds of the suites that have them
+            continue
+        named = " or ".join(f"--{user}" for user in users)
+        add = f"--{users[0]}" if len(users) == 1 else "one"
+        raise CommandError(f"--{option} {value} applies to {named} only; add {add} or drop it")
     for option, default in (*GATE_DEFAULTS.items(), ("seconds", PROFILE_SECONDS)):
         if getattr(args, option) is None:
             setattr(args, option, default)

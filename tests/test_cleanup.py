@@ -265,7 +265,7 @@ def test_a_repeated_test_run_holds_its_program_until_the_test_ends(pytester: pyt
 # A process that holds the empty program in the dispatcher until killed, and says where.
 HOLDING_DISPATCHER = """
 import signal
-from harness.core.cost import EMPTY_SOURCE, empty_program_fd
+from harness.core.cost import empty_program_fd
 from harness.core.dispatcher import held_by_dispatcher
 with empty_program_fd() as fd, held_by_dispatcher([fd]) as netns:
     print(netns, flush=True)

@@ -114,9 +114,7 @@ def measure_cost(program: Program, frame: bytes, rounds: int = 40, repeat: int =
     lost_before = program.counters()[Counter.EVENTS_LOST]
     figure = measure_fd_cost(program.fd, frame, rounds, repeat, drain=lambda: len(program.take_events()))
     if program.counters()[Counter.EVENTS_LOST] != lost_before:
-        raise RingFull(
-            f"the extractor lost events while timed {repeat} runs at a time; lower the repeat count"
-        )
+        raise RingFull(f"the extractor lost events while timed (repeat {repeat}); lower the repeat count")
     return figure
 
 

@@ -29,6 +29,7 @@ from harness.core.xdp import XdpMode, attached_mode, attached_prog_id
 from harness.log.audit import AuditSummary, new_key, read_key, verify
 from harness.log.command import LOGGING_LINE
 from harness.log.consumer import build_consumer
+from harness.log.records import read_events
 from harness.oracle.frames import FrameSpec, build
 from netns.clients import ClientError, curl
 from netns.lab import Lab
@@ -390,6 +391,50 @@ def test_records_then_decode_give_the_json_lines(lab: Lab, tmp_path: Path) -> No
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert sorted(event["headers"]["Host"] for event in events) == hosts
     assert done.stderr == f"xhdr decode: 2 events from {records}\n"
+
+
+def hosts_logged(path: Path, as_records: bool) -> list[str]:
+    """The Host of every request a --json or --records file holds, in the order written."""
+    if as_records:
+        return [event.header("Host").value.decode() for event in read_events(path)]
+    return [
+        json.loads(line)["headers"]["Host"] for line in path.read_bytes().splitlines() if b'"kind"' in line
+    ]
+
+
+@pytest.mark.parametrize("written", ["json", "audited", "records"])
+def test_sigusr1_reopens_the_output_so_a_rotated_log_loses_nothing(
+    lab: Lab, tmp_path: Path, written: str
+) -> None:
+    """Log rotation as logrotate does it for nginx: the file is renamed, SIGUSR1 goes to xhdr log, and the
+    next lines go to a new file at the old path. No line is lost or written twice, and each file is whole on
+    its own: an audited run ends in the renamed file and a new run starts in the new one, and a records file
+    starts with its section header."""
+    as_records = written == "records"
+    output, rotated, key = tmp_path / "requests.log", tmp_path / "requests.log.1", tmp_path / "audit.key"
+    options = ("--audit", str(key)) if written == "audited" else ()
+    if options:
+        new_key(key)
+    first, then = ["a.example", "b.example"], ["c.example", "d.example", "e.example"]
+    flag = "--records" if as_records else "--json"
+    with running_log(lab, tmp_path, XdpMode.GENERIC, *options, written=(flag, str(output))) as (proc, _, err):
+        send_requests(lab, first)
+        wait_until(lambda: len(hosts_logged(output, as_records)) == 2, EVENT_DEADLINE_S, "the first lines")
+        output.rename(rotated)
+        proc.send_signal(signal.SIGUSR1)
+        wait_until(output.exists, EVENT_DEADLINE_S, "the output file to be opened again")
+        send_requests(lab, then)
+        wait_until(lambda: len(hosts_logged(output, as_records)) == 3, EVENT_DEADLINE_S, "the later lines")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=EXIT_DEADLINE_S) == 0, err.read_text()
+    assert sorted(hosts_logged(rotated, as_records)) == first
+    assert sorted(hosts_logged(output, as_records)) == then
+    if written == "audited":
+        for path, events in ((rotated, first), (output, then)):
+            lines = path.read_bytes().splitlines(keepends=True)
+            assert verify(lines, read_key(key)) == AuditSummary(
+                lines=len(events) + 1, events=len(events), runs=1
+            )
 
 
 def test_the_logger_holds_no_compiler_once_attached(lab: Lab, tmp_path: Path) -> None:

@@ -671,6 +671,42 @@ def test_decode_of_standard_input_writes_each_line_as_its_record_arrives(
     assert stderr == b"xhdr decode: 3 events from standard input\n"
 
 
+@pytest.mark.kernel
+def test_decode_reopens_its_output_on_sigusr1_for_log_rotation(program: Program, tmp_path: Path) -> None:
+    """``xhdr log --records - | xhdr decode - --json FILE`` runs as long as the logger: renamed, then SIGUSR1 to
+    xhdr decode, FILE is opened again while it waits for records, and the lines after go to the new file."""
+    records, output, rotated = (
+        tmp_path / "events.records",
+        tmp_path / "events.jsonl",
+        tmp_path / "events.jsonl.1",
+    )
+    write_records(program, records, [simple_frame(41000 + n)[0] for n in range(3)], 3, CONFIG)
+    whole = records.read_bytes()
+    split = first_record_end(whole)
+    proc = subprocess.Popen(
+        [str(SCRIPT), "decode", "-", "--json", str(output)], stdin=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdin
+        proc.stdin.write(whole[:split])
+        proc.stdin.flush()
+        wait_until(lambda: output.exists() and output.read_bytes().endswith(b"\n"), 20, "the first line")
+        output.rename(rotated)
+        proc.send_signal(signal.SIGUSR1)
+        wait_until(output.exists, 20, "the output opened again")
+        proc.stdin.write(whole[split:])
+        proc.stdin.close()
+        assert proc.wait(timeout=20) == 0
+        stderr = proc.stderr.read() if proc.stderr else b""
+    finally:
+        proc.kill()
+        proc.wait()
+    assert stderr == b"xhdr decode: 3 events from standard input\n"
+    assert [json.loads(line)["sport"] for line in rotated.read_bytes().splitlines()] == [41000]
+    assert [json.loads(line)["sport"] for line in output.read_bytes().splitlines()] == [41001, 41002]
+    assert rotated.read_bytes() + output.read_bytes() == decode(records, "--json", "-").stdout
+
+
 def test_standard_input_that_is_no_records_file_is_one_line(tmp_path: Path) -> None:
     lines = tmp_path / "events.jsonl"
     lines.write_text('{"kind":"http"}\n')

@@ -13,6 +13,7 @@ line on stderr and leaves nothing attached or running.
 SIGHUP reloads the request rules (docs/EXTRACTION.md R27) from the ``--config`` file into the running program's
 map: nothing is reloaded or detached, and events name their rule themselves, so none is misnamed. A file that
 does not parse, or that changes anything but ``[[rules]]``, is one line on stderr; the running rules stay.
+SIGUSR1 opens the output file again, for log rotation (harness/log/rotation.py).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from harness.core.xdp import AttachError, XdpMode, attached_mode
 from harness.log.audit import AuditError, read_key
 from harness.log.consumer import LogFormat, consumer_argv
 from harness.log.format import printable
+from harness.log.rotation import forwarding_reopen
 
 # How often the control loop looks at the consumer and the stop request: a stop takes effect within this.
 TICK_S = 0.1
@@ -67,7 +69,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "log",
         help="attach the extractor to an interface and write each logged request",
         description="Attach the extractor to an existing interface and write one line per logged request "
-        "until Ctrl-C, SIGTERM, --count or --duration; then detach and print the counters on stderr.",
+        "until Ctrl-C, SIGTERM, --count or --duration; then detach and print the counters on stderr. "
+        "SIGHUP reloads the [[rules]] of --config; SIGUSR1 opens the output file again (log rotation).",
     )
     parser.add_argument("--iface", required=True, help="interface to attach to")
     parser.add_argument("--netns", help="named network namespace that holds the interface (`ip netns list`)")
@@ -166,8 +169,13 @@ def run(args: argparse.Namespace) -> int:
             read_key(args.audit)
         except AuditError as error:
             raise CommandError(str(error)) from None
-    # Signals are taken over only once compiled: a Ctrl-C during the compile just ends the command.
-    with HandedOver(config) as program, stop_signals() as stopped, reload_signal() as reloads:
+    # Stop signals are taken over only once compiled: a Ctrl-C during the compile just ends the command.
+    with (
+        forwarding_reopen() as reopen,
+        HandedOver(config) as program,
+        stop_signals() as stopped,
+        reload_signal() as reloads,
+    ):
         ring_fd = program.ring_fd
         argv = consumer_argv(
             config,
@@ -179,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         )
         # Left in reverse order: detached first, so the consumer still writes what reached the ring.
         with running_consumer(argv, ring_fd) as consumer, program.attached(args.iface, mode, args.netns):
+            reopen.pid = consumer.pid
             print(f"{LOGGING_LINE} {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
             every = (
                 args.stats_every
@@ -189,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
             )
             view = top_view if args.top else None
             watch(program, consumer, stopped, args.duration, every, Reloader(args.config, reloads), view)
+        reopen.pid = None  # ended and reaped: its pid may be another process's now
         print(summary(program.counters(), where), file=sys.stderr)
         if program.config.rules:
             print(rules_summary(program.rule_hits()), file=sys.stderr)

@@ -1,7 +1,8 @@
 """``xhdr decode``: the lines ``xhdr log`` would have written, made from what ``xhdr log --records`` wrote.
 
 The compiled consumer renders them (``consumer --input``), with the same code that writes ``xhdr log``'s
-lines, so a decoded log equals a log written directly byte for byte (tests/test_records.py).
+lines, so a decoded log equals a log written directly byte for byte (tests/test_records.py). SIGUSR1 opens
+the output file again, for log rotation (harness/log/rotation.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from harness.core.errors import CommandError
 from harness.log.command import last_stderr_line, log_file, log_format
 from harness.log.consumer import decoder_argv
 from harness.log.records import MAGIC
+from harness.log.rotation import forwarding_reopen
 
 EVENTS_SAID = b"consumer events="
 
@@ -26,7 +28,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "decode",
         help="make log lines from a records file of xhdr log --records",
         description="Write the lines `xhdr log` would have written for the events of a records file "
-        "(`xhdr log --records FILE`), text by default, or JSON with --json.",
+        "(`xhdr log --records FILE`), text by default, or JSON with --json. SIGUSR1 opens the output file "
+        "again (log rotation).",
     )
     parser.add_argument(
         "input",
@@ -49,13 +52,16 @@ def run(args: argparse.Namespace) -> int:
     if not stdin:
         _check_start(args.input)
     argv = decoder_argv(args.input, fmt=log_format(args), output=log_file(args))
-    done = subprocess.run(argv, stderr=subprocess.PIPE, check=False)
+    with forwarding_reopen() as reopen, subprocess.Popen(argv, stderr=subprocess.PIPE) as consumer:
+        reopen.pid = consumer.pid
+        stderr = consumer.communicate()[1]
+        reopen.pid = None
     # The consumer's last line says how many events it wrote, after its error if it had one; an input that is
     # no records file ends it before it says so.
-    said, counted, events = done.stderr.rpartition(EVENTS_SAID)
-    said = said if counted else done.stderr
-    if done.returncode != 0:
-        raise CommandError(last_stderr_line(said, done.returncode))
+    said, counted, events = stderr.rpartition(EVENTS_SAID)
+    said = said if counted else stderr
+    if consumer.returncode != 0:
+        raise CommandError(last_stderr_line(said, consumer.returncode))
     source = "standard input" if stdin else args.input
     print(f"xhdr decode: {events.decode().strip()} events from {source}", file=sys.stderr)
     return 0

@@ -222,6 +222,7 @@ static struct out out = { .fd = STDOUT_FILENO, .where = "stdout" };
 static struct audit audit;
 static int ready_said;
 static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t reopening;	/* SIGUSR1: --output is to be opened again (log rotation) */
 
 /* --- Ending ----------------------------------------------------------------------------------- */
 
@@ -249,6 +250,12 @@ static void on_stop(int sig)
 {
 	(void)sig;
 	stopping = 1;
+}
+
+static void on_reopen(int sig)
+{
+	(void)sig;
+	reopening = 1;
 }
 
 /* --- Escape tables ---------------------------------------------------------------------------- */
@@ -1365,23 +1372,54 @@ static void open_output(const struct settings *s)
 }
 
 /*
- * SIGINT and SIGTERM are held except while waiting, and epoll_pwait lets them in atomically, so a
- * stop can neither interrupt a line nor slip in between the check and the wait.
+ * SIGUSR1, for log rotation: once the file was renamed, the lines written so far stay in it and the next
+ * ones go to a new file at the --output path, as nginx does on its USR1. Each file is whole on its own: an
+ * audited run ends in the old file with its end record and a new run starts in the new one (docs/AUDIT.md),
+ * and a records file starts with its section header.
+ */
+static void reopen_output(const struct settings *s)
+{
+	if (!reopening)
+		return;
+	reopening = 0;
+	if (!s->output)
+		return;
+	flush_out();
+	if (audit.ctx) {
+		audit_close();
+		audit.seq = 0;
+		memset(audit.mac, 0, sizeof(audit.mac));
+	}
+	if (close(out.fd))
+		fail("cannot close %s to open it again: %s; check the disk", out.where, strerror(errno));
+	open_output(s);
+	if (s->format == FORMAT_RECORDS)
+		put_records_header(s);
+}
+
+/*
+ * SIGINT and SIGTERM (stop) and SIGUSR1 (reopen) are held except while waiting, and epoll_pwait and
+ * ppoll let them in atomically, so neither can interrupt a line nor slip in between the check and the
+ * wait.
  */
 static void take_signals(sigset_t *wait_mask)
 {
-	struct sigaction stop = { .sa_handler = on_stop };
+	struct sigaction stop = { .sa_handler = on_stop }, reopen = { .sa_handler = on_reopen };
 	sigset_t held;
 
 	sigemptyset(&held);
 	sigaddset(&held, SIGINT);
 	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &held, wait_mask);
 	sigdelset(wait_mask, SIGINT);
 	sigdelset(wait_mask, SIGTERM);
+	sigdelset(wait_mask, SIGUSR1);
 	sigemptyset(&stop.sa_mask);
 	sigaction(SIGINT, &stop, NULL);
 	sigaction(SIGTERM, &stop, NULL);
+	sigemptyset(&reopen.sa_mask);
+	sigaction(SIGUSR1, &reopen, NULL);
 	/* A reader that leaves shows up as EPIPE from write, which ends the program quietly. */
 	signal(SIGPIPE, SIG_IGN);
 }
@@ -1407,6 +1445,7 @@ static void run(const struct settings *s, const sigset_t *wait_mask)
 		drain(&r, s);
 		if (out.pending)
 			flush_out();
+		reopen_output(s);
 		/* A stop seen in the wait was followed by the drain above: what was left is out. */
 		if (stopping || count_reached(s))
 			return;
@@ -1517,13 +1556,14 @@ struct input {
 	int eof;
 	int stopped;		/* SIGINT or SIGTERM came while waiting for more */
 	const sigset_t *wait_mask;	/* the signals let in while waiting (see take_signals()) */
+	const struct settings *settings;	/* where the lines go, for a reopen while waiting */
 };
 
 /*
  * Makes `want` bytes available from the input's position, reading more as needed; returns how many are
  * (fewer only at the end of the input, or after a stop). Lines already made are written before a wait, so a
  * reader of a live pipe sees each request's line when its record arrives; the wait lets SIGINT and SIGTERM
- * in, which end the rendering there.
+ * in, which end the rendering there, and SIGUSR1, which reopens the output.
  */
 static size_t input_fill(struct input *in, size_t want)
 {
@@ -1552,6 +1592,7 @@ static size_t input_fill(struct input *in, size_t want)
 			in->stopped = 1;
 			break;
 		}
+		reopen_output(in->settings);	/* everything made so far was written above */
 		n = read(in->fd, in->buf + in->end, in->cap - in->end);
 		if (n < 0 && errno != EINTR)
 			fail("cannot read --input %s: %s; check the file", in->name, strerror(errno));
@@ -1642,7 +1683,7 @@ static int have(const struct settings *s, struct input *in, size_t want, size_t 
 static void replay(struct settings *s, const sigset_t *wait_mask)
 {
 	size_t magic = strlen(RECORDS_MAGIC), size, padded;
-	struct input in = { .name = s->input, .fd = STDIN_FILENO, .wait_mask = wait_mask };
+	struct input in = { .name = s->input, .fd = STDIN_FILENO, .wait_mask = wait_mask, .settings = s };
 	__u32 len[2];
 
 	if (strcmp(s->input, "-")) {

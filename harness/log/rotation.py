@@ -1,0 +1,42 @@
+"""Log rotation: SIGUSR1 to ``xhdr log`` or ``xhdr decode`` makes the consumer open its output file again.
+
+logrotate (or any script) renames the file and sends SIGUSR1, as it does for nginx; the lines written so far
+stay in the renamed file and the next ones go to a new file at the same path. The consumer does the reopen
+between lines (consumer.c, ``reopen_output``); the command that started it only passes the signal on, since
+users signal the process they started, not its helper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from types import FrameType
+
+REOPEN_SIGNAL = signal.SIGUSR1
+
+
+class ReopenForwarder:
+    """Passes SIGUSR1 on to the consumer whose pid it was given; before there is one, no file is open yet and
+    the signal is dropped (its default action would end the command)."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        if self.pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):  # it ended already: nothing left to reopen
+            os.kill(self.pid, signum)
+
+
+@contextlib.contextmanager
+def forwarding_reopen() -> Iterator[ReopenForwarder]:
+    """SIGUSR1 handled by a ReopenForwarder for the duration; the previous handler is restored on the way out."""
+    forwarder = ReopenForwarder()
+    previous = signal.signal(REOPEN_SIGNAL, forwarder)
+    try:
+        yield forwarder
+    finally:
+        signal.signal(REOPEN_SIGNAL, previous)

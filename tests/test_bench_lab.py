@@ -42,10 +42,17 @@ def test_every_frame_is_received_and_either_handled_or_counted_lost(lab: Lab) ->
 
 
 @pytest.mark.lab
-def test_nginx_access_log_holds_every_request_wrk_completed(lab: Lab) -> None:
-    with empty_program_fd() as empty_fd:
-        figures = http_nginx.measure(lab, "nginx_access_log", 1, ExtractorConfig(), empty_fd)
+@pytest.mark.kernel
+@pytest.mark.parametrize("method", http_nginx.ACCESS_LOG_LEGS)
+def test_nginx_access_log_holds_every_request_wrk_completed(lab: Lab, method: str) -> None:
+    """Also behind the empty program (``access_log_empty_xdp``), which then ran for every request."""
+    with empty_program_fd() as empty_fd, bpf_stats():
+        figures = http_nginx.measure(lab, method, 1, ExtractorConfig(), empty_fd)
     assert figures["requests"] > 0 and figures["requests_per_second"] > 0
+    if method in http_nginx.EMPTY_XDP_LEGS:
+        assert figures["xdp_program_runs_per_request"] >= 1, figures
+    else:
+        assert "xdp_program_runs_per_request" not in figures, figures
     assert figures["requests"] <= figures["logged"] <= figures["requests"] + http_nginx.CONNECTIONS
     assert figures["latency_p50_us"] <= figures["latency_p99_us"]
     # wrk sends one request over and over, so every line of the log is as long as the first

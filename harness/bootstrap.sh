@@ -19,6 +19,7 @@ apt_packages=(python3-bpfcc libbpfcc libbpf1 linux-headers-amd64 python3-venv py
               iproute2 nginx-light curl wrk iputils-ping netsniff-ng
               gcc libc6-dev qemu-system-x86 busybox-static   # gcc: C baselines and the guest loader
               libssl-dev                                     # libcrypto: xhdr log --audit (HMAC-SHA256)
+              logrotate                                      # the README's rotation stanza, run by a test
               linux-perf                                     # perf: xhdr bench --profile
               redis-server                                   # redis-server: tests of the fuzzer's shared database
               clang libbpf-dev)                              # clang, bpf/bpf_helpers.h: libbpf-style objects (tests)

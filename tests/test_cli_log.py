@@ -437,6 +437,44 @@ def test_sigusr1_reopens_the_output_so_a_rotated_log_loses_nothing(
             )
 
 
+README_LOG = "/var/log/xhdr/requests.jsonl"
+
+
+def readme_logrotate_stanza(log: Path) -> str:
+    """The logrotate configuration README.md gives, for ``log`` instead of its example path."""
+    text = (REPO / "README.md").read_text()
+    stanza = text[text.index("With logrotate:") :].split("```")[1]
+    assert README_LOG in stanza and "postrotate" in stanza, stanza
+    return stanza.strip().replace(README_LOG, str(log)) + "\n"
+
+
+def test_the_readmes_logrotate_stanza_rotates_a_running_log(lab: Lab, tmp_path: Path) -> None:
+    """logrotate itself, with the README's stanza: it renames the file, its postrotate script signals the
+    logger, and the lines after go to a new file; the script must succeed (its pkill must not hit its shell)."""
+    output, config = tmp_path / "requests.jsonl", tmp_path / "logrotate.conf"
+    config.write_text(readme_logrotate_stanza(output))
+    with running_log(lab, tmp_path, XdpMode.GENERIC, written=("--json", str(output))) as (proc, _, err):
+        send_requests(lab, ["a.example"])
+        wait_until(lambda: len(hosts_logged(output, False)) == 1, EVENT_DEADLINE_S, "the first line")
+        rotated = subprocess.run(
+            ["logrotate", "--force", "--state", str(tmp_path / "logrotate.state"), str(config)],
+            capture_output=True,
+            text=True,
+            timeout=EXIT_DEADLINE_S,
+            check=False,
+        )
+        assert rotated.returncode == 0 and not rotated.stderr, rotated
+        wait_until(output.exists, EVENT_DEADLINE_S, "the logger to open the file again")
+        send_requests(lab, ["b.example"])
+        wait_until(lambda: len(hosts_logged(output, False)) == 1, EVENT_DEADLINE_S, "the line after")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=EXIT_DEADLINE_S) == 0, err.read_text()
+    assert hosts_logged(tmp_path / "requests.jsonl.1", False) == [
+        "a.example"
+    ]  # delaycompress: not yet gzipped
+    assert hosts_logged(output, False) == ["b.example"]
+
+
 def test_the_logger_holds_no_compiler_once_attached(lab: Lab, tmp_path: Path) -> None:
     """The extractor is compiled in a helper process that exits: the process that logs for days maps neither
     BCC nor LLVM (together about 250 MB resident when they were loaded here)."""

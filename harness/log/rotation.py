@@ -2,8 +2,9 @@
 
 logrotate (or any script) renames the file and sends SIGUSR1, as it does for nginx; the lines written so far
 stay in the renamed file and the next ones go to a new file at the same path. The consumer does the reopen
-between lines (consumer.c, ``reopen_output``); the command that started it only passes the signal on, since
-users signal the process they started, not its helper.
+between lines (consumer.c, ``reopen_output``); the command that started it passes the signal on, as SIGUSR2,
+which the consumer takes for a reopen while it ignores SIGUSR1: a USR1 sent to every process of the logger
+(``systemctl kill``, whose default is all of them) reopens once, where two signals could reopen twice.
 """
 
 from __future__ import annotations
@@ -15,20 +16,21 @@ from collections.abc import Iterator
 from types import FrameType
 
 REOPEN_SIGNAL = signal.SIGUSR1
+CONSUMER_REOPEN_SIGNAL = signal.SIGUSR2  # what the consumer reopens on (consumer.c, take_signals)
 
 
 class ReopenForwarder:
-    """Passes SIGUSR1 on to the consumer whose pid it was given; before there is one, no file is open yet and
-    the signal is dropped (its default action would end the command)."""
+    """Passes SIGUSR1 on, as SIGUSR2, to the consumer whose pid it was given; before there is one, no file is
+    open yet and the signal is dropped (its default action would end the command)."""
 
     def __init__(self) -> None:
         self.pid: int | None = None
 
-    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
         if self.pid is None:
             return
         with contextlib.suppress(ProcessLookupError):  # it ended already: nothing left to reopen
-            os.kill(self.pid, signum)
+            os.kill(self.pid, CONSUMER_REOPEN_SIGNAL)
 
 
 @contextlib.contextmanager

@@ -222,7 +222,7 @@ static struct out out = { .fd = STDOUT_FILENO, .where = "stdout" };
 static struct audit audit;
 static int ready_said;
 static volatile sig_atomic_t stopping;
-static volatile sig_atomic_t reopening;	/* SIGUSR1: --output is to be opened again (log rotation) */
+static volatile sig_atomic_t reopening;	/* SIGUSR2: --output is to be opened again (log rotation) */
 
 /* --- Ending ----------------------------------------------------------------------------------- */
 
@@ -1372,10 +1372,11 @@ static void open_output(const struct settings *s)
 }
 
 /*
- * SIGUSR1, for log rotation: once the file was renamed, the lines written so far stay in it and the next
- * ones go to a new file at the --output path, as nginx does on its USR1. Each file is whole on its own: an
- * audited run ends in the old file with its end record and a new run starts in the new one (docs/AUDIT.md),
- * and a records file starts with its section header.
+ * Log rotation: once the file was renamed, the lines written so far stay in it and the next ones go to a new
+ * file at the --output path, as nginx does on its USR1. Each file is whole on its own: an audited run ends in
+ * the old file with its end record and a new run starts in the new one (docs/AUDIT.md), and a records file
+ * starts with its section header. Users send SIGUSR1 to xhdr log, which passes it on as SIGUSR2: a USR1 sent to
+ * every process of the logger (`systemctl kill`) then reopens once, not twice.
  */
 static void reopen_output(const struct settings *s)
 {
@@ -1398,9 +1399,9 @@ static void reopen_output(const struct settings *s)
 }
 
 /*
- * SIGINT and SIGTERM (stop) and SIGUSR1 (reopen) are held except while waiting, and epoll_pwait and
+ * SIGINT and SIGTERM (stop) and SIGUSR2 (reopen) are held except while waiting, and epoll_pwait and
  * ppoll let them in atomically, so neither can interrupt a line nor slip in between the check and the
- * wait.
+ * wait. SIGUSR1 is for xhdr log (see reopen_output()): ignored here rather than fatal.
  */
 static void take_signals(sigset_t *wait_mask)
 {
@@ -1410,16 +1411,17 @@ static void take_signals(sigset_t *wait_mask)
 	sigemptyset(&held);
 	sigaddset(&held, SIGINT);
 	sigaddset(&held, SIGTERM);
-	sigaddset(&held, SIGUSR1);
+	sigaddset(&held, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &held, wait_mask);
 	sigdelset(wait_mask, SIGINT);
 	sigdelset(wait_mask, SIGTERM);
-	sigdelset(wait_mask, SIGUSR1);
+	sigdelset(wait_mask, SIGUSR2);
 	sigemptyset(&stop.sa_mask);
 	sigaction(SIGINT, &stop, NULL);
 	sigaction(SIGTERM, &stop, NULL);
 	sigemptyset(&reopen.sa_mask);
-	sigaction(SIGUSR1, &reopen, NULL);
+	sigaction(SIGUSR2, &reopen, NULL);
+	signal(SIGUSR1, SIG_IGN);
 	/* A reader that leaves shows up as EPIPE from write, which ends the program quietly. */
 	signal(SIGPIPE, SIG_IGN);
 }
@@ -1563,7 +1565,7 @@ struct input {
  * Makes `want` bytes available from the input's position, reading more as needed; returns how many are
  * (fewer only at the end of the input, or after a stop). Lines already made are written before a wait, so a
  * reader of a live pipe sees each request's line when its record arrives; the wait lets SIGINT and SIGTERM
- * in, which end the rendering there, and SIGUSR1, which reopens the output.
+ * in, which end the rendering there, and SIGUSR2, which reopens the output.
  */
 static size_t input_fill(struct input *in, size_t want)
 {

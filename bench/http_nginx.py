@@ -55,7 +55,7 @@ from harness.oracle.corpus import load_corpus
 from harness.verify.verifier import maps_memlock
 from netns.lab import Lab
 from netns.nsenter import socket_in
-from reports.metrics import METRICS, method_label
+from reports.metrics import ACCESS_LOG_COMPARISONS, METRICS, method_label
 
 SUITE = "http_nginx"
 METHODS = (
@@ -80,12 +80,6 @@ WITH_RESPONSES = "responses = true\n"
 # The legs in which nginx writes its access log, and those with the empty program attached.
 ACCESS_LOG_LEGS = ("nginx_access_log", "access_log_empty_xdp")
 EMPTY_XDP_LEGS = ("empty_xdp", "access_log_empty_xdp")
-# What the extractor's legs are compared with: nginx's access log (issue 11's target), and the same behind the
-# empty program, so both sides pay the hook.
-ACCESS_LOG_COMPARISONS = {
-    "nginx_access_log": ("rps_ratio_to_access_log", "rps_ratio_to_access_log_round"),
-    "access_log_empty_xdp": ("rps_ratio_to_access_log_on_hook", "rps_ratio_to_access_log_on_hook_round"),
-}
 CONNECTIONS = 16
 NGINX_LOG_FORMAT = (
     '$request_method $request_uri $server_protocol "$http_host" "$http_user_agent" "$http_x_request_id" '
@@ -306,8 +300,8 @@ def summarise(taken: dict[str, list[dict[str, float]]], seconds: int) -> list[Ro
     for method in METHODS[1:]:
         rows += _paired(taken, method, "no_logging", "rps_ratio_to_no_logging", "rps_ratio_round", params)
     for method in EXTRACTOR_OUTPUTS:
-        for base, (metric, round_metric) in ACCESS_LOG_COMPARISONS.items():
-            rows += _paired(taken, method, base, metric, round_metric, params)
+        for base, metric in ACCESS_LOG_COMPARISONS.items():
+            rows += _paired(taken, method, base, metric, f"{metric}_round", params)
     return rows
 
 
@@ -344,9 +338,9 @@ def headline(rows: list[Row]) -> str:
         "bytes written per logged request (lower is better): "
         + ", ".join(f"{method_label(method)} {value:.0f}" for method, value in written.items()),
     ]
-    for base, (metric, round_metric) in ACCESS_LOG_COMPARISONS.items():
+    for base, metric in ACCESS_LOG_COMPARISONS.items():
         for method, median in ((row.method, row.value) for row in rows if row.metric == metric):
-            rounds = per_round(rows, method, round_metric)
+            rounds = per_round(rows, method, f"{metric}_round")
             ahead = sum(ratio > 1 for ratio in rounds)
             lines.append(
                 f"{method_label(method)} against {method_label(base)}: "

@@ -26,27 +26,20 @@ from harness.cli.options import add_out, output_directory
 from harness.core.errors import CommandError
 from harness.core.paired import Judgement, judge_rounds
 from reports import figures
-from reports.metrics import METRICS, describe, method_label
+from reports.metrics import ACCESS_LOG_COMPARISONS, METRICS, describe, method_label
 
 DEFAULT_OUT = Path("reports/out/report")
 DEFAULT_HISTORY = Path(".benchmarks")
 # What the page reads of a gate document (bench/ab_gate.py writes it).
 GATE_KEYS = {"verdict", "cases", "reference", "current", "threshold_pct", "statistic"}
 KINDS = ("result", "gate", "verify", "fuzz")
-# The extractor's nginx legs against nginx's access log (issue 11's target), and against the access log behind
-# the empty XDP program, which on veth costs more than a NIC's driver hook: (question, leg, metric of the suite).
-NGINX_COMPARISONS = (
-    (
-        "nginx requests/s, relative to nginx's access log in the same round",
-        "nginx_access_log",
-        "rps_ratio_to_access_log",
+# The headline's question for each of the nginx suite's comparisons (reports/metrics.py ACCESS_LOG_COMPARISONS).
+NGINX_QUESTIONS = {
+    "rps_ratio_to_access_log": "nginx requests/s, relative to nginx's access log in the same round",
+    "rps_ratio_to_access_log_on_hook": (
+        "nginx requests/s, relative to nginx's access log behind the same XDP hook, in the same round"
     ),
-    (
-        "nginx requests/s, relative to nginx's access log behind the same XDP hook, in the same round",
-        "access_log_empty_xdp",
-        "rps_ratio_to_access_log_on_hook",
-    ),
-)
+}
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
@@ -365,10 +358,10 @@ def headline(files: list[ResultFile]) -> list[dict]:
     for extractor in ("extractor", "extractor_text", "extractor_records"):
         # against the access log, issue 11's target, then behind the same hook: the ratio of the legs of each
         # round, whose median does not move with the machine's slow spells as the ratio of the legs' medians does
-        for question, base, metric in NGINX_COMPARISONS:
+        for base, metric in ACCESS_LOG_COMPARISONS.items():
             rounds = per_round(nginx, extractor, f"{metric}_round")
             add(
-                question,
+                NGINX_QUESTIONS[metric],
                 metric,
                 (method_label(extractor), value(nginx, extractor, metric)),
                 (method_label(base), 1.0),

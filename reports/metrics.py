@@ -133,3 +133,12 @@ METHODS = {
 
 def method_label(name: str) -> str:
     return METHODS.get(name, name.replace("_", " "))
+
+
+# The nginx suite's legs its extractor legs are compared with round by round, and the metric of each comparison:
+# nginx's access log (issue 11's target), and the same behind the empty XDP program, so both sides pay the hook.
+# Each round's own ratio is the metric's name with ``_round`` after it.
+ACCESS_LOG_COMPARISONS = {
+    "nginx_access_log": "rps_ratio_to_access_log",
+    "access_log_empty_xdp": "rps_ratio_to_access_log_on_hook",
+}

@@ -186,8 +186,11 @@ def run(args: argparse.Namespace) -> int:
             audit_key=args.audit,
         )
         # Left in reverse order: detached first, so the consumer still writes what reached the ring.
-        with running_consumer(argv, ring_fd) as consumer, program.attached(args.iface, mode, args.netns):
-            reopen.pid = consumer.pid
+        with (
+            running_consumer(argv, ring_fd) as consumer,
+            program.attached(args.iface, mode, args.netns),
+            reopen.to(consumer.pid),
+        ):
             print(f"{LOGGING_LINE} {where} ({mode.value} mode); Ctrl-C stops", file=sys.stderr)
             every = (
                 args.stats_every
@@ -198,7 +201,6 @@ def run(args: argparse.Namespace) -> int:
             )
             view = top_view if args.top else None
             watch(program, consumer, stopped, args.duration, every, Reloader(args.config, reloads), view)
-        reopen.pid = None  # ended and reaped: its pid may be another process's now
         print(summary(program.counters(), where), file=sys.stderr)
         if program.config.rules:
             print(rules_summary(program.rule_hits()), file=sys.stderr)

@@ -52,10 +52,12 @@ def run(args: argparse.Namespace) -> int:
     if not stdin:
         _check_start(args.input)
     argv = decoder_argv(args.input, fmt=log_format(args), output=log_file(args))
-    with forwarding_reopen() as reopen, subprocess.Popen(argv, stderr=subprocess.PIPE) as consumer:
-        reopen.pid = consumer.pid
+    with (
+        forwarding_reopen() as reopen,
+        subprocess.Popen(argv, stderr=subprocess.PIPE) as consumer,
+        reopen.to(consumer.pid),
+    ):
         stderr = consumer.communicate()[1]
-        reopen.pid = None
     # The consumer's last line says how many events it wrote, after its error if it had one; an input that is
     # no records file ends it before it says so.
     said, counted, events = stderr.rpartition(EVENTS_SAID)

@@ -20,11 +20,20 @@ CONSUMER_REOPEN_SIGNAL = signal.SIGUSR2  # what the consumer reopens on (consume
 
 
 class ReopenForwarder:
-    """Passes SIGUSR1 on, as SIGUSR2, to the consumer whose pid it was given; before there is one, no file is
+    """Passes SIGUSR1 on, as SIGUSR2, to the consumer it is pointed at (``to``); before there is one, no file is
     open yet and the signal is dropped (its default action would end the command)."""
 
     def __init__(self) -> None:
         self.pid: int | None = None
+
+    @contextlib.contextmanager
+    def to(self, pid: int) -> Iterator[None]:
+        """Forwards to ``pid`` for the duration: not after, when the pid may be another process's."""
+        self.pid = pid
+        try:
+            yield
+        finally:
+            self.pid = None
 
     def __call__(self, _signum: int, _frame: FrameType | None) -> None:
         if self.pid is None:
